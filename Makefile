@@ -1,0 +1,26 @@
+# The two commands of the README are `make demo` and `make test`; both set everything up first.
+.PHONY: setup demo test test-fast lint check bench
+
+PY := .venv/bin/python
+
+setup:
+	@scripts/bootstrap
+
+demo: setup
+	.venv/bin/tickets demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+check: lint test
+
+bench: setup
+	$(PY) -m bench

@@ -1,0 +1,3 @@
+"""Atmosphere Tickets: the ticketing and check-in service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""``create_app(settings)``: the one place the server is assembled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar import Litestar, Request, Response, get, route
+from litestar.exceptions import HTTPException
+
+from server import __version__
+from server.auth.did import DidResolver
+from server.db.engine import Database
+from server.domain.apps import forget_spent_jtis
+from server.domain.common import SystemClock
+from server.domain.errors import DomainError
+from server.domain.holds.service import sweep_expired
+from server.settings import Settings, get_settings
+from server.xrpc import catalog, holds  # noqa: F401  (registers the methods)
+from server.xrpc.auth import authenticate
+from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
+from server.xrpc.framework import Services, dispatch
+from server.xrpc.lexicon import Lexicons
+
+log = logging.getLogger("tickets")
+
+LEXICON_DIR = Path(__file__).resolve().parent.parent / "lexicons"
+
+
+@get("/xrpc/_health", sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"version": __version__}
+
+
+@route("/xrpc/{nsid:str}", http_method=["GET", "POST"], status_code=200)
+async def xrpc(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    services: Services = request.app.state.services
+    body = await request.body() if request.method == "POST" else b""
+    output = await dispatch(
+        services,
+        authenticate,
+        http_method=request.method,
+        nsid=request.path_params["nsid"],
+        authorization=request.headers.get("authorization"),
+        query={k: request.query_params.getall(k) for k in request.query_params},
+        body=body,
+    )
+    return Response(output)
+
+
+async def run_sweeper(services: Services) -> None:
+    """Expire lapsed holds and forget spent JWT ids, forever; safe in every process at once."""
+    interval = services.settings.sweep_interval_seconds
+    while True:
+        try:
+            now_ms = services.clock.now_ms()
+            async with services.db.write() as session:
+                await sweep_expired(session, now_ms)
+                await forget_spent_jtis(session, now_ms // 1000)
+        except Exception:
+            log.exception("hold sweeper pass failed; retrying")
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        async with httpx.AsyncClient(timeout=3.0, follow_redirects=False) as http:
+            resolver = DidResolver(
+                local_docs_dir=settings.did_docs,
+                plc_url=settings.plc_url,
+                http=http,
+                web_scheme=settings.did_web_scheme,
+            )
+            services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock())
+            app.state.services = services
+            sweeper = asyncio.create_task(run_sweeper(services))
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                await db.dispose()
+
+    return Litestar(
+        route_handlers=[health, xrpc],
+        lifespan=[lifespan],
+        exception_handlers={
+            DomainError: handle_domain_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` worker processes."""
+    return create_app(get_settings())

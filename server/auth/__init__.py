@@ -1,0 +1,16 @@
+"""Caller authentication: atproto service-auth JWTs verified against the caller's DID document."""
+
+from server.auth.did import DidResolutionError, DidResolver
+from server.auth.multikey import PublicKey, decode_multikey, encode_multikey
+from server.auth.service_jwt import ReplayGuard, ServiceJwtClaims, verify_service_jwt
+
+__all__ = [
+    "DidResolutionError",
+    "DidResolver",
+    "PublicKey",
+    "ReplayGuard",
+    "ServiceJwtClaims",
+    "decode_multikey",
+    "encode_multikey",
+    "verify_service_jwt",
+]

@@ -1,0 +1,165 @@
+"""``tickets``: the operator's command line (SPEC §7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db import migrate
+from server.db.engine import Database
+from server.domain import apps
+from server.domain.common import SystemClock, format_datetime
+from server.domain.errors import DomainError
+from server.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.write() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def ensure_schema(settings: Settings) -> None:
+    """The embedded SQLite database migrates itself; a shared PostgreSQL is migrated on purpose."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        migrate.upgrade(url)
+    elif not migrate.is_up_to_date(url):
+        raise SystemExit("the database schema is not current: run `tickets db upgrade` first")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    ensure_schema(settings)
+    uvicorn.run(
+        "server.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
+
+
+def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
+    migrate.upgrade(settings.resolved_database_url)
+    print(f"database at {migrate.head_revision(settings.resolved_database_url)}")
+
+
+def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        app = await apps.register_app(
+            session,
+            did=args.did,
+            environment=args.environment,
+            now_ms=SystemClock().now_ms(),
+            name=args.name,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+        )
+        secret = f" webhook secret: {app.webhook_secret}" if app.webhook_secret else ""
+        return f"registered {app.did} in {app.environment} as {app.id}{secret}"
+
+    ensure_schema(settings)
+    print(_in_transaction(settings, work))
+
+
+def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            "\t".join(
+                (a.id, a.environment, a.status, a.did, a.webhook_url or "-", format_datetime(a.created_ms))
+            )
+            for a in await apps.list_apps(session)
+        ]
+
+    ensure_schema(settings)
+    rows = _in_transaction(settings, work)
+    print("id\tenvironment\tstatus\tdid\twebhook\tcreated")
+    for row in rows:
+        print(row)
+
+
+def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        app = await apps.disable_app(session, args.did, args.environment, SystemClock().now_ms())
+        return f"disabled {app.did} in {app.environment}"
+
+    ensure_schema(settings)
+    print(_in_transaction(settings, work))
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from server.demo import seed_demo
+
+    os.environ.setdefault("TICKETS_DATA_DIR", str(settings.data_dir))
+    settings = seed_demo(settings, port=args.port)
+    get_settings.cache_clear()
+    args.workers = 1
+    args.host = "127.0.0.1"
+    cmd_serve(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tickets", description="Atmosphere Tickets operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the XRPC server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (PostgreSQL for more than one)"
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the current version").set_defaults(
+        func=cmd_db_upgrade
+    )
+
+    app = sub.add_parser("app", help="event apps allowed to call").add_subparsers(
+        dest="app_command", required=True
+    )
+    add = app.add_parser("add", help="register (or re-enable) an app")
+    add.add_argument("--did", required=True)
+    add.add_argument("--environment", choices=["test", "live"], default="test")
+    add.add_argument("--name")
+    add.add_argument("--webhook-url")
+    add.add_argument("--webhook-secret")
+    add.set_defaults(func=cmd_app_add)
+    app.add_parser("list", help="registered apps").set_defaults(func=cmd_app_list)
+    disable = app.add_parser("disable", help="refuse an app's calls")
+    disable.add_argument("--did", required=True)
+    disable.add_argument("--environment", choices=["test", "live"], default="test")
+    disable.set_defaults(func=cmd_app_disable)
+
+    demo = sub.add_parser("demo", help="seed a demo event on the embedded SQLite database and serve it")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--log-level", default="info")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args, get_settings())
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None

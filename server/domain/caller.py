@@ -1,0 +1,14 @@
+"""Who is calling: an authenticated, registered app in one environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    app_id: str
+    app_did: str
+    environment: str
+    # The organizer DID proven by a verified organizer assertion on this call, if one was sent.
+    organizer_did: str | None = None

@@ -1,0 +1,71 @@
+"""Pure inventory rules: counters, availability and whether a tier is on sale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from server.domain.errors import InvalidRequest
+
+EVENT_STATUSES = ("active", "paused", "archived")
+TIER_STATUSES = ("active", "paused", "archived")
+GROUP_STATUSES = ("active", "archived")
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """Counters of one tier or capacity group. ``held`` counts only holds that have not expired."""
+
+    capacity: int
+    sold: int
+    held: int
+
+    @property
+    def committed(self) -> int:
+        return self.sold + self.held
+
+    @property
+    def available(self) -> int:
+        return max(0, self.capacity - self.committed)
+
+
+def tier_available(tier: Pool, group: Pool) -> int:
+    """A tier can sell no more than its own quantity nor what its shared group has left."""
+    return min(tier.available, group.available)
+
+
+class SaleState(StrEnum):
+    AVAILABLE = "available"
+    SOLD_OUT = "sold-out"
+    NOT_ON_SALE = "not-on-sale"
+    UNAVAILABLE = "unavailable"
+    HIDDEN = "hidden"
+
+
+@dataclass(frozen=True, slots=True)
+class SaleFacts:
+    event_status: str
+    tier_status: str
+    group_status: str
+    sale_starts_ms: int | None
+    sale_ends_ms: int | None
+
+
+def sale_state(facts: SaleFacts, available: int, now_ms: int) -> SaleState:
+    """Why (or whether) a tier can be bought right now. The sale window is ``[starts, ends)``."""
+    if facts.event_status != "active" or facts.tier_status != "active" or facts.group_status != "active":
+        return SaleState.UNAVAILABLE
+    if facts.sale_starts_ms is not None and now_ms < facts.sale_starts_ms:
+        return SaleState.NOT_ON_SALE
+    if facts.sale_ends_ms is not None and now_ms >= facts.sale_ends_ms:
+        return SaleState.NOT_ON_SALE
+    if available <= 0:
+        return SaleState.SOLD_OUT
+    return SaleState.AVAILABLE
+
+
+def check_status(value: str | None, allowed: tuple[str, ...], field: str) -> str | None:
+    """Statuses are open ``knownValues`` on the wire but a closed set here."""
+    if value is not None and value not in allowed:
+        raise InvalidRequest(f"{field} must be one of {', '.join(allowed)}")
+    return value

@@ -1,0 +1,555 @@
+"""Catalog transactions: load facts, apply the rules, write rows and their ledger entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CapacityGroup, Event, HoldItem, Tier
+from server.domain import ledger
+from server.domain.caller import Caller
+from server.domain.catalog.rules import (
+    EVENT_STATUSES,
+    GROUP_STATUSES,
+    TIER_STATUSES,
+    Pool,
+    SaleFacts,
+    SaleState,
+    check_status,
+    sale_state,
+    tier_available,
+)
+from server.domain.common import new_id
+from server.domain.errors import (
+    CapacityBelowCommitted,
+    CapacityGroupMismatch,
+    CapacityGroupNotFound,
+    EventNotFound,
+    InvalidRequest,
+    NotOwner,
+    OrganizerReassignmentNotAllowed,
+    TierNotFound,
+)
+
+UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    uri: str
+    title: str | None = None
+    cid: str | None = None
+    starts_ms: int | None = None
+    ends_ms: int | None = None
+    timezone: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+
+
+@dataclass(slots=True)
+class TierInput:
+    title: str
+    currency: str
+    unit_amount: int
+    quantity_total: int
+    description: str | None = None
+    max_per_order: int | None = None
+    sale_starts_ms: int | None = None
+    sale_ends_ms: int | None = None
+    tier_ref: dict[str, Any] | None = None
+    product_ref: dict[str, Any] | None = None
+    price_ref: dict[str, Any] | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    group: CapacityGroup
+    pool: Pool
+
+
+@dataclass(frozen=True, slots=True)
+class TierState:
+    tier: Tier
+    group: GroupState
+    pool: Pool
+
+    @property
+    def available(self) -> int:
+        return tier_available(self.pool, self.group.pool)
+
+
+@dataclass(slots=True)
+class Inventory:
+    """An event's tiers and groups with live counters, as seen at ``now_ms``."""
+
+    event: Event
+    tiers: list[TierState] = field(default_factory=list)
+
+    def sale_state(self, state: TierState, now_ms: int) -> SaleState:
+        facts = SaleFacts(
+            event_status=self.event.status,
+            tier_status=state.tier.status,
+            group_status=state.group.group.status,
+            sale_starts_ms=state.tier.sale_starts_ms,
+            sale_ends_ms=state.tier.sale_ends_ms,
+        )
+        return sale_state(facts, state.available, now_ms)
+
+
+DEFAULT_MAX_PER_ORDER = 10
+
+
+# --- counters ------------------------------------------------------------------------------------
+
+
+async def held_by_tier(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> dict[str, int]:
+    """Places held by unexpired ``held`` holds, per tier, for every tier of the given groups."""
+    ids = sorted(set(group_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(HoldItem.tier_id, func.sum(HoldItem.quantity))
+        .where(HoldItem.capacity_group_id.in_(ids), HoldItem.active_until_ms > now_ms)
+        .group_by(HoldItem.tier_id)
+    )
+    return {tier_id: int(total) for tier_id, total in rows.all()}
+
+
+async def group_states(
+    session: AsyncSession, groups: Iterable[CapacityGroup], now_ms: int
+) -> dict[str, GroupState]:
+    groups = list(groups)
+    held = await held_by_tier(session, (g.id for g in groups), now_ms)
+    tier_groups = await session.execute(
+        select(Tier.id, Tier.capacity_group_id).where(Tier.capacity_group_id.in_([g.id for g in groups]))
+    )
+    held_per_group: dict[str, int] = {}
+    for tier_id, group_id in tier_groups.all():
+        held_per_group[group_id] = held_per_group.get(group_id, 0) + held.get(tier_id, 0)
+    return {g.id: GroupState(g, Pool(g.total_capacity, g.sold, held_per_group.get(g.id, 0))) for g in groups}
+
+
+async def tier_states(session: AsyncSession, tiers: Iterable[Tier], now_ms: int) -> list[TierState]:
+    tiers = list(tiers)
+    group_ids = sorted({t.capacity_group_id for t in tiers})
+    groups = (await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))).all()
+    states = await group_states(session, groups, now_ms)
+    held = await held_by_tier(session, group_ids, now_ms)
+    return [
+        TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.get(t.id, 0)))
+        for t in tiers
+    ]
+
+
+async def tier_state(session: AsyncSession, tier: Tier, now_ms: int) -> TierState:
+    return (await tier_states(session, [tier], now_ms))[0]
+
+
+async def group_state(session: AsyncSession, group: CapacityGroup, now_ms: int) -> GroupState:
+    return (await group_states(session, [group], now_ms))[group.id]
+
+
+# --- loading and permissions ---------------------------------------------------------------------
+
+
+async def find_event(
+    session: AsyncSession, environment: str, *, event_id: str | None = None, event_uri: str | None = None
+) -> Event:
+    if event_id is None and event_uri is None:
+        raise InvalidRequest("eventId or eventUri is required")
+    query = select(Event).where(Event.environment == environment)
+    if event_id is not None:
+        query = query.where(Event.id == event_id)
+    if event_uri is not None:
+        query = query.where(Event.uri == event_uri)
+    event = await session.scalar(query)
+    if event is None:
+        raise EventNotFound("this event is not ticketed here")
+    return event
+
+
+async def find_group(
+    session: AsyncSession, environment: str, group_id: str, *, lock: bool = False
+) -> CapacityGroup:
+    query = (
+        select(CapacityGroup)
+        .join(Event, Event.id == CapacityGroup.event_id)
+        .where(CapacityGroup.id == group_id, Event.environment == environment)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update(of=CapacityGroup)
+    group = await session.scalar(query)
+    if group is None:
+        raise CapacityGroupNotFound(f"capacity group {group_id} not found")
+    return group
+
+
+async def find_tier(session: AsyncSession, environment: str, tier_id: str) -> Tier:
+    tier = await session.scalar(
+        select(Tier)
+        .join(Event, Event.id == Tier.event_id)
+        .where(Tier.id == tier_id, Event.environment == environment)
+        .execution_options(populate_existing=True)
+    )
+    if tier is None:
+        raise TierNotFound(f"tier {tier_id} not found")
+    return tier
+
+
+def ensure_can_manage(event: Event, caller: Caller) -> None:
+    """The app that ticketed the event may change it; another app needs the organizer's assertion."""
+    if event.owner_app_id == caller.app_id:
+        return
+    if caller.organizer_did is not None and caller.organizer_did == event.organizer_did:
+        return
+    raise NotOwner("this event is managed by another app; send an organizer assertion to change it")
+
+
+def _note(
+    session: AsyncSession,
+    caller: Caller,
+    event_id: str,
+    subject: str,
+    subject_id: str,
+    action: str,
+    now_ms: int,
+    data: dict[str, Any],
+) -> None:
+    ledger.record(
+        session,
+        environment=caller.environment,
+        event_id=event_id,
+        subject=subject,
+        subject_id=subject_id,
+        action=action,
+        actor=caller.app_did,
+        now_ms=now_ms,
+        data=data,
+    )
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+async def ensure_event(
+    session: AsyncSession,
+    caller: Caller,
+    organizer_did: str,
+    given: EventInput,
+    now_ms: int,
+    *,
+    status: str | None = None,
+    refresh: bool = False,
+) -> Event:
+    """The ticketed event for ``given.uri``, created (paused unless told otherwise) when new.
+    With ``refresh``, the given details replace the stored ones."""
+    check_status(status, EVENT_STATUSES, "status")
+    event = await session.scalar(
+        select(Event).where(Event.environment == caller.environment, Event.uri == given.uri)
+    )
+    if event is not None:
+        if event.organizer_did != organizer_did:
+            raise OrganizerReassignmentNotAllowed("this event is already ticketed for another organizer")
+        if refresh or status is not None:
+            ensure_can_manage(event, caller)
+        if refresh:
+            changes = {
+                "title": given.title,
+                "cid": given.cid,
+                "starts_ms": given.starts_ms,
+                "ends_ms": given.ends_ms,
+                "timezone": given.timezone,
+                "url": given.url,
+                "image_url": given.image_url,
+            }
+            _apply(event, {k: v for k, v in changes.items() if v is not None})
+        if status is not None:
+            event.status = status
+        if session.is_modified(event):
+            event.updated_ms = now_ms
+            _note(session, caller, event.id, "event", event.id, "updated", now_ms, {"status": event.status})
+        return event
+    if not given.title:
+        raise InvalidRequest("event.title is required to ticket a new event")
+    event = Event(
+        id=new_id("event", now_ms),
+        environment=caller.environment,
+        organizer_did=organizer_did,
+        owner_app_id=caller.app_id,
+        uri=given.uri,
+        cid=given.cid,
+        title=given.title,
+        starts_ms=given.starts_ms,
+        ends_ms=given.ends_ms,
+        timezone=given.timezone,
+        url=given.url,
+        image_url=given.image_url,
+        status=status or "paused",
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(event)
+    _note(
+        session,
+        caller,
+        event.id,
+        "event",
+        event.id,
+        "created",
+        now_ms,
+        {"uri": given.uri, "status": event.status, "organizerDid": organizer_did},
+    )
+    await session.flush()
+    return event
+
+
+def _apply(obj: object, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        if value is not UNSET and getattr(obj, name) != value:
+            setattr(obj, name, value)
+
+
+async def update_event(
+    session: AsyncSession, caller: Caller, event_id: str, changes: dict[str, Any], now_ms: int
+) -> Event:
+    """``changes`` maps column names to new values (``None`` clears a nullable one)."""
+    check_status(changes.get("status"), EVENT_STATUSES, "status")
+    event = await find_event(session, caller.environment, event_id=event_id)
+    ensure_can_manage(event, caller)
+    if changes.get("title", UNSET) is None:
+        raise InvalidRequest("title cannot be cleared")
+    _apply(event, changes)
+    if session.is_modified(event):
+        event.updated_ms = now_ms
+        _note(
+            session,
+            caller,
+            event.id,
+            "event",
+            event.id,
+            "updated",
+            now_ms,
+            {k: v for k, v in changes.items() if v is not UNSET},
+        )
+    return event
+
+
+# --- capacity groups -----------------------------------------------------------------------------
+
+
+async def create_group(
+    session: AsyncSession,
+    caller: Caller,
+    event: Event,
+    name: str,
+    total_capacity: int,
+    now_ms: int,
+    *,
+    implicit: bool = False,
+) -> CapacityGroup:
+    ensure_can_manage(event, caller)
+    group = CapacityGroup(
+        id=new_id("cg", now_ms),
+        event_id=event.id,
+        name=name,
+        total_capacity=total_capacity,
+        sold=0,
+        status="active",
+        implicit=implicit,
+        owner_app_id=caller.app_id,
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(group)
+    _note(
+        session,
+        caller,
+        event.id,
+        "capacityGroup",
+        group.id,
+        "created",
+        now_ms,
+        {"name": name, "totalCapacity": total_capacity, "implicit": implicit},
+    )
+    await session.flush()
+    return group
+
+
+async def _resize_group(session: AsyncSession, group: CapacityGroup, new_total: int, now_ms: int) -> None:
+    """Set a locked group's capacity, never below what is sold or held in it."""
+    committed = (await group_state(session, group, now_ms)).pool.committed
+    if new_total < committed:
+        raise CapacityBelowCommitted(
+            f"capacity group {group.id} has {committed} places sold or held; capacity cannot go below that"
+        )
+    group.total_capacity = new_total
+
+
+async def update_group(
+    session: AsyncSession, caller: Caller, group_id: str, changes: dict[str, Any], now_ms: int
+) -> CapacityGroup:
+    check_status(changes.get("status"), GROUP_STATUSES, "status")
+    group = await find_group(session, caller.environment, group_id, lock=True)
+    event = await find_event(session, caller.environment, event_id=group.event_id)
+    ensure_can_manage(event, caller)
+    before = group.total_capacity
+    new_total = changes.pop("total_capacity", None)
+    if new_total is not None and new_total != before:
+        await _resize_group(session, group, new_total, now_ms)
+    _apply(group, changes)
+    if session.is_modified(group):
+        group.updated_ms = now_ms
+        _note(
+            session,
+            caller,
+            event.id,
+            "capacityGroup",
+            group.id,
+            "updated",
+            now_ms,
+            {**changes, "totalCapacity": group.total_capacity, "previousCapacity": before},
+        )
+    return group
+
+
+# --- tiers ---------------------------------------------------------------------------------------
+
+
+async def create_tier(
+    session: AsyncSession,
+    caller: Caller,
+    event: Event,
+    given: TierInput,
+    now_ms: int,
+    *,
+    group_id: str | None = None,
+) -> Tier:
+    """A tier in the given capacity group, or in a new implicit group of its own size."""
+    ensure_can_manage(event, caller)
+    _check_window(given.sale_starts_ms, given.sale_ends_ms)
+    if group_id is None:
+        group = await create_group(
+            session, caller, event, given.title, given.quantity_total, now_ms, implicit=True
+        )
+    else:
+        group = await find_group(session, caller.environment, group_id)
+        if group.event_id != event.id:
+            raise CapacityGroupMismatch(f"capacity group {group_id} belongs to another event")
+        if group.status != "active":
+            raise CapacityGroupMismatch(f"capacity group {group_id} is archived")
+    tier = Tier(
+        id=new_id("tier", now_ms),
+        event_id=event.id,
+        capacity_group_id=group.id,
+        title=given.title,
+        description=given.description,
+        currency=given.currency.lower(),
+        unit_amount=given.unit_amount,
+        quantity_total=given.quantity_total,
+        sold=0,
+        max_per_order=given.max_per_order or DEFAULT_MAX_PER_ORDER,
+        sale_starts_ms=given.sale_starts_ms,
+        sale_ends_ms=given.sale_ends_ms,
+        status="active",
+        tier_ref=given.tier_ref,
+        product_ref=given.product_ref,
+        price_ref=given.price_ref,
+        metadata_=given.metadata,
+        owner_app_id=caller.app_id,
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(tier)
+    _note(
+        session,
+        caller,
+        event.id,
+        "tier",
+        tier.id,
+        "created",
+        now_ms,
+        {
+            "capacityGroupId": group.id,
+            "quantityTotal": tier.quantity_total,
+            "unitAmount": tier.unit_amount,
+            "currency": tier.currency,
+        },
+    )
+    await session.flush()
+    return tier
+
+
+def _check_window(starts_ms: int | None, ends_ms: int | None) -> None:
+    if starts_ms is not None and ends_ms is not None and ends_ms <= starts_ms:
+        raise InvalidRequest("saleEndsAt must be after saleStartsAt")
+
+
+async def update_tier(
+    session: AsyncSession, caller: Caller, tier_id: str, changes: dict[str, Any], now_ms: int
+) -> Tier:
+    """Quantity changes lock the tier's group and never go below what is sold or held."""
+    check_status(changes.get("status"), TIER_STATUSES, "status")
+    tier = await find_tier(session, caller.environment, tier_id)
+    event = await find_event(session, caller.environment, event_id=tier.event_id)
+    ensure_can_manage(event, caller)
+    group = await find_group(session, caller.environment, tier.capacity_group_id, lock=True)
+    tier = await find_tier(session, caller.environment, tier_id)  # fresh under the group lock
+    if changes.get("title", UNSET) is None or changes.get("currency", UNSET) is None:
+        raise InvalidRequest("title and currency cannot be cleared")
+    if "currency" in changes:
+        changes["currency"] = changes["currency"].lower()
+    _check_window(
+        changes.get("sale_starts_ms", tier.sale_starts_ms), changes.get("sale_ends_ms", tier.sale_ends_ms)
+    )
+    new_total = changes.pop("quantity_total", None)
+    before = tier.quantity_total
+    if new_total is not None and new_total != before:
+        state = await tier_state(session, tier, now_ms)
+        if new_total < state.pool.committed:
+            raise CapacityBelowCommitted(
+                f"tier {tier.id} has {state.pool.committed} places sold or held; "
+                "its quantity cannot go below that"
+            )
+        tier.quantity_total = new_total
+        if group.implicit and await _only_tier(session, group.id):
+            await _resize_group(session, group, new_total, now_ms)
+            group.updated_ms = now_ms
+    _apply(tier, changes)
+    if session.is_modified(tier):
+        tier.updated_ms = now_ms
+        logged = {k: v for k, v in changes.items() if k != "metadata_"}
+        _note(
+            session,
+            caller,
+            event.id,
+            "tier",
+            tier.id,
+            "updated",
+            now_ms,
+            {**logged, "quantityTotal": tier.quantity_total, "previousQuantity": before},
+        )
+    return tier
+
+
+async def _only_tier(session: AsyncSession, group_id: str) -> bool:
+    count = await session.scalar(select(func.count()).where(Tier.capacity_group_id == group_id))
+    return count == 1
+
+
+# --- availability --------------------------------------------------------------------------------
+
+
+async def inventory(session: AsyncSession, event: Event, now_ms: int) -> Inventory:
+    """The event's tiers that are not archived, with counters excluding expired holds."""
+    tiers = (
+        await session.scalars(
+            select(Tier).where(Tier.event_id == event.id, Tier.status != "archived").order_by(Tier.id)
+        )
+    ).all()
+    return Inventory(event, await tier_states(session, tiers, now_ms))

@@ -1,0 +1,63 @@
+"""Small shared vocabulary: identifiers, clocks and the wire datetime format."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from server.domain.errors import InvalidRequest
+
+ENVIRONMENTS = ("test", "live")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str, now_ms: int | None = None) -> str:
+    """``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits, Crockford base32.
+    Time-ordered so that cursors and index pages follow creation order."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+def format_datetime(ms: int) -> str:
+    """RFC 3339, UTC, millisecond precision, uppercase ``T`` and ``Z``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def format_optional_datetime(ms: int | None) -> str | None:
+    return None if ms is None else format_datetime(ms)
+
+
+def parse_datetime(value: str, field: str) -> int:
+    """An RFC 3339 datetime (any offset) to epoch milliseconds; sub-millisecond digits truncate."""
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{field} must be an RFC 3339 datetime") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{field} must include a timezone offset")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def parse_optional_datetime(value: str | None, field: str) -> int | None:
+    return None if value is None else parse_datetime(value, field)

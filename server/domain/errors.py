@@ -1,0 +1,208 @@
+"""The one error hierarchy of the service.
+
+Every error a caller can see is a :class:`DomainError` with a stable ``code`` (the XRPC ``error``
+name, fixed by the published contract where it names one) and an HTTP ``status``. The XRPC layer
+maps them to ``{"error": code, "message": message}`` in one place (:mod:`server.xrpc.errors`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """Base class: a refusal the caller can act on."""
+
+    code: ClassVar[str] = "InvalidRequest"
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+# --- request shape -------------------------------------------------------------------------------
+
+
+class InvalidRequest(DomainError):
+    code = "InvalidRequest"
+    status = 400
+
+
+class MethodNotImplemented(DomainError):
+    code = "MethodNotImplemented"
+    status = 404
+
+
+class MethodNotAllowed(DomainError):
+    code = "InvalidRequest"
+    status = 405
+
+
+class PayloadTooLarge(DomainError):
+    code = "PayloadTooLarge"
+    status = 413
+
+
+# --- caller authentication -----------------------------------------------------------------------
+
+
+class AuthError(DomainError):
+    code = "AuthenticationRequired"
+    status = 401
+
+
+class AuthenticationRequired(AuthError):
+    code = "AuthenticationRequired"
+
+
+class BadJwt(AuthError):
+    code = "BadJwt"
+
+
+class BadJwtSignature(AuthError):
+    code = "BadJwtSignature"
+
+
+class BadJwtAudience(AuthError):
+    code = "BadJwtAudience"
+
+
+class BadJwtLexiconMethod(AuthError):
+    code = "BadJwtLexiconMethod"
+
+
+class JwtExpired(AuthError):
+    code = "JwtExpired"
+
+
+class JwtReplayed(AuthError):
+    code = "JwtReplayed"
+
+
+class UserDidMismatch(AuthError):
+    code = "UserDidMismatch"
+
+
+class OrganizerAssertionInvalid(AuthError):
+    code = "OrganizerAssertionInvalid"
+
+
+class AppNotRegistered(DomainError):
+    code = "AppNotRegistered"
+    status = 403
+
+
+class TicketsModuleDisabled(DomainError):
+    code = "TicketsModuleDisabled"
+    status = 403
+
+
+class RateLimitExceeded(DomainError):
+    code = "RateLimitExceeded"
+    status = 429
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class EventNotFound(NotFound):
+    code = "EventNotFound"
+
+
+class TierNotFound(NotFound):
+    code = "TierNotFound"
+
+
+class CapacityGroupNotFound(NotFound):
+    code = "CapacityGroupNotFound"
+
+
+class TicketHoldNotFound(NotFound):
+    code = "TicketHoldNotFound"
+
+
+class OrganizerReassignmentNotAllowed(DomainError):
+    code = "OrganizerReassignmentNotAllowed"
+    status = 409
+
+
+class NotOwner(DomainError):
+    """The calling app may not change an object another app created (without an organizer assertion)."""
+
+    code = "Forbidden"
+    status = 403
+
+
+class CapacityBelowCommitted(DomainError):
+    code = "CapacityBelowCommitted"
+    status = 409
+
+
+class CapacityGroupMismatch(DomainError):
+    code = "CapacityGroupMismatch"
+    status = 400
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+
+class TicketHoldUnavailable(DomainError):
+    """The tier or event cannot be held now (paused, archived, outside its sale window...)."""
+
+    code = "TicketHoldUnavailable"
+    status = 409
+
+
+class OrderLimitExceeded(DomainError):
+    code = "OrderLimitExceeded"
+    status = 400
+
+
+class InsufficientAvailability(DomainError):
+    """Some items are short; ``shortages`` names every one of them."""
+
+    code = "InsufficientAvailability"
+    status = 409
+
+    def __init__(self, message: str, shortages: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.shortages = shortages
+
+
+class SoldOut(InsufficientAvailability):
+    code = "SoldOut"
+
+
+class TierSoldOut(InsufficientAvailability):
+    code = "TierSoldOut"
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same idempotency key was sent with a different input."""
+
+    code = "IdempotencyKeyReused"
+    status = 422
+
+
+class IdempotencyKeyInFlight(DomainError):
+    code = "IdempotencyKeyInFlight"
+    status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+class Conflict(DomainError):
+    """A concurrent change won; retrying the call is safe."""
+
+    code = "Conflict"
+    status = 409

@@ -1,0 +1,1 @@
+"""Short checkout holds: atomic reservations across tiers and their capacity groups."""

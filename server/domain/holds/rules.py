@@ -1,0 +1,83 @@
+"""Pure hold rules: what a hold asks for and, when it cannot have it, every shortage at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from server.domain.catalog.rules import Pool
+from server.domain.errors import (
+    InsufficientAvailability,
+    InvalidRequest,
+    SoldOut,
+    TierSoldOut,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    """``subject`` is ``tier`` or ``capacityGroup``; ``available`` is what is left right now."""
+
+    subject: str
+    subject_id: str
+    requested: int
+    available: int
+
+    def describe(self) -> str:
+        noun = "tier" if self.subject == "tier" else "capacity group"
+        return f"{noun} {self.subject_id}: requested {self.requested}, available {self.available}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "id": self.subject_id,
+            "requested": self.requested,
+            "available": self.available,
+        }
+
+
+def merge_items(items: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Quantities per tier, in first-seen order; repeated tiers add up."""
+    merged: dict[str, int] = {}
+    for tier_id, quantity in items:
+        if quantity < 1:
+            raise InvalidRequest(f"quantity for tier {tier_id} must be at least 1")
+        merged[tier_id] = merged.get(tier_id, 0) + quantity
+    return merged
+
+
+def find_shortages(
+    requested: Mapping[str, int],
+    tier_pools: Mapping[str, Pool],
+    tier_groups: Mapping[str, str],
+    group_pools: Mapping[str, Pool],
+) -> list[Shortage]:
+    """Every tier and every group that cannot cover what the hold asks of it."""
+    shortages = [
+        Shortage("tier", tier_id, quantity, tier_pools[tier_id].available)
+        for tier_id, quantity in requested.items()
+        if quantity > tier_pools[tier_id].available
+    ]
+    per_group: dict[str, int] = {}
+    for tier_id, quantity in requested.items():
+        group_id = tier_groups[tier_id]
+        per_group[group_id] = per_group.get(group_id, 0) + quantity
+    shortages.extend(
+        Shortage("capacityGroup", group_id, quantity, group_pools[group_id].available)
+        for group_id, quantity in sorted(per_group.items())
+        if quantity > group_pools[group_id].available
+    )
+    return shortages
+
+
+def shortage_error(shortages: list[Shortage]) -> InsufficientAvailability:
+    """``SoldOut`` when a capacity group asked of is exhausted, ``TierSoldOut`` when only tiers are,
+    ``InsufficientAvailability`` when something is left but not enough; the message and the
+    ``shortages`` list name every shortage."""
+    details = "; ".join(s.describe() for s in shortages)
+    listed = [s.as_dict() for s in shortages]
+    if all(s.available == 0 for s in shortages):
+        if any(s.subject == "capacityGroup" for s in shortages):
+            return SoldOut(f"sold out ({details})", listed)
+        return TierSoldOut(f"tier sold out ({details})", listed)
+    return InsufficientAvailability(f"not enough places left ({details})", listed)

@@ -1,0 +1,260 @@
+"""Hold transactions. A hold locks the capacity-group rows of everything it asks for, in id order,
+then checks every tier and group against counters that exclude expired holds, and either reserves
+all of it or nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CapacityGroup, Event, Hold, HoldItem, Tier
+from server.domain import ledger
+from server.domain.caller import Caller
+from server.domain.catalog.rules import SaleState
+from server.domain.catalog.service import Inventory, find_event, tier_states
+from server.domain.common import new_id
+from server.domain.errors import (
+    InvalidRequest,
+    OrderLimitExceeded,
+    TicketHoldNotFound,
+    TicketHoldUnavailable,
+    TierNotFound,
+)
+from server.domain.holds.rules import find_shortages, shortage_error
+
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    items: dict[str, int]
+    event_id: str | None = None
+    event_uri: str | None = None
+    buyer_did: str | None = None
+    customer_email: str | None = None
+    return_url: str | None = None
+    cancel_url: str | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLine:
+    tier: Tier
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    hold: Hold
+    lines: list[HeldLine]
+
+
+def effective_status(hold: Hold, now_ms: int) -> str:
+    """A ``held`` hold past its expiry is expired, whether or not the sweeper has marked it yet."""
+    if hold.status == "held" and hold.expires_ms <= now_ms:
+        return "expired"
+    return hold.status
+
+
+async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> dict[str, Tier]:
+    tiers = {
+        t.id: t
+        for t in await session.scalars(
+            select(Tier)
+            .join(Event, Event.id == Tier.event_id)
+            .where(Tier.id.in_(tier_ids), Event.environment == caller.environment)
+            .execution_options(populate_existing=True)
+        )
+    }
+    missing = [t for t in tier_ids if t not in tiers]
+    if missing:
+        raise TierNotFound(f"tier not found: {', '.join(missing)}")
+    return tiers
+
+
+async def _hold_event(
+    session: AsyncSession, caller: Caller, request: HoldRequest, tiers: dict[str, Tier]
+) -> Event:
+    event_ids = {t.event_id for t in tiers.values()}
+    if len(event_ids) != 1:
+        raise InvalidRequest("all items of a hold must be tiers of one event")
+    (event_id,) = event_ids
+    if request.event_id is not None or request.event_uri is not None:
+        named = await find_event(
+            session, caller.environment, event_id=request.event_id, event_uri=request.event_uri
+        )
+        if named.id != event_id:
+            raise InvalidRequest("the tiers asked for do not belong to the event named")
+    return await find_event(session, caller.environment, event_id=event_id)
+
+
+async def _lock_groups(session: AsyncSession, group_ids: set[str]) -> None:
+    """Lock capacity rows in one global order (by id) so that concurrent holds cannot deadlock."""
+    await session.execute(
+        select(CapacityGroup.id)
+        .where(CapacityGroup.id.in_(sorted(group_ids)))
+        .order_by(CapacityGroup.id)
+        .with_for_update()
+    )
+
+
+async def check_hold(
+    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int
+) -> tuple[Event, dict[str, Tier]]:
+    """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
+    naming every item it applies to."""
+    tiers = await _load_tiers(session, caller, list(request.items))
+    event = await _hold_event(session, caller, request, tiers)
+    states = await tier_states(session, [tiers[t] for t in request.items], now_ms)
+    view = Inventory(event, states)
+    unavailable = [
+        f"{s.tier.id} ({state})"
+        for s in states
+        if (state := view.sale_state(s, now_ms)) not in (SaleState.AVAILABLE, SaleState.SOLD_OUT)
+    ]
+    if unavailable:
+        raise TicketHoldUnavailable(f"not on sale now: {', '.join(unavailable)}")
+    over_limit = [
+        f"{tier_id} (at most {tiers[tier_id].max_per_order})"
+        for tier_id, quantity in request.items.items()
+        if quantity > tiers[tier_id].max_per_order
+    ]
+    if over_limit:
+        raise OrderLimitExceeded(f"more than the per-order limit of {', '.join(over_limit)}")
+    currencies = {t.currency for t in tiers.values()}
+    if len(currencies) != 1:
+        raise InvalidRequest("all items of a hold must be priced in one currency")
+    shortages = find_shortages(
+        request.items,
+        {s.tier.id: s.pool for s in states},
+        {s.tier.id: s.tier.capacity_group_id for s in states},
+        {s.group.group.id: s.group.pool for s in states},
+    )
+    if shortages:
+        raise shortage_error(shortages)
+    return event, tiers
+
+
+async def create_hold(
+    session: AsyncSession,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    ttl_ms: int,
+    *,
+    checked: tuple[Event, dict[str, Tier]] | None = None,
+) -> HoldResult:
+    """Reserve every item or nothing. ``checked`` (test-only) skips the locked check and trusts one
+    made earlier in another transaction: exactly the race the lock exists to prevent."""
+    if checked is None:
+        tiers = await _load_tiers(session, caller, list(request.items))
+        await _lock_groups(session, {t.capacity_group_id for t in tiers.values()})
+        event, tiers = await check_hold(session, caller, request, now_ms)
+    else:
+        event, tiers = checked
+    lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
+    expires_ms = now_ms + ttl_ms
+    hold = Hold(
+        id=new_id("hold", now_ms),
+        app_id=caller.app_id,
+        environment=caller.environment,
+        event_id=event.id,
+        token="chk_" + secrets.token_urlsafe(24),
+        status="held",
+        buyer_did=request.buyer_did,
+        customer_email=request.customer_email,
+        return_url=request.return_url,
+        cancel_url=request.cancel_url,
+        metadata_=request.metadata,
+        amount=sum(line.tier.unit_amount * line.quantity for line in lines),
+        currency=lines[0].tier.currency,
+        expires_ms=expires_ms,
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(hold)
+    session.add_all(
+        HoldItem(
+            hold_id=hold.id,
+            tier_id=line.tier.id,
+            capacity_group_id=line.tier.capacity_group_id,
+            quantity=line.quantity,
+            unit_amount=line.tier.unit_amount,
+            active_until_ms=expires_ms,
+        )
+        for line in lines
+    )
+    ledger.record(
+        session,
+        environment=caller.environment,
+        event_id=event.id,
+        subject="hold",
+        subject_id=hold.id,
+        action="held",
+        actor=caller.app_did,
+        now_ms=now_ms,
+        data={"items": request.items, "expiresMs": expires_ms, "amount": hold.amount},
+    )
+    return HoldResult(hold, lines)
+
+
+async def _end_hold(
+    session: AsyncSession, hold: Hold, status: str, actor: str | None, now_ms: int, reason: str | None
+) -> None:
+    hold.status = status
+    hold.updated_ms = now_ms
+    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    ledger.record(
+        session,
+        environment=hold.environment,
+        event_id=hold.event_id,
+        subject="hold",
+        subject_id=hold.id,
+        action=status,
+        actor=actor,
+        now_ms=now_ms,
+        data={"reason": reason} if reason else None,
+    )
+
+
+async def release_hold(
+    session: AsyncSession, caller: Caller, hold_id: str, reason: str | None, now_ms: int
+) -> Hold:
+    """Give the places back. Releasing a hold that already ended answers its final status."""
+    hold = await session.scalar(
+        select(Hold)
+        .where(Hold.id == hold_id, Hold.app_id == caller.app_id, Hold.environment == caller.environment)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if hold is None:
+        raise TicketHoldNotFound(f"hold {hold_id} not found")
+    if hold.status == "held":
+        final = effective_status(hold, now_ms)
+        await _end_hold(
+            session, hold, "released" if final == "held" else final, caller.app_did, now_ms, reason
+        )
+    return hold
+
+
+async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_BATCH) -> list[Hold]:
+    """Mark up to ``limit`` lapsed holds ``expired``. Safe in every process at once: rows another
+    sweeper has claimed are skipped, not waited for (``FOR UPDATE SKIP LOCKED``)."""
+    holds = (
+        await session.scalars(
+            select(Hold)
+            .where(Hold.status == "held", Hold.expires_ms <= now_ms)
+            .order_by(Hold.expires_ms)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    for hold in holds:
+        await _end_hold(session, hold, "expired", None, now_ms, "checkout time ran out")
+    return list(holds)

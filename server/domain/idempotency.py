@@ -1,0 +1,120 @@
+"""Idempotency keys (SPEC §1): a replay with the same key and input answers the first result; the
+same key with another input is refused; the same key while its first call still runs is a conflict.
+
+The key is claimed in its own short transaction (``in_flight``, leased), the work runs in a second
+transaction that also stores the response (``done``), and a refused call gives the key back, so a
+retry after a refusal runs again. A call that crashes leaves a lease that lapses after
+``lease_ms``; until then retries get ``IdempotencyKeyInFlight``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.engine import Database
+from server.db.models import IdempotencyKey
+from server.domain.caller import Caller
+from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
+
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
+
+Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+
+
+def check_key(key: str) -> str:
+    if not KEY_PATTERN.fullmatch(key):
+        raise InvalidRequest("idempotencyKey must be 1-200 characters of A-Z a-z 0-9 . _ : / -")
+    return key
+
+
+def request_hash(method: str, payload: dict[str, Any]) -> str:
+    """Digest of the call's input (without the key itself), stable across key order."""
+    canonical = json.dumps([method, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _claim(
+    db: Database, caller: Caller, method: str, key: str, digest: str, now_ms: int, lease_ms: int
+) -> dict[str, Any] | None:
+    """Claim the key; answers the stored response when the key is already done."""
+    async with db.write() as session:
+        row = await session.scalar(
+            select(IdempotencyKey)
+            .where(
+                IdempotencyKey.app_id == caller.app_id,
+                IdempotencyKey.environment == caller.environment,
+                IdempotencyKey.key == key,
+            )
+            .with_for_update()
+        )
+        if row is None:
+            session.add(
+                IdempotencyKey(
+                    app_id=caller.app_id,
+                    environment=caller.environment,
+                    key=key,
+                    method=method,
+                    request_hash=digest,
+                    state="in_flight",
+                    lease_until_ms=now_ms + lease_ms,
+                    created_ms=now_ms,
+                )
+            )
+            return None
+        if row.request_hash != digest:
+            raise IdempotencyKeyReused("this idempotencyKey was already used with a different input")
+        if row.state == "done":
+            stored: dict[str, Any] = row.response
+            return stored
+        if row.lease_until_ms > now_ms:
+            raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress")
+        row.lease_until_ms = now_ms + lease_ms  # the first call died: this one takes over
+        return None
+
+
+async def run_idempotent(
+    db: Database,
+    caller: Caller,
+    method: str,
+    key: str,
+    payload: dict[str, Any],
+    now_ms: int,
+    lease_ms: int,
+    work: Work,
+) -> tuple[dict[str, Any], bool]:
+    """Run ``work`` once per key; answers ``(response, reused)``."""
+    digest = request_hash(method, payload)
+    try:
+        stored = await _claim(db, caller, method, key, digest, now_ms, lease_ms)
+    except IntegrityError:
+        # Another call inserted the same key between our read and our insert.
+        raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress") from None
+    if stored is not None:
+        return stored, True
+    try:
+        async with db.write() as session:
+            response = await work(session)
+            row = await session.get(IdempotencyKey, (caller.app_id, caller.environment, key))
+            assert row is not None
+            row.state = "done"
+            row.response = response
+    except Exception:
+        async with db.write() as session:
+            await session.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.app_id == caller.app_id,
+                    IdempotencyKey.environment == caller.environment,
+                    IdempotencyKey.key == key,
+                    IdempotencyKey.state == "in_flight",
+                )
+            )
+        raise
+    return response, False

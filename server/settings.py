@@ -1,0 +1,61 @@
+"""Server settings, read from ``TICKETS_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/atmosphere-tickets`` (or ``~/.local/share/atmosphere-tickets``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "atmosphere-tickets"
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to know about its deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKETS_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    service_did: str = "did:web:localhost"
+    # Comma-separated accepted ``aud`` values; empty means ``<service_did>#AttestedNetwork``.
+    service_audience: str = ""
+    did_docs: Path | None = None
+    plc_url: str = "https://plc.directory"
+    did_web_scheme: str = "https"
+    public_url: str = "http://127.0.0.1:8080"
+
+    hold_ttl_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    max_body_bytes: int = 256 * 1024
+    max_metadata_bytes: int = 8 * 1024
+    jwt_max_lifetime_seconds: int = 300
+    idempotency_lease_seconds: int = 30
+    db_pool_size: int = 10
+
+    # Test-only: read availability in a separate, unlocked transaction before writing the hold.
+    # It reproduces the classic check-then-act race so the concurrency tests can prove they catch it.
+    test_unsafe_unlocked_holds: bool = False
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tickets.sqlite3'}"
+
+    @property
+    def audiences(self) -> frozenset[str]:
+        configured = [a.strip() for a in self.service_audience.split(",") if a.strip()]
+        return frozenset(configured or [f"{self.service_did}#AttestedNetwork"])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own :class:`Settings` instead)."""
+    return Settings()

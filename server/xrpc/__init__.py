@@ -1,0 +1,1 @@
+"""The XRPC surface: routing, lexicon validation and method handlers."""

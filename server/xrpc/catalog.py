@@ -1,0 +1,176 @@
+"""Catalog methods: ticketed events, capacity groups, tiers and availability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from server.domain.catalog import service as catalog
+from server.domain.catalog.service import UNSET, EventInput, TierInput
+from server.domain.common import parse_optional_datetime
+from server.domain.errors import InvalidRequest
+from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.views import availability_view, event_view, group_view, tier_view
+
+
+def event_input(data: dict[str, Any]) -> EventInput:
+    return EventInput(
+        uri=data["uri"],
+        title=data.get("title"),
+        cid=data.get("cid"),
+        starts_ms=parse_optional_datetime(data.get("startsAt"), "event.startsAt"),
+        ends_ms=parse_optional_datetime(data.get("endsAt"), "event.endsAt"),
+        timezone=data.get("timezone"),
+        url=data.get("url"),
+        image_url=data.get("imageUrl"),
+    )
+
+
+def checked_metadata(call: Call, value: Any) -> Any:
+    """Free-form metadata is stored as given, up to the configured size."""
+    if value is not None and len(msgspec.json.encode(value)) > call.settings.max_metadata_bytes:
+        raise InvalidRequest(f"metadata must encode to at most {call.settings.max_metadata_bytes} bytes")
+    return value
+
+
+def changes_from(params: dict[str, Any], fields: dict[str, str], times: dict[str, str]) -> dict[str, Any]:
+    """Column changes for the input fields present (``null`` clears); absent fields stay as they are."""
+    changes = {column: params[name] for name, column in fields.items() if name in params}
+    for name, column in times.items():
+        if name in params:
+            changes[column] = parse_optional_datetime(params[name], name)
+    return changes
+
+
+@xrpc_method(NAMESPACE + "createTicketEvent")
+async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        event = await catalog.ensure_event(
+            session,
+            call.caller,
+            params["organizerDid"],
+            event_input(params["event"]),
+            call.now_ms,
+            status=params.get("status"),
+            refresh=True,
+        )
+    return {"event": event_view(event)}
+
+
+@xrpc_method(NAMESPACE + "updateTicketEvent")
+async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    changes = changes_from(
+        params,
+        {"title": "title", "eventCid": "cid", "imageUrl": "image_url", "status": "status"},
+        {"startsAt": "starts_ms"},
+    )
+    async with call.db.write() as session:
+        event = await catalog.update_event(session, call.caller, params["eventId"], changes, call.now_ms)
+    return {"event": event_view(event)}
+
+
+@xrpc_method(NAMESPACE + "createCapacityGroup")
+async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        event = await catalog.ensure_event(
+            session, call.caller, params["organizerDid"], event_input(params["event"]), call.now_ms
+        )
+        group = await catalog.create_group(
+            session, call.caller, event, params["name"], params["totalCapacity"], call.now_ms
+        )
+        await session.flush()
+        state = await catalog.group_state(session, group, call.now_ms)
+    return {"event": event_view(event), "capacityGroup": group_view(state)}
+
+
+@xrpc_method(NAMESPACE + "updateCapacityGroup")
+async def update_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    changes = changes_from(
+        params, {"name": "name", "totalCapacity": "total_capacity", "status": "status"}, {}
+    )
+    async with call.db.write() as session:
+        group = await catalog.update_group(
+            session, call.caller, params["capacityGroupId"], changes, call.now_ms
+        )
+        await session.flush()
+        state = await catalog.group_state(session, group, call.now_ms)
+    return {"capacityGroup": group_view(state)}
+
+
+@xrpc_method(NAMESPACE + "createTicketTier")
+async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    given = TierInput(
+        title=params["title"],
+        currency=params["currency"],
+        unit_amount=params["unitAmount"],
+        quantity_total=params["quantityTotal"],
+        description=params.get("description"),
+        max_per_order=params.get("maxPerOrder"),
+        sale_starts_ms=parse_optional_datetime(params.get("saleStartsAt"), "saleStartsAt"),
+        sale_ends_ms=parse_optional_datetime(params.get("saleEndsAt"), "saleEndsAt"),
+        tier_ref=params.get("tierRef"),
+        product_ref=params.get("productRef"),
+        price_ref=params.get("priceRef"),
+        metadata=checked_metadata(call, params.get("metadata")),
+    )
+    async with call.db.write() as session:
+        event = await catalog.ensure_event(
+            session, call.caller, params["organizerDid"], event_input(params["event"]), call.now_ms
+        )
+        tier = await catalog.create_tier(
+            session, call.caller, event, given, call.now_ms, group_id=params.get("capacityGroupId")
+        )
+        state = await catalog.tier_state(session, tier, call.now_ms)
+    return {"event": event_view(event), "capacityGroup": group_view(state.group), "tier": tier_view(state)}
+
+
+TIER_FIELDS = {
+    "title": "title",
+    "description": "description",
+    "currency": "currency",
+    "unitAmount": "unit_amount",
+    "quantityTotal": "quantity_total",
+    "maxPerOrder": "max_per_order",
+    "tierRef": "tier_ref",
+    "productRef": "product_ref",
+    "priceRef": "price_ref",
+    "metadata": "metadata_",
+    "status": "status",
+}
+
+
+async def _update_tier(call: Call, tier_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        tier = await catalog.update_tier(session, call.caller, tier_id, changes, call.now_ms)
+        await session.flush()
+        state = await catalog.tier_state(session, tier, call.now_ms)
+    return {"tier": tier_view(state)}
+
+
+@xrpc_method(NAMESPACE + "updateTicketTier")
+async def update_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    changes = changes_from(
+        params, TIER_FIELDS, {"saleStartsAt": "sale_starts_ms", "saleEndsAt": "sale_ends_ms"}
+    )
+    if "metadata_" in changes:
+        changes["metadata_"] = checked_metadata(call, changes["metadata_"])
+    for column in ("unit_amount", "quantity_total", "max_per_order", "status"):
+        if changes.get(column, UNSET) is None:
+            raise InvalidRequest(f"{column} cannot be cleared")
+    return await _update_tier(call, params["tierId"], changes)
+
+
+@xrpc_method(NAMESPACE + "archiveTicketTier")
+async def archive_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    return await _update_tier(call, params["tierId"], {"status": "archived"})
+
+
+@xrpc_method(NAMESPACE + "getTicketAvailability")
+async def get_ticket_availability(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.read() as session:
+        event = await catalog.find_event(
+            session, call.caller.environment, event_id=params.get("eventId"), event_uri=params.get("eventUri")
+        )
+        inventory = await catalog.inventory(session, event, call.now_ms)
+    return availability_view(inventory, call.now_ms)

@@ -1,0 +1,105 @@
+"""XRPC plumbing: the method registry, the per-call context and the dispatch of one call.
+
+A method module registers handlers with :func:`xrpc_method`; a handler receives the call context
+and the lexicon-validated input (procedures) or parameters (queries) and answers the output dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from server.auth.did import DidResolver
+from server.db.engine import Database
+from server.domain.caller import Caller
+from server.domain.common import Clock
+from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
+from server.settings import Settings
+from server.xrpc.lexicon import Lexicons
+
+NAMESPACE = "tickets.atmosphere."
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What every call may use; one per server process, built in :func:`server.app.create_app`."""
+
+    settings: Settings
+    db: Database
+    resolver: DidResolver
+    lexicons: Lexicons
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    services: Services
+    caller: Caller
+    nsid: str
+    now_ms: int
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+
+Handler = Callable[[Call, dict[str, Any]], Awaitable[dict[str, Any]]]
+Authenticator = Callable[[Services, str, str | None, dict[str, Any]], Awaitable[Caller]]
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def xrpc_method(nsid: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if nsid in HANDLERS:
+            raise RuntimeError(f"{nsid} registered twice")
+        HANDLERS[nsid] = handler
+        return handler
+
+    return register
+
+
+def decode_body(body: bytes, max_bytes: int) -> object:
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    if not body.strip():
+        raise InvalidRequest("a JSON object body is required")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise InvalidRequest("request body is not valid JSON") from None
+
+
+async def dispatch(
+    services: Services,
+    authenticate: Authenticator,
+    *,
+    http_method: str,
+    nsid: str,
+    authorization: str | None,
+    query: dict[str, list[str]],
+    body: bytes,
+) -> dict[str, Any]:
+    """Validate, authenticate and run one XRPC call; answers the validated output."""
+    schema = services.lexicons.method(nsid)
+    handler = HANDLERS.get(nsid)
+    if schema is None or handler is None:
+        raise MethodNotImplemented(f"method {nsid} is not implemented by this service")
+    if schema.kind == "query":
+        if http_method != "GET":
+            raise MethodNotAllowed(f"{nsid} is a query: use GET")
+        params = services.lexicons.validate_params(nsid, query)
+    else:
+        if http_method != "POST":
+            raise MethodNotAllowed(f"{nsid} is a procedure: use POST")
+        params = services.lexicons.validate_input(nsid, decode_body(body, services.settings.max_body_bytes))
+    caller = await authenticate(services, nsid, authorization, params)
+    call = Call(services, caller, nsid, services.clock.now_ms())
+    return await handler(call, params)

@@ -1,0 +1,137 @@
+"""Encoders from rows to the lexicon output shapes (``tickets.atmosphere.defs#…View``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.db.models import Event, Hold
+from server.domain.catalog.service import GroupState, Inventory, TierState
+from server.domain.common import format_datetime, format_optional_datetime
+from server.domain.holds.service import HoldResult
+
+
+def compact(values: dict[str, Any]) -> dict[str, Any]:
+    """Optional lexicon properties are left out, not sent as null."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return compact(
+        {
+            "id": event.id,
+            "uri": event.uri,
+            "cid": event.cid,
+            "title": event.title,
+            "startsAt": format_optional_datetime(event.starts_ms),
+            "endsAt": format_optional_datetime(event.ends_ms),
+            "timezone": event.timezone,
+            "url": event.url,
+            "imageUrl": event.image_url,
+            "status": event.status,
+            "organizerDid": event.organizer_did,
+            "environment": event.environment,
+            "createdAt": format_datetime(event.created_ms),
+            "updatedAt": format_datetime(event.updated_ms),
+        }
+    )
+
+
+def group_view(state: GroupState) -> dict[str, Any]:
+    group, pool = state.group, state.pool
+    return {
+        "id": group.id,
+        "eventId": group.event_id,
+        "name": group.name,
+        "status": group.status,
+        "totalCapacity": group.total_capacity,
+        "soldQuantity": pool.sold,
+        "heldQuantity": pool.held,
+        "availableQuantity": pool.available,
+        "implicit": group.implicit,
+        "createdAt": format_datetime(group.created_ms),
+        "updatedAt": format_datetime(group.updated_ms),
+    }
+
+
+def tier_view(state: TierState) -> dict[str, Any]:
+    tier = state.tier
+    return compact(
+        {
+            "id": tier.id,
+            "eventId": tier.event_id,
+            "capacityGroupId": tier.capacity_group_id,
+            "title": tier.title,
+            "description": tier.description,
+            "currency": tier.currency,
+            "unitAmount": tier.unit_amount,
+            "quantityTotal": tier.quantity_total,
+            "quantitySold": state.pool.sold,
+            "quantityHeld": state.pool.held,
+            "availableQuantity": state.available,
+            "maxPerOrder": tier.max_per_order,
+            "saleStartsAt": format_optional_datetime(tier.sale_starts_ms),
+            "saleEndsAt": format_optional_datetime(tier.sale_ends_ms),
+            "status": tier.status,
+            "tierRef": tier.tier_ref,
+            "productRef": tier.product_ref,
+            "priceRef": tier.price_ref,
+            "metadata": tier.metadata_,
+            "createdAt": format_datetime(tier.created_ms),
+            "updatedAt": format_datetime(tier.updated_ms),
+        }
+    )
+
+
+def availability_view(inventory: Inventory, now_ms: int) -> dict[str, Any]:
+    event = inventory.event
+    tiers = []
+    for state in inventory.tiers:
+        tier = state.tier
+        sale = inventory.sale_state(state, now_ms)
+        tiers.append(
+            compact(
+                {
+                    "tierId": tier.id,
+                    "title": tier.title,
+                    "description": tier.description,
+                    "currency": tier.currency,
+                    "unitAmount": tier.unit_amount,
+                    "status": sale.value,
+                    "availableQuantity": state.available if sale.value == "available" else 0,
+                    "maxPerOrder": tier.max_per_order,
+                    "saleStartsAt": format_optional_datetime(tier.sale_starts_ms),
+                    "saleEndsAt": format_optional_datetime(tier.sale_ends_ms),
+                    "capacityGroupId": tier.capacity_group_id,
+                }
+            )
+        )
+    return {
+        "eventId": event.id,
+        "eventUri": event.uri,
+        "environment": event.environment,
+        "available": any(t["status"] == "available" for t in tiers),
+        "tiers": tiers,
+    }
+
+
+def hold_checkout_view(result: HoldResult, checkout_url: str) -> dict[str, Any]:
+    hold: Hold = result.hold
+    return {
+        "holdId": hold.id,
+        "token": hold.token,
+        "url": checkout_url,
+        "expiresAt": format_datetime(hold.expires_ms),
+        "amountCents": hold.amount,
+        "currency": hold.currency,
+        "environment": hold.environment,
+        "items": [
+            {
+                "tierId": line.tier.id,
+                "title": line.tier.title,
+                "quantity": line.quantity,
+                "unitAmount": line.tier.unit_amount,
+                "currency": line.tier.currency,
+            }
+            for line in result.lines
+        ],
+    }

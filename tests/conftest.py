@@ -1,0 +1,88 @@
+"""Shared fixtures: every database-backed test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.databases import (
+    create_pg_database,
+    drop_pg_database,
+    pg_reachable,
+    sqlite_copy,
+    sqlite_template,
+    truncate_pg,
+)
+from support.server import AppClient, Identity, LiveServer, make_settings, register
+
+from server.settings import Settings
+
+APP_DID = "did:web:app.example"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated PostgreSQL database for the run. In CI an unreachable server fails the run."""
+    problem = asyncio.run(pg_reachable())
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    url = asyncio.run(create_pg_database())
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template_file: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_copy(sqlite_template_file, tmp_path)
+    url: str = request.getfixturevalue("pg_database")
+    asyncio.run(truncate_pg(url))
+    return url
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    server: LiveServer
+    app: AppClient
+    folder: Path
+
+    def identity(self, did: str, alg: str = "ES256K") -> Identity:
+        assert self.settings.did_docs is not None
+        return Identity.create(did, self.settings.did_docs, alg)
+
+    async def client(self, did: str, environment: str = "test", *, registered: bool = True) -> AppClient:
+        identity = self.identity(did)
+        if registered:
+            await register(self.settings.resolved_database_url, did, environment)
+        return AppClient(self.server.url, identity, environment)
+
+
+async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Harness:
+    settings = make_settings(database_url, folder, **overrides)
+    assert settings.did_docs is not None
+    identity = Identity.create(APP_DID, settings.did_docs)
+    await register(database_url, APP_DID)
+    server = LiveServer(settings)
+    await asyncio.to_thread(server.start)
+    return Harness(settings, server, AppClient(server.url, identity), folder)
+
+
+@pytest.fixture
+async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    h = await start_harness(database_url, tmp_path)
+    yield h
+    await h.app.aclose()
+    await asyncio.to_thread(h.server.stop)

@@ -1,0 +1,1 @@
+"""Test support: databases, a real server on loopback and a signing app client."""

@@ -1,0 +1,66 @@
+"""Builders for catalog fixtures over XRPC."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from support.server import AppClient
+
+ORGANIZER = "did:plc:organizer0000000000000000"
+_counter = itertools.count(1)
+
+
+def event_input(title: str = "Test night") -> dict[str, Any]:
+    return {
+        "uri": f"at://{ORGANIZER}/community.lexicon.calendar.event/3kevent{next(_counter):06d}",
+        "title": title,
+        "startsAt": "2026-12-31T20:00:00.000Z",
+    }
+
+
+async def active_event(client: AppClient, title: str = "Test night") -> dict[str, Any]:
+    out = await client.ok(
+        "createTicketEvent", {"organizerDid": ORGANIZER, "event": event_input(title), "status": "active"}
+    )
+    event: dict[str, Any] = out["event"]
+    return event
+
+
+async def shared_group(
+    client: AppClient,
+    event: dict[str, Any],
+    capacity: int,
+    tiers: int,
+    *,
+    quantity: int | None = None,
+    max_per_order: int = 10,
+) -> tuple[str, list[str]]:
+    """A capacity group of ``capacity`` and ``tiers`` tiers in it; answers (group id, tier ids)."""
+    group = await client.ok(
+        "createCapacityGroup",
+        {
+            "organizerDid": ORGANIZER,
+            "event": {"uri": event["uri"]},
+            "name": "Hall",
+            "totalCapacity": capacity,
+        },
+    )
+    group_id = group["capacityGroup"]["id"]
+    tier_ids = []
+    for n in range(tiers):
+        out = await client.ok(
+            "createTicketTier",
+            {
+                "organizerDid": ORGANIZER,
+                "event": {"uri": event["uri"]},
+                "title": f"Tier {n}",
+                "currency": "eur",
+                "unitAmount": 1000 + n,
+                "quantityTotal": quantity or capacity,
+                "maxPerOrder": max_per_order,
+                "capacityGroupId": group_id,
+            },
+        )
+        tier_ids.append(out["tier"]["id"])
+    return group_id, tier_ids

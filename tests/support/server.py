@@ -1,0 +1,150 @@
+"""A real server on loopback (uvicorn in a thread, its own event loop) and an app client that signs
+every call with a fresh service-auth JWT, the way a real event app does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from server.app import LEXICON_DIR, create_app
+from server.auth.keys import SigningKey, mint_service_jwt
+from server.db.engine import Database
+from server.domain import apps
+from server.settings import Settings
+from server.xrpc.lexicon import Lexicons
+
+SERVICE_DID = "did:web:tickets.test"
+NS = "tickets.atmosphere."
+LEXICONS = Lexicons.load(LEXICON_DIR)
+
+
+def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings:
+    did_docs = folder / "did-docs"
+    did_docs.mkdir(parents=True, exist_ok=True)
+    values: dict[str, Any] = {
+        "data_dir": folder,
+        "database_url": database_url,
+        "service_did": SERVICE_DID,
+        "did_docs": did_docs,
+        "plc_url": "http://127.0.0.1:9",  # nothing leaves this machine
+        "public_url": "http://127.0.0.1:1",
+        "sweep_interval_seconds": 0.2,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+class LiveServer:
+    """``create_app(settings)`` served by uvicorn on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if not self.thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        raise RuntimeError("test server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@dataclass
+class Identity:
+    """A DID with its key, published in the server's local DID-document folder."""
+
+    did: str
+    key: SigningKey
+
+    @classmethod
+    def create(cls, did: str, did_docs: Path, alg: str = "ES256K") -> Identity:
+        key = SigningKey.generate(alg)  # type: ignore[arg-type]
+        name = did.replace(":", "_").replace("%", "_")
+        (did_docs / f"{name}.json").write_text(json.dumps(key.did_document(did)))
+        return cls(did, key)
+
+    def token(self, lxm: str | None, *, aud: str = f"{SERVICE_DID}#AttestedNetwork", **kw: Any) -> str:
+        return mint_service_jwt(self.key, iss=self.did, aud=aud, lxm=lxm, **kw)
+
+
+@dataclass
+class AppClient:
+    """Calls ``tickets.atmosphere.*`` as a registered app; checks every success against its lexicon."""
+
+    base_url: str
+    identity: Identity
+    environment: str = "test"
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+
+    async def call(
+        self,
+        method: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        environment: str | None = "default",
+    ) -> httpx.Response:
+        nsid = method if "." in method else NS + method
+        schema = LEXICONS.method(nsid)
+        env = self.environment if environment == "default" else environment
+        payload = dict(body or {})
+        if env is not None:
+            payload.setdefault("environment", env)
+        auth = token if token is not None else self.identity.token(nsid)
+        sent_headers = {"authorization": f"Bearer {auth}", **(headers or {})}
+        if schema is not None and schema.kind == "query":
+            response = await self.http.get(
+                f"{self.base_url}/xrpc/{nsid}", params=payload, headers=sent_headers
+            )
+        else:
+            response = await self.http.post(
+                f"{self.base_url}/xrpc/{nsid}", json=payload, headers=sent_headers
+            )
+        if response.status_code == 200 and schema is not None:
+            LEXICONS.validate_output(nsid, response.json())
+        return response
+
+    async def ok(self, method: str, body: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        response = await self.call(method, body, **kw)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+async def register(database_url: str, did: str, environment: str = "test") -> None:
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await apps.register_app(session, did=did, environment=environment, now_ms=0)
+    finally:
+        await db.dispose()

@@ -1,0 +1,390 @@
+"""The lexicon documents under ``lexicons/``: well-formed, complete, and true to the published contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.xrpc.lexicon import Lexicons
+
+ROOT = Path(__file__).resolve().parents[2] / "lexicons"
+FILES = sorted(ROOT.rglob("*.json"))
+DOCUMENTS: dict[str, dict[str, Any]] = {}
+for _file in FILES:
+    _document = json.loads(_file.read_text("utf-8"))
+    DOCUMENTS[_document["id"]] = _document
+OURS = {nsid: document for nsid, document in DOCUMENTS.items() if nsid.startswith("tickets.atmosphere.")}
+METHODS = {
+    "tickets.atmosphere.createTicketEvent",
+    "tickets.atmosphere.updateTicketEvent",
+    "tickets.atmosphere.createCapacityGroup",
+    "tickets.atmosphere.updateCapacityGroup",
+    "tickets.atmosphere.createTicketTier",
+    "tickets.atmosphere.updateTicketTier",
+    "tickets.atmosphere.archiveTicketTier",
+    "tickets.atmosphere.getTicketAvailability",
+    "tickets.atmosphere.previewTicketOrder",
+    "tickets.atmosphere.createTicketHold",
+    "tickets.atmosphere.releaseTicketHold",
+}
+FIELD_TYPES = {"null", "boolean", "integer", "string", "bytes", "cid-link", "blob", "array", "object", "ref", "union", "unknown"}  # fmt: skip
+
+
+def main(nsid: str) -> dict[str, Any]:
+    return DOCUMENTS[nsid]["defs"]["main"]  # type: ignore[no-any-return]
+
+
+def input_schema(nsid: str) -> dict[str, Any]:
+    return main(nsid)["input"]["schema"]  # type: ignore[no-any-return]
+
+
+def output_schema(nsid: str) -> dict[str, Any]:
+    return main(nsid)["output"]["schema"]  # type: ignore[no-any-return]
+
+
+def def_schema(ref: str) -> dict[str, Any]:
+    nsid, _, name = ref.partition("#")
+    return DOCUMENTS[nsid]["defs"][name or "main"]  # type: ignore[no-any-return]
+
+
+def schemas(node: object, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema object inside a definition, with its path."""
+    if not isinstance(node, dict):
+        return
+    if "type" in node:
+        yield where, node
+    for key in ("properties",):
+        for name, child in node.get(key, {}).items():
+            yield from schemas(child, f"{where}/{name}")
+    for key in ("items", "record", "parameters", "input", "output", "schema"):
+        if key in node:
+            yield from schemas(node[key], f"{where}/{key}")
+
+
+def all_schemas(documents: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for nsid, document in documents.items():
+        for name, definition in document["defs"].items():
+            for where, schema in schemas(definition, f"{nsid}#{name}"):
+                yield nsid, where, schema
+
+
+def test_every_file_loads() -> None:
+    lexicons = Lexicons.load(ROOT)
+    assert lexicons.method_nsids() == METHODS
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_file_is_a_lexicon_named_by_its_path(path: Path) -> None:
+    document = json.loads(path.read_text("utf-8"))
+    assert document["lexicon"] == 1
+    assert path.relative_to(ROOT).with_suffix("").parts == tuple(document["id"].split("."))
+    assert document["defs"], "a lexicon has at least one definition"
+    for name, definition in document["defs"].items():
+        if definition["type"] in {"record", "query", "procedure", "subscription"}:
+            assert name == "main", f"{document['id']}#{name}: primary types are main definitions"
+
+
+def test_every_reference_resolves() -> None:
+    for nsid, where, schema in all_schemas(DOCUMENTS):
+        refs = [schema["ref"]] if schema["type"] == "ref" else schema.get("refs", [])
+        for ref in refs:
+            target = f"{nsid}{ref}" if ref.startswith("#") else ref
+            target_nsid, _, name = target.partition("#")
+            assert target_nsid in DOCUMENTS, f"{where}: {ref} names no loaded lexicon"
+            assert (name or "main") in DOCUMENTS[target_nsid]["defs"], f"{where}: {ref} names no definition"
+
+
+def test_methods_declare_their_shapes() -> None:
+    for nsid, document in DOCUMENTS.items():
+        definition = document["defs"].get("main", {})
+        if definition.get("type") == "procedure":
+            assert definition["input"]["schema"]["type"] == "object", nsid
+            assert definition["output"]["schema"], nsid
+        elif definition.get("type") == "query":
+            assert definition["parameters"]["type"] == "params", nsid
+            assert definition["output"]["schema"], nsid
+
+
+def test_records_have_a_key() -> None:
+    records = [d["defs"]["main"] for d in DOCUMENTS.values() if d["defs"].get("main", {}).get("type") == "record"]
+    assert records
+    for record in records:
+        assert record["key"] in {"tid", "nsid", "any"} or record["key"].startswith("literal:")
+        assert record["record"]["type"] == "object"
+
+
+def test_method_list() -> None:
+    methods = {nsid for nsid, d in DOCUMENTS.items() if d["defs"].get("main", {}).get("type") in {"query", "procedure"}}
+    assert methods == METHODS
+
+
+# --- the style guide, for the documents this project owns ----------------------------------------
+
+
+def test_everything_is_described() -> None:
+    for nsid, document in OURS.items():
+        for name, definition in document["defs"].items():
+            assert definition.get("description"), f"{nsid}#{name}"
+        for _, where, schema in all_schemas({nsid: document}):
+            if schema["type"] in FIELD_TYPES and "/" in where:
+                assert schema.get("description"), f"{where} has no description"
+        for error in document["defs"].get("main", {}).get("errors", []):
+            assert error.get("description"), f"{nsid}: error {error['name']}"
+
+
+def test_string_conventions() -> None:
+    for _, where, schema in all_schemas(OURS):
+        if schema["type"] != "string":
+            continue
+        assert "enum" not in schema, f"{where}: open sets use knownValues"
+        if "maxGraphemes" in schema:
+            assert schema.get("maxLength", 0) >= schema["maxGraphemes"], f"{where}: byte limit too"
+        name = where.rsplit("/", 1)[-1]
+        if name.endswith("At"):
+            assert schema.get("format") == "datetime", f"{where} is a datetime"
+        if name.endswith(("Url", "Uri")) or name in {"url", "uri"}:
+            assert schema.get("format") in {"uri", "at-uri"}, f"{where} is a URI"
+        if name.endswith("Did"):
+            assert schema.get("format") == "did", f"{where} is a DID"
+        if name == "currency":
+            assert (schema["minLength"], schema["maxLength"]) == (3, 3), where
+        if name.endswith("Id") or name == "id":
+            assert schema.get("maxLength") == 300, f"{where}: IDs are at most 300 characters"
+
+
+def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
+    for nsid in METHODS:
+        definition = main(nsid)
+        fields = definition["parameters" if definition["type"] == "query" else "input"]
+        properties = fields["properties"] if definition["type"] == "query" else fields["schema"]["properties"]
+        environment = properties["environment"]
+        assert environment["maxLength"] == 16
+        assert environment["knownValues"] == ["test", "live"]
+        assert "environment" not in fields.get("required", fields.get("schema", {}).get("required", []))
+        names = {error["name"] for error in definition["errors"]}
+        assert {"AppNotRegistered", "TicketsModuleDisabled"} <= names, nsid
+
+
+# --- the published contract ----------------------------------------------------------------------
+
+ERRORS = {
+    "createTicketEvent": {"OrganizerReassignmentNotAllowed", "OrganizerNotRegistered", "OrganizerAssertionInvalid"},
+    "updateTicketEvent": {"EventNotFound", "Forbidden"},
+    "updateCapacityGroup": {"CapacityGroupNotFound", "CapacityBelowCommitted", "Forbidden"},
+    "createTicketTier": {
+        "CapacityGroupNotFound",
+        "CapacityGroupMismatch",
+        "CapacityBelowCommitted",
+        "OrganizerReassignmentNotAllowed",
+    },
+    "updateTicketTier": {"TierNotFound", "CapacityBelowCommitted", "Forbidden"},
+    "getTicketAvailability": {"EventNotFound"},
+    "previewTicketOrder": {"TierNotFound", "EventNotFound", "TicketHoldUnavailable", "OrderLimitExceeded"},
+    "createTicketHold": {
+        "TicketHoldUnavailable",
+        "SoldOut",
+        "TierSoldOut",
+        "InsufficientAvailability",
+        "TierNotFound",
+        "EventNotFound",
+        "OrderLimitExceeded",
+        "IdempotencyKeyReused",
+        "IdempotencyKeyInFlight",
+        "UserDidMismatch",
+    },
+    "releaseTicketHold": {"TicketHoldNotFound"},
+}
+
+
+@pytest.mark.parametrize(("method", "errors"), ERRORS.items())
+def test_declared_errors(method: str, errors: set[str]) -> None:
+    names = {error["name"] for error in main(f"tickets.atmosphere.{method}")["errors"]}
+    assert errors <= names
+
+
+@pytest.mark.parametrize(
+    ("method", "required", "output_required"),
+    [
+        ("createTicketEvent", {"organizerDid", "event"}, {"event"}),
+        ("updateTicketEvent", {"eventId"}, {"event"}),
+        ("createCapacityGroup", {"organizerDid", "event", "name", "totalCapacity"}, {"event", "capacityGroup"}),
+        ("updateCapacityGroup", {"capacityGroupId"}, {"capacityGroup"}),
+        (
+            "createTicketTier",
+            {"organizerDid", "event", "title", "currency", "unitAmount", "quantityTotal"},
+            {"event", "capacityGroup", "tier"},
+        ),
+        ("updateTicketTier", {"tierId"}, {"tier"}),
+        ("archiveTicketTier", {"tierId"}, {"tier"}),
+        (
+            "previewTicketOrder",
+            {"tierId", "quantity"},
+            {"subtotalAmount", "buyerFeeAmount", "discountAmount", "totalAmount", "currency"},
+        ),
+        ("createTicketHold", {"items"}, {"holdId", "token", "url", "expiresAt", "amountCents", "currency", "items"}),
+        ("releaseTicketHold", {"holdId"}, {"hold"}),
+    ],
+)
+def test_procedure_shapes(method: str, required: set[str], output_required: set[str]) -> None:
+    nsid = f"tickets.atmosphere.{method}"
+    assert set(input_schema(nsid)["required"]) == required
+    assert set(output_schema(nsid)["required"]) == output_required
+
+
+def test_numeric_and_length_limits() -> None:
+    tier = input_schema("tickets.atmosphere.createTicketTier")["properties"]
+    assert (tier["title"]["minGraphemes"], tier["title"]["maxGraphemes"]) == (1, 200)
+    assert tier["description"]["maxGraphemes"] == 5000
+    assert (tier["unitAmount"]["minimum"], tier["unitAmount"]["maximum"]) == (0, 2_000_000)
+    assert (tier["quantityTotal"]["minimum"], tier["quantityTotal"]["maximum"]) == (1, 250_000)
+    assert (tier["maxPerOrder"]["minimum"], tier["maxPerOrder"]["maximum"]) == (1, 50)
+    for ref in ("tierRef", "productRef", "priceRef"):
+        assert tier[ref]["ref"] == "com.atproto.repo.strongRef"
+    assert tier["metadata"]["type"] == "unknown"
+    group = input_schema("tickets.atmosphere.createCapacityGroup")["properties"]
+    assert (group["name"]["minGraphemes"], group["name"]["maxGraphemes"]) == (1, 200)
+    assert (group["totalCapacity"]["minimum"], group["totalCapacity"]["maximum"]) == (1, 250_000)
+    hold = input_schema("tickets.atmosphere.createTicketHold")["properties"]
+    assert (hold["items"]["minLength"], hold["items"]["maxLength"]) == (1, 20)
+    assert hold["customerEmail"]["maxLength"] == 320
+    assert (hold["idempotencyKey"]["minLength"], hold["idempotencyKey"]["maxLength"]) == (1, 200)
+    item = def_schema("tickets.atmosphere.defs#ticketHoldItemRequest")["properties"]["quantity"]
+    assert (item["minimum"], item["maximum"]) == (1, 50)
+    preview = input_schema("tickets.atmosphere.previewTicketOrder")["properties"]
+    assert (preview["quantity"]["minimum"], preview["quantity"]["maximum"]) == (1, 50)
+    assert preview["offerCode"]["maxLength"] == 100
+    assert input_schema("tickets.atmosphere.releaseTicketHold")["properties"]["reason"]["maxLength"] == 200
+
+
+def test_nullable_fields() -> None:
+    assert set(input_schema("tickets.atmosphere.updateTicketEvent")["nullable"]) == {"startsAt", "eventCid", "imageUrl"}
+    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == {"saleStartsAt", "saleEndsAt"}
+
+
+def test_status_values() -> None:
+    statuses = {
+        "tickets.atmosphere.defs#eventView": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#capacityGroupView": ["active", "archived"],
+        "tickets.atmosphere.defs#ticketTierView": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#ticketAvailability": ["available", "sold-out", "not-on-sale", "unavailable", "hidden"],
+    }
+    for ref, values in statuses.items():
+        assert def_schema(ref)["properties"]["status"]["knownValues"] == values, ref
+    hold = def_schema("tickets.atmosphere.defs#ticketHoldSummary")["properties"]["status"]["knownValues"]
+    assert {"released", "expired", "failed", "completed"} <= set(hold)
+
+
+def test_view_required_fields() -> None:
+    expected = {
+        "eventView": {"id", "uri", "title", "status", "organizerDid", "createdAt", "updatedAt"},
+        "capacityGroupView": {
+            "id",
+            "eventId",
+            "name",
+            "status",
+            "totalCapacity",
+            "soldQuantity",
+            "heldQuantity",
+            "availableQuantity",
+            "implicit",
+            "createdAt",
+            "updatedAt",
+        },
+        "ticketTierView": {
+            "id",
+            "eventId",
+            "capacityGroupId",
+            "title",
+            "currency",
+            "unitAmount",
+            "quantityTotal",
+            "quantitySold",
+            "quantityHeld",
+            "availableQuantity",
+            "maxPerOrder",
+            "status",
+            "createdAt",
+            "updatedAt",
+        },
+        "ticketAvailability": {
+            "tierId",
+            "title",
+            "currency",
+            "unitAmount",
+            "status",
+            "availableQuantity",
+            "maxPerOrder",
+        },
+        "ticketHoldItemRequest": {"tierId", "quantity"},
+        "ticketHoldItem": {"tierId"},
+        "eventInput": {"uri"},
+    }
+    for name, required in expected.items():
+        assert set(def_schema(f"tickets.atmosphere.defs#{name}")["required"]) == required, name
+
+
+def test_availability_query() -> None:
+    definition = main("tickets.atmosphere.getTicketAvailability")
+    assert set(definition["parameters"]["properties"]) == {"eventId", "eventUri", "environment"}
+    assert definition["parameters"]["properties"]["eventUri"]["format"] == "at-uri"
+    assert set(definition["output"]["schema"]["required"]) == {"available", "tiers"}
+
+
+# --- pinned copies of lexicons published elsewhere ------------------------------------------------
+
+
+def test_pinned_calendar_event() -> None:
+    event = main("community.lexicon.calendar.event")
+    assert event["type"] == "record"
+    assert event["key"] == "tid"
+    record = event["record"]
+    assert set(record["required"]) == {"name", "createdAt"}
+    assert {"name", "description", "createdAt", "startsAt", "endsAt", "mode", "status", "locations", "uris"} <= set(
+        record["properties"]
+    )
+    defs = DOCUMENTS["community.lexicon.calendar.event"]["defs"]
+    assert {"#hybrid", "#inperson", "#virtual"} == {v.removeprefix("community.lexicon.calendar.event") for v in defs["mode"]["knownValues"]}
+    assert "community.lexicon.calendar.event#scheduled" in defs["status"]["knownValues"]
+
+
+def test_pinned_calendar_rsvp() -> None:
+    rsvp = main("community.lexicon.calendar.rsvp")
+    assert rsvp["type"] == "record"
+    assert set(rsvp["record"]["required"]) == {"subject", "status"}
+    assert rsvp["record"]["properties"]["subject"]["ref"] == "com.atproto.repo.strongRef"
+    assert rsvp["record"]["properties"]["status"]["knownValues"] == [
+        "community.lexicon.calendar.rsvp#interested",
+        "community.lexicon.calendar.rsvp#going",
+        "community.lexicon.calendar.rsvp#notgoing",
+    ]
+
+
+def test_pinned_strong_ref() -> None:
+    strong_ref = main("com.atproto.repo.strongRef")
+    assert strong_ref["required"] == ["uri", "cid"]
+    assert strong_ref["properties"]["uri"]["format"] == "at-uri"
+    assert strong_ref["properties"]["cid"]["format"] == "cid"
+
+
+def test_a_calendar_event_record_validates() -> None:
+    lexicons = Lexicons.load(ROOT)
+    lexicons.validate_record(
+        "community.lexicon.calendar.event",
+        {
+            "$type": "community.lexicon.calendar.event",
+            "name": "Winter concert",
+            "createdAt": "2026-10-01T12:00:00.000Z",
+            "startsAt": "2026-12-18T19:30:00.000-07:00",
+            "mode": "community.lexicon.calendar.event#inperson",
+            "status": "community.lexicon.calendar.event#scheduled",
+            "locations": [
+                {"$type": "community.lexicon.location.address", "country": "US", "locality": "Boulder"},
+                {"$type": "community.lexicon.calendar.event#uri", "uri": "https://example.com/stream"},
+            ],
+            "uris": [{"uri": "https://example.com/concert", "name": "Tickets"}],
+        },
+    )
