@@ -41,20 +41,40 @@ def request_hash(method: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _replay(row: IdempotencyKey | None, digest: str, now_ms: int) -> dict[str, Any] | None:
+    """The stored response when the key is done; ``None`` when this call may run. Raises when the
+    key belongs to another input or its first call still runs."""
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise IdempotencyKeyReused("this idempotencyKey was already used with a different input")
+    if row.state == "done":
+        stored: dict[str, Any] = row.response
+        return stored
+    if row.lease_until_ms > now_ms:
+        raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress")
+    return None  # the first call died and its lease lapsed: this one takes over
+
+
 async def _claim(
     db: Database, caller: Caller, method: str, key: str, digest: str, now_ms: int, lease_ms: int
 ) -> dict[str, Any] | None:
-    """Claim the key; answers the stored response when the key is already done."""
+    """Claim the key; answers the stored response when the key is already done. The first look is a
+    read, so a duplicate of a call still running is answered at once even where writers queue."""
+    where = (
+        IdempotencyKey.app_id == caller.app_id,
+        IdempotencyKey.environment == caller.environment,
+        IdempotencyKey.key == key,
+    )
+    async with db.read() as session:
+        stored = _replay(await session.scalar(select(IdempotencyKey).where(*where)), digest, now_ms)
+    if stored is not None:
+        return stored
     async with db.write() as session:
-        row = await session.scalar(
-            select(IdempotencyKey)
-            .where(
-                IdempotencyKey.app_id == caller.app_id,
-                IdempotencyKey.environment == caller.environment,
-                IdempotencyKey.key == key,
-            )
-            .with_for_update()
-        )
+        row = await session.scalar(select(IdempotencyKey).where(*where).with_for_update())
+        stored = _replay(row, digest, now_ms)
+        if stored is not None:
+            return stored
         if row is None:
             session.add(
                 IdempotencyKey(
@@ -68,15 +88,8 @@ async def _claim(
                     created_ms=now_ms,
                 )
             )
-            return None
-        if row.request_hash != digest:
-            raise IdempotencyKeyReused("this idempotencyKey was already used with a different input")
-        if row.state == "done":
-            stored: dict[str, Any] = row.response
-            return stored
-        if row.lease_until_ms > now_ms:
-            raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress")
-        row.lease_until_ms = now_ms + lease_ms  # the first call died: this one takes over
+        else:
+            row.lease_until_ms = now_ms + lease_ms
         return None
 
 

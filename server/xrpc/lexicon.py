@@ -420,7 +420,7 @@ class _BytesNode(_Node):
             raise _fail(path, 'must be an object with only the property "$bytes"')
         try:
             data = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII string
             raise _fail(path, "must hold base64-encoded bytes") from None
         if self._min is not None and len(data) < self._min:
             raise _fail(path, f"must not be shorter than {self._min} bytes")
@@ -812,8 +812,9 @@ class _Compiler:
         members = {} if properties is None else properties.data
         required = set(schema.strings("required") or ())
         nullable = set(schema.strings("nullable") or ())
-        for name in sorted((required | nullable) - members.keys()):
-            raise schema.error(f'"{name}" is required or nullable but not among the properties')
+        undeclared = sorted((required | nullable) - members.keys())
+        if undeclared:
+            raise schema.error(f'"{undeclared[0]}" is required or nullable but not among the properties')
         compiled = []
         for name, member in members.items():
             member_schema = _Schema(member, f"{schema.where}/properties/{name}", schema.lexicon_id)
@@ -849,8 +850,9 @@ class _Compiler:
         properties = schema.child("properties")
         members = {} if properties is None else properties.data
         required = set(schema.strings("required") or ())
-        for name in sorted(required - members.keys()):
-            raise schema.error(f'"{name}" is required but not among the properties')
+        undeclared = sorted(required - members.keys())
+        if undeclared:
+            raise schema.error(f'"{undeclared[0]}" is required but not among the properties')
         params = []
         for name, member in members.items():
             member_schema = _Schema(member, f"{schema.where}/properties/{name}", schema.lexicon_id)
@@ -948,7 +950,10 @@ def _compile_document(
     """Compiles the definitions of one document into ``compiler``; answers the document's NSID."""
     lexicon_id = document.get("id") if isinstance(document, dict) else None
     if not isinstance(lexicon_id, str) or not is_nsid(lexicon_id):
-        raise LexiconLoadError('a lexicon document must be a JSON object whose "id" is a valid NSID')
+        raise LexiconLoadError(
+            'a lexicon document must be a JSON object whose "id" is a valid NSID',
+            lexicon_id if isinstance(lexicon_id, str) else None,
+        )
     top = _Schema(document, lexicon_id, lexicon_id)
     if top.integer("lexicon") != 1:
         raise top.error('"lexicon" must be 1')
@@ -1043,7 +1048,7 @@ class Lexicons:
         return {} if compiled is None else compiled.check(params)
 
     def validate_input(self, nsid: str, body: object) -> dict[str, object]:
-        """Checks a procedure's JSON body; answers it with declared defaults filled in."""
+        """Checks a procedure's JSON body; answers it with declared defaults filled in (no input: {})."""
         compiled = self._method(nsid).input
         if compiled is None:
             return {}

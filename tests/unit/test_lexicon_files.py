@@ -31,7 +31,10 @@ METHODS = {
     "tickets.atmosphere.createTicketHold",
     "tickets.atmosphere.releaseTicketHold",
 }
-FIELD_TYPES = {"null", "boolean", "integer", "string", "bytes", "cid-link", "blob", "array", "object", "ref", "union", "unknown"}  # fmt: skip
+FIELD_TYPES = {
+    "null", "boolean", "integer", "string", "bytes", "cid-link", "blob",
+    "array", "object", "ref", "union", "unknown",
+}  # fmt: skip
 
 
 def main(nsid: str) -> dict[str, Any]:
@@ -110,7 +113,9 @@ def test_methods_declare_their_shapes() -> None:
 
 
 def test_records_have_a_key() -> None:
-    records = [d["defs"]["main"] for d in DOCUMENTS.values() if d["defs"].get("main", {}).get("type") == "record"]
+    records = [
+        d["defs"]["main"] for d in DOCUMENTS.values() if d["defs"].get("main", {}).get("type") == "record"
+    ]
     assert records
     for record in records:
         assert record["key"] in {"tid", "nsid", "any"} or record["key"].startswith("literal:")
@@ -118,7 +123,11 @@ def test_records_have_a_key() -> None:
 
 
 def test_method_list() -> None:
-    methods = {nsid for nsid, d in DOCUMENTS.items() if d["defs"].get("main", {}).get("type") in {"query", "procedure"}}
+    methods = {
+        nsid
+        for nsid, d in DOCUMENTS.items()
+        if d["defs"].get("main", {}).get("type") in {"query", "procedure"}
+    }
     assert methods == METHODS
 
 
@@ -172,7 +181,11 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
 # --- the published contract ----------------------------------------------------------------------
 
 ERRORS = {
-    "createTicketEvent": {"OrganizerReassignmentNotAllowed", "OrganizerNotRegistered", "OrganizerAssertionInvalid"},
+    "createTicketEvent": {
+        "OrganizerReassignmentNotAllowed",
+        "OrganizerNotRegistered",
+        "OrganizerAssertionInvalid",
+    },
     "updateTicketEvent": {"EventNotFound", "Forbidden"},
     "updateCapacityGroup": {"CapacityGroupNotFound", "CapacityBelowCommitted", "Forbidden"},
     "createTicketTier": {
@@ -211,7 +224,11 @@ def test_declared_errors(method: str, errors: set[str]) -> None:
     [
         ("createTicketEvent", {"organizerDid", "event"}, {"event"}),
         ("updateTicketEvent", {"eventId"}, {"event"}),
-        ("createCapacityGroup", {"organizerDid", "event", "name", "totalCapacity"}, {"event", "capacityGroup"}),
+        (
+            "createCapacityGroup",
+            {"organizerDid", "event", "name", "totalCapacity"},
+            {"event", "capacityGroup"},
+        ),
         ("updateCapacityGroup", {"capacityGroupId"}, {"capacityGroup"}),
         (
             "createTicketTier",
@@ -225,7 +242,11 @@ def test_declared_errors(method: str, errors: set[str]) -> None:
             {"tierId", "quantity"},
             {"subtotalAmount", "buyerFeeAmount", "discountAmount", "totalAmount", "currency"},
         ),
-        ("createTicketHold", {"items"}, {"holdId", "token", "url", "expiresAt", "amountCents", "currency", "items"}),
+        (
+            "createTicketHold",
+            {"items"},
+            {"holdId", "token", "url", "expiresAt", "amountCents", "currency", "items"},
+        ),
         ("releaseTicketHold", {"holdId"}, {"hold"}),
     ],
 )
@@ -261,8 +282,15 @@ def test_numeric_and_length_limits() -> None:
 
 
 def test_nullable_fields() -> None:
-    assert set(input_schema("tickets.atmosphere.updateTicketEvent")["nullable"]) == {"startsAt", "eventCid", "imageUrl"}
-    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == {"saleStartsAt", "saleEndsAt"}
+    assert set(input_schema("tickets.atmosphere.updateTicketEvent")["nullable"]) == {
+        "startsAt",
+        "eventCid",
+        "imageUrl",
+    }
+    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == {
+        "saleStartsAt",
+        "saleEndsAt",
+    }
 
 
 def test_status_values() -> None:
@@ -270,7 +298,13 @@ def test_status_values() -> None:
         "tickets.atmosphere.defs#eventView": ["active", "paused", "archived"],
         "tickets.atmosphere.defs#capacityGroupView": ["active", "archived"],
         "tickets.atmosphere.defs#ticketTierView": ["active", "paused", "archived"],
-        "tickets.atmosphere.defs#ticketAvailability": ["available", "sold-out", "not-on-sale", "unavailable", "hidden"],
+        "tickets.atmosphere.defs#ticketAvailability": [
+            "available",
+            "sold-out",
+            "not-on-sale",
+            "unavailable",
+            "hidden",
+        ],
     }
     for ref, values in statuses.items():
         assert def_schema(ref)["properties"]["status"]["knownValues"] == values, ref
@@ -343,11 +377,21 @@ def test_pinned_calendar_event() -> None:
     assert event["key"] == "tid"
     record = event["record"]
     assert set(record["required"]) == {"name", "createdAt"}
-    assert {"name", "description", "createdAt", "startsAt", "endsAt", "mode", "status", "locations", "uris"} <= set(
-        record["properties"]
-    )
+    assert {
+        "name",
+        "description",
+        "createdAt",
+        "startsAt",
+        "endsAt",
+        "mode",
+        "status",
+        "locations",
+        "uris",
+    } <= set(record["properties"])
     defs = DOCUMENTS["community.lexicon.calendar.event"]["defs"]
-    assert {"#hybrid", "#inperson", "#virtual"} == {v.removeprefix("community.lexicon.calendar.event") for v in defs["mode"]["knownValues"]}
+    assert {"#hybrid", "#inperson", "#virtual"} == {
+        v.removeprefix("community.lexicon.calendar.event") for v in defs["mode"]["knownValues"]
+    }
     assert "community.lexicon.calendar.event#scheduled" in defs["status"]["knownValues"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from server.xrpc.lexicon import Lexicons, LexiconValidationError
 ROOT = Path(__file__).resolve().parents[2] / "lexicons"
 LEXICONS = Lexicons.load(ROOT)
 METHODS = sorted(LEXICONS.method_nsids())
+QUERIES = [nsid for nsid in METHODS if getattr(LEXICONS.method(nsid), "kind", None) == "query"]
 
 
 def _property_names() -> list[str]:
@@ -22,7 +24,9 @@ def _property_names() -> list[str]:
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
-            names.update(node.get("properties", {}) if isinstance(node.get("properties"), dict) else ())
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                names.update(properties)
             for child in node.values():
                 walk(child)
         elif isinstance(node, list):
@@ -65,14 +69,14 @@ scalars = st.one_of(
 json_values = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(keys, children, max_size=8),
-    max_leaves=40,
+    max_leaves=20,
 )
-json_objects = st.dictionaries(keys, json_values, max_size=12)
+json_objects = st.dictionaries(keys, json_values, max_size=10)
 query_values = st.one_of(strings, st.lists(strings, max_size=3))
 
 
 @pytest.mark.parametrize("nsid", METHODS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(body=st.one_of(json_objects, json_values))
 def test_input_is_accepted_or_refused(nsid: str, body: object) -> None:
     try:
@@ -82,9 +86,8 @@ def test_input_is_accepted_or_refused(nsid: str, body: object) -> None:
     assert isinstance(result, dict)
 
 
-@pytest.mark.parametrize("nsid", METHODS)
-@settings(max_examples=50, deadline=None)
-@given(body=json_objects)
+@settings(max_examples=100, deadline=None)
+@given(nsid=st.sampled_from(METHODS), body=json_objects)
 def test_output_is_accepted_or_refused(nsid: str, body: object) -> None:
     try:
         LEXICONS.validate_output(nsid, body)
@@ -92,10 +95,14 @@ def test_output_is_accepted_or_refused(nsid: str, body: object) -> None:
         return
 
 
-@pytest.mark.parametrize("nsid", METHODS)
-@settings(max_examples=50, deadline=None)
-@given(query=st.dictionaries(keys, query_values, max_size=6))
-def test_params_are_accepted_or_refused(nsid: str, query: dict[str, str | list[str]]) -> None:
+@pytest.mark.parametrize("nsid", QUERIES)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_params_are_accepted_or_refused(nsid: str, data: st.DataObject) -> None:
+    method = LEXICONS.method(nsid)
+    assert method is not None and method.parameters is not None
+    names = st.sampled_from(sorted(cast(dict[str, object], method.parameters["properties"])))
+    query = data.draw(st.dictionaries(names | st.text(max_size=8), query_values, max_size=6))
     try:
         result = LEXICONS.validate_params(nsid, query)
     except LexiconValidationError:

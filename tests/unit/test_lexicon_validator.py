@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,10 @@ CHECK = {
                         },
                         "inner": {"type": "ref", "ref": "#inner"},
                         "point": {"type": "ref", "ref": "com.example.point"},
-                        "points": {"type": "array", "items": {"type": "ref", "ref": "com.example.point#main"}},
+                        "points": {
+                            "type": "array",
+                            "items": {"type": "ref", "ref": "com.example.point#main"},
+                        },
                         "circle": {"type": "ref", "ref": "com.example.shapes#circle"},
                         "closedShape": {
                             "type": "union",
@@ -108,9 +112,7 @@ CHECK = {
                     },
                 }
             ),
-            "output": body(
-                {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
-            ),
+            "output": body({"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}),
         },
         "inner": {
             "type": "object",
@@ -181,14 +183,18 @@ def lex() -> Lexicons:
     return Lexicons([SHAPES, POINT, CHECK, FORMAT_CHECK, SEARCH, NOTE])
 
 
+def assert_refused(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(LexiconValidationError) as caught:
+        call()
+    assert str(caught.value) == message
+
+
 def check(lex: Lexicons, **fields: object) -> dict[str, object]:
     return lex.validate_input("com.example.check", {"name": "n", **fields})
 
 
 def refused(lex: Lexicons, message: str, **fields: object) -> None:
-    with pytest.raises(LexiconValidationError) as caught:
-        check(lex, **fields)
-    assert str(caught.value) == message
+    assert_refused(lambda: check(lex, **fields), message)
 
 
 # --- objects, defaults, nullable, unknown fields --------------------------------------------------
@@ -245,14 +251,15 @@ def test_input_without_changes_is_answered_as_is(lex: Lexicons) -> None:
 
 
 def test_input_must_be_an_object(lex: Lexicons) -> None:
-    for value in (None, [], "x", 1):
-        with pytest.raises(LexiconValidationError, match="^Input must be an object$"):
+    values: list[object] = [None, [], "x", 1]
+    for value in values:
+        with pytest.raises(LexiconValidationError) as caught:
             lex.validate_input("com.example.check", value)
+        assert str(caught.value) == "Input must be an object"
 
 
 def test_required_property(lex: Lexicons) -> None:
-    with pytest.raises(LexiconValidationError, match='^Input must have the property "name"$'):
-        lex.validate_input("com.example.check", {})
+    assert_refused(lambda: lex.validate_input("com.example.check", {}), 'Input must have the property "name"')
     refused(lex, 'Input/inner must have the property "id"', inner={})
 
 
@@ -291,11 +298,18 @@ def test_null_only_where_nullable(lex: Lexicons) -> None:
         ({"extra": [1]}, "Input/extra must be an object"),
         ({"extra": "text"}, "Input/extra must be an object"),
         ({"data": "AQID"}, 'Input/data must be an object with only the property "$bytes"'),
-        ({"data": {"$bytes": "AQID", "x": 1}}, 'Input/data must be an object with only the property "$bytes"'),
+        (
+            {"data": {"$bytes": "AQID", "x": 1}},
+            'Input/data must be an object with only the property "$bytes"',
+        ),
         ({"data": {"$bytes": "not base64!"}}, "Input/data must hold base64-encoded bytes"),
+        ({"data": {"$bytes": "AQIé"}}, "Input/data must hold base64-encoded bytes"),
         ({"data": {"$bytes": "AQIDBAU"}}, "Input/data must not be longer than 4 bytes"),
         ({"link": CID}, 'Input/link must be an object with only the property "$link" holding a CID'),
-        ({"link": {"$link": "nope"}}, 'Input/link must be an object with only the property "$link" holding a CID'),
+        (
+            {"link": {"$link": "nope"}},
+            'Input/link must be an object with only the property "$link" holding a CID',
+        ),
         ({"size": "big"}, 'Input/size must be "com.example.shapes#big"'),
         ({"nothing": 0}, "Input/nothing must be null"),
         ({"withDefault": None}, "Input/withDefault must be an integer"),
@@ -388,10 +402,21 @@ GOOD_FORMATS = {
         "at://did:plc:asdf123/com.atproto.feed.postV2",
         "at://did:plc:asdf123/com.atproto.feed.post/record#/fragment",
     ],
-    "did": ["did:plc:z72i7hdynmk6r22z27h6tvur", "did:web:example.com", "did:web:localhost%3A8080", "did:method:a-b.c_d"],
+    "did": [
+        "did:plc:z72i7hdynmk6r22z27h6tvur",
+        "did:web:example.com",
+        "did:web:localhost%3A8080",
+        "did:method:a-b.c_d",
+    ],
     "handle": ["alice.bsky.social", "example.com", "xn--ls8h.test", "a.b-c.io", "8.cn"],
     "at-identifier": ["alice.example.com", "did:plc:z72i7hdynmk6r22z27h6tvur"],
-    "nsid": ["tickets.atmosphere.createTicketHold", "com.example.fooBar", "a.b.c", "net.users.bob.ping", "a-0.b-1.c"],
+    "nsid": [
+        "tickets.atmosphere.createTicketHold",
+        "com.example.fooBar",
+        "a.b.c",
+        "net.users.bob.ping",
+        "a-0.b-1.c",
+    ],
     "cid": [CID, CID_V0, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"],
     "language": ["en", "pt-BR", "zh-Hant-TW", "de-CH-1901", "i-klingon", "x-private", "en-GB-oed", "es-419"],
     "tid": ["3jzfcijpj2z2a", "7777777777777", "3zzzzzzzzzzzz"],
@@ -432,9 +457,27 @@ BAD_FORMATS = {
         "at://did:plc:asdf123/com.atproto.feed.post/r#/a#b",
     ],
     "did": ["", "did:", "did:plc:", "did:PLC:abc", "did:plc:abc:", "did:plc:abc%", "plc:abc", "did:plc:a b"],
-    "handle": ["", "alice", "alice.", ".alice.com", "alice..com", "-a.com", "a-.com", "a.123", "alice.bsky.social."],
+    "handle": [
+        "",
+        "alice",
+        "alice.",
+        ".alice.com",
+        "alice..com",
+        "-a.com",
+        "a-.com",
+        "a.123",
+        "alice.bsky.social.",
+    ],
     "at-identifier": ["", "alice", "did:plc:"],
-    "nsid": ["", "com.example", "com.example.", "com..example.foo", "1com.example.foo", "com.example.3foo", "com.example.foo-bar"],
+    "nsid": [
+        "",
+        "com.example",
+        "com.example.",
+        "com..example.foo",
+        "1com.example.foo",
+        "com.example.3foo",
+        "com.example.foo-bar",
+    ],
     "cid": [
         "",
         "bafy",
@@ -571,23 +614,26 @@ def test_procedure_without_parameters_ignores_the_query(lex: Lexicons) -> None:
 
 def test_output(lex: Lexicons) -> None:
     lex.validate_output("com.example.check", {"ok": True})
-    with pytest.raises(LexiconValidationError, match="^Output/ok must be a boolean$"):
-        lex.validate_output("com.example.check", {"ok": "yes"})
+    assert_refused(
+        lambda: lex.validate_output("com.example.check", {"ok": "yes"}), "Output/ok must be a boolean"
+    )
     lex.validate_output(SEARCH_NSID, {"x": 1})
-    with pytest.raises(LexiconValidationError, match='^Output must have the property "x"$'):
-        lex.validate_output(SEARCH_NSID, {})
+    assert_refused(lambda: lex.validate_output(SEARCH_NSID, {}), 'Output must have the property "x"')
 
 
 def test_record(lex: Lexicons) -> None:
     note = {"$type": "com.example.note", "text": "hi 👋🏽", "createdAt": "2026-01-01T00:00:00.000Z"}
     lex.validate_record("com.example.note", note)
     lex.validate_record("com.example.note", {k: v for k, v in note.items() if k != "$type"})
-    with pytest.raises(LexiconValidationError, match='^Record/\\$type must be "com.example.note"$'):
-        lex.validate_record("com.example.note", {**note, "$type": "com.example.other"})
-    with pytest.raises(LexiconValidationError, match="^Record/text must not be longer than 5 graphemes$"):
-        lex.validate_record("com.example.note", {**note, "text": "abcdef"})
-    with pytest.raises(LexiconValidationError, match="^Record must be an object$"):
-        lex.validate_record("com.example.note", "text")
+    assert_refused(
+        lambda: lex.validate_record("com.example.note", {**note, "$type": "com.example.other"}),
+        'Record/$type must be "com.example.note"',
+    )
+    assert_refused(
+        lambda: lex.validate_record("com.example.note", {**note, "text": "abcdef"}),
+        "Record/text must not be longer than 5 graphemes",
+    )
+    assert_refused(lambda: lex.validate_record("com.example.note", "text"), "Record must be an object")
     with pytest.raises(LexiconValidationError, match="not declared"):
         lex.validate_record("com.example.unknown", note)
 
@@ -647,13 +693,22 @@ def doc(defs: dict[str, Any], lexicon_id: str = "com.example.bad") -> dict[str, 
         ({"lexicon": 1, "id": "not an nsid", "defs": {}}, '"id" is a valid NSID'),
         ({"lexicon": 2, "id": "com.example.bad", "defs": {"a": {"type": "string"}}}, '"lexicon" must be 1'),
         (doc({}), '"defs" must hold at least one definition'),
-        (doc({"a": {"type": "string", "maxLength": "5"}}), 'com.example.bad#a: "maxLength" must be an integer'),
+        (
+            doc({"a": {"type": "string", "maxLength": "5"}}),
+            'com.example.bad#a: "maxLength" must be an integer',
+        ),
         (doc({"a": {"type": "string", "format": "email"}}), 'unknown string format "email"'),
         (doc({"a": {"type": "strin"}}), 'definition type "strin" is not supported'),
         (doc({"a": {"maxLength": 5}}), 'com.example.bad#a: "type" is required'),
-        (doc({"a": {"type": "record", "key": "tid", "record": {"type": "object"}}}), "must be the main definition"),
+        (
+            doc({"a": {"type": "record", "key": "tid", "record": {"type": "object"}}}),
+            "must be the main definition",
+        ),
         (doc({"main": {"type": "record", "record": {"type": "object"}}}), '"key" is required'),
-        (doc({"main": {"type": "record", "key": "uuid", "record": {"type": "object"}}}), "unknown record key"),
+        (
+            doc({"main": {"type": "record", "key": "uuid", "record": {"type": "object"}}}),
+            "unknown record key",
+        ),
         (doc({"main": {"type": "record", "key": "tid"}}), '"record" must be an object schema'),
         (
             doc({"a": {"type": "object", "required": ["b"], "properties": {}}}),
@@ -666,7 +721,10 @@ def doc(defs: dict[str, Any], lexicon_id: str = "com.example.bad") -> dict[str, 
         (doc({"a": {"type": "array"}}), '"items" is required'),
         (doc({"a": {"type": "union"}}), '"refs" is required'),
         (doc({"a": {"type": "string", "default": 1}}), '"default" must be a str'),
-        (doc({"a": {"type": "ref", "ref": "#missing"}}), 'reference "com.example.bad#missing" does not resolve'),
+        (
+            doc({"a": {"type": "ref", "ref": "#missing"}}),
+            'reference "com.example.bad#missing" does not resolve',
+        ),
         (
             doc({"a": {"type": "union", "refs": ["com.example.other"]}}),
             'reference "com.example.other#main" does not resolve',
@@ -723,15 +781,19 @@ def test_load_names_the_file(tmp_path: Path) -> None:
 
     broken = tmp_path / "com" / "example" / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(LexiconLoadError, match="broken.json: not a readable JSON document"):
+    with pytest.raises(LexiconLoadError, match=r"broken\.json: not a readable JSON document"):
         Lexicons.load(tmp_path)
 
     broken.write_text(json.dumps(doc({"a": {"type": "ref", "ref": "#nowhere"}}, "com.example.broken")))
     with pytest.raises(LexiconLoadError, match=r"broken\.json: .*com\.example\.broken#nowhere"):
         Lexicons.load(tmp_path)
 
+    broken.write_text(json.dumps({**POINT, "id": "not-an-nsid"}))
+    with pytest.raises(LexiconLoadError, match=r"broken\.json: .*valid NSID"):
+        Lexicons.load(tmp_path)
+
     broken.write_text(json.dumps(POINT))
-    with pytest.raises(LexiconLoadError, match="com.example.point is already defined by"):
+    with pytest.raises(LexiconLoadError, match=r"com\.example\.point is already defined by"):
         Lexicons.load(tmp_path)
 
 

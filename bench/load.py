@@ -1,0 +1,149 @@
+"""The load generator: pre-signed requests sent over a keep-alive pool with a fixed number in flight,
+and what one timed phase cost (latency, outcomes, CPU of client, server and database, peak memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from bench import procfs
+from bench.deploy import Server
+
+
+def pool(base_url: str, concurrency: int) -> httpx.AsyncClient:
+    """A client keeping one connection per concurrent caller alive."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0))
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def outcome(response: httpx.Response) -> str:
+    """``200``, or the status with the XRPC error name (``409 SoldOut``)."""
+    if response.status_code == 200:
+        return "200"
+    try:
+        error = response.json().get("error", "")
+    except ValueError:
+        error = ""
+    return f"{response.status_code} {error}".strip()
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One timed phase. CPU figures are milliseconds per request; ``database`` is every PostgreSQL
+    process on the machine (None on SQLite, where the database runs inside the server); ``others``
+    are the busiest processes outside the benchmark, in cores (noise from other work)."""
+
+    requests: int
+    elapsed_s: float
+    latencies_ms: list[float]
+    outcomes: Counter[str]
+    server_cpu_ms: float
+    database_cpu_ms: float | None
+    client_cpu_ms: float
+    worker_cpu_share: list[float]
+    machine_busy_cores: float
+    others: list[tuple[str, float]]
+    peak_rss_mb: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.elapsed_s
+
+    def count(self, name: str) -> int:
+        return self.outcomes.get(name, 0)
+
+    def cpu_budget(self) -> str:
+        """Where the machine's busy cores went."""
+        parts = {
+            "server": self.server_cpu_ms,
+            "database": self.database_cpu_ms or 0.0,
+            "client": self.client_cpu_ms,
+        }
+        used = {name: ms * self.rate / 1000 for name, ms in parts.items()}
+        used["other"] = max(0.0, self.machine_busy_cores - sum(used.values()))
+        split = ", ".join(f"{name} {n:.2f}" for name, n in used.items())
+        busiest = ", ".join(f"{name} {n:.2f}" for name, n in self.others)
+        machine = f"machine busy {self.machine_busy_cores:.2f} of {cores()} cores"
+        return f"{machine} ({split}; busiest other: {busiest})"
+
+
+async def _drive(
+    client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int
+) -> tuple[list[float], Counter[str]]:
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    queue: Iterator[httpx.Request] = iter(requests)
+
+    async def caller() -> None:
+        for request in queue:
+            started = time.perf_counter()
+            try:
+                response = await client.send(request)
+                name = outcome(response)
+            except httpx.TransportError as exc:
+                name = f"transport {type(exc).__name__}"
+            latencies.append((time.perf_counter() - started) * 1000)
+            outcomes[name] += 1
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return latencies, outcomes
+
+
+async def warm_up(client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int) -> None:
+    """Send untimed requests: opens the pool's connections and warms every server process."""
+    await _drive(client, requests, concurrency)
+
+
+async def timed(
+    server: Server, client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int
+) -> Phase:
+    """Send ``requests`` with ``concurrency`` in flight and measure the phase."""
+    workers = server.serving_pids()
+    cpu_before = procfs.cpu_seconds(procfs.all_pids())
+    machine_before = procfs.machine_busy_seconds()
+    started = time.perf_counter()
+    latencies, outcomes = await _drive(client, requests, concurrency)
+    elapsed = time.perf_counter() - started
+    machine_busy = procfs.machine_busy_seconds() - machine_before
+    used = {
+        pid: seconds - cpu_before.get(pid, 0.0)
+        for pid, seconds in procfs.cpu_seconds(procfs.all_pids()).items()
+    }
+    database = set(procfs.pids_named("postgres")) if server.configuration.backend == "postgresql" else set()
+    server_used = [used.get(pid, 0.0) for pid in workers]
+    server_total = sum(server_used)
+    ours = {*workers, *database, os.getpid()}
+    others = sorted(
+        ((procfs.name(pid), s) for pid, s in used.items() if pid not in ours), key=lambda o: -o[1]
+    )
+    per_request = 1000 / len(requests)
+    return Phase(
+        requests=len(requests),
+        elapsed_s=elapsed,
+        latencies_ms=latencies,
+        outcomes=outcomes,
+        server_cpu_ms=server_total * per_request,
+        database_cpu_ms=sum(used.get(pid, 0.0) for pid in database) * per_request if database else None,
+        client_cpu_ms=used.get(os.getpid(), 0.0) * per_request,
+        worker_cpu_share=[u / server_total for u in server_used] if server_total else [],
+        machine_busy_cores=machine_busy / elapsed,
+        others=[(name, s / elapsed) for name, s in others[:3]],
+        peak_rss_mb=server.peak_rss_mb(),
+    )
+
+
+def cores() -> int:
+    return os.cpu_count() or 1

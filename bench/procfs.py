@@ -1,0 +1,88 @@
+"""Readings of running processes from ``/proc``: the process tree, peak memory and CPU time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards)."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def all_pids() -> list[int]:
+    return [int(p.name) for p in PROC.iterdir() if p.name.isdigit()]
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``."""
+    children: dict[int, list[int]] = {}
+    for pid in all_pids():
+        fields = _stat_fields(pid)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(pid)
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def name(pid: int) -> str:
+    """The short name (``comm``) of a process, ``?`` once it is gone."""
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def pids_named(comm: str) -> list[int]:
+    return [pid for pid in all_pids() if name(pid) == comm]
+
+
+def memory_kb(pid: int, field: str = "VmHWM") -> int | None:
+    """A ``kB`` line of ``/proc/<pid>/status``: ``VmHWM`` is the peak resident set, ``VmRSS`` the current."""
+    try:
+        lines = (PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User plus system CPU time of each process still alive."""
+    times = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine have spent busy (not idle, not waiting on I/O) since boot."""
+    with (PROC / "stat").open() as stat:
+        values = [int(v) for v in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS

@@ -1,0 +1,8 @@
+"""The one place workloads are registered: add a module with a ``WORKLOAD`` and list it here."""
+
+from __future__ import annotations
+
+from bench import holds
+from bench.results import Workload
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (holds.WORKLOAD,)}

@@ -1,0 +1,1 @@
+"""The desk scanner for door staff."""

@@ -1,0 +1,150 @@
+"""The XRPC boundary over real HTTP: caller auth refusals, routing and malformed input always answer
+``{error, message}`` JSON with the right status — never HTML, never a 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import Harness
+from support.catalog import ORGANIZER, active_event
+from support.server import Identity
+
+from server.auth.keys import SigningKey
+
+NSID = "tickets.atmosphere.getTicketAvailability"
+
+
+def assert_xrpc_error(response: httpx.Response, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == error, body
+    assert isinstance(body["message"], str) and body["message"]
+
+
+async def test_health_answers_the_version(harness: Harness) -> None:
+    response = await harness.app.http.get(f"{harness.server.url}/xrpc/_health")
+    assert response.status_code == 200 and response.json() == {"version": "0.1.0"}
+
+
+async def test_caller_auth_refusals(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    ident = harness.app.identity
+    params = {"eventId": event["id"]}
+    cases = [
+        (None, 401, "AuthenticationRequired"),
+        (ident.token(NSID, aud="did:web:elsewhere.example#AttestedNetwork"), 401, "BadJwtAudience"),
+        (ident.token(NSID, aud="did:web:tickets.test"), 401, "BadJwtAudience"),  # bare DID not configured
+        (ident.token("tickets.atmosphere.createTicketHold"), 401, "BadJwtLexiconMethod"),
+        (ident.token(NSID, exp_in=-5), 401, "JwtExpired"),
+        (ident.token(NSID, exp_in=3600), 401, "BadJwt"),
+        (Identity(ident.did, SigningKey.generate()).token(NSID), 401, "BadJwtSignature"),  # not its key
+    ]
+    for token, status, error in cases:
+        if token is None:
+            response = await harness.app.http.get(f"{harness.server.url}/xrpc/{NSID}", params=params)
+        else:
+            response = await harness.app.call("getTicketAvailability", params, token=token)
+        assert_xrpc_error(response, status, error)
+
+
+async def test_replayed_token_is_refused(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    token = harness.app.identity.token(NSID)
+    first = await harness.app.call("getTicketAvailability", {"eventId": event["id"]}, token=token)
+    assert first.status_code == 200
+    again = await harness.app.call("getTicketAvailability", {"eventId": event["id"]}, token=token)
+    assert_xrpc_error(again, 401, "JwtReplayed")
+
+
+async def test_unregistered_and_disabled_apps(harness: Harness) -> None:
+    stranger = await harness.client("did:web:stranger.example", registered=False)
+    assert_xrpc_error(
+        await stranger.call("getTicketAvailability", {"eventId": "event_x"}), 403, "AppNotRegistered"
+    )
+    from server.db.engine import Database
+    from server.domain import apps
+
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            await apps.disable_app(session, harness.app.identity.did, "test", 1)
+    finally:
+        await db.dispose()
+    assert_xrpc_error(
+        await harness.app.call("getTicketAvailability", {"eventId": "e"}), 403, "TicketsModuleDisabled"
+    )
+    await stranger.aclose()
+
+
+async def test_routing_and_malformed_input(harness: Harness) -> None:
+    base = f"{harness.server.url}/xrpc"
+    auth = {"authorization": f"Bearer {harness.app.identity.token('tickets.atmosphere.createTicketHold')}"}
+    http = harness.app.http
+    assert_xrpc_error(await http.get(f"{base}/tickets.atmosphere.noSuchMethod"), 404, "MethodNotImplemented")
+    assert_xrpc_error(await http.post(f"{base}/com.example.other", json={}), 404, "MethodNotImplemented")
+    assert_xrpc_error(await http.get(f"{base}/a/b/c"), 404, "MethodNotImplemented")
+    assert_xrpc_error(await http.get(f"{base}/tickets.atmosphere.createTicketHold"), 405, "InvalidRequest")
+    hold = f"{base}/tickets.atmosphere.createTicketHold"
+    assert_xrpc_error(await http.post(hold, content=b"{not json", headers=auth), 400, "InvalidRequest")
+    assert_xrpc_error(await http.post(hold, content=b"", headers=auth), 400, "InvalidRequest")
+    assert_xrpc_error(await http.post(hold, json=[1, 2], headers=auth), 400, "InvalidRequest")
+    assert_xrpc_error(await http.post(hold, json={"items": []}, headers=auth), 400, "InvalidRequest")
+    big = {"items": [{"tierId": "t", "quantity": 1}], "metadata": {"x": "y" * 300_000}}
+    assert_xrpc_error(await http.post(hold, json=big, headers=auth), 413, "PayloadTooLarge")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"items": [{"tierId": "t", "quantity": 0}]}, "quantity"),
+        ({"items": [{"tierId": "t", "quantity": 1}] * 21}, "items"),
+        ({"items": [{"tierId": "t", "quantity": "1"}]}, "quantity"),
+        ({"items": [{"tierId": "t", "quantity": 1}], "customerEmail": "a" * 321}, "customerEmail"),
+        ({"items": [{"tierId": "t", "quantity": 1}], "buyerDid": "not-a-did"}, "buyerDid"),
+        ({"items": [{"tierId": "t", "quantity": 1}], "environment": "staging"}, "environment"),
+        ({"items": [{"tierId": "t", "quantity": 1}], "buyerDid": "did:plc:abc"}, "buyerAssertionJwt"),
+    ],
+)
+async def test_invalid_hold_input_names_the_field(
+    harness: Harness, body: dict[str, object], fragment: str
+) -> None:
+    response = await harness.app.call(
+        "createTicketHold", body, environment=None if "environment" in body else "test"
+    )
+    assert_xrpc_error(response, 400, "InvalidRequest")
+    assert fragment in response.json()["message"]
+
+
+async def test_lexicon_bounds_on_catalog_input(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    base = {
+        "organizerDid": ORGANIZER,
+        "event": {"uri": event["uri"]},
+        "title": "T",
+        "currency": "eur",
+        "unitAmount": 100,
+        "quantityTotal": 10,
+    }
+    for override in (
+        {"unitAmount": 2_000_001},
+        {"quantityTotal": 0},
+        {"currency": "euro"},
+        {"title": ""},
+        {"maxPerOrder": 51},
+        {"saleStartsAt": "yesterday"},
+        {"event": {"uri": "https://x"}},
+    ):
+        assert_xrpc_error(
+            await harness.app.call("createTicketTier", {**base, **override}), 400, "InvalidRequest"
+        )
+    window = {"saleStartsAt": "2026-12-02T00:00:00Z", "saleEndsAt": "2026-12-01T00:00:00Z"}
+    assert_xrpc_error(await harness.app.call("createTicketTier", {**base, **window}), 400, "InvalidRequest")
+    meta = {"metadata": {"blob": "x" * 9000}}
+    assert_xrpc_error(await harness.app.call("createTicketTier", {**base, **meta}), 400, "InvalidRequest")
+    bad_status = await harness.app.call("updateTicketEvent", {"eventId": event["id"], "status": "deleted"})
+    assert_xrpc_error(bad_status, 400, "InvalidRequest")
+    missing = await harness.app.call("updateTicketTier", {"tierId": "tier_nope", "title": "x"})
+    assert_xrpc_error(missing, 404, "TierNotFound")
+    missing_hold = await harness.app.call("releaseTicketHold", {"holdId": "hold_nope"})
+    assert_xrpc_error(missing_hold, 404, "TicketHoldNotFound")
