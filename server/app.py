@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +24,9 @@ from server.xrpc import catalog, holds  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import Services, dispatch
-from server.xrpc.lexicon import Lexicons
+from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
 log = logging.getLogger("tickets")
-
-LEXICON_DIR = Path(__file__).resolve().parent.parent / "lexicons"
 
 
 @get("/xrpc/_health", sync_to_thread=False)

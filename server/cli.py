@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,6 +117,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     cmd_serve(args, settings)
 
 
+def cmd_call(args: argparse.Namespace, settings: Settings) -> None:
+    from server.demo import call_as_demo_app
+
+    try:
+        body = json.loads(args.body)
+    except ValueError:
+        raise SystemExit("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise SystemExit("the body must be a JSON object")
+    url = args.url or settings.public_url
+    try:
+        status, answer = call_as_demo_app(settings, args.method, body, url)
+    except httpx.TransportError as exc:
+        raise SystemExit(f"cannot reach the server at {url}: {exc}") from None
+    print(json.dumps(answer, indent=2))
+    if status != 200:
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickets", description="Atmosphere Tickets operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--log-level", default="info")
     demo.set_defaults(func=cmd_demo)
+    call = sub.add_parser("call", help="call an XRPC method as the demo app (after `tickets demo`)")
+    call.add_argument("method", help="e.g. getTicketAvailability or tickets.atmosphere.createTicketHold")
+    call.add_argument("body", nargs="?", default="{}", help="JSON input or parameters")
+    call.add_argument("--url", help="server base URL (default: TICKETS_PUBLIC_URL)")
+    call.set_defaults(func=cmd_call)
     return parser
 
 

@@ -7,10 +7,12 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import httpx
 from sqlalchemy import select
 
-from server.auth.keys import SigningKey
+from server.auth.keys import SigningKey, mint_service_jwt
 from server.db import migrate
 from server.db.engine import Database
 from server.db.models import Tier
@@ -20,6 +22,7 @@ from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
 from server.domain.common import SystemClock, parse_datetime
 from server.settings import Settings
+from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
 DEMO_APP_DID = "did:web:demo-app.localhost"
 DEMO_ORGANIZER_DID = "did:plc:demoorganizer0000000000"
@@ -37,6 +40,24 @@ def demo_key(data_dir: Path) -> SigningKey:
     path.write_bytes(key.to_pem())
     path.chmod(0o600)
     return key
+
+
+def call_as_demo_app(settings: Settings, method: str, body: dict[str, Any], base_url: str) -> tuple[int, Any]:
+    """One XRPC call signed by the demo app (``tickets call``): how to try the server by hand."""
+    nsid = method if "." in method else f"tickets.atmosphere.{method}"
+    token = mint_service_jwt(
+        demo_key(settings.data_dir), iss=DEMO_APP_DID, aud=sorted(settings.audiences)[0], lxm=nsid
+    )
+    payload = {"environment": DEMO_ENVIRONMENT, **body}
+    headers = {"authorization": f"Bearer {token}"}
+    lexicons = Lexicons.load(LEXICON_DIR)
+    schema = lexicons.method(nsid)
+    url = f"{base_url.rstrip('/')}/xrpc/{nsid}"
+    if schema is not None and schema.kind == "query":
+        response = httpx.get(url, params=payload, headers=headers, timeout=10)
+    else:
+        response = httpx.post(url, json=payload, headers=headers, timeout=10)
+    return response.status_code, response.json()
 
 
 def seed_demo(settings: Settings, *, port: int) -> Settings:
@@ -116,7 +137,6 @@ async def _seed(settings: Settings) -> str:
         f"demo event    {event.id}  {event.title}",
         *(f"  tier        {s.tier.id}  {s.tier.title}: {s.available} available" for s in inventory.tiers),
         f"database      {settings.resolved_database_url}",
-        f"availability  GET {settings.public_url}/xrpc/tickets.atmosphere.getTicketAvailability"
-        f"?eventId={event.id}&environment={DEMO_ENVIRONMENT}",
+        f'try it        tickets call getTicketAvailability \'{{"eventId": "{event.id}"}}\'',
     ]
     return "\n".join(lines)

@@ -26,6 +26,8 @@ import regex
 
 from server.domain.errors import InvalidRequest, MethodNotImplemented
 
+LEXICON_DIR: Final = Path(__file__).resolve().parents[2] / "lexicons"
+
 JsonObject = Mapping[str, object]
 
 
