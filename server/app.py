@@ -19,8 +19,10 @@ from server.domain.apps import forget_spent_jtis
 from server.domain.common import SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
+from server.domain.issuance.keys import Keyring, load_server_key
 from server.settings import Settings, get_settings
-from server.xrpc import catalog, holds  # noqa: F401  (registers the methods)
+from server.web.routes import ROUTES as web_routes
+from server.xrpc import catalog, holds, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import Services, dispatch
@@ -77,7 +79,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 http=http,
                 web_scheme=settings.did_web_scheme,
             )
-            services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock())
+            keyring = Keyring(load_server_key(settings))
+            services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock(), keyring)
             app.state.services = services
             sweeper = asyncio.create_task(run_sweeper(services))
             try:
@@ -89,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await db.dispose()
 
     return Litestar(
-        route_handlers=[health, xrpc],
+        route_handlers=[health, xrpc, *web_routes],
         lifespan=[lifespan],
         exception_handlers={
             DomainError: handle_domain_error,

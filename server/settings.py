@@ -39,6 +39,24 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: int = 30
     db_pool_size: int = 10
 
+    # Outbound lifecycle webhooks.
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_cap_seconds: float = Field(default=6 * 3600.0, gt=0)
+    webhook_batch_size: int = Field(default=20, ge=1)
+
+    # Inbound payment broker webhooks (``atm-signature`` secrets). Unset: the built-in dev payments
+    # sign with a secret generated in the data folder.
+    broker_url: str = ""
+    broker_webhook_secret: str = ""
+    broker_webhook_previous_secret: str = ""
+
+    # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
+    # in the data folder (every server process must then share that folder).
+    secret_key: str = ""
+
     # Test-only: read availability in a separate, unlocked transaction before writing the hold.
     # It reproduces the classic check-then-act race so the concurrency tests can prove they catch it.
     test_unsafe_unlocked_holds: bool = False

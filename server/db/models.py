@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -172,6 +173,11 @@ class Hold(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     expires_ms: Mapped[int] = mapped_column(BigInteger)
+    # Set when the hold completes: by a payment, or by a free claim.
+    payment_id: Mapped[str | None] = mapped_column(String(300))
+    claim_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Attendee details collected at checkout, one entry per place: [{"name": ..., "email": ...}].
+    attendees: Mapped[Any] = mapped_column(JsonType, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -215,19 +221,175 @@ class LedgerEntry(Base):
 
 
 class IdempotencyKey(Base):
-    """One caller's idempotency key: ``in_flight`` while its first call runs (leased until
+    """A key that makes a call happen once within its ``scope`` (an app's idempotency keys, or the
+    payment broker's delivery ids): ``in_flight`` while the first call runs (leased until
     ``lease_until_ms``, so a crashed call does not block the key forever), then ``done`` with the
     response to replay."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (CheckConstraint("state IN ('in_flight', 'done')", name="state"),)
 
-    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), primary_key=True)
-    environment: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    method: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
     lease_until_ms: Mapped[int] = mapped_column(BigInteger)
     response: Mapped[Any] = mapped_column(JsonType, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckInList(Base):
+    """A door list. Each has its own signing keys; a pass carries a signature per list admitting it."""
+
+    __tablename__ = "check_in_lists"
+    __table_args__ = (CheckConstraint("status IN ('active', 'archived')", name="status"),)
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tier ids this list admits; NULL admits every tier of the event.
+    tier_ids: Mapped[list[str] | None] = mapped_column(JsonType)
+    allow_multiple_entries: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
+    valid_from_ms: Mapped[int | None] = mapped_column(BigInteger)
+    valid_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+    gates: Mapped[list[str] | None] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ListKey(Base):
+    """An Ed25519 key pair of one check-in list. The private half is encrypted under the server
+    key; a retired key still verifies the passes it signed but signs nothing new."""
+
+    __tablename__ = "list_keys"
+    __table_args__ = (CheckConstraint("status IN ('active', 'retired')", name="status"),)
+
+    list_id: Mapped[str] = mapped_column(ForeignKey("check_in_lists.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_seed: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    retired_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Ticket(Base):
+    """An issued ticket. ``status`` caches the last row of its append-only history
+    (``ticket_events``), written in the same transaction."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("environment", "ticket_number"),
+        CheckConstraint("status IN ('active', 'voided', 'refunded')", name="status"),
+        CheckConstraint("generation >= 1", name="generation_positive"),
+        Index("ix_tickets_app_buyer", "app_id", "environment", "buyer_did", "id"),
+        Index("ix_tickets_event", "event_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    tier_id: Mapped[str] = mapped_column(ForeignKey("tiers.id"))
+    capacity_group_id: Mapped[str] = mapped_column(ForeignKey("capacity_groups.id"))
+    hold_id: Mapped[str] = mapped_column(ForeignKey("holds.id"), index=True)
+    payment_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    claim_id: Mapped[str | None] = mapped_column(String(64))
+    ticket_number: Mapped[str] = mapped_column(String(32))
+    buyer_did: Mapped[str | None] = mapped_column(String(2048))
+    attendee_name: Mapped[str | None] = mapped_column(Text)
+    attendee_email: Mapped[str | None] = mapped_column(String(320))
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    # Increases on transfer: passes of older generations are revoked.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class TicketEvent(Base):
+    """Append-only history of a ticket: what happened (``action``: issued, voided, refunded,
+    transferred) and the status and generation it left the ticket in."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    generation: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(2048))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(JsonType, nullable=True)
+
+
+class Payment(Base):
+    """A payment the broker reported for a hold. ``status`` ``needs_refund`` marks money taken for
+    places that could not be issued (paid after expiry, sold out meanwhile) for review."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("environment", "payment_id"),
+        CheckConstraint(
+            "status IN ('completed', 'refunded', 'partially_refunded', 'needs_refund', 'failed')",
+            name="status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    payment_id: Mapped[str] = mapped_column(String(300))
+    hold_id: Mapped[str | None] = mapped_column(ForeignKey("holds.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxMessage(Base):
+    """A lifecycle webhook to one app, written in the transaction of the change it reports and
+    delivered at least once by the delivery worker, under a stable ``delivery_id``."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+        Index("ix_webhook_outbox_due", "state", "next_attempt_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), index=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    delivered_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookAttempt(Base):
+    """The delivery log: one row per attempt to deliver an outbox message."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_message", "outbox_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("webhook_outbox.id"))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -14,11 +15,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_last_id = [0]
+_id_lock = threading.Lock()
+
+
 def new_id(prefix: str, now_ms: int | None = None) -> str:
     """``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits, Crockford base32.
-    Time-ordered so that cursors and index pages follow creation order."""
+    Time-ordered, and strictly increasing within a process (ids made in the same millisecond
+    count up from the previous one), so cursors and listings follow creation order."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     value = (ms & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
+    with _id_lock:
+        if value >> 80 == _last_id[0] >> 80 and value <= _last_id[0]:
+            value = _last_id[0] + 1
+        _last_id[0] = value
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -1,10 +1,10 @@
-"""Idempotency keys (SPEC §1): a replay with the same key and input answers the first result; the
-same key with another input is refused; the same key while its first call still runs is a conflict.
+"""Do a thing once per key: apps' idempotency keys (SPEC §1) and the payment broker's delivery ids.
 
-The key is claimed in its own short transaction (``in_flight``, leased), the work runs in a second
-transaction that also stores the response (``done``), and a refused call gives the key back, so a
-retry after a refusal runs again. A call that crashes leaves a lease that lapses after
-``lease_ms``; until then retries get ``IdempotencyKeyInFlight``.
+A replay with the same key and input answers the first result; the same key with another input is
+refused; the same key while its first call still runs is a conflict. The key is claimed in its own
+short transaction (``in_flight``, leased), the work runs in a second transaction that also stores
+the response (``done``), and a refused or failed call gives the key back, so a retry runs again. A
+call that crashes leaves a lease that lapses after ``lease_ms``; until then retries get the conflict.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ def check_key(key: str) -> str:
     return key
 
 
-def request_hash(method: str, payload: dict[str, Any]) -> str:
+def app_scope(caller: Caller) -> str:
+    """Apps' keys are scoped per app and environment."""
+    return f"app:{caller.app_id}:{caller.environment}"
+
+
+def request_hash(method: str, payload: object) -> str:
     """Digest of the call's input (without the key itself), stable across key order."""
     canonical = json.dumps([method, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -47,25 +52,21 @@ def _replay(row: IdempotencyKey | None, digest: str, now_ms: int) -> dict[str, A
     if row is None:
         return None
     if row.request_hash != digest:
-        raise IdempotencyKeyReused("this idempotencyKey was already used with a different input")
+        raise IdempotencyKeyReused("this key was already used with a different input")
     if row.state == "done":
         stored: dict[str, Any] = row.response
         return stored
     if row.lease_until_ms > now_ms:
-        raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress")
+        raise IdempotencyKeyInFlight("a call with this key is still in progress")
     return None  # the first call died and its lease lapsed: this one takes over
 
 
 async def _claim(
-    db: Database, caller: Caller, method: str, key: str, digest: str, now_ms: int, lease_ms: int
+    db: Database, scope: str, key: str, digest: str, now_ms: int, lease_ms: int
 ) -> dict[str, Any] | None:
     """Claim the key; answers the stored response when the key is already done. The first look is a
     read, so a duplicate of a call still running is answered at once even where writers queue."""
-    where = (
-        IdempotencyKey.app_id == caller.app_id,
-        IdempotencyKey.environment == caller.environment,
-        IdempotencyKey.key == key,
-    )
+    where = (IdempotencyKey.scope == scope, IdempotencyKey.key == key)
     async with db.read() as session:
         stored = _replay(await session.scalar(select(IdempotencyKey).where(*where)), digest, now_ms)
     if stored is not None:
@@ -78,10 +79,8 @@ async def _claim(
         if row is None:
             session.add(
                 IdempotencyKey(
-                    app_id=caller.app_id,
-                    environment=caller.environment,
+                    scope=scope,
                     key=key,
-                    method=method,
                     request_hash=digest,
                     state="in_flight",
                     lease_until_ms=now_ms + lease_ms,
@@ -93,29 +92,27 @@ async def _claim(
         return None
 
 
-async def run_idempotent(
+async def run_once(
     db: Database,
-    caller: Caller,
-    method: str,
+    scope: str,
     key: str,
-    payload: dict[str, Any],
+    digest: str,
     now_ms: int,
     lease_ms: int,
     work: Work,
 ) -> tuple[dict[str, Any], bool]:
-    """Run ``work`` once per key; answers ``(response, reused)``."""
-    digest = request_hash(method, payload)
+    """Run ``work`` once per ``(scope, key)``; answers ``(response, reused)``."""
     try:
-        stored = await _claim(db, caller, method, key, digest, now_ms, lease_ms)
+        stored = await _claim(db, scope, key, digest, now_ms, lease_ms)
     except IntegrityError:
         # Another call inserted the same key between our read and our insert.
-        raise IdempotencyKeyInFlight("a call with this idempotencyKey is still in progress") from None
+        raise IdempotencyKeyInFlight("a call with this key is still in progress") from None
     if stored is not None:
         return stored, True
     try:
         async with db.write() as session:
             response = await work(session)
-            row = await session.get(IdempotencyKey, (caller.app_id, caller.environment, key))
+            row = await session.get(IdempotencyKey, (scope, key))
             assert row is not None
             row.state = "done"
             row.response = response
@@ -123,8 +120,7 @@ async def run_idempotent(
         async with db.write() as session:
             await session.execute(
                 delete(IdempotencyKey).where(
-                    IdempotencyKey.app_id == caller.app_id,
-                    IdempotencyKey.environment == caller.environment,
+                    IdempotencyKey.scope == scope,
                     IdempotencyKey.key == key,
                     IdempotencyKey.state == "in_flight",
                 )

@@ -17,6 +17,7 @@ from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
+from server.domain.issuance.keys import Keyring
 from server.settings import Settings
 from server.xrpc.lexicon import Lexicons
 
@@ -32,6 +33,7 @@ class Services:
     resolver: DidResolver
     lexicons: Lexicons
     clock: Clock
+    keyring: Keyring
 
 
 @dataclass(frozen=True, slots=True)

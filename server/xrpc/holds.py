@@ -11,7 +11,7 @@ from server.domain.errors import InvalidRequest, OrderLimitExceeded, TicketHoldU
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
 from server.domain.holds.service import HoldRequest, effective_status
-from server.domain.idempotency import check_key, run_idempotent
+from server.domain.idempotency import app_scope, check_key, request_hash, run_once
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
@@ -21,8 +21,9 @@ CREATE_HOLD = NAMESPACE + "createTicketHold"
 
 
 def checkout_url(call: Call, token: str) -> str:
-    """Where the buyer pays: the built-in dev checkout until a payment broker is configured."""
-    return f"{call.settings.public_url.rstrip('/')}/checkout/{token}"
+    """Where the buyer pays: the broker's checkout, or the built-in dev checkout without one."""
+    base = call.settings.broker_url or call.settings.public_url
+    return f"{base.rstrip('/')}/checkout/{token}"
 
 
 def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
@@ -36,6 +37,7 @@ def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
         return_url=params.get("returnUrl"),
         cancel_url=params.get("cancelUrl"),
         metadata=checked_metadata(call, params.get("metadata")),
+        attendees=params.get("attendees"),
     )
 
 
@@ -63,12 +65,11 @@ async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, An
         async with call.db.write() as session:
             return await _hold(call, request, session)
     fingerprint = {k: v for k, v in params.items() if k not in ("idempotencyKey", "buyerAssertionJwt")}
-    response, reused = await run_idempotent(
+    response, reused = await run_once(
         call.db,
-        call.caller,
-        call.nsid,
+        app_scope(call.caller),
         check_key(key),
-        fingerprint,
+        request_hash(call.nsid, fingerprint),
         call.now_ms,
         call.settings.idempotency_lease_seconds * 1000,
         lambda session: _hold(call, request, session),

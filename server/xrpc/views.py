@@ -8,6 +8,7 @@ from server.db.models import Event, Hold
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.holds.service import HoldResult
+from server.domain.issuance.queries import TicketInContext
 
 
 def compact(values: dict[str, Any]) -> dict[str, Any]:
@@ -135,3 +136,62 @@ def hold_checkout_view(result: HoldResult, checkout_url: str) -> dict[str, Any]:
             for line in result.lines
         ],
     }
+
+
+def scan_url(public_url: str, item: TicketInContext) -> str:
+    return f"{public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"
+
+
+def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#issuedTicketWithContext``."""
+    ticket, event, tier = item.ticket, item.event, item.tier
+    active = ticket.status == "active" and item.pass_token is not None
+    return compact(
+        {
+            "id": ticket.id,
+            "tierId": ticket.tier_id,
+            "eventId": ticket.event_id,
+            "eventUri": event.uri,
+            "status": ticket.status,
+            "ticketNumber": ticket.ticket_number,
+            "scanUrl": scan_url(public_url, item) if active else None,
+            "createdAt": format_datetime(ticket.created_ms),
+            "updatedAt": format_datetime(ticket.updated_ms),
+            "paymentId": ticket.payment_id,
+            "claimId": ticket.claim_id,
+            "buyerDid": ticket.buyer_did,
+            "attendeeName": ticket.attendee_name,
+            "generation": ticket.generation,
+            "passToken": item.pass_token if active else None,
+            "unitAmount": ticket.unit_amount,
+            "currency": ticket.currency,
+            "event": compact(
+                {
+                    "id": event.id,
+                    "uri": event.uri,
+                    "title": event.title,
+                    "startsAt": format_optional_datetime(event.starts_ms),
+                }
+            ),
+            "tier": {
+                "id": tier.id,
+                "title": tier.title,
+                "status": tier.status,
+                "currency": tier.currency,
+                "unitAmount": tier.unit_amount,
+                "quantityTotal": tier.quantity_total,
+            },
+            "presentation": {
+                "event": compact(
+                    {
+                        "uri": event.uri,
+                        "title": event.title,
+                        "startsAt": format_optional_datetime(event.starts_ms),
+                        "imageUrl": event.image_url,
+                    }
+                ),
+                "tier": {"title": tier.title},
+                "organizer": {"did": event.organizer_did},
+            },
+        }
+    )

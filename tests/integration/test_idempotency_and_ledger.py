@@ -17,7 +17,7 @@ from server.db.models import IdempotencyKey
 from server.domain import apps, ledger
 from server.domain.caller import Caller
 from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
-from server.domain.idempotency import request_hash, run_idempotent
+from server.domain.idempotency import app_scope, request_hash, run_once
 
 LEASE_MS = 30_000
 
@@ -52,30 +52,28 @@ async def test_a_duplicate_of_a_running_call_is_a_conflict(db: Database, caller:
         await release.wait()
         return {"value": 1}
 
-    first = asyncio.create_task(run_idempotent(db, caller, "m", "key-1", {"a": 1}, 1000, LEASE_MS, slow))
+    first = asyncio.create_task(run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1000, LEASE_MS, slow))
     await started.wait()
     with pytest.raises(IdempotencyKeyInFlight):
         await asyncio.wait_for(
-            run_idempotent(db, caller, "m", "key-1", {"a": 1}, 1001, LEASE_MS, answer(2)), 10
+            run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(2)), 10
         )
     release.set()
     assert await first == ({"value": 1}, False)
-    assert await run_idempotent(db, caller, "m", "key-1", {"a": 1}, 1002, LEASE_MS, answer(3)) == (
+    assert await run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1002, LEASE_MS, answer(3)) == (
         {"value": 1},
         True,
     )
     with pytest.raises(IdempotencyKeyReused):
-        await run_idempotent(db, caller, "m", "key-1", {"a": 2}, 1003, LEASE_MS, answer(4))
+        await run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 2}), 1003, LEASE_MS, answer(4))
 
 
 async def test_a_crashed_call_releases_its_key_when_the_lease_lapses(db: Database, caller: Caller) -> None:
     async with db.write() as session:  # what a process killed mid-call leaves behind
         session.add(
             IdempotencyKey(
-                app_id=caller.app_id,
-                environment="test",
+                scope=app_scope(caller),
                 key="key-2",
-                method="m",
                 request_hash=request_hash("m", {"a": 1}),
                 state="in_flight",
                 lease_until_ms=5000,
@@ -83,8 +81,8 @@ async def test_a_crashed_call_releases_its_key_when_the_lease_lapses(db: Databas
             )
         )
     with pytest.raises(IdempotencyKeyInFlight):
-        await run_idempotent(db, caller, "m", "key-2", {"a": 1}, 4999, LEASE_MS, answer(1))
-    assert await run_idempotent(db, caller, "m", "key-2", {"a": 1}, 5000, LEASE_MS, answer(7)) == (
+        await run_once(db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 4999, LEASE_MS, answer(1))
+    assert await run_once(db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 5000, LEASE_MS, answer(7)) == (
         {"value": 7},
         False,
     )
@@ -95,8 +93,8 @@ async def test_a_failed_call_gives_its_key_back(db: Database, caller: Caller) ->
         raise RuntimeError("refused")
 
     with pytest.raises(RuntimeError):
-        await run_idempotent(db, caller, "m", "key-3", {"a": 1}, 1000, LEASE_MS, boom)
-    assert await run_idempotent(db, caller, "m", "key-3", {"a": 1}, 1001, LEASE_MS, answer(9)) == (
+        await run_once(db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1000, LEASE_MS, boom)
+    assert await run_once(db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(9)) == (
         {"value": 9},
         False,
     )

@@ -14,12 +14,13 @@ from typing import Any
 import httpx
 import uvicorn
 
-from server.app import LEXICON_DIR, create_app
+from server.app import create_app
 from server.auth.keys import SigningKey, mint_service_jwt
 from server.db.engine import Database
 from server.domain import apps
 from server.settings import Settings
-from server.xrpc.lexicon import Lexicons
+from server.xrpc.lexicon import LEXICON_DIR, Lexicons
+from support.broker import BROKER_PREVIOUS_SECRET, BROKER_SECRET
 
 SERVICE_DID = "did:web:tickets.test"
 NS = "tickets.atmosphere."
@@ -37,6 +38,8 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         "plc_url": "http://127.0.0.1:9",  # nothing leaves this machine
         "public_url": "http://127.0.0.1:1",
         "sweep_interval_seconds": 0.2,
+        "broker_webhook_secret": BROKER_SECRET,
+        "broker_webhook_previous_secret": BROKER_PREVIOUS_SECRET,
         **overrides,
     }
     return Settings(**values)

@@ -30,6 +30,12 @@ METHODS = {
     "tickets.atmosphere.previewTicketOrder",
     "tickets.atmosphere.createTicketHold",
     "tickets.atmosphere.releaseTicketHold",
+    "tickets.atmosphere.claimFreeTicket",
+    "tickets.atmosphere.listBuyerTickets",
+    "tickets.atmosphere.listOrganizerTickets",
+    "tickets.atmosphere.voidTicket",
+    "tickets.atmosphere.refundTicket",
+    "tickets.atmosphere.transferTicket",
 }
 FIELD_TYPES = {
     "null", "boolean", "integer", "string", "bytes", "cid-link", "blob",

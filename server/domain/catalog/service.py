@@ -154,6 +154,18 @@ async def group_state(session: AsyncSession, group: CapacityGroup, now_ms: int) 
     return (await group_states(session, [group], now_ms))[group.id]
 
 
+async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+    """Lock capacity-group rows in id order (the one lock order of the whole service)."""
+    rows = await session.scalars(
+        select(CapacityGroup)
+        .where(CapacityGroup.id.in_(sorted(set(group_ids))))
+        .order_by(CapacityGroup.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {g.id: g for g in rows}
+
+
 # --- loading and permissions ---------------------------------------------------------------------
 
 

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CapacityGroup, Event, Hold, HoldItem, Tier
+from server.db.models import Event, Hold, HoldItem, Tier
 from server.domain import ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.catalog.service import Inventory, find_event, tier_states
-from server.domain.common import new_id
+from server.domain.catalog.service import Inventory, find_event, lock_groups, tier_states
+from server.domain.common import format_datetime, new_id
 from server.domain.errors import (
     InvalidRequest,
     OrderLimitExceeded,
@@ -26,6 +26,7 @@ from server.domain.errors import (
     TierNotFound,
 )
 from server.domain.holds.rules import find_shortages, shortage_error
+from server.domain.outbox.service import enqueue
 
 SWEEP_BATCH = 500
 
@@ -40,6 +41,7 @@ class HoldRequest:
     return_url: str | None = None
     cancel_url: str | None = None
     metadata: Any = None
+    attendees: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +95,6 @@ async def _hold_event(
     return await find_event(session, caller.environment, event_id=event_id)
 
 
-async def _lock_groups(session: AsyncSession, group_ids: set[str]) -> None:
-    """Lock capacity rows in one global order (by id) so that concurrent holds cannot deadlock."""
-    await session.execute(
-        select(CapacityGroup.id)
-        .where(CapacityGroup.id.in_(sorted(group_ids)))
-        .order_by(CapacityGroup.id)
-        .with_for_update()
-    )
-
-
 async def check_hold(
     session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int
 ) -> tuple[Event, dict[str, Tier]]:
@@ -153,7 +145,7 @@ async def create_hold(
     made earlier in another transaction: exactly the race the lock exists to prevent."""
     if checked is None:
         tiers = await _load_tiers(session, caller, list(request.items))
-        await _lock_groups(session, {t.capacity_group_id for t in tiers.values()})
+        await lock_groups(session, (t.capacity_group_id for t in tiers.values()))
         event, tiers = await check_hold(session, caller, request, now_ms)
     else:
         event, tiers = checked
@@ -171,6 +163,7 @@ async def create_hold(
         return_url=request.return_url,
         cancel_url=request.cancel_url,
         metadata_=request.metadata,
+        attendees=request.attendees,
         amount=sum(line.tier.unit_amount * line.quantity for line in lines),
         currency=lines[0].tier.currency,
         expires_ms=expires_ms,
@@ -200,10 +193,27 @@ async def create_hold(
         now_ms=now_ms,
         data={"items": request.items, "expiresMs": expires_ms, "amount": hold.amount},
     )
+    await enqueue(
+        session, hold.app_id, hold.environment, "ticket.hold.created", hold_webhook(hold, lines), now_ms
+    )
     return HoldResult(hold, lines)
 
 
-async def _end_hold(
+def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
+    return {
+        "hold": {
+            "id": hold.id,
+            "eventId": hold.event_id,
+            "status": hold.status,
+            "amount": hold.amount,
+            "currency": hold.currency,
+            "expiresAt": format_datetime(hold.expires_ms),
+            "items": [{"tierId": line.tier.id, "quantity": line.quantity} for line in lines],
+        }
+    }
+
+
+async def end_hold(
     session: AsyncSession, hold: Hold, status: str, actor: str | None, now_ms: int, reason: str | None
 ) -> None:
     hold.status = status
@@ -236,7 +246,7 @@ async def release_hold(
         raise TicketHoldNotFound(f"hold {hold_id} not found")
     if hold.status == "held":
         final = effective_status(hold, now_ms)
-        await _end_hold(
+        await end_hold(
             session, hold, "released" if final == "held" else final, caller.app_did, now_ms, reason
         )
     return hold
@@ -256,5 +266,13 @@ async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_B
         )
     ).all()
     for hold in holds:
-        await _end_hold(session, hold, "expired", None, now_ms, "checkout time ran out")
+        await end_hold(session, hold, "expired", None, now_ms, "checkout time ran out")
+        await enqueue(
+            session,
+            hold.app_id,
+            hold.environment,
+            "ticket.hold.expired",
+            {"hold": {"id": hold.id, "eventId": hold.event_id, "status": "expired"}},
+            now_ms,
+        )
     return list(holds)

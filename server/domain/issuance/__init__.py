@@ -1,0 +1,1 @@
+"""Tickets: issuance from completed holds, status history, check-in list keys and signed passes."""

@@ -1,0 +1,148 @@
+"""Check-in list signing keys: made per list, sealed at rest under the server key, loaded once per
+process. A pass is signed, when it is rendered, by the active key of every list that admits it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nacl.secret
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, Event, ListKey, Ticket
+from server.domain.common import new_id
+from server.settings import Settings
+from sync.passes import MAX_SIGNATURES, ListSigningKey, PassPayload, encode_pass
+
+SERVER_KEY_FILE = "server-secret.key"
+
+
+def load_server_key(settings: Settings) -> bytes:
+    """``TICKETS_SECRET_KEY`` (base64 of 32 bytes), else a key file made once in the data folder."""
+    if settings.secret_key:
+        key = base64.b64decode(settings.secret_key)
+        if len(key) != nacl.secret.SecretBox.KEY_SIZE:
+            raise SystemExit("TICKETS_SECRET_KEY must be 32 bytes, base64-encoded")
+        return key
+    path: Path = settings.data_dir / SERVER_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = secrets.token_bytes(nacl.secret.SecretBox.KEY_SIZE)
+        with path.open("xb") as handle:  # never overwrite a key another process just made
+            handle.write(fresh)
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+@dataclass
+class Keyring:
+    """Seals list keys at rest and caches the unsealed ones (they never change once made)."""
+
+    server_key: bytes
+    _box: nacl.secret.SecretBox = field(init=False, repr=False)
+    _signing: dict[tuple[str, str], ListSigningKey] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._box = nacl.secret.SecretBox(self.server_key)
+
+    def seal(self, seed: bytes) -> bytes:
+        return bytes(self._box.encrypt(seed))
+
+    def unseal(self, row: ListKey) -> ListSigningKey:
+        cached = self._signing.get((row.list_id, row.key_id))
+        if cached is None:
+            cached = ListSigningKey.from_seed(self._box.decrypt(row.sealed_seed))
+            self._signing[(row.list_id, row.key_id)] = cached
+        return cached
+
+
+async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, now_ms: int) -> ListKey:
+    """A new active key for the list; the previous active key (if any) retires but still verifies."""
+    for old in await session.scalars(
+        select(ListKey).where(ListKey.list_id == list_id, ListKey.status == "active")
+    ):
+        old.status = "retired"
+        old.retired_ms = now_ms
+    signing = ListSigningKey.generate()
+    while await session.scalar(select(ListKey.key_id).where(ListKey.key_id == signing.key_id)) is not None:
+        signing = ListSigningKey.generate()  # key ids are 4 bytes: unique across lists, never reused
+    row = ListKey(
+        list_id=list_id,
+        key_id=signing.key_id,
+        public_key=signing.public_key,
+        sealed_seed=keyring.seal(signing.seed),
+        status="active",
+        created_ms=now_ms,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def ensure_default_list(
+    session: AsyncSession, keyring: Keyring, event: Event, now_ms: int
+) -> CheckInList:
+    """Every ticketed event has a default check-in list admitting all its tiers."""
+    found = await session.scalar(
+        select(CheckInList).where(CheckInList.event_id == event.id, CheckInList.is_default.is_(True))
+    )
+    if found is not None:
+        return found
+    made = CheckInList(
+        id=new_id("checklist", now_ms),
+        event_id=event.id,
+        name="Main entrance",
+        is_default=True,
+        tier_ids=None,
+        status="active",
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(made)
+    await session.flush()
+    await add_list_key(session, keyring, made.id, now_ms)
+    return made
+
+
+def admits_tier(checklist: CheckInList, tier_id: str) -> bool:
+    return checklist.status == "active" and (checklist.tier_ids is None or tier_id in checklist.tier_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class PassSigner:
+    """Signs the passes of one event: the active key of every active check-in list, with the tiers
+    each admits."""
+
+    keys: list[tuple[CheckInList, ListSigningKey]]
+
+    def token(self, ticket: Ticket) -> str | None:
+        """The ticket's pass at its current generation, signed for every list admitting its tier (the
+        first ``MAX_SIGNATURES`` by list id); ``None`` when no list admits it. Deterministic: the same
+        ticket and keys always give the same text."""
+        payload = PassPayload(ticket.id, ticket.generation, ticket.created_ms // 1000)
+        admitting = [key for checklist, key in self.keys if admits_tier(checklist, ticket.tier_id)]
+        if not admitting:
+            return None
+        return encode_pass(payload, [key.sign(payload) for key in admitting[:MAX_SIGNATURES]])
+
+
+async def pass_signer(session: AsyncSession, keyring: Keyring, event_id: str) -> PassSigner:
+    rows = await session.execute(
+        select(CheckInList, ListKey)
+        .join(ListKey, ListKey.list_id == CheckInList.id)
+        .where(CheckInList.event_id == event_id, ListKey.status == "active")
+        .order_by(CheckInList.id)
+    )
+    return PassSigner([(checklist, keyring.unseal(key)) for checklist, key in rows])
+
+
+def pass_access_key(keyring: Keyring, ticket: Ticket) -> str:
+    """The secret part of a ticket's pass-page address. Bound to the generation: a transfer
+    retires the old address together with the old pass."""
+    mac = hmac.new(keyring.server_key, f"pass-page:{ticket.id}:{ticket.generation}".encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:15]).decode().lower()

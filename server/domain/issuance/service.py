@@ -1,0 +1,291 @@
+"""Turning a completed hold into tickets, and every later change of a ticket's status.
+
+Callers hold the lock of every capacity group involved (see :func:`lock_groups_of`) before they
+call anything here that moves ``sold``; all of it happens in the caller's transaction together with
+the history rows, the ledger entries and the outbox messages that report it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CapacityGroup, Event, Hold, HoldItem, Ticket, TicketEvent, Tier
+from server.domain import ledger
+from server.domain.catalog.service import lock_groups
+from server.domain.common import new_id
+from server.domain.errors import DomainError, NotFound
+from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.outbox.service import enqueue
+
+NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class TicketNotFound(NotFound):
+    code = "TicketNotFound"
+
+
+class TicketNotActive(DomainError):
+    code = "TicketNotActive"
+    status = 409
+
+
+def ticket_number() -> str:
+    """``K7QM2-9XD4P``: 50 random bits in Crockford base32, easy to read out at a door."""
+    chars = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(10))
+    return f"{chars[:5]}-{chars[5:]}"
+
+
+async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
+    return list(
+        await session.scalars(select(HoldItem).where(HoldItem.hold_id == hold_id).order_by(HoldItem.id))
+    )
+
+
+def _history(
+    session: AsyncSession,
+    ticket: Ticket,
+    action: str,
+    actor: str | None,
+    now_ms: int,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            at_ms=now_ms,
+            action=action,
+            status=ticket.status,
+            generation=ticket.generation,
+            actor=actor,
+            reason=reason,
+            data=data,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    hold: Hold
+    tickets: list[Ticket]
+
+
+async def issue_hold(
+    session: AsyncSession,
+    keyring: Keyring,
+    hold: Hold,
+    items: Sequence[HoldItem],
+    groups: dict[str, CapacityGroup],
+    now_ms: int,
+    *,
+    actor: str | None,
+    payment_id: str | None = None,
+    claim_id: str | None = None,
+) -> Issued:
+    """Sell the hold's places and issue one ticket per place. The groups must be locked and the
+    places known to fit (still held, or re-reserved)."""
+    tiers = {
+        t.id: t
+        for t in await session.scalars(
+            select(Tier)
+            .where(Tier.id.in_([i.tier_id for i in items]))
+            .execution_options(populate_existing=True)
+        )
+    }
+    event = await session.get(Event, hold.event_id)
+    assert event is not None
+    await ensure_default_list(session, keyring, event, now_ms)
+    attendees: list[dict[str, Any]] = list(hold.attendees or [])
+    tickets: list[Ticket] = []
+    for item in items:
+        tier = tiers[item.tier_id]
+        tier.sold += item.quantity
+        groups[item.capacity_group_id].sold += item.quantity
+        for _ in range(item.quantity):
+            attendee = attendees[len(tickets)] if len(tickets) < len(attendees) else {}
+            ticket = Ticket(
+                id=new_id("ticket", now_ms),
+                environment=hold.environment,
+                app_id=hold.app_id,
+                event_id=hold.event_id,
+                tier_id=tier.id,
+                capacity_group_id=item.capacity_group_id,
+                hold_id=hold.id,
+                payment_id=payment_id,
+                claim_id=claim_id,
+                ticket_number=ticket_number(),
+                buyer_did=hold.buyer_did,
+                attendee_name=attendee.get("name"),
+                attendee_email=attendee.get("email") or hold.customer_email,
+                unit_amount=item.unit_amount,
+                currency=hold.currency,
+                status="active",
+                generation=1,
+                created_ms=now_ms,
+                updated_ms=now_ms,
+            )
+            tickets.append(ticket)
+    session.add_all(tickets)
+    await session.flush()
+    for ticket in tickets:
+        _history(
+            session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
+        )
+    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    hold.status = "completed"
+    hold.payment_id = payment_id
+    hold.claim_id = claim_id
+    hold.updated_ms = now_ms
+    ledger.record(
+        session,
+        environment=hold.environment,
+        event_id=hold.event_id,
+        subject="hold",
+        subject_id=hold.id,
+        action="completed",
+        actor=actor,
+        now_ms=now_ms,
+        data={"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
+    )
+    await enqueue(
+        session, hold.app_id, hold.environment, "tickets.issued", issued_webhook(hold, items, tickets), now_ms
+    )
+    return Issued(hold, tickets)
+
+
+def issued_webhook(hold: Hold, items: Sequence[HoldItem], tickets: Sequence[Ticket]) -> dict[str, Any]:
+    return {
+        "paymentId": hold.payment_id,
+        "claimId": hold.claim_id,
+        "hold": {
+            "id": hold.id,
+            "eventId": hold.event_id,
+            "amount": hold.amount,
+            "currency": hold.currency,
+            "quantityTotal": sum(i.quantity for i in items),
+            "items": [
+                {"tierId": i.tier_id, "quantity": i.quantity, "unitAmount": i.unit_amount} for i in items
+            ],
+        },
+        "tickets": [
+            {
+                "id": t.id,
+                "eventId": t.event_id,
+                "tierId": t.tier_id,
+                "paymentId": t.payment_id,
+                "claimId": t.claim_id,
+                "status": "issued",
+            }
+            for t in tickets
+        ],
+    }
+
+
+def ticket_webhook(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "ticket": {
+            "id": ticket.id,
+            "eventId": ticket.event_id,
+            "tierId": ticket.tier_id,
+            "paymentId": ticket.payment_id,
+            "claimId": ticket.claim_id,
+            "ticketNumber": ticket.ticket_number,
+            "generation": ticket.generation,
+            "status": ticket.status,
+        }
+    }
+
+
+# --- status changes ------------------------------------------------------------------------------
+
+
+async def find_ticket(
+    session: AsyncSession, environment: str, ticket_id: str, *, lock: bool = False
+) -> Ticket:
+    query = (
+        select(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.environment == environment)
+        .execution_options(populate_existing=True)
+    )
+    ticket = await session.scalar(query.with_for_update() if lock else query)
+    if ticket is None:
+        raise TicketNotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+async def end_ticket(
+    session: AsyncSession, ticket: Ticket, status: str, actor: str | None, reason: str | None, now_ms: int
+) -> Ticket:
+    """Void or refund an active ticket; its place goes back on sale (see docs/issuance.md)."""
+    if ticket.status != "active":
+        raise TicketNotActive(f"ticket {ticket.id} is already {ticket.status}")
+    groups = await lock_groups(session, [ticket.capacity_group_id])
+    tier = await session.get(Tier, ticket.tier_id, populate_existing=True)
+    assert tier is not None
+    tier.sold -= 1
+    groups[ticket.capacity_group_id].sold -= 1
+    ticket.status = status
+    ticket.updated_ms = now_ms
+    _history(session, ticket, status, actor, now_ms, reason)
+    ledger.record(
+        session,
+        environment=ticket.environment,
+        event_id=ticket.event_id,
+        subject="ticket",
+        subject_id=ticket.id,
+        action=status,
+        actor=actor,
+        now_ms=now_ms,
+        data={"reason": reason} if reason else None,
+    )
+    await enqueue(
+        session, ticket.app_id, ticket.environment, f"ticket.{status}", ticket_webhook(ticket), now_ms
+    )
+    return ticket
+
+
+async def transfer_ticket(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    buyer_did: str | None,
+    attendee_name: str | None,
+    attendee_email: str | None,
+    actor: str | None,
+    reason: str | None,
+    now_ms: int,
+) -> Ticket:
+    """Reissue to a new holder under the next generation: every pass of an older one is revoked."""
+    if ticket.status != "active":
+        raise TicketNotActive(f"ticket {ticket.id} is {ticket.status}")
+    before = {
+        "buyerDid": ticket.buyer_did,
+        "attendeeName": ticket.attendee_name,
+        "generation": ticket.generation,
+    }
+    ticket.generation += 1
+    ticket.buyer_did = buyer_did if buyer_did is not None else ticket.buyer_did
+    ticket.attendee_name = attendee_name if attendee_name is not None else ticket.attendee_name
+    ticket.attendee_email = attendee_email if attendee_email is not None else ticket.attendee_email
+    ticket.updated_ms = now_ms
+    _history(session, ticket, "transferred", actor, now_ms, reason, data={"from": before})
+    ledger.record(
+        session,
+        environment=ticket.environment,
+        event_id=ticket.event_id,
+        subject="ticket",
+        subject_id=ticket.id,
+        action="transferred",
+        actor=actor,
+        now_ms=now_ms,
+        data={"generation": ticket.generation},
+    )
+    await enqueue(
+        session, ticket.app_id, ticket.environment, "ticket.transferred", ticket_webhook(ticket), now_ms
+    )
+    return ticket

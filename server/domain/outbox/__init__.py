@@ -1,0 +1,1 @@
+"""Outbound lifecycle webhooks: a durable outbox written with each change, delivered at least once."""

@@ -1,0 +1,117 @@
+"""Writing to the outbox. A message is added in the transaction of the change it reports, so it
+exists exactly when the change does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from server.db.models import App, OutboxMessage, WebhookAttempt
+from server.domain.common import new_id
+from server.domain.webhook_format import envelope
+
+OUTBOUND_TYPE_BASE = "tickets.atmosphere.webhook"
+
+
+async def enqueue(
+    session: AsyncSession, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
+) -> OutboxMessage | None:
+    """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
+    url = await session.scalar(select(App.webhook_url).where(App.id == app_id))
+    if not url:
+        return None
+    delivery_id = new_id("whd", now_ms)
+    message = OutboxMessage(
+        delivery_id=delivery_id,
+        app_id=app_id,
+        environment=environment,
+        event_type=event_type,
+        body=envelope(delivery_id, event_type, now_ms, environment, data, OUTBOUND_TYPE_BASE).decode(),
+        state="pending",
+        attempts=0,
+        next_attempt_ms=now_ms,
+        created_ms=now_ms,
+    )
+    session.add(message)
+    return message
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """One outbox message as the operator sees it; ``attempts`` counts the delivery log's rows."""
+
+    delivery_id: str
+    app_did: str
+    environment: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_ms: int
+    next_attempt_ms: int
+    delivered_ms: int | None
+
+
+async def list_messages(
+    session: AsyncSession, *, state: str | None = None, app_did: str | None = None, limit: int = 50
+) -> list[MessageSummary]:
+    """The newest ``limit`` messages, optionally only those in ``state`` or to the app ``app_did``."""
+    attempts = (
+        select(func.count(WebhookAttempt.id))
+        .where(WebhookAttempt.outbox_id == OutboxMessage.id)
+        .scalar_subquery()
+    )
+    query = select(OutboxMessage, App.did, attempts).join(App, App.id == OutboxMessage.app_id)
+    if state is not None:
+        query = query.where(OutboxMessage.state == state)
+    if app_did is not None:
+        query = query.where(App.did == app_did)
+    rows = await session.execute(query.order_by(OutboxMessage.id.desc()).limit(limit))
+    return [
+        MessageSummary(
+            delivery_id=m.delivery_id,
+            app_did=did,
+            environment=m.environment,
+            event_type=m.event_type,
+            state=m.state,
+            attempts=count,
+            last_status=m.last_status,
+            last_error=m.last_error,
+            created_ms=m.created_ms,
+            next_attempt_ms=m.next_attempt_ms,
+            delivered_ms=m.delivered_ms,
+        )
+        for m, did, count in rows
+    ]
+
+
+async def redrive(
+    session: AsyncSession,
+    *,
+    delivery_ids: Sequence[str] | None = None,
+    state: str | None = "dead",
+    now_ms: int,
+) -> int:
+    """Put messages back to ``pending``, due now, with a fresh attempt budget: those named by
+    ``delivery_ids`` that are in ``state`` (any state when ``state`` is None), or every message in
+    ``state``. Answers how many were redriven. Their delivery ids and bodies do not change."""
+    conditions: list[ColumnElement[bool]] = []
+    if delivery_ids is not None:
+        conditions.append(OutboxMessage.delivery_id.in_(delivery_ids))
+    if state is not None:
+        conditions.append(OutboxMessage.state == state)
+    if not conditions:
+        raise ValueError("redrive needs delivery ids or a state")
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        update(OutboxMessage)
+        .where(*conditions)
+        .values(state="pending", attempts=0, next_attempt_ms=now_ms, delivered_ms=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

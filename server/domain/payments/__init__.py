@@ -1,0 +1,1 @@
+"""Payments reported by the payment broker: issuance after payment, refunds, failures."""

@@ -1,0 +1,185 @@
+"""Ticket methods: free claims, listings, and void / refund / transfer (our extensions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Event, Ticket
+from server.domain.catalog.service import find_event, lock_groups
+from server.domain.common import new_id
+from server.domain.errors import DomainError, InvalidRequest, NotOwner
+from server.domain.holds import service as holds
+from server.domain.holds.rules import merge_items
+from server.domain.idempotency import app_scope, check_key, request_hash, run_once
+from server.domain.issuance import service as issuance
+from server.domain.issuance.queries import in_context, page
+from server.xrpc.auth import verify_buyer
+from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.holds import hold_request
+from server.xrpc.views import ticket_view
+
+
+class TierNotFree(DomainError):
+    code = "TierNotFree"
+    status = 400
+
+
+async def views(call: Call, session: AsyncSession, tickets: list[Ticket]) -> list[dict[str, Any]]:
+    items = await in_context(session, call.services.keyring, tickets)
+    return [ticket_view(item, call.settings.public_url) for item in items]
+
+
+async def _claim(call: Call, params: dict[str, Any], session: AsyncSession) -> dict[str, Any]:
+    request = hold_request(call, params)
+    result = await holds.create_hold(
+        session, call.caller, request, call.now_ms, call.settings.hold_ttl_seconds * 1000
+    )
+    priced = [line.tier.id for line in result.lines if line.tier.unit_amount != 0]
+    if priced:
+        raise TierNotFree(f"only free tiers can be claimed: {', '.join(priced)} has a price")
+    items = await issuance.hold_items(session, result.hold.id)
+    groups = await lock_groups(session, (i.capacity_group_id for i in items))
+    claim_id = new_id("claim", call.now_ms)
+    issued = await issuance.issue_hold(
+        session,
+        call.services.keyring,
+        result.hold,
+        items,
+        groups,
+        call.now_ms,
+        actor=call.caller.app_did,
+        claim_id=claim_id,
+    )
+    return {
+        "claimId": claim_id,
+        "holdId": result.hold.id,
+        "environment": call.caller.environment,
+        "items": [
+            {
+                "tierId": line.tier.id,
+                "title": line.tier.title,
+                "quantity": line.quantity,
+                "unitAmount": line.tier.unit_amount,
+                "currency": line.tier.currency,
+            }
+            for line in result.lines
+        ],
+        "tickets": await views(call, session, issued.tickets),
+    }
+
+
+@xrpc_method(NAMESPACE + "claimFreeTicket")
+async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Free tiers issue at once, for a buyer proven by their own assertion. The public SDK's single
+    ``tierId`` means one place of that tier."""
+    await verify_buyer(call.services, call.nsid, params["buyerDid"], params["buyerAssertionJwt"])
+    if "items" not in params:
+        if "tierId" not in params:
+            raise InvalidRequest("items (or a single tierId) is required")
+        params = {**params, "items": [{"tierId": params["tierId"], "quantity": 1}]}
+    merge_items((i["tierId"], i["quantity"]) for i in params["items"])
+    key = params.get("idempotencyKey")
+    if key is None:
+        async with call.db.write() as session:
+            return await _claim(call, params, session)
+    fingerprint = {k: v for k, v in params.items() if k not in ("idempotencyKey", "buyerAssertionJwt")}
+    response, reused = await run_once(
+        call.db,
+        app_scope(call.caller),
+        check_key(key),
+        request_hash(call.nsid, fingerprint),
+        call.now_ms,
+        call.settings.idempotency_lease_seconds * 1000,
+        lambda session: _claim(call, params, session),
+    )
+    return {**response, "reused": True} if reused else response
+
+
+def _limit(params: dict[str, Any]) -> int:
+    return int(params.get("limit", 50))
+
+
+@xrpc_method(NAMESPACE + "listBuyerTickets")
+async def list_buyer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Tickets the calling app originated, by buyer and/or payment."""
+    query = select(Ticket).where(
+        Ticket.app_id == call.caller.app_id, Ticket.environment == call.caller.environment
+    )
+    if "buyerDid" in params:
+        query = query.where(Ticket.buyer_did == params["buyerDid"])
+    if "paymentId" in params:
+        query = query.where(Ticket.payment_id == params["paymentId"])
+    async with call.db.read() as session:
+        tickets, cursor = await page(session, query, _limit(params), params.get("cursor"))
+        out: dict[str, Any] = {"tickets": await views(call, session, tickets)}
+    return {**out, "cursor": cursor} if cursor else out
+
+
+@xrpc_method(NAMESPACE + "listOrganizerTickets")
+async def list_organizer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Tickets the calling app originated, by organizer and/or event."""
+    query = select(Ticket).where(
+        Ticket.app_id == call.caller.app_id, Ticket.environment == call.caller.environment
+    )
+    async with call.db.read() as session:
+        if "eventId" in params:
+            event = await find_event(session, call.caller.environment, event_id=params["eventId"])
+            query = query.where(Ticket.event_id == event.id)
+        if "organizerDid" in params:
+            query = query.join(Event, Event.id == Ticket.event_id).where(
+                Event.organizer_did == params["organizerDid"]
+            )
+        tickets, cursor = await page(session, query, _limit(params), params.get("cursor"))
+        out: dict[str, Any] = {"tickets": await views(call, session, tickets)}
+    return {**out, "cursor": cursor} if cursor else out
+
+
+async def _managed_ticket(call: Call, session: AsyncSession, ticket_id: str) -> Ticket:
+    """The ticket, locked, if the caller originated it or manages its event."""
+    ticket = await issuance.find_ticket(session, call.caller.environment, ticket_id, lock=True)
+    if ticket.app_id != call.caller.app_id:
+        event = await find_event(session, call.caller.environment, event_id=ticket.event_id)
+        if event.owner_app_id != call.caller.app_id:
+            raise NotOwner("the calling app may not change this ticket")
+    return ticket
+
+
+async def _change(call: Call, params: dict[str, Any], status: str) -> dict[str, Any]:
+    async with call.db.write() as session:
+        ticket = await _managed_ticket(call, session, params["ticketId"])
+        await issuance.end_ticket(
+            session, ticket, status, call.caller.app_did, params.get("reason"), call.now_ms
+        )
+        (view,) = await views(call, session, [ticket])
+    return {"ticket": view}
+
+
+@xrpc_method(NAMESPACE + "voidTicket")
+async def void_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    return await _change(call, params, "voided")
+
+
+@xrpc_method(NAMESPACE + "refundTicket")
+async def refund_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    return await _change(call, params, "refunded")
+
+
+@xrpc_method(NAMESPACE + "transferTicket")
+async def transfer_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        ticket = await _managed_ticket(call, session, params["ticketId"])
+        await issuance.transfer_ticket(
+            session,
+            ticket,
+            buyer_did=params.get("toBuyerDid"),
+            attendee_name=params.get("attendeeName"),
+            attendee_email=params.get("attendeeEmail"),
+            actor=call.caller.app_did,
+            reason=params.get("reason"),
+            now_ms=call.now_ms,
+        )
+        (view,) = await views(call, session, [ticket])
+    return {"ticket": view}

@@ -1,0 +1,130 @@
+"""Duplicated, reordered and replayed broker webhooks give exactly one issuance and the same final
+state, whatever the order (Hypothesis chooses the copies and the order), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from support.broker import BROKER_SECRET, Delivery, FakeBroker, new_payment_id
+
+from server.db.engine import Database
+from server.db.models import Payment, Ticket, Tier
+from server.domain import apps
+from server.domain.caller import Caller
+from server.domain.catalog import service as catalog
+from server.domain.catalog.service import EventInput, TierInput
+from server.domain.common import SystemClock
+from server.domain.holds import service as holds
+from server.domain.holds.service import HoldRequest
+from server.domain.issuance.keys import Keyring
+from server.domain.payments.inbound import receive
+from server.settings import Settings
+
+BROKER = FakeBroker()
+KEYRING = Keyring(b"k" * 32)
+
+
+async def scenario(db: Database, caller: Caller, n: int) -> tuple[str, dict[str, str], list[Delivery]]:
+    """A tier and three holds, and the broker's story about them: hold 1 paid; hold 2 paid then
+    refunded; hold 3's first payment failed, then a second one went through."""
+    now = SystemClock().now_ms()
+    async with db.write() as session:
+        event = await catalog.ensure_event(
+            session,
+            caller,
+            "did:plc:org",
+            EventInput(uri=f"at://did:plc:org/e/{n}", title="E"),
+            now,
+            status="active",
+        )
+        tier = await catalog.create_tier(
+            session,
+            caller,
+            event,
+            TierInput(title="t", currency="eur", unit_amount=100, quantity_total=20),
+            now,
+        )
+        made = [
+            await holds.create_hold(session, caller, HoldRequest({tier.id: q}), now, 600_000)
+            for q in (2, 1, 1)
+        ]
+    tokens = [r.hold.token for r in made]
+    pay = {name: new_payment_id() for name in ("p1", "p2", "p3", "failed")}
+
+    def paid(token: str, payment: str, amount: int) -> Delivery:
+        return BROKER.delivery(
+            "payment.completed",
+            {"paymentId": payment, "checkoutToken": token, "amount": amount, "currency": "eur"},
+        )
+
+    story = [
+        paid(tokens[0], pay["p1"], 200),
+        paid(tokens[1], pay["p2"], 100),
+        BROKER.delivery("payment.refunded", {"paymentId": pay["p2"], "checkoutToken": tokens[1]}),
+        BROKER.delivery("payment.failed", {"paymentId": pay["failed"], "checkoutToken": tokens[2]}),
+        paid(tokens[2], pay["p3"], 100),
+    ]
+    return tier.id, {"h1": made[0].hold.id, "h2": made[1].hold.id, "h3": made[2].hold.id}, story
+
+
+async def final_state(db: Database, tier_id: str, hold_ids: dict[str, str]) -> dict[str, Any]:
+    async with db.read() as session:
+        state: dict[str, Any] = {}
+        for name, hold_id in hold_ids.items():
+            counts = await session.execute(
+                select(Ticket.status, func.count()).where(Ticket.hold_id == hold_id).group_by(Ticket.status)
+            )
+            state[name] = dict(counts.all())
+        state["sold"] = await session.scalar(select(Tier.sold).where(Tier.id == tier_id))
+        state["payments"] = await session.scalar(
+            select(func.count()).select_from(Payment).where(Payment.hold_id.in_(list(hold_ids.values())))
+        )
+    return state
+
+
+def test_any_delivery_order_gives_one_issuance(database_url: str, tmp_path: Path) -> None:
+    config = Settings(data_dir=tmp_path, database_url=database_url, broker_webhook_secret=BROKER_SECRET)
+    loop = asyncio.new_event_loop()
+    db = Database(database_url)
+
+    async def setup() -> Caller:
+        async with db.write() as session:
+            app = await apps.register_app(session, did="did:web:replay.example", environment="test", now_ms=0)
+            await session.flush()
+            return Caller(app.id, app.did, "test")
+
+    caller = loop.run_until_complete(setup())
+    examples = iter(range(10_000))
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(copies=st.lists(st.integers(1, 10), min_size=5, max_size=5), data=st.data())
+    def replay(copies: list[int], data: st.DataObject) -> None:
+        tier_id, hold_ids, story = loop.run_until_complete(scenario(db, caller, next(examples)))
+        sent = [d for d, k in zip(story, copies, strict=True) for _ in range(k)]
+        order = data.draw(st.permutations(sent))
+
+        async def deliver_all() -> None:
+            for delivery in order:
+                reply = await receive(
+                    db, KEYRING, config, delivery.body, delivery.headers, SystemClock().now_ms()
+                )
+                assert reply.status == 200, reply.body
+
+        loop.run_until_complete(deliver_all())
+        state = loop.run_until_complete(final_state(db, tier_id, hold_ids))
+        assert state["h1"] == {"active": 2}
+        assert state["h2"].get("active", 0) == 0 and sum(state["h2"].values()) <= 1
+        assert state["h3"] == {"active": 1}
+        assert state["sold"] == 3
+        assert state["payments"] == 4
+
+    try:
+        replay()
+    finally:
+        loop.run_until_complete(db.dispose())
+        loop.close()
