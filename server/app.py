@@ -22,7 +22,7 @@ from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.settings import Settings, get_settings
 from server.web.routes import ROUTES as web_routes
-from server.xrpc import catalog, holds, tickets  # noqa: F401  (registers the methods)
+from server.xrpc import catalog, checkin, holds, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import Services, dispatch

@@ -57,9 +57,10 @@ class Settings(BaseSettings):
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""
 
-    # Test-only: read availability in a separate, unlocked transaction before writing the hold.
-    # It reproduces the classic check-then-act race so the concurrency tests can prove they catch it.
-    test_unsafe_unlocked_holds: bool = False
+    # Test-only: holds read availability, and check-ins decide, in a separate unlocked transaction
+    # before writing. It reproduces the classic check-then-act race so that the concurrency tests
+    # can prove they catch it.
+    test_unsafe_skip_locks: bool = False
 
     @property
     def resolved_database_url(self) -> str:

@@ -393,3 +393,37 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckInRecord(Base):
+    """One scan, admitted or refused, online or from a device: the append-only check-in log.
+
+    ``(device_id, id)`` is unique: a device's record is stored once however often it is uploaded.
+    Online scans carry the device id ``online``."""
+
+    __tablename__ = "check_in_records"
+    __table_args__ = (
+        UniqueConstraint("device_id", "id"),
+        CheckConstraint("direction IN ('entry', 'exit')", name="direction"),
+        CheckConstraint("decision IN ('admit', 'refuse', 'attention')", name="decision"),
+        Index("ix_check_in_records_ticket", "ticket_id", "list_id", "server_ms"),
+        Index("ix_check_in_records_list", "list_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    list_id: Mapped[str] = mapped_column(ForeignKey("check_in_lists.id"))
+    ticket_id: Mapped[str | None] = mapped_column(String(64))
+    token_generation: Mapped[int | None] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(8))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    gate: Mapped[str | None] = mapped_column(String(100))
+    scanner_did: Mapped[str | None] = mapped_column(String(2048))
+    app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id"))
+    device_ms: Mapped[int] = mapped_column(BigInteger)
+    server_ms: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)

@@ -44,7 +44,7 @@ def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
 async def _hold(call: Call, request: HoldRequest, session: AsyncSession) -> dict[str, Any]:
     ttl_ms = call.settings.hold_ttl_seconds * 1000
     checked = None
-    if call.settings.test_unsafe_unlocked_holds:
+    if call.settings.test_unsafe_skip_locks:
         async with call.db.read() as unlocked:
             checked = await holds.check_hold(unlocked, call.caller, request, call.now_ms)
     result = await holds.create_hold(session, call.caller, request, call.now_ms, ttl_ms, checked=checked)

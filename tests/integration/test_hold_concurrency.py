@@ -82,7 +82,7 @@ async def test_concurrent_holds_never_oversell(harness: Harness, database_url: s
 
 
 async def test_negative_control_without_the_lock_oversells(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, test_unsafe_unlocked_holds=True)
+    h = await start_harness(database_url, tmp_path, test_unsafe_skip_locks=True)
     try:
         granted, held = await run_contended_checkout(h.app, database_url)
     finally:

@@ -1,0 +1,1 @@
+"""Check-in lists, the online door decision and the check-in log."""

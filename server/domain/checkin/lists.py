@@ -1,0 +1,175 @@
+"""Check-in list management. Every list has its own signing keys; because passes are signed when
+rendered, a list created or changed after issuance is on every pass rendered after the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
+from server.domain.caller import Caller
+from server.domain.catalog.service import ensure_can_manage, find_event
+from server.domain.common import new_id
+from server.domain.errors import InvalidRequest, NotFound, TierNotFound
+from server.domain.issuance.keys import Keyring, add_list_key, ensure_default_list
+
+
+class CheckInListNotFound(NotFound):
+    code = "CheckInListNotFound"
+
+
+LIST_STATUSES = ("active", "archived")
+
+
+@dataclass(frozen=True, slots=True)
+class ListCounts:
+    checked_in: int
+    inside: int
+    admissible: int
+    scans: int
+    refused: int
+
+
+async def find_list(session: AsyncSession, environment: str, list_id: str) -> CheckInList:
+    found = await session.scalar(
+        select(CheckInList)
+        .join(Event, Event.id == CheckInList.event_id)
+        .where(CheckInList.id == list_id, Event.environment == environment)
+        .execution_options(populate_existing=True)
+    )
+    if found is None:
+        raise CheckInListNotFound(f"check-in list {list_id} not found")
+    return found
+
+
+async def _check_tiers(session: AsyncSession, event_id: str, tier_ids: list[str] | None) -> None:
+    if not tier_ids:
+        return
+    known = set(
+        await session.scalars(select(Tier.id).where(Tier.event_id == event_id, Tier.id.in_(tier_ids)))
+    )
+    missing = [t for t in tier_ids if t not in known]
+    if missing:
+        raise TierNotFound(f"not tiers of this event: {', '.join(missing)}")
+
+
+def _check_window(valid_from: int | None, valid_until: int | None) -> None:
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise InvalidRequest("validUntil must be after validFrom")
+
+
+async def create_list(
+    session: AsyncSession,
+    keyring: Keyring,
+    caller: Caller,
+    event_id: str,
+    fields: dict[str, Any],
+    now_ms: int,
+) -> CheckInList:
+    """``fields`` are column values (name, description, tier_ids, allow_*, valid_*, gates)."""
+    event = await find_event(session, caller.environment, event_id=event_id)
+    ensure_can_manage(event, caller)
+    await ensure_default_list(session, keyring, event, now_ms)
+    await _check_tiers(session, event.id, fields.get("tier_ids"))
+    _check_window(fields.get("valid_from_ms"), fields.get("valid_until_ms"))
+    made = CheckInList(
+        id=new_id("checklist", now_ms),
+        event_id=event.id,
+        is_default=False,
+        status="active",
+        created_ms=now_ms,
+        updated_ms=now_ms,
+        **fields,
+    )
+    session.add(made)
+    await session.flush()
+    await add_list_key(session, keyring, made.id, now_ms)
+    return made
+
+
+async def update_list(
+    session: AsyncSession,
+    keyring: Keyring,
+    caller: Caller,
+    list_id: str,
+    changes: dict[str, Any],
+    now_ms: int,
+    *,
+    rotate_key: bool = False,
+) -> CheckInList:
+    checklist = await find_list(session, caller.environment, list_id)
+    event = await find_event(session, caller.environment, event_id=checklist.event_id)
+    ensure_can_manage(event, caller)
+    if changes.get("status") not in (None, *LIST_STATUSES):
+        raise InvalidRequest(f"status must be one of {', '.join(LIST_STATUSES)}")
+    if "tier_ids" in changes:
+        await _check_tiers(session, event.id, changes["tier_ids"])
+    _check_window(
+        changes.get("valid_from_ms", checklist.valid_from_ms),
+        changes.get("valid_until_ms", checklist.valid_until_ms),
+    )
+    for name, value in changes.items():
+        setattr(checklist, name, value)
+    checklist.updated_ms = now_ms
+    if rotate_key:
+        await add_list_key(session, keyring, checklist.id, now_ms)
+    return checklist
+
+
+async def event_lists(
+    session: AsyncSession, keyring: Keyring, environment: str, event_id: str, now_ms: int
+) -> list[CheckInList]:
+    """The event's lists, the default one made if the event has none yet."""
+    event = await find_event(session, environment, event_id=event_id)
+    await ensure_default_list(session, keyring, event, now_ms)
+    return list(
+        await session.scalars(
+            select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
+        )
+    )
+
+
+async def key_ids(session: AsyncSession, list_id: str) -> list[str]:
+    """Active key first, then retired ones, newest first."""
+    rows = await session.execute(
+        select(ListKey.key_id, ListKey.status)
+        .where(ListKey.list_id == list_id)
+        .order_by(ListKey.created_ms.desc())
+    )
+    return [k for k, status in sorted(rows.all(), key=lambda row: row[1] != "active")]
+
+
+async def counts(session: AsyncSession, checklist: CheckInList) -> ListCounts:
+    """Live counts: from the log (admitted entries and exits) and the active tickets the list admits."""
+    admitted = await session.execute(
+        select(CheckInRecord.ticket_id, CheckInRecord.direction)
+        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.decision == "admit")
+        .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
+    )
+    last: dict[str, str] = {}
+    for ticket_id, direction in admitted.all():
+        if ticket_id is not None:
+            last[ticket_id] = direction
+    totals = await session.execute(
+        select(CheckInRecord.decision, func.count())
+        .where(CheckInRecord.list_id == checklist.id)
+        .group_by(CheckInRecord.decision)
+    )
+    by_decision = dict(totals.all())
+    admissible = (
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.event_id == checklist.event_id, Ticket.status == "active")
+    )
+    if checklist.tier_ids is not None:
+        admissible = admissible.where(Ticket.tier_id.in_(checklist.tier_ids))
+    return ListCounts(
+        checked_in=len(last),
+        inside=sum(1 for d in last.values() if d == "entry"),
+        admissible=int(await session.scalar(admissible) or 0),
+        scans=sum(by_decision.values()),
+        refused=by_decision.get("refuse", 0),
+    )

@@ -1,0 +1,266 @@
+"""Door methods: verification, online check-in, check-in lists and their exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, Event, Ticket
+from server.domain.catalog.service import find_event
+from server.domain.checkin import lists
+from server.domain.checkin.service import Outcome, Scan, check_in, evaluate
+from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
+from server.domain.errors import NotOwner
+from server.domain.idempotency import app_scope, check_key, request_hash, run_once
+from server.domain.issuance.service import TicketNotFound
+from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.views import compact
+from sync.checkin import Direction, Reason, Verdict
+from sync.passes import PassRejected, decode_pass
+
+# Our reason codes, mapped onto the published verificationResult reasons (pretix's vocabulary).
+PUBLISHED_REASONS = {
+    Reason.INVALID: "invalid",
+    Reason.UNSUPPORTED_VERSION: "invalid",
+    Reason.UNKNOWN_TICKET: "invalid",
+    Reason.WRONG_LIST: "wrong_list",
+    Reason.VOIDED: "voided",
+    Reason.REFUNDED: "refunded",
+    Reason.REVOKED: "revoked",
+    Reason.NOT_YET_VALID: "invalid_time",
+    Reason.EXPIRED: "invalid_time",
+    Reason.ALREADY_CHECKED_IN: "already_redeemed",
+    Reason.NOT_INSIDE: "not_inside",
+    Reason.LIST_CLOSED: "blocked",
+}
+
+LIST_FIELDS = {
+    "name": "name",
+    "description": "description",
+    "tierIds": "tier_ids",
+    "allowMultipleEntries": "allow_multiple_entries",
+    "allowReentry": "allow_reentry",
+    "gates": "gates",
+    "status": "status",
+}
+LIST_TIMES = {"validFrom": "valid_from_ms", "validUntil": "valid_until_ms"}
+
+
+def ensure_door_access(call: Call, event: Event, ticket: Ticket | None) -> None:
+    """The app that manages the event, or the app that sold the ticket, may scan it."""
+    if event.owner_app_id != call.caller.app_id and (ticket is None or ticket.app_id != call.caller.app_id):
+        raise NotOwner("the calling app may not check in tickets of this event")
+
+
+def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#issuedTicket`` — what a door may show; no pass, no payment."""
+    return compact(
+        {
+            "id": ticket.id,
+            "tierId": ticket.tier_id,
+            "eventId": ticket.event_id,
+            "eventUri": event.uri,
+            "status": ticket.status,
+            "ticketNumber": ticket.ticket_number,
+            "attendeeName": ticket.attendee_name,
+            "generation": ticket.generation,
+            "createdAt": format_datetime(ticket.created_ms),
+            "updatedAt": format_datetime(ticket.updated_ms),
+        }
+    )
+
+
+async def _context(
+    call: Call, session: AsyncSession, outcome: Outcome
+) -> tuple[Event | None, dict[str, Any]]:
+    """The event and, when the pass is genuine, the ticket's summary."""
+    checklist, ticket = outcome.checklist, outcome.ticket
+    if checklist is None:
+        return None, {}
+    event = await find_event(session, call.caller.environment, event_id=checklist.event_id)
+    ensure_door_access(call, event, ticket)
+    genuine = ticket is not None and outcome.decision.reason not in (
+        Reason.INVALID,
+        Reason.UNSUPPORTED_VERSION,
+    )
+    return event, {"ticket": ticket_summary(ticket, event)} if genuine and ticket is not None else {}
+
+
+@xrpc_method(NAMESPACE + "verifyTicket")
+async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Would this pass be admitted now? Read-only: nothing is logged."""
+    scan = Scan(params["ticketToken"], params.get("checkInListId"), Direction.ENTRY)
+    async with call.db.read() as session:
+        outcome = await evaluate(session, call.caller.environment, scan, call.now_ms, lock=False)
+        event, extra = await _context(call, session, outcome)
+    decision = outcome.decision
+    result: dict[str, Any] = {
+        "valid": decision.verdict is Verdict.ADMIT,
+        "detail": decision.reason.value,
+        **extra,
+    }
+    if decision.reason is not Reason.OK:
+        result["reason"] = PUBLISHED_REASONS[decision.reason]
+    if outcome.checklist is not None:
+        result["checkInListId"] = outcome.checklist.id
+    if event is not None and extra:
+        result["event"] = compact(
+            {
+                "id": event.id,
+                "uri": event.uri,
+                "title": event.title,
+                "startsAt": format_optional_datetime(event.starts_ms),
+            }
+        )
+    return result
+
+
+def _status(outcome: Outcome, direction: Direction) -> str:
+    decision = outcome.decision
+    if decision.admitted:
+        return "checked_in" if direction is Direction.ENTRY else "checked_out"
+    if decision.reason is Reason.ALREADY_CHECKED_IN:
+        return "already_checked_in"
+    return "not_valid"
+
+
+async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -> dict[str, Any]:
+    direction = Direction(params.get("direction", "entry"))
+    scan = Scan(
+        params["ticketToken"],
+        params.get("checkInListId"),
+        direction,
+        params.get("gate"),
+        params.get("scannerDid"),
+        params.get("metadata"),
+    )
+    decided = None
+    if call.settings.test_unsafe_skip_locks:
+        async with call.db.read() as unlocked:
+            decided = await evaluate(unlocked, call.caller.environment, scan, call.now_ms, lock=False)
+    outcome = await check_in(
+        session, call.caller.environment, call.caller.app_id, scan, call.now_ms, decided=decided
+    )
+    if outcome.checklist is None:
+        raise TicketNotFound("this pass names no ticket of an event ticketed here")
+    _, extra = await _context(call, session, outcome)
+    answer: dict[str, Any] = {
+        "status": _status(outcome, direction),
+        "reason": outcome.decision.reason.value,
+        "checkInListId": outcome.checklist.id,
+        "direction": direction.value,
+        **extra,
+    }
+    if outcome.record is not None:
+        answer["checkInId"] = outcome.record.id
+        if outcome.decision.admitted:
+            answer["checkedInAt"] = format_datetime(outcome.record.server_ms)
+    first = outcome.decision.first_entry
+    if first is not None:
+        answer["previous"] = compact(
+            {
+                "checkedInAt": format_datetime(first.at_ms),
+                "checkInListId": outcome.checklist.id,
+                "gate": first.gate,
+                "deviceId": first.device_id,
+            }
+        )
+    return answer
+
+
+@xrpc_method(NAMESPACE + "checkInTicket")
+async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Admit (or refuse) and log one scan; with an ``idempotencyKey`` a retried scan answers the
+    first result instead of ``already_checked_in``."""
+    try:
+        decode_pass(params["ticketToken"])
+    except PassRejected:
+        return {"status": "not_valid", "reason": Reason.INVALID.value}
+    key = params.get("idempotencyKey")
+    if key is None:
+        async with call.db.write() as session:
+            return await _check_in(call, params, session)
+    fingerprint = {k: v for k, v in params.items() if k != "idempotencyKey"}
+    response, reused = await run_once(
+        call.db,
+        app_scope(call.caller),
+        check_key(key),
+        request_hash(call.nsid, fingerprint),
+        call.now_ms,
+        call.settings.idempotency_lease_seconds * 1000,
+        lambda session: _check_in(call, params, session),
+    )
+    return {**response, "reused": True} if reused else response
+
+
+async def list_view(session: AsyncSession, checklist: CheckInList) -> dict[str, Any]:
+    counts = await lists.counts(session, checklist)
+    return compact(
+        {
+            "id": checklist.id,
+            "eventId": checklist.event_id,
+            "name": checklist.name,
+            "description": checklist.description,
+            "status": checklist.status,
+            "isDefault": checklist.is_default,
+            "tierIds": checklist.tier_ids,
+            "allowMultipleEntries": checklist.allow_multiple_entries,
+            "allowReentry": checklist.allow_reentry,
+            "validFrom": format_optional_datetime(checklist.valid_from_ms),
+            "validUntil": format_optional_datetime(checklist.valid_until_ms),
+            "gates": checklist.gates,
+            "keyIds": await lists.key_ids(session, checklist.id),
+            "counts": {
+                "checkedIn": counts.checked_in,
+                "inside": counts.inside,
+                "admissible": counts.admissible,
+                "scans": counts.scans,
+                "refused": counts.refused,
+            },
+            "createdAt": format_datetime(checklist.created_ms),
+            "updatedAt": format_datetime(checklist.updated_ms),
+        }
+    )
+
+
+def list_changes(params: dict[str, Any]) -> dict[str, Any]:
+    changes = {column: params[name] for name, column in LIST_FIELDS.items() if name in params}
+    for name, column in LIST_TIMES.items():
+        if name in params:
+            changes[column] = parse_optional_datetime(params[name], name)
+    return changes
+
+
+@xrpc_method(NAMESPACE + "createCheckInList")
+async def create_check_in_list(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in list_changes(params).items() if k != "status"}
+    async with call.db.write() as session:
+        made = await lists.create_list(
+            session, call.services.keyring, call.caller, params["eventId"], fields, call.now_ms
+        )
+        return {"checkInList": await list_view(session, made)}
+
+
+@xrpc_method(NAMESPACE + "updateCheckInList")
+async def update_check_in_list(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        changed = await lists.update_list(
+            session,
+            call.services.keyring,
+            call.caller,
+            params["checkInListId"],
+            list_changes(params),
+            call.now_ms,
+            rotate_key=bool(params.get("rotateKey")),
+        )
+        return {"checkInList": await list_view(session, changed)}
+
+
+@xrpc_method(NAMESPACE + "listCheckInLists")
+async def list_check_in_lists(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        found = await lists.event_lists(
+            session, call.services.keyring, call.caller.environment, params["eventId"], call.now_ms
+        )
+        return {"checkInLists": [await list_view(session, checklist) for checklist in found]}
