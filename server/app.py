@@ -22,10 +22,10 @@ from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.settings import Settings, get_settings
 from server.web.routes import ROUTES as web_routes
-from server.xrpc import catalog, checkin, holds, tickets  # noqa: F401  (registers the methods)
+from server.xrpc import catalog, checkin, devices, holds, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
-from server.xrpc.framework import Services, dispatch
+from server.xrpc.framework import RawOutput, Services, dispatch
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
 log = logging.getLogger("tickets")
@@ -37,7 +37,7 @@ def health() -> dict[str, str]:
 
 
 @route("/xrpc/{nsid:str}", http_method=["GET", "POST"], status_code=200)
-async def xrpc(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def xrpc(request: Request[Any, Any, Any]) -> Response[Any]:
     services: Services = request.app.state.services
     body = await request.body() if request.method == "POST" else b""
     output = await dispatch(
@@ -49,6 +49,9 @@ async def xrpc(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         query={k: request.query_params.getall(k) for k in request.query_params},
         body=body,
     )
+    if isinstance(output, RawOutput):
+        disposition = f'attachment; filename="{output.filename}"'
+        return Response(output.content, media_type=output.media_type, headers={"content-disposition": disposition})
     return Response(output)
 
 

@@ -3,46 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import cli_devices
+from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
-from server.db.engine import Database
 from server.domain import apps
 from server.domain.common import SystemClock, format_datetime
 from server.domain.errors import DomainError
 from server.settings import Settings, get_settings
-
-T = TypeVar("T")
-
-
-def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            async with db.write() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
-
-
-def ensure_schema(settings: Settings) -> None:
-    """The embedded SQLite database migrates itself; a shared PostgreSQL is migrated on purpose."""
-    url = settings.resolved_database_url
-    if url.startswith("sqlite"):
-        migrate.upgrade(url)
-    elif not migrate.is_up_to_date(url):
-        raise SystemExit("the database schema is not current: run `tickets db upgrade` first")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -78,7 +54,7 @@ def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
         return f"registered {app.did} in {app.environment} as {app.id}{secret}"
 
     ensure_schema(settings)
-    print(_in_transaction(settings, work))
+    print(in_transaction(settings, work))
 
 
 def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
@@ -91,7 +67,7 @@ def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
         ]
 
     ensure_schema(settings)
-    rows = _in_transaction(settings, work)
+    rows = in_transaction(settings, work)
     print("id\tenvironment\tstatus\tdid\twebhook\tcreated")
     for row in rows:
         print(row)
@@ -103,7 +79,7 @@ def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
         return f"disabled {app.did} in {app.environment}"
 
     ensure_schema(settings)
-    print(_in_transaction(settings, work))
+    print(in_transaction(settings, work))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
@@ -174,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--log-level", default="info")
     demo.set_defaults(func=cmd_demo)
+    cli_devices.register(sub)
+
     call = sub.add_parser("call", help="call an XRPC method as the demo app (after `tickets demo`)")
     call.add_argument("method", help="e.g. getTicketAvailability or tickets.atmosphere.createTicketHold")
     call.add_argument("body", nargs="?", default="{}", help="JSON input or parameters")

@@ -225,6 +225,10 @@ class ListSigningKey:
         """This list's signature over ``payload``."""
         return self._sign_core(payload.core())
 
+    def sign_detached(self, message: bytes) -> bytes:
+        """The 64-byte signature of ``message`` exactly; callers prefix their own signing context."""
+        return nacl.bindings.crypto_sign(message, self._secret)[:SIGNATURE_BYTES]
+
     def _sign_core(self, core: bytes) -> PassSignature:
         signed = nacl.bindings.crypto_sign(SIGNING_CONTEXT + core, self._secret)
         return PassSignature(self.key_id, signed[:SIGNATURE_BYTES])

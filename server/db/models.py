@@ -425,5 +425,61 @@ class CheckInRecord(Base):
     scanner_did: Mapped[str | None] = mapped_column(String(2048))
     app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id"))
     device_ms: Mapped[int] = mapped_column(BigInteger)
+    # Server time minus device time as the device last measured it; device_ms + offset orders scans.
+    clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     server_ms: Mapped[int] = mapped_column(BigInteger)
     metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
+
+
+class Device(Base):
+    """A desk scanner: enrolled with a one-time code for some check-in lists, then authenticated by a
+    secret credential (only its hash is stored). A revoked device is refused and told to wipe."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'active', 'revoked')", name="status"),
+        UniqueConstraint("code_hash"),
+    )
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    list_ids: Mapped[list[str]] = mapped_column(JsonType)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_ms: Mapped[int | None] = mapped_column(BigInteger)
+    credential_hash: Mapped[str | None] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    enrolled_ms: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_ms: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TicketChange(Base):
+    """Append-only change feed of tickets per event: scanner bundles are brought up to date from it
+    (``seq`` is the delta cursor)."""
+
+    __tablename__ = "ticket_changes"
+    __table_args__ = (Index("ix_ticket_changes_event", "event_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckInConflict(Base):
+    """A conflict the merge rules derived from the check-in records (two admissions of one ticket,
+    an admission after a void, …): kept for the organizer, identified deterministically."""
+
+    __tablename__ = "check_in_conflicts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    list_id: Mapped[str] = mapped_column(ForeignKey("check_in_lists.id"))
+    ticket_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    records: Mapped[Any] = mapped_column(JsonType)
+    detected_ms: Mapped[int] = mapped_column(BigInteger)

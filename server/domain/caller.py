@@ -12,3 +12,6 @@ class Caller:
     environment: str
     # The organizer DID proven by a verified organizer assertion on this call, if one was sent.
     organizer_did: str | None = None
+    # Set when the caller is an enrolled desk (its device id and the lists it may scan), not an app.
+    device_id: str | None = None
+    device_lists: tuple[str, ...] = ()

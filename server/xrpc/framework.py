@@ -52,17 +52,35 @@ class Call:
         return self.services.settings
 
 
-Handler = Callable[[Call, dict[str, Any]], Awaitable[dict[str, Any]]]
+@dataclass(frozen=True, slots=True)
+class RawOutput:
+    """A method output that is a file, not JSON (lexicon output encoding other than JSON)."""
+
+    content: bytes
+    media_type: str
+    filename: str
+
+
+Output = dict[str, Any] | RawOutput
+Handler = Callable[[Call, dict[str, Any]], Awaitable[Any]]
 Authenticator = Callable[[Services, str, str | None, dict[str, Any]], Awaitable[Caller]]
 
-HANDLERS: dict[str, Handler] = {}
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    handler: Handler
+    # Who may call: None means a registered app with a service-auth JWT (the default).
+    authenticator: Authenticator | None
 
 
-def xrpc_method(nsid: str) -> Callable[[Handler], Handler]:
+METHODS: dict[str, Method] = {}
+
+
+def xrpc_method(nsid: str, *, auth: Authenticator | None = None) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        if nsid in HANDLERS:
+        if nsid in METHODS:
             raise RuntimeError(f"{nsid} registered twice")
-        HANDLERS[nsid] = handler
+        METHODS[nsid] = Method(handler, auth)
         return handler
 
     return register
@@ -88,11 +106,11 @@ async def dispatch(
     authorization: str | None,
     query: dict[str, list[str]],
     body: bytes,
-) -> dict[str, Any]:
-    """Validate, authenticate and run one XRPC call; answers the validated output."""
+) -> Output:
+    """Validate, authenticate and run one XRPC call; answers its output."""
     schema = services.lexicons.method(nsid)
-    handler = HANDLERS.get(nsid)
-    if schema is None or handler is None:
+    method = METHODS.get(nsid)
+    if schema is None or method is None:
         raise MethodNotImplemented(f"method {nsid} is not implemented by this service")
     if schema.kind == "query":
         if http_method != "GET":
@@ -102,6 +120,7 @@ async def dispatch(
         if http_method != "POST":
             raise MethodNotAllowed(f"{nsid} is a procedure: use POST")
         params = services.lexicons.validate_input(nsid, decode_body(body, services.settings.max_body_bytes))
-    caller = await authenticate(services, nsid, authorization, params)
+    caller = await (method.authenticator or authenticate)(services, nsid, authorization, params)
     call = Call(services, caller, nsid, services.clock.now_ms())
-    return await handler(call, params)
+    output: Output = await method.handler(call, params)
+    return output

@@ -42,7 +42,21 @@ METHODS = {
     "tickets.atmosphere.updateCheckInList",
     "tickets.atmosphere.listCheckInLists",
     "tickets.atmosphere.exportCheckInList",
+    "tickets.atmosphere.enrollDevice",
+    "tickets.atmosphere.getScannerBundle",
+    "tickets.atmosphere.uploadCheckIns",
+    "tickets.atmosphere.pullCheckIns",
 }
+# Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
+# app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
+DEVICE_METHODS = {
+    "tickets.atmosphere.getScannerBundle",
+    "tickets.atmosphere.uploadCheckIns",
+    "tickets.atmosphere.pullCheckIns",
+}
+CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
+APP_ERRORS = {"AppNotRegistered", "TicketsModuleDisabled"}
+DEVICE_ERRORS = {"DeviceAuthenticationRequired", "DeviceRevoked"}
 FIELD_TYPES = {
     "null", "boolean", "integer", "string", "bytes", "cid-link", "blob",
     "array", "object", "ref", "union", "unknown",
@@ -189,7 +203,17 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
         assert environment["knownValues"] == ["test", "live"]
         assert "environment" not in fields.get("required", fields.get("schema", {}).get("required", []))
         names = {error["name"] for error in definition["errors"]}
-        assert {"AppNotRegistered", "TicketsModuleDisabled"} <= names, nsid
+        if nsid in DEVICE_METHODS:
+            assert "device credential" in definition["description"], nsid
+            assert names >= DEVICE_ERRORS, nsid
+            assert not APP_ERRORS & names, f"{nsid}: no app JWT, so no app errors"
+        elif nsid in CODE_METHODS:
+            assert "enrollment code" in definition["description"], nsid
+            assert "EnrollmentCodeInvalid" in names, nsid
+            assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: authorized by the code alone"
+        else:
+            assert names >= APP_ERRORS, nsid
+            assert not DEVICE_ERRORS & names, f"{nsid}: app methods take no device credential"
 
 
 # --- the published contract ----------------------------------------------------------------------
@@ -268,6 +292,69 @@ def test_procedure_shapes(method: str, required: set[str], output_required: set[
     nsid = f"tickets.atmosphere.{method}"
     assert set(input_schema(nsid)["required"]) == required
     assert set(output_schema(nsid)["required"]) == output_required
+
+
+def test_device_method_shapes() -> None:
+    enroll = main("tickets.atmosphere.enrollDevice")
+    assert enroll["type"] == "procedure"
+    assert set(input_schema("tickets.atmosphere.enrollDevice")["required"]) == {"code"}
+    code = input_schema("tickets.atmosphere.enrollDevice")["properties"]["code"]
+    assert (code["minLength"], code["maxLength"]) == (1, 32)
+    assert set(output_schema("tickets.atmosphere.enrollDevice")["required"]) == {
+        "deviceId",
+        "credential",
+        "environment",
+        "eventId",
+        "checkInLists",
+        "serverTimeMs",
+    }
+    bundle = main("tickets.atmosphere.getScannerBundle")
+    assert bundle["type"] == "query"
+    assert bundle["parameters"]["required"] == ["checkInListId"]
+    assert bundle["parameters"]["properties"]["since"]["minimum"] == 0
+    assert output_schema("tickets.atmosphere.getScannerBundle")["properties"]["bundle"]["type"] == "unknown"
+    upload = input_schema("tickets.atmosphere.uploadCheckIns")
+    assert upload["required"] == ["records"]
+    assert (upload["properties"]["records"]["minLength"], upload["properties"]["records"]["maxLength"]) == (
+        1,
+        1000,
+    )
+    assert upload["properties"]["records"]["items"]["ref"] == "tickets.atmosphere.defs#checkInRecord"
+    results = output_schema("tickets.atmosphere.uploadCheckIns")["properties"]["results"]
+    assert results["items"]["ref"] == "tickets.atmosphere.defs#uploadResult"
+    pull = main("tickets.atmosphere.pullCheckIns")
+    assert pull["type"] == "query"
+    limit = pull["parameters"]["properties"]["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 1000, 1000)
+    assert set(output_schema("tickets.atmosphere.pullCheckIns")["required"]) == {
+        "records",
+        "cursor",
+        "more",
+        "serverTimeMs",
+    }
+    record = def_schema("tickets.atmosphere.defs#checkInRecord")
+    assert set(record["required"]) == {
+        "deviceId",
+        "id",
+        "checkInListId",
+        "direction",
+        "decision",
+        "reason",
+        "deviceTimeMs",
+        "clockOffsetMs",
+    }
+    assert set(record["properties"]) == set(record["required"]) | {
+        "ticketId",
+        "tokenGeneration",
+        "gate",
+        "scannerDid",
+    }
+    detail = def_schema("tickets.atmosphere.defs#verificationResult")["properties"]["detail"]
+    assert record["properties"]["reason"]["knownValues"] == detail["knownValues"]
+    assert record["properties"]["decision"]["knownValues"] == ["admit", "refuse", "attention"]
+    result = def_schema("tickets.atmosphere.defs#uploadResult")
+    assert set(result["required"]) == {"id", "status"}
+    assert result["properties"]["status"]["knownValues"] == ["stored", "duplicate", "rejected"]
 
 
 def test_numeric_and_length_limits() -> None:

@@ -110,9 +110,11 @@ async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[P
             CheckInRecord.list_id == list_id,
             CheckInRecord.decision == "admit",
         )
-        .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
+        .order_by(
+            CheckInRecord.device_ms + CheckInRecord.clock_offset_ms, CheckInRecord.device_id, CheckInRecord.id
+        )
     )
-    return [PriorScan(Direction(r.direction), r.server_ms, r.gate, r.device_id) for r in rows]
+    return [PriorScan(Direction(r.direction), r.device_ms + r.clock_offset_ms, r.gate, r.device_id) for r in rows]
 
 
 async def evaluate(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CapacityGroup, Event, Hold, HoldItem, Ticket, TicketEvent, Tier
+from server.db.models import CapacityGroup, Event, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
@@ -55,6 +55,7 @@ def _history(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
+    """Append the change to the ticket's history and to its event's change feed (bundle deltas)."""
     session.add(
         TicketEvent(
             ticket_id=ticket.id,
@@ -67,6 +68,7 @@ def _history(
             data=data,
         )
     )
+    session.add(TicketChange(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,86 @@
+"""``tickets device enroll|list|revoke``: desk scanners."""
+
+from __future__ import annotations
+
+import argparse
+
+import segno
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.cli_support import ensure_schema, in_transaction
+from server.domain.common import SystemClock, format_optional_datetime
+from server.domain.devices import service as devices
+from server.settings import Settings
+
+
+def enrollment_text(code: str, public_url: str) -> str:
+    """What the enrollment QR code carries: the code and where to redeem it."""
+    return f"tickets-enroll:{code}@{public_url.rstrip('/')}"
+
+
+def cmd_enroll(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> devices.Enrollment:
+        return await devices.create_enrollment(
+            session, args.environment, args.list, args.name, SystemClock().now_ms()
+        )
+
+    ensure_schema(settings)
+    made = in_transaction(settings, work)
+    text = enrollment_text(made.code, settings.public_url)
+    print(f"device    {made.device.id} ({made.device.name})")
+    print(f"lists     {', '.join(made.device.list_ids)}")
+    print(f"code      {made.code}   (valid 24 hours, once)")
+    print(f"server    {settings.public_url}")
+    if not args.no_qr:
+        segno.make(text, error="m").terminal(compact=True)
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            "\t".join(
+                (
+                    d.id,
+                    d.environment,
+                    d.status,
+                    d.name,
+                    ",".join(d.list_ids),
+                    format_optional_datetime(d.last_seen_ms) or "-",
+                )
+            )
+            for d in await devices.list_devices(session, args.environment)
+        ]
+
+    ensure_schema(settings)
+    print("id\tenvironment\tstatus\tname\tlists\tlast seen")
+    for row in in_transaction(settings, work):
+        print(row)
+
+
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        device = await devices.revoke(session, args.device_id, SystemClock().now_ms())
+        return f"revoked {device.id} ({device.name}); it will be told to wipe its data"
+
+    ensure_schema(settings)
+    print(in_transaction(settings, work))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    device = sub.add_parser("device", help="desk scanners").add_subparsers(
+        dest="device_command", required=True
+    )
+    enroll = device.add_parser("enroll", help="make a one-time enrollment code for check-in lists")
+    enroll.add_argument(
+        "--list", action="append", required=True, help="check-in list id (repeat for several)"
+    )
+    enroll.add_argument("--name", default="Desk scanner")
+    enroll.add_argument("--environment", choices=["test", "live"], default="test")
+    enroll.add_argument("--no-qr", action="store_true", help="do not print the terminal QR code")
+    enroll.set_defaults(func=cmd_enroll)
+    listing = device.add_parser("list", help="enrolled devices")
+    listing.add_argument("--environment", choices=["test", "live"])
+    listing.set_defaults(func=cmd_list)
+    revoke = device.add_parser("revoke", help="refuse a device from now on")
+    revoke.add_argument("device_id")
+    revoke.set_defaults(func=cmd_revoke)

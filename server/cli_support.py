@@ -1,0 +1,37 @@
+"""What every ``tickets`` command module shares: a transaction from the command line, and the
+schema check."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db import migrate
+from server.db.engine import Database
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.write() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def ensure_schema(settings: Settings) -> None:
+    """The embedded SQLite database migrates itself; a shared PostgreSQL is migrated on purpose."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        migrate.upgrade(url)
+    elif not migrate.is_up_to_date(url):
+        raise SystemExit("the database schema is not current: run `tickets db upgrade` first")

@@ -1,0 +1,1 @@
+"""Desk scanners: enrollment, credentials, offline bundles and the check-in record sync."""

@@ -1,0 +1,80 @@
+"""Building a check-in list's offline bundle (format: :mod:`sync.bundle`), full or as a delta from a
+cursor of the event's ticket change feed."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, Event, ListKey, Ticket, TicketChange, Tier
+from server.domain.issuance.keys import Keyring
+from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle
+
+# Changes younger than this may still be joined by others committing with lower sequence numbers:
+# the cursor handed out stops before them, so they are sent again (entries are upserts) and none is
+# ever skipped.
+SETTLE_MS = 10_000
+
+
+async def build_bundle(
+    session: AsyncSession, keyring: Keyring, checklist: CheckInList, since: int | None, now_ms: int
+) -> dict[str, Any]:
+    event = await session.get(Event, checklist.event_id)
+    assert event is not None
+    changes = select(TicketChange.ticket_id, func.max(TicketChange.seq).label("version")).where(
+        TicketChange.event_id == event.id
+    )
+    if since is not None:
+        changes = changes.where(TicketChange.seq > since)
+    latest = changes.group_by(TicketChange.ticket_id).subquery()
+    query = select(Ticket, latest.c.version).join(latest, latest.c.ticket_id == Ticket.id)
+    if checklist.tier_ids is not None:
+        query = query.where(Ticket.tier_id.in_(checklist.tier_ids))
+    rows = (await session.execute(query.order_by(Ticket.id))).all()
+    settled = await session.scalar(
+        select(func.max(TicketChange.seq)).where(
+            TicketChange.event_id == event.id, TicketChange.at_ms <= now_ms - SETTLE_MS
+        )
+    )
+    cursor = max(settled or 0, since or 0)
+    entries = [
+        seal_entry(
+            TicketEntry(t.id, t.ticket_number, t.attendee_name or "", t.tier_id, t.status, t.generation),
+            version,
+        )
+        for t, version in rows
+    ]
+    keys = list(await session.scalars(select(ListKey).where(ListKey.list_id == checklist.id)))
+    tiers = await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == event.id))
+    active = next(k for k in keys if k.status == "active")
+    body = {
+        "format": FORMAT_VERSION,
+        "checkInListId": checklist.id,
+        "eventId": event.id,
+        "event": {"title": event.title, "startsAtMs": event.starts_ms},
+        "full": since is None,
+        "since": since,
+        "seq": cursor,
+        "issuedAtMs": now_ms,
+        "list": {
+            "name": checklist.name,
+            "status": checklist.status,
+            "tierIds": checklist.tier_ids,
+            "allowMultipleEntries": checklist.allow_multiple_entries,
+            "allowReentry": checklist.allow_reentry,
+            "validFromMs": checklist.valid_from_ms,
+            "validUntilMs": checklist.valid_until_ms,
+            "gates": checklist.gates,
+        },
+        "keys": [
+            {"keyId": k.key_id, "publicKey": base64.b64encode(k.public_key).decode(), "status": k.status}
+            for k in sorted(keys, key=lambda k: k.key_id)
+        ],
+        "tiers": dict(sorted((tier_id, title) for tier_id, title in tiers.all())),
+        "count": len(entries),
+        "entries": pack_entries(entries),
+    }
+    return sign_bundle(body, keyring.unseal(active))

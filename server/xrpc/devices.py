@@ -1,0 +1,204 @@
+"""Desk scanner methods: enrollment (by code), offline bundles, and the check-in record sync
+(upload and pull), authenticated by the device credential instead of an app's JWT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, CheckInRecord, Device
+from server.domain.caller import Caller
+from server.domain.checkin.lists import find_list
+from server.domain.devices import service as devices
+from server.domain.devices.bundles import SETTLE_MS, build_bundle
+from server.domain.devices.conflicts import record_conflicts
+from server.domain.errors import InvalidRequest
+from server.xrpc.framework import NAMESPACE, Call, Services, xrpc_method
+from sync.checkin import Direction, Reason, Verdict
+from sync.records import Record, RecordFormatError
+
+PULL_LIMIT = 1000
+
+
+async def device_auth(
+    services: Services, _nsid: str, authorization: str | None, _params: dict[str, Any]
+) -> Caller:
+    async with services.db.read() as session:
+        device = await devices.authenticate(session, authorization)
+    return Caller(
+        app_id="",
+        app_did=device.id,
+        environment=device.environment,
+        device_id=device.id,
+        device_lists=tuple(device.list_ids),
+    )
+
+
+async def code_auth(
+    _services: Services, _nsid: str, _authorization: str | None, params: dict[str, Any]
+) -> Caller:
+    """Enrollment is authorized by the one-time code in the input, checked by the method itself."""
+    return Caller(app_id="", app_did="", environment=params.get("environment") or "live")
+
+
+@xrpc_method(NAMESPACE + "enrollDevice", auth=code_auth)
+async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        issued = await devices.redeem(session, params["code"], params.get("deviceName"), call.now_ms)
+        lists = await session.scalars(select(CheckInList).where(CheckInList.id.in_(issued.device.list_ids)))
+        listed = [{"id": c.id, "name": c.name} for c in lists]
+    return {
+        "deviceId": issued.device.id,
+        "credential": issued.credential,
+        "environment": issued.device.environment,
+        "eventId": issued.device.event_id,
+        "checkInLists": listed,
+        "serverTimeMs": call.now_ms,
+    }
+
+
+def _device_list(call: Call, list_id: str) -> None:
+    if list_id not in call.caller.device_lists:
+        raise devices.DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
+
+
+@xrpc_method(NAMESPACE + "getScannerBundle", auth=device_auth)
+async def get_scanner_bundle(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _device_list(call, params["checkInListId"])
+    async with call.db.read() as session:
+        checklist = await find_list(session, call.caller.environment, params["checkInListId"])
+        bundle = await build_bundle(
+            session, call.services.keyring, checklist, params.get("since"), call.now_ms
+        )
+    return {"bundle": bundle, "serverTimeMs": call.now_ms}
+
+
+async def _store(session: AsyncSession, call: Call, record: Record, event_ids: dict[str, str]) -> str:
+    """``stored``, ``duplicate`` (already here: fine) or raises for a record this desk may not send."""
+    if record.list_id not in event_ids:
+        raise InvalidRequest(
+            f"record {record.record_id}: check-in list {record.list_id} is not this device's"
+        )
+    existing = await session.scalar(
+        select(CheckInRecord.seq).where(
+            CheckInRecord.device_id == record.device_id, CheckInRecord.id == record.record_id
+        )
+    )
+    if existing is not None:
+        return "duplicate"
+    session.add(
+        CheckInRecord(
+            id=record.record_id,
+            device_id=record.device_id,
+            environment=call.caller.environment,
+            event_id=event_ids[record.list_id],
+            list_id=record.list_id,
+            ticket_id=record.ticket_id,
+            token_generation=record.token_generation,
+            direction=record.direction.value,
+            decision=record.decision.value,
+            reason=record.reason.value,
+            gate=record.gate,
+            scanner_did=record.scanner_did,
+            app_id=None,
+            device_ms=record.device_ms,
+            clock_offset_ms=record.clock_offset_ms,
+            server_ms=call.now_ms,
+        )
+    )
+    return "stored"
+
+
+@xrpc_method(NAMESPACE + "uploadCheckIns", auth=device_auth)
+async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Store a batch of records, each once by (device, record id), whatever device wrote it (a hub
+    desk relays the records of the desks it served). One result per record, in order."""
+    results: list[dict[str, Any]] = []
+    parsed: list[Record] = []
+    for raw in params["records"]:
+        try:
+            parsed.append(Record.from_wire(raw))
+        except RecordFormatError as exc:
+            results.append({"id": str(raw.get("id", ""))[:64], "status": "rejected", "error": str(exc)})
+    try:
+        async with call.db.write() as session:
+            lists = await session.execute(
+                select(CheckInList.id, CheckInList.event_id).where(
+                    CheckInList.id.in_(call.caller.device_lists)
+                )
+            )
+            event_ids = dict(lists.all())
+            stored: list[Record] = []
+            for record in parsed:
+                result: dict[str, Any] = {"deviceId": record.device_id, "id": record.record_id}
+                try:
+                    result["status"] = await _store(session, call, record, event_ids)
+                except InvalidRequest as exc:
+                    result.update(status="rejected", error=exc.message)
+                if result["status"] == "stored":
+                    stored.append(record)
+                results.append(result)
+            await session.flush()
+            await record_conflicts(session, call.caller.environment, stored, call.now_ms)
+            await _seen(session, call)
+    except IntegrityError:
+        # A concurrent upload of the same records won the race; a retry answers "duplicate".
+        raise InvalidRequest("records were stored concurrently by another upload: retry") from None
+    return {"results": results, "serverTimeMs": call.now_ms}
+
+
+async def _seen(session: AsyncSession, call: Call) -> None:
+    device = await session.get(Device, call.caller.device_id)
+    if device is not None:
+        device.last_seen_ms = call.now_ms
+
+
+@xrpc_method(NAMESPACE + "pullCheckIns", auth=device_auth)
+async def pull_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Every device's records for the list after ``cursor`` (arrival order at the server)."""
+    _device_list(call, params["checkInListId"])
+    cursor_text = params.get("cursor") or "0"
+    if not cursor_text.isdigit():
+        raise InvalidRequest("cursor is not one this service gave out")
+    since = int(cursor_text)
+    limit = min(int(params.get("limit") or PULL_LIMIT), PULL_LIMIT)
+    async with call.db.read() as session:
+        rows = list(
+            await session.scalars(
+                select(CheckInRecord)
+                .where(CheckInRecord.list_id == params["checkInListId"], CheckInRecord.seq > since)
+                .order_by(CheckInRecord.seq)
+                .limit(limit)
+            )
+        )
+    cursor = since
+    for row in rows:  # the cursor stops before the first record that may not have settled yet
+        if row.server_ms > call.now_ms - SETTLE_MS:
+            break
+        cursor = row.seq
+    return {
+        "records": [record_wire(r) for r in rows],
+        "cursor": str(cursor),
+        "more": len(rows) == limit,
+        "serverTimeMs": call.now_ms,
+    }
+
+
+def record_wire(row: CheckInRecord) -> dict[str, Any]:
+    return Record(
+        device_id=row.device_id,
+        record_id=row.id,
+        list_id=row.list_id,
+        ticket_id=row.ticket_id,
+        token_generation=row.token_generation,
+        direction=Direction(row.direction),
+        decision=Verdict(row.decision),
+        reason=Reason(row.reason),
+        device_ms=row.device_ms,
+        clock_offset_ms=row.clock_offset_ms,
+        gate=row.gate,
+        scanner_did=row.scanner_did,
+    ).to_wire()

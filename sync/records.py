@@ -1,0 +1,120 @@
+"""Check-in records: what a desk (or the server, as device ``online``) wrote down about one scan.
+
+Records are the unit of sync. They are created once, on the device that scanned, with an id unique
+on that device, and never change; ``(device_id, record_id)`` identifies a record everywhere. The set
+of records only grows, and every replica derives the same door state from the same set
+(:mod:`sync.merge`), whatever order the records arrived in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sync.checkin import Direction, Reason, Verdict
+
+ONLINE_DEVICE = "online"
+
+
+class RecordFormatError(ValueError):
+    """A record on the wire that is not well formed."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecordKey:
+    device_id: str
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    device_id: str
+    record_id: str
+    list_id: str
+    ticket_id: str | None  # None when the pass could not be read
+    token_generation: int | None
+    direction: Direction
+    decision: Verdict  # what the device decided at the door
+    reason: Reason
+    device_ms: int  # the device's clock when it scanned
+    clock_offset_ms: int = 0  # server time minus device time, as last measured (0: unknown)
+    gate: str | None = None
+    scanner_did: str | None = None
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(self.device_id, self.record_id)
+
+    @property
+    def effective_ms(self) -> int:
+        """The scan time on the server's clock, as well as the device could tell."""
+        return self.device_ms + self.clock_offset_ms
+
+    @property
+    def admitted(self) -> bool:
+        return self.decision is Verdict.ADMIT
+
+    def sort_key(self) -> tuple[int, str, str]:
+        """The one total order every replica uses: corrected time, then device, then record id."""
+        return (self.effective_ms, self.device_id, self.record_id)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form used by the sync methods (camelCase, times in epoch milliseconds)."""
+        wire: dict[str, Any] = {
+            "deviceId": self.device_id,
+            "id": self.record_id,
+            "checkInListId": self.list_id,
+            "direction": self.direction.value,
+            "decision": self.decision.value,
+            "reason": self.reason.value,
+            "deviceTimeMs": self.device_ms,
+            "clockOffsetMs": self.clock_offset_ms,
+        }
+        optional = {
+            "ticketId": self.ticket_id,
+            "tokenGeneration": self.token_generation,
+            "gate": self.gate,
+            "scannerDid": self.scanner_did,
+        }
+        wire.update({k: v for k, v in optional.items() if v is not None})
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Record:
+        try:
+            return cls(
+                device_id=_text(data["deviceId"], 64),
+                record_id=_text(data["id"], 64),
+                list_id=_text(data["checkInListId"], 64),
+                ticket_id=_optional_text(data.get("ticketId"), 64),
+                token_generation=_optional_int(data.get("tokenGeneration")),
+                direction=Direction(data["direction"]),
+                decision=Verdict(data["decision"]),
+                reason=Reason(data["reason"]),
+                device_ms=_int(data["deviceTimeMs"]),
+                clock_offset_ms=_int(data.get("clockOffsetMs", 0)),
+                gate=_optional_text(data.get("gate"), 100),
+                scanner_did=_optional_text(data.get("scannerDid"), 2048),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise RecordFormatError(f"not a check-in record: {exc}") from None
+
+
+def _text(value: object, limit: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ValueError(f"expected a string of 1-{limit} characters, got {value!r:.40}")
+    return value
+
+
+def _optional_text(value: object, limit: int) -> str | None:
+    return None if value is None else _text(value, limit)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 1 << 53:
+        raise ValueError(f"expected an integer, got {value!r:.40}")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else _int(value)

@@ -1,0 +1,211 @@
+"""Desk scanners against the real server: enrollment, signed offline bundles and their deltas,
+idempotent upload and pull of check-in records, revocation — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Harness
+from support.broker import FakeBroker, new_payment_id
+from support.catalog import ORGANIZER, active_event
+
+from server.db.engine import Database
+from server.domain.devices import service as devices
+from sync.bundle import BundleError, TicketIndex, verify_bundle
+from sync.checkin import Direction, Reason, Verdict
+from sync.passes import ListVerifyKey, decode_pass
+from sync.records import Record
+
+BROKER = FakeBroker()
+NS = "tickets.atmosphere."
+
+
+class Desk:
+    """A minimal desk client speaking the device methods."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+        self.http, self.base_url = http, base_url
+        self.credential = ""
+
+    async def call(
+        self, method: str, body: dict[str, Any] | None = None, *, query: bool = False
+    ) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.credential}"} if self.credential else {}
+        url = f"{self.base_url}/xrpc/{NS}{method}"
+        if query:
+            return await self.http.get(url, params=body or {}, headers=headers)
+        return await self.http.post(url, json=body or {}, headers=headers)
+
+    async def ok(
+        self, method: str, body: dict[str, Any] | None = None, *, query: bool = False
+    ) -> dict[str, Any]:
+        response = await self.call(method, body, query=query)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+async def enrollment(h: Harness, list_ids: list[str]) -> str:
+    db = Database(h.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            made = await devices.create_enrollment(
+                session, "test", list_ids, "Door 1", int(time.time() * 1000)
+            )
+    finally:
+        await db.dispose()
+    return made.code
+
+
+async def sold(h: Harness, quantity: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    event = await active_event(h.app)
+    tier = (
+        await h.app.ok(
+            "createTicketTier",
+            {
+                "organizerDid": ORGANIZER,
+                "event": {"uri": event["uri"]},
+                "title": "GA",
+                "currency": "eur",
+                "unitAmount": 900,
+                "quantityTotal": 100,
+            },
+        )
+    )["tier"]["id"]
+    hold = await h.app.ok(
+        "createTicketHold",
+        {
+            "items": [{"tierId": tier, "quantity": quantity}],
+            "attendees": [{"name": f"Guest {n}"} for n in range(quantity)],
+        },
+    )
+    await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=(pid := new_payment_id())))
+    tickets = (await h.app.ok("listBuyerTickets", {"paymentId": pid}))["tickets"]
+    lists = (await h.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
+    return event, tickets, lists[0]["id"]
+
+
+async def enrolled_desk(h: Harness, list_id: str) -> Desk:
+    desk = Desk(h.app.http, h.server.url)
+    code = await enrollment(h, [list_id])
+    made = await desk.ok("enrollDevice", {"code": code.lower().replace("-", " "), "deviceName": "North door"})
+    assert made["deviceId"].startswith("dev_") and made["checkInLists"][0]["id"] == list_id
+    desk.credential = made["credential"]
+    again = await Desk(h.app.http, h.server.url).call("enrollDevice", {"code": code})
+    assert again.status_code == 401 and again.json()["error"] == "EnrollmentCodeInvalid"
+    return desk
+
+
+def keys_of(bundle: dict[str, Any]) -> dict[str, ListVerifyKey]:
+    return {k["keyId"]: ListVerifyKey(base64.b64decode(k["publicKey"])) for k in bundle["keys"]}
+
+
+def record(
+    desk_id: str,
+    n: int,
+    list_id: str,
+    ticket: dict[str, Any],
+    *,
+    decision: Verdict = Verdict.ADMIT,
+    direction: Direction = Direction.ENTRY,
+) -> Record:
+    return Record(
+        desk_id,
+        f"rec_{n:04d}",
+        list_id,
+        ticket["id"],
+        ticket["generation"],
+        direction,
+        decision,
+        Reason.OK if decision is Verdict.ADMIT else Reason.ALREADY_CHECKED_IN,
+        int(time.time() * 1000) - 60_000 + n,
+        5,
+        "North",
+    )
+
+
+async def test_bundle_is_signed_private_and_updated_by_deltas(harness: Harness) -> None:
+    _, tickets, list_id = await sold(harness)
+    desk = await enrolled_desk(harness, list_id)
+    full = (await desk.ok("getScannerBundle", {"checkInListId": list_id}, query=True))["bundle"]
+    body = verify_bundle(full, keys_of(full))
+    assert body["full"] is True and body["count"] == 3
+    index = TicketIndex()
+    index.apply(body["entries"])
+    first = index.find(tickets[0]["id"])
+    assert first is not None and (first.ticket_number, first.display_name) == (
+        tickets[0]["ticketNumber"],
+        "Guest 0",
+    )
+    assert decode_pass(tickets[0]["passToken"]).payload.ticket_id == tickets[0]["id"]
+    assert tickets[0]["attendeeName"].encode() not in base64.b64decode(body["entries"])
+
+    tampered = {**full, "count": 4}
+    with pytest.raises(BundleError):
+        verify_bundle(tampered, keys_of(full))
+
+    await harness.app.ok("voidTicket", {"ticketId": tickets[1]["id"]})
+    delta = (await desk.ok("getScannerBundle", {"checkInListId": list_id, "since": body["seq"]}, query=True))[
+        "bundle"
+    ]
+    delta_body = verify_bundle(delta, keys_of(full))
+    assert delta_body["full"] is False and delta_body["count"] >= 1
+    assert index.apply(delta_body["entries"]) >= 1
+    voided = index.find(tickets[1]["id"])
+    assert voided is not None and voided.status == "voided"
+
+
+async def test_upload_is_idempotent_and_pull_returns_every_desk(harness: Harness) -> None:
+    event, tickets, list_id = await sold(harness)
+    north = await enrolled_desk(harness, list_id)
+    south = await enrolled_desk(harness, list_id)
+    records = [record("dev_north_alias", n, list_id, t) for n, t in enumerate(tickets)]
+    wire = [r.to_wire() for r in records]
+    first = await north.ok("uploadCheckIns", {"records": wire})
+    assert [r["status"] for r in first["results"]] == ["stored"] * 3
+    again = await north.ok("uploadCheckIns", {"records": wire})
+    assert [r["status"] for r in again["results"]] == ["duplicate"] * 3
+    foreign = await north.ok(
+        "uploadCheckIns", {"records": [{**wire[0], "id": "rec_x", "checkInListId": "cl_no"}]}
+    )
+    assert [r["status"] for r in foreign["results"]] == ["rejected"]
+    malformed = await north.call("uploadCheckIns", {"records": [wire[0], {"id": "broken"}]})
+    assert malformed.status_code == 400 and malformed.json()["error"] == "InvalidRequest"
+    bad_cursor = await north.call("pullCheckIns", {"checkInListId": list_id, "cursor": "x"}, query=True)
+    assert bad_cursor.status_code == 400
+
+    online = await harness.app.ok("checkInTicket", {"ticketToken": tickets[0]["passToken"]})
+    assert online["status"] == "already_checked_in"  # the offline admission counts online too
+
+    pulled = await south.ok("pullCheckIns", {"checkInListId": list_id}, query=True)
+    keys = {(r["deviceId"], r["id"]) for r in pulled["records"]}
+    assert {(r.device_id, r.record_id) for r in records} <= keys and ("online", online["checkInId"]) in keys
+    assert pulled["cursor"] == "0"  # nothing has settled yet: the next pull sends them again
+    listed = (await harness.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
+    assert listed[0]["counts"]["checkedIn"] == 3
+
+
+async def test_a_revoked_device_is_told_to_wipe(harness: Harness) -> None:
+    _, _, list_id = await sold(harness, 1)
+    desk = await enrolled_desk(harness, list_id)
+    device_id = desk.credential.split(".")[0]
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            await devices.revoke(session, device_id, int(time.time() * 1000))
+    finally:
+        await db.dispose()
+    refused = await desk.call("getScannerBundle", {"checkInListId": list_id}, query=True)
+    assert refused.status_code == 403 and refused.json()["error"] == "DeviceRevoked"
+    assert "wipe" in refused.json()["message"]
+    stranger = Desk(harness.app.http, harness.server.url)
+    stranger.credential = f"{device_id}.not-the-secret"
+    assert (await stranger.call("pullCheckIns", {"checkInListId": list_id}, query=True)).status_code == 401
+    other_list = await Desk(harness.app.http, harness.server.url).call(
+        "pullCheckIns", {"checkInListId": list_id}, query=True
+    )
+    assert other_list.status_code == 401
