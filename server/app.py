@@ -19,8 +19,10 @@ from server.domain.apps import forget_spent_jtis
 from server.domain.common import SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
+from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.settings import Settings, get_settings
+from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
 from server.xrpc import catalog, checkin, devices, holds, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
@@ -85,17 +87,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
             keyring = Keyring(load_server_key(settings))
             services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock(), keyring)
             app.state.services = services
-            sweeper = asyncio.create_task(run_sweeper(services))
+            workers = [
+                asyncio.create_task(run_sweeper(services)),
+                asyncio.create_task(run_delivery_worker(db, settings, services.clock, http)),
+            ]
             try:
                 yield
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for worker in workers:
+                    worker.cancel()
+                for worker in workers:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
                 await db.dispose()
 
     return Litestar(
-        route_handlers=[health, xrpc, *web_routes],
+        route_handlers=[health, xrpc, *web_routes, *identity_routes],
         lifespan=[lifespan],
         exception_handlers={
             DomainError: handle_domain_error,

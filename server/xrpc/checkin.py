@@ -12,9 +12,10 @@ from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, evaluate
 from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
 from server.domain.errors import NotOwner
+from server.domain.exports.service import export_list
 from server.domain.idempotency import app_scope, check_key, request_hash, run_once
 from server.domain.issuance.service import TicketNotFound
-from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.framework import NAMESPACE, Call, RawOutput, xrpc_method
 from server.xrpc.views import compact
 from sync.checkin import Direction, Reason, Verdict
 from sync.passes import PassRejected, decode_pass
@@ -264,3 +265,16 @@ async def list_check_in_lists(call: Call, params: dict[str, Any]) -> dict[str, A
             session, call.services.keyring, call.caller.environment, params["eventId"], call.now_ms
         )
         return {"checkInLists": [await list_view(session, checklist) for checklist in found]}
+
+
+@xrpc_method(NAMESPACE + "exportCheckInList")
+async def export_check_in_list(call: Call, params: dict[str, Any]) -> RawOutput:
+    """The door list (CSV, XLSX, printable PDF) or check-in log, for the app managing the event."""
+    async with call.db.read() as session:
+        checklist = await lists.find_list(session, call.caller.environment, params["checkInListId"])
+        event = await find_event(session, call.caller.environment, event_id=checklist.event_id)
+        ensure_door_access(call, event, None)
+        body, media_type, filename = await export_list(
+            session, call.caller.environment, checklist.id, params.get("format", "csv"), now_ms=call.now_ms
+        )
+    return RawOutput(body, media_type, filename)

@@ -993,6 +993,7 @@ class Lexicons:
     def __init__(self, documents: Iterable[object]) -> None:
         """Compiles parsed lexicon documents; raises :class:`LexiconLoadError` for a bad one."""
         compiler = _Compiler()
+        self._documents: dict[str, dict[str, object]] = {}
         self._methods: dict[str, _Method] = {}
         self._records: dict[str, _Node] = {}
         seen: set[str] = set()
@@ -1001,6 +1002,7 @@ class Lexicons:
             if lexicon_id in seen:
                 raise LexiconLoadError(f"{lexicon_id}: defined by two documents", lexicon_id)
             seen.add(lexicon_id)
+            self._documents[lexicon_id] = cast(dict[str, object], document)
         compiler.link()
         self._method_nsids = frozenset(self._methods)
 
@@ -1037,6 +1039,10 @@ class Lexicons:
 
     def method_nsids(self) -> frozenset[str]:
         return self._method_nsids
+
+    def document(self, nsid: str) -> dict[str, object] | None:
+        """The lexicon document ``nsid`` as loaded, for publishing."""
+        return self._documents.get(nsid)
 
     def _method(self, nsid: str) -> _Method:
         method = self._methods.get(nsid)

@@ -195,3 +195,18 @@ async def test_negative_control_without_the_ticket_lock_admits_twice(
     assert statuses.count("checked_in") > 1, (
         "the race was not caught: the test would not detect a missing lock"
     )
+
+
+async def test_exports_over_xrpc(harness: Harness) -> None:
+    event, _, tickets = await sold_tickets(harness)
+    await scan(harness, tickets[0]["passToken"])
+    main = (await harness.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"][0]
+    csv_file = await harness.app.call("exportCheckInList", {"checkInListId": main["id"]})
+    assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_file.headers["content-disposition"]
+    assert tickets[0]["ticketNumber"] in csv_file.text and csv_file.text.count("\n") == 4
+    pdf = await harness.app.call("exportCheckInList", {"checkInListId": main["id"], "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    stranger = await harness.client("did:web:stranger-app.example")
+    assert (await stranger.call("exportCheckInList", {"checkInListId": main["id"]})).status_code == 403
+    await stranger.aclose()

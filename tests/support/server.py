@@ -130,7 +130,8 @@ class AppClient:
             response = await self.http.post(
                 f"{self.base_url}/xrpc/{nsid}", json=payload, headers=sent_headers
             )
-        if response.status_code == 200 and schema is not None:
+        json_answer = response.headers.get("content-type", "").startswith("application/json")
+        if response.status_code == 200 and schema is not None and json_answer:
             LEXICONS.validate_output(nsid, response.json())
         return response
 
