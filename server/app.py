@@ -19,8 +19,8 @@ from server.domain.apps import forget_spent_jtis
 from server.domain.common import SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
-from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.issuance.keys import Keyring, load_server_key
+from server.domain.outbox.delivery import run_delivery_worker
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
@@ -53,7 +53,9 @@ async def xrpc(request: Request[Any, Any, Any]) -> Response[Any]:
     )
     if isinstance(output, RawOutput):
         disposition = f'attachment; filename="{output.filename}"'
-        return Response(output.content, media_type=output.media_type, headers={"content-disposition": disposition})
+        return Response(
+            output.content, media_type=output.media_type, headers={"content-disposition": disposition}
+        )
     return Response(output)
 
 

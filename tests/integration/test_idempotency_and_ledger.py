@@ -52,15 +52,20 @@ async def test_a_duplicate_of_a_running_call_is_a_conflict(db: Database, caller:
         await release.wait()
         return {"value": 1}
 
-    first = asyncio.create_task(run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1000, LEASE_MS, slow))
+    first = asyncio.create_task(
+        run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1000, LEASE_MS, slow)
+    )
     await started.wait()
     with pytest.raises(IdempotencyKeyInFlight):
         await asyncio.wait_for(
-            run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(2)), 10
+            run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(2)),
+            10,
         )
     release.set()
     assert await first == ({"value": 1}, False)
-    assert await run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1002, LEASE_MS, answer(3)) == (
+    assert await run_once(
+        db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1002, LEASE_MS, answer(3)
+    ) == (
         {"value": 1},
         True,
     )
@@ -82,7 +87,9 @@ async def test_a_crashed_call_releases_its_key_when_the_lease_lapses(db: Databas
         )
     with pytest.raises(IdempotencyKeyInFlight):
         await run_once(db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 4999, LEASE_MS, answer(1))
-    assert await run_once(db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 5000, LEASE_MS, answer(7)) == (
+    assert await run_once(
+        db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 5000, LEASE_MS, answer(7)
+    ) == (
         {"value": 7},
         False,
     )
@@ -94,7 +101,9 @@ async def test_a_failed_call_gives_its_key_back(db: Database, caller: Caller) ->
 
     with pytest.raises(RuntimeError):
         await run_once(db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1000, LEASE_MS, boom)
-    assert await run_once(db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(9)) == (
+    assert await run_once(
+        db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(9)
+    ) == (
         {"value": 9},
         False,
     )

@@ -114,7 +114,9 @@ async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[P
             CheckInRecord.device_ms + CheckInRecord.clock_offset_ms, CheckInRecord.device_id, CheckInRecord.id
         )
     )
-    return [PriorScan(Direction(r.direction), r.device_ms + r.clock_offset_ms, r.gate, r.device_id) for r in rows]
+    return [
+        PriorScan(Direction(r.direction), r.device_ms + r.clock_offset_ms, r.gate, r.device_id) for r in rows
+    ]
 
 
 async def evaluate(
