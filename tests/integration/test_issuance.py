@@ -61,7 +61,9 @@ async def rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
     db = Database(settings.resolved_database_url)
     try:
         async with db.read() as session:
-            return list(await session.scalars(select(model).where(*where)))
+            return list(
+                await session.scalars(select(model).where(*where).order_by(*model.__table__.primary_key))
+            )
     finally:
         await db.dispose()
 

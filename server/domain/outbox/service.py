@@ -1,5 +1,5 @@
 """Writing to the outbox. A message is added in the transaction of the change it reports, so it
-exists exactly when the change does."""
+exists exactly when the change does. Also the operator's view: listing messages and redriving them."""
 
 from __future__ import annotations
 

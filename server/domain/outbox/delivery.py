@@ -1,0 +1,260 @@
+"""Delivering the outbox: claim due messages, POST them signed, record each attempt.
+
+Any number of workers (one per server process) can run at once. A claim pushes the message's
+``next_attempt_ms`` forward by a lease inside one short transaction (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL; SQLite's single writer serializes claims), so no two workers send the same message
+concurrently, and a crashed worker's messages come back once the lease runs out. The body and the
+delivery id are stored, so every retry sends the same bytes under the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select, update
+
+from server.db.engine import Database
+from server.db.models import App, OutboxMessage, WebhookAttempt
+from server.domain import webhook_format
+from server.domain.common import Clock
+from server.settings import Settings
+
+log = logging.getLogger("tickets.webhooks")
+
+EXCERPT_CHARS = 500
+# A claim outlives the request timeout by this much, so recording the outcome of a slow attempt
+# (even while the database is busy) normally finishes before another worker may take the message.
+LEASE_MARGIN_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message taken for one delivery attempt, with where and how to send it."""
+
+    id: int
+    delivery_id: str
+    event_type: str
+    environment: str
+    body: bytes
+    attempts: int
+    webhook_url: str | None
+    webhook_secret: str | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """The outcome of one POST: ``at_ms`` is when it started."""
+
+    delivered: bool
+    at_ms: int
+    latency_ms: int
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+
+
+def lease_ms(settings: Settings) -> int:
+    return int(settings.webhook_timeout_seconds * 1000) + LEASE_MARGIN_MS
+
+
+def retry_delay_ms(failed_before: int, settings: Settings, rng: random.Random) -> int:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2^failed_before)]``."""
+    ceiling = min(
+        settings.webhook_backoff_cap_seconds,
+        settings.webhook_backoff_base_seconds * 2 ** min(failed_before, 63),
+    )
+    return int(rng.uniform(0, ceiling) * 1000)
+
+
+async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[Claimed]:
+    """Take up to ``limit`` due pending messages, oldest due first, for ``lease_ms``."""
+    async with db.write() as session:
+        rows = (
+            await session.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.delivery_id,
+                    OutboxMessage.event_type,
+                    OutboxMessage.environment,
+                    OutboxMessage.body,
+                    OutboxMessage.attempts,
+                    App.webhook_url,
+                    App.webhook_secret,
+                )
+                .join(App, App.id == OutboxMessage.app_id)
+                .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_ms <= now_ms)
+                .order_by(OutboxMessage.next_attempt_ms, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=OutboxMessage)
+            )
+        ).all()
+        if rows:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([row.id for row in rows]))
+                .values(next_attempt_ms=now_ms + lease_ms)
+                .execution_options(synchronize_session=False)
+            )
+    return [
+        Claimed(
+            id=row.id,
+            delivery_id=row.delivery_id,
+            event_type=row.event_type,
+            environment=row.environment,
+            body=row.body.encode(),
+            attempts=row.attempts,
+            webhook_url=row.webhook_url,
+            webhook_secret=row.webhook_secret,
+        )
+        for row in rows
+    ]
+
+
+async def _excerpt(response: httpx.Response) -> str:
+    """The first characters of the answer, without reading more of it than that."""
+    chunks = bytearray()
+    async for chunk in response.aiter_bytes():
+        chunks += chunk
+        if len(chunks) >= EXCERPT_CHARS * 4:
+            break
+    return chunks.decode(errors="replace")[:EXCERPT_CHARS]
+
+
+async def deliver(
+    claimed: Claimed, http: httpx.AsyncClient, settings: Settings, now_ms: int
+) -> AttemptResult:
+    """POST the stored body, signed; a 2xx answer delivers it. Never raises for the receiver's
+    failures: a non-2xx answer, a timeout (of the whole exchange) or a connection error is a
+    failed attempt."""
+    if not claimed.webhook_url or not claimed.webhook_secret:
+        return AttemptResult(False, now_ms, 0, error="the app has no webhook URL or secret")
+    signature = webhook_format.signature_header(
+        [claimed.webhook_secret], now_ms // 1000, claimed.delivery_id, claimed.body
+    )
+    headers = webhook_format.headers(claimed.delivery_id, claimed.event_type, claimed.environment, signature)
+    timeout = settings.webhook_timeout_seconds
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            http.stream(
+                "POST", claimed.webhook_url, content=claimed.body, headers=headers, timeout=timeout
+            ) as response,
+        ):
+            excerpt = await _excerpt(response)
+    except (TimeoutError, httpx.TimeoutException):
+        return AttemptResult(False, now_ms, elapsed_ms(), error=f"no answer within {timeout:g} s")
+    except httpx.HTTPError as exc:
+        return AttemptResult(False, now_ms, elapsed_ms(), error=f"{type(exc).__name__}: {exc}")
+    delivered = response.is_success
+    return AttemptResult(
+        delivered,
+        now_ms,
+        elapsed_ms(),
+        status_code=response.status_code,
+        excerpt=excerpt,
+        error=None if delivered else f"HTTP {response.status_code}",
+    )
+
+
+async def record(
+    db: Database, claimed: Claimed, result: AttemptResult, settings: Settings, rng: random.Random
+) -> None:
+    """Log the attempt and move the message on: delivered, due again after a backoff, or dead
+    after ``webhook_max_attempts``. A failure reported for a message that is no longer pending
+    (another worker delivered it after this claim's lease ran out) only goes to the log."""
+    finished_ms = result.at_ms + result.latency_ms
+    async with db.write() as session:
+        message = (
+            await session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        session.add(
+            WebhookAttempt(
+                outbox_id=claimed.id,
+                at_ms=result.at_ms,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                response_excerpt=result.excerpt,
+                error=result.error,
+            )
+        )
+        if not result.delivered and message.state != "pending":
+            return
+        message.last_status = result.status_code
+        message.last_error = result.error
+        if result.delivered:
+            message.state = "delivered"
+            message.delivered_ms = message.delivered_ms or finished_ms
+        else:
+            message.attempts += 1
+            if message.attempts >= settings.webhook_max_attempts:
+                message.state = "dead"
+            else:
+                message.next_attempt_ms = finished_ms + retry_delay_ms(message.attempts - 1, settings, rng)
+
+
+async def _send(
+    db: Database,
+    claimed: Claimed,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    clock: Clock,
+    rng: random.Random,
+) -> None:
+    try:
+        result = await deliver(claimed, http, settings, clock.now_ms())
+        await record(db, claimed, result, settings, rng)
+    except Exception:
+        log.exception("webhook %s: attempt not recorded; it is retried after its lease", claimed.delivery_id)
+
+
+async def run_delivery_worker(
+    db: Database,
+    settings: Settings,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    *,
+    rng: random.Random | None = None,
+) -> None:
+    """Deliver due messages forever, at most ``webhook_batch_size`` at once; poll every
+    ``webhook_poll_interval_seconds`` when nothing is due. Cancelling stops it and its attempts
+    (their messages come back after the lease)."""
+    rng = rng or random.Random()  # noqa: S311  (retry jitter, not a secret)
+    lease = lease_ms(settings)
+    in_flight: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            free = settings.webhook_batch_size - len(in_flight)
+            claimed: list[Claimed] = []
+            if free:
+                try:
+                    claimed = await claim_due(db, clock.now_ms(), free, lease)
+                except Exception:
+                    log.exception("claiming webhooks failed; retrying")
+            for message in claimed:
+                task = asyncio.create_task(_send(db, message, http, settings, clock, rng))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if len(claimed) == free and in_flight:
+                # Every slot is busy and more may be due: go on as soon as one frees up.
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(settings.webhook_poll_interval_seconds)
+    finally:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)

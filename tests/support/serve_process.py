@@ -1,0 +1,61 @@
+"""``python -m server …`` as child processes: the real command line, the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import httpx
+
+
+async def run_tickets(env: dict[str, str], *argv: str) -> None:
+    """Run one ``tickets`` command to completion; fail on a non-zero exit."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "server", *argv, env=env)
+    assert await process.wait() == 0, f"tickets {' '.join(argv)} failed"
+
+
+class ServeProcess:
+    """``tickets serve`` on a free loopback port, in its own process group so that every process it
+    starts can be signalled at once."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "server", "serve", "--port", str(self.port), "--log-level", "warning"),
+            env=self.env,
+            start_new_session=True,
+        )
+        async with httpx.AsyncClient(timeout=2) as http:
+            for _ in range(int(timeout_s / 0.05)):
+                try:
+                    if (await http.get(f"{self.url}/xrpc/_health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if self.process.returncode is not None:
+                    break
+                await asyncio.sleep(0.05)
+        await self.stop(signal.SIGKILL)
+        raise RuntimeError("tickets serve did not start")
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Signal the whole process group and wait for the server to exit."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        await asyncio.wait_for(self.process.wait(), 30)
+
+
+def tickets_env(**values: object) -> dict[str, str]:
+    """This environment plus ``TICKETS_<NAME>`` for each of ``values``."""
+    return {**os.environ, **{f"TICKETS_{name.upper()}": str(value) for name, value in values.items()}}
