@@ -6,21 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import segno
 from sqlalchemy import select
 
 from server.auth.keys import SigningKey, mint_service_jwt
 from server.db import migrate
 from server.db.engine import Database
-from server.db.models import Tier
+from server.db.models import App, CheckInList, Ticket, Tier
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
+from server.domain.checkin.lists import create_list
 from server.domain.common import SystemClock, parse_datetime
+from server.domain.devices.service import create_enrollment
+from server.domain.holds.service import HoldRequest, create_hold
+from server.domain.issuance.keys import Keyring, ensure_default_list, load_server_key
+from server.domain.issuance.queries import in_context
+from server.domain.payments.devpay import pay
 from server.settings import Settings
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
@@ -71,12 +79,19 @@ def seed_demo(settings: Settings, *, port: int) -> Settings:
     os.environ.setdefault("TICKETS_PUBLIC_URL", f"http://127.0.0.1:{port}")
     settings = Settings()
     migrate.upgrade(settings.resolved_database_url)
-    summary = asyncio.run(_seed(settings))
+    summary, event_id = asyncio.run(_seed(settings))
+    door = asyncio.run(open_doors(settings, event_id))
     print(summary)
+    print(f"door lists    {door.main_list} (Main entrance), {door.vip_list} (VIP lounge)")
+    print(f"pass images   {door.passes_dir}")
+    print(
+        f"desk code     {door.enrollment_code}  (tickets-scanner enroll {door.enrollment_code} "
+        f"--server {settings.public_url})"
+    )
     return settings
 
 
-async def _seed(settings: Settings) -> str:
+async def _seed(settings: Settings) -> tuple[str, str]:
     db = Database(settings.resolved_database_url)
     now = SystemClock().now_ms()
     try:
@@ -139,4 +154,84 @@ async def _seed(settings: Settings) -> str:
         f"database      {settings.resolved_database_url}",
         f'try it        tickets call getTicketAvailability \'{{"eventId": "{event.id}"}}\'',
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), event.id
+
+
+DEMO_GUESTS = (
+    ("Ada Lovelace", "General admission"),
+    ("Grace Hopper", "General admission"),
+    ("Alan Turing", "Early bird"),
+    ("Katherine Johnson", "Early bird"),
+    ("Hedy Lamarr", "VIP"),
+    ("Édouard Lucas", "General admission"),
+    ("李白", "General admission"),
+    ("Margaret Hamilton", "VIP"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoDoor:
+    """What the demo's door needs: the lists, the pass images and a desk enrollment code."""
+
+    main_list: str
+    vip_list: str
+    passes_dir: Path
+    enrollment_code: str
+
+
+async def open_doors(settings: Settings, event_id: str) -> DemoDoor:
+    """Two check-in lists (everyone at the main entrance, VIPs at the lounge), the demo guests'
+    tickets sold through the dev payments path, their pass QR images, and an enrollment code for a
+    desk at the main entrance. Done once; later runs reuse them."""
+    db = Database(settings.resolved_database_url)
+    keyring = Keyring(load_server_key(settings))
+    passes_dir = settings.data_dir / "demo" / "passes"
+    now = SystemClock().now_ms()
+    try:
+        async with db.write() as session:
+            app = await session.scalar(
+                select(App).where(App.did == DEMO_APP_DID, App.environment == DEMO_ENVIRONMENT)
+            )
+            assert app is not None
+            caller = Caller(app.id, app.did, DEMO_ENVIRONMENT)
+            event = await catalog.find_event(session, DEMO_ENVIRONMENT, event_id=event_id)
+            main = await ensure_default_list(session, keyring, event, now)
+            tiers = {t.title: t for t in await session.scalars(select(Tier).where(Tier.event_id == event.id))}
+            vip = await session.scalar(
+                select(CheckInList).where(CheckInList.event_id == event.id, CheckInList.name == "VIP lounge")
+            )
+            if vip is None:
+                vip = await create_list(
+                    session,
+                    keyring,
+                    caller,
+                    event.id,
+                    {"name": "VIP lounge", "tier_ids": [tiers["VIP"].id], "gates": ["Lounge"]},
+                    now,
+                )
+            sold = await session.scalar(select(Ticket.id).where(Ticket.event_id == event.id))
+            holds_made = []
+            if sold is None:
+                for name, tier in DEMO_GUESTS:
+                    request = HoldRequest({tiers[tier].id: 1}, attendees=[{"name": name}])
+                    holds_made.append((await create_hold(session, caller, request, now, 900_000)).hold)
+            enrollment = await create_enrollment(session, DEMO_ENVIRONMENT, [main.id], "Demo desk", now)
+        for hold in holds_made:
+            reply = await pay(db, keyring, settings, hold, SystemClock().now_ms())
+            if reply.body.get("outcome") != "issued":
+                raise RuntimeError(f"demo payment not issued: {reply.body}")
+        async with db.read() as session:
+            tickets = list(
+                await session.scalars(select(Ticket).where(Ticket.event_id == event_id).order_by(Ticket.id))
+            )
+            rendered = await in_context(session, keyring, tickets)
+    finally:
+        await db.dispose()
+    passes_dir.mkdir(parents=True, exist_ok=True)
+    for item in rendered:
+        if item.pass_token is not None:
+            safe = "".join(c if c.isalnum() else "-" for c in (item.ticket.attendee_name or "guest"))
+            segno.make(item.pass_token, error="m").save(
+                str(passes_dir / f"{item.ticket.ticket_number}-{safe}.png"), scale=8, border=4
+            )
+    return DemoDoor(main.id, vip.id, passes_dir, enrollment.code)

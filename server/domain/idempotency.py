@@ -40,6 +40,11 @@ def app_scope(caller: Caller) -> str:
     return f"app:{caller.app_id}:{caller.environment}"
 
 
+def call_scope(caller: Caller) -> str:
+    """A desk's keys are its own; an app's are the app's."""
+    return f"device:{caller.device_id}" if caller.device_id else app_scope(caller)
+
+
 def request_hash(method: str, payload: object) -> str:
     """Digest of the call's input (without the key itself), stable across key order."""
     canonical = json.dumps([method, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)

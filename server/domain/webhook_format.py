@@ -13,6 +13,7 @@ from server.domain.common import format_datetime
 from server.domain.errors import DomainError
 
 API_VERSION = "2026-07"
+BROKER_TYPE_BASE = "money.atmosphere.event.receive"
 TOLERANCE_S = 300
 
 SIGNATURE_HEADER = "atm-signature"

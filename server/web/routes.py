@@ -12,15 +12,13 @@ from litestar.response import Redirect
 from sqlalchemy import select
 
 from server.db.models import Event, Hold, HoldItem, Ticket, Tier
-from server.domain.common import format_datetime, new_id
+from server.domain.common import format_datetime
 from server.domain.holds.service import effective_status, end_hold
 from server.domain.issuance.keys import pass_access_key
 from server.domain.issuance.queries import in_context
-from server.domain.payments.inbound import broker_secrets, receive
-from server.domain.webhook_format import envelope, headers, signature_header
+from server.domain.payments.devpay import pay
+from server.domain.payments.inbound import receive
 from server.xrpc.framework import Services
-
-BROKER_TYPE_BASE = "money.atmosphere.event.receive"
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -112,28 +110,7 @@ async def checkout_pay(request: Request[Any, Any, Any]) -> Response[str] | Redir
     if found is None or services.settings.broker_url:
         return _page("Checkout not found", "<h1>Checkout not found</h1>", 404)
     hold, _, _ = found
-    now_ms = services.clock.now_ms()
-    delivery_id = new_id("evt", now_ms)
-    data = {
-        "paymentId": f"pay_dev_{secrets.token_hex(12)}",
-        "paymentType": "ticket",
-        "checkoutToken": hold.token,
-        "amount": hold.amount,
-        "currency": hold.currency,
-        "metadata": {"holdId": hold.id},
-    }
-    raw = envelope(delivery_id, "payment.completed", now_ms, hold.environment, data, BROKER_TYPE_BASE)
-    signed = signature_header(
-        broker_secrets(services.settings, services.keyring), now_ms // 1000, delivery_id, raw
-    )
-    reply = await receive(
-        services.db,
-        services.keyring,
-        services.settings,
-        raw,
-        headers(delivery_id, "payment.completed", hold.environment, signed),
-        now_ms,
-    )
+    reply = await pay(services.db, services.keyring, services.settings, hold, services.clock.now_ms())
     if reply.status != 200 or reply.body.get("outcome") != "issued":
         reason = html.escape(str(reply.body.get("outcome") or reply.body.get("message")))
         return _page("Payment not completed", f"<h1>Payment not completed</h1><p>{reason}</p>", 409)

@@ -11,11 +11,13 @@ from server.domain.catalog.service import find_event
 from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, evaluate
 from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
+from server.domain.devices.service import DeviceAuthRequired
 from server.domain.errors import NotOwner
 from server.domain.exports.service import export_list
-from server.domain.idempotency import app_scope, check_key, request_hash, run_once
+from server.domain.idempotency import call_scope, check_key, request_hash, run_once
 from server.domain.issuance.service import TicketNotFound
 from server.xrpc.framework import NAMESPACE, Call, RawOutput, xrpc_method
+from server.xrpc.principals import app_or_device_auth
 from server.xrpc.views import compact
 from sync.checkin import Direction, Reason, Verdict
 from sync.passes import PassRejected, decode_pass
@@ -49,9 +51,25 @@ LIST_TIMES = {"validFrom": "valid_from_ms", "validUntil": "valid_until_ms"}
 
 
 def ensure_door_access(call: Call, event: Event, ticket: Ticket | None) -> None:
-    """The app that manages the event, or the app that sold the ticket, may scan it."""
+    """The app that manages the event, or the app that sold the ticket, may scan it; a desk may
+    scan for the lists it is enrolled for (checked before the scan)."""
+    if call.caller.device_id is not None:
+        return
     if event.owner_app_id != call.caller.app_id and (ticket is None or ticket.app_id != call.caller.app_id):
         raise NotOwner("the calling app may not check in tickets of this event")
+
+
+def desk_scan_identity(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """A desk names its list, and its idempotency key is the id of the desk's own record of the
+    scan: a later upload of that record is then a duplicate, not a second scan."""
+    device_id = call.caller.device_id
+    if device_id is None:
+        return {}
+    list_id = params.get("checkInListId")
+    if list_id is None or list_id not in call.caller.device_lists:
+        raise DeviceAuthRequired("a desk must name one of the check-in lists it is enrolled for")
+    key = params.get("idempotencyKey")
+    return {"device_id": device_id, "record_id": check_key(key) if key else None}
 
 
 def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
@@ -135,14 +153,14 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
         params.get("gate"),
         params.get("scannerDid"),
         params.get("metadata"),
+        **desk_scan_identity(call, params),
     )
     decided = None
     if call.settings.test_unsafe_skip_locks:
         async with call.db.read() as unlocked:
             decided = await evaluate(unlocked, call.caller.environment, scan, call.now_ms, lock=False)
-    outcome = await check_in(
-        session, call.caller.environment, call.caller.app_id, scan, call.now_ms, decided=decided
-    )
+    app_id = call.caller.app_id if call.caller.device_id is None else None
+    outcome = await check_in(session, call.caller.environment, app_id, scan, call.now_ms, decided=decided)
     if outcome.checklist is None:
         raise TicketNotFound("this pass names no ticket of an event ticketed here")
     _, extra = await _context(call, session, outcome)
@@ -170,7 +188,7 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
     return answer
 
 
-@xrpc_method(NAMESPACE + "checkInTicket")
+@xrpc_method(NAMESPACE + "checkInTicket", auth=app_or_device_auth)
 async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Admit (or refuse) and log one scan; with an ``idempotencyKey`` a retried scan answers the
     first result instead of ``already_checked_in``."""
@@ -183,9 +201,10 @@ async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         async with call.db.write() as session:
             return await _check_in(call, params, session)
     fingerprint = {k: v for k, v in params.items() if k != "idempotencyKey"}
+    desk_scan_identity(call, params)
     response, reused = await run_once(
         call.db,
-        app_scope(call.caller),
+        call_scope(call.caller),
         check_key(key),
         request_hash(call.nsid, fingerprint),
         call.now_ms,

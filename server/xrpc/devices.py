@@ -10,38 +10,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, CheckInRecord, Device
-from server.domain.caller import Caller
-from server.domain.checkin.lists import find_list
+from server.domain.checkin.lists import find_list, search
+from server.domain.checkin.service import record_of
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
-from server.domain.devices.conflicts import record_conflicts
+from server.domain.devices.conflicts import record_conflicts, record_key_reuse
 from server.domain.errors import InvalidRequest
-from server.xrpc.framework import NAMESPACE, Call, Services, xrpc_method
-from sync.checkin import Direction, Reason, Verdict
+from server.domain.issuance.queries import in_context
+from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.principals import code_auth, device_auth
+from server.xrpc.views import compact
 from sync.records import Record, RecordFormatError
 
 PULL_LIMIT = 1000
-
-
-async def device_auth(
-    services: Services, _nsid: str, authorization: str | None, _params: dict[str, Any]
-) -> Caller:
-    async with services.db.read() as session:
-        device = await devices.authenticate(session, authorization)
-    return Caller(
-        app_id="",
-        app_did=device.id,
-        environment=device.environment,
-        device_id=device.id,
-        device_lists=tuple(device.list_ids),
-    )
-
-
-async def code_auth(
-    _services: Services, _nsid: str, _authorization: str | None, params: dict[str, Any]
-) -> Caller:
-    """Enrollment is authorized by the one-time code in the input, checked by the method itself."""
-    return Caller(app_id="", app_did="", environment=params.get("environment") or "live")
 
 
 @xrpc_method(NAMESPACE + "enrollDevice", auth=code_auth)
@@ -83,11 +64,13 @@ async def _store(session: AsyncSession, call: Call, record: Record, event_ids: d
             f"record {record.record_id}: check-in list {record.list_id} is not this device's"
         )
     existing = await session.scalar(
-        select(CheckInRecord.seq).where(
+        select(CheckInRecord).where(
             CheckInRecord.device_id == record.device_id, CheckInRecord.id == record.record_id
         )
     )
     if existing is not None:
+        if record_of(existing) != record:
+            await record_key_reuse(session, call.caller.environment, existing, call.now_ms)
         return "duplicate"
     session.add(
         CheckInRecord(
@@ -180,25 +163,39 @@ async def pull_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             break
         cursor = row.seq
     return {
-        "records": [record_wire(r) for r in rows],
+        "records": [record_of(r).to_wire() for r in rows],
         "cursor": str(cursor),
         "more": len(rows) == limit,
         "serverTimeMs": call.now_ms,
     }
 
 
-def record_wire(row: CheckInRecord) -> dict[str, Any]:
-    return Record(
-        device_id=row.device_id,
-        record_id=row.id,
-        list_id=row.list_id,
-        ticket_id=row.ticket_id,
-        token_generation=row.token_generation,
-        direction=Direction(row.direction),
-        decision=Verdict(row.decision),
-        reason=Reason(row.reason),
-        device_ms=row.device_ms,
-        clock_offset_ms=row.clock_offset_ms,
-        gate=row.gate,
-        scanner_did=row.scanner_did,
-    ).to_wire()
+SEARCH_LIMIT = 20
+
+
+@xrpc_method(NAMESPACE + "searchTickets", auth=device_auth)
+async def search_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Manual search at a desk (online only: the offline index opens only with a pass): tickets the
+    list admits whose number starts with, or attendee name contains, the query. Each match carries
+    its pass, so the desk checks it in through ``checkInTicket`` like a scan."""
+    _device_list(call, params["checkInListId"])
+    query = params["q"].strip()
+    async with call.db.read() as session:
+        checklist = await find_list(session, call.caller.environment, params["checkInListId"])
+        found = await search(session, checklist, query, SEARCH_LIMIT)
+        items = await in_context(session, call.services.keyring, found)
+    return {
+        "tickets": [
+            compact(
+                {
+                    "ticketId": i.ticket.id,
+                    "ticketNumber": i.ticket.ticket_number,
+                    "attendeeName": i.ticket.attendee_name,
+                    "tierTitle": i.tier.title,
+                    "status": i.ticket.status,
+                    "passToken": i.pass_token,
+                }
+            )
+            for i in items
+        ]
+    }

@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Harness
+from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
 
 from server.db.engine import Database
+from server.db.models import CheckInConflict
 from server.domain.devices import service as devices
 from sync.bundle import BundleError, TicketIndex, verify_bundle
 from sync.checkin import Direction, Reason, Verdict
@@ -209,3 +211,50 @@ async def test_a_revoked_device_is_told_to_wipe(harness: Harness) -> None:
         "pullCheckIns", {"checkInListId": list_id}, query=True
     )
     assert other_list.status_code == 401
+
+
+async def test_two_offline_admissions_of_one_ticket_become_a_conflict(harness: Harness) -> None:
+    _, tickets, list_id = await sold(harness, 1)
+    north = await enrolled_desk(harness, list_id)
+    south = await enrolled_desk(harness, list_id)
+    (ticket,) = tickets
+    a = record("dev_north", 1, list_id, ticket)
+    b = record("dev_south", 2, list_id, ticket)
+    await north.ok("uploadCheckIns", {"records": [a.to_wire()]})
+    await south.ok("uploadCheckIns", {"records": [b.to_wire()]})
+    await south.ok(
+        "uploadCheckIns", {"records": [b.to_wire(), a.to_wire()]}
+    )  # relayed again: no new conflict
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.read() as session:
+            rows = list(await session.scalars(select(CheckInConflict)))
+    finally:
+        await db.dispose()
+    assert [(r.kind, r.ticket_id, r.records) for r in rows] == [
+        ("double_admission", ticket["id"], [["dev_north", "rec_0001"], ["dev_south", "rec_0002"]])
+    ]
+
+
+async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness) -> None:
+    _, tickets, list_id = await sold(harness, 2)
+    desk = await enrolled_desk(harness, list_id)
+    scan = {"ticketToken": tickets[0]["passToken"], "checkInListId": list_id, "idempotencyKey": "rec_0100",
+            "gate": "North"}
+    first = await desk.ok("checkInTicket", scan)
+    assert first["status"] == "checked_in" and first["checkInId"] == "rec_0100"
+    assert (await desk.ok("checkInTicket", scan))["reused"] is True
+    device_id = desk.credential.split(".")[0]
+    again = record(device_id, 100, list_id, tickets[0])  # the desk uploads its own record of that scan
+    assert (await desk.ok("uploadCheckIns", {"records": [again.to_wire()]}))["results"][0]["status"] == "duplicate"
+    unlisted = await desk.call("checkInTicket", {"ticketToken": tickets[1]["passToken"]})
+    assert unlisted.status_code == 401 and unlisted.json()["error"] == "DeviceAuthenticationRequired"
+
+    found = await desk.ok("searchTickets", {"checkInListId": list_id, "q": "guest 1"}, query=True)
+    (match,) = found["tickets"]
+    assert match["ticketId"] == tickets[1]["id"] and match["attendeeName"] == "Guest 1"
+    by_number = await desk.ok("searchTickets", {"checkInListId": list_id,
+                                                "q": tickets[1]["ticketNumber"][:6].lower()}, query=True)
+    assert tickets[1]["id"] in [t["ticketId"] for t in by_number["tickets"]]
+    manual = await desk.ok("checkInTicket", {"ticketToken": match["passToken"], "checkInListId": list_id})
+    assert manual["status"] == "checked_in"

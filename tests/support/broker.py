@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from server.domain.webhook_format import envelope, headers, signature_header
+from server.domain.webhook_format import BROKER_TYPE_BASE, envelope, headers, signature_header
 
 BROKER_SECRET = "whsec_broker_test_current"
 BROKER_PREVIOUS_SECRET = "whsec_broker_test_previous"
@@ -43,9 +43,7 @@ class FakeBroker:
         delivery_id: str | None = None,
     ) -> Delivery:
         did = delivery_id or f"evt_test_{next(_deliveries):06d}"
-        body = envelope(
-            did, event_type, int(time.time() * 1000), environment, data, "money.atmosphere.event.receive"
-        )
+        body = envelope(did, event_type, int(time.time() * 1000), environment, data, BROKER_TYPE_BASE)
         t = int(time.time()) if timestamp is None else timestamp
         return Delivery(
             did,

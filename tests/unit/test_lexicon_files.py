@@ -46,15 +46,19 @@ METHODS = {
     "tickets.atmosphere.getScannerBundle",
     "tickets.atmosphere.uploadCheckIns",
     "tickets.atmosphere.pullCheckIns",
+    "tickets.atmosphere.searchTickets",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
 DEVICE_METHODS = {
+    "tickets.atmosphere.searchTickets",
     "tickets.atmosphere.getScannerBundle",
     "tickets.atmosphere.uploadCheckIns",
     "tickets.atmosphere.pullCheckIns",
 }
 CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
+# Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
+DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
 APP_ERRORS = {"AppNotRegistered", "TicketsModuleDisabled"}
 DEVICE_ERRORS = {"DeviceAuthenticationRequired", "DeviceRevoked"}
 FIELD_TYPES = {
@@ -207,6 +211,9 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
             assert "device credential" in definition["description"], nsid
             assert names >= DEVICE_ERRORS, nsid
             assert not APP_ERRORS & names, f"{nsid}: no app JWT, so no app errors"
+        elif nsid in DOOR_METHODS:
+            assert "device credential" in definition["description"], nsid
+            assert names >= APP_ERRORS | DEVICE_ERRORS, nsid
         elif nsid in CODE_METHODS:
             assert "enrollment code" in definition["description"], nsid
             assert "EnrollmentCodeInvalid" in names, nsid

@@ -173,3 +173,23 @@ async def counts(session: AsyncSession, checklist: CheckInList) -> ListCounts:
         scans=sum(by_decision.values()),
         refused=by_decision.get("refuse", 0),
     )
+
+
+async def search(session: AsyncSession, checklist: CheckInList, text: str, limit: int) -> list[Ticket]:
+    """Tickets the list admits whose number starts with ``text`` (dashes and case ignored) or whose
+    attendee name contains it (case ignored)."""
+    number = text.upper().replace("-", "")
+    query = select(Ticket).where(
+        Ticket.event_id == checklist.event_id,
+        func.replace(Ticket.ticket_number, "-", "").like(f"{_escape(number)}%", escape="\\")
+        | func.lower(Ticket.attendee_name).like(f"%{_escape(text.lower())}%", escape="\\"),
+    )
+    if checklist.tier_ids is not None:
+        query = query.where(Ticket.tier_id.in_(checklist.tier_ids))
+    return list(
+        await session.scalars(query.order_by(Ticket.attendee_name, Ticket.ticket_number).limit(limit))
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -25,7 +25,9 @@ from sync.checkin import (
     Verdict,
     decide,
 )
+from sync.merge import prior_scans
 from sync.passes import ListVerifyKey, PassRejected, RejectReason, decode_pass, verify_for_keys
+from sync.records import Record
 
 ONLINE_DEVICE = "online"
 
@@ -45,6 +47,9 @@ class Scan:
     gate: str | None = None
     scanner_did: str | None = None
     metadata: Any = None
+    # Who scanned: the server's own door (online) or an enrolled desk, and the desk's record id.
+    device_id: str = ONLINE_DEVICE
+    record_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ class Outcome:
     checklist: CheckInList | None
     ticket: Ticket | None
     record: CheckInRecord | None
-    first_entry_list: str | None = None
+    token_generation: int | None = None
 
 
 def rules_of(checklist: CheckInList) -> ListRules:
@@ -65,6 +70,24 @@ def rules_of(checklist: CheckInList) -> ListRules:
         valid_from_ms=checklist.valid_from_ms,
         valid_until_ms=checklist.valid_until_ms,
         active=checklist.status == "active",
+    )
+
+
+def record_of(row: CheckInRecord) -> Record:
+    """A logged scan as a sync record (the merge rules' and the wire's form)."""
+    return Record(
+        device_id=row.device_id,
+        record_id=row.id,
+        list_id=row.list_id,
+        ticket_id=row.ticket_id,
+        token_generation=row.token_generation,
+        direction=Direction(row.direction),
+        decision=Verdict(row.decision),
+        reason=Reason(row.reason),
+        device_ms=row.device_ms,
+        clock_offset_ms=row.clock_offset_ms,
+        gate=row.gate,
+        scanner_did=row.scanner_did,
     )
 
 
@@ -103,20 +126,16 @@ async def _pass_check(session: AsyncSession, checklist: CheckInList, token: str)
 
 
 async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
+    """The ticket's admitted scans on the list, from every device, in the merge rules' total order
+    (sorted here, not in SQL, so that no database collation can change it)."""
     rows = await session.scalars(
-        select(CheckInRecord)
-        .where(
+        select(CheckInRecord).where(
             CheckInRecord.ticket_id == ticket_id,
             CheckInRecord.list_id == list_id,
             CheckInRecord.decision == "admit",
         )
-        .order_by(
-            CheckInRecord.device_ms + CheckInRecord.clock_offset_ms, CheckInRecord.device_id, CheckInRecord.id
-        )
     )
-    return [
-        PriorScan(Direction(r.direction), r.device_ms + r.clock_offset_ms, r.gate, r.device_id) for r in rows
-    ]
+    return prior_scans([record_of(row) for row in rows], list_id, ticket_id)
 
 
 async def evaluate(
@@ -142,7 +161,7 @@ async def evaluate(
         decision = decide(
             PassCheck.NOT_SIGNED_FOR_LIST, payload.generation, _closed(), None, [], scan.direction, now_ms
         )
-        return Outcome(decision, None, ticket, None)
+        return Outcome(decision, None, ticket, None, payload.generation)
     check = await _pass_check(session, checklist, scan.token)
     prior = await history(session, ticket.id, checklist.id) if ticket is not None else []
     facts = facts_of(ticket) if ticket is not None else None
@@ -150,7 +169,7 @@ async def evaluate(
     if decision.verdict is Verdict.ATTENTION:
         # Online, a validly signed pass of an unknown ticket cannot be: treat it as invalid.
         decision = Decision(Verdict.REFUSE, Reason.INVALID)
-    return Outcome(decision, checklist, ticket, None)
+    return Outcome(decision, checklist, ticket, None, payload.generation)
 
 
 def _closed() -> ListRules:
@@ -160,7 +179,7 @@ def _closed() -> ListRules:
 async def check_in(
     session: AsyncSession,
     environment: str,
-    app_id: str,
+    app_id: str | None,
     scan: Scan,
     now_ms: int,
     *,
@@ -175,13 +194,13 @@ async def check_in(
         return outcome
     decision = outcome.decision
     record = CheckInRecord(
-        id=new_id("checkin", now_ms),
-        device_id=ONLINE_DEVICE,
+        id=scan.record_id or new_id("checkin", now_ms),
+        device_id=scan.device_id,
         environment=environment,
         event_id=checklist.event_id,
         list_id=checklist.id,
         ticket_id=ticket.id if ticket else None,
-        token_generation=ticket.generation if ticket else None,
+        token_generation=outcome.token_generation,
         direction=scan.direction.value,
         decision=decision.verdict.value,
         reason=decision.reason.value,
@@ -218,4 +237,4 @@ async def check_in(
             },
             now_ms,
         )
-    return Outcome(decision, checklist, ticket, record)
+    return Outcome(decision, checklist, ticket, record, outcome.token_generation)

@@ -1,17 +1,83 @@
 """Conflicts derived from the check-in records by the shared merge rules (:mod:`sync.merge`), kept
-as rows for the organizer. Recomputed for the tickets a batch of records touched."""
+as rows for the organizer. Recomputed for the (list, ticket) pairs a batch of records touched, from
+all of their records: the same set gives the same conflicts on every replica, so the server's rows
+match what every desk shows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, TicketEvent
+from server.domain.checkin.service import record_of, rules_of
+from sync.merge import Conflict, ConflictKind, StatusChange, TicketHistory, derive
 from sync.records import Record
+
+
+async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> dict[str, TicketHistory]:
+    ids = sorted(set(ticket_ids))
+    tiers = dict((await session.execute(select(Ticket.id, Ticket.tier_id).where(Ticket.id.in_(ids)))).all())
+    changes: dict[str, list[StatusChange]] = {}
+    rows = await session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.at_ms, TicketEvent.status, TicketEvent.generation)
+        .where(TicketEvent.ticket_id.in_(ids))
+        .order_by(TicketEvent.ticket_id, TicketEvent.at_ms, TicketEvent.id)
+    )
+    for ticket_id, at_ms, status, generation in rows.all():
+        changes.setdefault(ticket_id, []).append(StatusChange(at_ms, status, generation))
+    return {t: TicketHistory(t, tiers[t], tuple(c)) for t, c in changes.items() if t in tiers}
 
 
 async def record_conflicts(
     session: AsyncSession, environment: str, records: Sequence[Record], now_ms: int
 ) -> None:
-    """Placeholder until the merge rules land: nothing is derived yet."""
-    del session, environment, records, now_ms
+    """Derive and store (once, by their stable id) the conflicts of the pairs ``records`` touched."""
+    pairs = sorted({(r.list_id, r.ticket_id) for r in records if r.ticket_id is not None})
+    if not pairs:
+        return
+    rows = list(
+        await session.scalars(
+            select(CheckInRecord).where(tuple_(CheckInRecord.list_id, CheckInRecord.ticket_id).in_(pairs))
+        )
+    )
+    lists = {
+        c.id: c
+        for c in await session.scalars(select(CheckInList).where(CheckInList.id.in_({p[0] for p in pairs})))
+    }
+    derived = derive(
+        (record_of(row) for row in rows),
+        {list_id: rules_of(checklist) for list_id, checklist in lists.items()},
+        await ticket_histories(session, (p[1] for p in pairs)),
+    )
+    for conflict in derived.conflicts:
+        await _keep(session, environment, lists[conflict.list_id].event_id, conflict, now_ms)
+
+
+async def record_key_reuse(session: AsyncSession, environment: str, kept: CheckInRecord, now_ms: int) -> None:
+    """A desk sent a different record under a key already stored: the stored one stays (first come),
+    and the reuse is kept as a conflict for the organizer."""
+    conflict = Conflict(ConflictKind.KEY_REUSE, kept.list_id, kept.ticket_id, (record_of(kept).key,))
+    await _keep(session, environment, kept.event_id, conflict, now_ms)
+
+
+async def _keep(
+    session: AsyncSession, environment: str, event_id: str, conflict: Conflict, now_ms: int
+) -> None:
+    """Store a conflict once, under its stable id."""
+    if await session.get(CheckInConflict, conflict.conflict_id) is not None:
+        return
+    session.add(
+        CheckInConflict(
+            id=conflict.conflict_id,
+            environment=environment,
+            event_id=event_id,
+            list_id=conflict.list_id,
+            ticket_id=conflict.ticket_id,
+            kind=conflict.kind.value,
+            records=[[k.device_id, k.record_id] for k in conflict.records],
+            detected_ms=now_ms,
+        )
+    )
+    await session.flush()

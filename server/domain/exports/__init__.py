@@ -1,0 +1,1 @@
+"""Organizer exports of a check-in list: the door list (CSV, XLSX, PDF) and the check-in log (CSV)."""

@@ -1,0 +1,231 @@
+"""What an export of a check-in list contains: one row per ticket the list admits (the door list)
+or one row per scan (the check-in log), loaded with a few set-based queries whatever the size."""
+
+from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInList, CheckInRecord, Ticket, Tier
+from server.domain.common import format_datetime
+
+NO_NAME = "—"
+
+# ISO 4217 currencies whose minor unit is not a hundredth (amounts are stored in minor units).
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "isk",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL = frozenset(["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"])
+
+
+def price(amount: int, currency: str) -> Decimal:
+    """An amount in minor units as a decimal in the currency's major unit: 1250 eur → 12.50,
+    3000 jpy → 3000, 1250 kwd → 1.250."""
+    code = currency.lower()
+    digits = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    return Decimal(amount).scaleb(-digits)
+
+
+class DoorRow(NamedTuple):
+    """A ticket the list admits, whatever its status, with its check-in state on this list. Times are
+    RFC 3339 UTC; ``checked_in_at``, ``gate`` and ``device`` describe the first admitted entry,
+    ``inside`` follows the last admitted scan and ``last_scan_at`` is the latest scan of any decision."""
+
+    ticket_number: str
+    attendee_name: str
+    attendee_email: str | None
+    buyer_did: str | None
+    tier: str
+    unit_amount: int
+    currency: str
+    status: str
+    checked_in_at: str | None
+    last_scan_at: str | None
+    gate: str | None
+    device: str | None
+    inside: bool
+    ticket_id: str
+    order_id: str
+    payment_id: str | None
+
+    @property
+    def price(self) -> Decimal:
+        return price(self.unit_amount, self.currency)
+
+
+class ScanRow(NamedTuple):
+    """One scan of the list's check-in log. The ticket fields are empty when the scanned pass named
+    no ticket of this service."""
+
+    server_at: str
+    device_at: str
+    device_id: str
+    gate: str | None
+    scanner_did: str | None
+    direction: str
+    decision: str
+    reason: str
+    ticket_number: str | None
+    attendee_name: str | None
+    ticket_id: str | None
+
+
+def display_name(name: str | None) -> str:
+    return name if name and name.strip() else NO_NAME
+
+
+def name_order(name: str | None, ticket_number: str) -> tuple[bool, str, str, str]:
+    """Names ignoring case and accents (``Émile`` beside ``emile``), missing names last, then the
+    ticket number."""
+    if not name or not name.strip():
+        return (True, "", "", ticket_number)
+    folded = name.casefold()
+    if folded.isascii():
+        return (False, folded, folded, ticket_number)
+    bare = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+    return (False, bare, folded, ticket_number)
+
+
+async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorRow]:
+    """Every ticket of the list's event whose tier the list admits, sorted by :func:`name_order`."""
+    tickets = (
+        select(
+            Ticket.ticket_number,
+            Ticket.attendee_name,
+            Ticket.attendee_email,
+            Ticket.buyer_did,
+            Tier.title,
+            Ticket.unit_amount,
+            Ticket.currency,
+            Ticket.status,
+            Ticket.id,
+            Ticket.hold_id,
+            Ticket.payment_id,
+        )
+        .join(Tier, Tier.id == Ticket.tier_id)
+        .where(Ticket.event_id == checklist.event_id)
+    )
+    if checklist.tier_ids is not None:
+        tickets = tickets.where(Ticket.tier_id.in_(checklist.tier_ids))
+    scans = await session.execute(
+        select(
+            CheckInRecord.ticket_id,
+            CheckInRecord.direction,
+            CheckInRecord.decision,
+            CheckInRecord.server_ms,
+            CheckInRecord.gate,
+            CheckInRecord.device_id,
+        )
+        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.ticket_id.is_not(None))
+        .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
+    )
+    # By ticket id (never None here: the query leaves out scans of unknown passes).
+    first_entry: dict[str | None, tuple[int, str | None, str]] = {}
+    last_scan: dict[str | None, int] = {}
+    inside: dict[str | None, bool] = {}
+    for ticket_id, direction, decision, server_ms, gate, device_id in scans:
+        last_scan[ticket_id] = server_ms
+        if decision == "admit":
+            inside[ticket_id] = direction == "entry"
+            if direction == "entry" and ticket_id not in first_entry:
+                first_entry[ticket_id] = (server_ms, gate, device_id)
+    found = sorted(await session.execute(tickets), key=lambda t: name_order(t[1], t[0]))
+    rows = []
+    for number, name, email, buyer, tier, amount, currency, status, ticket_id, hold_id, payment_id in found:
+        entry = first_entry.get(ticket_id)
+        scanned = last_scan.get(ticket_id)
+        rows.append(
+            DoorRow(
+                ticket_number=number,
+                attendee_name=display_name(name),
+                attendee_email=email,
+                buyer_did=buyer,
+                tier=tier,
+                unit_amount=amount,
+                currency=currency,
+                status=status,
+                checked_in_at=None if entry is None else format_datetime(entry[0]),
+                last_scan_at=None if scanned is None else format_datetime(scanned),
+                gate=None if entry is None else entry[1],
+                device=None if entry is None else entry[2],
+                inside=inside.get(ticket_id, False),
+                ticket_id=ticket_id,
+                order_id=hold_id,
+                payment_id=payment_id,
+            )
+        )
+    return rows
+
+
+async def scan_rows(session: AsyncSession, checklist: CheckInList) -> list[ScanRow]:
+    """The list's check-in log, one row per scan, in server time order."""
+    scans = await session.execute(
+        select(
+            CheckInRecord.server_ms,
+            CheckInRecord.device_ms,
+            CheckInRecord.device_id,
+            CheckInRecord.gate,
+            CheckInRecord.scanner_did,
+            CheckInRecord.direction,
+            CheckInRecord.decision,
+            CheckInRecord.reason,
+            Ticket.ticket_number,
+            Ticket.id,
+            Ticket.attendee_name,
+            CheckInRecord.ticket_id,
+        )
+        .outerjoin(Ticket, Ticket.id == CheckInRecord.ticket_id)
+        .where(CheckInRecord.list_id == checklist.id)
+        .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
+    )
+    return [
+        ScanRow(
+            server_at=format_datetime(server_ms),
+            device_at=format_datetime(device_ms),
+            device_id=device_id,
+            gate=gate,
+            scanner_did=scanner_did,
+            direction=direction,
+            decision=decision,
+            reason=reason,
+            ticket_number=number,
+            attendee_name=None if known is None else display_name(name),
+            ticket_id=ticket_id,
+        )
+        for (
+            server_ms,
+            device_ms,
+            device_id,
+            gate,
+            scanner_did,
+            direction,
+            decision,
+            reason,
+            number,
+            known,
+            name,
+            ticket_id,
+        ) in scans
+    ]
