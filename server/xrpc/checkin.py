@@ -69,7 +69,12 @@ def desk_scan_identity(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     if list_id is None or list_id not in call.caller.device_lists:
         raise DeviceAuthRequired("a desk must name one of the check-in lists it is enrolled for")
     key = params.get("idempotencyKey")
-    return {"device_id": device_id, "record_id": check_key(key) if key else None}
+    return {
+        "device_id": device_id,
+        "record_id": check_key(key) if key else None,
+        "device_ms": params.get("deviceTimeMs"),
+        "clock_offset_ms": params.get("clockOffsetMs", 0),
+    }
 
 
 def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:

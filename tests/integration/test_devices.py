@@ -239,22 +239,32 @@ async def test_two_offline_admissions_of_one_ticket_become_a_conflict(harness: H
 async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness) -> None:
     _, tickets, list_id = await sold(harness, 2)
     desk = await enrolled_desk(harness, list_id)
-    scan = {"ticketToken": tickets[0]["passToken"], "checkInListId": list_id, "idempotencyKey": "rec_0100",
-            "gate": "North"}
+    device_id = desk.credential.split(".")[0]
+    mine = record(device_id, 100, list_id, tickets[0])  # the desk's own record of the scan
+    scan = {
+        "ticketToken": tickets[0]["passToken"],
+        "checkInListId": list_id,
+        "idempotencyKey": mine.record_id,
+        "gate": mine.gate,
+        "deviceTimeMs": mine.device_ms,
+        "clockOffsetMs": mine.clock_offset_ms,
+    }
     first = await desk.ok("checkInTicket", scan)
     assert first["status"] == "checked_in" and first["checkInId"] == "rec_0100"
     assert (await desk.ok("checkInTicket", scan))["reused"] is True
-    device_id = desk.credential.split(".")[0]
-    again = record(device_id, 100, list_id, tickets[0])  # the desk uploads its own record of that scan
-    assert (await desk.ok("uploadCheckIns", {"records": [again.to_wire()]}))["results"][0]["status"] == "duplicate"
+    uploaded = await desk.ok("uploadCheckIns", {"records": [mine.to_wire()]})
+    assert uploaded["results"][0]["status"] == "duplicate"
+    pulled = await desk.ok("pullCheckIns", {"checkInListId": list_id}, query=True)
+    assert [Record.from_wire(r) for r in pulled["records"]] == [mine]  # the very same record: no key reuse
     unlisted = await desk.call("checkInTicket", {"ticketToken": tickets[1]["passToken"]})
     assert unlisted.status_code == 401 and unlisted.json()["error"] == "DeviceAuthenticationRequired"
 
     found = await desk.ok("searchTickets", {"checkInListId": list_id, "q": "guest 1"}, query=True)
     (match,) = found["tickets"]
     assert match["ticketId"] == tickets[1]["id"] and match["attendeeName"] == "Guest 1"
-    by_number = await desk.ok("searchTickets", {"checkInListId": list_id,
-                                                "q": tickets[1]["ticketNumber"][:6].lower()}, query=True)
+    by_number = await desk.ok(
+        "searchTickets", {"checkInListId": list_id, "q": tickets[1]["ticketNumber"][:6].lower()}, query=True
+    )
     assert tickets[1]["id"] in [t["ticketId"] for t in by_number["tickets"]]
     manual = await desk.ok("checkInTicket", {"ticketToken": match["passToken"], "checkInListId": list_id})
     assert manual["status"] == "checked_in"

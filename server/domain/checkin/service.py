@@ -50,6 +50,10 @@ class Scan:
     # Who scanned: the server's own door (online) or an enrolled desk, and the desk's record id.
     device_id: str = ONLINE_DEVICE
     record_id: str | None = None
+    # A desk's own clock reading and offset, so that the server's record of the scan is exactly the
+    # desk's (its later upload is then a plain duplicate).
+    device_ms: int | None = None
+    clock_offset_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class Outcome:
     ticket: Ticket | None
     record: CheckInRecord | None
     token_generation: int | None = None
+    token_ticket_id: str | None = None
 
 
 def rules_of(checklist: CheckInList) -> ListRules:
@@ -161,7 +166,7 @@ async def evaluate(
         decision = decide(
             PassCheck.NOT_SIGNED_FOR_LIST, payload.generation, _closed(), None, [], scan.direction, now_ms
         )
-        return Outcome(decision, None, ticket, None, payload.generation)
+        return Outcome(decision, None, ticket, None, payload.generation, payload.ticket_id)
     check = await _pass_check(session, checklist, scan.token)
     prior = await history(session, ticket.id, checklist.id) if ticket is not None else []
     facts = facts_of(ticket) if ticket is not None else None
@@ -169,7 +174,7 @@ async def evaluate(
     if decision.verdict is Verdict.ATTENTION:
         # Online, a validly signed pass of an unknown ticket cannot be: treat it as invalid.
         decision = Decision(Verdict.REFUSE, Reason.INVALID)
-    return Outcome(decision, checklist, ticket, None, payload.generation)
+    return Outcome(decision, checklist, ticket, None, payload.generation, payload.ticket_id)
 
 
 def _closed() -> ListRules:
@@ -199,7 +204,7 @@ async def check_in(
         environment=environment,
         event_id=checklist.event_id,
         list_id=checklist.id,
-        ticket_id=ticket.id if ticket else None,
+        ticket_id=outcome.token_ticket_id,
         token_generation=outcome.token_generation,
         direction=scan.direction.value,
         decision=decision.verdict.value,
@@ -207,7 +212,8 @@ async def check_in(
         gate=scan.gate,
         scanner_did=scan.scanner_did,
         app_id=app_id,
-        device_ms=now_ms,
+        device_ms=scan.device_ms if scan.device_ms is not None else now_ms,
+        clock_offset_ms=scan.clock_offset_ms,
         server_ms=now_ms,
         metadata_=scan.metadata,
     )
@@ -237,4 +243,4 @@ async def check_in(
             },
             now_ms,
         )
-    return Outcome(decision, checklist, ticket, record, outcome.token_generation)
+    return Outcome(decision, checklist, ticket, record, outcome.token_generation, outcome.token_ticket_id)
