@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from server.db.models import Event, Hold, HoldItem, Ticket, Tier
 from server.domain.common import format_datetime
+from server.domain.exports.rows import price
 from server.domain.holds.service import effective_status, end_hold
 from server.domain.issuance.keys import pass_access_key
 from server.domain.issuance.queries import in_context
@@ -27,9 +28,7 @@ def _services(request: Request[Any, Any, Any]) -> Services:
 
 
 def _money(amount: int, currency: str) -> str:
-    zero_decimal = currency in {"jpy", "krw", "vnd", "clp", "isk", "huf", "twd", "ugx", "xaf", "xof"}
-    value = str(amount) if zero_decimal else f"{amount // 100}.{amount % 100:02d}"
-    return f"{value} {currency.upper()}"
+    return f"{price(amount, currency)} {currency.upper()}"
 
 
 def _page(title: str, body: str, status: int = 200) -> Response[str]:
