@@ -14,7 +14,7 @@ from server.domain.checkin.lists import find_list, search
 from server.domain.checkin.service import record_of
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
-from server.domain.devices.conflicts import record_conflicts, record_key_reuse
+from server.domain.devices.records import store_records
 from server.domain.errors import InvalidRequest
 from server.domain.issuance.queries import in_context
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
@@ -57,48 +57,10 @@ async def get_scanner_bundle(call: Call, params: dict[str, Any]) -> dict[str, An
     return {"bundle": bundle, "serverTimeMs": call.now_ms}
 
 
-async def _store(session: AsyncSession, call: Call, record: Record, event_ids: dict[str, str]) -> str:
-    """``stored``, ``duplicate`` (already here: fine) or raises for a record this desk may not send."""
-    if record.list_id not in event_ids:
-        raise InvalidRequest(
-            f"record {record.record_id}: check-in list {record.list_id} is not this device's"
-        )
-    existing = await session.scalar(
-        select(CheckInRecord).where(
-            CheckInRecord.device_id == record.device_id, CheckInRecord.id == record.record_id
-        )
-    )
-    if existing is not None:
-        if record_of(existing) != record:
-            await record_key_reuse(session, call.caller.environment, existing, call.now_ms)
-        return "duplicate"
-    session.add(
-        CheckInRecord(
-            id=record.record_id,
-            device_id=record.device_id,
-            environment=call.caller.environment,
-            event_id=event_ids[record.list_id],
-            list_id=record.list_id,
-            ticket_id=record.ticket_id,
-            token_generation=record.token_generation,
-            direction=record.direction.value,
-            decision=record.decision.value,
-            reason=record.reason.value,
-            gate=record.gate,
-            scanner_did=record.scanner_did,
-            app_id=None,
-            device_ms=record.device_ms,
-            clock_offset_ms=record.clock_offset_ms,
-            server_ms=call.now_ms,
-        )
-    )
-    return "stored"
-
-
 @xrpc_method(NAMESPACE + "uploadCheckIns", auth=device_auth)
 async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Store a batch of records, each once by (device, record id), whatever device wrote it (a hub
-    desk relays the records of the desks it served). One result per record, in order."""
+    desk relays the records of the desks it served). One result per record, naming its key."""
     results: list[dict[str, Any]] = []
     parsed: list[Record] = []
     for raw in params["records"]:
@@ -113,23 +75,18 @@ async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]
                     CheckInList.id.in_(call.caller.device_lists)
                 )
             )
-            event_ids = dict(lists.all())
-            stored: list[Record] = []
-            for record in parsed:
-                result: dict[str, Any] = {"deviceId": record.device_id, "id": record.record_id}
-                try:
-                    result["status"] = await _store(session, call, record, event_ids)
-                except InvalidRequest as exc:
-                    result.update(status="rejected", error=exc.message)
-                if result["status"] == "stored":
-                    stored.append(record)
-                results.append(result)
-            await session.flush()
-            await record_conflicts(session, call.caller.environment, stored, call.now_ms)
+            statuses = await store_records(
+                session, call.caller.environment, parsed, dict(lists.all()), call.now_ms
+            )
             await _seen(session, call)
     except IntegrityError:
         # A concurrent upload of the same records won the race; a retry answers "duplicate".
         raise InvalidRequest("records were stored concurrently by another upload: retry") from None
+    for record, status in zip(parsed, statuses, strict=True):
+        result: dict[str, Any] = {"deviceId": record.device_id, "id": record.record_id, "status": status}
+        if status == "rejected":
+            result["error"] = f"check-in list {record.list_id} is not this device's"
+        results.append(result)
     return {"results": results, "serverTimeMs": call.now_ms}
 
 

@@ -1,0 +1,82 @@
+"""Storing the check-in records desks upload: each once by ``(device id, record id)``, in a few
+set-based statements per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import CheckInRecord
+from server.domain.checkin.service import record_of
+from server.domain.devices.conflicts import record_conflicts, record_key_reuse
+from sync.records import Record, RecordKey
+
+CHUNK = 500
+
+
+async def _stored(session: AsyncSession, keys: Sequence[RecordKey]) -> dict[RecordKey, CheckInRecord]:
+    found: dict[RecordKey, CheckInRecord] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = [(k.device_id, k.record_id) for k in keys[start : start + CHUNK]]
+        rows = await session.scalars(
+            select(CheckInRecord).where(tuple_(CheckInRecord.device_id, CheckInRecord.id).in_(chunk))
+        )
+        found.update({RecordKey(r.device_id, r.id): r for r in rows})
+    return found
+
+
+async def store_records(
+    session: AsyncSession,
+    environment: str,
+    records: Sequence[Record],
+    event_ids: Mapping[str, str],
+    now_ms: int,
+) -> list[str]:
+    """One status per record: ``stored``, ``duplicate`` (already here — a different record under a
+    stored key is kept out and recorded as a ``key_reuse`` conflict) or ``rejected`` (a list the
+    uploading desk is not enrolled for). Conflicts of the new records are derived in the same
+    transaction."""
+    existing = await _stored(session, [r.key for r in records])
+    statuses: list[str] = []
+    fresh: dict[RecordKey, Record] = {}
+    for record in records:
+        if record.list_id not in event_ids:
+            statuses.append("rejected")
+            continue
+        kept = existing.get(record.key)
+        if kept is not None or record.key in fresh:
+            if kept is not None and record_of(kept) != record:
+                await record_key_reuse(session, environment, kept, now_ms)
+            statuses.append("duplicate")
+            continue
+        fresh[record.key] = record
+        statuses.append("stored")
+    if fresh:
+        await session.execute(
+            insert(CheckInRecord),
+            [
+                {
+                    "id": r.record_id,
+                    "device_id": r.device_id,
+                    "environment": environment,
+                    "event_id": event_ids[r.list_id],
+                    "list_id": r.list_id,
+                    "ticket_id": r.ticket_id,
+                    "token_generation": r.token_generation,
+                    "direction": r.direction.value,
+                    "decision": r.decision.value,
+                    "reason": r.reason.value,
+                    "gate": r.gate,
+                    "scanner_did": r.scanner_did,
+                    "app_id": None,
+                    "device_ms": r.device_ms,
+                    "clock_offset_ms": r.clock_offset_ms,
+                    "server_ms": now_ms,
+                }
+                for r in fresh.values()
+            ],
+        )
+        await record_conflicts(session, environment, list(fresh.values()), now_ms)
+    return statuses

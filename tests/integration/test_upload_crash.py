@@ -1,0 +1,122 @@
+"""A server killed (-9) while desks upload check-in records loses nothing and counts nothing twice:
+after a restart the desks send everything again and every record is stored exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from support.serve_process import ServeProcess, run_tickets, tickets_env
+from support.server import SERVICE_DID
+
+from server.db.engine import Database
+from server.db.models import CheckInRecord
+from server.domain import apps
+from server.domain.caller import Caller
+from server.domain.catalog import service as catalog
+from server.domain.catalog.service import EventInput
+from server.domain.devices import service as devices
+from server.domain.issuance.keys import Keyring, ensure_default_list, load_server_key
+from server.settings import Settings
+from sync.checkin import Direction, Reason, Verdict
+from sync.records import Record
+
+BATCH = 1000
+BATCHES = 6
+
+
+async def desk_for_new_list(db: Database, settings: Settings) -> tuple[str, str]:
+    """An event with its default list and a pending desk for it; answers (list id, enrollment code)."""
+    now = int(time.time() * 1000)
+    async with db.write() as session:
+        app = await apps.register_app(session, did="did:web:crash.example", environment="test", now_ms=now)
+        await session.flush()
+        caller = Caller(app.id, app.did, "test")
+        event = await catalog.ensure_event(
+            session, caller, "did:plc:org", EventInput(uri="at://did:plc:org/e/crash", title="Crash"), now
+        )
+        checklist = await ensure_default_list(session, Keyring(load_server_key(settings)), event, now)
+        made = await devices.create_enrollment(session, "test", [checklist.id], "Desk", now)
+    return checklist.id, made.code
+
+
+def records(device_id: str, list_id: str) -> list[list[dict[str, object]]]:
+    """Refused scans (no ticket needed) in batches: only their storage is under test here."""
+    now = int(time.time() * 1000)
+    made = [
+        Record(
+            device_id,
+            f"rec_{n:06d}",
+            list_id,
+            None,
+            None,
+            Direction.ENTRY,
+            Verdict.REFUSE,
+            Reason.INVALID,
+            now + n,
+        ).to_wire()
+        for n in range(BATCH * BATCHES)
+    ]
+    return [made[i : i + BATCH] for i in range(0, len(made), BATCH)]
+
+
+async def upload_all(
+    http: httpx.AsyncClient, url: str, credential: str, batches: list[list[dict[str, object]]]
+) -> None:
+    headers = {"authorization": f"Bearer {credential}"}
+    for batch in batches:
+        response = await http.post(
+            f"{url}/xrpc/tickets.atmosphere.uploadCheckIns", json={"records": batch}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.slow
+async def test_server_killed_mid_upload_loses_and_doubles_nothing(database_url: str, tmp_path: Path) -> None:
+    env = tickets_env(
+        database_url=database_url, data_dir=tmp_path, service_did=SERVICE_DID, plc_url="http://127.0.0.1:9"
+    )
+    await run_tickets(env, "db", "upgrade")
+    db = Database(database_url)
+    list_id, code = await desk_for_new_list(db, Settings(data_dir=tmp_path, database_url=database_url))
+    server = ServeProcess(env)
+    await server.start()
+    async with httpx.AsyncClient(timeout=30) as http:
+        enrolled = (
+            await http.post(f"{server.url}/xrpc/tickets.atmosphere.enrollDevice", json={"code": code})
+        ).json()
+        credential = enrolled["credential"]
+        batches = records(enrolled["deviceId"], list_id)
+        uploading = asyncio.create_task(upload_all(http, server.url, credential, batches))
+        for _ in range(3000):  # kill once the first batches are in, the rest in flight
+            if await stored_count(db) > 0:
+                break
+            await asyncio.sleep(0.01)
+        await server.stop(signal.SIGKILL)
+        with contextlib.suppress(httpx.TransportError, AssertionError):
+            await uploading
+        assert 0 < await stored_count(db) < BATCH * BATCHES, (
+            "the kill should land in the middle of the upload"
+        )
+        server = ServeProcess(env)
+        await server.start()
+        try:
+            await upload_all(http, server.url, credential, batches)  # the desk resends everything unacked
+            await upload_all(http, server.url, credential, batches)  # and a duplicate resend changes nothing
+        finally:
+            await server.stop()
+    async with db.read() as session:
+        distinct = await session.scalar(select(func.count(func.distinct(CheckInRecord.id))))
+    assert await stored_count(db) == distinct == BATCH * BATCHES
+    await db.dispose()
+
+
+async def stored_count(db: Database) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(CheckInRecord)) or 0)
