@@ -1,0 +1,51 @@
+"""Desk scanner settings, read from ``SCANNER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/atmosphere-tickets-scanner`` (or ``~/.local/share/atmosphere-tickets-scanner``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "atmosphere-tickets-scanner"
+
+
+class ScannerSettings(BaseSettings):
+    """Everything a desk needs to know about itself; the enrollment lives in its local store."""
+
+    model_config = SettingsConfigDict(env_prefix="SCANNER_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # A scan asks the server first and decides offline when no answer comes within this time.
+    online_timeout_seconds: float = Field(default=0.4, gt=0)
+    # Sync rounds (upload, pull, probe the server); a scan starts one at once.
+    sync_interval_seconds: float = Field(default=2.0, gt=0)
+    # Timeout of the sync calls (a full bundle of a large list takes a while).
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    bundle_refresh_seconds: float = Field(default=30.0, gt=0)
+    # Door staff are warned when the offline bundle is older than this.
+    max_bundle_age_seconds: float = Field(default=900.0, gt=0)
+    upload_batch_size: int = Field(default=1000, ge=1, le=1000)
+    decoder: Literal["zxing", "pyzbar"] = "zxing"
+    # Run on each decision with the verdict as its last argument (for example a player script).
+    sound_command: str | None = None
+    # Hub mode: the port this desk serves other desks on, and the token they must send
+    # (empty: one is generated and kept in the local store).
+    hub_port: int = Field(default=8765, ge=0, le=65535)
+    hub_token: str = ""
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "scanner.sqlite3"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ScannerSettings:
+    return ScannerSettings()

@@ -1,0 +1,716 @@
+"""``DeskCore``: the desk scanner without its screen — what the Textual app and the headless command
+both drive.
+
+A scan is read and verified locally against the selected list's bundle keys, then decided by the
+server (``checkInTicket`` with the device credential, under a short timeout) or, when no answer
+comes, here with the same rule the server uses (:func:`sync.checkin.decide`) over the offline
+bundle and every check-in record this desk knows. Either way it becomes a check-in record, committed
+to the local store before the result is returned, and goes upstream with the next sync round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from scanner_app.core import texts
+from scanner_app.core.client import (
+    ClockOffset,
+    DeviceRevokedError,
+    ServerRefused,
+    ServerUnreachable,
+    XrpcClient,
+    wall_ms,
+)
+from scanner_app.core.config import ScannerSettings
+from scanner_app.core.offline import (
+    DoorBook,
+    ListBundle,
+    PassReading,
+    bundle_keys,
+    pass_payload,
+    read_pass,
+    ticket_facts,
+)
+from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
+from scanner_app.core.syncer import HUB, SERVER, SyncEngine
+from scanner_app.core.texts import reason_text
+from sync.bundle import BundleError, TicketEntry, TicketIndex, unpack_entries, verify_bundle
+from sync.checkin import (
+    Decision,
+    Direction,
+    Reason,
+    Verdict,
+    decide,
+)
+from sync.merge import Conflict
+from sync.passes import (
+    PassPayload,
+)
+from sync.protocol import SyncConfig
+from sync.records import Record, RecordKey
+
+ENROLL_PREFIX = "tickets-enroll:"
+HUB_PREFIX = "tickets-hub:"
+ONLINE_ADMITTED = ("checked_in", "checked_out")
+MAX_TOKEN_TEXT = 4000  # checkInTicket's limit; longer text is no pass anyway
+
+Source = Literal["wedge", "camera", "manual"]
+
+__all__ = [
+    "Counters",
+    "DeskCore",
+    "EnrollmentFailed",
+    "FirstEntry",
+    "ListInfo",
+    "NotReady",
+    "ScanResult",
+    "SyncStatus",
+    "reason_text",
+]
+
+
+class NotReady(Exception):
+    """The desk cannot scan yet: not enrolled, no list chosen, or no offline bundle while offline."""
+
+
+class EnrollmentFailed(Exception):
+    """The code was refused or the server could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirstEntry:
+    """When, where and by which desk a ticket was first admitted."""
+
+    at_ms: int
+    gate: str | None
+    device_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    verdict: Verdict
+    reason: Reason
+    headline: str
+    detail: str
+    display_name: str | None
+    ticket_number: str | None
+    tier_title: str | None
+    first_entry: FirstEntry | None
+    online: bool  # decided by the server (else here, offline)
+    record: RecordKey
+    latency_ms: float
+    direction: Direction = Direction.ENTRY
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    admitted_here: int  # entries admitted by this desk on the selected list
+    inside_now: int  # tickets of the list whose last admitted scan is an entry
+    total_admissible: int  # tickets in the list's offline index
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    online: bool  # the server answered the last call
+    last_sync_ms: int | None  # when a sync round last completed (server or hub)
+    pending_uploads: int
+    bundle_age_ms: int | None  # of the selected list's bundle
+    stale: bool  # older than max_bundle_age_seconds, or missing
+    via_hub: bool = False  # syncing with a hub desk while the server is unreachable
+    conflicts: int = 0  # conflicts this desk has seen in the records
+    problem: str | None = None  # the last error, in words
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A scan being decided: everything its record carries but the decision."""
+
+    device_id: str
+    record_id: str
+    list_id: str
+    payload: PassPayload | None  # None when the text is no pass
+    direction: Direction
+    device_ms: int
+    clock_offset_ms: int
+    gate: str | None
+
+    @property
+    def now_ms(self) -> int:
+        """The scan's time on the server's clock, as well as this desk can tell."""
+        return self.device_ms + self.clock_offset_ms
+
+    def record(self, decision: Decision) -> Record:
+        return Record(
+            device_id=self.device_id,
+            record_id=self.record_id,
+            list_id=self.list_id,
+            ticket_id=None if self.payload is None else self.payload.ticket_id,
+            token_generation=None if self.payload is None else self.payload.generation,
+            direction=self.direction,
+            decision=decision.verdict,
+            reason=decision.reason,
+            device_ms=self.device_ms,
+            clock_offset_ms=self.clock_offset_ms,
+            gate=self.gate,
+        )
+
+
+def new_record_id() -> str:
+    """Unique on this desk: the time, then 40 random bits."""
+    return f"rec_{wall_ms():012x}{secrets.token_hex(5)}"
+
+
+def parse_hub_text(text: str) -> tuple[str, str]:
+    """``tickets-hub:<token>@<url>`` -> (url, token)."""
+    if not text.startswith(HUB_PREFIX) or "@" not in text:
+        raise ValueError(f"not a hub connection text: {text!r:.60}")
+    token, _, url = text[len(HUB_PREFIX) :].partition("@")
+    return url, token
+
+
+def _answer_ms(text: object) -> int | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+class DeskCore:
+    """One desk. Open it with :meth:`open`; everything runs on the caller's event loop."""
+
+    def __init__(self, settings: ScannerSettings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.revoked = False
+        self.online = False
+        self.problem: str | None = None
+        self.clock = ClockOffset(int(store.setting("clock_offset_ms") or 0))
+        self.enrollment: Enrollment | None = None
+        self.bundles: dict[str, ListBundle] = {}
+        self.door = DoorBook()
+        self._engine: SyncEngine | None = None
+        self._server: XrpcClient | None = None
+        self._hub: XrpcClient | None = None
+        self._admitted_here: Counter[str] = Counter()
+        self._choices: dict[str, str | None] = {}
+        self._hub_token = ""
+        self._offline_until = 0.0
+        self._bundles_checked: float | None = None
+        self._last_sync_ms: int | None = None
+        self._wake = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: ScannerSettings) -> DeskCore:
+        core = cls(settings, Store(settings.database_path))
+        core._load()
+        return core
+
+    def _load(self) -> None:
+        """Everything in memory from the store: enrollment, bundles, records, sync state."""
+        self.enrollment = self.store.enrollment()
+        self._choices = {key: self.store.setting(key) for key in ("selected_list", "gate", "direction")}
+        self.bundles, self.door, self._admitted_here = {}, DoorBook(), Counter()
+        if self.enrollment is None:
+            return
+        for list_id, state in self.store.bundles().items():
+            index = TicketIndex(self.store.entries(list_id))
+            self.bundles[list_id] = ListBundle(state, index)
+        records = self.store.records()
+        self.door.add(records)
+        undos = self.store.undos(self.enrollment.device_id)
+        uncounted = undos.keys() | set(undos.values())  # undo records, and the records they undid
+        self._admitted_here.update(
+            record.list_id
+            for record in records
+            if record.device_id == self.enrollment.device_id
+            and record.record_id not in uncounted
+            and record.admitted
+            and record.direction is Direction.ENTRY
+        )
+        config = SyncConfig(
+            upstream=SERVER,
+            peers=(SERVER,),
+            batch_size=self.settings.upload_batch_size,
+            # Rounds run one at a time (every sync interval, after a scan, or when asked): each
+            # one pulls, and sends again whatever the last one did not get an answer for.
+            retry_after_ms=1,
+            pull_every_ms=1,
+            stale_bundle_ms=int(self.settings.max_bundle_age_seconds * 1000),
+        )
+        list_ids = [item.id for item in self.enrollment.lists]
+        self._engine = SyncEngine(self.store, records, config, list_ids, self.door.add)
+        for list_id, bundle in self.bundles.items():
+            self._engine.bundle_received(list_id, bundle.state.seq, bundle.state.issued_at_ms, bundle.rules)
+        timeout = self.settings.request_timeout_seconds
+        self._server = XrpcClient(self.enrollment.server_url, self.enrollment.credential, self.clock, timeout)
+        hub = self.store.setting("hub")
+        if hub is not None and self._hub is None:
+            url, token = parse_hub_text(hub)
+            self._hub = XrpcClient(url, token, self.clock, timeout)
+
+    # What the screen shows.
+
+    @property
+    def enrolled(self) -> bool:
+        return self.enrollment is not None
+
+    @property
+    def lists(self) -> list[ListInfo]:
+        return [] if self.enrollment is None else list(self.enrollment.lists)
+
+    @property
+    def selected_list(self) -> ListInfo | None:
+        chosen = self._choices.get("selected_list")
+        return next((item for item in self.lists if item.id == chosen), None)
+
+    @property
+    def gate(self) -> str | None:
+        return self._choices.get("gate")
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self._choices.get("direction") or Direction.ENTRY.value)
+
+    def _choose(self, **choices: str | None) -> None:
+        """Keep the door staff's choices, in the store and at hand."""
+        self.store.put_settings(choices)
+        self._choices.update(choices)
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return [] if self._engine is None else list(self._engine.conflicts.values())
+
+    @property
+    def sync_engine(self) -> SyncEngine:
+        if self._engine is None:
+            raise NotReady("this desk is not enrolled")
+        return self._engine
+
+    def counters(self) -> Counters:
+        chosen = self.selected_list
+        if chosen is None:
+            return Counters(0, 0, 0)
+        bundle = self.bundles.get(chosen.id)
+        return Counters(
+            self._admitted_here[chosen.id],
+            len(self.door.inside.get(chosen.id, ())),
+            0 if bundle is None else len(bundle.index.entries),
+        )
+
+    def status(self) -> SyncStatus:
+        chosen = self.selected_list
+        bundle = None if chosen is None else self.bundles.get(chosen.id)
+        age = None if bundle is None else self.clock.now_ms() - bundle.state.issued_at_ms
+        return SyncStatus(
+            online=self.online,
+            last_sync_ms=self._last_sync_ms,
+            pending_uploads=0 if self._engine is None else self._engine.pending,
+            bundle_age_ms=age,
+            stale=age is None or age > self.settings.max_bundle_age_seconds * 1000,
+            via_hub=self._engine is not None and self._engine.upstream == HUB,
+            conflicts=len(self.conflicts),
+            problem=self.problem,
+        )
+
+    # Setting the desk up.
+
+    async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None:
+        """Redeem a one-time code (or a scanned ``tickets-enroll:<code>@<url>``), then fetch the
+        lists' bundles. Raises :class:`EnrollmentFailed`."""
+        if self.enrolled:
+            raise EnrollmentFailed("this desk is already enrolled")
+        if code.startswith(ENROLL_PREFIX):
+            code, _, scanned_url = code[len(ENROLL_PREFIX) :].partition("@")
+            server_url = scanned_url or server_url
+        if not server_url:
+            raise EnrollmentFailed("the server address is missing")
+        client = XrpcClient(server_url, "", self.clock, self.settings.request_timeout_seconds)
+        try:
+            answer = await client.enroll(code.strip(), device_name)
+        except ServerRefused as refused:
+            raise EnrollmentFailed(refused.message or refused.error) from None
+        except ServerUnreachable as unreachable:
+            raise EnrollmentFailed(f"the server at {server_url} cannot be reached ({unreachable})") from None
+        finally:
+            await client.aclose()
+        lists = tuple(ListInfo(str(item["id"]), str(item["name"])) for item in answer["checkInLists"])
+        enrollment = Enrollment(
+            server_url=server_url.rstrip("/"),
+            device_id=str(answer["deviceId"]),
+            credential=str(answer["credential"]),
+            device_name=device_name or "this desk",
+            environment=str(answer["environment"]),
+            event_id=str(answer["eventId"]),
+            lists=lists,
+        )
+        self.store.save_enrollment(enrollment)
+        if len(lists) == 1:
+            self._choose(selected_list=lists[0].id)
+        self.revoked = False
+        self._load()
+        await self.sync_once()
+
+    async def select_list(self, list_id: str, gate: str | None = None) -> None:
+        if list_id not in {item.id for item in self.lists}:
+            raise NotReady(f"this desk is not enrolled for check-in list {list_id}")
+        self._choose(selected_list=list_id, gate=gate or None)
+
+    async def set_direction(self, direction: Direction) -> None:
+        self._choose(direction=direction.value)
+
+    async def join_hub(self, text: str | None) -> None:
+        """Sync with the hub desk of ``tickets-hub:<token>@<url>`` while the server is unreachable
+        (None: stop using a hub)."""
+        if self._hub is not None:
+            await self._hub.aclose()
+            self._hub = None
+        if text is not None:
+            url, token = parse_hub_text(text)
+            self._hub = XrpcClient(url, token, self.clock, self.settings.request_timeout_seconds)
+        self.store.put_settings({"hub": text})
+
+    @property
+    def hub_token(self) -> str:
+        """What other desks must send to this desk in hub mode (made once, then kept)."""
+        if not self._hub_token:
+            self._hub_token = self.settings.hub_token or self.store.setting("hub_token") or ""
+        if not self._hub_token:
+            self._hub_token = secrets.token_urlsafe(18)
+            self.store.put_settings({"hub_token": self._hub_token})
+        return self._hub_token
+
+    # Scanning.
+
+    async def scan(
+        self, text: str, direction: Direction = Direction.ENTRY, source: Source = "wedge"
+    ) -> ScanResult:
+        """Decide one scan (online first, else offline) and store it before answering.
+        ``source`` says how the text came in (keyboard wedge, camera, typed by hand)."""
+        del source  # every source is decided alike; the screen keeps it for its own log
+        started = time.perf_counter()
+        if self.enrollment is None or self._engine is None:
+            raise NotReady("this desk is not enrolled")
+        chosen = self.selected_list
+        if chosen is None:
+            raise NotReady("choose a check-in list first")
+        bundle = self.bundles.get(chosen.id)
+        others = [b for list_id, b in self.bundles.items() if list_id != chosen.id]
+        reading = None if bundle is None else read_pass(text, bundle, others)
+        draft = Draft(
+            device_id=self.enrollment.device_id,
+            record_id=new_record_id(),
+            list_id=chosen.id,
+            payload=pass_payload(text) if reading is None else reading.payload,
+            direction=direction,
+            device_ms=wall_ms(),
+            clock_offset_ms=self.clock.value_ms,
+            gate=self.gate,
+        )
+        answer = await self._ask_server(text, draft)
+        if answer is not None:
+            record, first = self._online_record(answer, draft)
+        elif bundle is None or reading is None:
+            raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
+        else:
+            await self._catch_up(chosen.id)
+            record, first = self._offline_record(reading, bundle, draft)
+        self.store.add_own(record)
+        self._captured(record)
+        entry = reading.entry if reading is not None else None
+        return self._result(record, entry, answer, first, started)
+
+    async def _ask_server(self, text: str, draft: Draft) -> dict[str, Any] | None:
+        """The server's decision, or None to decide here (no answer in time, an error, or empty
+        text). The server stores the scan as exactly this desk's record of it: same id, time and
+        clock offset, so the desk's later upload of it is a duplicate."""
+        token = text.strip()
+        if self._server is None or time.monotonic() < self._offline_until or not token:
+            return None
+        body: dict[str, Any] = {
+            "ticketToken": token[:MAX_TOKEN_TEXT],
+            "checkInListId": draft.list_id,
+            "direction": draft.direction.value,
+            "idempotencyKey": draft.record_id,
+            "deviceTimeMs": draft.device_ms,
+            "clockOffsetMs": draft.clock_offset_ms,
+        }
+        if draft.gate:
+            body["gate"] = draft.gate
+        try:
+            answer = await self._server.check_in(body, self.settings.online_timeout_seconds)
+        except ServerUnreachable as unreachable:
+            self._went_offline(unreachable)
+            return None
+        except ServerRefused as refused:
+            self.problem = f"online check-in refused: {refused.message or refused.error}"
+            return None
+        except DeviceRevokedError:
+            await self._revoke()
+            raise
+        self.online = True
+        return answer
+
+    @staticmethod
+    def _online_record(answer: dict[str, Any], draft: Draft) -> tuple[Record, FirstEntry | None]:
+        """The server's decision as this desk's record, and the first entry the server reported."""
+        previous = answer.get("previous")
+        first = None
+        if isinstance(previous, dict) and (at := _answer_ms(previous.get("checkedInAt"))) is not None:
+            first = FirstEntry(at, previous.get("gate"), previous.get("deviceId"))
+        try:
+            reason = Reason(str(answer.get("reason")))
+        except ValueError:
+            reason = Reason.INVALID
+        verdict = Verdict.ADMIT if answer.get("status") in ONLINE_ADMITTED else Verdict.REFUSE
+        return draft.record(Decision(verdict, reason)), first
+
+    async def _catch_up(self, list_id: str) -> None:
+        """In hub mode, fetch the other desks' latest records before deciding offline."""
+        if self._hub is None or self._engine is None or self._engine.upstream != HUB:
+            return
+        with contextlib.suppress(ServerUnreachable, ServerRefused, TimeoutError):
+            await asyncio.wait_for(
+                self._engine.pull_now(self._hub, list_id), self.settings.online_timeout_seconds
+            )
+
+    def _offline_record(
+        self, reading: PassReading, bundle: ListBundle, draft: Draft
+    ) -> tuple[Record, FirstEntry | None]:
+        """The shared door decision, here: the bundle's facts and every record this desk knows."""
+        payload = reading.payload
+        history = [] if payload is None else self.door.history(draft.list_id, payload.ticket_id)
+        decision = decide(
+            reading.check,
+            None if payload is None else payload.generation,
+            bundle.rules,
+            ticket_facts(reading.entry),
+            history,
+            draft.direction,
+            draft.now_ms,
+        )
+        first = decision.first_entry
+        first_entry = None if first is None else FirstEntry(first.at_ms, first.gate, first.device_id)
+        return draft.record(decision), first_entry
+
+    def _captured(self, record: Record, *, undo: bool = False) -> None:
+        """A record of this desk, stored: into the sync replica, the door book and the counters."""
+        assert self._engine is not None
+        self._engine.captured(record)
+        self.door.add((record,))
+        if record.admitted and record.direction is Direction.ENTRY:
+            self._admitted_here[record.list_id] += 0 if undo else 1
+        self._wake.set()
+
+    def _result(
+        self,
+        record: Record,
+        entry: TicketEntry | None,
+        answer: dict[str, Any] | None,
+        first: FirstEntry | None,
+        started: float,
+    ) -> ScanResult:
+        ticket = answer.get("ticket") if answer is not None else None
+        ticket = ticket if isinstance(ticket, dict) else {}
+        bundle = self.bundles.get(record.list_id)
+        tiers = {} if bundle is None else bundle.tiers
+        name = entry.display_name if entry is not None else ticket.get("attendeeName")
+        number = entry.ticket_number if entry is not None else ticket.get("ticketNumber")
+        tier_id = entry.tier_id if entry is not None else ticket.get("tierId")
+        tier_title = tiers.get(tier_id) if isinstance(tier_id, str) else None
+        desk = None if first is None else self._desk_name(first.device_id)
+        where = None if first is None else texts.where(first.at_ms, first.gate, desk)
+        return ScanResult(
+            verdict=record.decision,
+            reason=record.reason,
+            headline=texts.headline(record.decision, record.reason, record.direction),
+            detail=texts.detail(
+                record.decision, record.reason, tier_title=tier_title, ticket_number=number, first_entry=where
+            ),
+            display_name=name or None,
+            ticket_number=number,
+            tier_title=tier_title,
+            first_entry=first,
+            online=answer is not None,
+            record=record.key,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            direction=record.direction,
+        )
+
+    def _desk_name(self, device_id: str | None) -> str | None:
+        if device_id is None:
+            return None
+        if self.enrollment is not None and device_id == self.enrollment.device_id:
+            return self.enrollment.device_name
+        return "online" if device_id == "online" else "another desk"
+
+    async def undo_last(self) -> ScanResult | None:
+        """Take back this desk's last admission (a mistaken scan); None when there is nothing to
+        undo (no admission yet, or the last one was already undone).
+
+        Records are never changed, so an undo is a new record: for now an admitted scan in the
+        other direction (an undone entry becomes an exit), marked locally as the undo of the
+        record it takes back. The ticket then counts as outside; on a list without re-entry its
+        holder is still refused a second entry, because the reason codes have no ``undone`` yet
+        that the merge rules would read as "this admission never happened"."""
+        started = time.perf_counter()
+        if self.enrollment is None:
+            return None
+        last = self.store.last_own_admission(self.enrollment.device_id)
+        if last is None or last.is_undo or last.undone:
+            return None
+        undone = last.record
+        back = Direction.EXIT if undone.direction is Direction.ENTRY else Direction.ENTRY
+        record = replace(  # the same admitted ticket, list and gate; now, the other way
+            undone,
+            record_id=new_record_id(),
+            direction=back,
+            device_ms=wall_ms(),
+            clock_offset_ms=self.clock.value_ms,
+        )
+        self.store.add_own(record, undoes=undone.record_id)
+        self._captured(record, undo=True)
+        if undone.direction is Direction.ENTRY:
+            self._admitted_here[undone.list_id] -= 1
+        bundle = self.bundles.get(undone.list_id)
+        entry = None if bundle is None or undone.ticket_id is None else bundle.find(undone.ticket_id)
+        result = self._result(record, entry, None, None, started)
+        what = "check-in" if undone.direction is Direction.ENTRY else "check-out"
+        whose = (entry.display_name if entry is not None else "") or "this ticket"
+        return replace(
+            result,
+            headline=f"Undone: {what} taken back",
+            detail=f"The last {what} of {whose} no longer counts.",
+        )
+
+    # Sync.
+
+    def _went_offline(self, why: Exception) -> None:
+        """Decide offline, without waiting for the server, until a sync round reaches it again."""
+        self.online = False
+        self.problem = f"server unreachable: {why}"
+        self._offline_until = time.monotonic() + self.settings.sync_interval_seconds
+
+    async def sync_once(self) -> None:
+        """One round: refresh the bundles when due, upload what is pending, pull every desk's
+        records; through the hub desk while the server is unreachable. Raises
+        :class:`DeviceRevokedError` after wiping a revoked desk."""
+        async with self._sync_lock:
+            if self._engine is None or self._server is None:
+                return
+            try:
+                await self._refresh_bundles()
+                self._engine.use_upstream(SERVER)
+                await self._engine.exchange(self._server, self.clock.now_ms())
+            except ServerUnreachable as unreachable:
+                self._went_offline(unreachable)
+                await self._sync_with_hub()
+            except ServerRefused as refused:
+                self.problem = f"the server refused this desk: {refused.message or refused.error}"
+            except DeviceRevokedError:
+                await self._revoke()
+                raise
+            else:
+                self.online, self.problem, self._offline_until = True, None, 0.0
+                self._last_sync_ms = wall_ms()
+            self.store.put_settings({"clock_offset_ms": str(self.clock.value_ms)})
+
+    async def _sync_with_hub(self) -> None:
+        if self._hub is None or self._engine is None:
+            return
+        try:
+            self._engine.use_upstream(HUB)
+            await self._engine.exchange(self._hub, self.clock.now_ms())
+        except (ServerUnreachable, ServerRefused) as failed:
+            self.problem = f"server and hub unreachable: {failed}"
+        else:
+            self._last_sync_ms = wall_ms()
+
+    async def run_sync_forever(self, stop: asyncio.Event) -> None:
+        """Sync every ``sync_interval_seconds``, and at once after each scan, until ``stop`` is
+        set or the desk is revoked (then ``enrolled`` is False)."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.sync_once()
+            except DeviceRevokedError:
+                return
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(
+                waits, timeout=self.settings.sync_interval_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiting in waits:
+                waiting.cancel()
+
+    async def _refresh_bundles(self) -> None:
+        """Every list's bundle delta, when due — and on every round while the server is not the
+        upstream: the call doubles as the probe that finds the server back."""
+        assert self._engine is not None
+        assert self.enrollment is not None
+        due = self._bundles_checked is None or (
+            time.monotonic() - self._bundles_checked >= self.settings.bundle_refresh_seconds
+        )
+        if not due and self._engine.upstream == SERVER and len(self.bundles) == len(self.enrollment.lists):
+            return
+        for item in self.enrollment.lists:
+            await self._fetch_bundle(item.id)
+        self._bundles_checked = time.monotonic()
+
+    async def _fetch_bundle(self, list_id: str) -> None:
+        """The list's changes since the bundle held (or all of it), verified, applied and kept."""
+        assert self._server is not None
+        assert self._engine is not None
+        current = self.bundles.get(list_id)
+        since = None if current is None else current.state.seq
+        signed = (await self._server.bundle(list_id, since))["bundle"]
+        try:
+            body = verify_bundle(signed, bundle_keys(signed) if current is None else current.keys)
+        except (BundleError, KeyError, TypeError, ValueError):
+            if current is None:
+                raise ServerRefused(200, "BadBundle", "the list's bundle does not verify") from None
+            # Signed by a key this desk does not know yet (rotated): start again from a full bundle,
+            # as on enrollment, from the server this desk authenticated to.
+            signed = (await self._server.bundle(list_id, None))["bundle"]
+            body, current = verify_bundle(signed, bundle_keys(signed)), None
+        full = current is None or bool(body.get("full"))
+        index = TicketIndex() if full or current is None else current.index
+        index.apply(body["entries"])
+        changed = index.entries if full else {k: index.entries[k] for k in unpack_entries(body["entries"])}
+        state = BundleState(
+            {k: v for k, v in body.items() if k != "entries"}, body["seq"], body["issuedAtMs"]
+        )
+        bundle = ListBundle(state, index)
+        self.store.save_bundle(list_id, state, changed, full=full)
+        self.bundles[list_id] = bundle
+        self._engine.bundle_received(list_id, state.seq, state.issued_at_ms, bundle.rules)
+
+    async def _revoke(self) -> None:
+        """The server revoked this desk: wipe everything and forget the enrollment."""
+        await self._close_clients()
+        self.store.wipe()
+        self.revoked, self.online, self._engine = True, False, None
+        self.problem = "this desk was revoked by the organizer and its data wiped: enroll it again"
+        self._load()
+
+    async def _close_clients(self) -> None:
+        for client in (self._server, self._hub):
+            if client is not None:
+                await client.aclose()
+        self._server = self._hub = None
+
+    def wake(self) -> None:
+        """Start a sync round now (records arrived that should go upstream)."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        await self._close_clients()
+        self.store.close()

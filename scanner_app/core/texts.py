@@ -1,0 +1,78 @@
+"""What door staff read: every decision in plain words, shared by the screen and the headless log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sync.checkin import Direction, Reason, Verdict
+
+_REASONS: dict[Reason, str] = {
+    Reason.OK: "Valid ticket",
+    Reason.INVALID: "Not a valid ticket",
+    Reason.UNSUPPORTED_VERSION: "Ticket format too new",
+    Reason.UNKNOWN_TICKET: "Ticket not known to this desk",
+    Reason.WRONG_LIST: "Not valid at this entrance",
+    Reason.VOIDED: "Ticket cancelled",
+    Reason.REFUNDED: "Ticket refunded",
+    Reason.REVOKED: "Old copy of a transferred ticket",
+    Reason.NOT_YET_VALID: "Not valid yet",
+    Reason.EXPIRED: "No longer valid",
+    Reason.ALREADY_CHECKED_IN: "Already checked in",
+    Reason.NOT_INSIDE: "Not checked in, cannot check out",
+    Reason.LIST_CLOSED: "Check-in is closed",
+}
+
+_ADVICE: dict[Reason, str] = {
+    Reason.INVALID: "The code is damaged, forged or from another event. Ask for the ticket again.",
+    Reason.UNSUPPORTED_VERSION: "This desk needs an update. Check the ticket at another desk.",
+    Reason.UNKNOWN_TICKET: "Issued after this desk last synced. Check the holder's booking by hand.",
+    Reason.WRONG_LIST: "This ticket is for another entrance or another part of the event.",
+    Reason.VOIDED: "The organizer cancelled this ticket. Send the holder to the box office.",
+    Reason.REFUNDED: "This ticket was refunded. Send the holder to the box office.",
+    Reason.REVOKED: "The ticket was passed on; only the newest copy is valid.",
+    Reason.NOT_YET_VALID: "Check-in for this ticket has not started yet.",
+    Reason.EXPIRED: "Check-in for this ticket has ended.",
+    Reason.NOT_INSIDE: "There is no entry for this ticket to check out from.",
+    Reason.LIST_CLOSED: "The organizer closed this check-in list.",
+}
+
+
+def reason_text(reason: Reason) -> str:
+    """The short phrase for a reason code."""
+    return _REASONS[reason]
+
+
+def clock(at_ms: int) -> str:
+    """``19:02`` in this desk's local time."""
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone().strftime("%H:%M")
+
+
+def headline(verdict: Verdict, reason: Reason, direction: Direction) -> str:
+    if verdict is Verdict.ADMIT:
+        return "Admitted" if direction is Direction.ENTRY else "Checked out"
+    if verdict is Verdict.ATTENTION:
+        return f"Check by hand: {reason_text(reason).lower()}"
+    return reason_text(reason)
+
+
+def where(at_ms: int, gate: str | None, desk: str | None) -> str:
+    """``at 19:02 at Gate 2 (North door)``."""
+    return f"at {clock(at_ms)}" + (f" at {gate}" if gate else "") + (f" ({desk})" if desk else "")
+
+
+def detail(
+    verdict: Verdict,
+    reason: Reason,
+    *,
+    tier_title: str | None,
+    ticket_number: str | None,
+    first_entry: str | None,
+) -> str:
+    """The second line: what the ticket is, or why it was refused and what to do.
+    ``first_entry`` is :func:`where` of the first admission, for ``already_checked_in``."""
+    if verdict is Verdict.ADMIT:
+        parts = [tier_title, f"ticket {ticket_number}" if ticket_number else None]
+        return ", ".join(part for part in parts if part) or reason_text(reason)
+    if reason is Reason.ALREADY_CHECKED_IN:
+        return f"Already checked in {first_entry}" if first_entry else "Already checked in earlier."
+    return _ADVICE[reason]

@@ -1,0 +1,81 @@
+"""``tickets-scanner --headless``: the desk's core on a frame source, one printed line per decision.
+
+For a desk without a screen, and for trying a camera, a video or a folder of images end to end.
+Sync runs alongside; at the end of a video or folder one last round uploads what it can (anything
+left goes up on the next run). The line is::
+
+    <verdict> <reason> <online|offline> <latency>ms <record id> <name or -> | <headline> | <detail>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+from scanner_app.core.camera import watch
+from scanner_app.core.client import DeviceRevokedError
+from scanner_app.core.config import ScannerSettings
+from scanner_app.core.decoders import make_decoder
+from scanner_app.core.desk import DeskCore, ScanResult
+from scanner_app.core.frames import open_source
+from sync.checkin import Direction
+
+
+def line(result: ScanResult) -> str:
+    mode = "online" if result.online else "offline"
+    return (
+        f"{result.verdict.value} {result.reason.value} {mode} {result.latency_ms:.1f}ms "
+        f"{result.record.record_id} {result.display_name or '-'} | {result.headline} | {result.detail}"
+    )
+
+
+async def run(
+    settings: ScannerSettings,
+    source_spec: str,
+    list_id: str | None,
+    gate: str | None,
+    direction: Direction,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Scan until the source runs out; answers the exit status."""
+    core = await DeskCore.open(settings)
+    try:
+        if not core.enrolled:
+            sys.stderr.write("this desk is not enrolled: run `tickets-scanner enroll` first\n")
+            return 2
+        chosen = list_id or (core.selected_list.id if core.selected_list else None)
+        if chosen is None and len(core.lists) == 1:
+            chosen = core.lists[0].id
+        if chosen is None:
+            names = ", ".join(f"{item.id} ({item.name})" for item in core.lists)
+            sys.stderr.write(f"choose a check-in list with --list: {names}\n")
+            return 2
+        await core.select_list(chosen, gate if gate is not None else core.gate)
+        source = open_source(source_spec)
+        if source is None:
+            sys.stderr.write(f"no camera at {source_spec}: nothing to scan\n")
+            return 1
+        decoder = make_decoder(settings.decoder)
+
+        async def decide(text: str) -> None:
+            out.write(line(await core.scan(text, direction, source="camera")) + "\n")
+            out.flush()
+
+        stop = asyncio.Event()
+        syncing = asyncio.ensure_future(core.run_sync_forever(stop))
+        try:
+            await watch(source, decoder, decide)
+        finally:
+            source.close()
+            stop.set()
+            await syncing
+        with contextlib.suppress(DeviceRevokedError):
+            await core.sync_once()
+        status = core.status()
+        waiting = f"done: {status.pending_uploads} records waiting for upload"
+        sys.stderr.write(waiting + ("\n" if status.online else " (server unreachable)\n"))
+        return 0 if core.enrolled else 3
+    finally:
+        await core.close()

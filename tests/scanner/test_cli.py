@@ -1,0 +1,54 @@
+"""``tickets-scanner`` as door staff run it: enroll with the scanned text, join a hub, refuse what
+cannot work, and run headless on a folder of frames."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from conftest import Harness
+
+from scanner.desks import enrollment_code, frame, sell
+from scanner_app.core.config import ScannerSettings
+from scanner_app.core.desk import DeskCore
+
+SCANNER = Path(sys.executable).with_name("tickets-scanner")
+
+
+async def tickets_scanner(data_dir: Path, *argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(SCANNER), *argv,
+        env={**os.environ, "SCANNER_DATA_DIR": str(data_dir)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_enroll_join_a_hub_and_scan_headless(harness: Harness, tmp_path: Path) -> None:
+    sale = await sell(harness, 1)
+    data = tmp_path / "desk"
+    assert (await tickets_scanner(data, "--headless", "--source", str(tmp_path)))[0] == 2  # not enrolled
+    code = await enrollment_code(harness, [sale.main_list])
+    status, out, _ = await tickets_scanner(data, "enroll", f"tickets-enroll:{code}@{harness.server.url}")
+    assert status == 0 and sale.main_list in out
+    assert (await tickets_scanner(data, "enroll", code, "--server", harness.server.url))[0] == 1  # enrolled
+    assert (await tickets_scanner(data, "join-hub", "http://nowhere"))[0] == 2
+    assert (await tickets_scanner(data, "join-hub", "tickets-hub:secret@http://127.0.0.1:9"))[0] == 0
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), frame(sale.token(0), np.random.default_rng(0)))
+    status, out, _ = await tickets_scanner(data, "--headless", "--source", str(folder), "--gate", "East")
+    assert status == 0
+    assert out.startswith("admit ok online ") and "| Admitted | GA, ticket" in out
+    assert (await tickets_scanner(data, "--headless", "--source", "98"))[0] == 1  # no camera there
+
+    desk = await DeskCore.open(ScannerSettings(data_dir=data))
+    assert desk.gate == "East" and desk.store.setting("hub") == "tickets-hub:secret@http://127.0.0.1:9"
+    await desk.close()
