@@ -304,7 +304,7 @@ class DeskCore:
         return Counters(
             self._admitted_here[chosen.id],
             len(self.door.inside.get(chosen.id, ())),
-            0 if bundle is None else len(bundle.index.entries),
+            0 if bundle is None else int(bundle.state.body.get("admissible", len(bundle.index.entries))),
         )
 
     def status(self) -> SyncStatus:
@@ -551,7 +551,12 @@ class DeskCore:
             return None
         if self.enrollment is not None and device_id == self.enrollment.device_id:
             return self.enrollment.device_name
-        return "online" if device_id == "online" else "another desk"
+        if device_id == "online":
+            return "online"
+        names = {
+            n for b in self.bundles.values() for n in [b.state.body.get("devices", {}).get(device_id)] if n
+        }
+        return names.pop() if names else "another desk"
 
     async def undo_last(self) -> ScanResult | None:
         """Take back this desk's last admission (a mistaken scan); None when there is nothing to

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, Event, ListKey, Ticket, TicketChange, Tier
+from server.db.models import CheckInList, Device, Event, ListKey, Ticket, TicketChange, Tier
 from server.domain.issuance.keys import Keyring
 from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle
 
@@ -49,6 +49,12 @@ async def build_bundle(
     ]
     keys = list(await session.scalars(select(ListKey).where(ListKey.list_id == checklist.id)))
     tiers = await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == event.id))
+    admissible = (
+        select(func.count()).select_from(Ticket).where(Ticket.event_id == event.id, Ticket.status == "active")
+    )
+    if checklist.tier_ids is not None:
+        admissible = admissible.where(Ticket.tier_id.in_(checklist.tier_ids))
+    desks = await session.execute(select(Device.id, Device.name).where(Device.event_id == event.id))
     active = next(k for k in keys if k.status == "active")
     body = {
         "format": FORMAT_VERSION,
@@ -75,6 +81,8 @@ async def build_bundle(
         ],
         "tiers": dict(sorted((tier_id, title) for tier_id, title in tiers.all())),
         "count": len(entries),
+        "admissible": int(await session.scalar(admissible) or 0),
+        "devices": dict(sorted((device_id, name) for device_id, name in desks.all())),
         "entries": pack_entries(entries),
     }
     return sign_bundle(body, keyring.unseal(active))
