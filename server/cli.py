@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -83,14 +85,39 @@ def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
-    from server.demo import seed_demo
+    """The whole story on the embedded database: the server with a demo event, two door lists and
+    sold tickets, and a desk enrolled at the main entrance scanning the guests' passes."""
+    from server.demo import run_desk, seed_demo
 
     os.environ.setdefault("TICKETS_DATA_DIR", str(settings.data_dir))
-    settings = seed_demo(settings, port=args.port)
+    settings, door = seed_demo(settings, port=args.port)
     get_settings.cache_clear()
-    args.workers = 1
-    args.host = "127.0.0.1"
-    cmd_serve(args, settings)
+    if args.serve_only:
+        args.workers, args.host = 1, "127.0.0.1"
+        cmd_serve(args, settings)
+        return
+    server = subprocess.Popen(  # noqa: S603  (this very program)
+        [sys.executable, "-m", "server", "serve", "--port", str(args.port), "--log-level", "warning"]
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{args.port}")
+        screen = sys.stdin.isatty() and sys.stdout.isatty() and not args.headless
+        code = run_desk(settings, door, screen=screen)
+        raise SystemExit(code)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def wait_until_serving(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/xrpc/_health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"the server at {url} did not start")
 
 
 def cmd_call(args: argparse.Namespace, settings: Settings) -> None:
@@ -149,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="seed a demo event on the embedded SQLite database and serve it")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--log-level", default="info")
+    demo.add_argument("--serve-only", action="store_true", help="only the server, no desk")
+    demo.add_argument("--headless", action="store_true", help="the desk prints its decisions, no screen")
     demo.set_defaults(func=cmd_demo)
     cli_devices.register(sub)
     cli_webhooks.register(sub)

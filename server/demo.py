@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +71,9 @@ def call_as_demo_app(settings: Settings, method: str, body: dict[str, Any], base
     return response.status_code, response.json()
 
 
-def seed_demo(settings: Settings, *, port: int) -> Settings:
-    """Write the demo identity and data; answers the settings the demo server runs with."""
+def seed_demo(settings: Settings, *, port: int) -> tuple[Settings, DemoDoor]:
+    """Write the demo identity and data; answers the settings the demo server runs with and what
+    its door needs."""
     data_dir = settings.data_dir
     did_docs = settings.did_docs or data_dir / "did-docs"
     did_docs.mkdir(parents=True, exist_ok=True)
@@ -88,7 +92,7 @@ def seed_demo(settings: Settings, *, port: int) -> Settings:
         f"desk code     {door.enrollment_code}  (tickets-scanner enroll {door.enrollment_code} "
         f"--server {settings.public_url})"
     )
-    return settings
+    return settings, door
 
 
 async def _seed(settings: Settings) -> tuple[str, str]:
@@ -235,3 +239,19 @@ async def open_doors(settings: Settings, event_id: str) -> DemoDoor:
                 str(passes_dir / f"{item.ticket.ticket_number}-{safe}.png"), scale=8, border=4
             )
     return DemoDoor(main.id, vip.id, passes_dir, enrollment.code)
+
+
+def run_desk(settings: Settings, door: DemoDoor, *, screen: bool) -> int:
+    """Enroll a fresh demo desk at the main entrance and start it on the pass images: the door
+    staff's screen when there is a terminal, else headless, printing one line per decision."""
+    desk_dir = settings.data_dir / "demo" / "desk"
+    shutil.rmtree(desk_dir, ignore_errors=True)
+    env = {**os.environ, "SCANNER_DATA_DIR": str(desk_dir)}
+    scanner = str(Path(sys.executable).with_name("tickets-scanner"))
+    enroll = [scanner, "enroll", door.enrollment_code, "--server", settings.public_url, "--name", "Demo desk"]
+    enrolled = subprocess.run(enroll, env=env, check=False)  # noqa: S603  (our own console script)
+    if enrolled.returncode != 0:
+        return enrolled.returncode
+    source = ["--source", str(door.passes_dir), "--list", door.main_list, "--gate", "Main door"]
+    command = [scanner, *source] if screen else [scanner, "--headless", *source]
+    return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
