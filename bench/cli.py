@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only NAME] [--repeat N] [--profile DIR] [--json FILE]``."""
+"""``python -m bench [--quick] [--only NAME] [--configuration NAME] [--repeat N] [--settle S]
+[--profile DIR] [--json FILE]``: run the registered workloads and print their tables and ratios."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import json
 import platform
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from bench import deploy, load
 from bench.registry import WORKLOADS
-from bench.results import Options, Row, RunResult, Workload, median_rows, table
+from bench.results import Options, RunResult, Workload, median_rows, table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,17 +30,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", action="append", choices=sorted(WORKLOADS), help="run only this workload (repeatable)"
     )
     parser.add_argument(
+        "--configuration",
+        action="append",
+        choices=[c.name for c in deploy.CONFIGURATIONS],
+        help="measure only this deployment (repeatable), e.g. 'PostgreSQL 2p'",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="run each workload N times; the table shows medians"
     )
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the server into this folder")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds to wait for an idle machine before each timed phase (default 30; --quick 0)",
+    )
     parser.add_argument("--json", type=Path, help="also write every row of every run to this file")
     return parser
+
+
+def revision() -> str:
+    """The commit measured, ``-dirty`` when the working tree has changes."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            check=False,
+            cwd=deploy.ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def header() -> str:
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.node()}  "
-        f"{load.cores()} cores  Python {platform.python_version()}\n"
+        f"{load.cores()} cores  Python {platform.python_version()}  server at {revision()}\n"
         "The load generator runs in this process and shares the cores with the server and the database; "
         "its tokens are signed before each timed phase."
     )
@@ -46,20 +75,24 @@ def header() -> str:
 
 def report(workload: Workload, runs: Sequence[RunResult]) -> str:
     rows = median_rows([r.rows for r in runs])
-    title = f"== {workload.name}: {workload.summary}"
-    lines = [title, f"   medians of {len(runs)} runs" if len(runs) > 1 else "", table(rows), "", "ratios:"]
+    lines = [f"== {workload.name}: {workload.summary}"]
+    if len(runs) > 1:
+        lines.append(f"   medians of {len(runs)} runs")
+    lines += [table(rows), "", "ratios:"]
     lines += ["  " + line for line in workload.ratios(rows)]
     lines += ["", "notes:"] + ["  " + n for r in runs for n in r.notes]
     failures = [f for r in runs for f in r.failures]
     lines += ["", "FAILED:", *("  " + f for f in failures)] if failures else ["", "checks: all passed"]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
 async def run_all(names: Sequence[str], options: Options, repeat: int) -> dict[str, list[RunResult]]:
-    """Every chosen workload ``repeat`` times; SIGTERM stops it like Ctrl-C (cleanup still runs)."""
+    """Every chosen workload ``repeat`` times. Ctrl-C or SIGTERM (even where a background shell
+    ignores SIGINT) stops it; the cleanup still runs."""
     task = asyncio.current_task()
     if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
     results: dict[str, list[RunResult]] = {}
     for name in names:
         for n in range(repeat):
@@ -87,7 +120,13 @@ def write_json(path: Path, results: dict[str, list[RunResult]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = args.only or list(WORKLOADS)
-    options = Options(quick=args.quick, profile_dir=args.profile)
+    settle = args.settle if args.settle is not None else (0.0 if args.quick else 30.0)
+    options = Options(
+        quick=args.quick,
+        profile_dir=args.profile,
+        settle_s=settle,
+        configurations=tuple(args.configuration or ()),
+    )
     print(header(), flush=True)
     try:
         results = asyncio.run(run_all(names, options, max(1, args.repeat)))
@@ -103,6 +142,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         write_json(args.json, results)
     return 1 if any(r.failures for runs in results.values() for r in runs) else 0
-
-
-__all__ = ["Row", "main"]

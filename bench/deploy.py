@@ -212,6 +212,10 @@ async def deployed(
         server_url = f"http://127.0.0.1:{port}"
         await _wait_healthy(server_url, process, log)
         yield Server(configuration, server_url, process, url)
+    except BaseException:
+        if (folder / "server.log").exists():
+            print(f"--- {configuration.name} server log ---\n{_tail(folder / 'server.log')}", file=sys.stderr)
+        raise
     finally:
         if process is not None:
             await asyncio.to_thread(_stop, process)

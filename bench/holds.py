@@ -1,23 +1,24 @@
 """Checkout holds (``createTicketHold``), on each configuration:
 
 * contended: one capacity group of 100 with one tier; 300 holds of one place, 16 in flight. Exactly
-  100 must succeed and the availability endpoint must then show none left (0 oversold).
+  100 must succeed and the availability endpoint must then show none left (0 oversold). A phase that
+  other work disturbed is measured again on a fresh group, and checked again.
 * uncontended: 16 tiers, each in its own large group over 4 events; holds spread over the tiers,
   16 in flight.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 
-from bench import load, profiling
-from bench.deploy import CONFIGURATIONS, Configuration, Server, deployed
+from bench import load
+from bench.deploy import CONFIGURATIONS, Configuration, deployed
 from bench.results import Options, Row, RunResult, Workload, find
-from bench.xrpc import BenchApp, event_uri
+from bench.stage import Stage, each_configuration
+from bench.xrpc import BenchApp, Event
 
 CONCURRENCY = 16
 CONTENDED_CAPACITY = 100
@@ -44,44 +45,29 @@ QUICK = Sizes(warm_up=64, uncontended=300)
 
 @dataclass(frozen=True)
 class Catalog:
+    """The tiers the holds go to (the contended tier is made afresh for every attempt)."""
+
     warm_up_tier: str
-    contended_event: str
-    contended_tier: str
     uncontended_tiers: list[str]
 
 
 async def build_catalog(app: BenchApp, client: httpx.AsyncClient) -> Catalog:
-    numbers = itertools.count(1)
-    warm_uri = event_uri(next(numbers))
-    await app.event(client, warm_uri)
-    warm_up_tier = await app.tier_in_own_group(client, warm_uri, LARGE_CAPACITY)
-    contended_uri = event_uri(next(numbers))
-    contended_event = await app.event(client, contended_uri)
-    contended_tier = await app.tier_in_own_group(client, contended_uri, CONTENDED_CAPACITY)
-    uris = [event_uri(next(numbers)) for _ in range(UNCONTENDED_EVENTS)]
-    for uri in uris:
-        await app.event(client, uri)
+    """A warm-up tier, and the uncontended tiers: each in its own large group, over a few events."""
+    warm_up = await app.event(client)
+    warm_up_tier = await app.tier_in_own_group(client, warm_up, LARGE_CAPACITY)
+    events = [await app.event(client) for _ in range(UNCONTENDED_EVENTS)]
     tiers = [
-        await app.tier_in_own_group(client, uris[n % UNCONTENDED_EVENTS], LARGE_CAPACITY)
+        await app.tier_in_own_group(client, events[n % UNCONTENDED_EVENTS], LARGE_CAPACITY)
         for n in range(UNCONTENDED_TIERS)
     ]
-    return Catalog(warm_up_tier, contended_event, contended_tier, tiers)
+    return Catalog(warm_up_tier, tiers)
 
 
 @dataclass
-class Stage:
-    """One configuration being measured: its server, the client pool and the catalog on it."""
+class HoldStage(Stage):
+    """The holds workload on one configuration."""
 
-    app: BenchApp
-    server: Server
-    client: httpx.AsyncClient
     catalog: Catalog
-    options: Options
-    out: RunResult
-
-    @property
-    def name(self) -> str:
-        return self.server.configuration.name
 
     @property
     def sizes(self) -> Sizes:
@@ -95,28 +81,23 @@ class Stage:
     async def warm_up(self) -> None:
         """Untimed holds on a tier of their own: connections open, every server process warm."""
         requests = self.holds([self.catalog.warm_up_tier], self.sizes.warm_up)
-        await load.warm_up(self.client, requests, CONCURRENCY)
-
-    async def measure(self, scenario: str, requests: list[httpx.Request]) -> load.Phase:
-        """A timed phase, profiled when asked; its notes go into the run's."""
-        label = f"{self.name} {scenario}"
-        pids = self.server.serving_pids()
-        async with profiling.recording(pids, self.options.profile_dir, label) as profiles:
-            phase = await load.timed(self.server, self.client, requests, CONCURRENCY)
-        self.out.notes.append(f"{label}: outcomes {dict(phase.outcomes)}; {phase.cpu_budget()}")
-        if len(phase.worker_cpu_share) > 1:
-            split = " / ".join(f"{100 * s:.0f} %" for s in phase.worker_cpu_share)
-            self.out.notes.append(f"{label}: server CPU split between processes {split}")
-        if profiles:
-            self.out.notes.append(f"{label}: profile of the server ({', '.join(map(str, profiles))})")
-            self.out.notes += ["    " + line for line in profiling.summary(profiles)]
-        return phase
+        await load.warm_up(self.client, requests, self.concurrency)
 
     async def contended(self) -> None:
-        """300 holds for 100 places: exactly 100 granted, and availability agrees."""
-        phase = await self.measure("contended", self.holds([self.catalog.contended_tier], CONTENDED_REQUESTS))
+        """300 holds for 100 places on a fresh tier: exactly 100 granted, and availability agrees."""
+
+        async def attempt() -> load.Phase:
+            event = await self.app.event(self.client)
+            tier = await self.app.tier_in_own_group(self.client, event, CONTENDED_CAPACITY)
+            phase = await self.measure("contended", self.holds([tier], CONTENDED_REQUESTS))
+            await self.check_sold_out(event, tier, phase)
+            return phase
+
+        phase = await self.steady("contended", attempt)
+        self.out.rows.append(Row.of(self.name, "contended", phase, phase.count("200")))
+
+    async def check_sold_out(self, event: Event, tier: str, phase: load.Phase) -> None:
         ok = phase.count("200")
-        self.out.rows.append(Row.of(self.name, "contended", phase, ok))
         problems = []
         if ok > CONTENDED_CAPACITY:
             problems.append(f"OVERSOLD: {ok} holds granted for a capacity of {CONTENDED_CAPACITY}")
@@ -125,13 +106,9 @@ class Stage:
         unexpected = phase.requests - ok - sum(phase.count(r) for r in REFUSALS)
         if unexpected:
             problems.append(f"{unexpected} holds failed unexpectedly: {dict(phase.outcomes)}")
-        event = {"eventId": self.catalog.contended_event}
-        availability = await self.app.ok(
-            self.client, self.app.query(self.client, "getTicketAvailability", event)
-        )
-        left = {t["tierId"]: t["availableQuantity"] for t in availability["tiers"]}.get(
-            self.catalog.contended_tier
-        )
+        query = self.app.query(self.client, "getTicketAvailability", {"eventId": event.id})
+        availability = await self.app.ok(self.client, query)
+        left = {t["tierId"]: t["availableQuantity"] for t in availability["tiers"]}.get(tier)
         if left != CONTENDED_CAPACITY - ok or left != 0:
             problems.append(f"availability shows {left} left after {ok} holds on {CONTENDED_CAPACITY} places")
         self.out.failures += [f"{self.name} contended: {p}" for p in problems]
@@ -139,30 +116,34 @@ class Stage:
     async def uncontended(self) -> None:
         """Holds spread over many tiers: every one granted."""
         count = self.sizes.uncontended
-        phase = await self.measure("uncontended", self.holds(self.catalog.uncontended_tiers, count))
-        ok = phase.count("200")
-        self.out.rows.append(Row.of(self.name, "uncontended", phase, ok))
-        if ok != count:
-            failed = f"{count - ok} holds failed: {dict(phase.outcomes)}"
-            self.out.failures.append(f"{self.name} uncontended: {failed}")
 
+        async def attempt() -> load.Phase:
+            phase = await self.measure("uncontended", self.holds(self.catalog.uncontended_tiers, count))
+            if phase.count("200") != count:
+                failed = f"{count - phase.count('200')} holds failed: {dict(phase.outcomes)}"
+                self.out.failures.append(f"{self.name} uncontended: {failed}")
+            return phase
 
-async def _on(configuration: Configuration, options: Options, out: RunResult) -> None:
-    app = BenchApp()
-    async with (
-        deployed(configuration, app.did, app.did_document()) as server,
-        load.pool(server.url, CONCURRENCY) as client,
-    ):
-        stage = Stage(app, server, client, await build_catalog(app, client), options, out)
-        await stage.warm_up()
-        await stage.contended()
-        await stage.uncontended()
+        phase = await self.steady("uncontended", attempt)
+        self.out.rows.append(Row.of(self.name, "uncontended", phase, phase.count("200")))
 
 
 async def run(options: Options) -> RunResult:
     out = RunResult()
-    for configuration in CONFIGURATIONS:
-        await _on(configuration, options, out)
+
+    async def measure(configuration: Configuration) -> None:
+        app = BenchApp()
+        async with (
+            deployed(configuration, app.did, app.did_document()) as server,
+            load.pool(server.url, CONCURRENCY) as client,
+        ):
+            catalog = await build_catalog(app, client)
+            stage = HoldStage(app, server, client, options, out, CONCURRENCY, catalog)
+            await stage.warm_up()
+            await stage.contended()
+            await stage.uncontended()
+
+    await each_configuration(options, out, measure)
     return out
 
 

@@ -43,8 +43,9 @@ def outcome(response: httpx.Response) -> str:
 @dataclass(frozen=True)
 class Phase:
     """One timed phase. CPU figures are milliseconds per request; ``database`` is every PostgreSQL
-    process on the machine (None on SQLite, where the database runs inside the server); ``others``
-    are the busiest processes outside the benchmark, in cores (noise from other work)."""
+    process on the machine (None on SQLite, where the database runs inside the server); ``tools`` the
+    benchmark's own helpers (the profiler), in cores; ``others`` the busiest processes outside the
+    benchmark, in cores (noise from other work)."""
 
     requests: int
     elapsed_s: float
@@ -55,6 +56,7 @@ class Phase:
     client_cpu_ms: float
     worker_cpu_share: list[float]
     machine_busy_cores: float
+    tools_cores: float
     others: list[tuple[str, float]]
     peak_rss_mb: float | None
 
@@ -65,16 +67,24 @@ class Phase:
     def count(self, name: str) -> int:
         return self.outcomes.get(name, 0)
 
-    def cpu_budget(self) -> str:
-        """Where the machine's busy cores went."""
+    def _cores(self) -> dict[str, float]:
         parts = {
             "server": self.server_cpu_ms,
             "database": self.database_cpu_ms or 0.0,
             "client": self.client_cpu_ms,
         }
-        used = {name: ms * self.rate / 1000 for name, ms in parts.items()}
-        used["other"] = max(0.0, self.machine_busy_cores - sum(used.values()))
-        split = ", ".join(f"{name} {n:.2f}" for name, n in used.items())
+        return {name: ms * self.rate / 1000 for name, ms in parts.items()} | {"tools": self.tools_cores}
+
+    @property
+    def other_cores(self) -> float:
+        """Cores the machine spent outside the benchmark's own processes (other work, the kernel)."""
+        return max(0.0, self.machine_busy_cores - sum(self._cores().values()))
+
+    def cpu_budget(self) -> str:
+        """Where the machine's busy cores went."""
+        split = ", ".join(
+            f"{name} {n:.2f}" for name, n in {**self._cores(), "other": self.other_cores}.items()
+        )
         busiest = ", ".join(f"{name} {n:.2f}" for name, n in self.others)
         machine = f"machine busy {self.machine_busy_cores:.2f} of {cores()} cores"
         return f"{machine} ({split}; busiest other: {busiest})"
@@ -107,6 +117,19 @@ async def warm_up(client: httpx.AsyncClient, requests: Sequence[httpx.Request], 
     await _drive(client, requests, concurrency)
 
 
+async def settle(max_wait_s: float, quiet_cores: float = 0.3) -> float:
+    """Wait (up to ``max_wait_s``) for a second in which the machine is nearly idle, so that other
+    work does not share the cores with the measurement; answers the busy cores last seen."""
+    deadline = time.monotonic() + max_wait_s
+    busy = 0.0
+    while True:
+        before = procfs.machine_busy_seconds()
+        await asyncio.sleep(1.0)
+        busy = procfs.machine_busy_seconds() - before
+        if busy < quiet_cores or time.monotonic() >= deadline:
+            return busy
+
+
 async def timed(
     server: Server, client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int
 ) -> Phase:
@@ -125,7 +148,9 @@ async def timed(
     database = set(procfs.pids_named("postgres")) if server.configuration.backend == "postgresql" else set()
     server_used = [used.get(pid, 0.0) for pid in workers]
     server_total = sum(server_used)
-    ours = {*workers, *database, os.getpid()}
+    tree = {server.process.pid, *procfs.descendants(server.process.pid)}
+    tools = set(procfs.descendants(os.getpid())) - tree
+    ours = {*workers, *database, *tools, os.getpid()}
     others = sorted(
         ((procfs.name(pid), s) for pid, s in used.items() if pid not in ours), key=lambda o: -o[1]
     )
@@ -140,6 +165,7 @@ async def timed(
         client_cpu_ms=used.get(os.getpid(), 0.0) * per_request,
         worker_cpu_share=[u / server_total for u in server_used] if server_total else [],
         machine_busy_cores=machine_busy / elapsed,
+        tools_cores=sum(used.get(pid, 0.0) for pid in tools) / elapsed,
         others=[(name, s / elapsed) for name, s in others[:3]],
         peak_rss_mb=server.peak_rss_mb(),
     )

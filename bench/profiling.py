@@ -14,19 +14,25 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 SAMPLE_RATE = 200
-# Inclusive shares worth naming: a sample counts when any frame of its stack matches.
-MARKERS = {
-    "JWT verification (all)": "verify_service_jwt (",
-    "  ECDSA signature check": "verify (server/auth/multikey.py",
-    "  issuer key lookup (DID document, Multikey decode)": "signing_key (",
-    "  replay guard (INSERT jti, own transaction)": "first_use (",
-    "caller app lookup (own transaction)": "caller_app (",
-    "lexicon validation of input": "validate_input (",
-    "hold transaction (create_hold)": "create_hold (",
-    "transaction commit": "commit (",
-    "HTTP parsing (h11)": "h11/",
-    "litestar request/response": "litestar/",
-    "SQLAlchemy ORM + Core": "sqlalchemy/",
+# Inclusive shares worth naming: a sample counts when any frame of its stack matches. Indented
+# lines are parts of the line above them.
+MARKERS: dict[str, tuple[str, ...]] = {
+    "XRPC dispatch (everything after HTTP routing)": ("dispatch (server/xrpc/framework.py",),
+    "  lexicon validation of the input": ("validate_input (",),
+    "  caller authentication": ("authenticate (server/xrpc/auth.py",),
+    "    registered-app lookup (own transaction)": ("caller_app (",),
+    "    service JWT verification": ("verify_service_jwt (",),
+    "      ECDSA signature check": ("verify (server/auth/multikey.py",),
+    "      issuer key lookup (DID document, Multikey decode)": ("signing_key (",),
+    "      replay guard: INSERT jti (own write transaction)": ("first_use (",),
+    "  createTicketHold handler": ("create_ticket_hold (",),
+    "    hold transaction (create_hold)": ("create_hold (",),
+    "      availability checks (check_hold)": ("check_hold (",),
+    "SQLAlchemy (ORM, Core, pool), inclusive": ("sqlalchemy/",),
+    "  connection pre-ping on checkout": ("do_ping (",),
+    "  session flush (INSERTs)": ("flush (sqlalchemy/orm/session.py",),
+    "  transaction commit": ("commit (sqlalchemy/",),
+    "database driver (asyncpg / aiosqlite), inclusive": ("asyncpg/", "aiosqlite/"),
 }
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
@@ -111,8 +117,8 @@ def summary(paths: Sequence[Path], top: int = 12) -> list[str]:
         by_package[_package(stack[-1])] += count
         by_function[stack[-1]] += count
         text = ";".join(stack)
-        for label, needle in MARKERS.items():
-            if needle in text:
+        for label, needles in MARKERS.items():
+            if any(needle in text for needle in needles):
                 marked[label] += count
 
     def share(counter: Counter[str], limit: int | None = None) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import holds
+from bench import exports, holds, scanner
 from bench.results import Workload
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (holds.WORKLOAD,)}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (holds.WORKLOAD, exports.WORKLOAD, scanner.WORKLOAD)}

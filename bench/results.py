@@ -12,8 +12,13 @@ from bench.load import Phase, percentile
 
 @dataclass(frozen=True)
 class Options:
+    """``settle_s``: how long to wait for other work on the machine to stop before each timed phase;
+    ``configurations``: the names to measure (all when empty)."""
+
     quick: bool = False
     profile_dir: Path | None = None
+    settle_s: float = 0.0
+    configurations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Row:
     server_cpu_ms: float
     database_cpu_ms: float | None
     client_cpu_ms: float
+    other_cores: float
 
     @classmethod
     def of(cls, configuration: str, scenario: str, phase: Phase, ok: int) -> Row:
@@ -46,6 +52,7 @@ class Row:
             server_cpu_ms=phase.server_cpu_ms,
             database_cpu_ms=phase.database_cpu_ms,
             client_cpu_ms=phase.client_cpu_ms,
+            other_cores=phase.other_cores,
         )
 
 
@@ -106,6 +113,7 @@ COLUMNS = (
     "CPU ms/req server",
     "db",
     "client",
+    "other cores",
 )
 
 
@@ -124,6 +132,7 @@ def table(rows: Sequence[Row]) -> str:
             _number(r.server_cpu_ms, 2),
             _number(r.database_cpu_ms, 2),
             _number(r.client_cpu_ms, 2),
+            _number(r.other_cores, 2),
         )
         for r in rows
     ]

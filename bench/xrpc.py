@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,12 +25,21 @@ class XrpcError(RuntimeError):
     """A set-up or check call was refused."""
 
 
+@dataclass(frozen=True)
+class Event:
+    """A ticketed event: its id here and the AT-URI of its calendar record."""
+
+    id: str
+    uri: str
+
+
 class BenchApp:
     """A registered app signing every call with a fresh service-auth JWT (new ``jti`` each time)."""
 
     def __init__(self) -> None:
         self.did = APP_DID
         self.key = SigningKey.generate("ES256K")
+        self._events = itertools.count(1)
 
     def did_document(self) -> dict[str, Any]:
         return self.key.did_document(self.did)
@@ -64,22 +75,22 @@ class BenchApp:
         output: dict[str, Any] = response.json()
         return output
 
-    async def event(self, client: httpx.AsyncClient, uri: str) -> str:
-        """A new active ticketed event; answers its id."""
+    async def event(self, client: httpx.AsyncClient) -> Event:
+        """A new active ticketed event."""
+        uri = f"at://{ORGANIZER_DID}/community.lexicon.calendar.event/3kbench{next(self._events):06d}"
         body = {
             "organizerDid": ORGANIZER_DID,
             "event": {"uri": uri, "title": "Bench night", "startsAt": "2030-12-31T20:00:00.000Z"},
             "status": "active",
         }
         out = await self.ok(client, self.procedure(client, "createTicketEvent", body))
-        event_id: str = out["event"]["id"]
-        return event_id
+        return Event(out["event"]["id"], uri)
 
     async def tier_in_own_group(
-        self, client: httpx.AsyncClient, event_uri: str, capacity: int, max_per_order: int = 10
+        self, client: httpx.AsyncClient, event: Event, capacity: int, max_per_order: int = 10
     ) -> str:
         """A capacity group of ``capacity`` holding one tier of the same size; answers the tier id."""
-        scope = {"organizerDid": ORGANIZER_DID, "event": {"uri": event_uri}}
+        scope = {"organizerDid": ORGANIZER_DID, "event": {"uri": event.uri}}
         group = await self.ok(
             client,
             self.procedure(
@@ -98,7 +109,3 @@ class BenchApp:
         out = await self.ok(client, self.procedure(client, "createTicketTier", tier_body))
         tier_id: str = out["tier"]["id"]
         return tier_id
-
-
-def event_uri(n: int) -> str:
-    return f"at://{ORGANIZER_DID}/community.lexicon.calendar.event/3kbench{n:06d}"

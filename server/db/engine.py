@@ -65,7 +65,7 @@ class Database:
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
         else:
             self.write_engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
             )
             self.read_engine = self.write_engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
