@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +231,18 @@ def _web_host(did: str) -> str:
     return host
 
 
+@lru_cache(maxsize=4096)
+def _decoded(multibase: str) -> PublicKey:
+    """Keys are decoded (and their curve point checked) once, not on every verified token."""
+    return decode_multikey(multibase)
+
+
 def _multikey_of(did: str, method: dict[str, Any]) -> PublicKey:
     multibase = method.get("publicKeyMultibase")
     if method.get("type") != "Multikey" or not isinstance(multibase, str):
         raise DidResolutionError(f"the #atproto key of {did} is not a Multikey")
     try:
-        return decode_multikey(multibase)
+        return _decoded(multibase)
     except MultikeyError as exc:
         raise DidResolutionError(f"the #atproto key of {did} is invalid: {exc}") from exc
 
