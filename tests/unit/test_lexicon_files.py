@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.xrpc.lexicon import Lexicons
+from server.xrpc.lexicon import Lexicons, LexiconValidationError
 
 ROOT = Path(__file__).resolve().parents[2] / "lexicons"
 FILES = sorted(ROOT.rglob("*.json"))
@@ -59,6 +59,14 @@ DEVICE_METHODS = {
 CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
 # Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
 DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
+RECORDS = {
+    "tickets.atmosphere.ticketTier",
+    "tickets.atmosphere.capacityGroup",
+    "tickets.atmosphere.checkInList",
+    "tickets.atmosphere.publicOffer",
+    "tickets.atmosphere.ticketedEvent",
+}
+PINNED_RECORDS = {"community.lexicon.calendar.event", "community.lexicon.calendar.rsvp"}
 APP_ERRORS = {"AppNotRegistered", "TicketsModuleDisabled"}
 DEVICE_ERRORS = {"DeviceAuthenticationRequired", "DeviceRevoked"}
 FIELD_TYPES = {
@@ -152,6 +160,11 @@ def test_records_have_a_key() -> None:
     for record in records:
         assert record["key"] in {"tid", "nsid", "any"} or record["key"].startswith("literal:")
         assert record["record"]["type"] == "object"
+
+
+def test_record_list() -> None:
+    records = {nsid for nsid, d in DOCUMENTS.items() if d["defs"].get("main", {}).get("type") == "record"}
+    assert records == RECORDS | PINNED_RECORDS
 
 
 def test_method_list() -> None:
@@ -540,3 +553,200 @@ def test_a_calendar_event_record_validates() -> None:
             "uris": [{"uri": "https://example.com/concert", "name": "Tickets"}],
         },
     )
+
+
+# --- public records ---------------------------------------------------------------------------------
+
+STRONG_REF = "com.atproto.repo.strongRef"
+EVENT_REF = {
+    "uri": "at://did:plc:z72i7hdynmk6r22z27h6tvur/community.lexicon.calendar.event/3jzfcijpj2z2a",
+    "cid": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a",
+}
+TIER_REF = {
+    "uri": "at://did:plc:z72i7hdynmk6r22z27h6tvur/tickets.atmosphere.ticketTier/3jzfcijpj2z2b",
+    "cid": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a",
+}
+CREATED_AT = "2026-10-01T12:00:00.000Z"
+
+# Records are public, so no property of one may carry buyer data, exact counters, holds, ticket IDs,
+# QR secrets, answers or check-in logs. Property names are split into words (camelCase, kebab-case,
+# snake_case); a word starting with one of these stems, or words run together containing one of the
+# compounds, marks private data. Word stems, so that `discountPercent` passes while `soldCount` fails.
+PRIVATE_WORD_STEMS = (
+    "email", "phone", "buyer", "purchaser", "customer", "holder", "owner", "attendee", "guest",
+    "hold", "held", "token", "secret", "password", "private", "qr", "jwt", "credential", "device",
+    "counter", "count", "quantity", "sold", "available", "remaining", "inventory",
+    "answer", "scan", "log", "payment", "refund", "checkin",
+)  # fmt: skip
+PRIVATE_COMPOUNDS = ("checkin", "checkedin", "ticketid", "ticketnumber", "orderid")
+
+
+def _words(name: str) -> list[str]:
+    spaced = "".join(f" {c}" if c.isupper() else c for c in name).replace("-", " ").replace("_", " ")
+    return spaced.lower().split()
+
+
+def suggests_private_data(name: str) -> bool:
+    words = _words(name)
+    compact = "".join(words)
+    return any(word.startswith(PRIVATE_WORD_STEMS) for word in words) or any(
+        compound in compact for compound in PRIVATE_COMPOUNDS
+    )
+
+
+def record_property_names(nsid: str, documents: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """Every property name a record can hold, following references into other definitions."""
+    seen: set[str] = set()
+    pending = [f"{nsid}#main"]
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        ref_nsid, _, name = ref.partition("#")
+        definition = documents[ref_nsid]["defs"][name or "main"]
+        for where, schema in schemas(definition, ref):
+            if "/" in where and not where.endswith(("/items", "/record")):
+                yield where, where.rsplit("/", 1)[-1]
+            targets = [schema["ref"]] if schema["type"] == "ref" else schema.get("refs", [])
+            pending += [f"{ref_nsid}{t}" if t.startswith("#") else t for t in targets]
+
+
+@pytest.mark.parametrize("nsid", sorted(RECORDS))
+def test_records_hold_no_private_data(nsid: str) -> None:
+    names = list(record_property_names(nsid, DOCUMENTS))
+    assert names
+    for where, name in names:
+        assert not suggests_private_data(name), f"{where}: records are public; keep this in the service"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "buyerEmail", "email", "holderName", "attendees", "holdId", "holdExpiresAt", "token", "qrSecret",
+        "secretCode", "privateCode", "soldCount", "quantitySold", "heldQuantity", "availableQuantity",
+        "remaining", "counter", "checkInLog", "checkIns", "checkedInAt", "scanLog", "scans", "ticketId",
+        "ticket_id", "ticketNumber", "answers", "customerPhone", "deviceId",
+    ],
+)  # fmt: skip
+def test_the_private_data_guard_catches(name: str) -> None:
+    assert suggests_private_data(name)
+    document = json.loads(json.dumps(DOCUMENTS["tickets.atmosphere.ticketTier"]))
+    document["defs"]["main"]["record"]["properties"][name] = {"type": "string", "description": "x"}
+    names = record_property_names("tickets.atmosphere.ticketTier", {**DOCUMENTS, document["id"]: document})
+    assert any(suggests_private_data(found) for _, found in names)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "event", "title", "description", "availabilityDisplay", "visibility", "maxPerOrder",
+        "discountPercent", "discountAmount", "priceAmount", "capacityGroup", "code", "tiers", "service",
+        "saleStartsAt",
+    ],
+)  # fmt: skip
+def test_the_private_data_guard_passes(name: str) -> None:
+    assert not suggests_private_data(name)
+
+
+def test_record_shapes() -> None:
+    expected = {
+        "tickets.atmosphere.ticketTier": ("tid", {"event", "title", "createdAt"}),
+        "tickets.atmosphere.capacityGroup": ("tid", {"event", "name", "createdAt"}),
+        "tickets.atmosphere.checkInList": ("tid", {"event", "name", "createdAt"}),
+        "tickets.atmosphere.publicOffer": ("tid", {"event", "name", "createdAt"}),
+        "tickets.atmosphere.ticketedEvent": ("any", {"event", "createdAt"}),
+    }
+    for nsid, (key, required) in expected.items():
+        record = main(nsid)
+        assert record["key"] == key, nsid
+        assert set(record["record"]["required"]) == required, nsid
+        assert record["record"]["properties"]["event"]["ref"] == STRONG_REF, nsid
+        assert record["record"]["properties"]["createdAt"]["format"] == "datetime", nsid
+    tier = main("tickets.atmosphere.ticketTier")["record"]["properties"]
+    assert set(tier) == {
+        "event", "title", "description", "priceAmount", "productRef", "priceRef", "capacityGroup",
+        "saleStartsAt", "saleEndsAt", "maxPerOrder", "visibility", "availabilityDisplay", "createdAt",
+    }  # fmt: skip
+    assert tier["title"]["maxGraphemes"] == 200 and tier["description"]["maxGraphemes"] == 5000
+    assert (tier["maxPerOrder"]["minimum"], tier["maxPerOrder"]["maximum"]) == (1, 50)
+    for ref in ("productRef", "priceRef", "capacityGroup"):
+        assert tier[ref]["ref"] == STRONG_REF
+    assert tier["priceAmount"]["ref"] == "tickets.atmosphere.defs#priceAmount"
+    assert tier["visibility"]["knownValues"] == ["public", "unlisted", "hidden"]
+    assert tier["availabilityDisplay"]["knownValues"] == ["exact", "limited", "hidden"]
+    group = main("tickets.atmosphere.capacityGroup")["record"]["properties"]
+    assert set(group) == {"event", "name", "visibility", "createdAt"}
+    assert group["visibility"]["knownValues"] == ["public", "unlisted", "hidden"]
+    lists = main("tickets.atmosphere.checkInList")["record"]["properties"]
+    assert set(lists) == {"event", "name", "description", "tiers", "createdAt"}
+    assert lists["tiers"]["maxLength"] == 100 and lists["tiers"]["items"]["ref"] == STRONG_REF
+    offer = main("tickets.atmosphere.publicOffer")["record"]["properties"]
+    assert offer["kind"]["knownValues"] == ["discount", "presale", "affiliate", "access-window"]
+    assert (offer["discountPercent"]["minimum"], offer["discountPercent"]["maximum"]) == (0, 100)
+    assert offer["discountAmount"]["ref"] == "tickets.atmosphere.defs#priceAmount"
+    assert offer["tiers"]["items"]["ref"] == STRONG_REF
+    assert offer["code"]["maxLength"] == 100
+    backlink = main("tickets.atmosphere.ticketedEvent")["record"]["properties"]
+    assert set(backlink) == {"event", "service", "createdAt"}
+    assert backlink["service"]["format"] == "did"
+
+
+def test_public_records_validate() -> None:
+    lexicons = Lexicons.load(ROOT)
+    tier = {
+        "$type": "tickets.atmosphere.ticketTier",
+        "event": EVENT_REF,
+        "title": "General admission",
+        "priceAmount": {"amount": 2500, "currency": "usd"},
+        "capacityGroup": {**TIER_REF, "uri": TIER_REF["uri"].replace("ticketTier", "capacityGroup")},
+        "saleStartsAt": "2026-10-01T12:00:00.000Z",
+        "maxPerOrder": 10,
+        "visibility": "public",
+        "availabilityDisplay": "limited",
+        "createdAt": CREATED_AT,
+    }
+    lexicons.validate_record("tickets.atmosphere.ticketTier", tier)
+    lexicons.validate_record("tickets.atmosphere.ticketTier", {**tier, "visibility": "members-only"})
+    for bad in ({"maxPerOrder": 51}, {"maxPerOrder": 0}, {"title": "x" * 201}, {"event": {"uri": "x"}}):
+        with pytest.raises(LexiconValidationError):
+            lexicons.validate_record("tickets.atmosphere.ticketTier", {**tier, **bad})
+    with pytest.raises(LexiconValidationError):
+        lexicons.validate_record(
+            "tickets.atmosphere.ticketTier", {k: v for k, v in tier.items() if k != "event"}
+        )
+    lexicons.validate_record(
+        "tickets.atmosphere.capacityGroup",
+        {"event": EVENT_REF, "name": "Main hall", "visibility": "hidden", "createdAt": CREATED_AT},
+    )
+    lexicons.validate_record(
+        "tickets.atmosphere.checkInList",
+        {"event": EVENT_REF, "name": "VIP entrance", "tiers": [TIER_REF], "createdAt": CREATED_AT},
+    )
+    with pytest.raises(LexiconValidationError):
+        lexicons.validate_record(
+            "tickets.atmosphere.checkInList",
+            {"event": EVENT_REF, "name": "VIP", "tiers": [TIER_REF] * 101, "createdAt": CREATED_AT},
+        )
+    offer = {
+        "event": EVENT_REF,
+        "name": "Early bird",
+        "kind": "discount",
+        "tiers": [TIER_REF],
+        "discountPercent": 15,
+        "endsAt": "2026-11-01T00:00:00.000Z",
+        "code": "EARLYBIRD",
+        "createdAt": CREATED_AT,
+    }
+    lexicons.validate_record("tickets.atmosphere.publicOffer", offer)
+    with pytest.raises(LexiconValidationError):
+        lexicons.validate_record("tickets.atmosphere.publicOffer", {**offer, "discountPercent": 101})
+    lexicons.validate_record(
+        "tickets.atmosphere.ticketedEvent",
+        {"event": EVENT_REF, "service": "did:web:tickets.test", "createdAt": CREATED_AT},
+    )
+    with pytest.raises(LexiconValidationError):
+        lexicons.validate_record(
+            "tickets.atmosphere.ticketedEvent",
+            {"event": EVENT_REF, "service": "https://tickets.test", "createdAt": CREATED_AT},
+        )
