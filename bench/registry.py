@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench import exports, holds, scanner
+from bench import checkin, desk_sync, exports, holds, issuance, scanner
 from bench.results import Workload
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (holds.WORKLOAD, exports.WORKLOAD, scanner.WORKLOAD)}
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        holds.WORKLOAD,
+        exports.WORKLOAD,
+        scanner.WORKLOAD,
+        issuance.WORKLOAD,
+        checkin.WORKLOAD,
+        desk_sync.WORKLOAD,
+    )
+}

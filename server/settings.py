@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     hold_ttl_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = 1024 * 1024
     max_metadata_bytes: int = 8 * 1024
     jwt_max_lifetime_seconds: int = 300
     idempotency_lease_seconds: int = 30

@@ -126,5 +126,8 @@ class XrpcClient:
     async def upload(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.call("uploadCheckIns", body={"records": records})
 
+    async def search(self, list_id: str, query: str) -> dict[str, Any]:
+        return await self.call("searchTickets", params={"checkInListId": list_id, "q": query})
+
     async def pull(self, list_id: str, cursor: int) -> dict[str, Any]:
         return await self.call("pullCheckIns", params={"checkInListId": list_id, "cursor": str(cursor)})

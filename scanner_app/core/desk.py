@@ -76,6 +76,17 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class TicketMatch:
+    """A ticket found by a manual search, with its pass to check it in."""
+
+    ticket_number: str
+    display_name: str | None
+    tier_title: str | None
+    status: str
+    pass_token: str | None
+
+
 class NotReady(Exception):
     """The desk cannot scan yet: not enrolled, no list chosen, or no offline bundle while offline."""
 
@@ -557,6 +568,24 @@ class DeskCore:
             n for b in self.bundles.values() for n in [b.state.body.get("devices", {}).get(device_id)] if n
         }
         return names.pop() if names else "another desk"
+
+    async def search(self, query: str) -> list[TicketMatch]:
+        """Tickets of the chosen list by name or ticket number: online only, since the offline index
+        opens an entry only with that ticket's pass. Raises ``ServerUnreachable`` offline."""
+        chosen = self.selected_list
+        if self._server is None or chosen is None:
+            raise NotReady("choose a check-in list first")
+        answer = await self._server.search(chosen.id, query)
+        return [
+            TicketMatch(
+                ticket_number=str(t["ticketNumber"]),
+                display_name=t.get("attendeeName"),
+                tier_title=t.get("tierTitle"),
+                status=str(t["status"]),
+                pass_token=t.get("passToken"),
+            )
+            for t in answer.get("tickets", [])
+        ]
 
     async def undo_last(self) -> ScanResult | None:
         """Take back this desk's last admission (a mistaken scan); None when there is nothing to

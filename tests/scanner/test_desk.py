@@ -212,3 +212,18 @@ async def test_two_offline_admissions_surface_as_a_conflict_on_both_desks(
         assert [c.kind for c in desk.conflicts] == [ConflictKind.DOUBLE_ADMISSION]
         assert desk.status().conflicts == 1 and desk.counters().inside_now == 1
         await desk.close()
+
+
+async def test_manual_search_finds_by_name_or_number_and_checks_in(harness: Harness, tmp_path: Path) -> None:
+    sale = await sell(harness, 3)
+    core = await enrolled_desk(harness, tmp_path / "desk", [sale.main_list])
+    try:
+        (match,) = await core.search("GA 1")
+        assert match.display_name == "GA 1" and match.ticket_number == sale.ticket(1)["ticketNumber"]
+        by_number = await core.search(sale.ticket(2)["ticketNumber"][:6].lower())
+        assert sale.ticket(2)["ticketNumber"] in [m.ticket_number for m in by_number]
+        assert match.pass_token is not None
+        result = await core.scan(match.pass_token, source="manual")
+        assert result.verdict.value == "admit" and result.online
+    finally:
+        await core.close()

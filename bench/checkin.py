@@ -1,0 +1,129 @@
+"""Online check-in (``checkInTicket``) of distinct tickets, on each configuration.
+
+The tickets are issued first (holds of ten, paid with the broker's signed webhook; not timed). Then
+a warm-up on tickets of its own, 8 clients each checking in the next pass from a shared list, and a
+single client. Every scan must answer 200, and the list's ``checkedIn`` count must then equal the
+tickets scanned (each admitted exactly once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from bench import load
+from bench.deploy import CONFIGURATIONS, Configuration, deployed
+from bench.paid import issue, server_environment
+from bench.results import Options, Row, RunResult, Workload, find
+from bench.stage import Stage, each_configuration
+from bench.xrpc import BenchApp
+
+CONCURRENCY = 8
+CAPACITY = 200_000
+
+# TARGETS.md (PostgreSQL, 2 processes; SQLite at least half the rate).
+TARGET_RATE, TARGET_P99_MS, TARGET_SINGLE_P50_MS = 900.0, 30.0, 3.0
+PRETIX_RATE, PRETIX_P99_MS, PRETIX_SINGLE_RATE, PRETIX_SINGLE_P50_MS = 47.0, 285.0, 25.0, 38.0
+MANY, ONE = "8 clients", "1 client"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    warm_up: int
+    many: int
+    one: int
+
+
+FULL = Sizes(warm_up=200, many=3000, one=500)
+QUICK = Sizes(warm_up=64, many=600, one=150)
+
+
+async def run(options: Options) -> RunResult:
+    out = RunResult()
+    sizes = QUICK if options.quick else FULL
+
+    async def measure(configuration: Configuration) -> None:
+        app = BenchApp()
+        with server_environment():
+            async with (
+                deployed(configuration, app.did, app.did_document()) as server,
+                load.pool(server.url, CONCURRENCY) as client,
+            ):
+                event = await app.event(client)
+                tier = await app.tier_in_own_group(client, event, CAPACITY)
+                tickets = await issue(app, client, tier, sizes.warm_up + sizes.many + sizes.one)
+                tokens = iter(t["passToken"] for t in tickets)
+
+                def scans(count: int) -> list[httpx.Request]:
+                    return [
+                        app.procedure(client, "checkInTicket", {"ticketToken": next(tokens)})
+                        for _ in range(count)
+                    ]
+
+                await load.warm_up(client, scans(sizes.warm_up), CONCURRENCY)
+                for scenario, count, concurrency in ((MANY, sizes.many, CONCURRENCY), (ONE, sizes.one, 1)):
+                    stage = Stage(app, server, client, options, out, concurrency)
+                    phase = await stage.measure(scenario, scans(count))
+                    out.rows.append(Row.of(stage.name, scenario, phase, phase.count("200")))
+                    if phase.count("200") != count:
+                        out.failures.append(
+                            f"{stage.name} {scenario}: {dict(phase.outcomes)} for {count} scans"
+                        )
+                query = app.query(client, "listCheckInLists", {"eventId": event.id})
+                lists = (await app.ok(client, query))["checkInLists"]
+                admitted = sum(checklist["counts"]["checkedIn"] for checklist in lists)
+                scanned = sizes.warm_up + sizes.many + sizes.one
+                out.notes.append(
+                    f"{configuration.name}: {scanned} distinct tickets scanned, {admitted} checked in"
+                )
+                if admitted != scanned:
+                    out.failures.append(
+                        f"{configuration.name}: {admitted} checked in after {scanned} distinct scans"
+                    )
+
+    await each_configuration(options, out, measure)
+    return out
+
+
+def _vs(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x"
+
+
+def ratios(rows: Sequence[Row]) -> list[str]:
+    """Each configuration against TARGETS.md and pretix; SQLite against PostgreSQL."""
+    lines = []
+    for c in CONFIGURATIONS:
+        many, one = find(rows, c.name, MANY), find(rows, c.name, ONE)
+        target = TARGET_RATE / 2 if c.backend == "sqlite" else TARGET_RATE
+        if many:
+            lines.append(
+                f"{MANY}  {c.name:<13} {many.rate:5.0f}/s p99 {many.p99_ms:5.1f} ms: "
+                f"rate {_vs(many.rate, target)} the target {target:.0f}/s, "
+                f"p99 {_vs(many.p99_ms, TARGET_P99_MS)} the {TARGET_P99_MS:.0f} ms; "
+                f"vs pretix rate {_vs(many.rate, PRETIX_RATE)}, p99 {_vs(many.p99_ms, PRETIX_P99_MS)}"
+            )
+        if one:
+            lines.append(
+                f"{ONE}   {c.name:<13} {one.rate:5.0f}/s p50 {one.p50_ms:5.1f} ms: p50 "
+                f"{_vs(one.p50_ms, TARGET_SINGLE_P50_MS)} the {TARGET_SINGLE_P50_MS:.0f} ms target; "
+                f"vs pretix "
+                f"rate {_vs(one.rate, PRETIX_SINGLE_RATE)}, p50 {_vs(one.p50_ms, PRETIX_SINGLE_P50_MS)}"
+            )
+    sqlite, pg1, pg2 = (find(rows, c.name, MANY) for c in CONFIGURATIONS)
+    if sqlite and pg2:
+        lines.append(
+            f"{MANY}  SQLite 1p / PostgreSQL 2p req/s: {_vs(sqlite.rate, pg2.rate)} (target >= 0.50x)"
+        )
+    if pg1 and pg2:
+        lines.append(f"{MANY}  PostgreSQL 2p / 1p req/s: {_vs(pg2.rate, pg1.rate)}")
+    return lines
+
+
+WORKLOAD = Workload(
+    name="checkin",
+    summary="checkInTicket of distinct tickets: 8 clients and 1 client",
+    run=run,
+    ratios=ratios,
+)

@@ -1,0 +1,251 @@
+"""``ScannerApp``: the door staff's screen over one desk core.
+
+The app owns the core and every piece of work that waits: deciding scans (one at a time, in the
+order they came in), the sync loop, the camera loop, the sound command. Screens show and take
+input; they hear back through the past-tense messages of :mod:`scanner_app.ui.messages`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+from collections.abc import Awaitable, Callable
+
+from textual import work
+from textual.app import App
+from textual.message import Message
+
+from scanner_app.core.camera import watch
+from scanner_app.core.client import DeviceRevokedError, wall_ms
+from scanner_app.core.config import ScannerSettings, get_settings
+from scanner_app.core.decoders import DecoderUnavailable, make_decoder
+from scanner_app.core.desk import DeskCore, NotReady, ScanResult, Source
+from scanner_app.core.frames import FrameSourceError, open_source
+from scanner_app.ui.desk import Desk
+from scanner_app.ui.messages import (
+    CodeScanned,
+    ConnectionChanged,
+    DirectionChanged,
+    ScanDecided,
+    ScanFailed,
+    SyncCompleted,
+    UndoCompleted,
+)
+from scanner_app.ui.screens.scanning import ScanningScreen
+from scanner_app.ui.screens.search import SearchScreen
+from scanner_app.ui.screens.setup import SetupScreen
+from scanner_app.ui.screens.undo import UndoScreen
+from scanner_app.ui.widgets.status import StatusBar
+from sync.checkin import Direction, Verdict
+
+DeskFactory = Callable[[], Awaitable[Desk]]
+STATUS_EVERY_S = 0.5
+SOUND_TIMEOUT_S = 10
+
+
+class ScannerApp(App[None]):
+    TITLE = "Atmosphere Tickets"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        desk: ScannerSettings | DeskFactory | None = None,
+        *,
+        camera: str | None = None,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        """``desk``: the scanner settings to open the desk's core with (default: from the
+        environment), or a factory of an open desk. ``camera``: a camera index, video file or
+        folder of images to scan from, besides the keyboard wedge. ``clock``: wall time in ms."""
+        super().__init__()
+        settings = get_settings() if desk is None else desk
+        self.open_desk: DeskFactory = (
+            (lambda: DeskCore.open(settings)) if isinstance(settings, ScannerSettings) else settings
+        )
+        self.camera = camera
+        self.clock = clock
+        self.desk: Desk
+        self.scanning: ScanningScreen | None = None
+        self.last_admitted: ScanResult | None = None
+        self.stop = asyncio.Event()
+        self._deciding = asyncio.Lock()
+        self._seen: tuple[int | None, bool] | None = None  # (last sync, online) last shown
+
+    async def on_mount(self) -> None:
+        self.desk = await self.open_desk()
+        self.show_desk_name()
+        if self.desk.enrolled and self.desk.selected_list is not None:
+            self.scanning = ScanningScreen(self.desk)
+            await self.push_screen(self.scanning)
+        else:
+            await self.push_screen(SetupScreen(self.desk))
+        self.sync_forever()
+        if self.camera is not None:
+            self.watch_camera(self.camera)
+        self.set_interval(STATUS_EVERY_S, self.show_status)
+        self.show_status()
+
+    async def on_unmount(self) -> None:
+        # Textual has cancelled the workers by now; a cancelled scan or sync round loses nothing
+        # (a scan is stored before it is shown, and a sync round is repeated).
+        self.stop.set()
+        await self.desk.close()
+
+    def tell(self, message: Message) -> None:
+        """To the scanning screen when there is one (the app hears it as it bubbles up)."""
+        (self.scanning or self).post_message(message)
+
+    def show_desk_name(self) -> None:
+        self.sub_title = self.desk.enrollment.device_name if self.desk.enrollment else "not enrolled"
+
+    # Setup.
+
+    def action_setup(self) -> None:
+        self.push_screen(SetupScreen(self.desk, back=True))
+
+    def on_enrolled(self) -> None:
+        self.show_desk_name()
+
+    def on_list_selected(self) -> None:
+        if self.scanning is None:
+            self.scanning = ScanningScreen(self.desk)
+            self.switch_screen(self.scanning)
+        else:
+            self.pop_screen()
+            self.scanning.show_place()
+
+    # Scanning.
+
+    def on_code_scanned(self, message: CodeScanned) -> None:
+        if self.scanning is None:
+            if isinstance(self.screen, SetupScreen):
+                self.screen.scanned(message.text)
+            return
+        self.decide(message.text, message.source)
+
+    @work(group="scans")
+    async def decide(self, text: str, source: Source) -> None:
+        async with self._deciding:
+            try:
+                result = await self.desk.scan(text, self.desk.direction, source)
+            except (NotReady, DeviceRevokedError) as problem:
+                self.cue(Verdict.ATTENTION)
+                self.tell(ScanFailed(str(problem)))
+                return
+        if result.verdict is Verdict.ADMIT:
+            self.last_admitted = result
+        self.cue(result.verdict)
+        self.tell(ScanDecided(result, self.desk.counters(), source))
+
+    @work(exclusive=True, group="direction")
+    async def action_toggle_direction(self) -> None:
+        entry = self.desk.direction is Direction.ENTRY
+        direction = Direction.EXIT if entry else Direction.ENTRY
+        await self.desk.set_direction(direction)
+        self.tell(DirectionChanged(direction))
+
+    def action_undo(self) -> None:
+        self.push_screen(UndoScreen(self.last_admitted), self.undo_if_confirmed)
+
+    def undo_if_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.undo()
+
+    @work(group="scans")
+    async def undo(self) -> None:
+        async with self._deciding:
+            result = await self.desk.undo_last()
+        self.last_admitted = None
+        self.tell(UndoCompleted(result, self.desk.counters()))
+
+    def action_search(self) -> None:
+        self.push_screen(SearchScreen(self.desk), self.check_in_match)
+
+    def check_in_match(self, pass_token: str | None) -> None:
+        """A ticket picked in the search is checked in like a scanned one."""
+        if pass_token is not None:
+            self.post_message(CodeScanned(pass_token, "manual"))
+
+    # The sound.
+
+    def cue(self, verdict: Verdict) -> None:
+        """The configured sound command with the verdict, or the terminal bell when a result needs
+        a look (red or amber)."""
+        command = self.desk.settings.sound_command
+        if command:
+            self.play(command, verdict)
+        elif verdict is not Verdict.ADMIT:
+            self.bell()
+
+    @work(thread=True, group="sound", exit_on_error=False)
+    def play(self, command: str, verdict: Verdict) -> None:
+        try:
+            subprocess.run(  # noqa: S603 - the desk's own configured command
+                [*shlex.split(command), verdict.value],
+                check=False,
+                timeout=SOUND_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError) as failed:
+            self.call_from_thread(self.notify, f"The sound command failed: {failed}", severity="warning")
+
+    # Sync and status.
+
+    @work(group="sync")
+    async def sync_forever(self) -> None:
+        await self.desk.run_sync_forever(self.stop)
+        if not self.desk.enrolled:
+            # Revoked by the organizer: the core wiped the desk; it has to be enrolled again.
+            self.scanning = None
+            self.show_desk_name()
+            while len(self.screen_stack) > 1:
+                await self.pop_screen()
+            await self.push_screen(SetupScreen(self.desk))
+
+    @work(exclusive=True, group="sync-now")
+    async def action_sync_now(self) -> None:
+        try:
+            await self.desk.sync_once()
+        except DeviceRevokedError:
+            return  # the sync loop notices and goes back to setup
+        self.show_status()
+
+    def show_status(self) -> None:
+        """Every status line on every screen; the messages when a sync completed or the
+        connection changed since the last look."""
+        status = self.desk.status()
+        now = self.clock()
+        for screen in self.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.show(status, now)
+        seen = (status.last_sync_ms, status.online)
+        if self._seen is not None and seen[0] != self._seen[0]:
+            self.tell(SyncCompleted(status))
+        if self._seen is not None and seen[1] != self._seen[1]:
+            self.tell(ConnectionChanged(status))
+        self._seen = seen
+
+    # The camera.
+
+    @work(group="camera", exit_on_error=False)
+    async def watch_camera(self, spec: str) -> None:
+        try:
+            source = await asyncio.to_thread(open_source, spec)
+            decoder = make_decoder(self.desk.settings.decoder)
+        except (FrameSourceError, DecoderUnavailable) as problem:
+            self.notify(str(problem), title="Camera", severity="error", timeout=30)
+            return
+        if source is None:
+            self.notify(f"No camera at {spec}: scan with the hand scanner.", title="Camera", timeout=30)
+            return
+
+        async def code_seen(text: str) -> None:
+            self.post_message(CodeScanned(text, "camera"))
+
+        try:
+            await watch(source, decoder, code_seen, self.stop)
+        finally:
+            source.close()

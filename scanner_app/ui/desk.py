@@ -1,0 +1,82 @@
+"""What the screen needs of a desk: the part of :class:`scanner_app.core.desk.DeskCore` it uses,
+and the manual search a desk may offer (:class:`Searching`).
+
+The app is written against this protocol, so it runs on the real core and, for screenshots of the
+key screens, on fixed sample data."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from scanner_app.core.config import ScannerSettings
+from scanner_app.core.desk import Counters, ListInfo, ScanResult, Source, SyncStatus
+from scanner_app.core.store import Enrollment
+from sync.checkin import Direction
+
+
+class Desk(Protocol):
+    settings: ScannerSettings
+    enrollment: Enrollment | None
+
+    @property
+    def enrolled(self) -> bool: ...
+
+    @property
+    def lists(self) -> list[ListInfo]: ...
+
+    @property
+    def selected_list(self) -> ListInfo | None: ...
+
+    @property
+    def gate(self) -> str | None: ...
+
+    @property
+    def direction(self) -> Direction: ...
+
+    def counters(self) -> Counters: ...
+
+    def status(self) -> SyncStatus: ...
+
+    async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None: ...
+
+    async def select_list(self, list_id: str, gate: str | None = None) -> None: ...
+
+    async def set_direction(self, direction: Direction) -> None: ...
+
+    async def scan(self, text: str, direction: Direction = ..., source: Source = ...) -> ScanResult: ...
+
+    async def undo_last(self) -> ScanResult | None: ...
+
+    async def sync_once(self) -> None: ...
+
+    async def run_sync_forever(self, stop: asyncio.Event) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class TicketMatch(Protocol):
+    """A ticket found by a manual search, with its pass to check it in."""
+
+    @property
+    def ticket_number(self) -> str: ...
+
+    @property
+    def display_name(self) -> str | None: ...
+
+    @property
+    def tier_title(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def pass_token(self) -> str | None: ...
+
+
+@runtime_checkable
+class Searching(Protocol):
+    """A desk that can search the server's tickets by name or number (online only)."""
+
+    async def search(self, query: str) -> Sequence[TicketMatch]: ...

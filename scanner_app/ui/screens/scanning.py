@@ -1,0 +1,89 @@
+"""The scanning screen: direction and place on top, the result in the middle, the counts and the
+sync status below. A keyboard-wedge scanner works here without clicking anywhere first."""
+
+from __future__ import annotations
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from scanner_app.core.wedge import WedgeDetector
+from scanner_app.ui.desk import Desk
+from scanner_app.ui.messages import (
+    CodeScanned,
+    DirectionChanged,
+    ScanDecided,
+    ScanFailed,
+    SyncCompleted,
+    UndoCompleted,
+)
+from scanner_app.ui.wedge import wedge_code
+from scanner_app.ui.widgets.counters import CountersPanel
+from scanner_app.ui.widgets.direction import DirectionBar
+from scanner_app.ui.widgets.result import ResultPanel
+from scanner_app.ui.widgets.status import StatusBar
+
+
+class ScanningScreen(Screen[None]):
+    """Its keys run the app's actions: the work behind them is the app's."""
+
+    BINDINGS = [
+        Binding("f2", "app.toggle_direction", "In / out"),
+        Binding("f3", "app.search", "Search"),
+        Binding("f4", "app.undo", "Undo last"),
+        Binding("f5", "app.sync_now", "Sync now"),
+        Binding("f9", "app.setup", "List & gate"),
+    ]
+
+    def __init__(self, desk: Desk) -> None:
+        super().__init__()
+        self.desk = desk
+        self.wedge = WedgeDetector()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DirectionBar()
+        yield ResultPanel()
+        yield CountersPanel()
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_place()
+
+    def show_place(self) -> None:
+        """The direction, list and gate as the desk has them, and the counts."""
+        desk = self.desk
+        self.query_one(DirectionBar).show(desk.direction, desk.selected_list, desk.gate)
+        self.query_one(CountersPanel).show(desk.counters())
+
+    def on_key(self, event: events.Key) -> None:
+        code = wedge_code(self.wedge, event)
+        if code is not None:
+            event.stop()
+            self.post_message(CodeScanned(code, "wedge"))
+
+    @on(ScanDecided)
+    def show_decision(self, message: ScanDecided) -> None:
+        self.query_one(ResultPanel).show_result(message.result)
+        self.query_one(CountersPanel).show(message.counters)
+
+    @on(ScanFailed)
+    def show_failure(self, message: ScanFailed) -> None:
+        self.query_one(ResultPanel).show_problem("Cannot check this ticket", message.problem)
+
+    @on(UndoCompleted)
+    def show_undo(self, message: UndoCompleted) -> None:
+        panel = self.query_one(ResultPanel)
+        if message.result is None:
+            panel.show_problem("Nothing to undo", "This desk has no check-in left to take back.")
+        else:
+            panel.show_undo(message.result)
+        self.query_one(CountersPanel).show(message.counters)
+
+    @on(DirectionChanged)
+    @on(SyncCompleted)
+    def show_door(self) -> None:
+        self.show_place()

@@ -1,0 +1,1 @@
+"""One widget per region of the screen."""
