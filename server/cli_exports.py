@@ -49,17 +49,23 @@ def cmd_scans(args: argparse.Namespace, settings: Settings) -> None:
     _export(args, settings, "scans-csv")
 
 
+def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> None:
+    _export(args, settings, "conflicts-csv")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``export checkin-list`` and ``export scans`` to the ``tickets`` command line."""
+    """Add ``export checkin-list``, ``export scans`` and ``export conflicts`` to ``tickets``."""
     export = sub.add_parser("export", help="files for the organizer").add_subparsers(
         dest="export_command", required=True
     )
     door = export.add_parser("checkin-list", help="the tickets a check-in list admits, with their check-ins")
     scans = export.add_parser("scans", help="the check-in log of a list, one line per scan")
+    conflicts = export.add_parser("conflicts", help="the check-in conflicts of a list, one line each")
+    conflicts.set_defaults(func=cmd_conflicts)
     door.add_argument("--format", choices=DOOR_LIST_FORMATS, default="csv")
     door.set_defaults(func=cmd_checkin_list)
     scans.set_defaults(func=cmd_scans)
-    for command in (door, scans):
+    for command in (door, scans, conflicts):
         command.add_argument("--list", required=True, metavar="ID", help="the check-in list (checklist_…)")
         command.add_argument("--environment", choices=ENVIRONMENTS, default="test")
         command.add_argument(

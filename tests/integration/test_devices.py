@@ -234,6 +234,12 @@ async def test_two_offline_admissions_of_one_ticket_become_a_conflict(harness: H
     assert [(r.kind, r.ticket_id, r.records) for r in rows] == [
         ("double_admission", ticket["id"], [["dev_north", "rec_0001"], ["dev_south", "rec_0002"]])
     ]
+    exported = await harness.app.call(
+        "exportCheckInList", {"checkInListId": list_id, "format": "conflicts-csv"}
+    )
+    lines = exported.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("Detected at,Kind,Ticket number") and len(lines) == 2
+    assert "double_admission" in lines[1] and "dev_north/rec_0001; dev_south/rec_0002" in lines[1]
 
 
 async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness) -> None:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, CheckInRecord, Ticket, Tier
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
 from server.domain.common import format_datetime
 
 NO_NAME = "—"
@@ -228,4 +228,37 @@ async def scan_rows(session: AsyncSession, checklist: CheckInList) -> list[ScanR
             name,
             ticket_id,
         ) in scans
+    ]
+
+
+class ConflictRow(NamedTuple):
+    """One conflict the merge rules found on the list, for the organizer to look at."""
+
+    detected_at: str
+    kind: str
+    ticket_number: str | None
+    attendee_name: str | None
+    ticket_id: str | None
+    records: str  # "device/record; device/record"
+    conflict_id: str
+
+
+async def conflict_rows(session: AsyncSession, checklist: CheckInList) -> list[ConflictRow]:
+    rows = await session.execute(
+        select(CheckInConflict, Ticket.ticket_number, Ticket.attendee_name)
+        .outerjoin(Ticket, Ticket.id == CheckInConflict.ticket_id)
+        .where(CheckInConflict.list_id == checklist.id)
+        .order_by(CheckInConflict.detected_ms, CheckInConflict.id)
+    )
+    return [
+        ConflictRow(
+            format_datetime(c.detected_ms),
+            c.kind,
+            number,
+            name,
+            c.ticket_id,
+            "; ".join(f"{device}/{record}" for device, record in c.records),
+            c.id,
+        )
+        for c, number, name in rows.all()
     ]

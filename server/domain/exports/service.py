@@ -15,7 +15,7 @@ from server.domain.checkin.lists import find_list
 from server.domain.common import SystemClock, format_datetime
 from server.domain.errors import InvalidRequest
 from server.domain.exports import writers
-from server.domain.exports.rows import list_rows, scan_rows
+from server.domain.exports.rows import conflict_rows, list_rows, scan_rows
 
 CSV = "text/csv; charset=utf-8"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -34,6 +34,7 @@ FORMATS = {
     "xlsx": Format("xlsx", XLSX),
     "pdf": Format("pdf", PDF),
     "scans-csv": Format("csv", CSV),
+    "conflicts-csv": Format("csv", CSV),
 }
 DOOR_LIST_FORMATS = ("csv", "csv-semicolon", "xlsx", "pdf")
 
@@ -43,23 +44,26 @@ def file_name(list_name: str, fmt: str, now_ms: int) -> str:
     letters, digits and dashes so that it is safe in any folder and HTTP header."""
     ascii_name = unicodedata.normalize("NFKD", list_name).encode("ascii", "ignore").decode()
     stem = re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-").lower() or "check-in-list"
-    if fmt == "scans-csv":
-        stem += "-scans"
+    if fmt in ("scans-csv", "conflicts-csv"):
+        stem += "-" + fmt.removesuffix("-csv")
     return f"{stem}-{format_datetime(now_ms)[:10]}.{FORMATS[fmt].extension}"
 
 
 async def export_list(
     session: AsyncSession, environment: str, list_id: str, fmt: str, *, now_ms: int | None = None
 ) -> tuple[bytes, str, str]:
-    """The list's door list (``csv``, ``csv-semicolon``, ``xlsx``, ``pdf``) or check-in log
-    (``scans-csv``) as ``(body, content type, file name)``. The file is made in a worker thread, so
-    a server keeps answering while a large PDF is laid out."""
+    """The list's door list (``csv``, ``csv-semicolon``, ``xlsx``, ``pdf``), check-in log
+    (``scans-csv``) or check-in conflicts (``conflicts-csv``) as ``(body, content type, file
+    name)``. The file is made in a worker thread, so a server keeps answering while a large PDF is
+    laid out."""
     if fmt not in FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}")
     moment = SystemClock().now_ms() if now_ms is None else now_ms
     checklist = await find_list(session, environment, list_id)
     if fmt == "scans-csv":
         body = await asyncio.to_thread(writers.scans_to_csv, await scan_rows(session, checklist))
+    elif fmt == "conflicts-csv":
+        body = await asyncio.to_thread(writers.conflicts_to_csv, await conflict_rows(session, checklist))
     else:
         rows = await list_rows(session, checklist)
         if fmt == "pdf":

@@ -27,7 +27,7 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
-from server.domain.exports.rows import DoorRow, ScanRow
+from server.domain.exports.rows import ConflictRow, DoorRow, ScanRow
 
 Cell = str | Decimal | None
 
@@ -180,6 +180,22 @@ def to_csv(rows: Iterable[DoorRow], delimiter: str = ",") -> bytes:
 def scans_to_csv(rows: Iterable[ScanRow], delimiter: str = ",") -> bytes:
     """The check-in log, one line per scan."""
     return _csv(SCAN_COLUMNS, rows, delimiter)
+
+
+CONFLICT_COLUMNS = (
+    "Detected at",
+    "Kind",
+    "Ticket number",
+    "Attendee name",
+    "Ticket ID",
+    "Records",
+    "Conflict ID",
+)
+
+
+def conflicts_to_csv(rows: Iterable[ConflictRow], delimiter: str = ",") -> bytes:
+    """The list's check-in conflicts, one line each."""
+    return _csv(CONFLICT_COLUMNS, rows, delimiter)
 
 
 def sheet_title(title: str) -> str:
