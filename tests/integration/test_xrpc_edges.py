@@ -90,7 +90,7 @@ async def test_routing_and_malformed_input(harness: Harness) -> None:
     assert_xrpc_error(await http.post(hold, content=b"", headers=auth), 400, "InvalidRequest")
     assert_xrpc_error(await http.post(hold, json=[1, 2], headers=auth), 400, "InvalidRequest")
     assert_xrpc_error(await http.post(hold, json={"items": []}, headers=auth), 400, "InvalidRequest")
-    big = {"items": [{"tierId": "t", "quantity": 1}], "metadata": {"x": "y" * 300_000}}
+    big = {"items": [{"tierId": "t", "quantity": 1}], "metadata": {"x": "y" * 1_100_000}}
     assert_xrpc_error(await http.post(hold, json=big, headers=auth), 413, "PayloadTooLarge")
 
 
