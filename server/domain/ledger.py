@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,4 +33,35 @@ def record(
             actor=actor,
             data=data,
         )
+    )
+
+
+class Recorded(Protocol):
+    """A hold or a ticket: what the ledger needs to file an entry under it."""
+
+    id: str
+    environment: str
+    event_id: str
+
+
+def note(
+    session: AsyncSession,
+    subject: str,
+    row: Recorded,
+    action: str,
+    actor: str | None,
+    now_ms: int,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append an entry about ``row`` (a ``hold`` or a ``ticket``)."""
+    record(
+        session,
+        environment=row.environment,
+        event_id=row.event_id,
+        subject=subject,
+        subject_id=row.id,
+        action=action,
+        actor=actor,
+        now_ms=now_ms,
+        data=data,
     )

@@ -219,17 +219,7 @@ async def end_hold(
     hold.status = status
     hold.updated_ms = now_ms
     await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
-    ledger.record(
-        session,
-        environment=hold.environment,
-        event_id=hold.event_id,
-        subject="hold",
-        subject_id=hold.id,
-        action=status,
-        actor=actor,
-        now_ms=now_ms,
-        data={"reason": reason} if reason else None,
-    )
+    ledger.note(session, "hold", hold, status, actor, now_ms, {"reason": reason} if reason else None)
 
 
 async def release_hold(

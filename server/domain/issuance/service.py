@@ -143,16 +143,14 @@ async def issue_hold(
     hold.payment_id = payment_id
     hold.claim_id = claim_id
     hold.updated_ms = now_ms
-    ledger.record(
+    ledger.note(
         session,
-        environment=hold.environment,
-        event_id=hold.event_id,
-        subject="hold",
-        subject_id=hold.id,
-        action="completed",
-        actor=actor,
-        now_ms=now_ms,
-        data={"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
+        "hold",
+        hold,
+        "completed",
+        actor,
+        now_ms,
+        {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
     await enqueue(
         session, hold.app_id, hold.environment, "tickets.issued", issued_webhook(hold, items, tickets), now_ms
@@ -234,17 +232,7 @@ async def end_ticket(
     ticket.status = status
     ticket.updated_ms = now_ms
     _history(session, ticket, status, actor, now_ms, reason)
-    ledger.record(
-        session,
-        environment=ticket.environment,
-        event_id=ticket.event_id,
-        subject="ticket",
-        subject_id=ticket.id,
-        action=status,
-        actor=actor,
-        now_ms=now_ms,
-        data={"reason": reason} if reason else None,
-    )
+    ledger.note(session, "ticket", ticket, status, actor, now_ms, {"reason": reason} if reason else None)
     await enqueue(
         session, ticket.app_id, ticket.environment, f"ticket.{status}", ticket_webhook(ticket), now_ms
     )
@@ -276,17 +264,7 @@ async def transfer_ticket(
     ticket.attendee_email = attendee_email if attendee_email is not None else ticket.attendee_email
     ticket.updated_ms = now_ms
     _history(session, ticket, "transferred", actor, now_ms, reason, data={"from": before})
-    ledger.record(
-        session,
-        environment=ticket.environment,
-        event_id=ticket.event_id,
-        subject="ticket",
-        subject_id=ticket.id,
-        action="transferred",
-        actor=actor,
-        now_ms=now_ms,
-        data={"generation": ticket.generation},
-    )
+    ledger.note(session, "ticket", ticket, "transferred", actor, now_ms, {"generation": ticket.generation})
     await enqueue(
         session, ticket.app_id, ticket.environment, "ticket.transferred", ticket_webhook(ticket), now_ms
     )

@@ -77,16 +77,14 @@ async def _unfulfilled(
 ) -> str:
     _record(session, report, hold, "needs_refund", reason, now_ms)
     if hold is not None:
-        ledger.record(
+        ledger.note(
             session,
-            environment=hold.environment,
-            event_id=hold.event_id,
-            subject="hold",
-            subject_id=hold.id,
-            action="payment-unfulfilled",
-            actor=BROKER,
-            now_ms=now_ms,
-            data={"paymentId": report.payment_id, "reason": reason},
+            "hold",
+            hold,
+            "payment-unfulfilled",
+            BROKER,
+            now_ms,
+            {"paymentId": report.payment_id, "reason": reason},
         )
         await enqueue(
             session,
@@ -146,17 +144,7 @@ async def payment_completed(
             return await _unfulfilled(
                 session, report, hold, "paid after the hold ended and the places are gone", now_ms
             )
-        ledger.record(
-            session,
-            environment=hold.environment,
-            event_id=hold.event_id,
-            subject="hold",
-            subject_id=hold.id,
-            action="re-reserved",
-            actor=BROKER,
-            now_ms=now_ms,
-            data={"previousStatus": hold.status},
-        )
+        ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
     _record(session, report, hold, "completed", None, now_ms)
     await issue_hold(
         session, keyring, hold, items, groups, now_ms, actor=BROKER, payment_id=report.payment_id
