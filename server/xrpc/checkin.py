@@ -14,9 +14,9 @@ from server.domain.common import format_datetime, format_optional_datetime, pars
 from server.domain.devices.service import DeviceAuthRequired
 from server.domain.errors import NotOwner
 from server.domain.exports.service import export_list
-from server.domain.idempotency import call_scope, check_key, request_hash, run_once
+from server.domain.idempotency import check_key
 from server.domain.issuance.service import TicketNotFound
-from server.xrpc.framework import NAMESPACE, Call, RawOutput, xrpc_method
+from server.xrpc.framework import NAMESPACE, Call, RawOutput, write_once, xrpc_method
 from server.xrpc.principals import app_or_device_auth
 from server.xrpc.views import compact
 from sync.checkin import Direction, Reason, Verdict
@@ -201,22 +201,8 @@ async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         decode_pass(params["ticketToken"])
     except PassRejected:
         return {"status": "not_valid", "reason": Reason.INVALID.value}
-    key = params.get("idempotencyKey")
-    if key is None:
-        async with call.db.write() as session:
-            return await _check_in(call, params, session)
-    fingerprint = {k: v for k, v in params.items() if k != "idempotencyKey"}
-    desk_scan_identity(call, params)
-    response, reused = await run_once(
-        call.db,
-        call_scope(call.caller),
-        check_key(key),
-        request_hash(call.nsid, fingerprint),
-        call.now_ms,
-        call.settings.idempotency_lease_seconds * 1000,
-        lambda session: _check_in(call, params, session),
-    )
-    return {**response, "reused": True} if reused else response
+    desk_scan_identity(call, params)  # a desk's mistakes are refused before its key is claimed
+    return await write_once(call, params, lambda session: _check_in(call, params, session))
 
 
 async def list_view(session: AsyncSession, checklist: CheckInList) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.did import DidResolver
 from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
+from server.domain.idempotency import call_scope, check_key, request_hash, run_once
 from server.domain.issuance.keys import Keyring
 from server.settings import Settings
 from server.xrpc.lexicon import Lexicons
@@ -84,6 +86,33 @@ def xrpc_method(nsid: str, *, auth: Authenticator | None = None) -> Callable[[Ha
         return handler
 
     return register
+
+
+async def write_once(
+    call: Call,
+    params: dict[str, Any],
+    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    *,
+    unhashed: tuple[str, ...] = ("idempotencyKey",),
+) -> dict[str, Any]:
+    """Run ``work`` in a write transaction — once per ``idempotencyKey`` when the call sends one:
+    a replay answers the first result with ``reused: true``. Fields in ``unhashed`` (the key itself,
+    and tokens that differ on every retry) do not make an input different."""
+    key = params.get("idempotencyKey")
+    if key is None:
+        async with call.db.write() as session:
+            return await work(session)
+    fingerprint = {k: v for k, v in params.items() if k not in unhashed}
+    response, reused = await run_once(
+        call.db,
+        call_scope(call.caller),
+        check_key(key),
+        request_hash(call.nsid, fingerprint),
+        call.now_ms,
+        call.settings.idempotency_lease_seconds * 1000,
+        work,
+    )
+    return {**response, "reused": True} if reused else response
 
 
 def decode_body(body: bytes, max_bytes: int) -> object:

@@ -11,13 +11,14 @@ from server.domain.errors import InvalidRequest, OrderLimitExceeded, TicketHoldU
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
 from server.domain.holds.service import HoldRequest, effective_status
-from server.domain.idempotency import app_scope, check_key, request_hash, run_once
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
-from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
 from server.xrpc.views import hold_checkout_view
 
 CREATE_HOLD = NAMESPACE + "createTicketHold"
+# A retried order carries the same key but a fresh buyer assertion token.
+BUYER_RETRY_FIELDS = ("idempotencyKey", "buyerAssertionJwt")
 
 
 def checkout_url(call: Call, token: str) -> str:
@@ -60,21 +61,9 @@ async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, An
     if buyer_did is not None and assertion is not None:
         await verify_buyer(call.services, call.nsid, buyer_did, assertion)
     request = hold_request(call, params)
-    key = params.get("idempotencyKey")
-    if key is None:
-        async with call.db.write() as session:
-            return await _hold(call, request, session)
-    fingerprint = {k: v for k, v in params.items() if k not in ("idempotencyKey", "buyerAssertionJwt")}
-    response, reused = await run_once(
-        call.db,
-        app_scope(call.caller),
-        check_key(key),
-        request_hash(call.nsid, fingerprint),
-        call.now_ms,
-        call.settings.idempotency_lease_seconds * 1000,
-        lambda session: _hold(call, request, session),
+    return await write_once(
+        call, params, lambda session: _hold(call, request, session), unhashed=BUYER_RETRY_FIELDS
     )
-    return {**response, "reused": True} if reused else response
 
 
 @xrpc_method(NAMESPACE + "releaseTicketHold")

@@ -13,12 +13,11 @@ from server.domain.common import new_id
 from server.domain.errors import DomainError, InvalidRequest, NotOwner
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
-from server.domain.idempotency import app_scope, check_key, request_hash, run_once
 from server.domain.issuance import service as issuance
 from server.domain.issuance.queries import in_context, page
 from server.xrpc.auth import verify_buyer
-from server.xrpc.framework import NAMESPACE, Call, xrpc_method
-from server.xrpc.holds import hold_request
+from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
+from server.xrpc.holds import BUYER_RETRY_FIELDS, hold_request
 from server.xrpc.views import ticket_view
 
 
@@ -81,21 +80,9 @@ async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any
             raise InvalidRequest("items (or a single tierId) is required")
         params = {**params, "items": [{"tierId": params["tierId"], "quantity": 1}]}
     merge_items((i["tierId"], i["quantity"]) for i in params["items"])
-    key = params.get("idempotencyKey")
-    if key is None:
-        async with call.db.write() as session:
-            return await _claim(call, params, session)
-    fingerprint = {k: v for k, v in params.items() if k not in ("idempotencyKey", "buyerAssertionJwt")}
-    response, reused = await run_once(
-        call.db,
-        app_scope(call.caller),
-        check_key(key),
-        request_hash(call.nsid, fingerprint),
-        call.now_ms,
-        call.settings.idempotency_lease_seconds * 1000,
-        lambda session: _claim(call, params, session),
+    return await write_once(
+        call, params, lambda session: _claim(call, params, session), unhashed=BUYER_RETRY_FIELDS
     )
-    return {**response, "reused": True} if reused else response
 
 
 def _limit(params: dict[str, Any]) -> int:
