@@ -435,8 +435,7 @@ class DeskCore:
         else:
             await self._catch_up(chosen.id)
             record, first = self._offline_record(reading, bundle, draft)
-        self.store.add_own(record)
-        self._captured(record)
+        self._captured(record, pulled_first=not self.store.add_own(record))
         entry = reading.entry if reading is not None else None
         return self._result(record, entry, answer, first, started)
 
@@ -513,11 +512,14 @@ class DeskCore:
         first_entry = None if first is None else FirstEntry(first.at_ms, first.gate, first.device_id)
         return draft.record(decision), first_entry
 
-    def _captured(self, record: Record, *, undo: bool = False) -> None:
-        """A record of this desk, stored: into the sync replica, the door book and the counters."""
+    def _captured(self, record: Record, *, undo: bool = False, pulled_first: bool = False) -> None:
+        """A record of this desk, stored: into the sync replica, the door book and the counters.
+        ``pulled_first``: a pull from the server brought the record in before the scan stored it
+        (the replica and the door book have it already)."""
         assert self._engine is not None
-        self._engine.captured(record)
-        self.door.add((record,))
+        if not pulled_first:
+            self._engine.captured(record)
+            self.door.add((record,))
         if record.admitted and record.direction is Direction.ENTRY:
             self._admitted_here[record.list_id] += 0 if undo else 1
         self._wake.set()

@@ -240,13 +240,17 @@ class Store:
 
     # Check-in records.
 
-    def add_own(self, record: Record, undoes: str | None = None) -> None:
-        """This desk's record of a scan, pending upload: committed before anyone sees the result."""
+    def add_own(self, record: Record, undoes: str | None = None) -> bool:
+        """This desk's record of a scan, pending upload: committed before anyone sees the result.
+        Answers False when the record is here already: the server stored it first (an online
+        check-in carries the desk's record id) and a background pull brought it back before this
+        write, so it is neither stored twice nor sent again."""
         with self._write() as db:
             cursor = db.execute(_INSERT, _row(record, undoes))
             if cursor.rowcount != 1:
-                raise ValueError(f"record {record.record_id} is already stored")
+                return False
             db.execute("INSERT INTO pending (seq) VALUES (?)", (cursor.lastrowid,))
+        return True
 
     def add_records(
         self, records: Iterable[Record], *, pending: bool, cursor: tuple[str, str, int] | None = None

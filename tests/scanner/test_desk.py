@@ -165,6 +165,34 @@ async def test_undo_takes_back_the_last_admission(harness: Harness, tmp_path: Pa
     await reopened.close()
 
 
+async def test_an_online_scan_pulled_back_before_the_desk_stores_it(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stores an online check-in under the desk's own record id; a background pull can
+    bring that record back before the scan's own write. The scan still answers, the record is kept
+    once, nothing is queued to send again, and the counters count it once."""
+    sale = await sell(harness, 1)
+    core = await enrolled_desk(harness, tmp_path / "desk", [sale.main_list])
+    client = core._server
+    assert client is not None
+    answer_first = client.check_in
+
+    async def check_in_then_pull(body: dict[str, object], timeout_s: float) -> dict[str, object]:
+        answer = await answer_first(body, timeout_s)
+        await core.sync_once()  # the pull that races the scan's own write
+        return answer
+
+    monkeypatch.setattr(client, "check_in", check_in_then_pull)
+    expect(await core.scan(sale.token(0)), Verdict.ADMIT, Reason.OK, online=True)
+    assert len(core.store.records()) == 1
+    assert core.status().pending_uploads == 0
+    counters = core.counters()
+    assert (counters.admitted_here, counters.inside_now) == (1, 1)
+    await asyncio.to_thread(harness.server.stop)
+    expect(await core.scan(sale.token(0)), Verdict.REFUSE, Reason.ALREADY_CHECKED_IN, online=False)
+    await core.close()
+
+
 async def test_scans_survive_a_restart_of_the_desk(harness: Harness, tmp_path: Path) -> None:
     sale = await sell(harness, 2)
     core = await enrolled_desk(harness, tmp_path / "desk", [sale.main_list])
