@@ -20,11 +20,12 @@ from server.domain.common import SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
+from server.domain.offers.limits import forget_old_windows
 from server.domain.outbox.delivery import run_delivery_worker
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
-from server.xrpc import catalog, checkin, devices, holds, tickets  # noqa: F401  (registers the methods)
+from server.xrpc import catalog, checkin, devices, holds, offers, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import RawOutput, Services, dispatch
@@ -60,7 +61,8 @@ async def xrpc(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 async def run_sweeper(services: Services) -> None:
-    """Expire lapsed holds and forget spent JWT ids, forever; safe in every process at once."""
+    """Expire lapsed holds, forget spent JWT ids and past rate windows, forever; safe in every
+    process at once."""
     interval = services.settings.sweep_interval_seconds
     while True:
         try:
@@ -68,6 +70,7 @@ async def run_sweeper(services: Services) -> None:
             async with services.db.write() as session:
                 await sweep_expired(session, now_ms)
                 await forget_spent_jtis(session, now_ms // 1000)
+                await forget_old_windows(session, now_ms, services.settings.offer_code_window_seconds * 1000)
         except Exception:
             log.exception("hold sweeper pass failed; retrying")
         await asyncio.sleep(interval)

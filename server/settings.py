@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: int = 30
     db_pool_size: int = 10
 
+    # Offer-code guessing: wrong codes allowed per window, per app and per buyer (429 beyond).
+    offer_code_window_seconds: int = Field(default=600, ge=1)
+    offer_code_failures_per_app: int = Field(default=300, ge=1)
+    offer_code_failures_per_buyer: int = Field(default=10, ge=1)
+
     # Outbound lifecycle webhooks.
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

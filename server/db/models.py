@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -46,6 +47,8 @@ class App(Base):
     __table_args__ = (
         UniqueConstraint("did", "environment"),
         CheckConstraint("status IN ('active', 'disabled')", name="status"),
+        CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps_range"),
+        CheckConstraint("fee_flat >= 0", name="fee_flat_non_negative"),
     )
 
     id: Mapped[str] = mapped_column(Id, primary_key=True)
@@ -55,6 +58,11 @@ class App(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    # The app's fee on every paid order: basis points of what the tickets cost after discounts plus
+    # a flat amount per ticket (minor units), added to the buyer's total when ``fee_to_buyer``.
+    fee_bps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fee_flat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    fee_to_buyer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -124,6 +132,7 @@ class Tier(Base):
         CheckConstraint("unit_amount >= 0", name="amount_non_negative"),
         CheckConstraint("max_per_order >= 1", name="max_per_order_positive"),
         CheckConstraint("status IN ('active', 'paused', 'archived')", name="status"),
+        CheckConstraint("visibility IN ('public', 'unlisted', 'hidden')", name="visibility"),
     )
 
     id: Mapped[str] = mapped_column(Id, primary_key=True)
@@ -139,6 +148,9 @@ class Tier(Base):
     sale_starts_ms: Mapped[int | None] = mapped_column(BigInteger)
     sale_ends_ms: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
+    # ``public``: listed; ``unlisted``: sold to whoever has its id, listed only with an access
+    # code; ``hidden``: listed and sold only with an access code (see docs/offers.md).
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
     tier_ref: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     product_ref: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     price_ref: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
@@ -170,7 +182,13 @@ class Hold(Base):
     return_url: Mapped[str | None] = mapped_column(String(2048))
     cancel_url: Mapped[str | None] = mapped_column(String(2048))
     metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
+    # What the buyer pays: subtotal - discount + buyer fee (see server.domain.offers.pricing).
     amount: Mapped[int] = mapped_column(BigInteger)
+    subtotal_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    buyer_fee_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    app_fee_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    offer_id: Mapped[str | None] = mapped_column(ForeignKey("offers.id"))
     currency: Mapped[str] = mapped_column(String(3))
     expires_ms: Mapped[int] = mapped_column(BigInteger)
     # Set when the hold completes: by a payment, or by a free claim.
@@ -200,6 +218,85 @@ class HoldItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_amount: Mapped[int] = mapped_column(BigInteger)
     active_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Offer(Base):
+    """A code buyers enter: a discount, a presale or access window that unlocks tiers, or an
+    affiliate's tracking code. ``redeemed`` counts the tickets of completed holds; unexpired holds
+    reserve more through :class:`OfferRedemption`, like places in a capacity group."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        UniqueConstraint("event_id", "code_key"),
+        CheckConstraint("kind IN ('discount', 'presale', 'affiliate', 'access-window')", name="kind"),
+        CheckConstraint("status IN ('active', 'archived')", name="status"),
+        CheckConstraint(
+            "discount_percent IS NULL OR (discount_percent >= 0 AND discount_percent <= 100)",
+            name="percent_range",
+        ),
+        CheckConstraint("discount_amount IS NULL OR discount_amount >= 0", name="amount_non_negative"),
+        CheckConstraint("discount_percent IS NULL OR discount_amount IS NULL", name="one_discount"),
+        CheckConstraint(
+            "redeemed >= 0 AND (max_redemptions IS NULL OR redeemed <= max_redemptions)",
+            name="redeemed_within_cap",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    owner_app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(100))
+    # The code as matched: case and surrounding blanks do not count.
+    code_key: Mapped[str] = mapped_column(String(100))
+    public: Mapped[bool] = mapped_column(Boolean)
+    discount_percent: Mapped[int | None] = mapped_column(Integer)
+    discount_amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    tier_ids: Mapped[list[str] | None] = mapped_column(JsonType)
+    starts_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ends_ms: Mapped[int | None] = mapped_column(BigInteger)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    max_per_buyer: Mapped[int | None] = mapped_column(Integer)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OfferRedemption(Base):
+    """The tickets of one hold that use an offer. ``active_until_ms`` is the hold's expiry while it
+    is ``held`` (the redemption is reserved until then) and NULL once it is not; ``consumed`` when
+    the hold completed."""
+
+    __tablename__ = "offer_redemptions"
+    __table_args__ = (
+        CheckConstraint("places >= 1", name="places_positive"),
+        Index("ix_offer_redemptions_offer_active", "offer_id", "active_until_ms"),
+        Index("ix_offer_redemptions_offer_buyer", "offer_id", "buyer_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"))
+    hold_id: Mapped[str] = mapped_column(ForeignKey("holds.id"), unique=True)
+    buyer_key: Mapped[str | None] = mapped_column(String(2048))
+    places: Mapped[int] = mapped_column(Integer)
+    active_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+    consumed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RateCounter(Base):
+    """Events counted per scope in fixed windows (``window_ms`` is the window's start), shared by
+    every server process: how wrong offer codes are limited."""
+
+    __tablename__ = "rate_counters"
+
+    scope: Mapped[str] = mapped_column(String(512), primary_key=True)
+    window_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class LedgerEntry(Base):

@@ -183,6 +183,28 @@ class TierSoldOut(InsufficientAvailability):
     code = "TierSoldOut"
 
 
+# --- offers --------------------------------------------------------------------------------------
+
+
+class OfferNotFound(NotFound):
+    code = "OfferNotFound"
+
+
+class InvalidOfferCode(DomainError):
+    """The code cannot be used for this order. One answer for an unknown code, a code of another
+    event or tier, an archived one and one outside its window, so guessing learns nothing more."""
+
+    code = "InvalidOfferCode"
+    status = 400
+
+
+class OfferCodeExhausted(DomainError):
+    """The code is real but has no redemptions left (in total, or for this buyer)."""
+
+    code = "OfferCodeExhausted"
+    status = 409
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ from server.domain.catalog import service as catalog
 from server.domain.catalog.service import UNSET, EventInput, TierInput
 from server.domain.common import parse_optional_datetime
 from server.domain.errors import InvalidRequest
+from server.domain.offers import service as offers
+from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.views import availability_view, event_view, group_view, tier_view
 
@@ -113,6 +115,7 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
         product_ref=params.get("productRef"),
         price_ref=params.get("priceRef"),
         metadata=checked_metadata(call, params.get("metadata")),
+        visibility=params.get("visibility", "public"),
     )
     async with call.db.write() as session:
         event = await catalog.ensure_event(
@@ -137,6 +140,7 @@ TIER_FIELDS = {
     "priceRef": "price_ref",
     "metadata": "metadata_",
     "status": "status",
+    "visibility": "visibility",
 }
 
 
@@ -155,7 +159,7 @@ async def update_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
     )
     if "metadata_" in changes:
         changes["metadata_"] = checked_metadata(call, changes["metadata_"])
-    for column in ("unit_amount", "quantity_total", "max_per_order", "status"):
+    for column in ("unit_amount", "quantity_total", "max_per_order", "status", "visibility"):
         if changes.get(column, UNSET) is None:
             raise InvalidRequest(f"{column} cannot be cleared")
     return await _update_tier(call, params["tierId"], changes)
@@ -168,9 +172,22 @@ async def archive_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, A
 
 @xrpc_method(NAMESPACE + "getTicketAvailability")
 async def get_ticket_availability(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.read() as session:
-        event = await catalog.find_event(
-            session, call.caller.environment, event_id=params.get("eventId"), event_uri=params.get("eventUri")
-        )
-        inventory = await catalog.inventory(session, event, call.now_ms)
-    return availability_view(inventory, call.now_ms)
+    """The event's tiers as buyers may see them; an access code (``offerCode``) also shows the
+    hidden and unlisted tiers it opens, on sale as the code allows."""
+
+    async def available() -> dict[str, Any]:
+        async with call.db.read() as session:
+            event = await catalog.find_event(
+                session,
+                call.caller.environment,
+                event_id=params.get("eventId"),
+                event_uri=params.get("eventUri"),
+            )
+            inventory = await catalog.inventory(session, event, call.now_ms)
+            code = params.get("offerCode")
+            if code is not None:
+                offer = await offers.offer_for_code(session, event, code, call.now_ms)
+                inventory.unlocked = offers.unlocked_tiers(offer, (s.tier.id for s in inventory.tiers))
+        return availability_view(inventory, call.now_ms)
+
+    return await guarding_codes(call, params, available)

@@ -6,15 +6,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain.catalog import service as catalog
-from server.domain.errors import InvalidRequest, OrderLimitExceeded, TicketHoldUnavailable
+from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
 from server.domain.holds.service import HoldRequest, effective_status
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
+from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
-from server.xrpc.views import hold_checkout_view
+from server.xrpc.views import hold_checkout_view, price_view
 
 CREATE_HOLD = NAMESPACE + "createTicketHold"
 # A retried order carries the same key but a fresh buyer assertion token.
@@ -39,6 +39,7 @@ def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
         cancel_url=params.get("cancelUrl"),
         metadata=checked_metadata(call, params.get("metadata")),
         attendees=params.get("attendees"),
+        offer_code=params.get("offerCode"),
     )
 
 
@@ -61,8 +62,12 @@ async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, An
     if buyer_did is not None and assertion is not None:
         await verify_buyer(call.services, call.nsid, buyer_did, assertion)
     request = hold_request(call, params)
-    return await write_once(
-        call, params, lambda session: _hold(call, request, session), unhashed=BUYER_RETRY_FIELDS
+    return await guarding_codes(
+        call,
+        params,
+        lambda: write_once(
+            call, params, lambda session: _hold(call, request, session), unhashed=BUYER_RETRY_FIELDS
+        ),
     )
 
 
@@ -77,34 +82,23 @@ async def release_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, A
 
 @xrpc_method(NAMESPACE + "previewTicketOrder")
 async def preview_ticket_order(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """The exact price of an order; reserves nothing. Offers and app fees are not configured yet,
-    so the discount and buyer fee are zero."""
-    quantity = params["quantity"]
-    async with call.db.read() as session:
-        tier = await catalog.find_tier(session, call.caller.environment, params["tierId"])
-        if params.get("eventId") or params.get("eventUri"):
-            event = await catalog.find_event(
-                session,
-                call.caller.environment,
-                event_id=params.get("eventId"),
-                event_uri=params.get("eventUri"),
-            )
-            if event.id != tier.event_id:
-                raise InvalidRequest("the tier does not belong to the event named")
-        inventory = catalog.Inventory(
-            await catalog.find_event(session, call.caller.environment, event_id=tier.event_id),
-            [await catalog.tier_state(session, tier, call.now_ms)],
-        )
-    state = inventory.sale_state(inventory.tiers[0], call.now_ms)
-    if state.value in ("unavailable", "not-on-sale", "hidden"):
-        raise TicketHoldUnavailable(f"tier {tier.id} is not on sale now ({state.value})")
-    if quantity > tier.max_per_order:
-        raise OrderLimitExceeded(f"at most {tier.max_per_order} of tier {tier.id} per order")
-    subtotal = tier.unit_amount * quantity
-    return {
-        "subtotalAmount": subtotal,
-        "buyerFeeAmount": 0,
-        "discountAmount": 0,
-        "totalAmount": subtotal,
-        "currency": tier.currency,
-    }
+    """The exact price of an order of one tier, by the very rules a hold charges; reserves nothing.
+    Places left are not checked (the hold says), an offer's redemptions left are."""
+    request = HoldRequest(
+        items={params["tierId"]: params["quantity"]},
+        event_id=params.get("eventId"),
+        event_uri=params.get("eventUri"),
+        offer_code=params.get("offerCode"),
+    )
+
+    async def priced() -> dict[str, Any]:
+        async with call.db.read() as session:
+            order = await holds.price_order(session, call.caller, request, call.now_ms, for_buyer=False)
+        quote = order.quote
+        return {
+            **price_view(quote.subtotal, quote.discount, quote.buyer_fee, order.offer),
+            "totalAmount": quote.total,
+            "currency": order.tiers[params["tierId"]].currency,
+        }
+
+    return await guarding_codes(call, params, priced)

@@ -16,6 +16,7 @@ from server.domain.holds.rules import merge_items
 from server.domain.issuance import service as issuance
 from server.domain.issuance.queries import in_context, page
 from server.xrpc.auth import verify_buyer
+from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
 from server.xrpc.holds import BUYER_RETRY_FIELDS, hold_request
 from server.xrpc.views import ticket_view
@@ -36,9 +37,9 @@ async def _claim(call: Call, params: dict[str, Any], session: AsyncSession) -> d
     result = await holds.create_hold(
         session, call.caller, request, call.now_ms, call.settings.hold_ttl_seconds * 1000
     )
-    priced = [line.tier.id for line in result.lines if line.tier.unit_amount != 0]
-    if priced:
-        raise TierNotFree(f"only free tiers can be claimed: {', '.join(priced)} has a price")
+    if result.hold.amount != 0:
+        priced = ", ".join(line.tier.id for line in result.lines if line.tier.unit_amount != 0)
+        raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
     items = await issuance.hold_items(session, result.hold.id)
     groups = await lock_groups(session, (i.capacity_group_id for i in items))
     claim_id = new_id("claim", call.now_ms)
@@ -80,8 +81,12 @@ async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any
             raise InvalidRequest("items (or a single tierId) is required")
         params = {**params, "items": [{"tierId": params["tierId"], "quantity": 1}]}
     merge_items((i["tierId"], i["quantity"]) for i in params["items"])
-    return await write_once(
-        call, params, lambda session: _claim(call, params, session), unhashed=BUYER_RETRY_FIELDS
+    return await guarding_codes(
+        call,
+        params,
+        lambda: write_once(
+            call, params, lambda session: _claim(call, params, session), unhashed=BUYER_RETRY_FIELDS
+        ),
     )
 
 

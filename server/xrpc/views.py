@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.db.models import Event, Hold
+from server.db.models import Event, Hold, Offer
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.holds.service import HoldResult
 from server.domain.issuance.queries import TicketInContext
+from server.domain.offers.service import OfferUsage
 
 
 def compact(values: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def tier_view(state: TierState) -> dict[str, Any]:
             "saleStartsAt": format_optional_datetime(tier.sale_starts_ms),
             "saleEndsAt": format_optional_datetime(tier.sale_ends_ms),
             "status": tier.status,
+            "visibility": tier.visibility,
             "tierRef": tier.tier_ref,
             "productRef": tier.product_ref,
             "priceRef": tier.price_ref,
@@ -86,7 +88,7 @@ def tier_view(state: TierState) -> dict[str, Any]:
 def availability_view(inventory: Inventory, now_ms: int) -> dict[str, Any]:
     event = inventory.event
     tiers = []
-    for state in inventory.tiers:
+    for state in inventory.listed():
         tier = state.tier
         sale = inventory.sale_state(state, now_ms)
         tiers.append(
@@ -125,6 +127,7 @@ def hold_checkout_view(result: HoldResult, checkout_url: str) -> dict[str, Any]:
         "amountCents": hold.amount,
         "currency": hold.currency,
         "environment": hold.environment,
+        **price_view(hold.subtotal_amount, hold.discount_amount, hold.buyer_fee_amount, result.offer),
         "items": [
             {
                 "tierId": line.tier.id,
@@ -136,6 +139,49 @@ def hold_checkout_view(result: HoldResult, checkout_url: str) -> dict[str, Any]:
             for line in result.lines
         ],
     }
+
+
+def price_view(subtotal: int, discount: int, buyer_fee: int, offer: Offer | None) -> dict[str, Any]:
+    """The parts of a price, as ``previewTicketOrder`` names them."""
+    return compact(
+        {
+            "subtotalAmount": subtotal,
+            "discountAmount": discount,
+            "buyerFeeAmount": buyer_fee,
+            "offerCode": None if offer is None else offer.code,
+            "offerLabel": None if offer is None else offer.name,
+        }
+    )
+
+
+def offer_view(usage: OfferUsage) -> dict[str, Any]:
+    offer = usage.offer
+    return compact(
+        {
+            "id": offer.id,
+            "eventId": offer.event_id,
+            "name": offer.name,
+            "description": offer.description,
+            "kind": offer.kind,
+            "code": offer.code,
+            "public": offer.public,
+            "discountPercent": offer.discount_percent,
+            "discountAmount": None
+            if offer.discount_amount is None
+            else {"amount": offer.discount_amount, "currency": offer.currency},
+            "tierIds": offer.tier_ids,
+            "startsAt": format_optional_datetime(offer.starts_ms),
+            "endsAt": format_optional_datetime(offer.ends_ms),
+            "maxRedemptions": offer.max_redemptions,
+            "maxPerBuyer": offer.max_per_buyer,
+            "redeemedQuantity": usage.redeemed,
+            "reservedQuantity": usage.reserved,
+            "remainingQuantity": usage.remaining,
+            "status": offer.status,
+            "createdAt": format_datetime(offer.created_ms),
+            "updatedAt": format_datetime(offer.updated_ms),
+        }
+    )
 
 
 def scan_url(public_url: str, item: TicketInContext) -> str:

@@ -47,6 +47,9 @@ METHODS = {
     "tickets.atmosphere.uploadCheckIns",
     "tickets.atmosphere.pullCheckIns",
     "tickets.atmosphere.searchTickets",
+    "tickets.atmosphere.createOffer",
+    "tickets.atmosphere.updateOffer",
+    "tickets.atmosphere.listOffers",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
@@ -412,6 +415,16 @@ def test_nullable_fields() -> None:
         "saleStartsAt",
         "saleEndsAt",
     }
+    assert set(input_schema("tickets.atmosphere.updateOffer")["nullable"]) == {
+        "description",
+        "discountPercent",
+        "discountAmount",
+        "tierIds",
+        "startsAt",
+        "endsAt",
+        "maxRedemptions",
+        "maxPerBuyer",
+    }
 
 
 def test_status_values() -> None:
@@ -484,7 +497,7 @@ def test_view_required_fields() -> None:
 
 def test_availability_query() -> None:
     definition = main("tickets.atmosphere.getTicketAvailability")
-    assert set(definition["parameters"]["properties"]) == {"eventId", "eventUri", "environment"}
+    assert set(definition["parameters"]["properties"]) == {"eventId", "eventUri", "offerCode", "environment"}
     assert definition["parameters"]["properties"]["eventUri"]["format"] == "at-uri"
     assert set(definition["output"]["schema"]["required"]) == {"available", "tiers"}
 

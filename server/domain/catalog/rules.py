@@ -10,6 +10,7 @@ from server.domain.errors import InvalidRequest
 EVENT_STATUSES = ("active", "paused", "archived")
 TIER_STATUSES = ("active", "paused", "archived")
 GROUP_STATUSES = ("active", "archived")
+TIER_VISIBILITIES = ("public", "unlisted", "hidden")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +50,19 @@ class SaleFacts:
     group_status: str
     sale_starts_ms: int | None
     sale_ends_ms: int | None
+    visibility: str = "public"
+    # An access code of the order opens this tier: hidden or not, and before its sales open.
+    unlocked: bool = False
 
 
 def sale_state(facts: SaleFacts, available: int, now_ms: int) -> SaleState:
-    """Why (or whether) a tier can be bought right now. The sale window is ``[starts, ends)``."""
+    """Why (or whether) a tier can be bought right now. The sale window is ``[starts, ends)``; an
+    unlocking code lifts the hiding and the start of the window, never the end."""
     if facts.event_status != "active" or facts.tier_status != "active" or facts.group_status != "active":
         return SaleState.UNAVAILABLE
-    if facts.sale_starts_ms is not None and now_ms < facts.sale_starts_ms:
+    if facts.visibility == "hidden" and not facts.unlocked:
+        return SaleState.HIDDEN
+    if facts.sale_starts_ms is not None and now_ms < facts.sale_starts_ms and not facts.unlocked:
         return SaleState.NOT_ON_SALE
     if facts.sale_ends_ms is not None and now_ms >= facts.sale_ends_ms:
         return SaleState.NOT_ON_SALE

@@ -16,6 +16,7 @@ from server.domain.catalog.rules import (
     EVENT_STATUSES,
     GROUP_STATUSES,
     TIER_STATUSES,
+    TIER_VISIBILITIES,
     Pool,
     SaleFacts,
     SaleState,
@@ -64,6 +65,7 @@ class TierInput:
     product_ref: dict[str, Any] | None = None
     price_ref: dict[str, Any] | None = None
     metadata: Any = None
+    visibility: str = "public"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class Inventory:
 
     event: Event
     tiers: list[TierState] = field(default_factory=list)
+    # Tiers an access code of this request opens (see server.domain.offers).
+    unlocked: frozenset[str] = frozenset()
 
     def sale_state(self, state: TierState, now_ms: int) -> SaleState:
         facts = SaleFacts(
@@ -97,8 +101,14 @@ class Inventory:
             group_status=state.group.group.status,
             sale_starts_ms=state.tier.sale_starts_ms,
             sale_ends_ms=state.tier.sale_ends_ms,
+            visibility=state.tier.visibility,
+            unlocked=state.tier.id in self.unlocked,
         )
         return sale_state(facts, state.available, now_ms)
+
+    def listed(self) -> list[TierState]:
+        """The tiers buyers may see: public ones, and those the request's code opens."""
+        return [s for s in self.tiers if s.tier.visibility == "public" or s.tier.id in self.unlocked]
 
 
 DEFAULT_MAX_PER_ORDER = 10
@@ -445,6 +455,7 @@ async def create_tier(
     """A tier in the given capacity group, or in a new implicit group of its own size."""
     ensure_can_manage(event, caller)
     _check_window(given.sale_starts_ms, given.sale_ends_ms)
+    check_status(given.visibility, TIER_VISIBILITIES, "visibility")
     if group_id is None:
         group = await create_group(
             session, caller, event, given.title, given.quantity_total, now_ms, implicit=True
@@ -469,6 +480,7 @@ async def create_tier(
         sale_starts_ms=given.sale_starts_ms,
         sale_ends_ms=given.sale_ends_ms,
         status="active",
+        visibility=given.visibility,
         tier_ref=given.tier_ref,
         product_ref=given.product_ref,
         price_ref=given.price_ref,
@@ -507,6 +519,7 @@ async def update_tier(
 ) -> Tier:
     """Quantity changes lock the tier's group and never go below what is sold or held."""
     check_status(changes.get("status"), TIER_STATUSES, "status")
+    check_status(changes.get("visibility"), TIER_VISIBILITIES, "visibility")
     tier = await find_tier(session, caller.environment, tier_id)
     event = await find_event(session, caller.environment, event_id=tier.event_id)
     ensure_can_manage(event, caller)

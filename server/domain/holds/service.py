@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Event, Hold, HoldItem, Tier
+from server.db.models import App, Event, Hold, HoldItem, Offer, Tier
 from server.domain import ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.catalog.service import Inventory, find_event, lock_groups, tier_states
+from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups, tier_states
 from server.domain.common import format_datetime, new_id
 from server.domain.errors import (
     InvalidRequest,
@@ -26,6 +26,8 @@ from server.domain.errors import (
     TierNotFound,
 )
 from server.domain.holds.rules import find_shortages, shortage_error
+from server.domain.offers import service as offers
+from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.service import enqueue
 
 SWEEP_BATCH = 500
@@ -42,6 +44,7 @@ class HoldRequest:
     cancel_url: str | None = None
     metadata: Any = None
     attendees: list[dict[str, Any]] | None = None
+    offer_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class HeldLine:
 class HoldResult:
     hold: Hold
     lines: list[HeldLine]
+    offer: Offer | None = None
 
 
 def effective_status(hold: Hold, now_ms: int) -> str:
@@ -95,15 +99,49 @@ async def _hold_event(
     return await find_event(session, caller.environment, event_id=event_id)
 
 
-async def check_hold(
-    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int
-) -> tuple[Event, dict[str, Tier]]:
-    """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
-    naming every item it applies to."""
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """An order checked against every sale rule and priced: what a preview shows and a hold charges."""
+
+    event: Event
+    tiers: dict[str, Tier]
+    states: list[TierState]
+    offer: Offer | None
+    quote: Quote
+
+
+async def app_fees(session: AsyncSession, caller: Caller) -> Fees:
+    app = await session.get(App, caller.app_id)
+    if app is None:
+        return NO_FEES
+    return Fees(bps=app.fee_bps, flat=app.fee_flat, to_buyer=app.fee_to_buyer)
+
+
+async def price_order(
+    session: AsyncSession,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    *,
+    lock_offer: bool = False,
+    for_buyer: bool = True,
+) -> Priced:
+    """Every rule an order must pass but the places left, and its quote. A code is checked before
+    anything else about the tiers, so a code of another tier answers like an unknown one.
+    ``for_buyer``: apply the offer's per-buyer cap (a preview names no buyer)."""
     tiers = await _load_tiers(session, caller, list(request.items))
     event = await _hold_event(session, caller, request, tiers)
+    currencies = {t.currency for t in tiers.values()}
+    if len(currencies) != 1:
+        raise InvalidRequest("all items of a hold must be priced in one currency")
+    (currency,) = currencies
+    offer = None
+    if request.offer_code is not None:
+        offer = await offers.offer_for_code(session, event, request.offer_code, now_ms, lock=lock_offer)
+        scope = offers.terms(offer)
+        offers.check_applies(offer, sum(q for t, q in request.items.items() if scope.covers(t)), currency)
     states = await tier_states(session, [tiers[t] for t in request.items], now_ms)
-    view = Inventory(event, states)
+    view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     unavailable = [
         f"{s.tier.id} ({state})"
         for s in states
@@ -118,9 +156,21 @@ async def check_hold(
     ]
     if over_limit:
         raise OrderLimitExceeded(f"more than the per-order limit of {', '.join(over_limit)}")
-    currencies = {t.currency for t in tiers.values()}
-    if len(currencies) != 1:
-        raise InvalidRequest("all items of a hold must be priced in one currency")
+    lines = [Line(t, q, tiers[t].unit_amount) for t, q in request.items.items()]
+    quote = price(lines, None if offer is None else offers.terms(offer), await app_fees(session, caller))
+    if offer is not None:
+        buyer = offers.buyer_key(request.buyer_did, request.customer_email)
+        await offers.check_room(session, offer, quote.offer_places, buyer, now_ms, for_buyer=for_buyer)
+    return Priced(event, tiers, states, offer, quote)
+
+
+async def check_hold(
+    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int, *, lock_offer: bool = False
+) -> Priced:
+    """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
+    naming every item it applies to."""
+    priced = await price_order(session, caller, request, now_ms, lock_offer=lock_offer)
+    states = priced.states
     shortages = find_shortages(
         request.items,
         {s.tier.id: s.pool for s in states},
@@ -129,7 +179,7 @@ async def check_hold(
     )
     if shortages:
         raise shortage_error(shortages)
-    return event, tiers
+    return priced
 
 
 async def create_hold(
@@ -139,16 +189,16 @@ async def create_hold(
     now_ms: int,
     ttl_ms: int,
     *,
-    checked: tuple[Event, dict[str, Tier]] | None = None,
+    checked: Priced | None = None,
 ) -> HoldResult:
-    """Reserve every item or nothing. ``checked`` (test-only) skips the locked check and trusts one
-    made earlier in another transaction: exactly the race the lock exists to prevent."""
+    """Reserve every item, and the offer's redemptions, or nothing. ``checked`` (test-only) skips
+    the locked check and trusts one made earlier in another transaction: exactly the race the locks
+    exist to prevent."""
     if checked is None:
         tiers = await _load_tiers(session, caller, list(request.items))
         await lock_groups(session, (t.capacity_group_id for t in tiers.values()))
-        event, tiers = await check_hold(session, caller, request, now_ms)
-    else:
-        event, tiers = checked
+        checked = await check_hold(session, caller, request, now_ms, lock_offer=True)
+    event, tiers, quote = checked.event, checked.tiers, checked.quote
     lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
     expires_ms = now_ms + ttl_ms
     hold = Hold(
@@ -164,7 +214,12 @@ async def create_hold(
         cancel_url=request.cancel_url,
         metadata_=request.metadata,
         attendees=request.attendees,
-        amount=sum(line.tier.unit_amount * line.quantity for line in lines),
+        amount=quote.total,
+        subtotal_amount=quote.subtotal,
+        discount_amount=quote.discount,
+        buyer_fee_amount=quote.buyer_fee,
+        app_fee_amount=quote.app_fee,
+        offer_id=None if checked.offer is None else checked.offer.id,
         currency=lines[0].tier.currency,
         expires_ms=expires_ms,
         created_ms=now_ms,
@@ -182,6 +237,10 @@ async def create_hold(
         )
         for line in lines
     )
+    if checked.offer is not None:
+        await session.flush()  # the hold row exists before the redemption that names it
+        buyer = offers.buyer_key(request.buyer_did, request.customer_email)
+        offers.reserve(session, checked.offer, hold, quote.offer_places, buyer)
     ledger.record(
         session,
         environment=caller.environment,
@@ -191,12 +250,19 @@ async def create_hold(
         action="held",
         actor=caller.app_did,
         now_ms=now_ms,
-        data={"items": request.items, "expiresMs": expires_ms, "amount": hold.amount},
+        data={
+            "items": request.items,
+            "expiresMs": expires_ms,
+            "amount": hold.amount,
+            "discount": quote.discount,
+            "appFee": quote.app_fee,
+            "offerId": hold.offer_id,
+        },
     )
     await enqueue(
         session, hold.app_id, hold.environment, "ticket.hold.created", hold_webhook(hold, lines), now_ms
     )
-    return HoldResult(hold, lines)
+    return HoldResult(hold, lines, checked.offer)
 
 
 def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
@@ -219,6 +285,7 @@ async def end_hold(
     hold.status = status
     hold.updated_ms = now_ms
     await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    await offers.give_back(session, hold.id)
     ledger.note(session, "hold", hold, status, actor, now_ms, {"reason": reason} if reason else None)
 
 

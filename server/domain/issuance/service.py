@@ -20,6 +20,7 @@ from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
 from server.domain.errors import DomainError, NotFound
 from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.offers import service as offers
 from server.domain.outbox.service import enqueue
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -139,6 +140,7 @@ async def issue_hold(
             session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
         )
     await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    await offers.consume(session, hold.id)
     hold.status = "completed"
     hold.payment_id = payment_id
     hold.claim_id = claim_id

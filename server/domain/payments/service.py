@@ -20,6 +20,7 @@ from server.domain.holds.rules import find_shortages
 from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
 from server.domain.issuance.service import end_ticket, hold_items, issue_hold
+from server.domain.offers import service as offers
 from server.domain.outbox.service import enqueue
 
 BROKER = "payment-broker"
@@ -136,14 +137,13 @@ async def payment_completed(
             {s.tier.id: s.tier.capacity_group_id for s in states},
             {s.group.group.id: s.group.pool for s in states},
         )
-        if shortages:
+        gone = "the places are gone" if shortages else None
+        if gone is None and not await offers.recheck(session, hold, now_ms):
+            gone = "its offer code has no redemptions left"
+        if gone is not None:
             if hold.status == "held":
-                await end_hold(
-                    session, hold, "expired", BROKER, now_ms, "paid after expiry; sold out meanwhile"
-                )
-            return await _unfulfilled(
-                session, report, hold, "paid after the hold ended and the places are gone", now_ms
-            )
+                await end_hold(session, hold, "expired", BROKER, now_ms, f"paid after expiry; {gone}")
+            return await _unfulfilled(session, report, hold, f"paid after the hold ended and {gone}", now_ms)
         ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
     _record(session, report, hold, "completed", None, now_ms)
     await issue_hold(

@@ -1,0 +1,376 @@
+"""Offer transactions: managing offers, finding the one a code names, and reserving, returning and
+consuming its redemptions alongside the hold that uses it.
+
+Redemptions are counted like places: ``offers.redeemed`` counts the tickets of completed holds and
+``offer_redemptions`` rows of unexpired ``held`` holds reserve more. A hold that uses a capped offer
+locks the offer row (after its capacity groups: one lock order everywhere), so two holds never both
+take the last redemption.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Event, Hold, Offer, OfferRedemption, Tier
+from server.domain import ledger
+from server.domain.caller import Caller
+from server.domain.catalog.rules import check_status
+from server.domain.catalog.service import ensure_can_manage, find_event
+from server.domain.common import new_id
+from server.domain.errors import (
+    CapacityBelowCommitted,
+    InvalidOfferCode,
+    InvalidRequest,
+    OfferCodeExhausted,
+    OfferNotFound,
+    TierNotFound,
+)
+from server.domain.offers.pricing import Terms
+
+KINDS = ("discount", "presale", "affiliate", "access-window")
+# Offers of these kinds let their code's holders see and buy hidden tiers, and buy before sales open.
+UNLOCKING = frozenset({"presale", "access-window"})
+OFFER_STATUSES = ("active", "archived")
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,99}")
+
+
+def code_key(code: str) -> str:
+    """How codes are matched: blanks around them and letter case do not count."""
+    return code.strip().upper()
+
+
+@dataclass(slots=True)
+class OfferInput:
+    name: str
+    kind: str
+    code: str
+    public: bool = False
+    description: str | None = None
+    discount_percent: int | None = None
+    discount_amount: int | None = None
+    currency: str | None = None
+    tier_ids: list[str] | None = None
+    starts_ms: int | None = None
+    ends_ms: int | None = None
+    max_redemptions: int | None = None
+    max_per_buyer: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferUsage:
+    """``redeemed``: tickets of completed holds; ``reserved``: tickets of unexpired holds."""
+
+    offer: Offer
+    redeemed: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int | None:
+        cap = self.offer.max_redemptions
+        return None if cap is None else max(0, cap - self.redeemed - self.reserved)
+
+
+def terms(offer: Offer) -> Terms:
+    scope = None if offer.tier_ids is None else frozenset(offer.tier_ids)
+    return Terms(percent=offer.discount_percent, amount=offer.discount_amount, tier_ids=scope)
+
+
+def unlocked_tiers(offer: Offer | None, tier_ids: Iterable[str]) -> frozenset[str]:
+    """The tiers among ``tier_ids`` that the offer opens (hidden, or not on sale yet)."""
+    if offer is None or offer.kind not in UNLOCKING:
+        return frozenset()
+    scope = terms(offer)
+    return frozenset(t for t in tier_ids if scope.covers(t))
+
+
+def _check(given: OfferInput | Offer) -> None:
+    """Rules every offer keeps, checked on creation and after every change."""
+    if given.discount_percent is not None and given.discount_amount is not None:
+        raise InvalidRequest("give discountPercent or discountAmount, not both")
+    if given.discount_amount is not None and not given.currency:
+        raise InvalidRequest("a discountAmount needs the currency it is in")
+    if given.starts_ms is not None and given.ends_ms is not None and given.ends_ms <= given.starts_ms:
+        raise InvalidRequest("endsAt must be after startsAt")
+    if given.kind == "discount" and given.discount_percent is None and given.discount_amount is None:
+        raise InvalidRequest("a discount offer needs discountPercent or discountAmount")
+
+
+async def _check_tiers(session: AsyncSession, event: Event, tier_ids: list[str] | None) -> None:
+    if tier_ids is None:
+        return
+    if not tier_ids:
+        raise InvalidRequest("tierIds lists at least one tier; leave it out for every tier")
+    found = set(
+        await session.scalars(select(Tier.id).where(Tier.event_id == event.id, Tier.id.in_(tier_ids)))
+    )
+    missing = [t for t in tier_ids if t not in found]
+    if missing:
+        raise TierNotFound(f"not a tier of this event: {', '.join(missing)}")
+
+
+async def create_offer(
+    session: AsyncSession, caller: Caller, event_id: str, given: OfferInput, now_ms: int
+) -> Offer:
+    event = await find_event(session, caller.environment, event_id=event_id)
+    ensure_can_manage(event, caller)
+    if given.kind not in KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
+    if not CODE.fullmatch(given.code.strip()):
+        raise InvalidRequest("a code is 3 to 100 letters, digits, '-' or '_', starting with no '-' or '_'")
+    _check(given)
+    await _check_tiers(session, event, given.tier_ids)
+    key = code_key(given.code)
+    if await session.scalar(select(Offer.id).where(Offer.event_id == event.id, Offer.code_key == key)):
+        raise InvalidRequest("this event already has an offer with this code")
+    offer = Offer(
+        id=new_id("offer", now_ms),
+        environment=caller.environment,
+        event_id=event.id,
+        owner_app_id=caller.app_id,
+        name=given.name,
+        description=given.description,
+        kind=given.kind,
+        code=given.code.strip(),
+        code_key=key,
+        public=given.public,
+        discount_percent=given.discount_percent,
+        discount_amount=given.discount_amount,
+        currency=given.currency.lower() if given.currency else None,
+        tier_ids=list(dict.fromkeys(given.tier_ids)) if given.tier_ids is not None else None,
+        starts_ms=given.starts_ms,
+        ends_ms=given.ends_ms,
+        max_redemptions=given.max_redemptions,
+        max_per_buyer=given.max_per_buyer,
+        redeemed=0,
+        status="active",
+        created_ms=now_ms,
+        updated_ms=now_ms,
+    )
+    session.add(offer)
+    _note(session, caller, offer, "created", now_ms, {"kind": offer.kind, "public": offer.public})
+    await session.flush()
+    return offer
+
+
+async def _find(session: AsyncSession, caller: Caller, offer_id: str, *, lock: bool = False) -> Offer:
+    query = (
+        select(Offer)
+        .where(Offer.id == offer_id, Offer.environment == caller.environment)
+        .execution_options(populate_existing=True)
+    )
+    offer = await session.scalar(query.with_for_update() if lock else query)
+    if offer is None:
+        raise OfferNotFound(f"offer {offer_id} not found")
+    return offer
+
+
+async def update_offer(
+    session: AsyncSession, caller: Caller, offer_id: str, changes: dict[str, Any], now_ms: int
+) -> Offer:
+    """``changes`` maps column names to new values. The code and kind stay as they are; a new cap
+    never goes below what is redeemed or reserved."""
+    check_status(changes.get("status"), OFFER_STATUSES, "status")
+    offer = await _find(session, caller, offer_id, lock=True)
+    event = await find_event(session, caller.environment, event_id=offer.event_id)
+    ensure_can_manage(event, caller)
+    if "name" in changes and not changes["name"]:
+        raise InvalidRequest("name cannot be cleared")
+    if "tier_ids" in changes:
+        await _check_tiers(session, event, changes["tier_ids"])
+    if changes.get("currency"):
+        changes["currency"] = changes["currency"].lower()
+    cap = changes.get("max_redemptions")
+    if cap is not None:
+        usage = (await usages(session, [offer], now_ms))[0]
+        if cap < usage.redeemed + usage.reserved:
+            raise CapacityBelowCommitted(
+                f"offer {offer.id} has {usage.redeemed + usage.reserved} redemptions used or reserved; "
+                "its cap cannot go below that"
+            )
+    for name, value in changes.items():
+        setattr(offer, name, value)
+    _check(offer)
+    if session.is_modified(offer):
+        offer.updated_ms = now_ms
+        logged = {k: v for k, v in changes.items() if k != "description"}
+        _note(session, caller, offer, "updated", now_ms, logged)
+    return offer
+
+
+async def list_offers(
+    session: AsyncSession, caller: Caller, event_id: str, now_ms: int, *, after: str | None, limit: int
+) -> list[OfferUsage]:
+    event = await find_event(session, caller.environment, event_id=event_id)
+    ensure_can_manage(event, caller)
+    query = select(Offer).where(Offer.event_id == event.id).order_by(Offer.id).limit(limit)
+    if after is not None:
+        query = query.where(Offer.id > after)
+    return await usages(session, list(await session.scalars(query)), now_ms)
+
+
+async def usages(session: AsyncSession, offers: list[Offer], now_ms: int) -> list[OfferUsage]:
+    rows = await session.execute(
+        select(OfferRedemption.offer_id, func.sum(OfferRedemption.places))
+        .where(
+            OfferRedemption.offer_id.in_([o.id for o in offers]),
+            OfferRedemption.active_until_ms > now_ms,
+        )
+        .group_by(OfferRedemption.offer_id)
+    )
+    reserved = {offer_id: int(total) for offer_id, total in rows.all()}
+    return [OfferUsage(o, o.redeemed, reserved.get(o.id, 0)) for o in offers]
+
+
+def _note(
+    session: AsyncSession, caller: Caller, offer: Offer, action: str, now_ms: int, data: dict[str, Any]
+) -> None:
+    ledger.record(
+        session,
+        environment=caller.environment,
+        event_id=offer.event_id,
+        subject="offer",
+        subject_id=offer.id,
+        action=action,
+        actor=caller.app_did,
+        now_ms=now_ms,
+        data=data,
+    )
+
+
+# --- codes on orders -----------------------------------------------------------------------------
+
+
+async def offer_for_code(
+    session: AsyncSession, event: Event, code: str, now_ms: int, *, lock: bool = False
+) -> Offer:
+    """The active offer of ``event`` that ``code`` names, within its window; otherwise
+    :class:`InvalidOfferCode`, whatever the reason."""
+    query = select(Offer).where(
+        Offer.event_id == event.id, Offer.code_key == code_key(code), Offer.status == "active"
+    )
+    offer = await session.scalar(
+        (query.with_for_update() if lock else query).execution_options(populate_existing=True)
+    )
+    if offer is None or not _in_window(offer, now_ms):
+        raise InvalidOfferCode("this code cannot be used for this order")
+    return offer
+
+
+def _in_window(offer: Offer, now_ms: int) -> bool:
+    return (offer.starts_ms is None or offer.starts_ms <= now_ms) and (
+        offer.ends_ms is None or now_ms < offer.ends_ms
+    )
+
+
+def check_applies(offer: Offer, places: int, currency: str) -> None:
+    """The order has tickets the offer is for, in the currency of a fixed discount."""
+    if places == 0 or (offer.discount_amount is not None and offer.currency != currency):
+        raise InvalidOfferCode("this code cannot be used for this order")
+
+
+async def check_room(
+    session: AsyncSession,
+    offer: Offer,
+    places: int,
+    buyer_key: str | None,
+    now_ms: int,
+    *,
+    for_buyer: bool = True,
+) -> None:
+    """Redemptions left for ``places`` more tickets, in total and, ``for_buyer``, for the buyer
+    (when the offer caps buyers, a hold must name one)."""
+    if offer.max_redemptions is not None:
+        usage = (await usages(session, [offer], now_ms))[0]
+        if places > (usage.remaining or 0):
+            raise OfferCodeExhausted("this code has no redemptions left for this many tickets")
+    if offer.max_per_buyer is not None and for_buyer:
+        if buyer_key is None:
+            raise InvalidRequest("this code is limited per buyer: send buyerDid or customerEmail")
+        used = await session.scalar(
+            select(func.coalesce(func.sum(OfferRedemption.places), 0)).where(
+                OfferRedemption.offer_id == offer.id,
+                OfferRedemption.buyer_key == buyer_key,
+                or_(OfferRedemption.consumed.is_(True), OfferRedemption.active_until_ms > now_ms),
+            )
+        )
+        if int(used or 0) + places > offer.max_per_buyer:
+            raise OfferCodeExhausted("this buyer has used this code as often as it allows")
+
+
+def buyer_key(buyer_did: str | None, customer_email: str | None) -> str | None:
+    """Who a per-buyer cap counts: the buyer's DID, else their e-mail address (case-insensitive)."""
+    if buyer_did:
+        return buyer_did
+    return f"mailto:{customer_email.strip().lower()}" if customer_email else None
+
+
+def reserve(session: AsyncSession, offer: Offer, hold: Hold, places: int, buyer: str | None) -> None:
+    """The hold's redemptions, reserved until it expires."""
+    session.add(
+        OfferRedemption(
+            offer_id=offer.id,
+            hold_id=hold.id,
+            buyer_key=buyer,
+            places=places,
+            active_until_ms=hold.expires_ms,
+            consumed=False,
+        )
+    )
+
+
+async def give_back(session: AsyncSession, hold_id: str) -> None:
+    """A hold that ended without completing returns its redemptions."""
+    await session.execute(
+        update(OfferRedemption)
+        .where(OfferRedemption.hold_id == hold_id, OfferRedemption.consumed.is_(False))
+        .values(active_until_ms=None)
+    )
+
+
+async def recheck(session: AsyncSession, hold: Hold, now_ms: int) -> bool:
+    """Before a late payment re-reserves an ended hold: whether its redemptions are still there
+    (the offer locked, like the groups). A hold without an offer always passes."""
+    redemption = await _redemption(session, hold.id)
+    if redemption is None:
+        return True
+    offer = await session.scalar(
+        select(Offer)
+        .where(Offer.id == redemption.offer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert offer is not None
+    try:
+        await check_room(session, offer, redemption.places, redemption.buyer_key, now_ms)
+    except (OfferCodeExhausted, InvalidRequest):
+        return False
+    return True
+
+
+async def consume(session: AsyncSession, hold_id: str) -> None:
+    """A completed hold spends its redemptions for good."""
+    redemption = await _redemption(session, hold_id)
+    if redemption is None or redemption.consumed:
+        return
+    redemption.consumed = True
+    redemption.active_until_ms = None
+    await session.execute(
+        update(Offer)
+        .where(Offer.id == redemption.offer_id)
+        .values(redeemed=Offer.redeemed + redemption.places)
+    )
+
+
+async def _redemption(session: AsyncSession, hold_id: str) -> OfferRedemption | None:
+    redemption: OfferRedemption | None = await session.scalar(
+        select(OfferRedemption)
+        .where(OfferRedemption.hold_id == hold_id)
+        .execution_options(populate_existing=True)
+    )
+    return redemption
