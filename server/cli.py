@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import cli_devices, cli_exports, cli_webhooks
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
+from server.db.models import App
 from server.domain import apps
 from server.domain.common import SystemClock, format_datetime
 from server.domain.errors import DomainError
+from server.domain.offers.pricing import Fees
 from server.settings import Settings, get_settings
 
 
@@ -63,16 +65,41 @@ def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
     async def work(session: AsyncSession) -> list[str]:
         return [
             "\t".join(
-                (a.id, a.environment, a.status, a.did, a.webhook_url or "-", format_datetime(a.created_ms))
+                (
+                    a.id,
+                    a.environment,
+                    a.status,
+                    a.did,
+                    a.webhook_url or "-",
+                    describe_fees(a),
+                    format_datetime(a.created_ms),
+                )
             )
             for a in await apps.list_apps(session)
         ]
 
     ensure_schema(settings)
     rows = in_transaction(settings, work)
-    print("id\tenvironment\tstatus\tdid\twebhook\tcreated")
+    print("id\tenvironment\tstatus\tdid\twebhook\tfees\tcreated")
     for row in rows:
         print(row)
+
+
+def cmd_app_fees(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        fees = Fees(bps=args.bps, flat=args.flat, to_buyer=args.to_buyer)
+        app = await apps.set_fees(session, args.did, args.environment, fees, SystemClock().now_ms())
+        return f"{app.did} in {app.environment}: {describe_fees(app)}"
+
+    ensure_schema(settings)
+    print(in_transaction(settings, work))
+
+
+def describe_fees(app: App) -> str:
+    if not (app.fee_bps or app.fee_flat):
+        return "no fee"
+    payer = "paid by the buyer" if app.fee_to_buyer else "taken from the organizer's proceeds"
+    return f"{app.fee_bps / 100:g}% + {app.fee_flat} per ticket, {payer}"
 
 
 def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
@@ -168,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--webhook-secret")
     add.set_defaults(func=cmd_app_add)
     app.add_parser("list", help="registered apps").set_defaults(func=cmd_app_list)
+    fees = app.add_parser("fees", help="set the app's fee on paid orders")
+    fees.add_argument("--did", required=True)
+    fees.add_argument("--environment", choices=["test", "live"], default="test")
+    fees.add_argument("--bps", type=int, default=0, help="basis points of the ticket price after discounts")
+    fees.add_argument("--flat", type=int, default=0, help="minor units per ticket of a paid order")
+    fees.add_argument(
+        "--to-buyer", action="store_true", help="the buyer pays the fee on top (else the organizer bears it)"
+    )
+    fees.set_defaults(func=cmd_app_fees)
     disable = app.add_parser("disable", help="refuse an app's calls")
     disable.add_argument("--did", required=True)
     disable.add_argument("--environment", choices=["test", "live"], default="test")

@@ -12,6 +12,7 @@ from server.db.engine import Database
 from server.db.models import App, JwtReplay
 from server.domain.common import ENVIRONMENTS, new_id
 from server.domain.errors import AppNotRegistered, InvalidRequest, TicketsModuleDisabled
+from server.domain.offers.pricing import BASIS_POINTS, Fees
 
 
 def check_environment(environment: str) -> str:
@@ -44,6 +45,18 @@ async def register_app(
     if webhook_url and not (webhook_secret or app.webhook_secret):
         webhook_secret = "whsec_" + secrets.token_urlsafe(32)
     app.webhook_secret = webhook_secret or app.webhook_secret
+    app.updated_ms = now_ms
+    return app
+
+
+async def set_fees(session: AsyncSession, did: str, environment: str, fees: Fees, now_ms: int) -> App:
+    """The app's fee on paid orders (see :mod:`server.domain.offers.pricing`)."""
+    if not 0 <= fees.bps <= BASIS_POINTS or fees.flat < 0:
+        raise InvalidRequest(f"fees are 0 to {BASIS_POINTS} basis points and a non-negative flat amount")
+    app = await session.scalar(select(App).where(App.did == did, App.environment == environment))
+    if app is None:
+        raise AppNotRegistered(f"{did} is not registered in {environment}")
+    app.fee_bps, app.fee_flat, app.fee_to_buyer = fees.bps, fees.flat, fees.to_buyer
     app.updated_ms = now_ms
     return app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import threading
 import time
@@ -71,3 +73,19 @@ def parse_datetime(value: str, field: str) -> int:
 
 def parse_optional_datetime(value: str | None, field: str) -> int | None:
     return None if value is None else parse_datetime(value, field)
+
+
+def encode_cursor(row_id: str) -> str:
+    """An opaque paging cursor: the id of the last row of the page."""
+    return base64.urlsafe_b64encode(row_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, prefix: str) -> str:
+    """The row id in a cursor :func:`encode_cursor` gave out for rows whose ids start with ``prefix``."""
+    try:
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = ""
+    if not value.startswith(prefix):
+        raise InvalidRequest("cursor is not one this service gave out")
+    return value

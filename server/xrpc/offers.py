@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain.common import parse_optional_datetime
-from server.domain.issuance.queries import decode_cursor, encode_cursor
+from server.domain.common import decode_cursor, encode_cursor, parse_optional_datetime
 from server.domain.offers import service as offers
 from server.domain.offers.service import OfferInput
 from server.xrpc.catalog import changes_from
@@ -77,7 +76,7 @@ async def list_offers(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             call.caller,
             params["eventId"],
             call.now_ms,
-            after=None if cursor is None else decode_cursor(cursor),
+            after=None if cursor is None else decode_cursor(cursor, "offer_"),
             limit=limit + 1,
         )
     out: dict[str, Any] = {"offers": [offer_view(usage) for usage in found[:limit]]}

@@ -18,6 +18,7 @@ from server.app import create_app
 from server.auth.keys import SigningKey, mint_service_jwt
 from server.db.engine import Database
 from server.domain import apps
+from server.domain.offers.pricing import Fees
 from server.settings import Settings
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 from support.broker import BROKER_PREVIOUS_SECRET, BROKER_SECRET
@@ -150,5 +151,15 @@ async def register(database_url: str, did: str, environment: str = "test") -> No
     try:
         async with db.write() as session:
             await apps.register_app(session, did=did, environment=environment, now_ms=0)
+    finally:
+        await db.dispose()
+
+
+async def set_fees(database_url: str, did: str, fees: Fees, environment: str = "test") -> None:
+    """The registered app's fee on paid orders, as ``tickets app fees`` sets it."""
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await apps.set_fees(session, did, environment, fees, 0)
     finally:
         await db.dispose()

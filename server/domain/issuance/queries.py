@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, Ticket, Tier
-from server.domain.errors import InvalidRequest
+from server.domain.common import decode_cursor, encode_cursor
 from server.domain.issuance.keys import Keyring, PassSigner, pass_access_key, pass_signer
 
 
@@ -41,26 +39,12 @@ async def in_context(
     ]
 
 
-def encode_cursor(ticket_id: str) -> str:
-    return base64.urlsafe_b64encode(ticket_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value.startswith("ticket_"):
-        raise InvalidRequest("cursor is not one this service gave out")
-    return value
-
-
 async def page(
     session: AsyncSession, query: Select[Ticket], limit: int, cursor: str | None
 ) -> tuple[list[Ticket], str | None]:
     """One page in creation order; the cursor is absent on the last page."""
     if cursor is not None:
-        query = query.where(Ticket.id > decode_cursor(cursor))
+        query = query.where(Ticket.id > decode_cursor(cursor, "ticket_"))
     rows = list(await session.scalars(query.order_by(Ticket.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -46,17 +46,12 @@ async def refuse_when_spent(session: AsyncSession, scopes: list[Scope], now_ms: 
     """Raise :class:`RateLimitExceeded`, with the seconds until the window ends, when any scope has
     reached its limit."""
     start = _window(now_ms, window_ms)
-    counts = dict(
-        (
-            await session.execute(
-                select(RateCounter.scope, RateCounter.count).where(
-                    RateCounter.scope.in_([s.key for s in scopes]), RateCounter.window_ms == start
-                )
-            )
+    rows = await session.execute(
+        select(RateCounter.scope, RateCounter.count).where(
+            RateCounter.scope.in_([s.key for s in scopes]), RateCounter.window_ms == start
         )
-        .tuples()
-        .all()
     )
+    counts: dict[str, int] = {scope: int(count) for scope, count in rows.all()}
     if any(counts.get(s.key, 0) >= s.limit for s in scopes):
         retry_after_s = -(-(start + window_ms - now_ms) // 1000)
         raise RateLimitExceeded(
