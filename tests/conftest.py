@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -80,9 +81,18 @@ async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Ha
     return Harness(settings, server, AppClient(server.url, identity), folder)
 
 
+@contextlib.asynccontextmanager
+async def running_harness(database_url: str, folder: Path, **overrides: Any) -> AsyncIterator[Harness]:
+    """A harness with its own settings, stopped on the way out."""
+    h = await start_harness(database_url, folder, **overrides)
+    try:
+        yield h
+    finally:
+        await h.app.aclose()
+        await asyncio.to_thread(h.server.stop)
+
+
 @pytest.fixture
 async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    h = await start_harness(database_url, tmp_path)
-    yield h
-    await h.app.aclose()
-    await asyncio.to_thread(h.server.stop)
+    async with running_harness(database_url, tmp_path) as h:
+        yield h

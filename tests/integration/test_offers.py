@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP_DID, Harness, start_harness
+from conftest import APP_DID, Harness, running_harness
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
 from support.server import set_fees
@@ -90,12 +90,8 @@ async def test_a_capped_code_is_never_redeemed_past_its_cap(harness: Harness) ->
 async def test_negative_control_without_the_offer_lock_over_redeems(
     database_url: str, tmp_path: Path
 ) -> None:
-    h = await start_harness(database_url, tmp_path, test_unsafe_skip_locks=True)
-    try:
+    async with running_harness(database_url, tmp_path, test_unsafe_skip_locks=True) as h:
         statuses, counters = await capped_burst(h)
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
     assert statuses[200] == counters["reservedQuantity"]
     assert statuses[200] > 10, "the race was not caught: the concurrency test would not detect a missing lock"
 
@@ -103,8 +99,7 @@ async def test_negative_control_without_the_offer_lock_over_redeems(
 async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_spend_them(
     database_url: str, tmp_path: Path
 ) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=2, sweep_interval_seconds=3600)
-    try:
+    async with running_harness(database_url, tmp_path, hold_ttl_seconds=2, sweep_interval_seconds=3600) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
         two = await offer(
@@ -134,16 +129,12 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
         )
         assert (await hold(h, tier_id, offerCode="TWO")).status_code == 200
         assert (await hold(h, tier_id, offerCode="TWO")).json()["error"] == "OfferCodeExhausted"
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_a_late_payment_whose_code_is_used_up_is_kept_for_refund(
     database_url: str, tmp_path: Path
 ) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=3600)
-    try:
+    async with running_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=3600) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
         await offer(h, event, "ONCE", discountPercent=50, maxRedemptions=1)
@@ -152,9 +143,6 @@ async def test_a_late_payment_whose_code_is_used_up_is_kept_for_refund(
         assert (await hold(h, tier_id, offerCode="ONCE")).status_code == 200  # took the redemption back
         answer = await BROKER.send(h.app.http, h.server.url, BROKER.paid(late, payment_id=new_payment_id()))
         assert answer.json()["outcome"] == "needs_refund"
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_a_presale_code_opens_a_hidden_tier_and_an_early_sale(harness: Harness) -> None:
@@ -218,10 +206,9 @@ async def test_every_wrong_code_gets_the_same_answer(harness: Harness) -> None:
 
 
 async def test_guessing_codes_is_limited_per_buyer_and_per_app(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(
+    async with running_harness(
         database_url, tmp_path, offer_code_failures_per_buyer=3, offer_code_failures_per_app=5
-    )
-    try:
+    ) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
         await offer(h, event, "REAL", discountPercent=10)
@@ -246,9 +233,6 @@ async def test_guessing_codes_is_limited_per_buyer_and_per_app(database_url: str
             assert (response.status_code, response.json()["error"]) == (429, "RateLimitExceeded"), call
             assert "retry-after" in response.headers
         assert (await h.app.call("getTicketAvailability", {"eventId": event["id"]})).status_code == 200
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_a_code_capped_per_buyer(harness: Harness) -> None:

@@ -233,7 +233,7 @@ def ensure_can_manage(event: Event, caller: Caller) -> None:
     raise NotOwner("this event is managed by another app; send an organizer assertion to change it")
 
 
-def _note(
+def note_change(
     session: AsyncSession,
     caller: Caller,
     event_id: str,
@@ -295,7 +295,8 @@ async def ensure_event(
             event.status = status
         if session.is_modified(event):
             event.updated_ms = now_ms
-            _note(session, caller, event.id, "event", event.id, "updated", now_ms, {"status": event.status})
+            changed = {"status": event.status}
+            note_change(session, caller, event.id, "event", event.id, "updated", now_ms, changed)
         return event
     if not given.title:
         raise InvalidRequest("event.title is required to ticket a new event")
@@ -317,7 +318,7 @@ async def ensure_event(
         updated_ms=now_ms,
     )
     session.add(event)
-    _note(
+    note_change(
         session,
         caller,
         event.id,
@@ -349,7 +350,7 @@ async def update_event(
     _apply(event, changes)
     if session.is_modified(event):
         event.updated_ms = now_ms
-        _note(
+        note_change(
             session,
             caller,
             event.id,
@@ -389,7 +390,7 @@ async def create_group(
         updated_ms=now_ms,
     )
     session.add(group)
-    _note(
+    note_change(
         session,
         caller,
         event.id,
@@ -427,7 +428,7 @@ async def update_group(
     _apply(group, changes)
     if session.is_modified(group):
         group.updated_ms = now_ms
-        _note(
+        note_change(
             session,
             caller,
             event.id,
@@ -490,7 +491,7 @@ async def create_tier(
         updated_ms=now_ms,
     )
     session.add(tier)
-    _note(
+    note_change(
         session,
         caller,
         event.id,
@@ -549,7 +550,7 @@ async def update_tier(
     if session.is_modified(tier):
         tier.updated_ms = now_ms
         logged = {k: v for k, v in changes.items() if k != "metadata_"}
-        _note(
+        note_change(
             session,
             caller,
             event.id,

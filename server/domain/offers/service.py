@@ -18,10 +18,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, Hold, Offer, OfferRedemption, Tier
-from server.domain import ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import check_status
-from server.domain.catalog.service import ensure_can_manage, find_event
+from server.domain.catalog.service import ensure_can_manage, find_event, note_change
 from server.domain.common import new_id
 from server.domain.errors import (
     CapacityBelowCommitted,
@@ -153,7 +152,8 @@ async def create_offer(
         updated_ms=now_ms,
     )
     session.add(offer)
-    _note(session, caller, offer, "created", now_ms, {"kind": offer.kind, "public": offer.public})
+    created = {"kind": offer.kind, "public": offer.public}
+    note_change(session, caller, offer.event_id, "offer", offer.id, "created", now_ms, created)
     await session.flush()
     return offer
 
@@ -199,7 +199,7 @@ async def update_offer(
     if session.is_modified(offer):
         offer.updated_ms = now_ms
         logged = {k: v for k, v in changes.items() if k != "description"}
-        _note(session, caller, offer, "updated", now_ms, logged)
+        note_change(session, caller, offer.event_id, "offer", offer.id, "updated", now_ms, logged)
     return offer
 
 
@@ -225,22 +225,6 @@ async def usages(session: AsyncSession, offers: list[Offer], now_ms: int) -> lis
     )
     reserved = {offer_id: int(total) for offer_id, total in rows.all()}
     return [OfferUsage(o, o.redeemed, reserved.get(o.id, 0)) for o in offers]
-
-
-def _note(
-    session: AsyncSession, caller: Caller, offer: Offer, action: str, now_ms: int, data: dict[str, Any]
-) -> None:
-    ledger.record(
-        session,
-        environment=caller.environment,
-        event_id=offer.event_id,
-        subject="offer",
-        subject_id=offer.id,
-        action=action,
-        actor=caller.app_did,
-        now_ms=now_ms,
-        data=data,
-    )
 
 
 # --- codes on orders -----------------------------------------------------------------------------
