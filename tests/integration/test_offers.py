@@ -14,8 +14,10 @@ import pytest
 from conftest import APP_DID, Harness, running_harness
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
-from support.server import set_fees
+from support.server import make_settings, set_fees
 
+from server.cli import build_parser
+from server.domain.errors import AppNotRegistered, InvalidRequest
 from server.domain.offers.pricing import Fees
 
 BROKER = FakeBroker()
@@ -360,3 +362,38 @@ async def test_tier_visibility_round_trips(harness: Harness, visibility: str) ->
     assert changed["tier"]["visibility"] == "public"
     bad = await harness.app.call("updateTicketTier", {"tierId": tier_id, "visibility": "secret"})
     assert (bad.status_code, bad.json()["error"]) == (400, "InvalidRequest")
+
+
+def test_the_operator_sets_an_apps_fee(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(database_url, tmp_path)
+    parser = build_parser()
+
+    def tickets(*argv: str) -> list[str]:
+        args = parser.parse_args(argv)
+        args.func(args, settings)
+        return capsys.readouterr().out.splitlines()
+
+    tickets("app", "add", "--did", "did:web:shop.example", "--environment", "live")
+    assert tickets(
+        "app",
+        "fees",
+        "--did",
+        "did:web:shop.example",
+        "--environment",
+        "live",
+        "--bps",
+        "250",
+        "--flat",
+        "30",
+        "--to-buyer",
+    ) == ["did:web:shop.example in live: 2.5% + 30 per ticket, paid by the buyer"]
+    header, *rows = tickets("app", "list")
+    assert header.split("\t")[5] == "fees"
+    (row,) = [r for r in rows if "did:web:shop.example" in r]
+    assert row.split("\t")[5] == "2.5% + 30 per ticket, paid by the buyer"
+    with pytest.raises(InvalidRequest):
+        tickets("app", "fees", "--did", "did:web:shop.example", "--environment", "live", "--bps", "10001")
+    with pytest.raises(AppNotRegistered):
+        tickets("app", "fees", "--did", "did:web:nobody.example", "--bps", "10")
