@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CapacityGroup, Event, HoldItem, Tier
@@ -117,41 +117,61 @@ DEFAULT_MAX_PER_ORDER = 10
 # --- counters ------------------------------------------------------------------------------------
 
 
-async def held_by_tier(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> dict[str, int]:
-    """Places held by unexpired ``held`` holds, per tier, for every tier of the given groups."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Places held by unexpired ``held`` holds, per tier and per capacity group."""
+
+    per_tier: dict[str, int]
+    per_group: dict[str, int]
+
+
+async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> Held:
+    """What unexpired holds reserve in the given groups, in one query (a hold line records the
+    group its tier sells from)."""
     ids = sorted(set(group_ids))
+    held = Held({}, {})
     if not ids:
-        return {}
+        return held
     rows = await session.execute(
-        select(HoldItem.tier_id, func.sum(HoldItem.quantity))
+        select(HoldItem.capacity_group_id, HoldItem.tier_id, func.sum(HoldItem.quantity))
         .where(HoldItem.capacity_group_id.in_(ids), HoldItem.active_until_ms > now_ms)
-        .group_by(HoldItem.tier_id)
+        .group_by(HoldItem.capacity_group_id, HoldItem.tier_id)
     )
-    return {tier_id: int(total) for tier_id, total in rows.all()}
+    for group_id, tier_id, total in rows.all():
+        held.per_tier[tier_id] = held.per_tier.get(tier_id, 0) + int(total)
+        held.per_group[group_id] = held.per_group.get(group_id, 0) + int(total)
+    return held
+
+
+def _group_state(group: CapacityGroup, held: Held) -> GroupState:
+    return GroupState(group, Pool(group.total_capacity, group.sold, held.per_group.get(group.id, 0)))
 
 
 async def group_states(
     session: AsyncSession, groups: Iterable[CapacityGroup], now_ms: int
 ) -> dict[str, GroupState]:
     groups = list(groups)
-    held = await held_by_tier(session, (g.id for g in groups), now_ms)
-    tier_groups = await session.execute(
-        select(Tier.id, Tier.capacity_group_id).where(Tier.capacity_group_id.in_([g.id for g in groups]))
-    )
-    held_per_group: dict[str, int] = {}
-    for tier_id, group_id in tier_groups.all():
-        held_per_group[group_id] = held_per_group.get(group_id, 0) + held.get(tier_id, 0)
-    return {g.id: GroupState(g, Pool(g.total_capacity, g.sold, held_per_group.get(g.id, 0))) for g in groups}
+    held = await held_places(session, (g.id for g in groups), now_ms)
+    return {g.id: _group_state(g, held) for g in groups}
 
 
-async def tier_states(session: AsyncSession, tiers: Iterable[Tier], now_ms: int) -> list[TierState]:
+async def tier_states(
+    session: AsyncSession,
+    tiers: Iterable[Tier],
+    now_ms: int,
+    groups: Mapping[str, CapacityGroup] | None = None,
+) -> list[TierState]:
+    """The tiers with their counters and their groups'. ``groups``: the tiers' groups when the
+    caller has them already (locked), else they are loaded."""
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
-    groups = (await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))).all()
-    states = await group_states(session, groups, now_ms)
-    held = await held_by_tier(session, group_ids, now_ms)
+    if groups is None:
+        found = await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))
+        groups = {g.id: g for g in found}
+    held = await held_places(session, group_ids, now_ms)
+    states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
-        TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.get(t.id, 0)))
+        TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.per_tier.get(t.id, 0)))
         for t in tiers
     ]
 
@@ -164,16 +184,26 @@ async def group_state(session: AsyncSession, group: CapacityGroup, now_ms: int) 
     return (await group_states(session, [group], now_ms))[group.id]
 
 
-async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+async def _lock(session: AsyncSession, which: ColumnElement[bool]) -> dict[str, CapacityGroup]:
     """Lock capacity-group rows in id order (the one lock order of the whole service)."""
     rows = await session.scalars(
         select(CapacityGroup)
-        .where(CapacityGroup.id.in_(sorted(set(group_ids))))
+        .where(which)
         .order_by(CapacityGroup.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     return {g.id: g for g in rows}
+
+
+async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+    return await _lock(session, CapacityGroup.id.in_(sorted(set(group_ids))))
+
+
+async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+    """The groups the given tiers sell from, locked in one statement."""
+    of_tiers = select(Tier.capacity_group_id).where(Tier.id.in_(sorted(set(tier_ids))))
+    return await _lock(session, CapacityGroup.id.in_(of_tiers))
 
 
 # --- loading and permissions ---------------------------------------------------------------------

@@ -5,18 +5,18 @@ all of it or nothing."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import App, Event, Hold, HoldItem, Offer, Tier
+from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
 from server.domain import ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups, tier_states
+from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
 from server.domain.common import format_datetime, new_id
 from server.domain.errors import (
     InvalidRequest,
@@ -96,6 +96,7 @@ async def _hold_event(
         )
         if named.id != event_id:
             raise InvalidRequest("the tiers asked for do not belong to the event named")
+        return named
     return await find_event(session, caller.environment, event_id=event_id)
 
 
@@ -125,10 +126,12 @@ async def price_order(
     *,
     lock_offer: bool = False,
     for_buyer: bool = True,
+    groups: Mapping[str, CapacityGroup] | None = None,
 ) -> Priced:
     """Every rule an order must pass but the places left, and its quote. A code is checked before
     anything else about the tiers, so a code of another tier answers like an unknown one.
-    ``for_buyer``: apply the offer's per-buyer cap (a preview names no buyer)."""
+    ``for_buyer``: apply the offer's per-buyer cap (a preview names no buyer); ``groups``: the
+    tiers' capacity groups, locked by the caller."""
     tiers = await _load_tiers(session, caller, list(request.items))
     event = await _hold_event(session, caller, request, tiers)
     currencies = {t.currency for t in tiers.values()}
@@ -140,7 +143,7 @@ async def price_order(
         offer = await offers.offer_for_code(session, event, request.offer_code, now_ms, lock=lock_offer)
         scope = offers.terms(offer)
         offers.check_applies(offer, sum(q for t, q in request.items.items() if scope.covers(t)), currency)
-    states = await tier_states(session, [tiers[t] for t in request.items], now_ms)
+    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     unavailable = [
         f"{s.tier.id} ({state})"
@@ -165,11 +168,17 @@ async def price_order(
 
 
 async def check_hold(
-    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int, *, lock_offer: bool = False
+    session: AsyncSession,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    *,
+    locked: Mapping[str, CapacityGroup] | None = None,
 ) -> Priced:
     """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
-    naming every item it applies to."""
-    priced = await price_order(session, caller, request, now_ms, lock_offer=lock_offer)
+    naming every item it applies to. ``locked``: the capacity groups the caller locked; the
+    offer's row is then locked too."""
+    priced = await price_order(session, caller, request, now_ms, lock_offer=locked is not None, groups=locked)
     states = priced.states
     shortages = find_shortages(
         request.items,
@@ -195,9 +204,8 @@ async def create_hold(
     the locked check and trusts one made earlier in another transaction: exactly the race the locks
     exist to prevent."""
     if checked is None:
-        tiers = await _load_tiers(session, caller, list(request.items))
-        await lock_groups(session, (t.capacity_group_id for t in tiers.values()))
-        checked = await check_hold(session, caller, request, now_ms, lock_offer=True)
+        locked = await lock_groups_of_tiers(session, list(request.items))
+        checked = await check_hold(session, caller, request, now_ms, locked=locked)
     event, tiers, quote = checked.event, checked.tiers, checked.quote
     lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
     expires_ms = now_ms + ttl_ms
