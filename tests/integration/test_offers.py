@@ -6,17 +6,21 @@ the limit on guessing codes."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import APP_DID, Harness, running_harness
+from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
-from support.server import make_settings, set_fees
+from support.server import make_settings, register, set_fees
 
 from server.cli import build_parser
+from server.db.engine import Database
+from server.db.models import OutboxMessage
 from server.domain.errors import AppNotRegistered, InvalidRequest
 from server.domain.offers.pricing import Fees
 
@@ -59,6 +63,23 @@ async def hold(h: Harness, tier_id: str, quantity: int = 1, **fields: Any) -> An
     return await h.app.call(
         "createTicketHold", {"items": [{"tierId": tier_id, "quantity": quantity}], **fields}
     )
+
+
+async def issued_webhook_hold(database_url: str) -> dict[str, Any]:
+    """The ``hold`` of the latest ``tickets.issued`` webhook in the outbox."""
+    db = Database(database_url)
+    try:
+        async with db.read() as session:
+            body = await session.scalar(
+                select(OutboxMessage.body)
+                .where(OutboxMessage.event_type == "tickets.issued")
+                .order_by(OutboxMessage.id.desc())
+            )
+    finally:
+        await db.dispose()
+    assert body is not None
+    hold: dict[str, Any] = json.loads(body)["data"]["hold"]
+    return hold
 
 
 async def usage(h: Harness, event: dict[str, Any], offer_id: str) -> dict[str, Any]:
@@ -112,10 +133,13 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
         refused = await hold(h, tier_id, offerCode="TWO")
         assert refused.json()["error"] == "OfferCodeExhausted"
         await h.app.ok("releaseTicketHold", {"holdId": first["holdId"]})
+        await register(database_url, APP_DID, webhook_url="http://127.0.0.1:9/hooks")  # webhooks queued
         paid = (await hold(h, tier_id, offerCode="TWO")).json()
         assert paid["amountCents"] == 2_000 and paid["discountAmount"] == 500 and paid["offerCode"] == "TWO"
         outcome = await BROKER.send(h.app.http, h.server.url, BROKER.paid(paid, payment_id=new_payment_id()))
         assert outcome.json()["outcome"] == "issued"
+        issued = await issued_webhook_hold(database_url)  # the app learns the price parts and the offer
+        assert (issued["amount"], issued["discountAmount"], issued["offerId"]) == (2_000, 500, two["id"])
         counters = await usage(h, event, two["id"])
         assert (counters["redeemedQuantity"], counters["reservedQuantity"]) == (1, 1)
         await asyncio.sleep(2.2)  # the unpaid hold lapses (not yet swept): its redemption is back

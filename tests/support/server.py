@@ -146,11 +146,15 @@ class AppClient:
         await self.http.aclose()
 
 
-async def register(database_url: str, did: str, environment: str = "test") -> None:
+async def register(
+    database_url: str, did: str, environment: str = "test", webhook_url: str | None = None
+) -> None:
     db = Database(database_url)
     try:
         async with db.write() as session:
-            await apps.register_app(session, did=did, environment=environment, now_ms=0)
+            await apps.register_app(
+                session, did=did, environment=environment, now_ms=0, webhook_url=webhook_url
+            )
     finally:
         await db.dispose()
 

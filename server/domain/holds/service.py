@@ -273,6 +273,19 @@ async def create_hold(
     return HoldResult(hold, lines, checked.offer)
 
 
+def price_parts(hold: Hold) -> dict[str, Any]:
+    """How a hold's amount was made, for the app's webhooks (``offerId`` credits an affiliate)."""
+    parts: dict[str, Any] = {
+        "subtotalAmount": hold.subtotal_amount,
+        "discountAmount": hold.discount_amount,
+        "buyerFeeAmount": hold.buyer_fee_amount,
+        "appFeeAmount": hold.app_fee_amount,
+    }
+    if hold.offer_id is not None:
+        parts["offerId"] = hold.offer_id
+    return parts
+
+
 def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
     return {
         "hold": {
@@ -280,6 +293,7 @@ def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
             "eventId": hold.event_id,
             "status": hold.status,
             "amount": hold.amount,
+            **price_parts(hold),
             "currency": hold.currency,
             "expiresAt": format_datetime(hold.expires_ms),
             "items": [{"tierId": line.tier.id, "quantity": line.quantity} for line in lines],

@@ -19,6 +19,7 @@ from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
 from server.domain.errors import DomainError, NotFound
+from server.domain.holds.service import price_parts
 from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.offers import service as offers
 from server.domain.outbox.service import enqueue
@@ -168,6 +169,7 @@ def issued_webhook(hold: Hold, items: Sequence[HoldItem], tickets: Sequence[Tick
             "id": hold.id,
             "eventId": hold.event_id,
             "amount": hold.amount,
+            **price_parts(hold),
             "currency": hold.currency,
             "quantityTotal": sum(i.quantity for i in items),
             "items": [
