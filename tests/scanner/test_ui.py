@@ -79,6 +79,13 @@ async def until(pilot: Pilot[None], condition: Callable[[], object], timeout_s: 
     raise AssertionError("the app did not get there in time")
 
 
+async def start_scanning(pilot: Pilot[None]) -> None:
+    """Press Start on the setup screen once it is laid out, and wait for the scanning screen."""
+    await until(pilot, lambda: pilot.app.screen.query_one("#start").region.area > 0)
+    await pilot.click("#start")
+    await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+
+
 async def wedge(pilot: Pilot[None], text: str) -> None:
     """A keyboard-wedge scanner: the code and Enter as one fast burst of keys (Pilot's own presses
     come tens of milliseconds apart, the pace of quick typing)."""
@@ -227,8 +234,7 @@ async def test_every_kind_of_scan_with_its_colour_words_and_sound(harness: Harne
         await pilot.press("f9")  # to the VIP lounge
         await until(pilot, lambda: isinstance(pilot.app.screen, SetupScreen))
         await pilot.press("down")
-        await pilot.click("#start")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+        await start_scanning(pilot)
         assert "VIP lounge · Gate 2" in text_of(pilot, "DirectionBar")
         elsewhere = await scan(pilot, seen, ga[1])
         assert elsewhere.result.reason is Reason.WRONG_LIST
@@ -338,8 +344,7 @@ async def test_a_camera_enrolls_the_desk(harness: Harness, tmp_path: Path) -> No
         await until(pilot, lambda: seen.of(Enrolled))
         assert isinstance(app.screen, SetupScreen)
         assert "Enrolled as this desk with" in text_of(pilot, "#enrolled-as")
-        await pilot.click("#start")
-        await until(pilot, lambda: isinstance(app.screen, ScanningScreen))
+        await start_scanning(pilot)
 
 
 async def test_a_camera_scans_too(harness: Harness, tmp_path: Path) -> None:
