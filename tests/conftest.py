@@ -18,6 +18,7 @@ from support.databases import (
     sqlite_template,
     truncate_pg,
 )
+from support.pds import ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
 from server.settings import Settings
@@ -86,3 +87,13 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     yield h
     await h.app.aclose()
     await asyncio.to_thread(h.server.stop)
+
+
+@pytest.fixture
+async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
+    """A PDS stand-in with the organizer's account, its DID document in the server's folder."""
+    assert harness.settings.did_docs is not None
+    server = LocalPds(harness.settings.did_docs).start()
+    server.create_account(ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD)
+    yield server
+    server.stop()
