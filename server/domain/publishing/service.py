@@ -125,21 +125,23 @@ class Publisher:
             return publication.version
 
     async def claim_due(self, limit: int) -> list[tuple[str, int]]:
-        """Up to ``limit`` publications behind their version and due, claimed for a lease."""
+        """Up to ``limit`` publications behind their version and due, claimed for a lease. Looking
+        is a read: only when something is due does it take a write transaction."""
         now = self.clock.now_ms()
+        due = (
+            select(EventPublication.event_id, EventPublication.version)
+            .where(
+                EventPublication.version > EventPublication.published_version,
+                EventPublication.next_attempt_ms <= now,
+            )
+            .order_by(EventPublication.next_attempt_ms)
+            .limit(limit)
+        )
+        async with self.db.read() as session:
+            if not (await session.execute(due)).first():
+                return []
         async with self.db.write() as session:
-            rows = (
-                await session.execute(
-                    select(EventPublication.event_id, EventPublication.version)
-                    .where(
-                        EventPublication.version > EventPublication.published_version,
-                        EventPublication.next_attempt_ms <= now,
-                    )
-                    .order_by(EventPublication.next_attempt_ms)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await session.execute(due.with_for_update(skip_locked=True))).all()
             if rows:
                 await session.execute(
                     update(EventPublication)
