@@ -13,15 +13,20 @@ from litestar import Litestar, Request, Response, get, route
 from litestar.exceptions import HTTPException
 
 from server import __version__
+from server.atproto.client import XrpcClient
 from server.auth.did import DidResolver
 from server.db.engine import Database
 from server.domain.apps import forget_spent_jtis
-from server.domain.common import SystemClock
+from server.domain.catalog.eventgraph import EventGraph
+from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.offers.limits import forget_old_windows
 from server.domain.outbox.delivery import run_delivery_worker
+from server.domain.publishing.accounts import Sealer
+from server.domain.publishing.service import Publisher
+from server.domain.publishing.worker import run_publish_worker
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
@@ -76,6 +81,38 @@ async def run_sweeper(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+def atproto_parts(
+    settings: Settings,
+    db: Database,
+    resolver: DidResolver,
+    http: httpx.AsyncClient,
+    lexicons: Lexicons,
+    server_key: bytes,
+    clock: Clock,
+) -> tuple[EventGraph, Publisher]:
+    """The event graph (reading calendar event records) and the publisher (writing the public
+    records), sharing one XRPC client."""
+    client = XrpcClient(
+        http,
+        timeout=settings.pds_timeout_seconds,
+        max_response_bytes=settings.pds_max_response_bytes,
+        allow_http=settings.pds_allow_http,
+    )
+    graph = EventGraph(resolver, client, lexicons)
+    publisher = Publisher(
+        db,
+        graph,
+        client,
+        Sealer(server_key),
+        lexicons,
+        settings.service_did,
+        clock,
+        retry_base_ms=int(settings.publish_retry_base_seconds * 1000),
+        retry_cap_ms=int(settings.publish_retry_cap_seconds * 1000),
+    )
+    return graph, publisher
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
 
@@ -90,11 +127,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 web_scheme=settings.did_web_scheme,
             )
             keyring = Keyring(load_server_key(settings))
-            services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock(), keyring)
+            lexicons, clock = Lexicons.load(LEXICON_DIR), SystemClock()
+            graph, publisher = atproto_parts(
+                settings, db, resolver, http, lexicons, keyring.server_key, clock
+            )
+            services = Services(settings, db, resolver, lexicons, clock, keyring, graph)
             app.state.services = services
             workers = [
                 asyncio.create_task(run_sweeper(services)),
                 asyncio.create_task(run_delivery_worker(db, settings, services.clock, http)),
+                asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
             ]
             try:
                 yield

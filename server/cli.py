@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import cli_devices, cli_exports, cli_webhooks
+from server import cli_devices, cli_exports, cli_publish, cli_webhooks
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
 from server.db.models import App
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_devices.register(sub)
     cli_webhooks.register(sub)
     cli_exports.register(sub)
+    cli_publish.register(sub)
 
     call = sub.add_parser("call", help="call an XRPC method as the demo app (after `tickets demo`)")
     call.add_argument("method", help="e.g. getTicketAvailability or tickets.atmosphere.createTicketHold")

@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     broker_webhook_secret: str = ""
     broker_webhook_previous_secret: str = ""
 
+    # The AT Protocol side: reading calendar event records from their PDS, and writing the public
+    # records into organizers' repositories. ``pds_allow_http`` admits http:// PDS endpoints
+    # (development and tests); otherwise only https:// ones are called.
+    pds_timeout_seconds: float = Field(default=5.0, gt=0)
+    pds_max_response_bytes: int = Field(default=1024 * 1024, ge=1024)
+    pds_allow_http: bool = False
+    publish_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    publish_retry_base_seconds: float = Field(default=10.0, gt=0)
+    publish_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+
     # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""

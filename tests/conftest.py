@@ -19,6 +19,7 @@ from support.databases import (
     sqlite_template,
     truncate_pg,
 )
+from support.pds import ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
 from server.settings import Settings
@@ -96,3 +97,13 @@ async def running_harness(database_url: str, folder: Path, **overrides: Any) -> 
 async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     async with running_harness(database_url, tmp_path) as h:
         yield h
+
+
+@pytest.fixture
+async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
+    """A PDS stand-in with the organizer's account, its DID document in the server's folder."""
+    assert harness.settings.did_docs is not None
+    server = LocalPds(harness.settings.did_docs).start()
+    server.create_account(ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD)
+    yield server
+    server.stop()

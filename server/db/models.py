@@ -580,3 +580,67 @@ class CheckInConflict(Base):
     kind: Mapped[str] = mapped_column(String(32))
     records: Mapped[Any] = mapped_column(JsonType)
     detected_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- atproto: the event graph and the public records written to organizers' repositories --------
+
+
+class EventRecordPin(Base):
+    """The calendar event record version this service last read and verified for an event
+    (``events.cid`` is set to it), and how the last read went: ``error`` says why it failed."""
+
+    __tablename__ = "event_record_pins"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    cid: Mapped[str | None] = mapped_column(String(256))
+    resolved_ms: Mapped[int | None] = mapped_column(BigInteger)
+    checked_ms: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class EventPublication(Base):
+    """An event whose public records this service keeps in its organizer's repository. Every change
+    to the event's catalog bumps ``version`` in the same transaction; the publisher brings the
+    repository up to a version and records it in ``published_version``."""
+
+    __tablename__ = "event_publications"
+    __table_args__ = (Index("ix_event_publications_due", "next_attempt_ms"),)
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    organizer_did: Mapped[str] = mapped_column(String(2048))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    published_version: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    published_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PublishedRecord(Base):
+    """A record this service wrote into an organizer's repository, with the CID it has there."""
+
+    __tablename__ = "published_records"
+
+    repo: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(317), primary_key=True)
+    rkey: Mapped[str] = mapped_column(String(512), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(Id)
+    cid: Mapped[str] = mapped_column(String(256))
+    published_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OrganizerAccount(Base):
+    """How this service logs into an organizer's PDS to write their public records: the login
+    identifier, and the app password and session tokens sealed under the server key."""
+
+    __tablename__ = "organizer_accounts"
+
+    did: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(253))
+    sealed_password: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_tokens: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pds_url: Mapped[str | None] = mapped_column(String(2048))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)

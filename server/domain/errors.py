@@ -228,3 +228,27 @@ class Conflict(DomainError):
 
     code = "Conflict"
     status = 409
+
+
+# --- the event graph: calendar event records read from their PDS ---------------------------------
+
+
+class EventRecordNotFound(NotFound):
+    """The event's PDS answers that the calendar event record does not exist."""
+
+    code = "EventRecordNotFound"
+
+
+class InvalidEventRecord(DomainError):
+    """The calendar event record was read but is not a usable ``community.lexicon.calendar.event``."""
+
+    code = "InvalidEventRecord"
+    status = 400
+
+
+class EventRecordUnavailable(DomainError):
+    """The calendar event record could not be read now (DID or PDS unreachable) and the call gave
+    no details to ticket the event with; retrying later may work."""
+
+    code = "EventRecordUnavailable"
+    status = 502

@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 
 from server.domain.catalog import service as catalog
-from server.domain.catalog.service import UNSET, EventInput, TierInput
+from server.domain.catalog.service import UNSET, EventInput, EventRecord, TierInput
 from server.domain.common import parse_optional_datetime
-from server.domain.errors import InvalidRequest
+from server.domain.errors import EventNotFound, InvalidRequest
 from server.domain.offers import service as offers
 from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
@@ -27,6 +27,16 @@ def event_input(data: dict[str, Any]) -> EventInput:
         url=data.get("url"),
         image_url=data.get("imageUrl"),
     )
+
+
+async def record_of_new_event(call: Call, given: EventInput) -> EventRecord | None:
+    """The event record, read only when ``given`` names an event not ticketed here yet."""
+    try:
+        async with call.db.read() as session:
+            await catalog.find_event(session, call.caller.environment, event_uri=given.uri)
+    except EventNotFound:
+        return await call.services.event_graph.resolve(given.uri)
+    return None
 
 
 def checked_metadata(call: Call, value: Any) -> Any:
@@ -47,15 +57,18 @@ def changes_from(params: dict[str, Any], fields: dict[str, str], times: dict[str
 
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    given = event_input(params["event"])
+    record = await call.services.event_graph.resolve(given.uri)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
             session,
             call.caller,
             params["organizerDid"],
-            event_input(params["event"]),
+            given,
             call.now_ms,
             status=params.get("status"),
             refresh=True,
+            record=record,
         )
     return {"event": event_view(event)}
 
@@ -67,16 +80,26 @@ async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
         {"title": "title", "eventCid": "cid", "imageUrl": "image_url", "status": "status"},
         {"startsAt": "starts_ms"},
     )
+    # Changing only the ticketing status does not read the event record again; any other update does.
+    record = None
+    if "status" not in params or params.keys() - {"eventId", "status", "environment"}:
+        async with call.db.read() as session:
+            event = await catalog.find_event(session, call.caller.environment, event_id=params["eventId"])
+        record = await call.services.event_graph.resolve(event.uri)
     async with call.db.write() as session:
-        event = await catalog.update_event(session, call.caller, params["eventId"], changes, call.now_ms)
+        event = await catalog.update_event(
+            session, call.caller, params["eventId"], changes, call.now_ms, record=record
+        )
     return {"event": event_view(event)}
 
 
 @xrpc_method(NAMESPACE + "createCapacityGroup")
 async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    given = event_input(params["event"])
+    record = await record_of_new_event(call, given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
-            session, call.caller, params["organizerDid"], event_input(params["event"]), call.now_ms
+            session, call.caller, params["organizerDid"], given, call.now_ms, record=record
         )
         group = await catalog.create_group(
             session, call.caller, event, params["name"], params["totalCapacity"], call.now_ms
@@ -117,9 +140,11 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
         metadata=checked_metadata(call, params.get("metadata")),
         visibility=params.get("visibility", "public"),
     )
+    event_given = event_input(params["event"])
+    record = await record_of_new_event(call, event_given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
-            session, call.caller, params["organizerDid"], event_input(params["event"]), call.now_ms
+            session, call.caller, params["organizerDid"], event_given, call.now_ms, record=record
         )
         tier = await catalog.create_tier(
             session, call.caller, event, given, call.now_ms, group_id=params.get("capacityGroupId")

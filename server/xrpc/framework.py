@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.did import DidResolver
 from server.db.engine import Database
 from server.domain.caller import Caller
+from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
 from server.domain.idempotency import call_scope, check_key, request_hash, run_once
@@ -36,6 +37,7 @@ class Services:
     lexicons: Lexicons
     clock: Clock
     keyring: Keyring
+    event_graph: EventGraph
 
 
 @dataclass(frozen=True, slots=True)

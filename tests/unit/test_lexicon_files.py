@@ -246,8 +246,11 @@ ERRORS = {
         "OrganizerReassignmentNotAllowed",
         "OrganizerNotRegistered",
         "OrganizerAssertionInvalid",
+        "EventRecordNotFound",
+        "InvalidEventRecord",
+        "EventRecordUnavailable",
     },
-    "updateTicketEvent": {"EventNotFound", "Forbidden"},
+    "updateTicketEvent": {"EventNotFound", "Forbidden", "EventRecordNotFound", "InvalidEventRecord"},
     "updateCapacityGroup": {"CapacityGroupNotFound", "CapacityBelowCommitted", "Forbidden"},
     "createTicketTier": {
         "CapacityGroupNotFound",

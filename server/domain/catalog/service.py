@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CapacityGroup, Event, HoldItem, Tier
+from server.db.models import CapacityGroup, Event, EventRecordPin, HoldItem, Tier
 from server.domain import ledger
 from server.domain.caller import Caller
+from server.domain.catalog.eventgraph import CalendarEvent, Unresolved
 from server.domain.catalog.rules import (
     EVENT_STATUSES,
     GROUP_STATUSES,
@@ -30,11 +31,13 @@ from server.domain.errors import (
     CapacityGroupMismatch,
     CapacityGroupNotFound,
     EventNotFound,
+    EventRecordUnavailable,
     InvalidRequest,
     NotOwner,
     OrganizerReassignmentNotAllowed,
     TierNotFound,
 )
+from server.domain.publishing.marks import mark_changed
 
 UNSET: Any = object()
 
@@ -263,7 +266,7 @@ def ensure_can_manage(event: Event, caller: Caller) -> None:
     raise NotOwner("this event is managed by another app; send an organizer assertion to change it")
 
 
-def note_change(
+async def note_change(
     session: AsyncSession,
     caller: Caller,
     event_id: str,
@@ -273,6 +276,8 @@ def note_change(
     now_ms: int,
     data: dict[str, Any],
 ) -> None:
+    """A catalog change: its ledger entry, and the mark that the event's public records may change."""
+    await mark_changed(session, event_id)
     ledger.record(
         session,
         environment=caller.environment,
@@ -289,6 +294,37 @@ def note_change(
 # --- events --------------------------------------------------------------------------------------
 
 
+EventRecord = CalendarEvent | Unresolved
+
+
+def with_record(given: EventInput, record: EventRecord | None) -> EventInput:
+    """The details a call gave, completed from the event record when it was read: the record fills
+    the title and times the call left out, and the version read becomes the pinned CID."""
+    if not isinstance(record, CalendarEvent):
+        return given
+    return replace(
+        given,
+        title=given.title or record.title,
+        starts_ms=record.starts_ms if given.starts_ms is None else given.starts_ms,
+        ends_ms=record.ends_ms if given.ends_ms is None else given.ends_ms,
+        cid=record.cid,
+    )
+
+
+async def pin_record(session: AsyncSession, event: Event, record: EventRecord, now_ms: int) -> None:
+    """Keep how reading the event's record went; a version read and verified is the event's pin."""
+    pin = await session.get(EventRecordPin, event.id)
+    if pin is None:
+        pin = EventRecordPin(event_id=event.id)
+        session.add(pin)
+    pin.checked_ms = now_ms
+    if isinstance(record, CalendarEvent):
+        pin.cid, pin.resolved_ms, pin.error = record.cid, now_ms, None
+        event.cid = record.cid
+    else:
+        pin.error = record.reason
+
+
 async def ensure_event(
     session: AsyncSession,
     caller: Caller,
@@ -298,10 +334,13 @@ async def ensure_event(
     *,
     status: str | None = None,
     refresh: bool = False,
+    record: EventRecord | None = None,
 ) -> Event:
     """The ticketed event for ``given.uri``, created (paused unless told otherwise) when new.
-    With ``refresh``, the given details replace the stored ones."""
+    With ``refresh``, the given details replace the stored ones. ``record``: the event record as
+    just read (or why it could not be), for a new or refreshed event."""
     check_status(status, EVENT_STATUSES, "status")
+    given = with_record(given, record)
     event = await session.scalar(
         select(Event).where(Event.environment == caller.environment, Event.uri == given.uri)
     )
@@ -321,15 +360,22 @@ async def ensure_event(
                 "image_url": given.image_url,
             }
             _apply(event, {k: v for k, v in changes.items() if v is not None})
+            if record is not None:
+                await pin_record(session, event, record, now_ms)
         if status is not None:
             event.status = status
         if session.is_modified(event):
             event.updated_ms = now_ms
             changed = {"status": event.status}
-            note_change(session, caller, event.id, "event", event.id, "updated", now_ms, changed)
+            await note_change(session, caller, event.id, "event", event.id, "updated", now_ms, changed)
         return event
     if not given.title:
-        raise InvalidRequest("event.title is required to ticket a new event")
+        if isinstance(record, Unresolved) and record.transient:
+            raise EventRecordUnavailable(
+                f"event.title was not given and the event record cannot be read now: {record.reason}"
+            )
+        why = f" ({record.reason})" if isinstance(record, Unresolved) else ""
+        raise InvalidRequest(f"event.title is required to ticket a new event{why}")
     event = Event(
         id=new_id("event", now_ms),
         environment=caller.environment,
@@ -348,7 +394,7 @@ async def ensure_event(
         updated_ms=now_ms,
     )
     session.add(event)
-    note_change(
+    await note_change(
         session,
         caller,
         event.id,
@@ -359,6 +405,8 @@ async def ensure_event(
         {"uri": given.uri, "status": event.status, "organizerDid": organizer_did},
     )
     await session.flush()
+    if record is not None:
+        await pin_record(session, event, record, now_ms)
     return event
 
 
@@ -369,18 +417,34 @@ def _apply(obj: object, changes: dict[str, Any]) -> None:
 
 
 async def update_event(
-    session: AsyncSession, caller: Caller, event_id: str, changes: dict[str, Any], now_ms: int
+    session: AsyncSession,
+    caller: Caller,
+    event_id: str,
+    changes: dict[str, Any],
+    now_ms: int,
+    *,
+    record: EventRecord | None = None,
 ) -> Event:
-    """``changes`` maps column names to new values (``None`` clears a nullable one)."""
+    """``changes`` maps column names to new values (``None`` clears a nullable one). ``record``: the
+    event record as just read again; it fills the title and times ``changes`` leave out, and
+    re-pins the event to the version read."""
     check_status(changes.get("status"), EVENT_STATUSES, "status")
     event = await find_event(session, caller.environment, event_id=event_id)
     ensure_can_manage(event, caller)
     if changes.get("title", UNSET) is None:
         raise InvalidRequest("title cannot be cleared")
+    if isinstance(record, CalendarEvent):
+        changes.setdefault("title", record.title)
+        for column, value in (("starts_ms", record.starts_ms), ("ends_ms", record.ends_ms)):
+            if value is not None:
+                changes.setdefault(column, value)
+        changes["cid"] = record.cid
     _apply(event, changes)
+    if record is not None:
+        await pin_record(session, event, record, now_ms)
     if session.is_modified(event):
         event.updated_ms = now_ms
-        note_change(
+        await note_change(
             session,
             caller,
             event.id,
@@ -420,7 +484,7 @@ async def create_group(
         updated_ms=now_ms,
     )
     session.add(group)
-    note_change(
+    await note_change(
         session,
         caller,
         event.id,
@@ -458,7 +522,7 @@ async def update_group(
     _apply(group, changes)
     if session.is_modified(group):
         group.updated_ms = now_ms
-        note_change(
+        await note_change(
             session,
             caller,
             event.id,
@@ -521,7 +585,7 @@ async def create_tier(
         updated_ms=now_ms,
     )
     session.add(tier)
-    note_change(
+    await note_change(
         session,
         caller,
         event.id,
@@ -580,7 +644,7 @@ async def update_tier(
     if session.is_modified(tier):
         tier.updated_ms = now_ms
         logged = {k: v for k, v in changes.items() if k != "metadata_"}
-        note_change(
+        await note_change(
             session,
             caller,
             event.id,

@@ -15,6 +15,7 @@ from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.common import new_id
 from server.domain.errors import InvalidRequest, NotFound, TierNotFound
 from server.domain.issuance.keys import Keyring, add_list_key, ensure_default_list
+from server.domain.publishing.marks import mark_changed
 
 
 class CheckInListNotFound(NotFound):
@@ -87,6 +88,7 @@ async def create_list(
     session.add(made)
     await session.flush()
     await add_list_key(session, keyring, made.id, now_ms)
+    await mark_changed(session, event.id)
     return made
 
 
@@ -116,6 +118,7 @@ async def update_list(
     checklist.updated_ms = now_ms
     if rotate_key:
         await add_list_key(session, keyring, checklist.id, now_ms)
+    await mark_changed(session, event.id)
     return checklist
 
 

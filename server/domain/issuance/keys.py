@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Event, ListKey, Ticket
 from server.domain.common import new_id
+from server.domain.publishing.marks import mark_changed
 from server.settings import Settings
 from sync.passes import MAX_SIGNATURES, ListSigningKey, PassPayload, encode_pass
 
@@ -106,6 +107,7 @@ async def ensure_default_list(
     session.add(made)
     await session.flush()
     await add_list_key(session, keyring, made.id, now_ms)
+    await mark_changed(session, event.id)
     return made
 
 

@@ -153,7 +153,7 @@ async def create_offer(
     )
     session.add(offer)
     created = {"kind": offer.kind, "public": offer.public}
-    note_change(session, caller, offer.event_id, "offer", offer.id, "created", now_ms, created)
+    await note_change(session, caller, offer.event_id, "offer", offer.id, "created", now_ms, created)
     await session.flush()
     return offer
 
@@ -199,7 +199,7 @@ async def update_offer(
     if session.is_modified(offer):
         offer.updated_ms = now_ms
         logged = {k: v for k, v in changes.items() if k != "description"}
-        note_change(session, caller, offer.event_id, "offer", offer.id, "updated", now_ms, logged)
+        await note_change(session, caller, offer.event_id, "offer", offer.id, "updated", now_ms, logged)
     return offer
 
 
