@@ -218,3 +218,85 @@ async def test_publishing_needs_an_organizer_login(harness: Harness, pds: LocalP
         stdin="wrong-password",
     )
     assert code != 0 and "Invalid identifier or password" in err
+
+
+async def test_public_offers_are_published_and_private_codes_and_hidden_tiers_never(
+    harness: Harness, pds: LocalPds
+) -> None:
+    made = await catalog(harness, pds)
+    event_id = made["event"]["id"]
+    hidden = await harness.app.ok(
+        "createTicketTier",
+        {
+            "organizerDid": ORGANIZER,
+            "event": {"uri": made["event"]["uri"]},
+            "title": "Friends of the band",
+            "currency": "eur",
+            "unitAmount": 1500,
+            "quantityTotal": 20,
+            "visibility": "hidden",
+        },
+    )
+    early = await harness.app.ok(
+        "createOffer",
+        {
+            "eventId": event_id,
+            "name": "Early bird",
+            "kind": "discount",
+            "code": "EARLYBIRD",
+            "public": True,
+            "discountPercent": 15,
+            "tierIds": [made["tiers"]["General"]],
+            "maxRedemptions": 50,
+            "maxPerBuyer": 2,
+        },
+    )
+    await harness.app.ok(
+        "createOffer",
+        {
+            "eventId": event_id,
+            "name": "Crew",
+            "kind": "discount",
+            "code": "CREW-ONLY-7731",
+            "discountPercent": 100,
+        },
+    )
+    await harness.app.ok(
+        "createOffer",
+        {
+            "eventId": event_id,
+            "name": "Friends presale",
+            "kind": "presale",
+            "code": "FRIENDS",
+            "public": True,
+            "tierIds": [hidden["tier"]["id"]],
+        },
+    )
+    login = ("organizer", "login", "--did", ORGANIZER, "--identifier", ORGANIZER_HANDLE, "--password-stdin")
+    assert (await tickets(harness, *login, stdin=ORGANIZER_PASSWORD))[0] == 0
+    code, _, err = await tickets(harness, "publish", "--event", event_id)
+    assert code == 0, err
+
+    records = repository(pds)
+    offers = {record["name"]: record for record in of_kind(records, "publicOffer").values()}
+    assert set(offers) == {"Early bird", "Friends presale"}  # the private code has no record
+    general_rkey = next(rkey for rkey, t in of_kind(records, "ticketTier").items() if t["title"] == "General")
+    general = of_kind(records, "ticketTier")[general_rkey]
+    assert offers["Early bird"]["tiers"] == [
+        {"uri": uri_of(general_rkey, collection=NS + "ticketTier"), "cid": general["cid"]}
+    ]
+    assert (offers["Early bird"]["code"], offers["Early bird"]["discountPercent"]) == ("EARLYBIRD", 15)
+    assert offers["Friends presale"]["tiers"] == []  # it opens a hidden tier, which has no record
+    assert "Friends of the band" not in {t["title"] for t in of_kind(records, "ticketTier").values()}
+    text = json.dumps(list(records.values()))
+    assert "CREW-ONLY-7731" not in text  # caps and redemptions are no record fields either:
+    shown = {"$type", "cid", "event", "name", "kind", "tiers", "discountPercent", "code", "createdAt"}
+    assert all(set(offer) <= shown for offer in offers.values())
+    for (collection, _), record in records.items():
+        LEXICONS.validate_record(collection, {k: v for k, v in record.items() if k != "cid"})
+
+    # Archiving the offer removes its record; the server's publisher does it on its own.
+    await harness.app.ok("updateOffer", {"offerId": early["offer"]["id"], "status": "archived"})
+    await until(
+        lambda: "Early bird" not in {r["name"] for r in of_kind(repository(pds), "publicOffer").values()}
+    )

@@ -15,13 +15,14 @@ from sqlalchemy import JSON, BigInteger, Boolean, Integer, LargeBinary, inspect
 
 from server.atproto.cid import NotInDataModel, cid_of_bytes, record_cid
 from server.atproto.text import clip
-from server.db.models import CapacityGroup, CheckInList, Event, Tier
+from server.db.models import CapacityGroup, CheckInList, Event, Offer, Tier
 from server.domain.catalog.eventgraph import CALENDAR_EVENT, read_calendar_event
 from server.domain.errors import InvalidEventRecord
 from server.domain.publishing.records import (
     StrongRef,
     capacity_group_record,
     check_in_list_record,
+    public_offer_record,
     record_key,
     ticket_tier_record,
     ticketed_event_record,
@@ -149,9 +150,13 @@ PUBLIC_COLUMNS = {
     CapacityGroup: {"name", "created_ms"},
     Tier: {
         "title", "description", "unit_amount", "currency", "product_ref", "price_ref",
-        "sale_starts_ms", "sale_ends_ms", "max_per_order", "created_ms",
+        "sale_starts_ms", "sale_ends_ms", "max_per_order", "visibility", "created_ms",
     },
     CheckInList: {"name", "description", "created_ms"},
+    Offer: {
+        "name", "kind", "description", "discount_percent", "discount_amount", "currency", "starts_ms",
+        "ends_ms", "code", "created_ms",
+    },
 }  # fmt: skip
 # Private numbers are all far above any public one, and written with digits (0, 1, 8, 9) that no
 # CID or record key contains.
@@ -218,6 +223,8 @@ strong_ref = st.builds(
     refs=st.tuples(st.none() | strong_ref, st.none() | strong_ref),
     in_group=st.booleans(),
     list_tiers=st.none() | st.integers(0, 3),
+    visibility=st.sampled_from(["public", "unlisted"]),
+    discount=st.sampled_from(["percent", "amount", "none"]),
 )
 def test_no_private_field_can_reach_a_public_record(
     marker: str,
@@ -231,6 +238,8 @@ def test_no_private_field_can_reach_a_public_record(
     refs: tuple[dict[str, Any] | None, dict[str, Any] | None],
     in_group: bool,
     list_tiers: int | None,
+    visibility: str,
+    discount: str,
 ) -> None:
     """Rows whose every private column holds a recognizable value (counters, capacities, holds'
     and tickets' ids, app ids and organizer DIDs, metadata, keys and flags): the records built from
@@ -249,6 +258,23 @@ def test_no_private_field_can_reach_a_public_record(
             "sale_starts_ms": sale[0],
             "sale_ends_ms": sale[1],
             "max_per_order": max_per_order,
+            "visibility": visibility,
+            "created_ms": created,
+        },
+        marker,
+    )
+    offer = row(
+        Offer,
+        {
+            "name": title,
+            "kind": "presale",
+            "description": description,
+            "discount_percent": max_per_order if discount == "percent" else None,
+            "discount_amount": amount if discount == "amount" else None,
+            "currency": currency if discount == "amount" else None,
+            "starts_ms": sale[0],
+            "ends_ms": sale[1],
+            "code": "EARLY-BIRD",
             "created_ms": created,
         },
         marker,
@@ -264,6 +290,7 @@ def test_no_private_field_can_reach_a_public_record(
         capacity_group_record(group, event_ref),
         ticket_tier_record(tier, event_ref, group_ref if in_group else None),
         check_in_list_record(checklist, event_ref, None if list_tiers is None else [tier_ref] * list_tiers),
+        public_offer_record(offer, event_ref, None if list_tiers is None else [tier_ref] * list_tiers),
     ]
     for record in records:
         text = json.dumps(record, ensure_ascii=False)

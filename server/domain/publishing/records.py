@@ -12,13 +12,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from server.db.models import CapacityGroup, CheckInList, Event, Tier
+from server.db.models import CapacityGroup, CheckInList, Event, Offer, Tier
 from server.domain.common import format_datetime, format_optional_datetime
 
 TICKETED_EVENT = "tickets.atmosphere.ticketedEvent"
 CAPACITY_GROUP = "tickets.atmosphere.capacityGroup"
 TICKET_TIER = "tickets.atmosphere.ticketTier"
 CHECK_IN_LIST = "tickets.atmosphere.checkInList"
+PUBLIC_OFFER = "tickets.atmosphere.publicOffer"
 
 _SORTABLE_BASE32 = "234567abcdefghijklmnopqrstuvwxyz"
 
@@ -93,7 +94,7 @@ def ticket_tier_record(tier: Tier, event_ref: StrongRef, group_ref: StrongRef | 
             "saleStartsAt": format_optional_datetime(tier.sale_starts_ms),
             "saleEndsAt": format_optional_datetime(tier.sale_ends_ms),
             "maxPerOrder": tier.max_per_order,
-            "visibility": "public",
+            "visibility": tier.visibility,
             "createdAt": format_datetime(tier.created_ms),
         }
     )
@@ -111,5 +112,29 @@ def check_in_list_record(
             "description": checklist.description,
             "tiers": None if tier_refs is None else [ref.as_json() for ref in tier_refs],
             "createdAt": format_datetime(checklist.created_ms),
+        }
+    )
+
+
+def public_offer_record(
+    offer: Offer, event_ref: StrongRef, tier_refs: list[StrongRef] | None
+) -> dict[str, Any]:
+    """A public offer as buyers may see it: never its caps, its redemptions or who used it.
+    ``tier_refs`` None: the offer applies to every tier."""
+    amount = offer.discount_amount
+    return _compact(
+        {
+            "$type": PUBLIC_OFFER,
+            "event": event_ref.as_json(),
+            "name": offer.name,
+            "kind": offer.kind,
+            "description": offer.description,
+            "tiers": None if tier_refs is None else [ref.as_json() for ref in tier_refs],
+            "discountPercent": offer.discount_percent,
+            "discountAmount": None if amount is None else {"amount": amount, "currency": offer.currency},
+            "startsAt": format_optional_datetime(offer.starts_ms),
+            "endsAt": format_optional_datetime(offer.ends_ms),
+            "code": offer.code,
+            "createdAt": format_datetime(offer.created_ms),
         }
     )

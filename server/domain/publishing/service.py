@@ -29,6 +29,7 @@ from server.db.models import (
     Event,
     EventPublication,
     EventRecordPin,
+    Offer,
     PublishedRecord,
     Tier,
 )
@@ -40,11 +41,13 @@ from server.domain.publishing import accounts
 from server.domain.publishing.records import (
     CAPACITY_GROUP,
     CHECK_IN_LIST,
+    PUBLIC_OFFER,
     TICKET_TIER,
     TICKETED_EVENT,
     StrongRef,
     capacity_group_record,
     check_in_list_record,
+    public_offer_record,
     record_key,
     ticket_tier_record,
     ticketed_event_record,
@@ -83,6 +86,7 @@ class _Catalog:
     groups: list[CapacityGroup]
     tiers: list[Tier]
     lists: list[CheckInList]
+    offers: list[Offer]
     published: dict[tuple[str, str], PublishedRecord]
 
 
@@ -218,13 +222,21 @@ class Publisher:
                 )
                 .order_by(CapacityGroup.id)
             )
+            # A hidden tier has no public record: it exists for buyers only once a code opens it.
             tiers = await session.scalars(
-                select(Tier).where(Tier.event_id == event_id, Tier.status != "archived").order_by(Tier.id)
+                select(Tier)
+                .where(Tier.event_id == event_id, Tier.status != "archived", Tier.visibility != "hidden")
+                .order_by(Tier.id)
             )
             lists = await session.scalars(
                 select(CheckInList)
                 .where(CheckInList.event_id == event_id, CheckInList.status == "active")
                 .order_by(CheckInList.id)
+            )
+            offers = await session.scalars(
+                select(Offer)
+                .where(Offer.event_id == event_id, Offer.public.is_(True), Offer.status == "active")
+                .order_by(Offer.id)
             )
             published = await session.scalars(
                 select(PublishedRecord).where(PublishedRecord.event_id == event_id)
@@ -235,6 +247,7 @@ class Publisher:
                 groups=list(groups),
                 tiers=list(tiers),
                 lists=list(lists),
+                offers=list(offers),
                 published={(p.collection, p.rkey): p for p in published},
             )
 
@@ -295,8 +308,15 @@ class Publisher:
                 checklist.id,
                 check_in_list_record(checklist, event_ref, tier_refs),
             )
-        # tickets.atmosphere.publicOffer records join here, after the tiers they name, once offers
-        # exist: one writer.put per public offer.
+        for offer in catalog.offers:
+            # A scope of hidden tiers only names none: an empty list, never "every tier".
+            scope = None if offer.tier_ids is None else [refs[t] for t in offer.tier_ids if t in refs]
+            await writer.put(
+                PUBLIC_OFFER,
+                record_key(offer.id, offer.created_ms),
+                offer.id,
+                public_offer_record(offer, event_ref, scope),
+            )
 
 
 class _Writer:
