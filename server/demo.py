@@ -31,6 +31,8 @@ from server.domain.devices.service import create_enrollment
 from server.domain.holds.service import HoldRequest, create_hold
 from server.domain.issuance.keys import Keyring, ensure_default_list, load_server_key
 from server.domain.issuance.queries import in_context
+from server.domain.offers import service as offers
+from server.domain.offers.service import OfferInput
 from server.domain.payments.devpay import pay
 from server.settings import Settings
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
@@ -39,6 +41,7 @@ DEMO_APP_DID = "did:web:demo-app.localhost"
 DEMO_ORGANIZER_DID = "did:plc:demoorganizer0000000000"
 DEMO_EVENT_URI = f"at://{DEMO_ORGANIZER_DID}/community.lexicon.calendar.event/3demoevent000"
 DEMO_ENVIRONMENT = "test"
+DEMO_OFFER_CODE = "COMMUNITY"
 
 
 def demo_key(data_dir: Path) -> SigningKey:
@@ -148,6 +151,15 @@ async def _seed(settings: Settings) -> tuple[str, str]:
                     ),
                     now,
                 )
+                community = OfferInput(
+                    name="Friends of the community",
+                    kind="discount",
+                    code=DEMO_OFFER_CODE,
+                    public=True,
+                    discount_percent=20,
+                    max_redemptions=30,
+                )
+                await offers.create_offer(session, caller, event.id, community, now)
             inventory = await catalog.inventory(session, event, now)
     finally:
         await db.dispose()
@@ -155,6 +167,7 @@ async def _seed(settings: Settings) -> tuple[str, str]:
         f"demo app      {DEMO_APP_DID} (environment {DEMO_ENVIRONMENT}; key in {settings.data_dir / 'demo'})",
         f"demo event    {event.id}  {event.title}",
         *(f"  tier        {s.tier.id}  {s.tier.title}: {s.available} available" for s in inventory.tiers),
+        f"offer code    {DEMO_OFFER_CODE}: 20% off, 30 tickets (previewTicketOrder with offerCode)",
         f"database      {settings.resolved_database_url}",
         f'try it        tickets call getTicketAvailability \'{{"eventId": "{event.id}"}}\'',
     ]
