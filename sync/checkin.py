@@ -39,6 +39,9 @@ class Reason(StrEnum):
     ALREADY_CHECKED_IN = "already_checked_in"
     NOT_INSIDE = "not_inside"  # an exit without an entry
     LIST_CLOSED = "list_closed"  # the list is archived
+    # Not a decision: an admitted record with this reason takes back the latest admission of the
+    # ticket on the list still standing from the same device (a desk's "undo"); see sync.merge.
+    UNDONE = "undone"
 
 
 class PassCheck(StrEnum):

@@ -164,17 +164,34 @@ def key_reuse(variants: tuple[Record, ...]) -> Conflict:
     return Conflict(ConflictKind.KEY_REUSE, kept.list_id, kept.ticket_id, (kept.key,))
 
 
+def standing(records: Iterable[Record]) -> list[Record]:
+    """One ``(list, ticket)``'s admissions that stand, in the total order: every admitted record
+    but the ``undone`` ones and those they take back. An ``undone`` record takes back the latest
+    admission before it, from its own device, that still stands (a desk undoes only its own last
+    admission); with none, it takes back nothing."""
+    kept: list[Record] = []
+    for record in sorted(records, key=Record.sort_key):
+        if not record.admitted:
+            continue
+        if record.reason is Reason.UNDONE:
+            own = [n for n, earlier in enumerate(kept) if earlier.device_id == record.device_id]
+            if own:
+                del kept[own[-1]]
+            continue
+        kept.append(record)
+    return kept
+
+
 def judge_ticket(
     records: Iterable[Record], rules: ListRules | None, ticket: TicketHistory | None
 ) -> TicketState:
     """Fold one ``(list, ticket)``'s records, any order, one per key. Door conflicts need the list's
-    rules; ticket conflicts need the ticket's history too. Refused records change nothing."""
+    rules; ticket conflicts need the ticket's history too. Refused records, ``undone`` records and
+    the admissions they take back change nothing."""
     door = DoorState()
     history: list[PriorScan] = []
     conflicts: list[Conflict] = []
-    for record in sorted(records, key=Record.sort_key):
-        if not record.admitted:
-            continue
+    for record in standing(records):
         if rules is not None:
             conflicts.extend(_door_conflicts(record, rules, door, history))
             if ticket is not None and record.direction is Direction.ENTRY:

@@ -593,11 +593,10 @@ class DeskCore:
         """Take back this desk's last admission (a mistaken scan); None when there is nothing to
         undo (no admission yet, or the last one was already undone).
 
-        Records are never changed, so an undo is a new record: for now an admitted scan in the
-        other direction (an undone entry becomes an exit), marked locally as the undo of the
-        record it takes back. The ticket then counts as outside; on a list without re-entry its
-        holder is still refused a second entry, because the reason codes have no ``undone`` yet
-        that the merge rules would read as "this admission never happened"."""
+        Records are never changed, so an undo is a new record: an admitted record of the same
+        ticket, list and direction with the reason ``undone``, which the merge rules read as "this
+        desk's latest admission of the ticket never happened" (``sync.merge.standing``) on every
+        replica: the holder may then enter as if never scanned."""
         started = time.perf_counter()
         if self.enrollment is None:
             return None
@@ -605,11 +604,10 @@ class DeskCore:
         if last is None or last.is_undo or last.undone:
             return None
         undone = last.record
-        back = Direction.EXIT if undone.direction is Direction.ENTRY else Direction.ENTRY
-        record = replace(  # the same admitted ticket, list and gate; now, the other way
+        record = replace(
             undone,
             record_id=new_record_id(),
-            direction=back,
+            reason=Reason.UNDONE,
             device_ms=wall_ms(),
             clock_offset_ms=self.clock.value_ms,
         )

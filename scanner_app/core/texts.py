@@ -20,6 +20,7 @@ _REASONS: dict[Reason, str] = {
     Reason.ALREADY_CHECKED_IN: "Already checked in",
     Reason.NOT_INSIDE: "Not checked in, cannot check out",
     Reason.LIST_CLOSED: "Check-in is closed",
+    Reason.UNDONE: "Taken back",
 }
 
 _ADVICE: dict[Reason, str] = {

@@ -149,19 +149,33 @@ async def test_offline_bundle_tells_genuine_from_forged_without_the_server(
 
 
 async def test_undo_takes_back_the_last_admission(harness: Harness, tmp_path: Path) -> None:
+    """An undone admission never happened, on this desk and everywhere its records go: on a list
+    without re-entry the holder is admitted again, online and offline, and no conflict is raised."""
     sale = await sell(harness, 2)
     core = await enrolled_desk(harness, tmp_path / "desk", [sale.main_list])
     assert await core.undo_last() is None
     await core.scan(sale.token(0))
     assert core.counters().admitted_here == 1 and core.counters().inside_now == 1
     undone = await core.undo_last()
-    assert undone is not None and undone.verdict is Verdict.ADMIT and undone.direction is Direction.EXIT
+    assert undone is not None and undone.reason is Reason.UNDONE and undone.direction is Direction.ENTRY
     assert undone.headline == "Undone: check-in taken back" and "GA 0" in undone.detail
     assert core.counters().admitted_here == 0 and core.counters().inside_now == 0
     assert await core.undo_last() is None  # only the last admission, once
+    await core.sync_once()  # the undo reaches the server
+    expect(await core.scan(sale.token(0)), Verdict.ADMIT, Reason.OK, online=True)
+    assert await core.undo_last() is not None
+    await core.sync_once()
+    assert [row[3] for row in await server_records(harness, sale.main_list)].count("undone") == 2
+    lists = await harness.app.ok("listCheckInLists", {"eventId": sale.event["id"]})
+    (main,) = [item for item in lists["checkInLists"] if item["id"] == sale.main_list]
+    assert (main["counts"]["checkedIn"], main["counts"]["inside"]) == (0, 0)
+    await asyncio.to_thread(harness.server.stop)
+    expect(await core.scan(sale.token(0)), Verdict.ADMIT, Reason.OK, online=False)
+    assert core.counters().admitted_here == 1 and core.counters().inside_now == 1
     await core.close()
     reopened = await DeskCore.open(core.settings)
-    assert reopened.counters().admitted_here == 0 and await reopened.undo_last() is None
+    assert reopened.counters().admitted_here == 1 and reopened.counters().inside_now == 1
+    expect(await reopened.scan(sale.token(0)), Verdict.REFUSE, Reason.ALREADY_CHECKED_IN, online=False)
     await reopened.close()
 
 

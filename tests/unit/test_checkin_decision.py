@@ -64,7 +64,7 @@ def test_vector(case: dict[str, Any]) -> None:
 
 def test_the_vectors_cover_every_reason() -> None:
     covered = {c["expect"]["reason"] for c in VECTORS}
-    assert covered == {r.value for r in Reason}
+    assert covered == {r.value for r in Reason} - {Reason.UNDONE.value}  # no decision: see merge.json
     assert {c["direction"] for c in VECTORS} == {"entry", "exit"}
 
 

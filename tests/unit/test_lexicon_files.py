@@ -376,7 +376,8 @@ def test_device_method_shapes() -> None:
         "scannerDid",
     }
     detail = def_schema("tickets.atmosphere.defs#verificationResult")["properties"]["detail"]
-    assert record["properties"]["reason"]["knownValues"] == detail["knownValues"]
+    # A record's reasons are the decision's, and ``undone``: a desk taking its last admission back.
+    assert record["properties"]["reason"]["knownValues"] == [*detail["knownValues"], "undone"]
     assert record["properties"]["decision"]["knownValues"] == ["admit", "refuse", "attention"]
     result = def_schema("tickets.atmosphere.defs#uploadResult")
     assert set(result["required"]) == {"id", "status"}

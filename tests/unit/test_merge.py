@@ -94,9 +94,10 @@ def test_vector(case: dict[str, Any]) -> None:
     assert derive(shuffled, lists_of(case), tickets_of(case)) == state
 
 
-def test_the_vectors_cover_every_conflict_kind() -> None:
+def test_the_vectors_cover_every_conflict_kind_and_undo() -> None:
     covered = {c["kind"] for case in CASES for c in case["expect"]["conflicts"]}
     assert covered == {kind.value for kind in ConflictKind}
+    assert any(r["reason"] == Reason.UNDONE.value for case in CASES for r in case["records"])
 
 
 @pytest.mark.parametrize("data", VECTORS["conflictIds"], ids=lambda d: d["id"])

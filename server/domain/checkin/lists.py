@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
+from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.common import new_id
 from server.domain.errors import InvalidRequest, NotFound, TierNotFound
 from server.domain.issuance.keys import Keyring, add_list_key, ensure_default_list
@@ -146,16 +147,17 @@ async def key_ids(session: AsyncSession, list_id: str) -> list[str]:
 
 
 async def counts(session: AsyncSession, checklist: CheckInList) -> ListCounts:
-    """Live counts: from the log (admitted entries and exits) and the active tickets the list admits."""
+    """Live counts: from the log (admitted entries and exits that stand, see
+    :mod:`server.domain.checkin.undo`) and the active tickets the list admits."""
     admitted = await session.execute(
-        select(CheckInRecord.ticket_id, CheckInRecord.direction)
+        select(CheckInRecord.ticket_id, CheckInRecord.direction, CheckInRecord.decision, *UNDO_COLUMNS)
         .where(CheckInRecord.list_id == checklist.id, CheckInRecord.decision == "admit")
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
     )
     last: dict[str, str] = {}
-    for ticket_id, direction in admitted.all():
-        if ticket_id is not None:
-            last[ticket_id] = direction
+    for row in without_undone(admitted.all()):
+        if row.ticket_id is not None:
+            last[row.ticket_id] = row.direction
     totals = await session.execute(
         select(CheckInRecord.decision, func.count())
         .where(CheckInRecord.list_id == checklist.id)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
+from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.common import format_datetime
 
 NO_NAME = "—"
@@ -136,7 +137,7 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             CheckInRecord.decision,
             CheckInRecord.server_ms,
             CheckInRecord.gate,
-            CheckInRecord.device_id,
+            *UNDO_COLUMNS,
         )
         .where(CheckInRecord.list_id == checklist.id, CheckInRecord.ticket_id.is_not(None))
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
@@ -145,12 +146,13 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
     first_entry: dict[str | None, tuple[int, str | None, str]] = {}
     last_scan: dict[str | None, int] = {}
     inside: dict[str | None, bool] = {}
-    for ticket_id, direction, decision, server_ms, gate, device_id in scans:
-        last_scan[ticket_id] = server_ms
-        if decision == "admit":
-            inside[ticket_id] = direction == "entry"
-            if direction == "entry" and ticket_id not in first_entry:
-                first_entry[ticket_id] = (server_ms, gate, device_id)
+    for scan in without_undone(scans.all()):
+        ticket_id = scan.ticket_id
+        last_scan[ticket_id] = scan.server_ms
+        if scan.decision == "admit":
+            inside[ticket_id] = scan.direction == "entry"
+            if scan.direction == "entry" and ticket_id not in first_entry:
+                first_entry[ticket_id] = (scan.server_ms, scan.gate, scan.device_id)
     found = sorted(await session.execute(tickets), key=lambda t: name_order(t[1], t[0]))
     rows = []
     for number, name, email, buyer, tier, amount, currency, status, ticket_id, hold_id, payment_id in found:
