@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException
 from server import __version__
 from server.auth.did import DidResolver
 from server.db.engine import Database
-from server.domain.apps import forget_spent_jtis
+from server.domain.apps import RegisteredApps, forget_spent_jtis
 from server.domain.common import SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
@@ -87,7 +87,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 web_scheme=settings.did_web_scheme,
             )
             keyring = Keyring(load_server_key(settings))
-            services = Services(settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock(), keyring)
+            services = Services(
+                settings, db, resolver, Lexicons.load(LEXICON_DIR), SystemClock(), keyring, RegisteredApps()
+            )
             app.state.services = services
             workers = [
                 asyncio.create_task(run_sweeper(services)),

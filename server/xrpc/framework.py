@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.did import DidResolver
 from server.db.engine import Database
+from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
 from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
@@ -36,6 +37,7 @@ class Services:
     lexicons: Lexicons
     clock: Clock
     keyring: Keyring
+    apps: RegisteredApps
 
 
 @dataclass(frozen=True, slots=True)
