@@ -23,7 +23,21 @@ async def enqueue(
 ) -> OutboxMessage | None:
     """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
     url = await session.scalar(select(App.webhook_url).where(App.id == app_id))
-    if not url:
+    return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
+
+
+def enqueue_to(
+    session: AsyncSession,
+    app_id: str,
+    webhook_url: str | None,
+    environment: str,
+    event_type: str,
+    data: dict[str, Any],
+    now_ms: int,
+) -> OutboxMessage | None:
+    """:func:`enqueue`, the app's webhook URL read already in this transaction (with what the
+    message reports)."""
+    if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
     message = OutboxMessage(
