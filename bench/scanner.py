@@ -70,6 +70,7 @@ def enroll_offline(folder: Path, tickets: int) -> list[str]:
         entry = TicketEntry(payload.ticket_id, f"B{n:07d}", f"Guest {n}", TIER_ID, "active", 0)
         sealed.append(seal_entry(entry, n + 1))
     index = TicketIndex()
+    index.learn_tiers([TIER_ID])
     index.apply(pack_entries(sealed))
     body = {
         "checkInListId": LIST_ID,

@@ -338,6 +338,8 @@ async def test_a_camera_enrolls_the_desk(harness: Harness, tmp_path: Path) -> No
         await until(pilot, lambda: seen.of(Enrolled))
         assert isinstance(app.screen, SetupScreen)
         assert "Enrolled as this desk with" in text_of(pilot, "#enrolled-as")
+        # The lists are shown once the screen is laid out again: a click before that hits nothing.
+        await until(pilot, lambda: app.screen.query_one("#start").region.area > 0)
         await pilot.click("#start")
         await until(pilot, lambda: isinstance(app.screen, ScanningScreen))
 
