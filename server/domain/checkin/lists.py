@@ -76,7 +76,7 @@ async def create_list(
     """``fields`` are column values (name, description, tier_ids, allow_*, valid_*, gates)."""
     event = await find_event(session, caller.environment, event_id=event_id)
     ensure_can_manage(event, caller)
-    await ensure_default_list(session, keyring, event, now_ms)
+    await ensure_default_list(session, keyring, event.id, now_ms)
     await _check_tiers(session, event.id, fields.get("tier_ids"))
     _check_window(fields.get("valid_from_ms"), fields.get("valid_until_ms"))
     made = CheckInList(
@@ -128,7 +128,7 @@ async def event_lists(
 ) -> list[CheckInList]:
     """The event's lists, the default one made if the event has none yet."""
     event = await find_event(session, environment, event_id=event_id)
-    await ensure_default_list(session, keyring, event, now_ms)
+    await ensure_default_list(session, keyring, event.id, now_ms)
     return list(
         await session.scalars(
             select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)

@@ -17,7 +17,7 @@ import nacl.secret
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, Event, ListKey, Ticket
+from server.db.models import CheckInList, ListKey, Ticket
 from server.domain.common import new_id
 from server.settings import Settings
 from sync.passes import MAX_SIGNATURES, ListSigningKey, ListVerifyKey, PassPayload, encode_pass
@@ -110,17 +110,17 @@ async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, no
 
 
 async def ensure_default_list(
-    session: AsyncSession, keyring: Keyring, event: Event, now_ms: int
+    session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int
 ) -> CheckInList:
     """Every ticketed event has a default check-in list admitting all its tiers."""
     found = await session.scalar(
-        select(CheckInList).where(CheckInList.event_id == event.id, CheckInList.is_default.is_(True))
+        select(CheckInList).where(CheckInList.event_id == event_id, CheckInList.is_default.is_(True))
     )
     if found is not None:
         return found
     made = CheckInList(
         id=new_id("checklist", now_ms),
-        event_id=event.id,
+        event_id=event_id,
         name="Main entrance",
         is_default=True,
         tier_ids=None,

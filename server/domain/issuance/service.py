@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CapacityGroup, Event, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
+from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
@@ -99,9 +99,7 @@ async def issue_hold(
             .execution_options(populate_existing=True)
         )
     }
-    event = await session.get(Event, hold.event_id)
-    assert event is not None
-    await ensure_default_list(session, keyring, event, now_ms)
+    await ensure_default_list(session, keyring, hold.event_id, now_ms)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:
@@ -132,8 +130,7 @@ async def issue_hold(
                 updated_ms=now_ms,
             )
             tickets.append(ticket)
-    session.add_all(tickets)
-    await session.flush()
+    session.add_all(tickets)  # flushed with their history rows (foreign keys order the inserts)
     for ticket in tickets:
         _history(
             session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
