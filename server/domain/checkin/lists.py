@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
@@ -33,17 +33,17 @@ class ListCounts:
     refused: int
 
 
-def list_in_environment(environment: str, list_id: str) -> Select[CheckInList]:
-    return (
-        select(CheckInList)
-        .join(Event, Event.id == CheckInList.event_id)
-        .where(CheckInList.id == list_id, Event.environment == environment)
-        .execution_options(populate_existing=True)
-    )
+# A list, by id, of an event of the environment (bind ``list_id`` and ``environment``).
+LIST_IN_ENVIRONMENT = (
+    select(CheckInList)
+    .join(Event, Event.id == CheckInList.event_id)
+    .where(CheckInList.id == bindparam("list_id"), Event.environment == bindparam("environment"))
+    .execution_options(populate_existing=True)
+)
 
 
 async def find_list(session: AsyncSession, environment: str, list_id: str) -> CheckInList:
-    found = await session.scalar(list_in_environment(environment, list_id))
+    found = await session.scalar(LIST_IN_ENVIRONMENT, {"list_id": list_id, "environment": environment})
     if found is None:
         raise CheckInListNotFound(f"check-in list {list_id} not found")
     return found

@@ -10,13 +10,13 @@ keys come from the process's :class:`~server.domain.issuance.keys.Keyring`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVarTuple
+from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
-from server.domain.checkin.lists import CheckInListNotFound, find_list, list_in_environment
+from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
 from server.domain.common import format_datetime, new_id
 from server.domain.issuance.keys import Keyring
 from server.domain.outbox.service import enqueue_to
@@ -124,35 +124,42 @@ def facts_of(ticket: Ticket) -> TicketFacts:
     return TicketFacts(ticket.id, ticket.tier_id, ticket.status, ticket.generation)
 
 
-Columns = TypeVarTuple("Columns")
-
-
-def _locked(query: Select[*Columns], lock: bool) -> Select[*Columns]:
-    query = query.execution_options(populate_existing=True)
-    return query.with_for_update(of=Ticket) if lock else query
+# Built once: a scan only binds values to them (no statement construction or cache key per call).
+_TICKET = (
+    select(Ticket, App.webhook_url)
+    .join(App, App.id == Ticket.app_id)
+    .where(Ticket.id == bindparam("ticket_id"), Ticket.environment == bindparam("environment"))
+    .execution_options(populate_existing=True)
+)
+_WITH_DEFAULT_LIST = (
+    _TICKET.add_columns(CheckInList, Event)
+    .outerjoin(CheckInList, and_(CheckInList.event_id == Ticket.event_id, CheckInList.is_default.is_(True)))
+    .outerjoin(Event, Event.id == CheckInList.event_id)
+    .limit(1)
+)
+_LOCKED = {
+    False: (_TICKET, _WITH_DEFAULT_LIST),
+    True: tuple(q.with_for_update(of=Ticket) for q in (_TICKET, _WITH_DEFAULT_LIST)),
+}
+_NAMED_LIST = LIST_IN_ENVIRONMENT.add_columns(Event)
+_HISTORY = select(CheckInRecord).where(
+    CheckInRecord.ticket_id == bindparam("ticket_id"),
+    CheckInRecord.list_id == bindparam("list_id"),
+    CheckInRecord.decision == "admit",
+)
 
 
 async def _facts(
     session: AsyncSession, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
 ) -> Facts:
     """The facts of a scan; the ticket's row locked when ``lock``."""
-    ticket = (
-        select(Ticket, App.webhook_url)
-        .join(App, App.id == Ticket.app_id)
-        .where(Ticket.id == ticket_id, Ticket.environment == environment)
-    )
+    ticket, with_default_list = _LOCKED[lock]
+    params = {"ticket_id": ticket_id, "environment": environment}
     if list_id is None:
-        default = and_(CheckInList.event_id == Ticket.event_id, CheckInList.is_default.is_(True))
-        query = (
-            ticket.add_columns(CheckInList, Event)
-            .outerjoin(CheckInList, default)
-            .outerjoin(Event, Event.id == CheckInList.event_id)
-            .limit(1)
-        )
-        row = (await session.execute(_locked(query, lock))).first()
+        row = (await session.execute(with_default_list, params)).first()
         return Facts() if row is None else Facts(row[0], row[2], row[3], row[1])
-    found = (await session.execute(_locked(ticket, lock))).first()
-    named = (await session.execute(list_in_environment(environment, list_id).add_columns(Event))).first()
+    found = (await session.execute(ticket, params)).first()
+    named = (await session.execute(_NAMED_LIST, {"list_id": list_id, "environment": environment})).first()
     if named is None:
         raise CheckInListNotFound(f"check-in list {list_id} not found")
     if found is None:
@@ -177,13 +184,7 @@ async def _pass_check(
 async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
     """The ticket's admitted scans on the list, from every device, in the merge rules' total order
     (sorted here, not in SQL, so that no database collation can change it)."""
-    rows = await session.scalars(
-        select(CheckInRecord).where(
-            CheckInRecord.ticket_id == ticket_id,
-            CheckInRecord.list_id == list_id,
-            CheckInRecord.decision == "admit",
-        )
-    )
+    rows = await session.scalars(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
     return prior_scans([record_of(row) for row in rows], list_id, ticket_id)
 
 
