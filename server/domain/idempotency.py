@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,9 @@ from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, I
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 
 Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+_KEY = select(IdempotencyKey).where(
+    IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
+)
 
 
 def check_key(key: str) -> str:
@@ -73,13 +76,13 @@ async def _claim(
 ) -> dict[str, Any] | None:
     """Claim the key; answers the stored response when the key is already done. The first look is a
     read, so a duplicate of a call still running is answered at once even where writers queue."""
-    where = (IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+    where = {"scope": scope, "key": key}
     async with db.read() as session:
-        stored = _replay(await session.scalar(select(IdempotencyKey).where(*where)), digest, now_ms)
+        stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
     if stored is not None:
         return stored
     async with db.write() as session:
-        row = await session.scalar(select(IdempotencyKey).where(*where).with_for_update())
+        row = await session.scalar(_KEY.with_for_update(), where)
         stored = _replay(row, digest, now_ms)
         if stored is not None:
             return stored
@@ -145,10 +148,10 @@ async def run_once_atomically(
     whole transaction rolls back and it answers the first's response. So ``work`` must take the row
     locks it depends on (two runs at once then decide one after the other) and must not mind being
     undone."""
-    where = (IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+    where = {"scope": scope, "key": key}
     try:
         async with db.write() as session:
-            stored = _replay(await session.scalar(select(IdempotencyKey).where(*where)), digest, now_ms)
+            stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
             if stored is not None:
                 return stored, True
             response = await work(session)
@@ -165,7 +168,7 @@ async def run_once_atomically(
             )
     except IntegrityError:
         async with db.read() as session:
-            row = await session.scalar(select(IdempotencyKey).where(*where))
+            row = await session.scalar(_KEY, where)
         stored = _replay(row, digest, now_ms)
         if stored is None:
             raise  # not a concurrent run of the same key

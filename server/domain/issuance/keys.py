@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.secret
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, ListKey, Ticket
@@ -109,13 +109,16 @@ async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, no
     return row
 
 
+_DEFAULT_LIST = select(CheckInList).where(
+    CheckInList.event_id == bindparam("event_id"), CheckInList.is_default.is_(True)
+)
+
+
 async def ensure_default_list(
     session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int
 ) -> CheckInList:
     """Every ticketed event has a default check-in list admitting all its tiers."""
-    found = await session.scalar(
-        select(CheckInList).where(CheckInList.event_id == event_id, CheckInList.is_default.is_(True))
-    )
+    found = await session.scalar(_DEFAULT_LIST, {"event_id": event_id})
     if found is not None:
         return found
     made = CheckInList(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
@@ -40,10 +40,12 @@ def ticket_number() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
+_HOLD_ITEMS = select(HoldItem).where(HoldItem.hold_id == bindparam("hold_id")).order_by(HoldItem.id)
+_TIERS = select(Tier).where(Tier.id.in_(bindparam("ids", expanding=True)))
+
+
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
-    return list(
-        await session.scalars(select(HoldItem).where(HoldItem.hold_id == hold_id).order_by(HoldItem.id))
-    )
+    return list(await session.scalars(_HOLD_ITEMS, {"hold_id": hold_id}))
 
 
 def _history(
@@ -94,9 +96,9 @@ async def issue_hold(
     tiers = {
         t.id: t
         for t in await session.scalars(
-            select(Tier)
-            .where(Tier.id.in_([i.tier_id for i in items]))
-            .execution_options(populate_existing=True)
+            _TIERS,
+            {"ids": [i.tier_id for i in items]},
+            execution_options={"populate_existing": True},
         )
     }
     await ensure_default_list(session, keyring, hold.event_id, now_ms)

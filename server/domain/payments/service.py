@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Hold, Payment, Ticket, Tier
@@ -35,16 +35,26 @@ class PaymentReport:
     currency: str | None = None
 
 
+_HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
+_HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
+_HOLD_BY_ID = _HOLD.where(Hold.id == bindparam("match")).with_for_update()
+_PAYMENT_STATUS = select(Payment.status).where(
+    Payment.environment == bindparam("environment"), Payment.payment_id == bindparam("payment_id")
+)
+
+
 async def _find_hold(session: AsyncSession, report: PaymentReport) -> Hold | None:
-    query = select(Hold).where(Hold.environment == report.environment)
+    """The hold the payment names (by checkout token, else by id), locked."""
     if report.checkout_token:
-        query = query.where(Hold.token == report.checkout_token)
+        query, match = _HOLD_BY_TOKEN, report.checkout_token
     elif report.hold_id:
-        query = query.where(Hold.id == report.hold_id)
+        query, match = _HOLD_BY_ID, report.hold_id
     else:
         return None
     hold: Hold | None = await session.scalar(
-        query.with_for_update().execution_options(populate_existing=True)
+        query,
+        {"environment": report.environment, "match": match},
+        execution_options={"populate_existing": True},
     )
     return hold
 
@@ -200,8 +210,6 @@ async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: i
 
 async def _known_status(session: AsyncSession, report: PaymentReport) -> str | None:
     status: str | None = await session.scalar(
-        select(Payment.status).where(
-            Payment.environment == report.environment, Payment.payment_id == report.payment_id
-        )
+        _PAYMENT_STATUS, {"environment": report.environment, "payment_id": report.payment_id}
     )
     return status
