@@ -4,15 +4,15 @@ ticket are decided one after the other and exactly one entry is admitted.
 
 A scan of the event's default list reads the ticket, the list, its event and the seller's webhook
 URL in one statement (two when a list is named), its prior admissions in a second, and writes the
-log entry (and the ``ticket.checked-in`` message) when the transaction commits. The lists' public
-keys come from the process's :class:`~server.domain.issuance.keys.Keyring`."""
+log entry in a third (the ``ticket.checked-in`` message goes in when the transaction commits).
+The lists' public keys come from the process's :class:`~server.domain.issuance.keys.Keyring`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Table, and_, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
@@ -142,6 +142,15 @@ _LOCKED = {
     True: tuple(q.with_for_update(of=Ticket) for q in (_TICKET, _WITH_DEFAULT_LIST)),
 }
 _NAMED_LIST = LIST_IN_ENVIRONMENT.add_columns(Event)
+# The log entry is one Core INSERT (its sequence number comes from the database and is not needed
+# here): the ORM's unit of work would cost more than the statement.
+_LOG = insert(cast(Table, CheckInRecord.__table__))
+_LOGGED = [
+    (column.name, attribute.key)
+    for attribute in inspect(CheckInRecord).column_attrs
+    for column in attribute.columns
+    if column.name != "seq"
+]
 _HISTORY = select(CheckInRecord).where(
     CheckInRecord.ticket_id == bindparam("ticket_id"),
     CheckInRecord.list_id == bindparam("list_id"),
@@ -260,7 +269,8 @@ async def check_in(
         server_ms=now_ms,
         metadata_=scan.metadata,
     )
-    session.add(record)
+    connection = await session.connection()
+    await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})
     if ticket is not None and decision.admitted and scan.direction is Direction.ENTRY:
         enqueue_to(
             session,
