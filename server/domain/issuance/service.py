@@ -20,7 +20,7 @@ from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
 from server.domain.errors import DomainError, NotFound
 from server.domain.issuance.keys import Keyring, ensure_default_list
-from server.domain.outbox.service import enqueue
+from server.domain.outbox.service import enqueue, enqueue_to, webhook_url
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -102,6 +102,10 @@ async def issue_hold(
         )
     }
     await ensure_default_list(session, keyring, hold.event_id, now_ms)
+    # What is read or updated in bulk comes first: every row changed or made below then goes to the
+    # database in the one flush at commit, not in one flush per statement that follows it.
+    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    seller_url = await webhook_url(session, hold.app_id)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:
@@ -137,7 +141,6 @@ async def issue_hold(
         _history(
             session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
         )
-    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
     hold.status = "completed"
     hold.payment_id = payment_id
     hold.claim_id = claim_id
@@ -151,8 +154,14 @@ async def issue_hold(
         now_ms,
         {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
-    await enqueue(
-        session, hold.app_id, hold.environment, "tickets.issued", issued_webhook(hold, items, tickets), now_ms
+    enqueue_to(
+        session,
+        hold.app_id,
+        seller_url,
+        hold.environment,
+        "tickets.issued",
+        issued_webhook(hold, items, tickets),
+        now_ms,
     )
     return Issued(hold, tickets)
 

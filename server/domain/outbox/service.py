@@ -23,8 +23,13 @@ async def enqueue(
     session: AsyncSession, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
 ) -> OutboxMessage | None:
     """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
-    url = await session.scalar(_WEBHOOK_URL, {"app_id": app_id})
+    url = await webhook_url(session, app_id)
     return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
+
+
+async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
+    url: str | None = await session.scalar(_WEBHOOK_URL, {"app_id": app_id})
+    return url
 
 
 def enqueue_to(

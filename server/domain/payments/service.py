@@ -155,10 +155,10 @@ async def payment_completed(
                 session, report, hold, "paid after the hold ended and the places are gone", now_ms
             )
         ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
-    _record(session, report, hold, "completed", None, now_ms)
     await issue_hold(
         session, keyring, hold, items, groups, now_ms, actor=BROKER, payment_id=report.payment_id
     )
+    _record(session, report, hold, "completed", None, now_ms)
     return "issued"
 
 
