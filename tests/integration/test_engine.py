@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from support.databases import sqlite_copy
 
 from server.db.engine import Database, Driver
@@ -55,5 +56,31 @@ async def test_a_sqlite_connection_left_in_a_transaction_is_rolled_back_on_retur
             session.add(JwtReplay(iss="did:web:a", jti="kept", exp=1))
         async with db.read() as session:
             assert list(await session.scalars(select(JwtReplay.jti))) == ["kept"]
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_statements_keep_the_cursor_semantics_sqlalchemy_relies_on(
+    tmp_path: Path, sqlite_template_file: Path
+) -> None:
+    """Each SQLite statement runs in one trip to aiosqlite's thread (server/db/sqlite_driver.py):
+    row counts, inserted ids, fetched rows and errors come back as from aiosqlite's own cursor."""
+    db = Database(sqlite_copy(sqlite_template_file, tmp_path))
+    table = JwtReplay.__table__
+    try:
+        async with db.write() as session:
+            connection = await session.connection()
+            many = await connection.execute(
+                table.insert(), [{"iss": "did:web:a", "jti": f"j{n}", "exp": n} for n in range(3)]
+            )
+            assert many.rowcount == 3
+            changed = await connection.execute(table.update().where(table.c.exp >= 1).values(exp=9))
+            assert changed.rowcount == 2
+            rows = await connection.execute(select(table.c.jti, table.c.exp).order_by(table.c.jti))
+            assert rows.all() == [("j0", 0), ("j1", 9), ("j2", 9)]
+        with pytest.raises(IntegrityError):
+            async with db.write() as session:
+                session.add(JwtReplay(iss="did:web:a", jti="j0", exp=1))
+        assert await replays(db) == 3
     finally:
         await db.dispose()
