@@ -79,20 +79,32 @@ class Issued:
     tickets: list[Ticket]
 
 
+async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
+    """The part of issuing ``hold`` that no capacity lock guards, so that a caller can do it before
+    taking the locks and hold them for less time: the event's default list made if it has none, the
+    hold's items no longer counted as held (seen by others only when the transaction commits,
+    together with the places sold). Answers the seller's webhook URL, for :func:`issue_hold`."""
+    await ensure_default_list(session, keyring, hold.event_id, now_ms)
+    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    return await webhook_url(session, hold.app_id)
+
+
 async def issue_hold(
     session: AsyncSession,
-    keyring: Keyring,
     hold: Hold,
     items: Sequence[HoldItem],
     groups: dict[str, CapacityGroup],
     now_ms: int,
     *,
+    seller_url: str | None,
     actor: str | None,
     payment_id: str | None = None,
     claim_id: str | None = None,
 ) -> Issued:
-    """Sell the hold's places and issue one ticket per place. The groups must be locked and the
-    places known to fit (still held, or re-reserved)."""
+    """Sell the hold's places and issue one ticket per place, after :func:`prepare_issue` (which
+    answered ``seller_url``). The groups must be locked and the places known to fit (still held,
+    or re-reserved). Only reads come before the rows made here, so they all go to the database in
+    the one flush at commit."""
     tiers = {
         t.id: t
         for t in await session.scalars(
@@ -101,11 +113,6 @@ async def issue_hold(
             execution_options={"populate_existing": True},
         )
     }
-    await ensure_default_list(session, keyring, hold.event_id, now_ms)
-    # What is read or updated in bulk comes first: every row changed or made below then goes to the
-    # database in the one flush at commit, not in one flush per statement that follows it.
-    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
-    seller_url = await webhook_url(session, hold.app_id)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:

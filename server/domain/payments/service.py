@@ -19,7 +19,7 @@ from server.domain.catalog.service import lock_groups, tier_states
 from server.domain.holds.rules import find_shortages
 from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
-from server.domain.issuance.service import end_ticket, hold_items, issue_hold
+from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.outbox.service import enqueue
 
 BROKER = "payment-broker"
@@ -129,8 +129,11 @@ async def payment_completed(
     if report.amount is not None and report.amount < hold.amount:
         return await _unfulfilled(session, report, hold, "the payment does not cover the hold", now_ms)
     items = await hold_items(session, hold.id)
-    groups = await lock_groups(session, [i.capacity_group_id for i in items])
     live = hold.status == "held" and hold.expires_ms > now_ms
+    # A live hold's places are its own: what needs no lock is done before the capacity groups are
+    # locked, so that every other hold and payment of those groups waits for less.
+    seller_url = await prepare_issue(session, keyring, hold, now_ms) if live else None
+    groups = await lock_groups(session, [i.capacity_group_id for i in items])
     if not live:
         # The places were given back: take them again if nobody else has.
         tiers = await session.scalars(
@@ -155,8 +158,16 @@ async def payment_completed(
                 session, report, hold, "paid after the hold ended and the places are gone", now_ms
             )
         ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
+        seller_url = await prepare_issue(session, keyring, hold, now_ms)
     await issue_hold(
-        session, keyring, hold, items, groups, now_ms, actor=BROKER, payment_id=report.payment_id
+        session,
+        hold,
+        items,
+        groups,
+        now_ms,
+        seller_url=seller_url,
+        actor=BROKER,
+        payment_id=report.payment_id,
     )
     _record(session, report, hold, "completed", None, now_ms)
     return "issued"
