@@ -36,7 +36,7 @@ from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import DeskCore
 from scanner_app.core.offline import read_pass
 from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
-from sync.bundle import TicketEntry, TicketIndex, pack_entries, seal_entry
+from sync.bundle import FORMAT_VERSION, TicketEntry, TicketIndex, pack_entries, seal_entry
 from sync.checkin import Verdict
 from sync.passes import ListSigningKey, PassPayload, encode_pass, ticket_id_from_bytes
 
@@ -70,8 +70,10 @@ def enroll_offline(folder: Path, tickets: int) -> list[str]:
         entry = TicketEntry(payload.ticket_id, f"B{n:07d}", f"Guest {n}", TIER_ID, "active", 0)
         sealed.append(seal_entry(entry, n + 1))
     index = TicketIndex()
+    index.learn_tiers([TIER_ID])
     index.apply(pack_entries(sealed))
     body = {
+        "format": FORMAT_VERSION,
         "checkInListId": LIST_ID,
         "list": {"name": "Main entrance", "status": "active", "tierIds": None},
         "keys": [

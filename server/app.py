@@ -16,7 +16,7 @@ from server import __version__
 from server.atproto.client import XrpcClient
 from server.auth.did import DidResolver
 from server.db.engine import Database
-from server.domain.apps import forget_spent_jtis
+from server.domain.apps import RegisteredApps, forget_spent_jtis
 from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             graph, publisher = atproto_parts(
                 settings, db, resolver, http, lexicons, keyring.server_key, clock
             )
-            services = Services(settings, db, resolver, lexicons, clock, keyring, graph)
+            services = Services(settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps())
             app.state.services = services
             workers = [
                 asyncio.create_task(run_sweeper(services)),

@@ -212,7 +212,7 @@ async def open_doors(settings: Settings, event_id: str) -> DemoDoor:
             assert app is not None
             caller = Caller(app.id, app.did, DEMO_ENVIRONMENT)
             event = await catalog.find_event(session, DEMO_ENVIRONMENT, event_id=event_id)
-            main = await ensure_default_list(session, keyring, event, now)
+            main = await ensure_default_list(session, keyring, event.id, now)
             tiers = {t.title: t for t in await session.scalars(select(Tier).where(Tier.event_id == event.id))}
             vip = await session.scalar(
                 select(CheckInList).where(CheckInList.event_id == event.id, CheckInList.name == "VIP lounge")

@@ -6,6 +6,11 @@ Privacy of the ticket index: each entry is found by a hash of the ticket id and 
 appear only inside passes, so an entry opens only for someone holding that ticket's pass; the
 bundle as a whole reveals how many tickets there are and nothing else about them.
 
+Size: an entry names its tier by an 8-byte reference (a hash of the tier id, like the lookup key)
+that the desk resolves with the bundle's tier table (every tier of the event, in every bundle), and
+its status by one byte: about 63 bytes an entry before base64 (format 2; format 1 carried the tier
+id and status as text, about 97).
+
 Integrity: the bundle is signed by the list's active key (its own signing context), with a sequence
 number and issue time, so a desk can forward it to other desks (hub mode) and nobody on the way
 can change an entry, drop a revocation unnoticed, or pass off an old bundle as new.
@@ -26,10 +31,13 @@ import nacl.exceptions
 from sync.passes import ListSigningKey, ListVerifyKey, ticket_id_to_bytes
 
 BUNDLE_CONTEXT = b"atmosphere-tickets/bundle/v1\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LOOKUP_BYTES = 8
+TIER_REF_BYTES = 8
 NONCE_BYTES = nacl.bindings.crypto_secretbox_NONCEBYTES
 SEP = "\x1f"
+# A ticket's status as one byte of an entry: its index here.
+STATUSES = ("active", "voided", "refunded")
 
 
 class BundleError(ValueError):
@@ -48,6 +56,20 @@ class TicketEntry:
     generation: int
 
 
+def tier_ref(tier_id: str) -> bytes:
+    """How an entry names its tier."""
+    return hashlib.blake2b(tier_id.encode(), digest_size=TIER_REF_BYTES, person=b"att-tier").digest()
+
+
+def tier_refs(tier_ids: Iterable[str]) -> dict[bytes, str]:
+    """Tier ids by reference, for a bundle's tier table (raises if two of them share a reference)."""
+    distinct = set(tier_ids)
+    refs = {tier_ref(tier_id): tier_id for tier_id in distinct}
+    if len(refs) != len(distinct):
+        raise BundleError("two tiers share an entry reference")
+    return refs
+
+
 def lookup_key(ticket_id: str) -> bytes:
     return hashlib.blake2b(
         ticket_id_to_bytes(ticket_id), digest_size=LOOKUP_BYTES, person=b"att-lookup"
@@ -64,27 +86,35 @@ def _nonce(ticket_id: str, version: int) -> bytes:
 
 
 def seal_entry(entry: TicketEntry, version: int) -> bytes:
-    """``lookup (8) | version (8) | sealed fields``; ``version`` must change whenever the entry does."""
-    plain = SEP.join(
-        (entry.ticket_number, entry.display_name, entry.tier_id, entry.status, str(entry.generation))
-    ).encode()
+    """``lookup (8) | version (8) | sealed fields``; ``version`` must change whenever the entry does.
+    The fields: ``tier reference (8) | status (1) | number 0x1F name 0x1F generation`` (UTF-8)."""
+    if entry.status not in STATUSES:
+        raise BundleError(f"no entry status {entry.status!r}")
+    text = SEP.join((entry.ticket_number, entry.display_name, str(entry.generation)))
+    plain = tier_ref(entry.tier_id) + bytes((STATUSES.index(entry.status),)) + text.encode()
     sealed = nacl.bindings.crypto_secretbox(
         plain, _nonce(entry.ticket_id, version), _entry_key(entry.ticket_id)
     )
     return lookup_key(entry.ticket_id) + version.to_bytes(8, "big") + sealed
 
 
-def open_entry(ticket_id: str, blob: bytes) -> TicketEntry:
-    """Open a sealed entry with the ticket id read from its pass."""
+def open_entry(ticket_id: str, blob: bytes, tiers: Mapping[bytes, str]) -> TicketEntry:
+    """Open a sealed entry with the ticket id read from its pass; ``tiers`` resolves its tier
+    reference (:func:`tier_refs` of the bundle's tier table)."""
     version = int.from_bytes(blob[LOOKUP_BYTES : LOOKUP_BYTES + 8], "big")
     try:
         plain = nacl.bindings.crypto_secretbox_open(
             blob[LOOKUP_BYTES + 8 :], _nonce(ticket_id, version), _entry_key(ticket_id)
         )
-        number, name, tier_id, status, generation = plain.decode().split(SEP)
-        return TicketEntry(ticket_id, number, name, tier_id, status, int(generation))
-    except (nacl.exceptions.CryptoError, ValueError) as exc:
+    except nacl.exceptions.CryptoError as exc:
         raise BundleError("the entry does not open with this ticket id") from exc
+    try:
+        tier_id = tiers[plain[:TIER_REF_BYTES]]
+        status = STATUSES[plain[TIER_REF_BYTES]]
+        number, name, generation = plain[TIER_REF_BYTES + 1 :].decode().split(SEP)
+        return TicketEntry(ticket_id, number, name, tier_id, status, int(generation))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise BundleError("the entry names a tier or status this bundle does not know") from exc
 
 
 def pack_entries(blobs: Iterable[bytes]) -> str:
@@ -147,9 +177,14 @@ def verify_bundle(bundle: Mapping[str, Any], keys: Mapping[str, ListVerifyKey]) 
 
 @dataclass
 class TicketIndex:
-    """A desk's merged view of the bundle entries it has received (full, then deltas)."""
+    """A desk's merged view of the bundle entries it has received (full, then deltas), and of the
+    tiers they name (every bundle carries the event's whole tier table; tiers are never removed)."""
 
     entries: dict[bytes, bytes] = field(default_factory=dict)
+    tiers: dict[bytes, str] = field(default_factory=dict)
+
+    def learn_tiers(self, tier_ids: Iterable[str]) -> None:
+        self.tiers.update(tier_refs(tier_ids))
 
     def apply(self, packed: str) -> int:
         """Upsert entries, keeping the newest version of each; answers how many changed."""
@@ -166,4 +201,4 @@ class TicketIndex:
 
     def find(self, ticket_id: str) -> TicketEntry | None:
         blob = self.entries.get(lookup_key(ticket_id))
-        return None if blob is None else open_entry(ticket_id, blob)
+        return None if blob is None else open_entry(ticket_id, blob, self.tiers)

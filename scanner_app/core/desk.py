@@ -41,6 +41,7 @@ from scanner_app.core.offline import (
 from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
 from scanner_app.core.syncer import HUB, SERVER, SyncEngine
 from scanner_app.core.texts import reason_text
+from sync.bundle import FORMAT_VERSION as BUNDLE_FORMAT
 from sync.bundle import BundleError, TicketEntry, TicketIndex, unpack_entries, verify_bundle
 from sync.checkin import (
     Decision,
@@ -234,6 +235,8 @@ class DeskCore:
         if self.enrollment is None:
             return
         for list_id, state in self.store.bundles().items():
+            if state.body.get("format") != BUNDLE_FORMAT:
+                continue  # kept by an older version of the desk: the next sync fetches it in full
             index = TicketIndex(self.store.entries(list_id))
             self.bundles[list_id] = ListBundle(state, index)
         records = self.store.records()

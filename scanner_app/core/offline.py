@@ -56,6 +56,7 @@ class ListBundle:
             active=rules.get("status") == "active",
         )
         self.tiers = dict(body.get("tiers") or {})
+        self.index.learn_tiers(self.tiers)
 
     def find(self, ticket_id: str) -> TicketEntry | None:
         try:

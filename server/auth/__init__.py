@@ -2,13 +2,12 @@
 
 from server.auth.did import DidResolutionError, DidResolver
 from server.auth.multikey import PublicKey, decode_multikey, encode_multikey
-from server.auth.service_jwt import ReplayGuard, ServiceJwtClaims, verify_service_jwt
+from server.auth.service_jwt import ServiceJwtClaims, verify_service_jwt
 
 __all__ = [
     "DidResolutionError",
     "DidResolver",
     "PublicKey",
-    "ReplayGuard",
     "ServiceJwtClaims",
     "decode_multikey",
     "encode_multikey",

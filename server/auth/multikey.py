@@ -3,13 +3,17 @@
 A Multikey is ``"z" + base58btc(varint(codec) + compressed SEC1 point)``. atproto uses two curves:
 secp256k1 (codec ``0xe7``, JWT alg ``ES256K``) and NIST P-256 (codec ``0x1200``, JWT alg ``ES256``).
 Signatures are the raw 64-byte ``r || s`` form over SHA-256, and only the low-S form is valid.
+secp256k1 signatures are checked with libsecp256k1 (``coincurve``), about ten times faster than
+OpenSSL's generic curve code; P-256 ones with OpenSSL (``cryptography``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import coincurve
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -112,10 +116,13 @@ class PublicKey:
 
     key: ec.EllipticCurvePublicKey
     alg: JwtAlg
+    _secp256k1: coincurve.PublicKey | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if curve_for(self.key) != self.alg:
             raise MultikeyError(f"key curve does not match alg {self.alg}")
+        secp256k1 = coincurve.PublicKey(self.compressed()) if self.alg == "ES256K" else None
+        object.__setattr__(self, "_secp256k1", secp256k1)
 
     def compressed(self) -> bytes:
         """The 33-byte compressed SEC1 point."""
@@ -128,6 +135,8 @@ class PublicKey:
         der = encode_dss_signature(
             int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         )
+        if self._secp256k1 is not None:
+            return bool(self._secp256k1.verify(der, hashlib.sha256(message).digest(), hasher=None))
         try:
             self.key.verify(der, message, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:

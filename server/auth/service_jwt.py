@@ -2,7 +2,8 @@
 
 A token is a compact JWS signed with ES256K or ES256 (raw low-S ``r || s``) by the key named
 ``#atproto`` in the DID document of its issuer. The claims bind it to this service (``aud``), to
-one XRPC method (``lxm``) and to a short lifetime (``exp``); ``jti`` makes it single-use.
+one XRPC method (``lxm``) and to a short lifetime (``exp``); ``jti`` makes it single-use: the
+caller records it once verified (``server.domain.apps.spend_token``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from server.auth.did import DidResolutionError, DidResolver
 from server.auth.multikey import JWT_ALGS, JwtAlg, is_canonical_signature
@@ -25,7 +26,6 @@ from server.domain.errors import (
     BadJwtLexiconMethod,
     BadJwtSignature,
     JwtExpired,
-    JwtReplayed,
 )
 
 MAX_TOKEN_LENGTH = 8192
@@ -53,14 +53,6 @@ class ServiceJwtClaims:
         return self.iss.partition("#")[0]
 
 
-class ReplayGuard(Protocol):
-    """Remembers the ``jti`` of every accepted token until it expires."""
-
-    async def first_use(self, iss: str, jti: str, exp: int) -> bool:
-        """Record the token; False when this ``(iss, jti)`` was already seen."""
-        ...
-
-
 @dataclass(frozen=True)
 class _Jws:
     alg: JwtAlg
@@ -75,7 +67,6 @@ async def verify_service_jwt(
     audiences: Collection[str],
     lxm: str,
     resolver: DidResolver,
-    replay_guard: ReplayGuard | None,
     now: float | None = None,
     max_lifetime_s: int = 300,
     clock_skew_s: int = 30,
@@ -84,7 +75,7 @@ async def verify_service_jwt(
     """Verify a service-auth JWT for the XRPC method ``lxm`` and return its claims.
 
     Raises a :class:`~server.domain.errors.AuthError` subclass naming the first problem found.
-    The replay guard sees only tokens whose signature verified.
+    Whether the ``jti`` was seen before is the caller's to check, once the token verified.
     """
     jws = _parse(token)
     claims = _check_claims(
@@ -97,12 +88,6 @@ async def verify_service_jwt(
         require_jti=require_jti,
     )
     await _check_signature(jws, claims.did, resolver)
-    if (
-        replay_guard is not None
-        and claims.jti is not None
-        and not await replay_guard.first_use(claims.iss, claims.jti, claims.exp)
-    ):
-        raise JwtReplayed("this token was already used (jti seen before)")
     return claims
 
 

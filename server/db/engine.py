@@ -4,11 +4,17 @@
 On PostgreSQL both use one pool (READ COMMITTED; writers lock the rows they depend on). On SQLite
 (WAL) a write transaction starts with ``BEGIN IMMEDIATE`` so writers queue for the one write lock up
 front instead of failing on upgrade, and readers use plain ``BEGIN`` and never wait for writers.
+
+``Database.autocommit()`` sends statements straight to the driver on a write connection, outside any
+transaction: each commits on its own, in one round trip (a call spends its token this way,
+``server.domain.apps.spend_token``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,48 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from server.db import sqlite_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters as asyncpg's ``$1``, ``$2``…, and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _NAMED_PARAMETER.sub(number, sql), tuple(names)
+
+
+class Driver:
+    """The driver's own connection (asyncpg or sqlite3 through aiosqlite) outside any transaction:
+    each statement commits on its own. SQL is written once, with ``:name`` parameters."""
+
+    def __init__(self, connection: Any, *, sqlite: bool) -> None:
+        self._connection = connection
+        self._sqlite = sqlite
+        self.failed = False
+
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            if self._sqlite:
+                rows = await self._connection.execute_fetchall(sql, params)
+            else:
+                numbered, names = _numbered(sql)
+                rows = await self._connection.fetch(numbered, *(params[n] for n in names))
+        except BaseException:
+            self.failed = True
+            raise
+        return [tuple(row) for row in rows]
+
+
+Statements = Callable[[Driver], Awaitable[None]]
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
@@ -26,8 +73,16 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=60,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": sqlite_driver.connect},
+        pool_reset_on_return=None,  # see _on_reset
     )
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, reset_state: Any) -> None:
+        # A connection goes back to the pool rolled back only when a transaction is still open on
+        # it: the usual unconditional rollback is a trip to aiosqlite's thread on every checkin.
+        if not reset_state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,6 +135,20 @@ class Database:
         """A transaction that commits when the block ends normally and rolls back otherwise."""
         async with self._write_sessions() as session, session.begin():
             yield session
+
+    async def autocommit(self, statements: Statements) -> None:
+        """Run ``statements`` on a write connection outside any transaction (see the module's
+        docstring); on SQLite they queue for the one writer like a write transaction."""
+        async with self.write_engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = Driver(raw.driver_connection, sqlite=self.is_sqlite)
+            try:
+                await statements(driver)
+            except BaseException:
+                if driver.failed:
+                    # Sent behind SQLAlchemy's back: a connection the driver failed on is not reused.
+                    await connection.invalidate()
+                raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Database
+from server.auth.service_jwt import ServiceJwtClaims
+from server.db.engine import Database, Driver
 from server.db.models import App, JwtReplay
 from server.domain.common import ENVIRONMENTS, new_id
-from server.domain.errors import AppNotRegistered, InvalidRequest, TicketsModuleDisabled
+from server.domain.errors import AppNotRegistered, InvalidRequest, JwtReplayed, TicketsModuleDisabled
 from server.domain.offers.pricing import BASIS_POINTS, Fees
+
+MAX_REMEMBERED_APPS = 10_000
 
 
 def check_environment(environment: str) -> str:
@@ -85,19 +87,51 @@ async def caller_app(session: AsyncSession, did: str, environment: str) -> App:
     return app
 
 
-class DatabaseReplayGuard:
-    """``(iss, jti)`` pairs recorded in the database, so every server process refuses a replay."""
+class RegisteredApps:
+    """The id of each app seen registered, by DID and environment, so that a call does not look its
+    app up again. An app's id never changes (disabling or re-enabling keeps the row), so nothing
+    here goes stale; whether the app is still enabled is checked on every call, by
+    :func:`spend_token`."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
 
-    async def first_use(self, iss: str, jti: str, exp: int) -> bool:
-        try:
-            async with self.db.write() as session:
-                session.add(JwtReplay(iss=iss, jti=jti, exp=exp))
-        except IntegrityError:
-            return False
-        return True
+    async def app_id(self, db: Database, did: str, environment: str) -> str:
+        """The id of the registered app ``did`` (an iss may carry a ``#service`` fragment); when it
+        is not known yet, it is looked up, and must be enabled."""
+        key = (did.split("#", 1)[0], environment)
+        known = self._ids.get(key)
+        if known is None:
+            async with db.read() as session:
+                known = (await caller_app(session, *key)).id
+            if len(self._ids) >= MAX_REMEMBERED_APPS:
+                self._ids.clear()
+            self._ids[key] = known
+        return known
+
+
+# One round trip: the (iss, jti) pair is recorded only while the app is enabled, and only once.
+_SPEND = (
+    "INSERT INTO jwt_replays (iss, jti, exp) "
+    "SELECT :iss, :jti, CAST(:exp AS BIGINT) FROM apps WHERE id = :app AND status = 'active' "
+    "ON CONFLICT DO NOTHING RETURNING jti"
+)
+_APP_STATUS = "SELECT status FROM apps WHERE id = :app"
+
+
+async def spend_token(driver: Driver, app_id: str, token: ServiceJwtClaims) -> None:
+    """Record the verified token's ``jti``, committed at once (``Database.autocommit``), so that
+    every server process refuses it from then on; refuse it when it was seen before or when the app
+    ``app_id`` is no longer enabled."""
+    params = {"iss": token.iss, "jti": token.jti, "exp": token.exp, "app": app_id}
+    if await driver.fetch(_SPEND, params):
+        return
+    status = await driver.fetch(_APP_STATUS, {"app": app_id})
+    if not status:
+        raise AppNotRegistered(f"{token.did} is not registered to call this service")
+    if status[0][0] != "active":
+        raise TicketsModuleDisabled(f"ticketing is disabled for {token.did}")
+    raise JwtReplayed("this token was already used (jti seen before)")
 
 
 async def forget_spent_jtis(session: AsyncSession, now_s: int) -> None:

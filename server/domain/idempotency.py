@@ -1,10 +1,12 @@
 """Do a thing once per key: apps' idempotency keys (SPEC §1) and the payment broker's delivery ids.
 
 A replay with the same key and input answers the first result; the same key with another input is
-refused; the same key while its first call still runs is a conflict. The key is claimed in its own
-short transaction (``in_flight``, leased), the work runs in a second transaction that also stores
-the response (``done``), and a refused or failed call gives the key back, so a retry runs again. A
-call that crashes leaves a lease that lapses after ``lease_ms``; until then retries get the conflict.
+refused. :func:`run_once` (apps' keys): the same key while its first call still runs is a conflict.
+The key is claimed in its own short transaction (``in_flight``, leased), the work runs in a second
+transaction that also stores the response (``done``), and a refused or failed call gives the key
+back, so a retry runs again. A call that crashes leaves a lease that lapses after ``lease_ms``;
+until then retries get the conflict. :func:`run_once_atomically` (delivery ids): the key is stored,
+``done``, by the work's own transaction, so one transaction does it all and a crash leaves nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +29,9 @@ from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, I
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 
 Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+_KEY = select(IdempotencyKey).where(
+    IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
+)
 
 
 def check_key(key: str) -> str:
@@ -71,13 +76,13 @@ async def _claim(
 ) -> dict[str, Any] | None:
     """Claim the key; answers the stored response when the key is already done. The first look is a
     read, so a duplicate of a call still running is answered at once even where writers queue."""
-    where = (IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+    where = {"scope": scope, "key": key}
     async with db.read() as session:
-        stored = _replay(await session.scalar(select(IdempotencyKey).where(*where)), digest, now_ms)
+        stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
     if stored is not None:
         return stored
     async with db.write() as session:
-        row = await session.scalar(select(IdempotencyKey).where(*where).with_for_update())
+        row = await session.scalar(_KEY.with_for_update(), where)
         stored = _replay(row, digest, now_ms)
         if stored is not None:
             return stored
@@ -131,4 +136,41 @@ async def run_once(
                 )
             )
         raise
+    return response, False
+
+
+async def run_once_atomically(
+    db: Database, scope: str, key: str, digest: str, now_ms: int, work: Work
+) -> tuple[dict[str, Any], bool]:
+    """Run ``work`` once per ``(scope, key)`` in one transaction that also stores the key and the
+    response; answers ``(response, reused)``. A duplicate arriving while the first still runs is not
+    refused: it runs too, and when the first commits, the duplicate's own key insert conflicts, its
+    whole transaction rolls back and it answers the first's response. So ``work`` must take the row
+    locks it depends on (two runs at once then decide one after the other) and must not mind being
+    undone."""
+    where = {"scope": scope, "key": key}
+    try:
+        async with db.write() as session:
+            stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
+            if stored is not None:
+                return stored, True
+            response = await work(session)
+            session.add(
+                IdempotencyKey(
+                    scope=scope,
+                    key=key,
+                    request_hash=digest,
+                    state="done",
+                    lease_until_ms=now_ms,
+                    response=response,
+                    created_ms=now_ms,
+                )
+            )
+    except IntegrityError:
+        async with db.read() as session:
+            row = await session.scalar(_KEY, where)
+        stored = _replay(row, digest, now_ms)
+        if stored is None:
+            raise  # not a concurrent run of the same key
+        return stored, True
     return response, False

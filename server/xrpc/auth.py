@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.auth.service_jwt import unverified_issuer, verify_service_jwt
-from server.domain.apps import DatabaseReplayGuard, caller_app, check_environment
+from server.domain.apps import check_environment, spend_token
 from server.domain.caller import Caller
 from server.domain.errors import (
     AuthenticationRequired,
@@ -34,7 +34,6 @@ async def _assertion_issuer(services: Services, token: str, nsid: str) -> str:
         audiences=services.settings.audiences,
         lxm=nsid,
         resolver=services.resolver,
-        replay_guard=None,
         max_lifetime_s=services.settings.jwt_max_lifetime_seconds,
     )
     return claims.did
@@ -68,18 +67,18 @@ async def authenticate(
     services: Services, nsid: str, authorization: str | None, params: dict[str, Any]
 ) -> Caller:
     """The registered app behind the call. Registration is checked on the claimed issuer first, so
-    that unknown callers never make this service resolve (fetch) a DID of their choosing."""
+    that unknown callers never make this service resolve (fetch) a DID of their choosing. Once the
+    token verified, one statement spends it and checks that the app is still enabled."""
     token = bearer_token(authorization)
     environment = check_environment(params.get("environment") or DEFAULT_ENVIRONMENT)
-    async with services.db.read() as session:
-        app = await caller_app(session, unverified_issuer(token), environment)
-    await verify_service_jwt(
+    app_id = await services.apps.app_id(services.db, unverified_issuer(token), environment)
+    claims = await verify_service_jwt(
         token,
         audiences=services.settings.audiences,
         lxm=nsid,
         resolver=services.resolver,
-        replay_guard=DatabaseReplayGuard(services.db),
         max_lifetime_s=services.settings.jwt_max_lifetime_seconds,
     )
+    await services.db.autocommit(lambda driver: spend_token(driver, app_id, claims))
     organizer = await verified_organizer(services, nsid, params)
-    return Caller(app_id=app.id, app_did=app.did, environment=environment, organizer_did=organizer)
+    return Caller(app_id=app_id, app_did=claims.did, environment=environment, organizer_did=organizer)

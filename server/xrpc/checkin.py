@@ -95,14 +95,11 @@ def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
     )
 
 
-async def _context(
-    call: Call, session: AsyncSession, outcome: Outcome
-) -> tuple[Event | None, dict[str, Any]]:
-    """The event and, when the pass is genuine, the ticket's summary."""
-    checklist, ticket = outcome.checklist, outcome.ticket
-    if checklist is None:
+def _context(call: Call, outcome: Outcome) -> tuple[Event | None, dict[str, Any]]:
+    """The list's event and, when the pass is genuine, the ticket's summary."""
+    event, ticket = outcome.facts.event, outcome.ticket
+    if event is None:
         return None, {}
-    event = await find_event(session, call.caller.environment, event_id=checklist.event_id)
     ensure_door_access(call, event, ticket)
     genuine = ticket is not None and outcome.decision.reason not in (
         Reason.INVALID,
@@ -116,8 +113,10 @@ async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Would this pass be admitted now? Read-only: nothing is logged."""
     scan = Scan(params["ticketToken"], params.get("checkInListId"), Direction.ENTRY)
     async with call.db.read() as session:
-        outcome = await evaluate(session, call.caller.environment, scan, call.now_ms, lock=False)
-        event, extra = await _context(call, session, outcome)
+        outcome = await evaluate(
+            session, call.services.keyring, call.caller.environment, scan, call.now_ms, lock=False
+        )
+    event, extra = _context(call, outcome)
     decision = outcome.decision
     result: dict[str, Any] = {
         "valid": decision.verdict is Verdict.ADMIT,
@@ -160,15 +159,16 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
         params.get("metadata"),
         **desk_scan_identity(call, params),
     )
+    keyring, environment = call.services.keyring, call.caller.environment
     decided = None
     if call.settings.test_unsafe_skip_locks:
         async with call.db.read() as unlocked:
-            decided = await evaluate(unlocked, call.caller.environment, scan, call.now_ms, lock=False)
+            decided = await evaluate(unlocked, keyring, environment, scan, call.now_ms, lock=False)
     app_id = call.caller.app_id if call.caller.device_id is None else None
-    outcome = await check_in(session, call.caller.environment, app_id, scan, call.now_ms, decided=decided)
+    outcome = await check_in(session, keyring, environment, app_id, scan, call.now_ms, decided=decided)
     if outcome.checklist is None:
         raise TicketNotFound("this pass names no ticket of an event ticketed here")
-    _, extra = await _context(call, session, outcome)
+    _, extra = _context(call, outcome)
     answer: dict[str, Any] = {
         "status": _status(outcome, direction),
         "reason": outcome.decision.reason.value,

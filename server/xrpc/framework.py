@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.did import DidResolver
 from server.db.engine import Database
+from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock
@@ -38,6 +39,7 @@ class Services:
     clock: Clock
     keyring: Keyring
     event_graph: EventGraph
+    apps: RegisteredApps
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,15 +41,16 @@ async def _claim(call: Call, params: dict[str, Any], session: AsyncSession) -> d
         priced = ", ".join(line.tier.id for line in result.lines if line.tier.unit_amount != 0)
         raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
     items = await issuance.hold_items(session, result.hold.id)
+    seller_url = await issuance.prepare_issue(session, call.services.keyring, result.hold, call.now_ms)
     groups = await lock_groups(session, (i.capacity_group_id for i in items))
     claim_id = new_id("claim", call.now_ms)
     issued = await issuance.issue_hold(
         session,
-        call.services.keyring,
         result.hold,
         items,
         groups,
         call.now_ms,
+        seller_url=seller_url,
         actor=call.caller.app_did,
         claim_id=claim_id,
     )

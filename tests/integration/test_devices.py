@@ -137,6 +137,7 @@ async def test_bundle_is_signed_private_and_updated_by_deltas(harness: Harness) 
     body = verify_bundle(full, keys_of(full))
     assert body["full"] is True and body["count"] == 3
     index = TicketIndex()
+    index.learn_tiers(body["tiers"])
     index.apply(body["entries"])
     first = index.find(tickets[0]["id"])
     assert first is not None and (first.ticket_number, first.display_name) == (

@@ -425,9 +425,7 @@ async def test_service_jwt_from_a_did_web_app_with_key_rotation(
 
     async def call_with(key: SigningKey) -> str:
         token = mint_service_jwt(key, iss=server.web_did, aud=SERVICE_AUD, lxm=METHOD)
-        claims = await verify_service_jwt(
-            token, audiences=[SERVICE_AUD], lxm=METHOD, resolver=resolver, replay_guard=None
-        )
+        claims = await verify_service_jwt(token, audiences=[SERVICE_AUD], lxm=METHOD, resolver=resolver)
         return claims.iss
 
     first = SigningKey.generate()

@@ -41,7 +41,7 @@ async def desk_for_new_list(db: Database, settings: Settings) -> tuple[str, str]
         event = await catalog.ensure_event(
             session, caller, "did:plc:org", EventInput(uri="at://did:plc:org/e/crash", title="Crash"), now
         )
-        checklist = await ensure_default_list(session, Keyring(load_server_key(settings)), event, now)
+        checklist = await ensure_default_list(session, Keyring(load_server_key(settings)), event.id, now)
         made = await devices.create_enrollment(session, "test", [checklist.id], "Desk", now)
     return checklist.id, made.code
 

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from conftest import Harness
-from support.catalog import ORGANIZER, active_event
-from support.server import Identity
+from sqlalchemy import func, select
+from support.catalog import ORGANIZER, active_event, event_input
+from support.server import Identity, LiveServer, register
 
 from server.auth.keys import SigningKey
+from server.db.engine import Database
+from server.db.models import CapacityGroup
+from server.domain import apps
 
 NSID = "tickets.atmosphere.getTicketAvailability"
 
@@ -57,23 +63,122 @@ async def test_replayed_token_is_refused(harness: Harness) -> None:
     assert_xrpc_error(again, 401, "JwtReplayed")
 
 
+async def test_a_replayed_procedure_token_writes_nothing(harness: Harness) -> None:
+    nsid = "tickets.atmosphere.createTicketEvent"
+    token = harness.app.identity.token(nsid)
+    body = {"organizerDid": ORGANIZER, "event": event_input(), "status": "active"}
+    assert (await harness.app.call("createTicketEvent", body, token=token)).status_code == 200
+    other = {"organizerDid": ORGANIZER, "event": event_input("Another night"), "status": "active"}
+    assert_xrpc_error(await harness.app.call("createTicketEvent", other, token=token), 401, "JwtReplayed")
+    missing = await harness.app.call("getTicketAvailability", {"eventUri": other["event"]["uri"]})
+    assert_xrpc_error(missing, 404, "EventNotFound")
+
+
+async def test_a_failed_call_spends_its_token(harness: Harness) -> None:
+    token = harness.app.identity.token(NSID)
+    first = await harness.app.call("getTicketAvailability", {"eventId": "event_missing"}, token=token)
+    assert_xrpc_error(first, 404, "EventNotFound")
+    event = await active_event(harness.app)
+    again = await harness.app.call("getTicketAvailability", {"eventId": event["id"]}, token=token)
+    assert_xrpc_error(again, 401, "JwtReplayed")
+    body = {
+        "organizerDid": "did:plc:anotherorganizer000000000",
+        "event": {"uri": event["uri"]},
+        "name": "Hall",
+        "totalCapacity": 1,
+    }
+    create = "tickets.atmosphere.createCapacityGroup"
+    token = harness.app.identity.token(create)
+    refused = await harness.app.call("createCapacityGroup", body, token=token)  # refused in its write
+    assert_xrpc_error(refused, 409, "OrganizerReassignmentNotAllowed")
+    body["organizerDid"] = ORGANIZER
+    assert_xrpc_error(await harness.app.call("createCapacityGroup", body, token=token), 401, "JwtReplayed")
+
+
+async def test_only_a_verified_token_spends_its_jti(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    forged = Identity(harness.app.identity.did, SigningKey.generate()).token(NSID, jti="one-jti")
+    refused = await harness.app.call("getTicketAvailability", {"eventId": event["id"]}, token=forged)
+    assert_xrpc_error(refused, 401, "BadJwtSignature")
+    genuine = harness.app.identity.token(NSID, jti="one-jti")
+    assert (
+        await harness.app.call("getTicketAvailability", {"eventId": event["id"]}, token=genuine)
+    ).is_success
+
+
+async def test_a_token_is_spent_once_across_servers(harness: Harness) -> None:
+    """A second server on the same database (its own pool, app cache and event loop, as a second
+    process has) refuses what the first accepted, also when both get the token at once."""
+    event = await active_event(harness.app)
+    params = {"eventId": event["id"], "environment": "test"}
+    other = LiveServer(harness.settings)
+    await asyncio.to_thread(other.start)
+    try:
+        token = harness.app.identity.token(NSID)
+        assert (await harness.app.call("getTicketAvailability", params, token=token)).is_success
+        replay = await harness.app.http.get(
+            f"{other.url}/xrpc/{NSID}", params=params, headers={"authorization": f"Bearer {token}"}
+        )
+        assert_xrpc_error(replay, 401, "JwtReplayed")
+
+        create = "tickets.atmosphere.createCapacityGroup"
+        for n in range(6):
+            token = harness.app.identity.token(create)
+            body = {
+                "organizerDid": ORGANIZER,
+                "event": {"uri": event["uri"]},
+                "name": f"Hall {n}",
+                "totalCapacity": 10,
+                "environment": "test",
+            }
+            answers = await asyncio.gather(
+                *(
+                    harness.app.http.post(
+                        f"{base}/xrpc/{create}", json=body, headers={"authorization": f"Bearer {token}"}
+                    )
+                    for base in (harness.server.url, other.url, harness.server.url, other.url)
+                )
+            )
+            assert sorted(a.status_code for a in answers) == [200, 401, 401, 401], [a.text for a in answers]
+    finally:
+        await asyncio.to_thread(other.stop)
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.read() as session:
+            made = await session.scalar(
+                select(func.count()).select_from(CapacityGroup).where(CapacityGroup.event_id == event["id"])
+            )
+    finally:
+        await db.dispose()
+    assert made == 6
+
+
 async def test_unregistered_and_disabled_apps(harness: Harness) -> None:
     stranger = await harness.client("did:web:stranger.example", registered=False)
     assert_xrpc_error(
         await stranger.call("getTicketAvailability", {"eventId": "event_x"}), 403, "AppNotRegistered"
     )
-    from server.db.engine import Database
-    from server.domain import apps
-
+    event = await active_event(harness.app)  # the server now knows the app
     db = Database(harness.settings.resolved_database_url)
     try:
         async with db.write() as session:
             await apps.disable_app(session, harness.app.identity.did, "test", 1)
     finally:
         await db.dispose()
-    assert_xrpc_error(
-        await harness.app.call("getTicketAvailability", {"eventId": "e"}), 403, "TicketsModuleDisabled"
-    )
+    for method in ("getTicketAvailability", "createCapacityGroup"):
+        body = (
+            {"eventId": event["id"]}
+            if method.startswith("get")
+            else {
+                "organizerDid": ORGANIZER,
+                "event": {"uri": event["uri"]},
+                "name": "Hall",
+                "totalCapacity": 1,
+            }
+        )
+        assert_xrpc_error(await harness.app.call(method, body), 403, "TicketsModuleDisabled")
+    await register(harness.settings.resolved_database_url, harness.app.identity.did)
+    assert (await harness.app.call("getTicketAvailability", {"eventId": event["id"]})).is_success
     await stranger.aclose()
 
 

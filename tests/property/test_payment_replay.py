@@ -128,3 +128,30 @@ def test_any_delivery_order_gives_one_issuance(database_url: str, tmp_path: Path
     finally:
         loop.run_until_complete(db.dispose())
         loop.close()
+
+
+async def test_copies_of_one_delivery_at_once_issue_once(database_url: str, tmp_path: Path) -> None:
+    """The broker delivering one webhook several times at once, to several server processes (one
+    pool each): every copy answers 200, one issues, the others answer its result as duplicates."""
+    config = Settings(data_dir=tmp_path, database_url=database_url, broker_webhook_secret=BROKER_SECRET)
+    servers = [Database(database_url) for _ in range(3)]
+    try:
+        async with servers[0].write() as session:
+            app = await apps.register_app(session, did="did:web:copies.example", environment="test", now_ms=0)
+            await session.flush()
+            caller = Caller(app.id, app.did, "test")
+        tier_id, hold_ids, story = await scenario(servers[0], caller, 1)
+        paid = story[0]
+        replies = await asyncio.gather(
+            *(
+                receive(servers[n % 3], KEYRING, config, paid.body, paid.headers, SystemClock().now_ms())
+                for n in range(6)
+            )
+        )
+        assert [r.status for r in replies] == [200] * 6, [r.body for r in replies]
+        assert sorted(bool(r.body.get("duplicate")) for r in replies) == [False] + [True] * 5
+        assert {r.body["outcome"] for r in replies} == {"issued"}
+        state = await final_state(servers[0], tier_id, hold_ids)
+        assert state["h1"] == {"active": 2} and state["sold"] == 2 and state["payments"] == 1
+    finally:
+        await asyncio.gather(*(db.dispose() for db in servers))

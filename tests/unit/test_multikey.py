@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -219,3 +222,26 @@ def test_did_document_names_the_key_as_atproto() -> None:
             "publicKeyMultibase": key.public_multikey,
         }
     ]
+
+
+SECP256K1_SIGNER = SigningKey.generate("ES256K")
+SECP256K1_OTHER = SigningKey.generate("ES256K")
+
+
+@given(message=st.binary(max_size=64), flip=st.integers(0, 64 * 8), other_key=st.booleans())
+def test_secp256k1_checks_agree_with_openssl(message: bytes, flip: int, other_key: bool) -> None:
+    """ES256K signatures are checked with libsecp256k1; OpenSSL must come to the same answer, for
+    genuine signatures, signatures with one bit flipped (``flip`` 512: none) and other keys'."""
+    signer = SECP256K1_SIGNER if not other_key else SECP256K1_OTHER
+    signature = bytearray(signer.sign(message))
+    if flip < 512:
+        signature[flip // 8] ^= 1 << (flip % 8)
+    public = SECP256K1_SIGNER.public_key
+    order = curve_order("ES256K")
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    try:
+        public.key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+        openssl = 1 <= r < order and 1 <= s <= order // 2
+    except (InvalidSignature, ValueError):
+        openssl = False
+    assert public.verify(message, bytes(signature)) is openssl

@@ -24,26 +24,12 @@ from server.domain.errors import (
     BadJwtSignature,
     DomainError,
     JwtExpired,
-    JwtReplayed,
 )
 
 NOW = 1_800_000_000
 APP_DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 SERVICE_AUD = "did:web:tickets.example.com#AttestedNetwork"
 METHOD = "tickets.atmosphere.createTicketHold"
-
-
-class MemoryReplayGuard:
-    """Remembers every (iss, jti) it was shown."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[str, str], int] = {}
-
-    async def first_use(self, iss: str, jti: str, exp: int) -> bool:
-        if (iss, jti) in self.seen:
-            return False
-        self.seen[(iss, jti)] = exp
-        return True
 
 
 class RecordingResolver(DidResolver):
@@ -94,20 +80,9 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-async def verify(
-    token: str,
-    resolver: DidResolver,
-    replay_guard: MemoryReplayGuard | None = None,
-    **options: Any,
-) -> ServiceJwtClaims:
+async def verify(token: str, resolver: DidResolver, **options: Any) -> ServiceJwtClaims:
     return await verify_service_jwt(
-        token,
-        audiences=[SERVICE_AUD],
-        lxm=METHOD,
-        resolver=resolver,
-        replay_guard=replay_guard,
-        now=NOW,
-        **options,
+        token, audiences=[SERVICE_AUD], lxm=METHOD, resolver=resolver, now=NOW, **options
     )
 
 
@@ -130,12 +105,10 @@ def signature_of(token: str) -> bytes:
 
 
 async def test_valid_token_is_accepted(app_key: SigningKey, resolver: RecordingResolver) -> None:
-    guard = MemoryReplayGuard()
-    result = await verify(mint(app_key, jti="abc"), resolver, guard)
+    result = await verify(mint(app_key, jti="abc"), resolver)
     assert result == ServiceJwtClaims(
         iss=APP_DID, aud=SERVICE_AUD, lxm=METHOD, exp=NOW + 60, iat=NOW, jti="abc"
     )
-    assert guard.seen == {(APP_DID, "abc"): NOW + 60}
     assert resolver.lookups == [(APP_DID, False)]
 
 
@@ -148,7 +121,7 @@ async def test_iss_may_carry_a_service_fragment(app_key: SigningKey, resolver: R
 
 async def test_iat_and_jti_may_be_optional(app_key: SigningKey, resolver: RecordingResolver) -> None:
     token = sign_jws(app_key, {"alg": app_key.alg}, claims(iat=None, jti=None))
-    result = await verify(token, resolver, MemoryReplayGuard(), require_jti=False)
+    result = await verify(token, resolver, require_jti=False)
     assert (result.iat, result.jti) == (None, None)
 
 
@@ -253,7 +226,6 @@ async def test_any_configured_audience_is_accepted(app_key: SigningKey, resolver
         audiences={SERVICE_AUD, bare},
         lxm=METHOD,
         resolver=resolver,
-        replay_guard=None,
         now=NOW,
     )
     assert result.aud == bare
@@ -320,26 +292,6 @@ async def test_missing_or_malformed_jti_is_refused(
 async def test_malformed_iss_is_refused(app_key: SigningKey, resolver: RecordingResolver, iss: Any) -> None:
     with pytest.raises(BadJwt, match="iss"):
         await verify(sign_jws(app_key, {"alg": app_key.alg}, claims(iss=iss)), resolver)
-
-
-async def test_replayed_jti_is_refused(app_key: SigningKey, resolver: RecordingResolver) -> None:
-    guard = MemoryReplayGuard()
-    token = mint(app_key, jti="once")
-    await verify(token, resolver, guard)
-    with pytest.raises(JwtReplayed):
-        await verify(token, resolver, guard)
-    with pytest.raises(JwtReplayed):
-        await verify(mint(app_key, jti="once", now=NOW - 1), resolver, guard)
-
-
-async def test_replay_guard_only_sees_verified_tokens(
-    app_key: SigningKey, resolver: RecordingResolver
-) -> None:
-    guard = MemoryReplayGuard()
-    with pytest.raises(BadJwtSignature):
-        await verify(mint(SigningKey.generate(app_key.alg), jti="j"), resolver, guard)
-    assert guard.seen == {}
-    await verify(mint(app_key, jti="j"), resolver, guard)
 
 
 # --- header and shape ----------------------------------------------------------------------------
@@ -456,4 +408,4 @@ tokens = (
 async def test_arbitrary_tokens_only_raise_domain_errors(tmp_path: Path, token: str) -> None:
     publish(tmp_path, FUZZ_KEY)
     with contextlib.suppress(DomainError):
-        await verify(token, DidResolver(tmp_path), MemoryReplayGuard())
+        await verify(token, DidResolver(tmp_path))

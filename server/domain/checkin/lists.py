@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
@@ -35,13 +35,17 @@ class ListCounts:
     refused: int
 
 
+# A list, by id, of an event of the environment (bind ``list_id`` and ``environment``).
+LIST_IN_ENVIRONMENT = (
+    select(CheckInList)
+    .join(Event, Event.id == CheckInList.event_id)
+    .where(CheckInList.id == bindparam("list_id"), Event.environment == bindparam("environment"))
+    .execution_options(populate_existing=True)
+)
+
+
 async def find_list(session: AsyncSession, environment: str, list_id: str) -> CheckInList:
-    found = await session.scalar(
-        select(CheckInList)
-        .join(Event, Event.id == CheckInList.event_id)
-        .where(CheckInList.id == list_id, Event.environment == environment)
-        .execution_options(populate_existing=True)
-    )
+    found = await session.scalar(LIST_IN_ENVIRONMENT, {"list_id": list_id, "environment": environment})
     if found is None:
         raise CheckInListNotFound(f"check-in list {list_id} not found")
     return found
@@ -74,7 +78,7 @@ async def create_list(
     """``fields`` are column values (name, description, tier_ids, allow_*, valid_*, gates)."""
     event = await find_event(session, caller.environment, event_id=event_id)
     ensure_can_manage(event, caller)
-    await ensure_default_list(session, keyring, event, now_ms)
+    await ensure_default_list(session, keyring, event.id, now_ms)
     await _check_tiers(session, event.id, fields.get("tier_ids"))
     _check_window(fields.get("valid_from_ms"), fields.get("valid_until_ms"))
     made = CheckInList(
@@ -128,7 +132,7 @@ async def event_lists(
 ) -> list[CheckInList]:
     """The event's lists, the default one made if the event has none yet."""
     event = await find_event(session, environment, event_id=event_id)
-    await ensure_default_list(session, keyring, event, now_ms)
+    await ensure_default_list(session, keyring, event.id, now_ms)
     return list(
         await session.scalars(
             select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)

@@ -1,19 +1,25 @@
 """Online verification and check-in: load the facts, ask the shared decision (``sync.checkin``),
 write the scan to the append-only log. A check-in locks the ticket's row, so concurrent scans of one
-ticket are decided one after the other and exactly one entry is admitted."""
+ticket are decided one after the other and exactly one entry is admitted.
+
+A scan of the event's default list reads the ticket, the list, its event and the seller's webhook
+URL in one statement (two when a list is named), its prior admissions in a second, and writes the
+log entry in a third (the ``ticket.checked-in`` message goes in when the transaction commits).
+The lists' public keys come from the process's :class:`~server.domain.issuance.keys.Keyring`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, CheckInRecord, ListKey, Ticket
-from server.domain.checkin.lists import find_list
+from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
+from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
 from server.domain.common import format_datetime, new_id
-from server.domain.outbox.service import enqueue
+from server.domain.issuance.keys import Keyring
+from server.domain.outbox.service import enqueue_to
 from sync.checkin import (
     Decision,
     Direction,
@@ -26,7 +32,7 @@ from sync.checkin import (
     decide,
 )
 from sync.merge import prior_scans
-from sync.passes import ListVerifyKey, PassRejected, RejectReason, decode_pass, verify_for_keys
+from sync.passes import DecodedPass, PassRejected, RejectReason, decode_pass, verify_for_keys
 from sync.records import Record
 
 ONLINE_DEVICE = "online"
@@ -57,13 +63,31 @@ class Scan:
 
 
 @dataclass(frozen=True, slots=True)
+class Facts:
+    """What a scan is decided on: the ticket, the list (named, or the default list of the ticket's
+    event), the list's event, and the webhook URL of the app that sold the ticket."""
+
+    ticket: Ticket | None = None
+    checklist: CheckInList | None = None
+    event: Event | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     decision: Decision
-    checklist: CheckInList | None
-    ticket: Ticket | None
+    facts: Facts
     record: CheckInRecord | None
     token_generation: int | None = None
     token_ticket_id: str | None = None
+
+    @property
+    def checklist(self) -> CheckInList | None:
+        return self.facts.checklist
+
+    @property
+    def ticket(self) -> Ticket | None:
+        return self.facts.ticket
 
 
 def rules_of(checklist: CheckInList) -> ListRules:
@@ -100,31 +124,67 @@ def facts_of(ticket: Ticket) -> TicketFacts:
     return TicketFacts(ticket.id, ticket.tier_id, ticket.status, ticket.generation)
 
 
-async def _list_for(
-    session: AsyncSession, environment: str, list_id: str | None, ticket: Ticket | None
-) -> CheckInList | None:
-    """The named list, or the default list of the ticket's event."""
-    if list_id is not None:
-        return await find_list(session, environment, list_id)
-    if ticket is None:
-        return None
-    return await session.scalar(
-        select(CheckInList).where(CheckInList.event_id == ticket.event_id, CheckInList.is_default.is_(True))
-    )
+# Built once: a scan only binds values to them (no statement construction or cache key per call).
+_TICKET = (
+    select(Ticket, App.webhook_url)
+    .join(App, App.id == Ticket.app_id)
+    .where(Ticket.id == bindparam("ticket_id"), Ticket.environment == bindparam("environment"))
+    .execution_options(populate_existing=True)
+)
+_WITH_DEFAULT_LIST = (
+    _TICKET.add_columns(CheckInList, Event)
+    .outerjoin(CheckInList, and_(CheckInList.event_id == Ticket.event_id, CheckInList.is_default.is_(True)))
+    .outerjoin(Event, Event.id == CheckInList.event_id)
+    .limit(1)
+)
+_LOCKED = {
+    False: (_TICKET, _WITH_DEFAULT_LIST),
+    True: tuple(q.with_for_update(of=Ticket) for q in (_TICKET, _WITH_DEFAULT_LIST)),
+}
+_NAMED_LIST = LIST_IN_ENVIRONMENT.add_columns(Event)
+# The log entry is one Core INSERT (its sequence number comes from the database and is not needed
+# here): the ORM's unit of work would cost more than the statement.
+_LOG = insert(cast(Table, CheckInRecord.__table__))
+_LOGGED = [
+    (column.name, attribute.key)
+    for attribute in inspect(CheckInRecord).column_attrs
+    for column in attribute.columns
+    if column.name != "seq"
+]
+_HISTORY = select(CheckInRecord).where(
+    CheckInRecord.ticket_id == bindparam("ticket_id"),
+    CheckInRecord.list_id == bindparam("list_id"),
+    CheckInRecord.decision == "admit",
+)
 
 
-async def _pass_check(session: AsyncSession, checklist: CheckInList, token: str) -> PassCheck:
+async def _facts(
+    session: AsyncSession, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
+) -> Facts:
+    """The facts of a scan; the ticket's row locked when ``lock``."""
+    ticket, with_default_list = _LOCKED[lock]
+    params = {"ticket_id": ticket_id, "environment": environment}
+    if list_id is None:
+        row = (await session.execute(with_default_list, params)).first()
+        return Facts() if row is None else Facts(row[0], row[2], row[3], row[1])
+    found = (await session.execute(ticket, params)).first()
+    named = (await session.execute(_NAMED_LIST, {"list_id": list_id, "environment": environment})).first()
+    if named is None:
+        raise CheckInListNotFound(f"check-in list {list_id} not found")
+    if found is None:
+        return Facts(None, named[0], named[1])
+    return Facts(found[0], named[0], named[1], found[1])
+
+
+async def _pass_check(
+    session: AsyncSession, keyring: Keyring, event_id: str, decoded: DecodedPass
+) -> PassCheck:
     """Genuine if signed by any key of the event's lists. Online, the server knows which tiers each
     list admits, so a pass rendered before this list existed (or before it admitted the tier) is
     still judged by the list's current rules; offline scanners hold only their list's keys."""
-    rows = await session.execute(
-        select(ListKey.key_id, ListKey.public_key, ListKey.list_id)
-        .join(CheckInList, CheckInList.id == ListKey.list_id)
-        .where(CheckInList.event_id == checklist.event_id)
-    )
-    keys = {key_id: ListVerifyKey(public_key) for key_id, public_key, _ in rows.all()}
+    keys = await keyring.event_keys(session, event_id, [s.key_id for s in decoded.signatures])
     try:
-        verify_for_keys(token, keys)
+        verify_for_keys(decoded, keys)
     except PassRejected as rejected:
         return _CHECKS[rejected.reason]
     return PassCheck.VALID
@@ -133,48 +193,39 @@ async def _pass_check(session: AsyncSession, checklist: CheckInList, token: str)
 async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
     """The ticket's admitted scans on the list, from every device, in the merge rules' total order
     (sorted here, not in SQL, so that no database collation can change it)."""
-    rows = await session.scalars(
-        select(CheckInRecord).where(
-            CheckInRecord.ticket_id == ticket_id,
-            CheckInRecord.list_id == list_id,
-            CheckInRecord.decision == "admit",
-        )
-    )
+    rows = await session.scalars(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
     return prior_scans([record_of(row) for row in rows], list_id, ticket_id)
 
 
 async def evaluate(
-    session: AsyncSession, environment: str, scan: Scan, now_ms: int, *, lock: bool
+    session: AsyncSession, keyring: Keyring, environment: str, scan: Scan, now_ms: int, *, lock: bool
 ) -> Outcome:
     """Decide one scan without writing anything."""
     try:
-        payload = decode_pass(scan.token).payload
+        decoded = decode_pass(scan.token)
     except PassRejected as rejected:
-        checklist = await _list_for(session, environment, scan.list_id, None)
+        facts = Facts()
+        if scan.list_id is not None:
+            named = await find_list(session, environment, scan.list_id)
+            facts = Facts(checklist=named, event=await session.get(Event, named.event_id))
         check = _CHECKS[rejected.reason]
-        return Outcome(
-            decide(check, None, _closed(), None, [], scan.direction, now_ms), checklist, None, None
-        )
-    query = (
-        select(Ticket)
-        .where(Ticket.id == payload.ticket_id, Ticket.environment == environment)
-        .execution_options(populate_existing=True)
-    )
-    ticket = await session.scalar(query.with_for_update() if lock else query)
-    checklist = await _list_for(session, environment, scan.list_id, ticket)
+        return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)
+    payload = decoded.payload
+    facts = await _facts(session, environment, scan.list_id, payload.ticket_id, lock=lock)
+    ticket, checklist = facts.ticket, facts.checklist
     if checklist is None:
         decision = decide(
             PassCheck.NOT_SIGNED_FOR_LIST, payload.generation, _closed(), None, [], scan.direction, now_ms
         )
-        return Outcome(decision, None, ticket, None, payload.generation, payload.ticket_id)
-    check = await _pass_check(session, checklist, scan.token)
+        return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
+    check = await _pass_check(session, keyring, checklist.event_id, decoded)
     prior = await history(session, ticket.id, checklist.id) if ticket is not None else []
-    facts = facts_of(ticket) if ticket is not None else None
-    decision = decide(check, payload.generation, rules_of(checklist), facts, prior, scan.direction, now_ms)
+    known = facts_of(ticket) if ticket is not None else None
+    decision = decide(check, payload.generation, rules_of(checklist), known, prior, scan.direction, now_ms)
     if decision.verdict is Verdict.ATTENTION:
         # Online, a validly signed pass of an unknown ticket cannot be: treat it as invalid.
         decision = Decision(Verdict.REFUSE, Reason.INVALID)
-    return Outcome(decision, checklist, ticket, None, payload.generation, payload.ticket_id)
+    return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
 
 
 def _closed() -> ListRules:
@@ -183,6 +234,7 @@ def _closed() -> ListRules:
 
 async def check_in(
     session: AsyncSession,
+    keyring: Keyring,
     environment: str,
     app_id: str | None,
     scan: Scan,
@@ -193,7 +245,7 @@ async def check_in(
     """Decide one scan and log it (admitted or refused). An admitted entry is reported to the app
     that sold the ticket (``ticket.checked-in``). ``decided`` (test-only) skips the locked decision
     and trusts one made earlier in another transaction: the race the lock prevents."""
-    outcome = decided or await evaluate(session, environment, scan, now_ms, lock=True)
+    outcome = decided or await evaluate(session, keyring, environment, scan, now_ms, lock=True)
     checklist, ticket = outcome.checklist, outcome.ticket
     if checklist is None:
         return outcome
@@ -217,12 +269,13 @@ async def check_in(
         server_ms=now_ms,
         metadata_=scan.metadata,
     )
-    session.add(record)
-    await session.flush()
+    connection = await session.connection()
+    await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})
     if ticket is not None and decision.admitted and scan.direction is Direction.ENTRY:
-        await enqueue(
+        enqueue_to(
             session,
             ticket.app_id,
+            outcome.facts.webhook_url,
             environment,
             "ticket.checked-in",
             {
@@ -243,4 +296,4 @@ async def check_in(
             },
             now_ms,
         )
-    return Outcome(decision, checklist, ticket, record, outcome.token_generation, outcome.token_ticket_id)
+    return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)

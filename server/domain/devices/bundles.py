@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Device, Event, ListKey, Ticket, TicketChange, Tier
 from server.domain.issuance.keys import Keyring
-from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle
+from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle, tier_refs
 
 # Changes younger than this may still be joined by others committing with lower sequence numbers:
 # the cursor handed out stops before them, so they are sent again (entries are upserts) and none is
@@ -48,7 +48,8 @@ async def build_bundle(
         for t, version in rows
     ]
     keys = list(await session.scalars(select(ListKey).where(ListKey.list_id == checklist.id)))
-    tiers = await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == event.id))
+    tiers = dict((await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == event.id))).all())
+    tier_refs(tiers)  # every entry's tier reference resolves to one tier
     admissible = (
         select(func.count()).select_from(Ticket).where(Ticket.event_id == event.id, Ticket.status == "active")
     )
@@ -79,7 +80,7 @@ async def build_bundle(
             {"keyId": k.key_id, "publicKey": base64.b64encode(k.public_key).decode(), "status": k.status}
             for k in sorted(keys, key=lambda k: k.key_id)
         ],
-        "tiers": dict(sorted((tier_id, title) for tier_id, title in tiers.all())),
+        "tiers": dict(sorted(tiers.items())),
         "count": len(entries),
         "admissible": int(await session.scalar(admissible) or 0),
         "devices": dict(sorted((device_id, name) for device_id, name in desks.all())),

@@ -1,5 +1,7 @@
 """Check-in list signing keys: made per list, sealed at rest under the server key, loaded once per
-process. A pass is signed, when it is rendered, by the active key of every list that admits it."""
+process. A pass is signed, when it is rendered, by the active key of every list that admits it.
+Keys are only ever added (a retired key still verifies), so what a process has loaded never goes
+stale: it reads again only for a key it has not seen."""
 
 from __future__ import annotations
 
@@ -7,20 +9,22 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.secret
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, Event, ListKey, Ticket
+from server.db.models import CheckInList, ListKey, Ticket
 from server.domain.common import new_id
 from server.domain.publishing.marks import mark_changed
 from server.settings import Settings
-from sync.passes import MAX_SIGNATURES, ListSigningKey, PassPayload, encode_pass
+from sync.passes import MAX_SIGNATURES, ListSigningKey, ListVerifyKey, PassPayload, encode_pass
 
 SERVER_KEY_FILE = "server-secret.key"
+MAX_EVENTS_REMEMBERED = 10_000
 
 
 def load_server_key(settings: Settings) -> bytes:
@@ -42,11 +46,13 @@ def load_server_key(settings: Settings) -> bytes:
 
 @dataclass
 class Keyring:
-    """Seals list keys at rest and caches the unsealed ones (they never change once made)."""
+    """Seals list keys at rest and caches the unsealed ones, and the public keys of each event's
+    lists (they never change once made)."""
 
     server_key: bytes
     _box: nacl.secret.SecretBox = field(init=False, repr=False)
     _signing: dict[tuple[str, str], ListSigningKey] = field(default_factory=dict, repr=False)
+    _verify: dict[str, dict[str, ListVerifyKey]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._box = nacl.secret.SecretBox(self.server_key)
@@ -60,6 +66,25 @@ class Keyring:
             cached = ListSigningKey.from_seed(self._box.decrypt(row.sealed_seed))
             self._signing[(row.list_id, row.key_id)] = cached
         return cached
+
+    async def event_keys(
+        self, session: AsyncSession, event_id: str, key_ids: Collection[str]
+    ) -> dict[str, ListVerifyKey]:
+        """The public keys of every list of the event, by key id: read again only when one of
+        ``key_ids`` (those a pass names) is not among them, so the answer is what the database
+        holds for each of ``key_ids``."""
+        known = self._verify.get(event_id)
+        if known is None or not known.keys() >= set(key_ids):
+            rows = await session.execute(
+                select(ListKey.key_id, ListKey.public_key)
+                .join(CheckInList, CheckInList.id == ListKey.list_id)
+                .where(CheckInList.event_id == event_id)
+            )
+            known = {key_id: ListVerifyKey(public_key) for key_id, public_key in rows.all()}
+            if len(self._verify) >= MAX_EVENTS_REMEMBERED:
+                self._verify.clear()
+            self._verify[event_id] = known
+        return known
 
 
 async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, now_ms: int) -> ListKey:
@@ -85,18 +110,21 @@ async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, no
     return row
 
 
+_DEFAULT_LIST = select(CheckInList).where(
+    CheckInList.event_id == bindparam("event_id"), CheckInList.is_default.is_(True)
+)
+
+
 async def ensure_default_list(
-    session: AsyncSession, keyring: Keyring, event: Event, now_ms: int
+    session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int
 ) -> CheckInList:
     """Every ticketed event has a default check-in list admitting all its tiers."""
-    found = await session.scalar(
-        select(CheckInList).where(CheckInList.event_id == event.id, CheckInList.is_default.is_(True))
-    )
+    found = await session.scalar(_DEFAULT_LIST, {"event_id": event_id})
     if found is not None:
         return found
     made = CheckInList(
         id=new_id("checklist", now_ms),
-        event_id=event.id,
+        event_id=event_id,
         name="Main entrance",
         is_default=True,
         tier_ids=None,
@@ -107,7 +135,7 @@ async def ensure_default_list(
     session.add(made)
     await session.flush()
     await add_list_key(session, keyring, made.id, now_ms)
-    await mark_changed(session, event.id)
+    await mark_changed(session, event_id)
     return made
 
 

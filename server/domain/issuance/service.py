@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CapacityGroup, Event, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
+from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
@@ -22,7 +22,7 @@ from server.domain.errors import DomainError, NotFound
 from server.domain.holds.service import price_parts
 from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.offers import service as offers
-from server.domain.outbox.service import enqueue
+from server.domain.outbox.service import enqueue, enqueue_to, webhook_url
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -42,10 +42,12 @@ def ticket_number() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
+_HOLD_ITEMS = select(HoldItem).where(HoldItem.hold_id == bindparam("hold_id")).order_by(HoldItem.id)
+_TIERS = select(Tier).where(Tier.id.in_(bindparam("ids", expanding=True)))
+
+
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
-    return list(
-        await session.scalars(select(HoldItem).where(HoldItem.hold_id == hold_id).order_by(HoldItem.id))
-    )
+    return list(await session.scalars(_HOLD_ITEMS, {"hold_id": hold_id}))
 
 
 def _history(
@@ -79,31 +81,42 @@ class Issued:
     tickets: list[Ticket]
 
 
+async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
+    """The part of issuing ``hold`` that no capacity lock guards, so that a caller can do it before
+    taking the locks and hold them for less time: the event's default list made if it has none, the
+    hold's items no longer counted as held (seen by others only when the transaction commits,
+    together with the places sold). Answers the seller's webhook URL, for :func:`issue_hold`."""
+    await ensure_default_list(session, keyring, hold.event_id, now_ms)
+    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    return await webhook_url(session, hold.app_id)
+
+
 async def issue_hold(
     session: AsyncSession,
-    keyring: Keyring,
     hold: Hold,
     items: Sequence[HoldItem],
     groups: dict[str, CapacityGroup],
     now_ms: int,
     *,
+    seller_url: str | None,
     actor: str | None,
     payment_id: str | None = None,
     claim_id: str | None = None,
 ) -> Issued:
-    """Sell the hold's places and issue one ticket per place. The groups must be locked and the
-    places known to fit (still held, or re-reserved)."""
+    """Sell the hold's places and issue one ticket per place, after :func:`prepare_issue` (which
+    answered ``seller_url``). The groups must be locked and the places known to fit (still held,
+    or re-reserved). Only reads come before the rows made here, so they all go to the database in
+    the one flush at commit; the offer's redemptions are spent after the groups' locks, in the one
+    lock order."""
+    await offers.consume(session, hold.id)
     tiers = {
         t.id: t
         for t in await session.scalars(
-            select(Tier)
-            .where(Tier.id.in_([i.tier_id for i in items]))
-            .execution_options(populate_existing=True)
+            _TIERS,
+            {"ids": [i.tier_id for i in items]},
+            execution_options={"populate_existing": True},
         )
     }
-    event = await session.get(Event, hold.event_id)
-    assert event is not None
-    await ensure_default_list(session, keyring, event, now_ms)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:
@@ -134,14 +147,11 @@ async def issue_hold(
                 updated_ms=now_ms,
             )
             tickets.append(ticket)
-    session.add_all(tickets)
-    await session.flush()
+    session.add_all(tickets)  # flushed with their history rows (foreign keys order the inserts)
     for ticket in tickets:
         _history(
             session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
         )
-    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
-    await offers.consume(session, hold.id)
     hold.status = "completed"
     hold.payment_id = payment_id
     hold.claim_id = claim_id
@@ -155,8 +165,14 @@ async def issue_hold(
         now_ms,
         {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
-    await enqueue(
-        session, hold.app_id, hold.environment, "tickets.issued", issued_webhook(hold, items, tickets), now_ms
+    enqueue_to(
+        session,
+        hold.app_id,
+        seller_url,
+        hold.environment,
+        "tickets.issued",
+        issued_webhook(hold, items, tickets),
+        now_ms,
     )
     return Issued(hold, tickets)
 

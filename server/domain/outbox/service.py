@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -16,14 +16,34 @@ from server.domain.common import new_id
 from server.domain.webhook_format import envelope
 
 OUTBOUND_TYPE_BASE = "tickets.atmosphere.webhook"
+_WEBHOOK_URL = select(App.webhook_url).where(App.id == bindparam("app_id"))
 
 
 async def enqueue(
     session: AsyncSession, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
 ) -> OutboxMessage | None:
     """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
-    url = await session.scalar(select(App.webhook_url).where(App.id == app_id))
-    if not url:
+    url = await webhook_url(session, app_id)
+    return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
+
+
+async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
+    url: str | None = await session.scalar(_WEBHOOK_URL, {"app_id": app_id})
+    return url
+
+
+def enqueue_to(
+    session: AsyncSession,
+    app_id: str,
+    webhook_url: str | None,
+    environment: str,
+    event_type: str,
+    data: dict[str, Any],
+    now_ms: int,
+) -> OutboxMessage | None:
+    """:func:`enqueue`, the app's webhook URL read already in this transaction (with what the
+    message reports)."""
+    if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
     message = OutboxMessage(

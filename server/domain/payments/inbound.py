@@ -1,5 +1,7 @@
 """Receiving the payment broker's webhooks (``POST /webhooks/atm``): verify the signature over the raw
-bytes, then handle each delivery id once, in one transaction with its dedupe record."""
+bytes, then handle each delivery id once, in one transaction with its dedupe record. The handling
+locks the hold (or the tickets) it changes, so a duplicate delivered while the first is handled
+waits for it and then answers its result."""
 
 from __future__ import annotations
 
@@ -14,13 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database
 from server.domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
-from server.domain.idempotency import run_once
+from server.domain.idempotency import run_once_atomically
 from server.domain.issuance.keys import Keyring
 from server.domain.payments.service import PaymentReport, payment_completed, payment_failed, payment_refunded
 from server.domain.webhook_format import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
 from server.settings import Settings
 
-DELIVERY_LEASE_MS = 30_000
 HANDLED_TYPES = ("payment.completed", "payment.refunded", "payment.failed")
 
 
@@ -105,10 +106,8 @@ async def receive(
 
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        body, reused = await run_once(
-            db, "atm-delivery", delivery_id, digest, now_ms, DELIVERY_LEASE_MS, work
-        )
-    except IdempotencyKeyInFlight:
+        body, reused = await run_once_atomically(db, "atm-delivery", delivery_id, digest, now_ms, work)
+    except IdempotencyKeyInFlight:  # claimed by an earlier version of the server, until its lease lapses
         return Reply(
             503,
             {"error": "DeliveryInFlight", "message": "this delivery is being processed"},

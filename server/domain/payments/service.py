@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Hold, Payment, Ticket, Tier
@@ -19,7 +19,7 @@ from server.domain.catalog.service import lock_groups, tier_states
 from server.domain.holds.rules import find_shortages
 from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
-from server.domain.issuance.service import end_ticket, hold_items, issue_hold
+from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.offers import service as offers
 from server.domain.outbox.service import enqueue
 
@@ -36,16 +36,26 @@ class PaymentReport:
     currency: str | None = None
 
 
+_HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
+_HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
+_HOLD_BY_ID = _HOLD.where(Hold.id == bindparam("match")).with_for_update()
+_PAYMENT_STATUS = select(Payment.status).where(
+    Payment.environment == bindparam("environment"), Payment.payment_id == bindparam("payment_id")
+)
+
+
 async def _find_hold(session: AsyncSession, report: PaymentReport) -> Hold | None:
-    query = select(Hold).where(Hold.environment == report.environment)
+    """The hold the payment names (by checkout token, else by id), locked."""
     if report.checkout_token:
-        query = query.where(Hold.token == report.checkout_token)
+        query, match = _HOLD_BY_TOKEN, report.checkout_token
     elif report.hold_id:
-        query = query.where(Hold.id == report.hold_id)
+        query, match = _HOLD_BY_ID, report.hold_id
     else:
         return None
     hold: Hold | None = await session.scalar(
-        query.with_for_update().execution_options(populate_existing=True)
+        query,
+        {"environment": report.environment, "match": match},
+        execution_options={"populate_existing": True},
     )
     return hold
 
@@ -120,8 +130,11 @@ async def payment_completed(
     if report.amount is not None and report.amount < hold.amount:
         return await _unfulfilled(session, report, hold, "the payment does not cover the hold", now_ms)
     items = await hold_items(session, hold.id)
-    groups = await lock_groups(session, [i.capacity_group_id for i in items])
     live = hold.status == "held" and hold.expires_ms > now_ms
+    # A live hold's places are its own: what needs no lock is done before the capacity groups are
+    # locked, so that every other hold and payment of those groups waits for less.
+    seller_url = await prepare_issue(session, keyring, hold, now_ms) if live else None
+    groups = await lock_groups(session, [i.capacity_group_id for i in items])
     if not live:
         # The places were given back: take them again if nobody else has.
         tiers = await session.scalars(
@@ -129,7 +142,7 @@ async def payment_completed(
             .where(Tier.id.in_([i.tier_id for i in items]))
             .execution_options(populate_existing=True)
         )
-        states = await tier_states(session, tiers, now_ms)
+        states = await tier_states(session, tiers, now_ms, groups)
         requested = {i.tier_id: i.quantity for i in items}
         shortages = find_shortages(
             requested,
@@ -145,10 +158,18 @@ async def payment_completed(
                 await end_hold(session, hold, "expired", BROKER, now_ms, f"paid after expiry; {gone}")
             return await _unfulfilled(session, report, hold, f"paid after the hold ended and {gone}", now_ms)
         ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
-    _record(session, report, hold, "completed", None, now_ms)
+        seller_url = await prepare_issue(session, keyring, hold, now_ms)
     await issue_hold(
-        session, keyring, hold, items, groups, now_ms, actor=BROKER, payment_id=report.payment_id
+        session,
+        hold,
+        items,
+        groups,
+        now_ms,
+        seller_url=seller_url,
+        actor=BROKER,
+        payment_id=report.payment_id,
     )
+    _record(session, report, hold, "completed", None, now_ms)
     return "issued"
 
 
@@ -200,8 +221,6 @@ async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: i
 
 async def _known_status(session: AsyncSession, report: PaymentReport) -> str | None:
     status: str | None = await session.scalar(
-        select(Payment.status).where(
-            Payment.environment == report.environment, Payment.payment_id == report.payment_id
-        )
+        _PAYMENT_STATUS, {"environment": report.environment, "payment_id": report.payment_id}
     )
     return status
