@@ -16,7 +16,7 @@ import httpx
 from bench import load
 from bench.deploy import CONFIGURATIONS, Configuration, deployed
 from bench.paid import issue, server_environment
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp
 
@@ -87,10 +87,6 @@ async def run(options: Options) -> RunResult:
     return out
 
 
-def _vs(value: float, reference: float) -> str:
-    return f"{value / reference:.2f}x"
-
-
 def ratios(rows: Sequence[Row]) -> list[str]:
     """Each configuration against TARGETS.md and pretix; SQLite against PostgreSQL."""
     lines = []
@@ -100,24 +96,24 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         if many:
             lines.append(
                 f"{MANY}  {c.name:<13} {many.rate:5.0f}/s p99 {many.p99_ms:5.1f} ms: "
-                f"rate {_vs(many.rate, target)} the target {target:.0f}/s, "
-                f"p99 {_vs(many.p99_ms, TARGET_P99_MS)} the {TARGET_P99_MS:.0f} ms; "
-                f"vs pretix rate {_vs(many.rate, PRETIX_RATE)}, p99 {_vs(many.p99_ms, PRETIX_P99_MS)}"
+                f"rate {ratio(many.rate, target)} the target {target:.0f}/s, "
+                f"p99 {ratio(many.p99_ms, TARGET_P99_MS)} the {TARGET_P99_MS:.0f} ms; "
+                f"vs pretix rate {ratio(many.rate, PRETIX_RATE)}, p99 {ratio(many.p99_ms, PRETIX_P99_MS)}"
             )
         if one:
             lines.append(
                 f"{ONE}   {c.name:<13} {one.rate:5.0f}/s p50 {one.p50_ms:5.1f} ms: p50 "
-                f"{_vs(one.p50_ms, TARGET_SINGLE_P50_MS)} the {TARGET_SINGLE_P50_MS:.0f} ms target; "
+                f"{ratio(one.p50_ms, TARGET_SINGLE_P50_MS)} the {TARGET_SINGLE_P50_MS:.0f} ms target; "
                 f"vs pretix "
-                f"rate {_vs(one.rate, PRETIX_SINGLE_RATE)}, p50 {_vs(one.p50_ms, PRETIX_SINGLE_P50_MS)}"
+                f"rate {ratio(one.rate, PRETIX_SINGLE_RATE)}, p50 {ratio(one.p50_ms, PRETIX_SINGLE_P50_MS)}"
             )
     sqlite, pg1, pg2 = (find(rows, c.name, MANY) for c in CONFIGURATIONS)
     if sqlite and pg2:
         lines.append(
-            f"{MANY}  SQLite 1p / PostgreSQL 2p req/s: {_vs(sqlite.rate, pg2.rate)} (target >= 0.50x)"
+            f"{MANY}  SQLite 1p / PostgreSQL 2p req/s: {ratio(sqlite.rate, pg2.rate)} (target >= 0.50x)"
         )
     if pg1 and pg2:
-        lines.append(f"{MANY}  PostgreSQL 2p / 1p req/s: {_vs(pg2.rate, pg1.rate)}")
+        lines.append(f"{MANY}  PostgreSQL 2p / 1p req/s: {ratio(pg2.rate, pg1.rate)}")
     return lines
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import func, insert, select, update
 from bench import load
 from bench.deploy import CONFIGURATIONS, Configuration, Server, deployed
 from bench.paid import issue, server_environment
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import each_configuration
 from bench.xrpc import NS, BenchApp, XrpcError
 from server.db.engine import Database
@@ -338,8 +338,8 @@ def ratios(rows: Sequence[Row]) -> list[str]:
             seconds = RECORDS / upload.rate
             lines.append(
                 f"{c.name:<13}  upload {RECORDS:,}: {seconds:.2f} s in {upload.requests} requests: "
-                f"{seconds / TARGET_UPLOAD_S:.2f}x the {TARGET_UPLOAD_S:.0f} s target, "
-                f"{upload.requests / TARGET_UPLOAD_REQUESTS:.2f}x the {TARGET_UPLOAD_REQUESTS} requests"
+                f"{ratio(seconds, TARGET_UPLOAD_S)} the {TARGET_UPLOAD_S:.0f} s target, "
+                f"{ratio(upload.requests, TARGET_UPLOAD_REQUESTS)} the {TARGET_UPLOAD_REQUESTS} requests"
             )
         full = find(rows, c.name, FULL)
         if full:
@@ -349,15 +349,15 @@ def ratios(rows: Sequence[Row]) -> list[str]:
             lines.append(
                 f"{c.name:<13}  full bundle {size * factor / 1e6:.2f} MB, "
                 f"built {full.p50_ms * factor / 1000:.2f} s"
-                f"{scaled}: {size * factor / TARGET_BUNDLE_BYTES:.2f}x the 5 MB target, "
-                f"{full.p50_ms * factor / 1000 / TARGET_BUNDLE_S:.2f}x the 2 s"
+                f"{scaled}: {ratio(size * factor, TARGET_BUNDLE_BYTES)} the 5 MB target, "
+                f"{ratio(full.p50_ms * factor / 1000, TARGET_BUNDLE_S)} the 2 s"
             )
         delta = find(rows, c.name, DELTA)
         if delta:
             size = statistics.median(BUNDLE_BYTES.get((c.name, DELTA), [0]))
             lines.append(
                 f"{c.name:<13}  delta after {VOIDS} changes {size / 1e3:.1f} KB: "
-                f"{size / TARGET_DELTA_BYTES:.2f}x the 20 KB target"
+                f"{ratio(size, TARGET_DELTA_BYTES)} the 20 KB target"
             )
     return lines
 

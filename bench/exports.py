@@ -26,7 +26,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from bench import deploy, load
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server.db import migrate
 from server.db.engine import Database
 from server.db.models import App, CapacityGroup, CheckInList, CheckInRecord, Event, Hold, Ticket, Tier
@@ -283,7 +283,7 @@ def ratios(rows: Sequence[Row]) -> list[str]:
             seconds = row.p50_ms / 1000 * TICKETS / row.ok
             lines.append(
                 f"{backend:<10}  {fmt:<4}  {seconds:5.2f} s for {TICKETS:,} tickets"
-                f"{'' if row.ok == TICKETS else ' (scaled)'}: {seconds / TARGET_S[fmt]:.2f}x "
+                f"{'' if row.ok == TICKETS else ' (scaled)'}: {ratio(seconds, TARGET_S[fmt])} "
                 f"the {TARGET_S[fmt]:.0f} s target"
             )
         csv = find(rows, backend, "csv")

@@ -16,7 +16,7 @@ import httpx
 
 from bench import load
 from bench.deploy import CONFIGURATIONS, Configuration, deployed
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp, Event
 
@@ -147,24 +147,20 @@ async def run(options: Options) -> RunResult:
     return out
 
 
-def _vs(value: float, reference: float) -> str:
-    return f"{value / reference:.2f}x"
-
-
 def ratios(rows: Sequence[Row]) -> list[str]:
     """SQLite vs PostgreSQL, 2 vs 1 processes, and the contended figures against TARGETS.md."""
     lines = []
     for scenario in ("contended", "uncontended"):
         sqlite, pg1, pg2 = (find(rows, c.name, scenario) for c in CONFIGURATIONS)
         if sqlite and pg2:
-            ratio = _vs(sqlite.rate, pg2.rate)
-            lines.append(f"{scenario:<11}  SQLite 1p / PostgreSQL 2p req/s: {ratio} (target >= 0.50x)")
+            embedded = ratio(sqlite.rate, pg2.rate)
+            lines.append(f"{scenario:<11}  SQLite 1p / PostgreSQL 2p req/s: {embedded} (target >= 0.50x)")
         if sqlite and pg1:
-            lines.append(f"{scenario:<11}  SQLite 1p / PostgreSQL 1p req/s: {_vs(sqlite.rate, pg1.rate)}")
+            lines.append(f"{scenario:<11}  SQLite 1p / PostgreSQL 1p req/s: {ratio(sqlite.rate, pg1.rate)}")
         if pg1 and pg2:
             lines.append(
-                f"{scenario:<11}  PostgreSQL 2p / 1p req/s: {_vs(pg2.rate, pg1.rate)}, "
-                f"p99: {_vs(pg2.p99_ms, pg1.p99_ms)}"
+                f"{scenario:<11}  PostgreSQL 2p / 1p req/s: {ratio(pg2.rate, pg1.rate)}, "
+                f"p99: {ratio(pg2.p99_ms, pg1.p99_ms)}"
             )
     for c in CONFIGURATIONS:
         row = find(rows, c.name, "contended")
@@ -174,9 +170,9 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         target = TARGET_RATE / 2 if c.backend == "sqlite" else TARGET_RATE
         lines.append(
             f"contended    {c.name:<13} vs target {target:.0f}/s p99 {TARGET_P99_MS:.0f} ms: "
-            f"rate {_vs(row.rate, target)}, p99 {_vs(row.p99_ms, TARGET_P99_MS)}; "
+            f"rate {ratio(row.rate, target)}, p99 {ratio(row.p99_ms, TARGET_P99_MS)}; "
             f"vs pretix {PRETIX_RATE:.0f}/s p99 {PRETIX_P99_MS:,.0f} ms: "
-            f"rate {_vs(row.rate, PRETIX_RATE)}, p99 {_vs(row.p99_ms, PRETIX_P99_MS)}"
+            f"rate {ratio(row.rate, PRETIX_RATE)}, p99 {ratio(row.p99_ms, PRETIX_P99_MS)}"
         )
     return lines
 

@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from bench import load, procfs
 from bench.deploy import CONFIGURATIONS, Configuration, Server, deployed
 from bench.paid import hold_body, new_payment_id, pay, server_environment
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp
 from server.db.engine import Database
@@ -281,10 +281,6 @@ async def run(options: Options) -> RunResult:
     return out
 
 
-def _vs(value: float, reference: float) -> str:
-    return f"{value / reference:.2f}x"
-
-
 def ratios(rows: Sequence[Row]) -> list[str]:
     """Issuance against TARGETS.md and pretix, SQLite against PostgreSQL, and the pass timings."""
     lines = []
@@ -296,15 +292,15 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         lines.append(
             f"paid issuance  {c.name:<13} {row.rate:6.0f}/s "
             f"(p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms): "
-            f"{_vs(row.rate, target)} the target {target:.0f}/s, {_vs(row.rate, PRETIX_RATE)} pretix"
+            f"{ratio(row.rate, target)} the target {target:.0f}/s, {ratio(row.rate, PRETIX_RATE)} pretix"
         )
     sqlite, pg1, pg2 = (find(rows, c.name, "paid issuance") for c in CONFIGURATIONS)
     if sqlite and pg2:
         lines.append(
-            f"paid issuance  SQLite 1p / PostgreSQL 2p: {_vs(sqlite.rate, pg2.rate)} (target >= 0.50x)"
+            f"paid issuance  SQLite 1p / PostgreSQL 2p: {ratio(sqlite.rate, pg2.rate)} (target >= 0.50x)"
         )
     if pg1 and pg2:
-        lines.append(f"paid issuance  PostgreSQL 2p / 1p: {_vs(pg2.rate, pg1.rate)}")
+        lines.append(f"paid issuance  PostgreSQL 2p / 1p: {ratio(pg2.rate, pg1.rate)}")
     for c in CONFIGURATIONS:
         hooks = find(rows, c.name, "outbound webhooks")
         if hooks is not None:
@@ -319,9 +315,9 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         us = verify.p50_ms * 1000
         lines.append(
             f"pass verify    {us:.1f} µs (decode + Ed25519, no revocation lookup): "
-            f"{_vs(us, TARGET_VERIFY_US)} "
-            f"the {TARGET_VERIFY_US:.0f} µs target, {_vs(us, PRETIX_VERIFY_US)} pretix sig1, "
-            f"{_vs(us, RAW_ED25519_US)} raw Ed25519 there"
+            f"{ratio(us, TARGET_VERIFY_US)} "
+            f"the {TARGET_VERIFY_US:.0f} µs target, {ratio(us, PRETIX_VERIFY_US)} pretix sig1, "
+            f"{ratio(us, RAW_ED25519_US)} raw Ed25519 there"
         )
     return lines
 

@@ -93,6 +93,11 @@ def median_rows(runs: Sequence[Sequence[Row]]) -> list[Row]:
     return merged
 
 
+def ratio(value: float, reference: float) -> str:
+    """``value`` as a multiple of ``reference``, as the ratio lines print it: ``0.54x``."""
+    return f"{value / reference:.2f}x"
+
+
 def find(rows: Sequence[Row], configuration: str, scenario: str) -> Row | None:
     return next((r for r in rows if (r.configuration, r.scenario) == (configuration, scenario)), None)
 

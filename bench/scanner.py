@@ -30,7 +30,7 @@ import segno
 from cv2.typing import MatLike
 
 from bench import load
-from bench.results import Options, Row, RunResult, Workload, find
+from bench.results import Options, Row, RunResult, Workload, find, ratio
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import DeskCore
@@ -214,28 +214,29 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     if verify is not None:
         us = verify.p50_ms * 1000
         lines.append(
-            f"pass verify   {us:5.1f} µs median: {us / TARGET_VERIFY_US:.2f}x the"
+            f"pass verify   {us:5.1f} µs median: {ratio(us, TARGET_VERIFY_US)} the"
             f" {TARGET_VERIFY_US:.0f} µs target,"
             f" {PRETIX_VERIFY_US / us:.1f}x faster than pretix (sig1, {PRETIX_VERIFY_US:.0f} µs)"
         )
     wedge = find(rows, CONFIGURATION, "wedge → stored")
     if wedge is not None:
         lines.append(
-            f"wedge         p50 {wedge.p50_ms:.2f} ms: {wedge.p50_ms / TARGET_WEDGE_P50_MS:.2f}x the"
+            f"wedge         p50 {wedge.p50_ms:.2f} ms: {ratio(wedge.p50_ms, TARGET_WEDGE_P50_MS)} the"
             f" {TARGET_WEDGE_P50_MS:.0f} ms target"
         )
     frame = find(rows, CONFIGURATION, "frame → stored")
     if frame is not None:
         rate = frame.ok / frame.requests
         lines.append(
-            f"frame         p50 {frame.p50_ms:.1f} ms ({frame.p50_ms / TARGET_FRAME_P50_MS:.2f}x the target),"
-            f" p99 {frame.p99_ms:.1f} ms ({frame.p99_ms / TARGET_FRAME_P99_MS:.2f}x),"
+            f"frame         p50 {frame.p50_ms:.1f} ms"
+            f" ({ratio(frame.p50_ms, TARGET_FRAME_P50_MS)} the target),"
+            f" p99 {frame.p99_ms:.1f} ms ({ratio(frame.p99_ms, TARGET_FRAME_P99_MS)}),"
             f" {frame.rate:.0f} decisions/s, decoded {rate:.1%} (target {TARGET_DECODE_RATE:.0%})"
         )
         if frame.peak_rss_mb is not None:
             lines.append(
                 f"memory        peak {frame.peak_rss_mb:.0f} MB:"
-                f" {frame.peak_rss_mb / TARGET_RSS_MB:.2f}x the {TARGET_RSS_MB:.0f} MB target"
+                f" {ratio(frame.peak_rss_mb, TARGET_RSS_MB)} the {TARGET_RSS_MB:.0f} MB target"
             )
     return lines
 
