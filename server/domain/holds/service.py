@@ -138,11 +138,11 @@ async def price_order(
     if len(currencies) != 1:
         raise InvalidRequest("all items of a hold must be priced in one currency")
     (currency,) = currencies
-    offer = None
+    offer, terms = None, None
     if request.offer_code is not None:
         offer = await offers.offer_for_code(session, event, request.offer_code, now_ms, lock=lock_offer)
-        scope = offers.terms(offer)
-        offers.check_applies(offer, sum(q for t, q in request.items.items() if scope.covers(t)), currency)
+        terms = offers.terms(offer)
+        offers.check_applies(offer, sum(q for t, q in request.items.items() if terms.covers(t)), currency)
     states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     unavailable = [
@@ -160,7 +160,7 @@ async def price_order(
     if over_limit:
         raise OrderLimitExceeded(f"more than the per-order limit of {', '.join(over_limit)}")
     lines = [Line(t, q, tiers[t].unit_amount) for t, q in request.items.items()]
-    quote = price(lines, None if offer is None else offers.terms(offer), await app_fees(session, caller))
+    quote = price(lines, terms, await app_fees(session, caller))
     if offer is not None:
         buyer = offers.buyer_key(request.buyer_did, request.customer_email)
         await offers.check_room(session, offer, quote.offer_places, buyer, now_ms, for_buyer=for_buyer)
