@@ -262,7 +262,9 @@ class DeskCore:
             stale_bundle_ms=int(self.settings.max_bundle_age_seconds * 1000),
         )
         list_ids = [item.id for item in self.enrollment.lists]
-        self._engine = SyncEngine(self.store, records, config, list_ids, self.door.add)
+        self._engine = SyncEngine(
+            self.store, records, config, list_ids, self.door.add, self.enrollment.device_id
+        )
         for list_id, bundle in self.bundles.items():
             self._engine.bundle_received(list_id, bundle.state.seq, bundle.state.issued_at_ms, bundle.rules)
         timeout = self.settings.request_timeout_seconds

@@ -59,8 +59,10 @@ async def get_scanner_bundle(call: Call, params: dict[str, Any]) -> dict[str, An
 
 @xrpc_method(NAMESPACE + "uploadCheckIns", auth=device_auth)
 async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """Store a batch of records, each once by (device, record id), whatever device wrote it (a hub
-    desk relays the records of the desks it served). One result per record, naming its key."""
+    """Store a batch of the desk's own records, each once by (device, record id); a record of any
+    other device refuses the whole batch. One result per record, naming its key."""
+    device_id = call.caller.device_id
+    assert device_id is not None  # device_auth
     results: list[dict[str, Any]] = []
     parsed: list[Record] = []
     for raw in params["records"]:
@@ -76,7 +78,12 @@ async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]
                 )
             )
             statuses = await store_records(
-                session, call.caller.environment, parsed, dict(lists.all()), call.now_ms
+                session,
+                call.caller.environment,
+                device_id,
+                parsed,
+                dict(lists.all()),
+                call.now_ms,
             )
             await _seen(session, call)
     except IntegrityError:
