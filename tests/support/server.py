@@ -43,6 +43,7 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         "publish_poll_interval_seconds": 0.2,
         "broker_webhook_secret": BROKER_SECRET,
         "broker_webhook_previous_secret": BROKER_PREVIOUS_SECRET,
+        "rate_limits_enabled": False,  # tests making hundreds of calls; the limits' tests enable them
         **overrides,
     }
     return Settings(**values)
