@@ -50,7 +50,7 @@ class Call:
     nsid: str
     now_ms: int
     # The client's address as the rate limits count it (a keyed hash, see ``xrpc.ratelimits``).
-    client_address: str = ""
+    client_address: str
 
     @property
     def db(self) -> Database:
