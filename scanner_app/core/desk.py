@@ -477,7 +477,11 @@ class DeskCore:
 
     @staticmethod
     def _online_record(answer: dict[str, Any], draft: Draft) -> tuple[Record, FirstEntry | None]:
-        """The server's decision as this desk's record, and the first entry the server reported."""
+        """The server's decision as this desk's record, and the first entry the server reported.
+        A scan the server answered without a ticket (a pass it could not trust, or a ticket not
+        this desk's to see) is recorded without one, exactly as the server logged it."""
+        if "ticket" not in answer:
+            draft = replace(draft, payload=None)
         previous = answer.get("previous")
         first = None
         if isinstance(previous, dict) and (at := _answer_ms(previous.get("checkedInAt"))) is not None:

@@ -237,20 +237,20 @@ async def evaluate(
     payload = verified.payload
     facts = await _facts(session, caller.environment, scan.list_id, payload.ticket_id, lock=lock)
     ticket, checklist, event = facts.ticket, facts.checklist, facts.event
-    if ticket is not None and (event is None or not may_see(caller, event, ticket)):
-        return await _on_pass_alone(session, caller.environment, scan, PassCheck.NOT_SIGNED_FOR_LIST, now_ms)
-    if checklist is None:
+    if ticket is None and checklist is None:  # a genuine pass, but of no ticket here
         decision = decide(
             PassCheck.NOT_SIGNED_FOR_LIST, payload.generation, _closed(), None, [], scan.direction, now_ms
         )
         return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
+    if ticket is None or checklist is None or event is None or not may_see(caller, event, ticket):
+        # Online, a validly signed pass of an unknown ticket cannot be: it is invalid, like one the
+        # caller may not see.
+        return await _on_pass_alone(session, caller.environment, scan, PassCheck.NOT_SIGNED_FOR_LIST, now_ms)
     check = await _pass_check(session, keyring, checklist.event_id, verified)
-    prior = await history(session, ticket.id, checklist.id) if ticket is not None else []
-    known = facts_of(ticket) if ticket is not None else None
-    decision = decide(check, payload.generation, rules_of(checklist), known, prior, scan.direction, now_ms)
-    if decision.verdict is Verdict.ATTENTION:
-        # Online, a validly signed pass of an unknown ticket cannot be: treat it as invalid.
-        decision = Decision(Verdict.REFUSE, Reason.INVALID)
+    prior = await history(session, ticket.id, checklist.id)
+    decision = decide(
+        check, payload.generation, rules_of(checklist), facts_of(ticket), prior, scan.direction, now_ms
+    )
     return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
 
 
