@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     rate_limit_per_caller: int = Field(default=100, ge=1)
     # Calls of one method from one client IP per window, authenticated or not (desks at a venue
     # often share one address).
-    rate_limit_per_ip: int = Field(default=600, ge=1)
+    rate_limit_per_ip: int = Field(default=1200, ge=1)
     # Wrong enrollment codes per window, from one client IP and from everyone together; while a
     # limit is reached every enrollment is refused, right code or wrong.
     enroll_window_seconds: int = Field(default=600, ge=1)
