@@ -182,6 +182,7 @@ async def deployed(
             "TICKETS_DID_DOCS": str(did_docs),
             "TICKETS_DATA_DIR": str(folder),
             "TICKETS_PLC_URL": "http://127.0.0.1:9",
+            "TICKETS_RATE_LIMITS_ENABLED": "false",  # the load is one app from one address
         }
         if configuration.backend == "postgresql":
             await _tickets(env, "db", "upgrade")

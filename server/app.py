@@ -22,11 +22,11 @@ from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
-from server.domain.offers.limits import forget_old_windows
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
+from server.domain.ratelimit import forget_old_windows
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
@@ -35,6 +35,7 @@ from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import RawOutput, Services, dispatch
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
+from server.xrpc.ratelimits import client_ip
 
 log = logging.getLogger("tickets")
 
@@ -56,6 +57,11 @@ async def xrpc(request: Request[Any, Any, Any]) -> Response[Any]:
         authorization=request.headers.get("authorization"),
         query={k: request.query_params.getall(k) for k in request.query_params},
         body=body,
+        client_ip=client_ip(
+            request.client.host if request.client else None,
+            request.headers.get(services.settings.client_ip_header),
+            services.settings.trusted_proxy_count,
+        ),
     )
     if isinstance(output, RawOutput):
         disposition = f'attachment; filename="{output.filename}"'
@@ -68,14 +74,18 @@ async def xrpc(request: Request[Any, Any, Any]) -> Response[Any]:
 async def run_sweeper(services: Services) -> None:
     """Expire lapsed holds, forget spent JWT ids and past rate windows, forever; safe in every
     process at once."""
-    interval = services.settings.sweep_interval_seconds
+    settings = services.settings
+    interval = settings.sweep_interval_seconds
+    longest_window_s = max(
+        settings.offer_code_window_seconds, settings.enroll_window_seconds, settings.rate_limit_window_seconds
+    )
     while True:
         try:
             now_ms = services.clock.now_ms()
             async with services.db.write() as session:
                 await sweep_expired(session, now_ms)
                 await forget_spent_jtis(session, now_ms // 1000)
-                await forget_old_windows(session, now_ms, services.settings.offer_code_window_seconds * 1000)
+                await forget_old_windows(session, now_ms, longest_window_s * 1000)
         except Exception:
             log.exception("hold sweeper pass failed; retrying")
         await asyncio.sleep(interval)

@@ -35,6 +35,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        # The client address is the socket peer; which forwarding header to believe, behind how
+        # many proxies, is the service's own setting (``TICKETS_TRUSTED_PROXY_COUNT``).
+        proxy_headers=False,
     )
 
 

@@ -44,6 +44,26 @@ class Settings(BaseSettings):
     offer_code_failures_per_app: int = Field(default=300, ge=1)
     offer_code_failures_per_buyer: int = Field(default=10, ge=1)
 
+    # Rate limits on every XRPC call (429 RateLimitExceeded with Retry-After), counted in the
+    # database so that every server process shares them, in sliding windows. Off: none but the
+    # offer-code limits (test harnesses and benchmarks lift them this way).
+    rate_limits_enabled: bool = True
+    rate_limit_window_seconds: int = Field(default=10, ge=1)
+    # Calls of one method by one app (or one desk) per window.
+    rate_limit_per_caller: int = Field(default=100, ge=1)
+    # Calls of one method from one client IP per window, authenticated or not (desks at a venue
+    # often share one address).
+    rate_limit_per_ip: int = Field(default=1200, ge=1)
+    # Wrong enrollment codes per window, from one client IP and from everyone together; while a
+    # limit is reached every enrollment is refused, right code or wrong.
+    enroll_window_seconds: int = Field(default=600, ge=1)
+    enroll_failures_per_ip: int = Field(default=10, ge=1)
+    enroll_failures_total: int = Field(default=200, ge=1)
+    # The client IP: the socket peer, or behind N trusted reverse proxies the address the outermost
+    # of them saw (the N-th entry from the right of ``client_ip_header``, e.g. X-Forwarded-For).
+    trusted_proxy_count: int = Field(default=0, ge=0, le=10)
+    client_ip_header: str = "x-forwarded-for"
+
     # Outbound lifecycle webhooks.
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

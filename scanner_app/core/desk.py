@@ -262,7 +262,9 @@ class DeskCore:
             stale_bundle_ms=int(self.settings.max_bundle_age_seconds * 1000),
         )
         list_ids = [item.id for item in self.enrollment.lists]
-        self._engine = SyncEngine(self.store, records, config, list_ids, self.door.add)
+        self._engine = SyncEngine(
+            self.store, records, config, list_ids, self.door.add, self.enrollment.device_id
+        )
         for list_id, bundle in self.bundles.items():
             self._engine.bundle_received(list_id, bundle.state.seq, bundle.state.issued_at_ms, bundle.rules)
         timeout = self.settings.request_timeout_seconds
@@ -475,7 +477,11 @@ class DeskCore:
 
     @staticmethod
     def _online_record(answer: dict[str, Any], draft: Draft) -> tuple[Record, FirstEntry | None]:
-        """The server's decision as this desk's record, and the first entry the server reported."""
+        """The server's decision as this desk's record, and the first entry the server reported.
+        A scan the server answered without a ticket (a pass it could not trust, or a ticket not
+        this desk's to see) is recorded without one, exactly as the server logged it."""
+        if "ticket" not in answer:
+            draft = replace(draft, payload=None)
         previous = answer.get("previous")
         first = None
         if isinstance(previous, dict) and (at := _answer_ms(previous.get("checkedInAt"))) is not None:

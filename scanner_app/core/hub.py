@@ -4,8 +4,9 @@ The hub answers the server's two sync methods on the same paths and with the sam
 (``POST /xrpc/tickets.atmosphere.uploadCheckIns``, ``GET /xrpc/tickets.atmosphere.pullCheckIns``),
 authenticated by the hub token it shows (``Authorization: Bearer <token>``). Uploads are stored once
 by (device, record id) through the protocol's ``accept_upload`` and queued for the server; pulls are
-served with ``records_since`` from the hub's own replica of each list. When the server is back, the
-hub's sync uploads everything it holds and the server keeps each record once.
+served with ``records_since`` from the hub's own replica of each list. When the server is back,
+every desk uploads its own records (the server takes a desk's records from that desk only) and the
+server keeps each record once.
 
 A hub cursor carries the hub's run (a random number in its high bits) and a place in the hub's
 arrival order: a cursor from an earlier run of the hub starts again from the beginning, so no

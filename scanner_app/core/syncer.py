@@ -6,6 +6,10 @@ The upstream is the server, or a hub desk while the server cannot be reached; re
 batches, every desk's records come down with a cursor per peer and list. A hub desk also serves
 other desks from the same replicas (``receive`` and ``serve``). State is read and written in one
 go around each step (never held across an ``await``), so scans that land mid-round are kept.
+
+The server stores only a desk's own records from that desk: other desks' records (served as a hub,
+or pulled from a peer) are never sent to it, and this desk's own records stay pending in the store
+until the server itself has them, whatever a hub answered.
 """
 
 from __future__ import annotations
@@ -78,10 +82,12 @@ class SyncEngine:
         config: SyncConfig,
         list_ids: Sequence[str],
         on_records: Callable[[list[Record]], None],
+        device_id: str,
     ) -> None:
         """Replicas resumed from the store: ``records`` (all of them, in arrival order), the ones
-        still pending, and the saved cursors."""
+        still pending, and the saved cursors. ``device_id`` is this desk's."""
         self.store = store
+        self.device_id = device_id
         self.list_ids = tuple(list_ids)
         self.config = config
         self.on_records = on_records
@@ -113,8 +119,13 @@ class SyncEngine:
         if peer == self.config.upstream:
             return
         self.config = replace(self.config, upstream=peer, peers=(peer,))
+        for_server: dict[str, list[Record]] = {}
+        for record in self.store.pending() if peer == SERVER else ():
+            if record.device_id == self.device_id:
+                for_server.setdefault(record.list_id, []).append(record)
         for list_id, replica in self.replicas.items():
-            moved, commands = resume(self.config, replica.store.log, replica.pending)
+            unconfirmed = for_server.get(list_id, []) if peer == SERVER else replica.pending
+            moved, commands = resume(self.config, replica.store.log, unconfirmed)
             self.replicas[list_id] = replace(moved, cursors=replica.cursors)
             self._note(commands)
             if replica.bundle is not None:  # the same facts as before the move
@@ -206,8 +217,19 @@ class SyncEngine:
     async def _upload(
         self, client: XrpcClient, list_id: str, batch: tuple[Record, ...]
     ) -> tuple[Command, ...]:
-        answered = upload_results(batch, await client.upload([record.to_wire() for record in batch]))
-        self.store.acknowledge(record.key for record in answered)
+        """Send ``batch`` up. The server is sent this desk's own records only: the others are
+        answered here as refused, which is what the server would answer for them. A hub's answer
+        leaves this desk's own records pending in the store, for the server."""
+        to_server = self.config.upstream == SERVER
+        sent = [record for record in batch if record.device_id == self.device_id] if to_server else batch
+        answer = await client.upload([record.to_wire() for record in sent]) if sent else {}
+        answered = upload_results(sent, answer)
+        if to_server:
+            others = (record for record in batch if record.device_id != self.device_id)
+            answered.update((record, UploadResult.REJECTED) for record in others)
+        self.store.acknowledge(
+            record.key for record in answered if to_server or record.device_id != self.device_id
+        )
         return self._step(list_id, UploadAcked(tuple(answered), tuple(answered.values())))
 
     async def _pull(

@@ -290,7 +290,7 @@ class OfferRedemption(Base):
 
 class RateCounter(Base):
     """Events counted per scope in fixed windows (``window_ms`` is the window's start), shared by
-    every server process: how wrong offer codes are limited."""
+    every server process: the one rate limiter's counts (``server.domain.ratelimit``)."""
 
     __tablename__ = "rate_counters"
 

@@ -205,6 +205,17 @@ class OfferCodeExhausted(DomainError):
     status = 409
 
 
+# --- desks ---------------------------------------------------------------------------------------
+
+
+class RecordDeviceMismatch(DomainError):
+    """An upload carrying a check-in record under another device's id (or the server's own
+    ``online``): a desk uploads only the records it wrote itself."""
+
+    code = "RecordDeviceMismatch"
+    status = 403
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInList, Event, Ticket
 from server.domain.catalog.service import find_event
 from server.domain.checkin import lists
-from server.domain.checkin.service import Outcome, Scan, check_in, evaluate
+from server.domain.checkin.service import Outcome, Scan, check_in, door_access, evaluate
 from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
 from server.domain.devices.service import DeviceAuthRequired
 from server.domain.errors import NotOwner
@@ -38,6 +38,8 @@ PUBLISHED_REASONS = {
     Reason.LIST_CLOSED: "blocked",
 }
 
+NOT_VALID = {"status": "not_valid", "reason": Reason.INVALID.value}
+
 LIST_FIELDS = {
     "name": "name",
     "description": "description",
@@ -51,11 +53,7 @@ LIST_TIMES = {"validFrom": "valid_from_ms", "validUntil": "valid_until_ms"}
 
 
 def ensure_door_access(call: Call, event: Event, ticket: Ticket | None) -> None:
-    """The app that manages the event, or the app that sold the ticket, may scan it; a desk may
-    scan for the lists it is enrolled for (checked before the scan)."""
-    if call.caller.device_id is not None:
-        return
-    if event.owner_app_id != call.caller.app_id and (ticket is None or ticket.app_id != call.caller.app_id):
+    if not door_access(call.caller, event, ticket):
         raise NotOwner("the calling app may not check in tickets of this event")
 
 
@@ -96,16 +94,13 @@ def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
 
 
 def _context(call: Call, outcome: Outcome) -> tuple[Event | None, dict[str, Any]]:
-    """The list's event and, when the pass is genuine, the ticket's summary."""
+    """The list's event and the ticket's summary: the evaluation leaves the ticket out of a scan
+    whose pass is not genuine or whose ticket the caller may not see."""
     event, ticket = outcome.facts.event, outcome.ticket
     if event is None:
         return None, {}
     ensure_door_access(call, event, ticket)
-    genuine = ticket is not None and outcome.decision.reason not in (
-        Reason.INVALID,
-        Reason.UNSUPPORTED_VERSION,
-    )
-    return event, {"ticket": ticket_summary(ticket, event)} if genuine and ticket is not None else {}
+    return event, {} if ticket is None else {"ticket": ticket_summary(ticket, event)}
 
 
 @xrpc_method(NAMESPACE + "verifyTicket")
@@ -113,9 +108,7 @@ async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Would this pass be admitted now? Read-only: nothing is logged."""
     scan = Scan(params["ticketToken"], params.get("checkInListId"), Direction.ENTRY)
     async with call.db.read() as session:
-        outcome = await evaluate(
-            session, call.services.keyring, call.caller.environment, scan, call.now_ms, lock=False
-        )
+        outcome = await evaluate(session, call.services.keyring, call.caller, scan, call.now_ms, lock=False)
     event, extra = _context(call, outcome)
     decision = outcome.decision
     result: dict[str, Any] = {
@@ -159,14 +152,15 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
         params.get("metadata"),
         **desk_scan_identity(call, params),
     )
-    keyring, environment = call.services.keyring, call.caller.environment
+    keyring, caller = call.services.keyring, call.caller
     decided = None
     if call.settings.test_unsafe_skip_locks:
         async with call.db.read() as unlocked:
-            decided = await evaluate(unlocked, keyring, environment, scan, call.now_ms, lock=False)
-    app_id = call.caller.app_id if call.caller.device_id is None else None
-    outcome = await check_in(session, keyring, environment, app_id, scan, call.now_ms, decided=decided)
+            decided = await evaluate(unlocked, keyring, caller, scan, call.now_ms, lock=False)
+    outcome = await check_in(session, keyring, caller, scan, call.now_ms, decided=decided)
     if outcome.checklist is None:
+        if outcome.token_ticket_id is None:  # not a genuine pass the caller may see: nothing logged
+            return dict(NOT_VALID)
         raise TicketNotFound("this pass names no ticket of an event ticketed here")
     _, extra = _context(call, outcome)
     answer: dict[str, Any] = {
@@ -200,7 +194,7 @@ async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     try:
         decode_pass(params["ticketToken"])
     except PassRejected:
-        return {"status": "not_valid", "reason": Reason.INVALID.value}
+        return dict(NOT_VALID)
     desk_scan_identity(call, params)  # a desk's mistakes are refused before its key is claimed
     return await write_once(call, params, lambda session: _check_in(call, params, session))
 

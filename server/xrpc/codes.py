@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from server.domain import ratelimit
 from server.domain.errors import InvalidOfferCode
 from server.domain.offers import limits
 from server.domain.offers.service import buyer_key
@@ -29,11 +30,11 @@ async def guarding_codes(call: Call, params: dict[str, Any], work: Callable[[], 
         return await work()
     policy = code_limits(call.settings)
     buyer = buyer_key(params.get("buyerDid"), params.get("customerEmail"))
-    scopes = limits.code_scopes(call.caller, buyer, policy)
-    async with call.db.read() as session:
-        await limits.refuse_when_spent(session, scopes, call.now_ms, policy.window_ms)
-    try:
-        return await work()
-    except InvalidOfferCode:
-        await limits.count_wrong_code(call.db, scopes, call.now_ms, policy.window_ms)
-        raise
+    return await ratelimit.guarding(
+        call.db,
+        limits.code_scopes(call.caller, buyer, policy),
+        ratelimit.Window(call.now_ms, policy.window_ms),
+        "too many wrong offer codes",
+        InvalidOfferCode,
+        work,
+    )

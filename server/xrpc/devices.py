@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, CheckInRecord, Device
+from server.domain import ratelimit
 from server.domain.checkin.lists import find_list, search
 from server.domain.checkin.service import record_of
 from server.domain.devices import service as devices
@@ -19,6 +20,7 @@ from server.domain.errors import InvalidRequest
 from server.domain.issuance.queries import in_context
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
+from server.xrpc.ratelimits import enrollment_scopes
 from server.xrpc.views import compact
 from sync.records import Record, RecordFormatError
 
@@ -27,6 +29,21 @@ PULL_LIMIT = 1000
 
 @xrpc_method(NAMESPACE + "enrollDevice", auth=code_auth)
 async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Redeem a code; while the caller's address, or everyone together, has sent too many wrong
+    codes lately, every code is refused (429)."""
+    if not call.settings.rate_limits_enabled:
+        return await _enroll(call, params)
+    return await ratelimit.guarding(
+        call.db,
+        enrollment_scopes(call.settings, call.client_address),
+        ratelimit.Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
+        "too many wrong enrollment codes",
+        devices.EnrollmentCodeInvalid,
+        lambda: _enroll(call, params),
+    )
+
+
+async def _enroll(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     async with call.db.write() as session:
         issued = await devices.redeem(session, params["code"], params.get("deviceName"), call.now_ms)
         lists = await session.scalars(select(CheckInList).where(CheckInList.id.in_(issued.device.list_ids)))
@@ -59,8 +76,10 @@ async def get_scanner_bundle(call: Call, params: dict[str, Any]) -> dict[str, An
 
 @xrpc_method(NAMESPACE + "uploadCheckIns", auth=device_auth)
 async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """Store a batch of records, each once by (device, record id), whatever device wrote it (a hub
-    desk relays the records of the desks it served). One result per record, naming its key."""
+    """Store a batch of the desk's own records, each once by (device, record id); a record of any
+    other device refuses the whole batch. One result per record, naming its key."""
+    device_id = call.caller.device_id
+    assert device_id is not None  # device_auth
     results: list[dict[str, Any]] = []
     parsed: list[Record] = []
     for raw in params["records"]:
@@ -76,7 +95,12 @@ async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]
                 )
             )
             statuses = await store_records(
-                session, call.caller.environment, parsed, dict(lists.all()), call.now_ms
+                session,
+                call.caller.environment,
+                device_id,
+                parsed,
+                dict(lists.all()),
+                call.now_ms,
             )
             await _seen(session, call)
     except IntegrityError:

@@ -23,6 +23,7 @@ from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImpl
 from server.domain.idempotency import call_scope, check_key, request_hash, run_once
 from server.domain.issuance.keys import Keyring
 from server.settings import Settings
+from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
 
 NAMESPACE = "tickets.atmosphere."
@@ -48,6 +49,8 @@ class Call:
     caller: Caller
     nsid: str
     now_ms: int
+    # The client's address as the rate limits count it (a keyed hash, see ``xrpc.ratelimits``).
+    client_address: str
 
     @property
     def db(self) -> Database:
@@ -139,12 +142,17 @@ async def dispatch(
     authorization: str | None,
     query: dict[str, list[str]],
     body: bytes,
+    client_ip: str,
 ) -> Output:
-    """Validate, authenticate and run one XRPC call; answers its output."""
+    """Rate-limit, validate, authenticate and run one XRPC call; answers its output."""
     schema = services.lexicons.method(nsid)
     method = METHODS.get(nsid)
     if schema is None or method is None:
         raise MethodNotImplemented(f"method {nsid} is not implemented by this service")
+    settings, limited = services.settings, services.settings.rate_limits_enabled
+    address = ratelimits.address_key(services.keyring.server_key, client_ip)
+    if limited:
+        await ratelimits.limit_address(services.db, settings, address, nsid, services.clock.now_ms())
     if schema.kind == "query":
         if http_method != "GET":
             raise MethodNotAllowed(f"{nsid} is a query: use GET")
@@ -154,6 +162,8 @@ async def dispatch(
             raise MethodNotAllowed(f"{nsid} is a procedure: use POST")
         params = services.lexicons.validate_input(nsid, decode_body(body, services.settings.max_body_bytes))
     caller = await (method.authenticator or authenticate)(services, nsid, authorization, params)
-    call = Call(services, caller, nsid, services.clock.now_ms())
+    if limited:
+        await ratelimits.limit_caller(services.db, settings, caller, nsid, services.clock.now_ms())
+    call = Call(services, caller, nsid, services.clock.now_ms(), address)
     output: Output = await method.handler(call, params)
     return output

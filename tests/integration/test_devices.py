@@ -7,127 +7,21 @@ import base64
 import time
 from typing import Any
 
-import httpx
 import pytest
 from conftest import Harness
 from sqlalchemy import select
-from support.broker import FakeBroker, new_payment_id
-from support.catalog import ORGANIZER, active_event
+from support.doors import Desk, enrolled_desk, record, sold
 
 from server.db.engine import Database
 from server.db.models import CheckInConflict
 from server.domain.devices import service as devices
 from sync.bundle import BundleError, TicketIndex, verify_bundle
-from sync.checkin import Direction, Reason, Verdict
 from sync.passes import ListVerifyKey, decode_pass
 from sync.records import Record
-
-BROKER = FakeBroker()
-NS = "tickets.atmosphere."
-
-
-class Desk:
-    """A minimal desk client speaking the device methods."""
-
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
-        self.http, self.base_url = http, base_url
-        self.credential = ""
-
-    async def call(
-        self, method: str, body: dict[str, Any] | None = None, *, query: bool = False
-    ) -> httpx.Response:
-        headers = {"authorization": f"Bearer {self.credential}"} if self.credential else {}
-        url = f"{self.base_url}/xrpc/{NS}{method}"
-        if query:
-            return await self.http.get(url, params=body or {}, headers=headers)
-        return await self.http.post(url, json=body or {}, headers=headers)
-
-    async def ok(
-        self, method: str, body: dict[str, Any] | None = None, *, query: bool = False
-    ) -> dict[str, Any]:
-        response = await self.call(method, body, query=query)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-
-async def enrollment(h: Harness, list_ids: list[str]) -> str:
-    db = Database(h.settings.resolved_database_url)
-    try:
-        async with db.write() as session:
-            made = await devices.create_enrollment(
-                session, "test", list_ids, "Door 1", int(time.time() * 1000)
-            )
-    finally:
-        await db.dispose()
-    return made.code
-
-
-async def sold(h: Harness, quantity: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
-    event = await active_event(h.app)
-    tier = (
-        await h.app.ok(
-            "createTicketTier",
-            {
-                "organizerDid": ORGANIZER,
-                "event": {"uri": event["uri"]},
-                "title": "GA",
-                "currency": "eur",
-                "unitAmount": 900,
-                "quantityTotal": 100,
-            },
-        )
-    )["tier"]["id"]
-    hold = await h.app.ok(
-        "createTicketHold",
-        {
-            "items": [{"tierId": tier, "quantity": quantity}],
-            "attendees": [{"name": f"Guest {n}"} for n in range(quantity)],
-        },
-    )
-    await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=(pid := new_payment_id())))
-    tickets = (await h.app.ok("listBuyerTickets", {"paymentId": pid}))["tickets"]
-    lists = (await h.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
-    return event, tickets, lists[0]["id"]
-
-
-async def enrolled_desk(h: Harness, list_id: str) -> Desk:
-    desk = Desk(h.app.http, h.server.url)
-    code = await enrollment(h, [list_id])
-    made = await desk.ok("enrollDevice", {"code": code.lower().replace("-", " "), "deviceName": "North door"})
-    assert made["deviceId"].startswith("dev_") and made["checkInLists"][0]["id"] == list_id
-    desk.credential = made["credential"]
-    again = await Desk(h.app.http, h.server.url).call("enrollDevice", {"code": code})
-    assert again.status_code == 401 and again.json()["error"] == "EnrollmentCodeInvalid"
-    return desk
 
 
 def keys_of(bundle: dict[str, Any]) -> dict[str, ListVerifyKey]:
     return {k["keyId"]: ListVerifyKey(base64.b64decode(k["publicKey"])) for k in bundle["keys"]}
-
-
-def record(
-    desk_id: str,
-    n: int,
-    list_id: str,
-    ticket: dict[str, Any],
-    *,
-    decision: Verdict = Verdict.ADMIT,
-    direction: Direction = Direction.ENTRY,
-) -> Record:
-    return Record(
-        desk_id,
-        f"rec_{n:04d}",
-        list_id,
-        ticket["id"],
-        ticket["generation"],
-        direction,
-        decision,
-        Reason.OK if decision is Verdict.ADMIT else Reason.ALREADY_CHECKED_IN,
-        int(time.time() * 1000) - 60_000 + n,
-        5,
-        "North",
-    )
 
 
 async def test_bundle_is_signed_private_and_updated_by_deltas(harness: Harness) -> None:
@@ -166,7 +60,7 @@ async def test_upload_is_idempotent_and_pull_returns_every_desk(harness: Harness
     event, tickets, list_id = await sold(harness)
     north = await enrolled_desk(harness, list_id)
     south = await enrolled_desk(harness, list_id)
-    records = [record("dev_north_alias", n, list_id, t) for n, t in enumerate(tickets)]
+    records = [record(north.device_id, n, list_id, t) for n, t in enumerate(tickets)]
     wire = [r.to_wire() for r in records]
     first = await north.ok("uploadCheckIns", {"records": wire})
     assert [r["status"] for r in first["results"]] == ["stored"] * 3
@@ -195,7 +89,7 @@ async def test_upload_is_idempotent_and_pull_returns_every_desk(harness: Harness
 async def test_a_revoked_device_is_told_to_wipe(harness: Harness) -> None:
     _, _, list_id = await sold(harness, 1)
     desk = await enrolled_desk(harness, list_id)
-    device_id = desk.credential.split(".")[0]
+    device_id = desk.device_id
     db = Database(harness.settings.resolved_database_url)
     try:
         async with db.write() as session:
@@ -219,13 +113,11 @@ async def test_two_offline_admissions_of_one_ticket_become_a_conflict(harness: H
     north = await enrolled_desk(harness, list_id)
     south = await enrolled_desk(harness, list_id)
     (ticket,) = tickets
-    a = record("dev_north", 1, list_id, ticket)
-    b = record("dev_south", 2, list_id, ticket)
+    a = record(north.device_id, 1, list_id, ticket)
+    b = record(south.device_id, 2, list_id, ticket)
     await north.ok("uploadCheckIns", {"records": [a.to_wire()]})
     await south.ok("uploadCheckIns", {"records": [b.to_wire()]})
-    await south.ok(
-        "uploadCheckIns", {"records": [b.to_wire(), a.to_wire()]}
-    )  # relayed again: no new conflict
+    await south.ok("uploadCheckIns", {"records": [b.to_wire()]})  # sent again: no new conflict
     db = Database(harness.settings.resolved_database_url)
     try:
         async with db.read() as session:
@@ -233,20 +125,21 @@ async def test_two_offline_admissions_of_one_ticket_become_a_conflict(harness: H
     finally:
         await db.dispose()
     assert [(r.kind, r.ticket_id, r.records) for r in rows] == [
-        ("double_admission", ticket["id"], [["dev_north", "rec_0001"], ["dev_south", "rec_0002"]])
+        ("double_admission", ticket["id"], [[north.device_id, "rec_0001"], [south.device_id, "rec_0002"]])
     ]
     exported = await harness.app.call(
         "exportCheckInList", {"checkInListId": list_id, "format": "conflicts-csv"}
     )
     lines = exported.text.lstrip("\ufeff").splitlines()
     assert lines[0].startswith("Detected at,Kind,Ticket number") and len(lines) == 2
-    assert "double_admission" in lines[1] and "dev_north/rec_0001; dev_south/rec_0002" in lines[1]
+    pair = f"{north.device_id}/rec_0001; {south.device_id}/rec_0002"
+    assert "double_admission" in lines[1] and pair in lines[1]
 
 
 async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness) -> None:
     _, tickets, list_id = await sold(harness, 2)
     desk = await enrolled_desk(harness, list_id)
-    device_id = desk.credential.split(".")[0]
+    device_id = desk.device_id
     mine = record(device_id, 100, list_id, tickets[0])  # the desk's own record of the scan
     scan = {
         "ticketToken": tickets[0]["passToken"],

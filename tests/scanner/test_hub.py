@@ -1,6 +1,6 @@
 """Hub mode: the server is down, desk A serves desk B on the local network. An admission at either
-desk is refused at the other within a second; when the server is back, the hub uploads what it
-holds and every scan of both desks is on the server exactly once."""
+desk is refused at the other within a second; when the server is back, each desk uploads its own
+scans and every scan of both desks is on the server exactly once."""
 
 from __future__ import annotations
 

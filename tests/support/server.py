@@ -43,6 +43,7 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         "publish_poll_interval_seconds": 0.2,
         "broker_webhook_secret": BROKER_SECRET,
         "broker_webhook_previous_secret": BROKER_PREVIOUS_SECRET,
+        "rate_limits_enabled": False,  # tests making hundreds of calls; the limits' tests enable them
         **overrides,
     }
     return Settings(**values)
@@ -58,7 +59,9 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            create_app(settings), log_level="warning", lifespan="on", access_log=False, proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

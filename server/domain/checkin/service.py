@@ -1,6 +1,13 @@
-"""Online verification and check-in: load the facts, ask the shared decision (``sync.checkin``),
-write the scan to the append-only log. A check-in locks the ticket's row, so concurrent scans of one
-ticket are decided one after the other and exactly one entry is admitted.
+"""Online verification and check-in: verify the pass, load the facts, ask the shared decision
+(``sync.checkin``), write the scan to the append-only log.
+
+Nothing of a ticket is read before its pass is known to be genuine: a pass none of whose signatures
+verifies by a key of a list made here (forged, or not issued by this server), and a genuine pass of
+a ticket the caller may not see (:func:`may_see`), are decided on the pass alone, as ``invalid``,
+with no ticket facts. Such a scan is logged only at a list the caller named, without the ticket.
+
+A check-in locks the ticket's row, so concurrent scans of one ticket are decided one after the
+other and exactly one entry is admitted.
 
 A scan of the event's default list reads the ticket, the list, its event and the seller's webhook
 URL in one statement (two when a list is named), its prior admissions in a second, and writes the
@@ -16,6 +23,7 @@ from sqlalchemy import Table, and_, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
+from server.domain.caller import Caller
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
 from server.domain.common import format_datetime, new_id
 from server.domain.issuance.keys import Keyring
@@ -32,7 +40,7 @@ from sync.checkin import (
     decide,
 )
 from sync.merge import prior_scans
-from sync.passes import DecodedPass, PassRejected, RejectReason, decode_pass, verify_for_keys
+from sync.passes import PassRejected, RejectReason, VerifiedPass, decode_pass, verify_for_keys
 from sync.records import Record
 
 ONLINE_DEVICE = "online"
@@ -176,18 +184,40 @@ async def _facts(
     return Facts(found[0], named[0], named[1], found[1])
 
 
-async def _pass_check(
-    session: AsyncSession, keyring: Keyring, event_id: str, decoded: DecodedPass
-) -> PassCheck:
-    """Genuine if signed by any key of the event's lists. Online, the server knows which tiers each
-    list admits, so a pass rendered before this list existed (or before it admitted the tier) is
-    still judged by the list's current rules; offline scanners hold only their list's keys."""
-    keys = await keyring.event_keys(session, event_id, [s.key_id for s in decoded.signatures])
+async def _genuine(session: AsyncSession, keyring: Keyring, token: str) -> VerifiedPass | PassCheck:
+    """The pass, verified by the keys of every list made here; or why it cannot be trusted."""
     try:
-        verify_for_keys(decoded, keys)
+        decoded = decode_pass(token)
+        known = await keyring.known_keys(session, [s.key_id for s in decoded.signatures])
+        return verify_for_keys(decoded, known)
     except PassRejected as rejected:
         return _CHECKS[rejected.reason]
-    return PassCheck.VALID
+
+
+async def _pass_check(
+    session: AsyncSession, keyring: Keyring, event_id: str, verified: VerifiedPass
+) -> PassCheck:
+    """Valid if signed by any key of the event's lists. Online, the server knows which tiers each
+    list admits, so a pass rendered before this list existed (or before it admitted the tier) is
+    still judged by the list's current rules; offline scanners hold only their list's keys."""
+    keys = await keyring.event_keys(session, event_id, verified.key_ids)
+    return PassCheck.VALID if keys.keys() & set(verified.key_ids) else PassCheck.NOT_SIGNED_FOR_LIST
+
+
+def door_access(caller: Caller, event: Event, ticket: Ticket | None) -> bool:
+    """The app that manages the event, or the app that sold the ticket, may scan it; a desk may
+    scan for the lists it is enrolled for (checked before the scan)."""
+    if caller.device_id is not None:
+        return True
+    return event.owner_app_id == caller.app_id or (ticket is not None and ticket.app_id == caller.app_id)
+
+
+def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
+    """Whether a scan at a list of ``event`` may show ``ticket``: the app that sold it, or the door
+    of the ticket's own event."""
+    if caller.device_id is None and ticket.app_id == caller.app_id:
+        return True
+    return ticket.event_id == event.id and door_access(caller, event, None)
 
 
 async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
@@ -198,34 +228,42 @@ async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[P
 
 
 async def evaluate(
-    session: AsyncSession, keyring: Keyring, environment: str, scan: Scan, now_ms: int, *, lock: bool
+    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int, *, lock: bool
 ) -> Outcome:
     """Decide one scan without writing anything."""
-    try:
-        decoded = decode_pass(scan.token)
-    except PassRejected as rejected:
-        facts = Facts()
-        if scan.list_id is not None:
-            named = await find_list(session, environment, scan.list_id)
-            facts = Facts(checklist=named, event=await session.get(Event, named.event_id))
-        check = _CHECKS[rejected.reason]
-        return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)
-    payload = decoded.payload
-    facts = await _facts(session, environment, scan.list_id, payload.ticket_id, lock=lock)
-    ticket, checklist = facts.ticket, facts.checklist
-    if checklist is None:
+    verified = await _genuine(session, keyring, scan.token)
+    if isinstance(verified, PassCheck):
+        return await _on_pass_alone(session, caller.environment, scan, verified, now_ms)
+    payload = verified.payload
+    facts = await _facts(session, caller.environment, scan.list_id, payload.ticket_id, lock=lock)
+    ticket, checklist, event = facts.ticket, facts.checklist, facts.event
+    if ticket is None and checklist is None:  # a genuine pass, but of no ticket here
         decision = decide(
             PassCheck.NOT_SIGNED_FOR_LIST, payload.generation, _closed(), None, [], scan.direction, now_ms
         )
         return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
-    check = await _pass_check(session, keyring, checklist.event_id, decoded)
-    prior = await history(session, ticket.id, checklist.id) if ticket is not None else []
-    known = facts_of(ticket) if ticket is not None else None
-    decision = decide(check, payload.generation, rules_of(checklist), known, prior, scan.direction, now_ms)
-    if decision.verdict is Verdict.ATTENTION:
-        # Online, a validly signed pass of an unknown ticket cannot be: treat it as invalid.
-        decision = Decision(Verdict.REFUSE, Reason.INVALID)
+    if ticket is None or checklist is None or event is None or not may_see(caller, event, ticket):
+        # Online, a validly signed pass of an unknown ticket cannot be: it is invalid, like one the
+        # caller may not see.
+        return await _on_pass_alone(session, caller.environment, scan, PassCheck.NOT_SIGNED_FOR_LIST, now_ms)
+    check = await _pass_check(session, keyring, checklist.event_id, verified)
+    prior = await history(session, ticket.id, checklist.id)
+    decision = decide(
+        check, payload.generation, rules_of(checklist), facts_of(ticket), prior, scan.direction, now_ms
+    )
     return Outcome(decision, facts, None, payload.generation, payload.ticket_id)
+
+
+async def _on_pass_alone(
+    session: AsyncSession, environment: str, scan: Scan, check: PassCheck, now_ms: int
+) -> Outcome:
+    """A pass that may not reach the ticket, refused on what it is, with no ticket facts: only the
+    list the caller named (and its event), where the refusal is logged."""
+    facts = Facts()
+    if scan.list_id is not None:
+        named = await find_list(session, environment, scan.list_id)
+        facts = Facts(checklist=named, event=await session.get(Event, named.event_id))
+    return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)
 
 
 def _closed() -> ListRules:
@@ -235,8 +273,7 @@ def _closed() -> ListRules:
 async def check_in(
     session: AsyncSession,
     keyring: Keyring,
-    environment: str,
-    app_id: str | None,
+    caller: Caller,
     scan: Scan,
     now_ms: int,
     *,
@@ -245,7 +282,8 @@ async def check_in(
     """Decide one scan and log it (admitted or refused). An admitted entry is reported to the app
     that sold the ticket (``ticket.checked-in``). ``decided`` (test-only) skips the locked decision
     and trusts one made earlier in another transaction: the race the lock prevents."""
-    outcome = decided or await evaluate(session, keyring, environment, scan, now_ms, lock=True)
+    outcome = decided or await evaluate(session, keyring, caller, scan, now_ms, lock=True)
+    environment = caller.environment
     checklist, ticket = outcome.checklist, outcome.ticket
     if checklist is None:
         return outcome
@@ -263,7 +301,7 @@ async def check_in(
         reason=decision.reason.value,
         gate=scan.gate,
         scanner_did=scan.scanner_did,
-        app_id=app_id,
+        app_id=caller.app_id if caller.device_id is None else None,
         device_ms=scan.device_ms if scan.device_ms is not None else now_ms,
         clock_offset_ms=scan.clock_offset_ms,
         server_ms=now_ms,

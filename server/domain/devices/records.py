@@ -1,5 +1,7 @@
 """Storing the check-in records desks upload: each once by ``(device id, record id)``, in a few
-set-based statements per batch."""
+set-based statements per batch. A desk uploads only its own records: a batch carrying another
+device's id (another desk's, or the server's own ``online``) is refused whole, before anything is
+read or written, so no desk can take a key another device will write under."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInRecord
 from server.domain.checkin.service import record_of
 from server.domain.devices.conflicts import record_conflicts, record_key_reuse
+from server.domain.errors import RecordDeviceMismatch
 from sync.records import Record, RecordKey
 
 CHUNK = 500
@@ -27,17 +30,30 @@ async def _stored(session: AsyncSession, keys: Sequence[RecordKey]) -> dict[Reco
     return found
 
 
+def ensure_own(uploader: str, records: Sequence[Record]) -> None:
+    """Refuse a batch in which any record is not ``uploader``'s own."""
+    foreign = sum(1 for record in records if record.device_id != uploader)
+    if foreign:
+        raise RecordDeviceMismatch(
+            f"{foreign} of {len(records)} records carry another device's id: a desk uploads only "
+            "the records it wrote itself, nothing of this batch was stored"
+        )
+
+
 async def store_records(
     session: AsyncSession,
     environment: str,
+    uploader: str,
     records: Sequence[Record],
     event_ids: Mapping[str, str],
     now_ms: int,
 ) -> list[str]:
-    """One status per record: ``stored``, ``duplicate`` (already here — a different record under a
+    """The records of the desk ``uploader`` (any other device's refuse the batch), one status per
+    record: ``stored``, ``duplicate`` (already here — a different record under a
     stored key is kept out and recorded as a ``key_reuse`` conflict) or ``rejected`` (a list the
     uploading desk is not enrolled for). Conflicts of the new records are derived in the same
     transaction."""
+    ensure_own(uploader, records)
     existing = await _stored(session, [r.key for r in records])
     statuses: list[str] = []
     fresh: dict[RecordKey, Record] = {}

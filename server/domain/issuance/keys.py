@@ -25,6 +25,7 @@ from sync.passes import MAX_SIGNATURES, ListSigningKey, ListVerifyKey, PassPaylo
 
 SERVER_KEY_FILE = "server-secret.key"
 MAX_EVENTS_REMEMBERED = 10_000
+MAX_KEYS_REMEMBERED = 100_000
 
 
 def load_server_key(settings: Settings) -> bytes:
@@ -53,6 +54,7 @@ class Keyring:
     _box: nacl.secret.SecretBox = field(init=False, repr=False)
     _signing: dict[tuple[str, str], ListSigningKey] = field(default_factory=dict, repr=False)
     _verify: dict[str, dict[str, ListVerifyKey]] = field(default_factory=dict, repr=False)
+    _known: dict[str, ListVerifyKey] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._box = nacl.secret.SecretBox(self.server_key)
@@ -85,6 +87,19 @@ class Keyring:
                 self._verify.clear()
             self._verify[event_id] = known
         return known
+
+    async def known_keys(self, session: AsyncSession, key_ids: Collection[str]) -> dict[str, ListVerifyKey]:
+        """The public keys, among ``key_ids``, of any list this server made (key ids are unique
+        across lists): a pass none of whose signatures is by one of them was not issued here."""
+        missing = [key_id for key_id in key_ids if key_id not in self._known]
+        if missing:
+            rows = await session.execute(
+                select(ListKey.key_id, ListKey.public_key).where(ListKey.key_id.in_(missing))
+            )
+            if len(self._known) >= MAX_KEYS_REMEMBERED:
+                self._known.clear()
+            self._known.update({key_id: ListVerifyKey(public_key) for key_id, public_key in rows.all()})
+        return {key_id: self._known[key_id] for key_id in key_ids if key_id in self._known}
 
 
 async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, now_ms: int) -> ListKey:
