@@ -13,6 +13,7 @@ from server.domain.common import format_datetime
 from server.domain.errors import DomainError
 
 API_VERSION = "2026-07"
+# ``data.$type`` of every webhook in both directions (broker → us, us → apps): ``<base>#<lowerCamel type>``.
 BROKER_TYPE_BASE = "money.atmosphere.event.receive"
 TOLERANCE_S = 300
 

@@ -415,10 +415,10 @@ def test_nullable_fields() -> None:
         "eventCid",
         "imageUrl",
     }
-    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == {
-        "saleStartsAt",
-        "saleEndsAt",
-    }
+    # The public SDK sends null for "none" in these (its types are ``T | null``).
+    tier_nullable = {"description", "saleStartsAt", "saleEndsAt", "tierRef", "productRef", "priceRef"}
+    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == tier_nullable
+    assert set(input_schema("tickets.atmosphere.createTicketTier")["nullable"]) == tier_nullable
     assert set(input_schema("tickets.atmosphere.updateOffer")["nullable"]) == {
         "description",
         "discountPercent",
@@ -433,9 +433,9 @@ def test_nullable_fields() -> None:
 
 def test_status_values() -> None:
     statuses = {
-        "tickets.atmosphere.defs#eventView": ["active", "paused", "archived"],
-        "tickets.atmosphere.defs#capacityGroupView": ["active", "archived"],
-        "tickets.atmosphere.defs#ticketTierView": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#eventSummary": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#capacityGroupSummary": ["active", "archived"],
+        "tickets.atmosphere.defs#ticketTierSummary": ["active", "paused", "archived"],
         "tickets.atmosphere.defs#ticketAvailability": [
             "available",
             "sold-out",
@@ -446,14 +446,15 @@ def test_status_values() -> None:
     }
     for ref, values in statuses.items():
         assert def_schema(ref)["properties"]["status"]["knownValues"] == values, ref
-    hold = def_schema("tickets.atmosphere.defs#ticketHoldSummary")["properties"]["status"]["knownValues"]
-    assert {"released", "expired", "failed", "completed"} <= set(hold)
+    hold = output_schema("tickets.atmosphere.releaseTicketHold")["properties"]["hold"]
+    assert {"released", "expired", "failed", "completed"} <= set(hold["properties"]["status"]["knownValues"])
 
 
-def test_view_required_fields() -> None:
+def test_summaries_carry_the_full_views() -> None:
+    """The published summaries require only ``id``; this service fills in the rest of each view."""
     expected = {
-        "eventView": {"id", "uri", "title", "status", "organizerDid", "createdAt", "updatedAt"},
-        "capacityGroupView": {
+        "eventSummary": {"id", "uri", "title", "status", "organizerDid", "createdAt", "updatedAt"},
+        "capacityGroupSummary": {
             "id",
             "eventId",
             "name",
@@ -466,7 +467,7 @@ def test_view_required_fields() -> None:
             "createdAt",
             "updatedAt",
         },
-        "ticketTierView": {
+        "ticketTierSummary": {
             "id",
             "eventId",
             "capacityGroupId",
@@ -482,6 +483,15 @@ def test_view_required_fields() -> None:
             "createdAt",
             "updatedAt",
         },
+    }
+    for name, properties in expected.items():
+        schema = def_schema(f"tickets.atmosphere.defs#{name}")
+        assert schema["required"] == ["id"], name
+        assert properties <= set(schema["properties"]), name
+
+
+def test_view_required_fields() -> None:
+    expected = {
         "ticketAvailability": {
             "tierId",
             "title",

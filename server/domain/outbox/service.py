@@ -11,12 +11,12 @@ from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from server.db.models import App, OutboxMessage, WebhookAttempt
+from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.domain.common import new_id
-from server.domain.webhook_format import envelope
+from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
 
-OUTBOUND_TYPE_BASE = "tickets.atmosphere.webhook"
 _WEBHOOK_URL = select(App.webhook_url).where(App.id == bindparam("app_id"))
+_EVENT_URI = select(Event.uri).where(Event.id == bindparam("event_id"))
 
 
 async def enqueue(
@@ -25,6 +25,12 @@ async def enqueue(
     """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
     url = await webhook_url(session, app_id)
     return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
+
+
+async def event_uri(session: AsyncSession, event_id: str) -> str:
+    """The calendar event URI every lifecycle event names (``data.eventUri``)."""
+    uri: str = (await session.execute(_EVENT_URI, {"event_id": event_id})).scalar_one()
+    return uri
 
 
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
@@ -51,7 +57,7 @@ def enqueue_to(
         app_id=app_id,
         environment=environment,
         event_type=event_type,
-        body=envelope(delivery_id, event_type, now_ms, environment, data, OUTBOUND_TYPE_BASE).decode(),
+        body=envelope(delivery_id, event_type, now_ms, environment, data, BROKER_TYPE_BASE).decode(),
         state="pending",
         attempts=0,
         next_attempt_ms=now_ms,
