@@ -50,6 +50,12 @@ METHODS = {
     "tickets.atmosphere.createOffer",
     "tickets.atmosphere.updateOffer",
     "tickets.atmosphere.listOffers",
+    "tickets.atmosphere.listPublicConfig",
+    # The payment side apps call on the same base URL, answered here by the dev payments.
+    "network.attested.payment.status",
+    "money.atmosphere.actor.getPayoutStatus",
+    "money.atmosphere.app.requestRecipientApproval",
+    "money.atmosphere.app.getConfig",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
@@ -60,6 +66,8 @@ DEVICE_METHODS = {
     "tickets.atmosphere.pullCheckIns",
 }
 CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
+# Public methods: no token at all, limited per client address.
+PUBLIC_METHODS = {"tickets.atmosphere.listPublicConfig"}
 # Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
 DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
 RECORDS = {
@@ -230,6 +238,10 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
         elif nsid in DOOR_METHODS:
             assert "device credential" in definition["description"], nsid
             assert names >= APP_ERRORS | DEVICE_ERRORS, nsid
+        elif nsid in PUBLIC_METHODS:
+            assert "without authentication" in definition["description"], nsid
+            assert "RateLimitExceeded" in names, nsid
+            assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: no caller to refuse"
         elif nsid in CODE_METHODS:
             assert "enrollment code" in definition["description"], nsid
             assert "EnrollmentCodeInvalid" in names, nsid
