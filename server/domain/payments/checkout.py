@@ -53,7 +53,7 @@ async def checkout(session: AsyncSession, caller: Caller, token: str, now_ms: in
     ).first()
     if row is None:
         raise PaymentNotFound("no checkout of the calling app has this token")
-    hold, organizer_did = row.tuple()
+    hold, organizer_did = row
     payment = None
     if hold.payment_id is not None:
         payment = await session.scalar(
