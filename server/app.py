@@ -24,6 +24,7 @@ from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.offers.limits import forget_old_windows
 from server.domain.outbox.delivery import run_delivery_worker
+from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
@@ -140,11 +141,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             graph, publisher = atproto_parts(
                 settings, db, resolver, http, lexicons, keyring.server_key, clock
             )
-            services = Services(settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps())
+            signing_key = load_service_signing_key(settings)
+            services = Services(
+                settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps(), signing_key
+            )
             app.state.services = services
+            receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             workers = [
                 asyncio.create_task(run_sweeper(services)),
-                asyncio.create_task(run_delivery_worker(db, settings, services.clock, http)),
+                asyncio.create_task(
+                    run_delivery_worker(db, settings, services.clock, http, receivers=receivers)
+                ),
                 asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
             ]
             try:

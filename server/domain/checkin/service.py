@@ -20,7 +20,7 @@ from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound
 from server.domain.common import format_datetime, new_id
 from server.domain.issuance.keys import Keyring
 from server.domain.outbox.lifecycle import compact, ticket_event_data
-from server.domain.outbox.service import enqueue_to
+from server.domain.outbox.service import DESTINATION, enqueue_to
 from sync.checkin import (
     Decision,
     Direction,
@@ -127,7 +127,7 @@ def facts_of(ticket: Ticket) -> TicketFacts:
 
 # Built once: a scan only binds values to them (no statement construction or cache key per call).
 _TICKET = (
-    select(Ticket, App.webhook_url)
+    select(Ticket, DESTINATION)
     .join(App, App.id == Ticket.app_id)
     .where(Ticket.id == bindparam("ticket_id"), Ticket.environment == bindparam("environment"))
     .execution_options(populate_existing=True)
