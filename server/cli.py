@@ -74,7 +74,7 @@ def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
                     a.environment,
                     a.status,
                     a.did,
-                    a.webhook_url or "-" if a.delivery == "webhook" else "xrpc receiver",
+                    (a.webhook_url or "-") if a.delivery == "webhook" else "xrpc receiver",
                     describe_fees(a),
                     format_datetime(a.created_ms),
                 )

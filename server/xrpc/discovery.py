@@ -6,11 +6,11 @@ from typing import Any
 
 from server.atproto.uri import RecordUri
 from server.domain.caller import Caller
+from server.domain.common import compact
 from server.domain.publishing.discovery import public_records
 from server.domain.publishing.records import TICKETED_EVENT
 from server.xrpc.auth import DEFAULT_ENVIRONMENT
 from server.xrpc.framework import NAMESPACE, Call, Services, xrpc_method
-from server.xrpc.views import compact
 
 
 async def public_auth(

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from server.db.models import Event, Hold, Offer, Tier
+from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.holds.service import HoldResult
 from server.domain.issuance.queries import TicketInContext
 from server.domain.offers.service import OfferUsage
 
-
-def compact(values: dict[str, Any]) -> dict[str, Any]:
-    """Optional lexicon properties are left out, not sent as null."""
-    return {k: v for k, v in values.items() if v is not None}
+# Every method's encoder leaves optional properties out with it.
+compact = common.compact
 
 
 def event_view(event: Event) -> dict[str, Any]:

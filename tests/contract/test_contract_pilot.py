@@ -171,6 +171,9 @@ async def _purchase_flow(h: Harness, event: dict[str, Any]) -> None:
         250,
     )
     assert approval["needsPaymentSetup"] is False
+    async with httpx.AsyncClient(base_url=h.server.url) as organizer:
+        dashboard = await organizer.get(httpx.URL(approval["dashboardUrl"]).path)
+    assert dashboard.status_code == 200 and "Development payments" in dashboard.text
     config = await pilot(h, CONFIG)
     shape(config, {"appDid": str, "environment": str, "status": str, "webhook": dict, "appConfig": dict})
     assert (config["appDid"], config["environment"], config["status"]) == (

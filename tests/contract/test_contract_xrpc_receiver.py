@@ -129,6 +129,8 @@ async def test_lifecycle_events_reach_an_xrpc_receiver(database_url: str, tmp_pa
             assert code == 0, err
             assert "whsec_" not in out
             client = AppClient(h.server.url, app)
+            config = await client.ok("money.atmosphere.app.getConfig")
+            assert config["webhook"] == {"configured": True, "paused": False, "delivery": "xrpc"}
             event = await sdk_event(client)
             tier = await sdk_tier(client, event["uri"], unitAmount=0)
             buyer = h.identity("did:plc:receiverbuyer000000000000")

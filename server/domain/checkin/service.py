@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
-from server.domain.common import format_datetime, new_id
+from server.domain.common import compact, format_datetime, new_id
 from server.domain.issuance.keys import Keyring
-from server.domain.outbox.lifecycle import compact, ticket_event_data
+from server.domain.outbox.lifecycle import ticket_event_data
 from server.domain.outbox.service import DESTINATION, enqueue_to
 from sync.checkin import (
     Decision,

@@ -12,10 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.db.models import Ticket
-
-
-def compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+from server.domain.common import compact
 
 
 def ticket_entry(ticket: Ticket, event_uri: str, *, status: str | None = None) -> dict[str, Any]:
