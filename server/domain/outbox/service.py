@@ -19,7 +19,6 @@ from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
 # names its receiver. None: the app receives nothing, and nothing is queued for it.
 DESTINATION = case((App.delivery == "xrpc", App.did), else_=App.webhook_url)
 _WEBHOOK_URL = select(DESTINATION).where(App.id == bindparam("app_id"))
-_EVENT_URI = select(Event.uri).where(Event.id == bindparam("event_id"))
 
 
 async def enqueue(
@@ -31,9 +30,11 @@ async def enqueue(
 
 
 async def event_uri(session: AsyncSession, event_id: str) -> str:
-    """The calendar event URI every lifecycle event names (``data.eventUri``)."""
-    uri: str = (await session.execute(_EVENT_URI, {"event_id": event_id})).scalar_one()
-    return uri
+    """The calendar event URI every lifecycle event names (``data.eventUri``); no statement when
+    the transaction has the event loaded already."""
+    event = await session.get(Event, event_id)
+    assert event is not None  # every hold and ticket belongs to an event
+    return event.uri
 
 
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
