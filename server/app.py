@@ -23,6 +23,7 @@ from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.outbox.delivery import run_delivery_worker
+from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
@@ -30,7 +31,16 @@ from server.domain.ratelimit import forget_old_windows
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
-from server.xrpc import catalog, checkin, devices, holds, offers, tickets  # noqa: F401  (registers the methods)
+from server.xrpc import (  # noqa: F401  (registers the methods)
+    catalog,
+    checkin,
+    devices,
+    discovery,
+    holds,
+    offers,
+    payments,
+    tickets,
+)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import RawOutput, Services, dispatch
@@ -141,11 +151,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             graph, publisher = atproto_parts(
                 settings, db, resolver, http, lexicons, keyring.server_key, clock
             )
-            services = Services(settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps())
+            signing_key = load_service_signing_key(settings)
+            services = Services(
+                settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps(), signing_key
+            )
             app.state.services = services
+            receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             workers = [
                 asyncio.create_task(run_sweeper(services)),
-                asyncio.create_task(run_delivery_worker(db, settings, services.clock, http)),
+                asyncio.create_task(
+                    run_delivery_worker(db, settings, services.clock, http, receivers=receivers)
+                ),
                 asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
             ]
             try:

@@ -56,9 +56,13 @@ def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
             name=args.name,
             webhook_url=args.webhook_url,
             webhook_secret=args.webhook_secret,
+            delivery=args.delivery,
         )
-        secret = f" webhook secret: {app.webhook_secret}" if app.webhook_secret else ""
-        return f"registered {app.did} in {app.environment} as {app.id}{secret}"
+        if app.delivery == "xrpc":
+            how = " lifecycle events: XRPC to its #AtmEventReceiver"
+        else:
+            how = f" webhook secret: {app.webhook_secret}" if app.webhook_secret else ""
+        return f"registered {app.did} in {app.environment} as {app.id}{how}"
 
     ensure_schema(settings)
     print(in_transaction(settings, work))
@@ -73,7 +77,7 @@ def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
                     a.environment,
                     a.status,
                     a.did,
-                    a.webhook_url or "-",
+                    (a.webhook_url or "-") if a.delivery == "webhook" else "xrpc receiver",
                     describe_fees(a),
                     format_datetime(a.created_ms),
                 )
@@ -196,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--webhook-url")
     add.add_argument("--webhook-secret")
+    add.add_argument(
+        "--delivery",
+        choices=["webhook", "xrpc"],
+        help="how lifecycle events reach the app: signed webhooks to --webhook-url (default), or XRPC "
+        "calls to the #AtmEventReceiver service of its DID document",
+    )
     add.set_defaults(func=cmd_app_add)
     app.add_parser("list", help="registered apps").set_defaults(func=cmd_app_list)
     fees = app.add_parser("fees", help="set the app's fee on paid orders")

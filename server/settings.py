@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     publish_retry_base_seconds: float = Field(default=10.0, gt=0)
     publish_retry_cap_seconds: float = Field(default=3600.0, gt=0)
 
+    # Hex of a 32-byte secp256k1 private key: this service's own signing key, for the service-auth
+    # JWTs of XRPC receiver delivery, published in its DID document. Unset: a key file in the data
+    # folder (every server process must then share that folder).
+    service_signing_key: str = ""
+
     # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""

@@ -36,8 +36,11 @@ class XrpcError(PdsError):
         self.error = error
 
 
-def pds_endpoint(document: Mapping[str, Any]) -> str | None:
-    """The ``#atproto_pds`` service endpoint of a DID document, or None when it names none."""
+def service_endpoint(
+    document: Mapping[str, Any], service_id: str, service_type: str | None = None
+) -> str | None:
+    """The endpoint of the service ``service_id`` (``#fragment``, or the DID and fragment) of a DID
+    document, of ``service_type`` when one is given; None when it names none."""
     services = document.get("service")
     if not isinstance(services, list):
         return None
@@ -45,13 +48,18 @@ def pds_endpoint(document: Mapping[str, Any]) -> str | None:
     for service in services:
         if (
             isinstance(service, dict)
-            and service.get("id") in (PDS_SERVICE_ID, f"{did}{PDS_SERVICE_ID}")
-            and service.get("type") == PDS_SERVICE_TYPE
+            and service.get("id") in (service_id, f"{did}{service_id}")
+            and (service_type is None or service.get("type") == service_type)
             and isinstance(service.get("serviceEndpoint"), str)
         ):
             endpoint: str = service["serviceEndpoint"]
             return endpoint.rstrip("/")
     return None
+
+
+def pds_endpoint(document: Mapping[str, Any]) -> str | None:
+    """The ``#atproto_pds`` service endpoint of a DID document, or None when it names none."""
+    return service_endpoint(document, PDS_SERVICE_ID, PDS_SERVICE_TYPE)
 
 
 class XrpcClient:

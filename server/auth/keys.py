@@ -1,7 +1,7 @@
 """The signing side of service auth: keys, DID documents and service JWTs.
 
-The server itself only verifies; this module serves the tests, the benchmarks and the developer
-tooling that play the part of a calling app.
+The server signs with it only when it calls an app's XRPC receiver (its own service key); otherwise
+this module serves the tests, the benchmarks and the developer tooling that play a calling app.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ class App(Base):
         CheckConstraint("status IN ('active', 'disabled')", name="status"),
         CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps_range"),
         CheckConstraint("fee_flat >= 0", name="fee_flat_non_negative"),
+        CheckConstraint("delivery IN ('webhook', 'xrpc')", name="delivery"),
     )
 
     id: Mapped[str] = mapped_column(Id, primary_key=True)
@@ -63,6 +64,9 @@ class App(Base):
     fee_bps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fee_flat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     fee_to_buyer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How lifecycle events reach the app: HMAC-signed webhooks to ``webhook_url``, or XRPC
+    # ``money.atmosphere.event.receive`` calls to the ``#AtmEventReceiver`` service of its DID document.
+    delivery: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -98,6 +102,7 @@ class Event(Base):
     url: Mapped[str | None] = mapped_column(String(2048))
     image_url: Mapped[str | None] = mapped_column(String(2048))
     status: Mapped[str] = mapped_column(String(16))
+    metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -119,6 +124,7 @@ class CapacityGroup(Base):
     sold: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))
     implicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
     owner_app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)

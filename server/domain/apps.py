@@ -15,6 +15,8 @@ from server.domain.errors import AppNotRegistered, InvalidRequest, JwtReplayed, 
 from server.domain.offers.pricing import BASIS_POINTS, Fees
 
 MAX_REMEMBERED_APPS = 10_000
+# How an app receives its lifecycle events: signed webhooks, or XRPC calls to its receiver.
+DELIVERIES = ("webhook", "xrpc")
 
 
 def check_environment(environment: str) -> str:
@@ -32,17 +34,23 @@ async def register_app(
     name: str | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    delivery: str | None = None,
 ) -> App:
-    """Register (or re-enable and update) the app ``did`` in ``environment``."""
+    """Register (or re-enable and update) the app ``did`` in ``environment``. ``delivery``
+    ``xrpc``: lifecycle events go to the ``#AtmEventReceiver`` service of the app's DID document
+    instead of its webhook URL."""
     check_environment(environment)
     if not did.startswith("did:"):
         raise InvalidRequest("an app is identified by its DID")
+    if delivery is not None and delivery not in DELIVERIES:
+        raise InvalidRequest(f"delivery must be one of {', '.join(DELIVERIES)}")
     app = await session.scalar(select(App).where(App.did == did, App.environment == environment))
     if app is None:
         app = App(id=new_id("app", now_ms), did=did, environment=environment, created_ms=now_ms)
         session.add(app)
     app.status = "active"
     app.name = name or app.name
+    app.delivery = delivery or app.delivery or "webhook"
     app.webhook_url = webhook_url or app.webhook_url
     if webhook_url and not (webhook_secret or app.webhook_secret):
         webhook_secret = "whsec_" + secrets.token_urlsafe(32)

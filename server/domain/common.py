@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.domain.errors import InvalidRequest
 
@@ -73,6 +73,11 @@ def parse_datetime(value: str, field: str) -> int:
 
 def parse_optional_datetime(value: str | None, field: str) -> int | None:
     return None if value is None else parse_datetime(value, field)
+
+
+def compact(values: dict[str, Any]) -> dict[str, Any]:
+    """Optional lexicon properties are left out, not sent as null."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def encode_cursor(row_id: str) -> str:

@@ -263,3 +263,19 @@ class EventRecordUnavailable(DomainError):
 
     code = "EventRecordUnavailable"
     status = 502
+
+
+# --- payment-side methods ------------------------------------------------------------------------
+
+
+class PaymentNotFound(NotFound):
+    """No checkout of the calling app has this token (``network.attested.payment.status``)."""
+
+    code = "PaymentNotFound"
+
+
+class PaymentMethodAtBroker(DomainError):
+    """A real payment broker is configured: the payment-side methods are the broker's to answer."""
+
+    code = "PaymentMethodAtBroker"
+    status = 421

@@ -13,6 +13,7 @@ from server.domain.common import format_datetime
 from server.domain.errors import DomainError
 
 API_VERSION = "2026-07"
+# ``data.$type`` of every webhook in both directions (broker → us, us → apps): ``<base>#<lowerCamel type>``.
 BROKER_TYPE_BASE = "money.atmosphere.event.receive"
 TOLERANCE_S = 300
 
@@ -99,12 +100,16 @@ def envelope(
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def headers(delivery_id: str, event_type: str, environment: str, signature_value: str) -> dict[str, str]:
+def delivery_headers(delivery_id: str, event_type: str, environment: str) -> dict[str, str]:
+    """What every delivery carries beside its body, however it is authenticated."""
     return {
         "content-type": "application/json",
-        SIGNATURE_HEADER: signature_value,
         DELIVERY_HEADER: delivery_id,
         EVENT_HEADER: event_type,
         VERSION_HEADER: API_VERSION,
         ENVIRONMENT_HEADER: environment,
     }
+
+
+def headers(delivery_id: str, event_type: str, environment: str, signature_value: str) -> dict[str, str]:
+    return {**delivery_headers(delivery_id, event_type, environment), SIGNATURE_HEADER: signature_value}

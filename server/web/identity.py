@@ -6,18 +6,19 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from server.auth.keys import SigningKey
 from server.xrpc.framework import Services
 
 SERVICE_ID = "#AttestedNetwork"
 SERVICE_TYPE = "AtmosphereTicketsService"
 
 
-def did_document(service_did: str, public_url: str) -> dict[str, Any]:
+def did_document(service_did: str, public_url: str, key: SigningKey) -> dict[str, Any]:
     """``<service DID>#AttestedNetwork`` is the audience apps sign for and the service they name in
-    ``atproto-proxy``."""
+    ``atproto-proxy``; ``#atproto`` is the key this service signs its calls to apps' XRPC
+    receivers with."""
     return {
-        "@context": ["https://www.w3.org/ns/did/v1"],
-        "id": service_did,
+        **key.did_document(service_did),
         "service": [{"id": SERVICE_ID, "type": SERVICE_TYPE, "serviceEndpoint": public_url.rstrip("/")}],
     }
 
@@ -28,7 +29,7 @@ def well_known_did(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     settings = services.settings
     if not settings.service_did.startswith("did:web:"):
         return Response({"error": "NotFound", "message": "this service is not a did:web"}, status_code=404)
-    return Response(did_document(settings.service_did, settings.public_url))
+    return Response(did_document(settings.service_did, settings.public_url, services.signing_key))
 
 
 @get("/.well-known/atproto-lexicon/{nsid:str}", sync_to_thread=False)

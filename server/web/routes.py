@@ -147,6 +147,16 @@ async def checkout_cancel(request: Request[Any, Any, Any]) -> Response[str] | Re
     return _page("Cancelled", "<h1>Checkout cancelled</h1><p>Nothing was charged.</p>")
 
 
+@get("/dev-payments")
+async def dev_payments_page(request: Request[Any, Any, Any]) -> Response[str]:
+    """Where the dev payments send an organizer to manage payments: there is nothing to set up."""
+    if _services(request).settings.broker_url:
+        return _page("Not found", "<h1>Not found</h1>", 404)
+    body = """<h1>Development payments</h1><div class="card"><p>Every organizer is approved and payable
+at once. No money moves.</p></div>"""
+    return _page("Development payments", body)
+
+
 @get("/passes/{ticket_id:str}")
 async def pass_page(request: Request[Any, Any, Any]) -> Response[str]:
     """The hosted pass: the QR code a door scanner reads, while the ticket is active."""
@@ -172,4 +182,4 @@ async def pass_page(request: Request[Any, Any, Any]) -> Response[str]:
     return _page(f"Pass — {item.event.title}", body)
 
 
-ROUTES = [atm_webhook, checkout_page, checkout_pay, checkout_cancel, pass_page]
+ROUTES = [atm_webhook, checkout_page, checkout_pay, checkout_cancel, dev_payments_page, pass_page]

@@ -16,7 +16,7 @@ from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.views import availability_view, event_view, group_view, tier_view
 
 
-def event_input(data: dict[str, Any]) -> EventInput:
+def event_input(data: dict[str, Any], metadata: Any = None) -> EventInput:
     return EventInput(
         uri=data["uri"],
         title=data.get("title"),
@@ -26,6 +26,7 @@ def event_input(data: dict[str, Any]) -> EventInput:
         timezone=data.get("timezone"),
         url=data.get("url"),
         image_url=data.get("imageUrl"),
+        metadata=metadata,
     )
 
 
@@ -46,18 +47,23 @@ def checked_metadata(call: Call, value: Any) -> Any:
     return value
 
 
-def changes_from(params: dict[str, Any], fields: dict[str, str], times: dict[str, str]) -> dict[str, Any]:
-    """Column changes for the input fields present (``null`` clears); absent fields stay as they are."""
+def changes_from(
+    call: Call, params: dict[str, Any], fields: dict[str, str], times: dict[str, str]
+) -> dict[str, Any]:
+    """Column changes for the input fields present (``null`` clears); absent fields stay as they are.
+    ``metadata`` (column ``metadata_``) is checked for size."""
     changes = {column: params[name] for name, column in fields.items() if name in params}
     for name, column in times.items():
         if name in params:
             changes[column] = parse_optional_datetime(params[name], name)
+    if "metadata_" in changes:
+        changes["metadata_"] = checked_metadata(call, changes["metadata_"])
     return changes
 
 
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    given = event_input(params["event"])
+    given = event_input(params["event"], checked_metadata(call, params.get("metadata")))
     record = await call.services.event_graph.resolve(given.uri)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
@@ -76,13 +82,20 @@ async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
 @xrpc_method(NAMESPACE + "updateTicketEvent")
 async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     changes = changes_from(
+        call,
         params,
-        {"title": "title", "eventCid": "cid", "imageUrl": "image_url", "status": "status"},
+        {
+            "title": "title",
+            "eventCid": "cid",
+            "imageUrl": "image_url",
+            "status": "status",
+            "metadata": "metadata_",
+        },
         {"startsAt": "starts_ms"},
     )
     # Changing only the ticketing status does not read the event record again; any other update does.
     record = None
-    if "status" not in params or params.keys() - {"eventId", "status", "environment"}:
+    if "status" not in params or params.keys() - {"eventId", "status", "metadata", "environment"}:
         async with call.db.read() as session:
             event = await catalog.find_event(session, call.caller.environment, event_id=params["eventId"])
         record = await call.services.event_graph.resolve(event.uri)
@@ -102,7 +115,13 @@ async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str,
             session, call.caller, params["organizerDid"], given, call.now_ms, record=record
         )
         group = await catalog.create_group(
-            session, call.caller, event, params["name"], params["totalCapacity"], call.now_ms
+            session,
+            call.caller,
+            event,
+            params["name"],
+            params["totalCapacity"],
+            call.now_ms,
+            metadata=checked_metadata(call, params.get("metadata")),
         )
         await session.flush()
         state = await catalog.group_state(session, group, call.now_ms)
@@ -112,7 +131,10 @@ async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str,
 @xrpc_method(NAMESPACE + "updateCapacityGroup")
 async def update_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     changes = changes_from(
-        params, {"name": "name", "totalCapacity": "total_capacity", "status": "status"}, {}
+        call,
+        params,
+        {"name": "name", "totalCapacity": "total_capacity", "status": "status", "metadata": "metadata_"},
+        {},
     )
     async with call.db.write() as session:
         group = await catalog.update_group(
@@ -180,10 +202,8 @@ async def _update_tier(call: Call, tier_id: str, changes: dict[str, Any]) -> dic
 @xrpc_method(NAMESPACE + "updateTicketTier")
 async def update_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     changes = changes_from(
-        params, TIER_FIELDS, {"saleStartsAt": "sale_starts_ms", "saleEndsAt": "sale_ends_ms"}
+        call, params, TIER_FIELDS, {"saleStartsAt": "sale_starts_ms", "saleEndsAt": "sale_ends_ms"}
     )
-    if "metadata_" in changes:
-        changes["metadata_"] = checked_metadata(call, changes["metadata_"])
     for column in ("unit_amount", "quantity_total", "max_per_order", "status", "visibility"):
         if changes.get(column, UNSET) is None:
             raise InvalidRequest(f"{column} cannot be cleared")

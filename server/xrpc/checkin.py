@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, Event, Ticket
+from server.db.models import CheckInList, Event, Ticket, Tier
 from server.domain.catalog.service import find_event
 from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, door_access, evaluate
@@ -18,7 +18,7 @@ from server.domain.idempotency import check_key
 from server.domain.issuance.service import TicketNotFound
 from server.xrpc.framework import NAMESPACE, Call, RawOutput, write_once, xrpc_method
 from server.xrpc.principals import app_or_device_auth
-from server.xrpc.views import compact
+from server.xrpc.views import compact, event_summary, presentation_view, tier_summary
 from sync.checkin import Direction, Reason, Verdict
 from sync.passes import PassRejected, decode_pass
 
@@ -38,7 +38,7 @@ PUBLISHED_REASONS = {
     Reason.LIST_CLOSED: "blocked",
 }
 
-NOT_VALID = {"status": "not_valid", "reason": Reason.INVALID.value}
+NOT_VALID = {"ok": False, "status": "not_valid", "reason": Reason.INVALID.value}
 
 LIST_FIELDS = {
     "name": "name",
@@ -80,6 +80,7 @@ def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
     return compact(
         {
             "id": ticket.id,
+            "ticketId": ticket.id,
             "tierId": ticket.tier_id,
             "eventId": ticket.event_id,
             "eventUri": event.uri,
@@ -109,7 +110,8 @@ async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     scan = Scan(params["ticketToken"], params.get("checkInListId"), Direction.ENTRY)
     async with call.db.read() as session:
         outcome = await evaluate(session, call.services.keyring, call.caller, scan, call.now_ms, lock=False)
-    event, extra = _context(call, outcome)
+        event, extra = _context(call, outcome)
+        tier = await session.get(Tier, outcome.ticket.tier_id) if extra and outcome.ticket else None
     decision = outcome.decision
     result: dict[str, Any] = {
         "valid": decision.verdict is Verdict.ADMIT,
@@ -120,15 +122,10 @@ async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         result["reason"] = PUBLISHED_REASONS[decision.reason]
     if outcome.checklist is not None:
         result["checkInListId"] = outcome.checklist.id
-    if event is not None and extra:
-        result["event"] = compact(
-            {
-                "id": event.id,
-                "uri": event.uri,
-                "title": event.title,
-                "startsAt": format_optional_datetime(event.starts_ms),
-            }
-        )
+    if event is not None and tier is not None:
+        result["event"] = event_summary(event)
+        result["tier"] = tier_summary(tier)
+        result["presentation"] = presentation_view(event, tier)
     return result
 
 
@@ -164,6 +161,7 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
         raise TicketNotFound("this pass names no ticket of an event ticketed here")
     _, extra = _context(call, outcome)
     answer: dict[str, Any] = {
+        "ok": outcome.decision.admitted,
         "status": _status(outcome, direction),
         "reason": outcome.decision.reason.value,
         "checkInListId": outcome.checklist.id,

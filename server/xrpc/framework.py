@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.did import DidResolver
+from server.auth.keys import SigningKey
 from server.db.engine import Database
 from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
@@ -41,6 +42,8 @@ class Services:
     keyring: Keyring
     event_graph: EventGraph
     apps: RegisteredApps
+    # This service's own key: signs the service-auth JWTs of XRPC receiver delivery.
+    signing_key: SigningKey
 
 
 @dataclass(frozen=True, slots=True)

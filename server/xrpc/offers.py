@@ -56,7 +56,7 @@ OFFER_FIELDS = {
 
 @xrpc_method(NAMESPACE + "updateOffer")
 async def update_offer(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    changes = changes_from(params, OFFER_FIELDS, {"startsAt": "starts_ms", "endsAt": "ends_ms"})
+    changes = changes_from(call, params, OFFER_FIELDS, {"startsAt": "starts_ms", "endsAt": "ends_ms"})
     if "discountAmount" in params:
         changes.update(_discount(params) or {"discount_amount": None})
     async with call.db.write() as session:

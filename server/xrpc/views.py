@@ -1,20 +1,19 @@
-"""Encoders from rows to the lexicon output shapes (``tickets.atmosphere.defs#…View``)."""
+"""Encoders from rows to the lexicon output shapes (``tickets.atmosphere.defs#…``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from server.db.models import Event, Hold, Offer
+from server.db.models import Event, Hold, Offer, Tier
+from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.holds.service import HoldResult
 from server.domain.issuance.queries import TicketInContext
 from server.domain.offers.service import OfferUsage
 
-
-def compact(values: dict[str, Any]) -> dict[str, Any]:
-    """Optional lexicon properties are left out, not sent as null."""
-    return {k: v for k, v in values.items() if v is not None}
+# Every method's encoder leaves optional properties out with it.
+compact = common.compact
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -32,6 +31,7 @@ def event_view(event: Event) -> dict[str, Any]:
             "status": event.status,
             "organizerDid": event.organizer_did,
             "environment": event.environment,
+            "metadata": event.metadata_,
             "createdAt": format_datetime(event.created_ms),
             "updatedAt": format_datetime(event.updated_ms),
         }
@@ -40,19 +40,22 @@ def event_view(event: Event) -> dict[str, Any]:
 
 def group_view(state: GroupState) -> dict[str, Any]:
     group, pool = state.group, state.pool
-    return {
-        "id": group.id,
-        "eventId": group.event_id,
-        "name": group.name,
-        "status": group.status,
-        "totalCapacity": group.total_capacity,
-        "soldQuantity": pool.sold,
-        "heldQuantity": pool.held,
-        "availableQuantity": pool.available,
-        "implicit": group.implicit,
-        "createdAt": format_datetime(group.created_ms),
-        "updatedAt": format_datetime(group.updated_ms),
-    }
+    return compact(
+        {
+            "id": group.id,
+            "eventId": group.event_id,
+            "name": group.name,
+            "status": group.status,
+            "totalCapacity": group.total_capacity,
+            "soldQuantity": pool.sold,
+            "heldQuantity": pool.held,
+            "availableQuantity": pool.available,
+            "implicit": group.implicit,
+            "metadata": group.metadata_,
+            "createdAt": format_datetime(group.created_ms),
+            "updatedAt": format_datetime(group.updated_ms),
+        }
+    )
 
 
 def tier_view(state: TierState) -> dict[str, Any]:
@@ -188,6 +191,46 @@ def scan_url(public_url: str, item: TicketInContext) -> str:
     return f"{public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"
 
 
+def event_summary(event: Event) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#eventSummary`` as the SDK reads it: ``{id, uri, title, startsAt}``."""
+    return compact(
+        {
+            "id": event.id,
+            "uri": event.uri,
+            "title": event.title,
+            "startsAt": format_optional_datetime(event.starts_ms),
+        }
+    )
+
+
+def tier_summary(tier: Tier) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#ticketTierSummary`` as the SDK reads it."""
+    return {
+        "id": tier.id,
+        "title": tier.title,
+        "status": tier.status,
+        "currency": tier.currency,
+        "unitAmount": tier.unit_amount,
+        "quantityTotal": tier.quantity_total,
+    }
+
+
+def presentation_view(event: Event, tier: Tier) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#ticketPresentation``: what a wallet shows around a ticket."""
+    return {
+        "event": compact(
+            {
+                "uri": event.uri,
+                "title": event.title,
+                "startsAt": format_optional_datetime(event.starts_ms),
+                "imageUrl": event.image_url,
+            }
+        ),
+        "tier": {"title": tier.title},
+        "organizer": {"did": event.organizer_did},
+    }
+
+
 def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
     """``tickets.atmosphere.defs#issuedTicketWithContext``."""
     ticket, event, tier = item.ticket, item.event, item.tier
@@ -195,6 +238,7 @@ def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
     return compact(
         {
             "id": ticket.id,
+            "ticketId": ticket.id,
             "tierId": ticket.tier_id,
             "eventId": ticket.event_id,
             "eventUri": event.uri,
@@ -211,33 +255,8 @@ def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
             "passToken": item.pass_token if active else None,
             "unitAmount": ticket.unit_amount,
             "currency": ticket.currency,
-            "event": compact(
-                {
-                    "id": event.id,
-                    "uri": event.uri,
-                    "title": event.title,
-                    "startsAt": format_optional_datetime(event.starts_ms),
-                }
-            ),
-            "tier": {
-                "id": tier.id,
-                "title": tier.title,
-                "status": tier.status,
-                "currency": tier.currency,
-                "unitAmount": tier.unit_amount,
-                "quantityTotal": tier.quantity_total,
-            },
-            "presentation": {
-                "event": compact(
-                    {
-                        "uri": event.uri,
-                        "title": event.title,
-                        "startsAt": format_optional_datetime(event.starts_ms),
-                        "imageUrl": event.image_url,
-                    }
-                ),
-                "tier": {"title": tier.title},
-                "organizer": {"did": event.organizer_did},
-            },
+            "event": event_summary(event),
+            "tier": tier_summary(tier),
+            "presentation": presentation_view(event, tier),
         }
     )

@@ -94,7 +94,7 @@ async def test_refusals_name_their_reason(harness: Harness) -> None:
     assert (await scan(harness, moved["passToken"]))["status"] == "checked_in"
 
     garbage = await scan(harness, "NOT-A-PASS")
-    assert garbage == {"status": "not_valid", "reason": "invalid"}
+    assert garbage == {"ok": False, "status": "not_valid", "reason": "invalid"}
     tampered = vip["passToken"][:-2] + ("AA" if vip["passToken"][-2:] != "AA" else "BB")
     forged = await harness.app.ok("verifyTicket", {"ticketToken": tampered})
     assert forged["valid"] is False and forged["reason"] == "invalid" and "ticket" not in forged
@@ -168,7 +168,7 @@ async def test_doors_belong_to_the_event_app(harness: Harness) -> None:
     _, _, (ticket, *_) = await sold_tickets(harness)
     stranger = await harness.client("did:web:stranger-app.example")
     refused = await stranger.ok("checkInTicket", {"ticketToken": ticket["passToken"]})
-    assert refused == {"status": "not_valid", "reason": "invalid"}  # nothing of another app's ticket
+    assert refused == {"ok": False, "status": "not_valid", "reason": "invalid"}  # nothing of another app's ticket
     await stranger.aclose()
     assert (await scan(harness, ticket["passToken"]))["status"] == "checked_in"
 

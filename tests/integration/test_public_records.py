@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from support.pds import (
     calendar_event,
     uri_of,
 )
-from support.serve_process import tickets_env
+from support.serve_process import tickets_command
 from support.server import LEXICONS, SERVICE_DID
 
 PUT = "com.atproto.repo.putRecord"
@@ -29,29 +28,7 @@ NS = "tickets.atmosphere."
 
 
 async def tickets(harness: Harness, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-    """Run ``tickets …`` against the harness's database, data folder and DID documents."""
-    settings = harness.settings
-    env = tickets_env(
-        database_url=settings.resolved_database_url,
-        data_dir=settings.data_dir,
-        did_docs=settings.did_docs,
-        service_did=settings.service_did,
-        plc_url=settings.plc_url,
-        pds_allow_http="true",
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        *argv,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await tickets_command(harness.settings, *argv, stdin=stdin)
 
 
 def repository(pds: LocalPds) -> dict[tuple[str, str], dict[str, Any]]:

@@ -16,7 +16,7 @@ from server.db.models import CheckInRecord
 from sync.passes import ListSigningKey, PassPayload, PassSignature, decode_pass, encode_pass
 
 BLANK_VERIFY = {"valid": False, "reason": "invalid", "detail": "invalid"}
-BLANK_CHECK_IN = {"status": "not_valid", "reason": "invalid"}
+BLANK_CHECK_IN = {"ok": False, "status": "not_valid", "reason": "invalid"}
 UNKNOWN_TICKET = "ticket_0000000000000000000000000a"
 
 

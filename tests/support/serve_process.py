@@ -10,6 +10,34 @@ import sys
 
 import httpx
 
+from server.settings import Settings
+
+
+async def tickets_command(settings: Settings, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+    """Run ``tickets …`` against the database, data folder and DID documents of ``settings``;
+    answers its exit code, output and errors."""
+    env = tickets_env(
+        database_url=settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        did_docs=settings.did_docs,
+        service_did=settings.service_did,
+        plc_url=settings.plc_url,
+        pds_allow_http="true",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
 
 async def run_tickets(env: dict[str, str], *argv: str) -> None:
     """Run one ``tickets`` command to completion; fail on a non-zero exit."""

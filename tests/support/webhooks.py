@@ -35,6 +35,7 @@ class Received:
     environment: str
     body: bytes
     status: int
+    headers: dict[str, str]
 
 
 class Receiver:
@@ -84,6 +85,7 @@ class Receiver:
                     name.strip().lower(): value.strip()
                     for name, _, value in (line.partition(":") for line in head[1:] if line)
                 }
+                headers[":path"] = head[0].split(" ")[1]  # the request line's target
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status = await self._answer(headers, body)
                 writer.write(f"HTTP/1.1 {status} -\r\ncontent-length: 2\r\n\r\nok".encode())
@@ -94,19 +96,23 @@ class Receiver:
             del self._connections[task]
             writer.close()
 
-    async def _answer(self, headers: dict[str, str], body: bytes) -> int:
-        delivery_id = headers.get(webhook_format.DELIVERY_HEADER, "")
+    def verify(self, headers: dict[str, str], body: bytes) -> int:
+        """200 when the request is authentic, else the status to refuse it with."""
         try:
             webhook_format.verify_signature(
                 headers.get(webhook_format.SIGNATURE_HEADER),
-                delivery_id,
+                headers.get(webhook_format.DELIVERY_HEADER, ""),
                 body,
                 [self.secret],
                 int(time.time()),
             )
-            status = 200
         except webhook_format.WebhookSignatureInvalid:
-            status = 401
+            return 401
+        return 200
+
+    async def _answer(self, headers: dict[str, str], body: bytes) -> int:
+        delivery_id = headers.get(webhook_format.DELIVERY_HEADER, "")
+        status = self.verify(headers, body)
         if status == 200 and self.fail > 0:
             self.fail -= 1
             status = 500
@@ -120,6 +126,7 @@ class Receiver:
                 headers.get(webhook_format.ENVIRONMENT_HEADER, ""),
                 body,
                 status,
+                headers,
             )
         )
         return status

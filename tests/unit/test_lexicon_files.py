@@ -50,6 +50,12 @@ METHODS = {
     "tickets.atmosphere.createOffer",
     "tickets.atmosphere.updateOffer",
     "tickets.atmosphere.listOffers",
+    "tickets.atmosphere.listPublicConfig",
+    # The payment side apps call on the same base URL, answered here by the dev payments.
+    "network.attested.payment.status",
+    "money.atmosphere.actor.getPayoutStatus",
+    "money.atmosphere.app.requestRecipientApproval",
+    "money.atmosphere.app.getConfig",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
@@ -60,6 +66,8 @@ DEVICE_METHODS = {
     "tickets.atmosphere.pullCheckIns",
 }
 CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
+# Public methods: no token at all, limited per client address.
+PUBLIC_METHODS = {"tickets.atmosphere.listPublicConfig"}
 # Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
 DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
 RECORDS = {
@@ -230,6 +238,10 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
         elif nsid in DOOR_METHODS:
             assert "device credential" in definition["description"], nsid
             assert names >= APP_ERRORS | DEVICE_ERRORS, nsid
+        elif nsid in PUBLIC_METHODS:
+            assert "without authentication" in definition["description"], nsid
+            assert "RateLimitExceeded" in names, nsid
+            assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: no caller to refuse"
         elif nsid in CODE_METHODS:
             assert "enrollment code" in definition["description"], nsid
             assert "EnrollmentCodeInvalid" in names, nsid
@@ -415,10 +427,10 @@ def test_nullable_fields() -> None:
         "eventCid",
         "imageUrl",
     }
-    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == {
-        "saleStartsAt",
-        "saleEndsAt",
-    }
+    # The public SDK sends null for "none" in these (its types are ``T | null``).
+    tier_nullable = {"description", "saleStartsAt", "saleEndsAt", "tierRef", "productRef", "priceRef"}
+    assert set(input_schema("tickets.atmosphere.updateTicketTier")["nullable"]) == tier_nullable
+    assert set(input_schema("tickets.atmosphere.createTicketTier")["nullable"]) == tier_nullable
     assert set(input_schema("tickets.atmosphere.updateOffer")["nullable"]) == {
         "description",
         "discountPercent",
@@ -433,9 +445,9 @@ def test_nullable_fields() -> None:
 
 def test_status_values() -> None:
     statuses = {
-        "tickets.atmosphere.defs#eventView": ["active", "paused", "archived"],
-        "tickets.atmosphere.defs#capacityGroupView": ["active", "archived"],
-        "tickets.atmosphere.defs#ticketTierView": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#eventSummary": ["active", "paused", "archived"],
+        "tickets.atmosphere.defs#capacityGroupSummary": ["active", "archived"],
+        "tickets.atmosphere.defs#ticketTierSummary": ["active", "paused", "archived"],
         "tickets.atmosphere.defs#ticketAvailability": [
             "available",
             "sold-out",
@@ -446,14 +458,15 @@ def test_status_values() -> None:
     }
     for ref, values in statuses.items():
         assert def_schema(ref)["properties"]["status"]["knownValues"] == values, ref
-    hold = def_schema("tickets.atmosphere.defs#ticketHoldSummary")["properties"]["status"]["knownValues"]
-    assert {"released", "expired", "failed", "completed"} <= set(hold)
+    hold = output_schema("tickets.atmosphere.releaseTicketHold")["properties"]["hold"]
+    assert {"released", "expired", "failed", "completed"} <= set(hold["properties"]["status"]["knownValues"])
 
 
-def test_view_required_fields() -> None:
+def test_summaries_carry_the_full_views() -> None:
+    """The published summaries require only ``id``; this service fills in the rest of each view."""
     expected = {
-        "eventView": {"id", "uri", "title", "status", "organizerDid", "createdAt", "updatedAt"},
-        "capacityGroupView": {
+        "eventSummary": {"id", "uri", "title", "status", "organizerDid", "createdAt", "updatedAt"},
+        "capacityGroupSummary": {
             "id",
             "eventId",
             "name",
@@ -466,7 +479,7 @@ def test_view_required_fields() -> None:
             "createdAt",
             "updatedAt",
         },
-        "ticketTierView": {
+        "ticketTierSummary": {
             "id",
             "eventId",
             "capacityGroupId",
@@ -482,6 +495,15 @@ def test_view_required_fields() -> None:
             "createdAt",
             "updatedAt",
         },
+    }
+    for name, properties in expected.items():
+        schema = def_schema(f"tickets.atmosphere.defs#{name}")
+        assert schema["required"] == ["id"], name
+        assert properties <= set(schema["properties"]), name
+
+
+def test_view_required_fields() -> None:
+    expected = {
         "ticketAvailability": {
             "tierId",
             "title",

@@ -52,6 +52,8 @@ class EventInput:
     timezone: str | None = None
     url: str | None = None
     image_url: str | None = None
+    # The app's free-form ``metadata`` of createTicketEvent (other methods name the event only).
+    metadata: Any = None
 
 
 @dataclass(slots=True)
@@ -358,6 +360,7 @@ async def ensure_event(
                 "timezone": given.timezone,
                 "url": given.url,
                 "image_url": given.image_url,
+                "metadata_": given.metadata,
             }
             _apply(event, {k: v for k, v in changes.items() if v is not None})
             if record is not None:
@@ -389,6 +392,7 @@ async def ensure_event(
         timezone=given.timezone,
         url=given.url,
         image_url=given.image_url,
+        metadata_=given.metadata,
         status=status or "paused",
         created_ms=now_ms,
         updated_ms=now_ms,
@@ -469,6 +473,7 @@ async def create_group(
     now_ms: int,
     *,
     implicit: bool = False,
+    metadata: Any = None,
 ) -> CapacityGroup:
     ensure_can_manage(event, caller)
     group = CapacityGroup(
@@ -479,6 +484,7 @@ async def create_group(
         sold=0,
         status="active",
         implicit=implicit,
+        metadata_=metadata,
         owner_app_id=caller.app_id,
         created_ms=now_ms,
         updated_ms=now_ms,

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
 from server.domain.caller import Caller
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
-from server.domain.common import format_datetime, new_id
+from server.domain.common import compact, format_datetime, new_id
 from server.domain.issuance.keys import Keyring
-from server.domain.outbox.service import enqueue_to
+from server.domain.outbox.lifecycle import ticket_event_data
+from server.domain.outbox.service import DESTINATION, enqueue_to
 from sync.checkin import (
     Decision,
     Direction,
@@ -134,7 +135,7 @@ def facts_of(ticket: Ticket) -> TicketFacts:
 
 # Built once: a scan only binds values to them (no statement construction or cache key per call).
 _TICKET = (
-    select(Ticket, App.webhook_url)
+    select(Ticket, DESTINATION)
     .join(App, App.id == Ticket.app_id)
     .where(Ticket.id == bindparam("ticket_id"), Ticket.environment == bindparam("environment"))
     .execution_options(populate_existing=True)
@@ -309,29 +310,32 @@ async def check_in(
     )
     connection = await session.connection()
     await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})
-    if ticket is not None and decision.admitted and scan.direction is Direction.ENTRY:
+    checklist_event = outcome.facts.event
+    if (
+        ticket is not None
+        and checklist_event is not None
+        and decision.admitted
+        and scan.direction is Direction.ENTRY
+    ):
         enqueue_to(
             session,
             ticket.app_id,
             outcome.facts.webhook_url,
             environment,
             "ticket.checked-in",
-            {
-                "ticket": {
-                    "id": ticket.id,
-                    "eventId": ticket.event_id,
-                    "tierId": ticket.tier_id,
-                    "ticketNumber": ticket.ticket_number,
-                    "status": ticket.status,
-                },
-                "checkIn": {
-                    "id": record.id,
-                    "checkInListId": checklist.id,
-                    "scannerDid": scan.scanner_did,
-                    "gate": scan.gate,
-                    "checkedInAt": format_datetime(now_ms),
-                },
-            },
+            ticket_event_data(
+                ticket,
+                checklist_event.uri,
+                checkIn=compact(
+                    {
+                        "id": record.id,
+                        "checkInListId": checklist.id,
+                        "scannerDid": scan.scanner_did,
+                        "gate": scan.gate,
+                        "checkedInAt": format_datetime(now_ms),
+                    }
+                ),
+            ),
             now_ms,
         )
     return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)

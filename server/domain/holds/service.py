@@ -28,7 +28,8 @@ from server.domain.errors import (
 from server.domain.holds.rules import find_shortages, shortage_error
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
-from server.domain.outbox.service import enqueue
+from server.domain.outbox.lifecycle import event_data
+from server.domain.outbox.service import enqueue, event_uri
 
 SWEEP_BATCH = 500
 
@@ -268,7 +269,12 @@ async def create_hold(
         },
     )
     await enqueue(
-        session, hold.app_id, hold.environment, "ticket.hold.created", hold_webhook(hold, lines), now_ms
+        session,
+        hold.app_id,
+        hold.environment,
+        "ticket.hold.created",
+        hold_webhook(hold, lines, event.uri),
+        now_ms,
     )
     return HoldResult(hold, lines, checked.offer)
 
@@ -286,9 +292,12 @@ def price_parts(hold: Hold) -> dict[str, Any]:
     return parts
 
 
-def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
-    return {
-        "hold": {
+def hold_webhook(hold: Hold, lines: Sequence[HeldLine], uri: str) -> dict[str, Any]:
+    return event_data(
+        event_id=hold.event_id,
+        event_uri=uri,
+        hold_id=hold.id,
+        hold={
             "id": hold.id,
             "eventId": hold.event_id,
             "status": hold.status,
@@ -297,8 +306,8 @@ def hold_webhook(hold: Hold, lines: Sequence[HeldLine]) -> dict[str, Any]:
             "currency": hold.currency,
             "expiresAt": format_datetime(hold.expires_ms),
             "items": [{"tierId": line.tier.id, "quantity": line.quantity} for line in lines],
-        }
-    }
+        },
+    )
 
 
 async def end_hold(
@@ -351,7 +360,12 @@ async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_B
             hold.app_id,
             hold.environment,
             "ticket.hold.expired",
-            {"hold": {"id": hold.id, "eventId": hold.event_id, "status": "expired"}},
+            event_data(
+                event_id=hold.event_id,
+                event_uri=await event_uri(session, hold.event_id),
+                hold_id=hold.id,
+                hold={"id": hold.id, "eventId": hold.event_id, "status": "expired"},
+            ),
             now_ms,
         )
     return list(holds)

@@ -22,7 +22,8 @@ from server.domain.errors import DomainError, NotFound
 from server.domain.holds.service import price_parts
 from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.offers import service as offers
-from server.domain.outbox.service import enqueue, enqueue_to, webhook_url
+from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
+from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -171,17 +172,24 @@ async def issue_hold(
         seller_url,
         hold.environment,
         "tickets.issued",
-        issued_webhook(hold, items, tickets),
+        issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id)),
         now_ms,
     )
     return Issued(hold, tickets)
 
 
-def issued_webhook(hold: Hold, items: Sequence[HoldItem], tickets: Sequence[Ticket]) -> dict[str, Any]:
-    return {
-        "paymentId": hold.payment_id,
-        "claimId": hold.claim_id,
-        "hold": {
+def issued_webhook(
+    hold: Hold, items: Sequence[HoldItem], tickets: Sequence[Ticket], uri: str
+) -> dict[str, Any]:
+    return event_data(
+        event_id=hold.event_id,
+        event_uri=uri,
+        hold_id=hold.id,
+        payment_id=hold.payment_id,
+        issued_count=len(tickets),
+        tickets=[ticket_entry(t, uri, status="issued") for t in tickets],
+        claimId=hold.claim_id,
+        hold={
             "id": hold.id,
             "eventId": hold.event_id,
             "amount": hold.amount,
@@ -192,33 +200,11 @@ def issued_webhook(hold: Hold, items: Sequence[HoldItem], tickets: Sequence[Tick
                 {"tierId": i.tier_id, "quantity": i.quantity, "unitAmount": i.unit_amount} for i in items
             ],
         },
-        "tickets": [
-            {
-                "id": t.id,
-                "eventId": t.event_id,
-                "tierId": t.tier_id,
-                "paymentId": t.payment_id,
-                "claimId": t.claim_id,
-                "status": "issued",
-            }
-            for t in tickets
-        ],
-    }
+    )
 
 
-def ticket_webhook(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "ticket": {
-            "id": ticket.id,
-            "eventId": ticket.event_id,
-            "tierId": ticket.tier_id,
-            "paymentId": ticket.payment_id,
-            "claimId": ticket.claim_id,
-            "ticketNumber": ticket.ticket_number,
-            "generation": ticket.generation,
-            "status": ticket.status,
-        }
-    }
+async def ticket_webhook(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+    return ticket_event_data(ticket, await event_uri(session, ticket.event_id))
 
 
 # --- status changes ------------------------------------------------------------------------------
@@ -254,7 +240,12 @@ async def end_ticket(
     _history(session, ticket, status, actor, now_ms, reason)
     ledger.note(session, "ticket", ticket, status, actor, now_ms, {"reason": reason} if reason else None)
     await enqueue(
-        session, ticket.app_id, ticket.environment, f"ticket.{status}", ticket_webhook(ticket), now_ms
+        session,
+        ticket.app_id,
+        ticket.environment,
+        f"ticket.{status}",
+        await ticket_webhook(session, ticket),
+        now_ms,
     )
     return ticket
 
@@ -286,6 +277,11 @@ async def transfer_ticket(
     _history(session, ticket, "transferred", actor, now_ms, reason, data={"from": before})
     ledger.note(session, "ticket", ticket, "transferred", actor, now_ms, {"generation": ticket.generation})
     await enqueue(
-        session, ticket.app_id, ticket.environment, "ticket.transferred", ticket_webhook(ticket), now_ms
+        session,
+        ticket.app_id,
+        ticket.environment,
+        "ticket.transferred",
+        await ticket_webhook(session, ticket),
+        now_ms,
     )
     return ticket

@@ -1,5 +1,9 @@
 """Delivering the outbox: claim due messages, POST them signed, record each attempt.
 
+An app receives them as HMAC-signed webhooks at its webhook URL, or as XRPC calls to the receiver
+its DID document names, authorized by a service-auth JWT (:mod:`server.domain.outbox.receivers`);
+both go through the same claims, retries, delivery log and redrive.
+
 Any number of workers (one per server process) can run at once. A claim pushes the message's
 ``next_attempt_ms`` forward by a lease inside one short transaction (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL; SQLite's single writer serializes claims), so no two workers send the same message
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import select, update
 
+from server.auth.did import DidResolutionError
 from server.db.engine import Database
 from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
+from server.domain.outbox.receivers import XrpcReceivers
 from server.settings import Settings
 
 log = logging.getLogger("tickets.webhooks")
@@ -44,6 +50,8 @@ class Claimed:
     attempts: int
     webhook_url: str | None
     webhook_secret: str | None
+    app_did: str = ""
+    delivery: str = "webhook"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
                     OutboxMessage.attempts,
                     App.webhook_url,
                     App.webhook_secret,
+                    App.did,
+                    App.delivery,
                 )
                 .join(App, App.id == OutboxMessage.app_id)
                 .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_ms <= now_ms)
@@ -110,6 +120,8 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
             attempts=row.attempts,
             webhook_url=row.webhook_url,
             webhook_secret=row.webhook_secret,
+            app_did=row.did,
+            delivery=row.delivery,
         )
         for row in rows
     ]
@@ -125,18 +137,41 @@ async def _excerpt(response: httpx.Response) -> str:
     return chunks.decode(errors="replace")[:EXCERPT_CHARS]
 
 
-async def deliver(
-    claimed: Claimed, http: httpx.AsyncClient, settings: Settings, now_ms: int
-) -> AttemptResult:
-    """POST the stored body, signed; a 2xx answer delivers it. Never raises for the receiver's
-    failures: a non-2xx answer, a timeout (of the whole exchange) or a connection error is a
-    failed attempt."""
+async def _destination(
+    claimed: Claimed, receivers: XrpcReceivers | None, now_ms: int
+) -> tuple[str, dict[str, str]] | str:
+    """Where to POST the message and with which headers; or why it cannot be sent now."""
+    headers = webhook_format.delivery_headers(claimed.delivery_id, claimed.event_type, claimed.environment)
+    if claimed.delivery == "xrpc":
+        if receivers is None:
+            return "XRPC delivery is not set up in this process"
+        try:
+            url = await receivers.endpoint(claimed.app_did)
+        except DidResolutionError as exc:
+            return f"no XRPC receiver: {exc}"
+        return url, {**headers, "authorization": receivers.authorization(claimed.app_did, now_ms / 1000)}
     if not claimed.webhook_url or not claimed.webhook_secret:
-        return AttemptResult(False, now_ms, 0, error="the app has no webhook URL or secret")
+        return "the app has no webhook URL or secret"
     signature = webhook_format.signature_header(
         [claimed.webhook_secret], now_ms // 1000, claimed.delivery_id, claimed.body
     )
-    headers = webhook_format.headers(claimed.delivery_id, claimed.event_type, claimed.environment, signature)
+    return claimed.webhook_url, {**headers, webhook_format.SIGNATURE_HEADER: signature}
+
+
+async def deliver(
+    claimed: Claimed,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    now_ms: int,
+    receivers: XrpcReceivers | None = None,
+) -> AttemptResult:
+    """POST the stored body, signed (or with a fresh service-auth JWT, to an XRPC receiver); a 2xx
+    answer delivers it. Never raises for the receiver's failures: a non-2xx answer, a timeout (of
+    the whole exchange), a connection error or a receiver that cannot be found is a failed attempt."""
+    destination = await _destination(claimed, receivers, now_ms)
+    if isinstance(destination, str):
+        return AttemptResult(False, now_ms, 0, error=destination)
+    url, headers = destination
     timeout = settings.webhook_timeout_seconds
     started = time.monotonic()
 
@@ -146,9 +181,7 @@ async def deliver(
     try:
         async with (
             asyncio.timeout(timeout),
-            http.stream(
-                "POST", claimed.webhook_url, content=claimed.body, headers=headers, timeout=timeout
-            ) as response,
+            http.stream("POST", url, content=claimed.body, headers=headers, timeout=timeout) as response,
         ):
             excerpt = await _excerpt(response)
     except (TimeoutError, httpx.TimeoutException):
@@ -214,9 +247,10 @@ async def _send(
     settings: Settings,
     clock: Clock,
     rng: random.Random,
+    receivers: XrpcReceivers | None,
 ) -> None:
     try:
-        result = await deliver(claimed, http, settings, clock.now_ms())
+        result = await deliver(claimed, http, settings, clock.now_ms(), receivers)
         await record(db, claimed, result, settings, rng)
     except Exception:
         log.exception("webhook %s: attempt not recorded; it is retried after its lease", claimed.delivery_id)
@@ -229,10 +263,12 @@ async def run_delivery_worker(
     http: httpx.AsyncClient,
     *,
     rng: random.Random | None = None,
+    receivers: XrpcReceivers | None = None,
 ) -> None:
     """Deliver due messages forever, at most ``webhook_batch_size`` at once; poll every
-    ``webhook_poll_interval_seconds`` when nothing is due. Cancelling stops it and its attempts
-    (their messages come back after the lease)."""
+    ``webhook_poll_interval_seconds`` when nothing is due. ``receivers``: how to reach the apps
+    that take XRPC delivery. Cancelling stops it and its attempts (their messages come back after
+    the lease)."""
     rng = rng or random.Random()  # noqa: S311  (retry jitter, not a secret)
     lease = lease_ms(settings)
     in_flight: set[asyncio.Task[None]] = set()
@@ -246,7 +282,7 @@ async def run_delivery_worker(
                 except Exception:
                     log.exception("claiming webhooks failed; retrying")
             for message in claimed:
-                task = asyncio.create_task(_send(db, message, http, settings, clock, rng))
+                task = asyncio.create_task(_send(db, message, http, settings, clock, rng, receivers))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if len(claimed) == free and in_flight:

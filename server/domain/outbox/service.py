@@ -7,27 +7,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, func, select, update
+from sqlalchemy import CursorResult, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from server.db.models import App, OutboxMessage, WebhookAttempt
+from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.domain.common import new_id
-from server.domain.webhook_format import envelope
+from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
 
-OUTBOUND_TYPE_BASE = "tickets.atmosphere.webhook"
-_WEBHOOK_URL = select(App.webhook_url).where(App.id == bindparam("app_id"))
+# Where an app's lifecycle events go: its webhook URL, or (XRPC delivery) its DID, whose document
+# names its receiver. None: the app receives nothing, and nothing is queued for it.
+DESTINATION = case((App.delivery == "xrpc", App.did), else_=App.webhook_url)
+_WEBHOOK_URL = select(DESTINATION).where(App.id == bindparam("app_id"))
 
 
 async def enqueue(
     session: AsyncSession, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
 ) -> OutboxMessage | None:
-    """Queue ``event_type`` for the app; nothing when the app has no webhook URL."""
+    """Queue ``event_type`` for the app; nothing when the app receives no lifecycle events."""
     url = await webhook_url(session, app_id)
     return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
 
 
+async def event_uri(session: AsyncSession, event_id: str) -> str:
+    """The calendar event URI every lifecycle event names (``data.eventUri``); no statement when
+    the transaction has the event loaded already."""
+    event = await session.get(Event, event_id)
+    assert event is not None  # every hold and ticket belongs to an event
+    return event.uri
+
+
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
+    """Where the app's lifecycle events go (:data:`DESTINATION`)."""
     url: str | None = await session.scalar(_WEBHOOK_URL, {"app_id": app_id})
     return url
 
@@ -41,8 +52,8 @@ def enqueue_to(
     data: dict[str, Any],
     now_ms: int,
 ) -> OutboxMessage | None:
-    """:func:`enqueue`, the app's webhook URL read already in this transaction (with what the
-    message reports)."""
+    """:func:`enqueue`, where the app's events go (:func:`webhook_url`) read already in this
+    transaction (with what the message reports)."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
@@ -51,7 +62,7 @@ def enqueue_to(
         app_id=app_id,
         environment=environment,
         event_type=event_type,
-        body=envelope(delivery_id, event_type, now_ms, environment, data, OUTBOUND_TYPE_BASE).decode(),
+        body=envelope(delivery_id, event_type, now_ms, environment, data, BROKER_TYPE_BASE).decode(),
         state="pending",
         attempts=0,
         next_attempt_ms=now_ms,

@@ -21,7 +21,8 @@ from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
 from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.offers import service as offers
-from server.domain.outbox.service import enqueue
+from server.domain.outbox.lifecycle import event_data
+from server.domain.outbox.service import enqueue, event_uri
 
 BROKER = "payment-broker"
 
@@ -102,11 +103,14 @@ async def _unfulfilled(
             hold.app_id,
             hold.environment,
             "ticket.hold.payment-unfulfilled",
-            {
-                "paymentId": report.payment_id,
-                "hold": {"id": hold.id, "eventId": hold.event_id},
-                "reason": reason,
-            },
+            event_data(
+                event_id=hold.event_id,
+                event_uri=await event_uri(session, hold.event_id),
+                hold_id=hold.id,
+                payment_id=report.payment_id,
+                hold={"id": hold.id, "eventId": hold.event_id},
+                reason=reason,
+            ),
             now_ms,
         )
     return "needs_refund"
