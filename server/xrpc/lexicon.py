@@ -336,20 +336,26 @@ def _format_check(name: str, predicate: Callable[[str], bool]) -> _StringCheck:
     return check
 
 
+# atproto's data model has 64-bit signed integers: a field without bounds of its own gets these, so
+# no integer a caller sends is too large for a BIGINT column.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
 class _IntegerNode(_Node):
     __slots__ = ("_allowed", "_maximum", "_minimum")
 
     def __init__(self, minimum: int | None, maximum: int | None, allowed: frozenset[int] | None) -> None:
-        self._minimum = minimum
-        self._maximum = maximum
+        self._minimum = INT64_MIN if minimum is None else minimum
+        self._maximum = INT64_MAX if maximum is None else maximum
         self._allowed = allowed
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not int:
             raise _fail(path, "must be an integer")
-        if self._minimum is not None and value < self._minimum:
+        if value < self._minimum:
             raise _fail(path, f"must be >= {self._minimum}")
-        if self._maximum is not None and value > self._maximum:
+        if value > self._maximum:
             raise _fail(path, f"must be <= {self._maximum}")
         if self._allowed is not None and value not in self._allowed:
             raise _fail(path, f"must be one of ({'|'.join(map(str, sorted(self._allowed)))})")
