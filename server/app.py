@@ -28,7 +28,7 @@ from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
 from server.settings import Settings, get_settings
-from server.web.guard import refuse_hostile_requests
+from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
 from server.xrpc import catalog, checkin, devices, holds, offers, tickets  # noqa: F401  (registers the methods)
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: handle_unexpected,
         },
         request_max_body_size=settings.max_body_bytes,
-        middleware=[refuse_hostile_requests],
+        middleware=[hostile_request_guard(settings.max_body_bytes)],
         openapi_config=None,
         debug=False,
     )
