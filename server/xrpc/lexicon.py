@@ -4,9 +4,10 @@ Loads the Lexicon v1 documents under ``lexicons/`` and checks query parameters, 
 outputs and records against them with atproto's rules: ``maxLength`` counts UTF-8 bytes and
 ``maxGraphemes`` extended grapheme clusters, unknown properties are ignored, ``knownValues`` is
 documentation only, and unions are open unless ``closed``. Missing optional properties that declare
-a ``default`` get it. Every schema is compiled once, when the documents are loaded, into a tree of
-small validator objects; every reference is resolved then, so a broken document fails at start-up
-and a call costs microseconds.
+a ``default`` get it. Beyond those rules, no string may hold a NUL, and an integer without bounds of
+its own must fit 64 bits signed (a BIGINT column). Every schema is compiled once, when the documents
+are loaded, into a tree of small validator objects; every reference is resolved then, so a broken
+document fails at start-up and a call costs microseconds.
 """
 
 from __future__ import annotations
@@ -278,6 +279,8 @@ class _StringNode(_Node):
     def check(self, value: object, path: str) -> object:
         if not isinstance(value, str):
             raise _fail(path, "must be a string")
+        if "\0" in value:  # no field means it, and PostgreSQL cannot store it in text
+            raise _fail(path, "must not contain the NUL character")
         for string_check in self._checks:
             string_check(value, path)
         return value

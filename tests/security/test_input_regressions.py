@@ -208,13 +208,12 @@ async def test_input_a_pass_page_key_outside_ascii_is_not_found(harness: Harness
         assert page.status_code == 404 and "Pass not found" in page.text
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/webhooks/atm", "/checkout/anything/pay", "/checkout/anything/cancel", f"/xrpc/{NS}createTicketHold"],
-)
-async def test_input_the_body_limit_holds_on_every_route(harness: Harness, path: str) -> None:
+async def test_input_the_body_limit_holds_on_every_route(harness: Harness) -> None:
+    """XRPC and the broker webhook read their bodies under the limit; the web forms read none, and
+    are refused all the same when a body over the limit is declared."""
     body = b"{" + b" " * (harness.settings.max_body_bytes + 1) + b"}"
-    answer = await harness.app.http.post(
-        harness.server.url + path, content=body, headers={"content-type": "application/json"}
-    )
-    refused(answer, 413, "PayloadTooLarge")
+    for path in (f"/xrpc/{NS}createTicketHold", "/webhooks/atm", "/checkout/x/pay", "/checkout/x/cancel"):
+        answer = await harness.app.http.post(
+            harness.server.url + path, content=body, headers={"content-type": "application/json"}
+        )
+        refused(answer, 413, "PayloadTooLarge")
