@@ -83,7 +83,7 @@ _CURSOR_ID = re.compile(r"[0-9a-z]{1,64}")
 # Arrival-order cursors (``pullCheckIns``) count rows of a 32-bit sequence; desks keep them as
 # integers, so they stay decimal.
 _SEQ_CURSOR = re.compile(r"[0-9]{1,10}")
-MAX_SEQ = 2**31 - 1
+_MAX_SEQ = 2**31 - 1
 
 
 def encode_cursor(row_id: str) -> str:
@@ -109,6 +109,6 @@ def decode_cursor(cursor: str, prefix: str) -> str:
 
 def decode_seq_cursor(cursor: str) -> int:
     """A place in an arrival order, as ``str(seq)`` of its last row (``0``: from the start)."""
-    if not _SEQ_CURSOR.fullmatch(cursor) or int(cursor) > MAX_SEQ:
+    if not _SEQ_CURSOR.fullmatch(cursor) or int(cursor) > _MAX_SEQ:
         raise _bad_cursor()
     return int(cursor)

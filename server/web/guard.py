@@ -16,7 +16,7 @@ _PRINTABLE_ASCII: Final = frozenset(range(0x20, 0x7F)) | {0x09}  # and horizonta
 
 
 def problem(scope: Scope, max_body_bytes: int) -> tuple[int, str, str] | None:
-    """Why a request is refused before routing (status, error, message), or None. The message never
+    """Why a request is refused before its handler (status, error, message), or None. The message never
     quotes the offending text."""
     if "\0" in scope["path"] or b"%00" in scope.get("query_string", b""):
         return 400, "InvalidRequest", "the path and query string must not contain the NUL character"
