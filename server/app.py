@@ -29,6 +29,7 @@ from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
 from server.settings import Settings, get_settings
+from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
 from server.xrpc import (  # noqa: F401  (registers the methods)
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: handle_unexpected,
         },
         request_max_body_size=settings.max_body_bytes,
+        middleware=[hostile_request_guard(settings.max_body_bytes)],
         openapi_config=None,
         debug=False,
     )

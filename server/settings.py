@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=15 * 60, ge=1, le=24 * 3600)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     max_body_bytes: int = 1024 * 1024
+    # How deep arrays and objects may nest in a JSON body (400 beyond, checked before parsing).
+    max_json_depth: int = Field(default=32, ge=1)
     max_metadata_bytes: int = 8 * 1024
     jwt_max_lifetime_seconds: int = 300
     idempotency_lease_seconds: int = 30

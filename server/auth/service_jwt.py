@@ -27,6 +27,7 @@ from server.domain.errors import (
     BadJwtSignature,
     JwtExpired,
 )
+from server.domain.wire import contains_nul
 
 MAX_TOKEN_LENGTH = 8192
 MAX_JTI_LENGTH = 200
@@ -94,9 +95,13 @@ async def verify_service_jwt(
 def unverified_issuer(token: str) -> str:
     """The ``iss`` a token claims, before any verification: lets a caller refuse unknown issuers
     without resolving (and so fetching) an arbitrary DID."""
-    iss = _parse(token).payload.get("iss")
-    if not isinstance(iss, str) or not iss.startswith("did:"):
-        raise BadJwt("the JWT iss claim must be a DID")
+    return _issuer(_parse(token).payload)
+
+
+def _issuer(payload: dict[str, Any]) -> str:
+    iss = payload.get("iss")
+    if not isinstance(iss, str) or len(iss) > _MAX_DID_LENGTH or not _ISS.fullmatch(iss):
+        raise BadJwt("the JWT iss claim must be the calling app's DID")
     return iss
 
 
@@ -139,6 +144,8 @@ def _json_object(part: str, what: str) -> dict[str, Any]:
         raise BadJwt(f"the JWT {what} is not valid JSON") from exc
     if not isinstance(value, dict):
         raise BadJwt(f"the JWT {what} is not a JSON object")
+    if contains_nul(value):
+        raise BadJwt(f"the JWT {what} has a NUL character")
     return value
 
 
@@ -161,9 +168,7 @@ def _check_claims(
     clock_skew_s: int,
     require_jti: bool,
 ) -> ServiceJwtClaims:
-    iss = payload.get("iss")
-    if not isinstance(iss, str) or len(iss) > _MAX_DID_LENGTH or not _ISS.fullmatch(iss):
-        raise BadJwt("the JWT iss claim must be the calling app's DID")
+    iss = _issuer(payload)
     aud = payload.get("aud")
     if not isinstance(aud, str) or aud not in audiences:
         raise BadJwtAudience("the JWT aud claim does not name this service")

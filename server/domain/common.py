@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import threading
 import time
@@ -80,17 +81,39 @@ def compact(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+# A paging cursor is versioned: a cursor of another version, or one that decodes to anything but an
+# id of the listed rows, is refused rather than sent to the database.
+_CURSOR_VERSION = "1."
+_CURSOR_ID = re.compile(r"[0-9a-z]{1,64}")
+# Arrival-order cursors (``pullCheckIns``) count rows of a 32-bit sequence; desks keep them as
+# integers, so they stay decimal.
+_SEQ_CURSOR = re.compile(r"[0-9]{1,10}")
+_MAX_SEQ = 2**31 - 1
+
+
 def encode_cursor(row_id: str) -> str:
     """An opaque paging cursor: the id of the last row of the page."""
-    return base64.urlsafe_b64encode(row_id.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{_CURSOR_VERSION}{row_id}".encode()).decode().rstrip("=")
+
+
+def _bad_cursor() -> InvalidRequest:
+    return InvalidRequest("cursor is not one this service gave out")
 
 
 def decode_cursor(cursor: str, prefix: str) -> str:
     """The row id in a cursor :func:`encode_cursor` gave out for rows whose ids start with ``prefix``."""
     try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value.startswith(prefix):
-        raise InvalidRequest("cursor is not one this service gave out")
-    return value
+        raise _bad_cursor() from None
+    row_id = text.removeprefix(_CURSOR_VERSION)
+    if row_id == text or not row_id.startswith(prefix) or not _CURSOR_ID.fullmatch(row_id[len(prefix) :]):
+        raise _bad_cursor()
+    return row_id
+
+
+def decode_seq_cursor(cursor: str) -> int:
+    """A place in an arrival order, as ``str(seq)`` of its last row (``0``: from the start)."""
+    if not _SEQ_CURSOR.fullmatch(cursor) or int(cursor) > _MAX_SEQ:
+        raise _bad_cursor()
+    return int(cursor)

@@ -162,10 +162,12 @@ async def pass_page(request: Request[Any, Any, Any]) -> Response[str]:
     """The hosted pass: the QR code a door scanner reads, while the ticket is active."""
     ticket_id = request.path_params["ticket_id"]
     services = _services(request)
-    key = request.query_params.get("k", "")
+    # Compared as bytes: compare_digest raises on a str with non-ASCII characters.
+    key = request.query_params.get("k", "").encode("utf-8", "surrogatepass")
     async with services.db.read() as session:
         ticket = await session.get(Ticket, ticket_id)
-        if ticket is None or not secrets.compare_digest(key, pass_access_key(services.keyring, ticket)):
+        expected = b"" if ticket is None else pass_access_key(services.keyring, ticket).encode()
+        if ticket is None or not secrets.compare_digest(key, expected):
             return _page("Pass not found", "<h1>Pass not found</h1>", 404)
         (item,) = await in_context(session, services.keyring, [ticket])
     if ticket.status != "active":

@@ -12,7 +12,7 @@ from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, door_access, evaluate
 from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
 from server.domain.devices.service import DeviceAuthRequired
-from server.domain.errors import NotOwner
+from server.domain.errors import InvalidRequest, NotOwner
 from server.domain.exports.service import export_list
 from server.domain.idempotency import check_key
 from server.domain.issuance.service import TicketNotFound
@@ -138,8 +138,17 @@ def _status(outcome: Outcome, direction: Direction) -> str:
     return "not_valid"
 
 
+def direction_of(params: dict[str, Any]) -> Direction:
+    """``direction`` is open (``knownValues``) on the wire; a door only knows entry and exit."""
+    try:
+        return Direction(params.get("direction", Direction.ENTRY))
+    except ValueError:
+        known = "|".join(Direction)
+        raise InvalidRequest(f"Input/direction must be one of ({known})") from None
+
+
 async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -> dict[str, Any]:
-    direction = Direction(params.get("direction", "entry"))
+    direction = direction_of(params)
     scan = Scan(
         params["ticketToken"],
         params.get("checkInListId"),
@@ -193,7 +202,8 @@ async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         decode_pass(params["ticketToken"])
     except PassRejected:
         return dict(NOT_VALID)
-    desk_scan_identity(call, params)  # a desk's mistakes are refused before its key is claimed
+    direction_of(params)  # a caller's mistakes are refused before its key is claimed
+    desk_scan_identity(call, params)
     return await write_once(call, params, lambda session: _check_in(call, params, session))
 
 

@@ -13,6 +13,7 @@ from server.db.models import CheckInList, CheckInRecord, Device
 from server.domain import ratelimit
 from server.domain.checkin.lists import find_list, search
 from server.domain.checkin.service import record_of
+from server.domain.common import decode_seq_cursor
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
 from server.domain.devices.records import store_records
@@ -124,10 +125,7 @@ async def _seen(session: AsyncSession, call: Call) -> None:
 async def pull_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Every device's records for the list after ``cursor`` (arrival order at the server)."""
     _device_list(call, params["checkInListId"])
-    cursor_text = params.get("cursor") or "0"
-    if not cursor_text.isdigit():
-        raise InvalidRequest("cursor is not one this service gave out")
-    since = int(cursor_text)
+    since = decode_seq_cursor(params.get("cursor") or "0")
     limit = min(int(params.get("limit") or PULL_LIMIT), PULL_LIMIT)
     async with call.db.read() as session:
         rows = list(

@@ -23,6 +23,7 @@ from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
 from server.domain.idempotency import call_scope, check_key, request_hash, run_once
 from server.domain.issuance.keys import Keyring
+from server.domain.wire import NUL_MESSAGE, contains_nul, nesting_exceeds
 from server.settings import Settings
 from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
@@ -125,15 +126,22 @@ async def write_once(
     return {**response, "reused": True} if reused else response
 
 
-def decode_body(body: bytes, max_bytes: int) -> object:
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+def decode_body(body: bytes, settings: Settings) -> object:
+    """A procedure's JSON body, refused (before authentication) when too large, nested too deep,
+    not JSON, or carrying a NUL character."""
+    if len(body) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"request body is larger than {settings.max_body_bytes} bytes")
     if not body.strip():
         raise InvalidRequest("a JSON object body is required")
+    if nesting_exceeds(body, settings.max_json_depth):
+        raise InvalidRequest(f"request body nests deeper than {settings.max_json_depth} levels")
     try:
-        return msgspec.json.decode(body)
+        value = msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise InvalidRequest("request body is not valid JSON") from None
+    if b"\\u0000" in body and contains_nul(value):  # the only way JSON can spell a NUL
+        raise InvalidRequest(NUL_MESSAGE)
+    return value
 
 
 async def dispatch(
@@ -163,7 +171,7 @@ async def dispatch(
     else:
         if http_method != "POST":
             raise MethodNotAllowed(f"{nsid} is a procedure: use POST")
-        params = services.lexicons.validate_input(nsid, decode_body(body, services.settings.max_body_bytes))
+        params = services.lexicons.validate_input(nsid, decode_body(body, services.settings))
     caller = await (method.authenticator or authenticate)(services, nsid, authorization, params)
     if limited:
         await ratelimits.limit_caller(services.db, settings, caller, nsid, services.clock.now_ms())

@@ -4,9 +4,10 @@ Loads the Lexicon v1 documents under ``lexicons/`` and checks query parameters, 
 outputs and records against them with atproto's rules: ``maxLength`` counts UTF-8 bytes and
 ``maxGraphemes`` extended grapheme clusters, unknown properties are ignored, ``knownValues`` is
 documentation only, and unions are open unless ``closed``. Missing optional properties that declare
-a ``default`` get it. Every schema is compiled once, when the documents are loaded, into a tree of
-small validator objects; every reference is resolved then, so a broken document fails at start-up
-and a call costs microseconds.
+a ``default`` get it. Beyond those rules, no string may hold a NUL, and an integer without bounds of
+its own must fit 64 bits signed (a BIGINT column). Every schema is compiled once, when the documents
+are loaded, into a tree of small validator objects; every reference is resolved then, so a broken
+document fails at start-up and a call costs microseconds.
 """
 
 from __future__ import annotations
@@ -278,6 +279,8 @@ class _StringNode(_Node):
     def check(self, value: object, path: str) -> object:
         if not isinstance(value, str):
             raise _fail(path, "must be a string")
+        if "\0" in value:  # no field means it, and PostgreSQL cannot store it in text
+            raise _fail(path, "must not contain the NUL character")
         for string_check in self._checks:
             string_check(value, path)
         return value
@@ -336,20 +339,26 @@ def _format_check(name: str, predicate: Callable[[str], bool]) -> _StringCheck:
     return check
 
 
+# atproto's data model has 64-bit signed integers: a field without bounds of its own gets these, so
+# no integer a caller sends is too large for a BIGINT column.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
 class _IntegerNode(_Node):
     __slots__ = ("_allowed", "_maximum", "_minimum")
 
     def __init__(self, minimum: int | None, maximum: int | None, allowed: frozenset[int] | None) -> None:
-        self._minimum = minimum
-        self._maximum = maximum
+        self._minimum = INT64_MIN if minimum is None else minimum
+        self._maximum = INT64_MAX if maximum is None else maximum
         self._allowed = allowed
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not int:
             raise _fail(path, "must be an integer")
-        if self._minimum is not None and value < self._minimum:
+        if value < self._minimum:
             raise _fail(path, f"must be >= {self._minimum}")
-        if self._maximum is not None and value > self._maximum:
+        if value > self._maximum:
             raise _fail(path, f"must be <= {self._maximum}")
         if self._allowed is not None and value not in self._allowed:
             raise _fail(path, f"must be one of ({'|'.join(map(str, sorted(self._allowed)))})")

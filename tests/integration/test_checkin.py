@@ -168,7 +168,8 @@ async def test_doors_belong_to_the_event_app(harness: Harness) -> None:
     _, _, (ticket, *_) = await sold_tickets(harness)
     stranger = await harness.client("did:web:stranger-app.example")
     refused = await stranger.ok("checkInTicket", {"ticketToken": ticket["passToken"]})
-    assert refused == {"ok": False, "status": "not_valid", "reason": "invalid"}  # nothing of another app's ticket
+    # nothing of another app's ticket
+    assert refused == {"ok": False, "status": "not_valid", "reason": "invalid"}
     await stranger.aclose()
     assert (await scan(harness, ticket["passToken"]))["status"] == "checked_in"
 
