@@ -27,6 +27,7 @@ from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
+from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
-        async with httpx.AsyncClient(timeout=3.0, follow_redirects=False) as http:
+        async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
             resolver = DidResolver(
                 local_docs_dir=settings.did_docs,
                 plc_url=settings.plc_url,

@@ -40,6 +40,7 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         "public_url": "http://127.0.0.1:1",
         "sweep_interval_seconds": 0.2,
         "pds_allow_http": True,  # the PDS stand-in serves plain HTTP on loopback
+        "outbound_allow_private": True,  # and so do the webhook receivers and DID hosts
         "publish_poll_interval_seconds": 0.2,
         "broker_webhook_secret": BROKER_SECRET,
         "broker_webhook_previous_secret": BROKER_PREVIOUS_SECRET,
