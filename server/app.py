@@ -12,7 +12,7 @@ import httpx
 from litestar import Litestar, Request, Response, get, route
 from litestar.exceptions import HTTPException
 
-from server import __version__
+from server import __version__, log_redaction
 from server.atproto.client import XrpcClient
 from server.auth.did import DidResolver
 from server.db.engine import Database
@@ -116,6 +116,7 @@ def atproto_parts(
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    log_redaction.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
