@@ -84,20 +84,26 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        super().data_received(data)
-        if self._header_deadline is not None:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._refuse(HEADERS_TOO_LARGE)
+        if not self._refused:
+            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         self._await_headers()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._headers_done()
+        if self._refused:
+            return
         if not any(name == b"host" for name, _ in self.headers):
             self._refuse(MISSING_HOST)
             return
@@ -115,8 +121,12 @@ class GuardedProtocol(HttpToolsProtocol):
         """Start the header deadline, unless one already runs (the first request's started when the
         connection opened)."""
         if self._header_deadline is None and not self._refused:
-            self._header_bytes = 0
             self._header_deadline = self.loop.call_later(self._header_timeout, self._refuse, b"")
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes > MAX_HEADER_BYTES and not self._refused:
+            self._refuse(HEADERS_TOO_LARGE)
 
     def _headers_done(self) -> None:
         if self._header_deadline is not None:

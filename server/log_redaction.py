@@ -8,6 +8,7 @@ prints it again from ``exc_info``).
 
 What :func:`redact` removes: email addresses, JWTs and bearer credentials, checkout tokens, device
 credentials, webhook secrets and any other long random-looking string (pass tokens, app passwords),
+the arguments of records from loggers that log SQL parameters (aiosqlite at DEBUG),
 the ``DETAIL`` line of a PostgreSQL error (``Key (email)=(…) already exists``), values PostgreSQL
 echoes in its messages, and SQL parameters (SQLAlchemy engines also run with
 ``hide_parameters=True``; see :mod:`server.db.engine`). Names cannot be recognised by their shape:
@@ -40,6 +41,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Loggers that put SQL parameters in their arguments (aiosqlite logs every statement with them at
+# DEBUG): their records keep only the message template.
+_PARAMETER_LOGGERS = ("aiosqlite", "asyncpg")
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
@@ -55,7 +61,10 @@ class _Redacting:
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = self.inner(*args, **kwargs)
         try:
-            message = record.getMessage()
+            if record.name.startswith(_PARAMETER_LOGGERS):
+                message = f"{record.msg} (arguments withheld)" if record.args else str(record.msg)
+            else:
+                message = record.getMessage()
         except Exception:  # a bad format string: keep only the template
             message = str(record.msg)
         record.msg, record.args = redact(message), None
