@@ -8,6 +8,7 @@ adds, per connection:
 - a header deadline: the request headers must be complete ``header_timeout`` seconds after the
   connection opened, or after the first byte of a later request on it; otherwise the connection is
   closed. A request's headers may also take at most :data:`MAX_HEADER_BYTES`;
+- a body deadline: the request body must be complete ``body_timeout`` seconds after its headers;
 - a connection limit: a connection beyond ``max_connections`` in this process is closed as it
   arrives, before anything is read from it;
 - a request without ``Host`` is answered ``400`` ``{error, message}`` and the connection closed.
@@ -50,9 +51,12 @@ class GuardedConfig(uvicorn.Config):
     """uvicorn's configuration plus the guard's limits (a module-level class, so that it travels to
     worker processes)."""
 
-    def __init__(self, app: Any, *, header_timeout: float, max_connections: int, **kwargs: Any) -> None:
+    def __init__(
+        self, app: Any, *, header_timeout: float, body_timeout: float, max_connections: int, **kwargs: Any
+    ) -> None:
         super().__init__(app, http=GuardedProtocol, ws="none", **kwargs)
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.max_connections = max_connections
 
 
@@ -67,8 +71,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         assert isinstance(config, GuardedConfig)
         self._header_timeout = config.header_timeout
+        self._body_timeout = config.body_timeout
         self._max_connections = config.max_connections
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None  # of the headers or the body being read
         self._header_bytes = 0
         self._refused = False
 
@@ -77,10 +82,10 @@ class GuardedProtocol(HttpToolsProtocol):
         if len(self.connections) > self._max_connections:
             self._refuse(b"")
             return
-        self._await_headers()
+        self._start_deadline(self._header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._headers_done()
+        self._end_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -90,7 +95,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._await_headers()
+        # The first request's deadline started when the connection opened.
+        self._start_deadline(self._header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._count_header_bytes(len(url))
@@ -101,12 +107,13 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._headers_done()
+        self._end_deadline()
         if self._refused:
             return
         if not any(name == b"host" for name, _ in self.headers):
             self._refuse(MISSING_HOST)
             return
+        self._start_deadline(self._body_timeout)
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -114,29 +121,29 @@ class GuardedProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._end_deadline()
         if not self._refused:
             super().on_message_complete()
 
-    def _await_headers(self) -> None:
-        """Start the header deadline, unless one already runs (the first request's started when the
-        connection opened)."""
-        if self._header_deadline is None and not self._refused:
-            self._header_deadline = self.loop.call_later(self._header_timeout, self._refuse, b"")
+    def _start_deadline(self, seconds: float) -> None:
+        """Close the connection in ``seconds`` unless a deadline already runs."""
+        if self._deadline is None and not self._refused:
+            self._deadline = self.loop.call_later(seconds, self._refuse, b"")
 
     def _count_header_bytes(self, count: int) -> None:
         self._header_bytes += count
         if self._header_bytes > MAX_HEADER_BYTES and not self._refused:
             self._refuse(HEADERS_TOO_LARGE)
 
-    def _headers_done(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _end_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _refuse(self, answer: bytes) -> None:
         """Stop reading this connection: send ``answer`` (if any) and close."""
         self._refused = True
-        self._headers_done()
+        self._end_deadline()
         if not self.transport.is_closing():
             if answer:
                 self.transport.write(answer)
@@ -148,6 +155,7 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> GuardedConfig:
     return GuardedConfig(
         app,
         header_timeout=settings.http_header_timeout_seconds,
+        body_timeout=settings.http_body_timeout_seconds,
         max_connections=settings.http_max_connections,
         timeout_keep_alive=settings.http_keep_alive_seconds,
         lifespan="on",

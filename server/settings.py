@@ -77,10 +77,12 @@ class Settings(BaseSettings):
     outbound_max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     # Inbound HTTP (``tickets serve``): a client has ``http_header_timeout_seconds`` from connecting
-    # (or from the first byte of its next request) to finish its request headers, an idle keep-alive
+    # (or from the first byte of its next request) to finish its request headers and
+    # ``http_body_timeout_seconds`` from then to finish its body, an idle keep-alive
     # connection is closed after ``http_keep_alive_seconds``, and connections beyond
     # ``http_max_connections`` per process are closed as they arrive.
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
     http_keep_alive_seconds: int = Field(default=5, ge=1)
     http_max_connections: int = Field(default=1000, ge=1)
 

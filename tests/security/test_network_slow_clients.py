@@ -16,6 +16,7 @@ from conftest import Harness, running_harness
 from support.databases import sqlite_copy
 
 HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
 KEEP_ALIVE = 1
 MAX_CONNECTIONS = 5
 HEALTH = b"GET /xrpc/_health HTTP/1.1\r\nHost: tickets.test\r\n\r\n"
@@ -27,6 +28,7 @@ async def server(tmp_path: Path, sqlite_template_file: Path) -> AsyncIterator[Ha
         sqlite_copy(sqlite_template_file, tmp_path),
         tmp_path,
         http_header_timeout_seconds=HEADER_TIMEOUT,
+        http_body_timeout_seconds=BODY_TIMEOUT,
         http_keep_alive_seconds=KEEP_ALIVE,
         http_max_connections=MAX_CONNECTIONS,
     ) as h:
@@ -53,14 +55,14 @@ async def closed_after(reader: asyncio.StreamReader, limit: float) -> float:
             return time.monotonic() - started
 
 
-async def trickle(writer: asyncio.StreamWriter) -> None:
-    """A request line, then one header byte every 0.2 s, for ever (slowloris)."""
-    writer.write(b"GET /xrpc/_health HTTP/1.1\r\nHost: tickets.test\r\n")
+async def trickle(writer: asyncio.StreamWriter, opening: bytes, drip: bytes) -> None:
+    """``opening``, then ``drip`` every 0.2 s, for ever (slowloris)."""
+    writer.write(opening)
     try:
         while True:
             await writer.drain()
             await asyncio.sleep(0.2)
-            writer.write(b"X")
+            writer.write(drip)
     except (ConnectionError, RuntimeError):
         return
 
@@ -77,7 +79,8 @@ async def exchange(h: Harness, request: bytes) -> tuple[int, bytes]:
 async def test_network_clients_that_never_finish_their_headers_are_cut(server: Harness) -> None:
     clients = [await connect(server) for _ in range(3)]
     silent_reader, silent_writer = await connect(server)
-    tricklers = [asyncio.create_task(trickle(writer)) for _, writer in clients]
+    opening = b"GET /xrpc/_health HTTP/1.1\r\nHost: tickets.test\r\n"
+    tricklers = [asyncio.create_task(trickle(writer, opening, b"X")) for _, writer in clients]
     try:
         waits = await asyncio.gather(
             *(closed_after(reader, HEADER_TIMEOUT + 1.5) for reader, _ in clients),
@@ -98,6 +101,21 @@ async def test_network_clients_that_never_finish_their_headers_are_cut(server: H
     head = await asyncio.wait_for(reader.readline(), 5)
     assert head.startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+async def test_network_a_body_that_never_ends_is_cut(server: Harness) -> None:
+    reader, writer = await connect(server)
+    opening = (
+        b"POST /xrpc/tickets.atmosphere.createTicketHold HTTP/1.1\r\nHost: tickets.test\r\n"
+        b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+    )
+    trickling = asyncio.create_task(trickle(writer, opening, b" "))
+    try:
+        waited = await closed_after(reader, BODY_TIMEOUT + 1.5)
+    finally:
+        trickling.cancel()
+        writer.close()
+    assert waited >= BODY_TIMEOUT - 0.2
 
 
 async def test_network_idle_keep_alive_connections_are_closed(server: Harness) -> None:
