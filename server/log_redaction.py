@@ -36,8 +36,15 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[^\s@\"'<>(),;:\[\]{}=/\\]+@[^\s@\"'<>(),;:\[\]{}=/\\]+"), "[email]"),
     (re.compile(r"\b(chk|whsec)_[A-Za-z0-9_-]+"), r"\1_[redacted]"),
     (re.compile(r"\b(dev_[0-9A-Za-z]+)\.[A-Za-z0-9_-]+"), r"\1.[redacted]"),
-    # Long random-looking strings: at least 32 base64url characters with a digit and a letter.
-    (re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}"), "[secret]"),
+    # Long random-looking strings: at least 32 base64url characters with a digit and a letter, other
+    # than the service's own ids (``event_`` and 26 Crockford base32 characters).
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9_-])(?![a-z]+_[0-9A-HJKMNP-TV-Z]{26}(?![A-Za-z0-9_-]))"
+            r"(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}"
+        ),
+        "[secret]",
+    ),
 )
 
 

@@ -165,6 +165,7 @@ async def test_network_no_personal_data_in_logs(
             'invalid input syntax for type integer: "redacted"',
         ),
         ("hold hold_01JD3K4M5N6P7Q8R9S0T1V2W3X expired", "hold hold_01JD3K4M5N6P7Q8R9S0T1V2W3X expired"),
+        ("?eventId=checklist_01JD3K4M5N6P7Q8R9S0T1V2W3X&", "?eventId=checklist_01JD3K4M5N6P7Q8R9S0T1V2W3X&"),
         ("did:plc:ewvi7nxzyoun6zhxrhs64oiz at /xrpc/x", "did:plc:ewvi7nxzyoun6zhxrhs64oiz at /xrpc/x"),
     ],
 )

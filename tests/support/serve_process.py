@@ -57,5 +57,7 @@ class ServeProcess:
 
 
 def tickets_env(**values: object) -> dict[str, str]:
-    """This environment plus ``TICKETS_<NAME>`` for each of ``values``."""
+    """This environment plus ``TICKETS_<NAME>`` for each of ``values``; outbound requests may reach
+    loopback (the tests' receivers listen there) unless ``outbound_allow_private`` says otherwise."""
+    values = {"outbound_allow_private": "true", **values}
     return {**os.environ, **{f"TICKETS_{name.upper()}": str(value) for name, value in values.items()}}
