@@ -5,6 +5,7 @@ neither the address nor whether a port was open."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,33 @@ async def test_network_did_web_and_plc_never_reach_loopback(
     assert len(set(messages)) == 1, messages
     assert messages[0].endswith("the DID document host of <did> could not be reached"), messages[0]
     assert "127.0.0.1" not in messages[0] and str(listener.port) not in messages[0]
+
+
+async def test_network_pds_endpoints_in_did_documents_never_reach_loopback(
+    database_url: str, tmp_path: Path, listener: Listener, closed_port: int
+) -> None:
+    """An event record whose organizer's DID document names a PDS on this machine: the server does
+    not read it there, and says the same whatever the endpoint."""
+    async with running_harness(database_url, tmp_path, outbound_allow_private=False) as h:
+        assert h.settings.did_docs is not None
+        answers = []
+        for n, host in enumerate(hosts(listener.port) + hosts(closed_port)):
+            did = f"did:plc:pdsloop{chr(ord('a') + n)}".ljust(32, "a")
+            pds = {
+                "id": "#atproto_pds",
+                "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": f"http://{host}",
+            }
+            (h.settings.did_docs / f"pds-{n}.json").write_text(json.dumps({"id": did, "service": [pds]}))
+            uri = f"at://{did}/community.lexicon.calendar.event/3kloop0000001"
+            response = await h.app.call(
+                "createTicketEvent", {"organizerDid": ORGANIZER, "event": {"uri": uri}}
+            )
+            assert response.status_code == 502, response.text
+            answers.append(response.json()["message"].replace(uri, "<uri>").replace(did, "<did>"))
+    assert listener.connections() == 0
+    assert len(set(answers)) == 1, answers
+    assert "could not be reached" in answers[0] and str(listener.port) not in answers[0]
 
 
 async def test_network_pds_endpoints_never_reach_loopback(
