@@ -12,7 +12,7 @@ import httpx
 from litestar import Litestar, Request, Response, get, route
 from litestar.exceptions import HTTPException
 
-from server import __version__
+from server import __version__, log_redaction
 from server.atproto.client import XrpcClient
 from server.auth.did import DidResolver
 from server.db.engine import Database
@@ -28,6 +28,7 @@ from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
+from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
 from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
@@ -136,11 +137,12 @@ def atproto_parts(
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    log_redaction.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
-        async with httpx.AsyncClient(timeout=3.0, follow_redirects=False) as http:
+        async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
             resolver = DidResolver(
                 local_docs_dir=settings.did_docs,
                 plc_url=settings.plc_url,

@@ -11,10 +11,9 @@ import time
 from collections.abc import Sequence
 
 import httpx
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import cli_devices, cli_exports, cli_publish, cli_webhooks
+from server import cli_devices, cli_exports, cli_publish, cli_webhooks, http_server
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
 from server.db.models import App
@@ -27,17 +26,8 @@ from server.settings import Settings, get_settings
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     ensure_schema(settings)
-    uvicorn.run(
-        "server.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=False,
-        # The client address is the socket peer; which forwarding header to believe, behind how
-        # many proxies, is the service's own setting (``TICKETS_TRUSTED_PROXY_COUNT``).
-        proxy_headers=False,
+    http_server.serve(
+        settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
     )
 
 

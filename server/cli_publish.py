@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-import httpx
-
 from server.atproto.client import PdsError
 from server.atproto.session import AccountSession, Login, Tokens
 from server.auth.did import DidResolutionError, DidResolver
@@ -23,6 +21,7 @@ from server.domain.common import SystemClock, format_datetime
 from server.domain.issuance.keys import load_server_key
 from server.domain.publishing import accounts
 from server.domain.publishing.service import Publisher
+from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
@@ -35,7 +34,7 @@ async def _publisher(settings: Settings) -> AsyncIterator[Publisher]:
 
     db = Database(settings.resolved_database_url)
     try:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
+        async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
             resolver = DidResolver(
                 settings.did_docs, settings.plc_url, http, web_scheme=settings.did_web_scheme
             )

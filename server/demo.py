@@ -83,6 +83,7 @@ def seed_demo(settings: Settings, *, port: int) -> tuple[Settings, DemoDoor]:
     key = demo_key(data_dir)
     (did_docs / "demo-app.json").write_text(json.dumps(key.did_document(DEMO_APP_DID), indent=2))
     os.environ["TICKETS_DID_DOCS"] = str(did_docs)
+    os.environ.setdefault("TICKETS_OUTBOUND_ALLOW_PRIVATE", "true")  # the demo's parts all run on loopback
     os.environ.setdefault("TICKETS_PUBLIC_URL", f"http://127.0.0.1:{port}")
     settings = Settings()
     migrate.upgrade(settings.resolved_database_url)

@@ -95,6 +95,24 @@ class Settings(BaseSettings):
     # folder (every server process must then share that folder).
     service_signing_key: str = ""
 
+    # Outbound requests to hosts a caller can name (DID documents, PDS calls, webhooks): only public
+    # addresses unless ``outbound_allow_private`` (development and tests, whose stand-ins listen on
+    # loopback); connecting, the whole exchange and the answer's size are bounded.
+    outbound_allow_private: bool = False
+    outbound_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    outbound_total_timeout_seconds: float = Field(default=30.0, gt=0)
+    outbound_max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    # Inbound HTTP (``tickets serve``): a client has ``http_header_timeout_seconds`` from connecting
+    # (or from the first byte of its next request) to finish its request headers and
+    # ``http_body_timeout_seconds`` from then to finish its body, an idle keep-alive
+    # connection is closed after ``http_keep_alive_seconds``, and connections beyond
+    # ``http_max_connections`` per process are closed as they arrive.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1)
+
     # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""

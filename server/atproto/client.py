@@ -1,5 +1,7 @@
 """XRPC calls to another atproto service (a PDS): bounded in time and size, never following
-redirects, with the service's ``{error, message}`` answers turned into :class:`XrpcError`."""
+redirects, with the service's ``{error, message}`` answers turned into :class:`XrpcError`. The HTTP
+client passed in is the service's :func:`~server.outbound.outbound_client` (public addresses only),
+and every transport failure or timeout reads the same, without the endpoint or its address."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
+from server.outbound import UNREACHABLE
 
 PDS_SERVICE_ID = "#atproto_pds"
 PDS_SERVICE_TYPE = "AtprotoPersonalDataServer"
@@ -113,12 +117,8 @@ class XrpcClient:
                 ) as response,
             ):
                 raw = await self._read(response)
-        except (TimeoutError, httpx.TimeoutException):
-            raise PdsError(
-                f"{nsid} at {service} did not answer in {self._timeout:g} s", transient=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise PdsError(f"{nsid} at {service} failed: {type(exc).__name__}", transient=True) from None
+        except (TimeoutError, httpx.HTTPError):
+            raise PdsError(f"the PDS for {nsid} {UNREACHABLE}", transient=True) from None
         answer = _json_object(raw)
         if response.status_code != 200:
             error = answer.get("error") if answer is not None else None

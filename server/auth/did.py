@@ -1,7 +1,9 @@
 """DID resolution for caller auth: a local folder of documents, ``did:web`` and ``did:plc``.
 
 Documents fetched over HTTP are cached (failures too, briefly), concurrent resolutions of one DID
-share a single request, and every fetch is bounded in time and size. A document from the local
+share a single request, and every fetch is bounded in time and size. Fetches go through
+:mod:`server.outbound` (public addresses only unless the client passed in allows private ones), and
+every transport failure or timeout reads the same. A document from the local
 folder takes precedence over the network, so that development and tests run offline through the
 same code path.
 """
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 
 from server.auth.multikey import MultikeyError, PublicKey, decode_multikey
+from server.outbound import UNREACHABLE, OutboundPolicy, outbound_client
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,9 @@ class DidResolver:
         max_document_bytes: int = 256 * 1024,
     ) -> None:
         """``min_refresh_interval``: a ``fresh`` resolution reuses a fetch younger than this, so
-        that a stream of badly signed tokens cannot turn into a stream of upstream requests."""
+        that a stream of badly signed tokens cannot turn into a stream of upstream requests.
+        Without ``http``, the resolver makes its own :func:`~server.outbound.outbound_client` with
+        the default (public addresses only) policy."""
         self._local_dir = local_docs_dir
         self._plc_url = plc_url.rstrip("/")
         self._http = http
@@ -163,7 +168,7 @@ class DidResolver:
     async def _fetch(self, did: str) -> DidDocument:
         url = self._document_url(did)
         if self._http is None:
-            self._http = httpx.AsyncClient()
+            self._http = outbound_client(OutboundPolicy())
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._http.stream(
@@ -180,12 +185,8 @@ class DidResolver:
                             f"fetching the DID document of {did} failed with HTTP {response.status_code}"
                         )
                     body = await self._read_capped(did, response)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise DidResolutionError(f"fetching the DID document of {did} timed out") from exc
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise DidResolutionError(
-                f"fetching the DID document of {did} failed: {type(exc).__name__}"
-            ) from exc
+        except (TimeoutError, httpx.HTTPError, httpx.InvalidURL):
+            raise DidResolutionError(f"the DID document host of {did} {UNREACHABLE}") from None
         document = _parse_document(body)
         if document is None:
             raise DidResolutionError(f"the DID document of {did} is not a JSON object")

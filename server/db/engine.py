@@ -8,6 +8,9 @@ front instead of failing on upgrade, and readers use plain ``BEGIN`` and never w
 ``Database.autocommit()`` sends statements straight to the driver on a write connection, outside any
 transaction: each commits on its own, in one round trip (a call spends its token this way,
 ``server.domain.apps.spend_token``).
+
+Every engine runs with ``hide_parameters=True``: a database error never carries the statement's
+parameters (buyer emails, names, tokens) into its text, and so into a log line.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
         pool_timeout=60,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": sqlite_driver.connect},
         pool_reset_on_return=None,  # see _on_reset
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "reset")
@@ -120,7 +124,7 @@ class Database:
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
         else:
             self.write_engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+                url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
             )
             self.read_engine = self.write_engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)

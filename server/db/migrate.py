@@ -35,7 +35,7 @@ def head_revision(url: str) -> str | None:
 
 
 async def current_revision(url: str) -> str | None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     try:
         async with engine.connect() as connection:
 

@@ -58,7 +58,9 @@ async def test_doors_a_forged_pass_of_a_real_ticket_learns_nothing(harness: Harn
         logged_at_list = await harness.app.ok(
             "checkInTicket", {"ticketToken": forged, "checkInListId": list_id}
         )
-        assert set(logged_at_list) == {"ok", "status", "reason", "checkInListId", "direction", "checkInId"}, name
+        assert set(logged_at_list) == {"ok", "status", "reason", "checkInListId", "direction", "checkInId"}, (
+            name
+        )
         assert (logged_at_list["status"], logged_at_list["reason"]) == ("not_valid", "invalid"), name
     # Only the scans at the named list are logged, and without the ticket.
     assert [(r.ticket_id, r.token_generation, r.decision) for r in await logged(harness)] == [

@@ -85,7 +85,8 @@ class ServeProcess:
 
 
 def tickets_env(**values: object) -> dict[str, str]:
-    """This environment plus ``TICKETS_<NAME>`` for each of ``values`` (rate limits off unless
-    ``rate_limits_enabled`` says otherwise)."""
-    values = {"rate_limits_enabled": False, **values}
+    """This environment plus ``TICKETS_<NAME>`` for each of ``values``: rate limits off and outbound
+    requests allowed to reach loopback (the tests' receivers listen there) unless ``values`` says
+    otherwise."""
+    values = {"rate_limits_enabled": False, "outbound_allow_private": "true", **values}
     return {**os.environ, **{f"TICKETS_{name.upper()}": str(value) for name, value in values.items()}}

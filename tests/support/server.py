@@ -19,6 +19,7 @@ from server.auth.keys import SigningKey, mint_service_jwt
 from server.db.engine import Database
 from server.domain import apps
 from server.domain.offers.pricing import Fees
+from server.http_server import server_config
 from server.settings import Settings
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 from support.broker import BROKER_PREVIOUS_SECRET, BROKER_SECRET
@@ -40,6 +41,7 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         "public_url": "http://127.0.0.1:1",
         "sweep_interval_seconds": 0.2,
         "pds_allow_http": True,  # the PDS stand-in serves plain HTTP on loopback
+        "outbound_allow_private": True,  # and so do the webhook receivers and DID hosts
         "publish_poll_interval_seconds": 0.2,
         "broker_webhook_secret": BROKER_SECRET,
         "broker_webhook_previous_secret": BROKER_PREVIOUS_SECRET,
@@ -59,9 +61,7 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings), log_level="warning", lifespan="on", access_log=False, proxy_headers=False
-        )
+        config = server_config(create_app(settings), settings, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

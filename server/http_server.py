@@ -1,0 +1,184 @@
+"""Serving HTTP: uvicorn (httptools parser) with a guard against slow and hostile clients.
+
+uvicorn alone keeps a connection that never finishes its request headers for ever (its keep-alive
+timeout only runs between requests), keeps every connection it accepts (``limit_concurrency`` only
+answers 503 to complete requests), and serves requests without ``Host``. :class:`GuardedProtocol`
+adds, per connection:
+
+- a header deadline: the request headers must be complete ``header_timeout`` seconds after the
+  connection opened, or after the first byte of a later request on it; otherwise the connection is
+  closed. A request's headers may also take at most :data:`MAX_HEADER_BYTES`;
+- a body deadline: the request body must be complete ``body_timeout`` seconds after its headers;
+- a connection limit: a connection beyond ``max_connections`` in this process is closed as it
+  arrives, before anything is read from it;
+- a request without ``Host`` is answered ``400`` ``{error, message}`` and the connection closed.
+
+The keep-alive timeout is uvicorn's own. See ``docs/adr/0005-guarding-uvicorn-against-slow-clients.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from server.settings import Settings
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _json_error(status: int, reason: str, error: str, message: str) -> bytes:
+    body = json.dumps({"error": error, "message": message}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+MISSING_HOST = _json_error(400, "Bad Request", "InvalidRequest", "the request has no Host header")
+HEADERS_TOO_LARGE = _json_error(
+    431, "Request Header Fields Too Large", "InvalidRequest", "the request headers are too large"
+)
+
+
+class GuardedConfig(uvicorn.Config):
+    """uvicorn's configuration plus the guard's limits (a module-level class, so that it travels to
+    worker processes)."""
+
+    def __init__(
+        self, app: Any, *, header_timeout: float, body_timeout: float, max_connections: int, **kwargs: Any
+    ) -> None:
+        super().__init__(app, http=GuardedProtocol, ws="none", **kwargs)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        assert isinstance(config, GuardedConfig)
+        self._header_timeout = config.header_timeout
+        self._body_timeout = config.body_timeout
+        self._max_connections = config.max_connections
+        self._deadline: asyncio.TimerHandle | None = None  # of the headers or the body being read
+        self._header_bytes = 0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._max_connections:
+            self._refuse(b"")
+            return
+        self._start_deadline(self._header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        # The first request's deadline started when the connection opened.
+        self._start_deadline(self._header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._end_deadline()
+        if self._refused:
+            return
+        if not any(name == b"host" for name, _ in self.headers):
+            self._refuse(MISSING_HOST)
+            return
+        self._start_deadline(self._body_timeout)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._end_deadline()
+        if not self._refused:
+            super().on_message_complete()
+
+    def _start_deadline(self, seconds: float) -> None:
+        """Close the connection in ``seconds`` unless a deadline already runs."""
+        if self._deadline is None and not self._refused:
+            self._deadline = self.loop.call_later(seconds, self._refuse, b"")
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes > MAX_HEADER_BYTES and not self._refused:
+            self._refuse(HEADERS_TOO_LARGE)
+
+    def _end_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse(self, answer: bytes) -> None:
+        """Stop reading this connection: send ``answer`` (if any) and close."""
+        self._refused = True
+        self._end_deadline()
+        if not self.transport.is_closing():
+            if answer:
+                self.transport.write(answer)
+            self.transport.close()
+
+
+def server_config(app: Any, settings: Settings, **kwargs: Any) -> GuardedConfig:
+    """The uvicorn configuration for ``app`` with the limits of ``settings``."""
+    return GuardedConfig(
+        app,
+        header_timeout=settings.http_header_timeout_seconds,
+        body_timeout=settings.http_body_timeout_seconds,
+        max_connections=settings.http_max_connections,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        lifespan="on",
+        access_log=False,
+        # The client address is the socket peer; which forwarding header to believe, behind how
+        # many proxies, is the service's own setting (``TICKETS_TRUSTED_PROXY_COUNT``).
+        proxy_headers=False,
+        **kwargs,
+    )
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """``tickets serve``: ``workers`` processes (each building the app from the environment)."""
+    config = server_config(
+        "server.app:create_app_from_env",
+        settings,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
