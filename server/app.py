@@ -30,7 +30,7 @@ from server.domain.publishing.worker import run_publish_worker
 from server.settings import Settings, get_settings
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
-from server.xrpc import catalog, checkin, devices, holds, offers, tickets  # noqa: F401  (registers the methods)
+from server.xrpc import catalog, checkin, consents, devices, holds, offers, tickets  # noqa: F401  (registers the methods)
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
 from server.xrpc.framework import RawOutput, Services, dispatch

@@ -50,6 +50,8 @@ METHODS = {
     "tickets.atmosphere.createOffer",
     "tickets.atmosphere.updateOffer",
     "tickets.atmosphere.listOffers",
+    "tickets.atmosphere.listOrganizerConsents",
+    "tickets.atmosphere.revokeOrganizerConsent",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
@@ -62,6 +64,11 @@ DEVICE_METHODS = {
 CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
 # Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
 DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
+# Organizer methods: the organizer's own JWT, not an app's.
+ORGANIZER_METHODS = {
+    "tickets.atmosphere.listOrganizerConsents",
+    "tickets.atmosphere.revokeOrganizerConsent",
+}
 RECORDS = {
     "tickets.atmosphere.ticketTier",
     "tickets.atmosphere.capacityGroup",
@@ -230,6 +237,10 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
         elif nsid in DOOR_METHODS:
             assert "device credential" in definition["description"], nsid
             assert names >= APP_ERRORS | DEVICE_ERRORS, nsid
+        elif nsid in ORGANIZER_METHODS:
+            assert "iss` = the organizer's DID" in definition["description"], nsid
+            assert "OrganizerConsentNotFound" in names, nsid
+            assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: called by the organizer, not an app"
         elif nsid in CODE_METHODS:
             assert "enrollment code" in definition["description"], nsid
             assert "EnrollmentCodeInvalid" in names, nsid
@@ -243,6 +254,8 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
 
 ERRORS = {
     "createTicketEvent": {
+        "OrganizerConsentRequired",
+        "OrganizerNotEventAuthority",
         "OrganizerReassignmentNotAllowed",
         "OrganizerNotRegistered",
         "OrganizerAssertionInvalid",
@@ -253,12 +266,15 @@ ERRORS = {
     "updateTicketEvent": {"EventNotFound", "Forbidden", "EventRecordNotFound", "InvalidEventRecord"},
     "updateCapacityGroup": {"CapacityGroupNotFound", "CapacityBelowCommitted", "Forbidden"},
     "createTicketTier": {
+        "OrganizerConsentRequired",
+        "OrganizerNotEventAuthority",
         "CapacityGroupNotFound",
         "CapacityGroupMismatch",
         "CapacityBelowCommitted",
         "OrganizerReassignmentNotAllowed",
     },
-    "updateTicketTier": {"TierNotFound", "CapacityBelowCommitted", "Forbidden"},
+    "updateTicketTier": {"TierNotFound", "CapacityBelowCommitted", "Forbidden", "OrganizerConsentRequired"},
+    "listCheckInLists": {"EventNotFound", "Forbidden", "OrganizerConsentRequired"},
     "getTicketAvailability": {"EventNotFound"},
     "previewTicketOrder": {"TierNotFound", "EventNotFound", "TicketHoldUnavailable", "OrderLimitExceeded"},
     "createTicketHold": {
