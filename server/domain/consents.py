@@ -80,7 +80,7 @@ async def list_consents(session: AsyncSession, organizer_did: str, environment: 
         .where(OrganizerConsent.organizer_did == organizer_did, OrganizerConsent.environment == environment)
         .order_by(App.did)
     )
-    return [Consent(row, did) for row, did in rows.tuples()]
+    return [Consent(row, did) for row, did in rows.all()]
 
 
 async def revoke(
