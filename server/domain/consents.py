@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.uri import parse_record_uri
@@ -49,11 +51,17 @@ async def grant(session: AsyncSession, caller: Caller, now_ms: int) -> None:
     organizer, jti = caller.organizer_did, caller.organizer_jti
     if organizer is None or jti is None:
         raise OrganizerConsentRequired("granting consent takes the organizer's assertion")
-    row = await session.get(OrganizerConsent, (caller.app_id, organizer), with_for_update=True)
-    if row is None:
-        row = OrganizerConsent(app_id=caller.app_id, organizer_did=organizer, environment=caller.environment)
-        session.add(row)
-    row.jti, row.granted_ms, row.revoked_ms = jti, now_ms, None
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    granted = {"jti": jti, "granted_ms": now_ms, "revoked_ms": None}
+    statement = insert(OrganizerConsent).values(
+        app_id=caller.app_id, organizer_did=organizer, environment=caller.environment, **granted
+    )
+    # One statement, so that two first calls at once both record it instead of one failing.
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[OrganizerConsent.app_id, OrganizerConsent.organizer_did], set_=granted
+        )
+    )
 
 
 async def require(session: AsyncSession, app_id: str, organizer_did: str) -> None:
