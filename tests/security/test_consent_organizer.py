@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from conftest import APP_DID, Harness
 from support.consent import calendar_uri, event_body, legacy_event, refused, tier_body
-from support.server import AppClient
+from support.server import AppClient, Identity
+
+from server.auth.keys import SigningKey
 
 NS = "tickets.atmosphere."
 ORGANIZER = "did:plc:consentorganizer000000000"
@@ -146,7 +148,10 @@ async def test_a_revoked_app_changes_nothing_and_its_sales_stay_valid(harness: H
 
 
 async def test_organizer_methods_resolve_only_known_organizers(harness: Harness) -> None:
-    stranger = AppClient(harness.server.url, harness.identity("did:plc:neverconsented00000000000"))
+    """A DID no app holds a consent of is refused before it is resolved: this one has no document
+    anywhere, so resolving it would answer BadJwt instead."""
+    unknown = Identity("did:plc:neverconsented00000000000", SigningKey.generate("ES256K"))
+    stranger = AppClient(harness.server.url, unknown)
     refused(await stranger.call("listOrganizerConsents"), 404, "OrganizerConsentNotFound")
     refused(
         await stranger.call("revokeOrganizerConsent", {"appDid": APP_DID}), 404, "OrganizerConsentNotFound"
