@@ -86,7 +86,7 @@ async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Ha
     await register(database_url, APP_DID)
     server = LiveServer(settings)
     await asyncio.to_thread(server.start)
-    harness = Harness(settings, server, AppClient(server.url, identity), folder)
+    harness = Harness(settings, server, AppClient(server.url, identity), folder, {APP_DID: identity})
     harness.app.acts_for[ORGANIZER] = harness.identity(ORGANIZER)  # the catalog builders' organizer
     return harness
 
