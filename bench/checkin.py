@@ -48,7 +48,7 @@ async def run(options: Options) -> RunResult:
         app = BenchApp()
         with server_environment():
             async with (
-                deployed(configuration, app.did, app.did_document()) as server,
+                deployed(configuration, app.did, app.did_documents()) as server,
                 load.pool(server.url, CONCURRENCY) as client,
             ):
                 event = await app.event(client)

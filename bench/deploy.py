@@ -160,13 +160,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.asynccontextmanager
 async def deployed(
-    configuration: Configuration, app_did: str, did_document: dict[str, Any]
+    configuration: Configuration, app_did: str, did_documents: list[dict[str, Any]]
 ) -> AsyncIterator[Server]:
-    """A migrated database with ``app_did`` registered in ``test``, and a server on it."""
+    """A migrated database with ``app_did`` registered in ``test``, and a server on it that resolves
+    the given DID documents."""
     folder = Path(tempfile.mkdtemp(prefix="tickets-bench-"))
     did_docs = folder / "did-docs"
     did_docs.mkdir()
-    (did_docs / "bench-app.json").write_text(json.dumps(did_document))
+    for n, document in enumerate(did_documents):
+        (did_docs / f"bench-{n}.json").write_text(json.dumps(document))
     database = ""
     process: subprocess.Popen[bytes] | None = None
     try:

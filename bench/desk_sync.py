@@ -246,7 +246,7 @@ async def _measure(configuration: Configuration, options: Options, out: RunResul
     app = BenchApp()
     with server_environment(max_body_bytes=str(MAX_BODY_BYTES)):
         async with (
-            deployed(configuration, app.did, app.did_document()) as server,
+            deployed(configuration, app.did, app.did_documents()) as server,
             load.pool(server.url, 8) as client,
         ):
             event = await app.event(client)

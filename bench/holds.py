@@ -134,7 +134,7 @@ async def run(options: Options) -> RunResult:
     async def measure(configuration: Configuration) -> None:
         app = BenchApp()
         async with (
-            deployed(configuration, app.did, app.did_document()) as server,
+            deployed(configuration, app.did, app.did_documents()) as server,
             load.pool(server.url, CONCURRENCY) as client,
         ):
             catalog = await build_catalog(app, client)

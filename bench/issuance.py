@@ -268,7 +268,7 @@ async def run(options: Options) -> RunResult:
         app = BenchApp()
         with server_environment(webhook_poll_interval_seconds="0.05"):
             async with (
-                deployed(configuration, app.did, app.did_document()) as server,
+                deployed(configuration, app.did, app.did_documents()) as server,
                 IssuingClient(server.url, CONCURRENCY) as client,
             ):
                 event = await app.event(client)

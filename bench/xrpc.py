@@ -34,15 +34,19 @@ class Event:
 
 
 class BenchApp:
-    """A registered app signing every call with a fresh service-auth JWT (new ``jti`` each time)."""
+    """A registered app signing every call with a fresh service-auth JWT (new ``jti`` each time),
+    acting for one organizer, whose assertion its first event carries (that records the consent)."""
 
     def __init__(self) -> None:
         self.did = APP_DID
         self.key = SigningKey.generate("ES256K")
+        self.organizer_key = SigningKey.generate("ES256K")
         self._events = itertools.count(1)
+        self._consented = False
 
-    def did_document(self) -> dict[str, Any]:
-        return self.key.did_document(self.did)
+    def did_documents(self) -> list[dict[str, Any]]:
+        """The app's and the organizer's DID documents, for the server's DID-document folder."""
+        return [self.key.did_document(self.did), self.organizer_key.did_document(ORGANIZER_DID)]
 
     def token(self, nsid: str) -> str:
         return mint_service_jwt(self.key, iss=self.did, aud=AUDIENCE, lxm=nsid, exp_in=TOKEN_LIFETIME_S)
@@ -83,7 +87,13 @@ class BenchApp:
             "event": {"uri": uri, "title": "Bench night", "startsAt": "2030-12-31T20:00:00.000Z"},
             "status": "active",
         }
+        if not self._consented:
+            nsid = NS + "createTicketEvent"
+            body["organizerAssertionJwt"] = mint_service_jwt(
+                self.organizer_key, iss=ORGANIZER_DID, aud=AUDIENCE, lxm=nsid, exp_in=TOKEN_LIFETIME_S
+            )
         out = await self.ok(client, self.procedure(client, "createTicketEvent", body))
+        self._consented = True
         return Event(out["event"]["id"], uri)
 
     async def tier_in_own_group(

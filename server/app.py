@@ -36,6 +36,7 @@ from server.web.routes import ROUTES as web_routes
 from server.xrpc import (  # noqa: F401  (registers the methods)
     catalog,
     checkin,
+    consents,
     devices,
     discovery,
     holds,

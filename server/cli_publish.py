@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from server import cli_consents
 from server.atproto.client import PdsError
 from server.atproto.session import AccountSession, Login, Tokens
 from server.auth.did import DidResolutionError, DidResolver
@@ -137,8 +138,9 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``organizer login|logout|list`` and ``publish`` to the ``tickets`` command line."""
-    organizer = sub.add_parser("organizer", help="organizer logins for public records").add_subparsers(
+    """Add ``organizer login|logout|list|consents|revoke`` and ``publish`` to the ``tickets`` command
+    line."""
+    organizer = sub.add_parser("organizer", help="organizer logins and consents").add_subparsers(
         dest="organizer_command", required=True
     )
     login = organizer.add_parser("login", help="log in to an organizer's PDS with an app password")
@@ -152,6 +154,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logout.add_argument("--did", required=True)
     logout.set_defaults(func=cmd_logout)
     organizer.add_parser("list", help="organizers with a stored login").set_defaults(func=cmd_list)
+    cli_consents.register(organizer)
 
     publish = sub.add_parser(
         "publish", help="write an event's public records into its organizer's repository, and keep them"

@@ -101,6 +101,7 @@ def seed_demo(settings: Settings, *, port: int) -> tuple[Settings, DemoDoor]:
 
 async def _seed(settings: Settings) -> tuple[str, str]:
     db = Database(settings.resolved_database_url)
+    keyring = Keyring(load_server_key(settings))
     now = SystemClock().now_ms()
     try:
         async with db.write() as session:
@@ -108,7 +109,14 @@ async def _seed(settings: Settings) -> tuple[str, str]:
                 session, did=DEMO_APP_DID, environment=DEMO_ENVIRONMENT, now_ms=now, name="Demo event app"
             )
             await session.flush()
-            caller = Caller(app.id, app.did, DEMO_ENVIRONMENT)
+            # The demo organizer consents to the demo app, as its assertion on an app's first call does.
+            caller = Caller(
+                app.id,
+                app.did,
+                DEMO_ENVIRONMENT,
+                organizer_did=DEMO_ORGANIZER_DID,
+                organizer_jti="demo-seed",
+            )
             event = await catalog.ensure_event(
                 session,
                 caller,
@@ -121,6 +129,7 @@ async def _seed(settings: Settings) -> tuple[str, str]:
                     timezone="Europe/Berlin",
                 ),
                 now,
+                keyring=keyring,
                 status="active",
             )
             await session.flush()

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.catalog import ORGANIZER
 from support.databases import (
     create_pg_database,
     drop_pg_database,
@@ -19,9 +20,11 @@ from support.databases import (
     sqlite_template,
     truncate_pg,
 )
-from support.pds import ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
+from support.pds import ORGANIZER as PDS_ORGANIZER
+from support.pds import ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
+from server.auth.keys import SigningKey
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"
@@ -60,10 +63,14 @@ class Harness:
     server: LiveServer
     app: AppClient
     folder: Path
+    identities: dict[str, Identity] = field(default_factory=dict)
 
     def identity(self, did: str, alg: str = "ES256K") -> Identity:
+        """The DID's identity, its document published to the server the first time it is asked for."""
         assert self.settings.did_docs is not None
-        return Identity.create(did, self.settings.did_docs, alg)
+        if did not in self.identities:
+            self.identities[did] = Identity.create(did, self.settings.did_docs, alg)
+        return self.identities[did]
 
     async def client(self, did: str, environment: str = "test", *, registered: bool = True) -> AppClient:
         identity = self.identity(did)
@@ -79,7 +86,9 @@ async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Ha
     await register(database_url, APP_DID)
     server = LiveServer(settings)
     await asyncio.to_thread(server.start)
-    return Harness(settings, server, AppClient(server.url, identity), folder)
+    harness = Harness(settings, server, AppClient(server.url, identity), folder, {APP_DID: identity})
+    harness.app.acts_for[ORGANIZER] = harness.identity(ORGANIZER)  # the catalog builders' organizer
+    return harness
 
 
 @contextlib.asynccontextmanager
@@ -101,9 +110,12 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
-    """A PDS stand-in with the organizer's account, its DID document in the server's folder."""
+    """A PDS stand-in with the organizer's account, its DID document (with its signing key) in the
+    server's folder; the harness app acts for that organizer too."""
     assert harness.settings.did_docs is not None
     server = LocalPds(harness.settings.did_docs).start()
-    server.create_account(ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD)
+    key = SigningKey.generate("ES256K")
+    server.create_account(PDS_ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, key=key)
+    harness.app.acts_for[PDS_ORGANIZER] = Identity(PDS_ORGANIZER, key)
     yield server
     server.stop()

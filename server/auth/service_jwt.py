@@ -66,14 +66,14 @@ async def verify_service_jwt(
     token: str,
     *,
     audiences: Collection[str],
-    lxm: str,
+    lxm: str | tuple[str, ...],
     resolver: DidResolver,
     now: float | None = None,
     max_lifetime_s: int = 300,
     clock_skew_s: int = 30,
     require_jti: bool = True,
 ) -> ServiceJwtClaims:
-    """Verify a service-auth JWT for the XRPC method ``lxm`` and return its claims.
+    """Verify a service-auth JWT for the XRPC method ``lxm`` (or one of several) and return its claims.
 
     Raises a :class:`~server.domain.errors.AuthError` subclass naming the first problem found.
     Whether the ``jti`` was seen before is the caller's to check, once the token verified.
@@ -162,7 +162,7 @@ def _check_claims(
     payload: dict[str, Any],
     *,
     audiences: Collection[str],
-    lxm: str,
+    lxm: str | tuple[str, ...],
     now: float,
     max_lifetime_s: int,
     clock_skew_s: int,
@@ -172,11 +172,12 @@ def _check_claims(
     aud = payload.get("aud")
     if not isinstance(aud, str) or aud not in audiences:
         raise BadJwtAudience("the JWT aud claim does not name this service")
+    accepted = (lxm,) if isinstance(lxm, str) else lxm
     method = payload.get("lxm")
     if method is None:
-        raise BadJwtLexiconMethod(f"the JWT has no lxm claim; expected {lxm}")
-    if method != lxm:
-        raise BadJwtLexiconMethod(f"the JWT lxm claim does not match the called method {lxm}")
+        raise BadJwtLexiconMethod(f"the JWT has no lxm claim; expected {' or '.join(accepted)}")
+    if method not in accepted:
+        raise BadJwtLexiconMethod(f"the JWT lxm claim must be {' or '.join(accepted)}")
     exp = _int_claim(payload, "exp")
     if exp is None:
         raise BadJwt("the JWT exp claim is required")

@@ -650,3 +650,18 @@ class OrganizerAccount(Base):
     pds_url: Mapped[str | None] = mapped_column(String(2048))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OrganizerConsent(Base):
+    """An organizer's consent that one app tickets its events (the app row is per environment):
+    recorded by the app's first call carrying the organizer's assertion (``jti``), relied on by its
+    later calls, until the organizer revokes it (``revoked_ms``) or grants it again."""
+
+    __tablename__ = "organizer_consents"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    organizer_did: Mapped[str] = mapped_column(String(2048), primary_key=True, index=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    jti: Mapped[str] = mapped_column(String(200))
+    granted_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -142,6 +142,19 @@ async def spend_token(driver: Driver, app_id: str, token: ServiceJwtClaims) -> N
     raise JwtReplayed("this token was already used (jti seen before)")
 
 
+_SPEND_ASSERTION = (
+    "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp AS BIGINT)) "
+    "ON CONFLICT DO NOTHING RETURNING jti"
+)
+
+
+async def spend_assertion(driver: Driver, token: ServiceJwtClaims) -> None:
+    """Record a verified organizer or buyer assertion's ``jti`` like a caller's token (committed at
+    once, so every process refuses it from then on); refuse it when it was seen before."""
+    if not await driver.fetch(_SPEND_ASSERTION, {"iss": token.iss, "jti": token.jti, "exp": token.exp}):
+        raise JwtReplayed("this assertion was already used (jti seen before)")
+
+
 async def forget_spent_jtis(session: AsyncSession, now_s: int) -> None:
     """Replay records can go once their token has expired: it is refused on ``exp`` anyway."""
     await session.execute(delete(JwtReplay).where(JwtReplay.exp < now_s - 60))

@@ -10,8 +10,10 @@ class Caller:
     app_id: str
     app_did: str
     environment: str
-    # The organizer DID proven by a verified organizer assertion on this call, if one was sent.
+    # The organizer DID proven by a verified (and now spent) organizer assertion on this call, if
+    # one was sent, and that assertion's jti (recorded with the consent it grants).
     organizer_did: str | None = None
+    organizer_jti: str | None = None
     # Set when the caller is an enrolled desk (its device id and the lists it may scan), not an app.
     device_id: str | None = None
     device_lists: tuple[str, ...] = ()

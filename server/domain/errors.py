@@ -132,8 +132,26 @@ class OrganizerReassignmentNotAllowed(DomainError):
     status = 409
 
 
+class OrganizerConsentRequired(DomainError):
+    """The calling app has no standing consent of the organizer (never granted, or revoked)."""
+
+    code = "OrganizerConsentRequired"
+    status = 403
+
+
+class OrganizerConsentNotFound(NotFound):
+    code = "OrganizerConsentNotFound"
+
+
+class OrganizerNotEventAuthority(DomainError):
+    """``organizerDid`` is not the repository (authority) of the event's AT-URI."""
+
+    code = "OrganizerNotEventAuthority"
+    status = 400
+
+
 class NotOwner(DomainError):
-    """The calling app may not change an object another app created (without an organizer assertion)."""
+    """The calling app may not read or change what another app ticketed or sold."""
 
     code = "Forbidden"
     status = 403

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.auth.service_jwt import unverified_issuer, verify_service_jwt
-from server.domain.apps import check_environment, spend_token
+from server.auth.service_jwt import ServiceJwtClaims, unverified_issuer, verify_service_jwt
+from server.domain import consents
+from server.domain.apps import check_environment, spend_assertion, spend_token
 from server.domain.caller import Caller
 from server.domain.errors import (
     AuthenticationRequired,
     AuthError,
+    BadJwt,
     OrganizerAssertionInvalid,
+    OrganizerConsentNotFound,
     UserDidMismatch,
 )
 from server.xrpc.framework import Services
@@ -28,39 +31,44 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-async def _assertion_issuer(services: Services, token: str, nsid: str) -> str:
+async def _spent_assertion(
+    services: Services, token: str, lxm: str | tuple[str, ...], issuer: str
+) -> ServiceJwtClaims:
+    """A verified assertion by ``issuer`` for ``lxm``, spent: its ``jti`` is recorded like a
+    caller's token, so it serves once, in every process. The issuer is checked before the DID is
+    resolved."""
+    if unverified_issuer(token).partition("#")[0] != issuer:
+        raise BadJwt("the assertion was not issued by the DID it is sent for")
     claims = await verify_service_jwt(
         token,
         audiences=services.settings.audiences,
-        lxm=nsid,
+        lxm=lxm,
         resolver=services.resolver,
         max_lifetime_s=services.settings.jwt_max_lifetime_seconds,
     )
-    return claims.did
+    await services.db.autocommit(lambda driver: spend_assertion(driver, claims))
+    return claims
 
 
-async def verified_organizer(services: Services, nsid: str, params: dict[str, Any]) -> str | None:
-    """The organizer DID proven by ``organizerAssertionJwt``, when one is sent."""
+async def verified_organizer(
+    services: Services, nsid: str, params: dict[str, Any]
+) -> ServiceJwtClaims | None:
+    """The claims of ``organizerAssertionJwt`` (by ``organizerDid``, for this method), when sent."""
     token = params.get("organizerAssertionJwt")
     if token is None:
         return None
     try:
-        issuer = await _assertion_issuer(services, token, nsid)
+        return await _spent_assertion(services, token, nsid, params.get("organizerDid") or "")
     except AuthError as exc:
         raise OrganizerAssertionInvalid(f"organizerAssertionJwt: {exc.message}") from None
-    if issuer != params.get("organizerDid"):
-        raise OrganizerAssertionInvalid("organizerAssertionJwt was not issued by organizerDid")
-    return issuer
 
 
-async def verify_buyer(services: Services, nsid: str, buyer_did: str, token: str) -> None:
-    """A buyer assertion must be the buyer's own token for this very method."""
+async def verify_buyer(services: Services, lxm: str | tuple[str, ...], buyer_did: str, token: str) -> None:
+    """A buyer assertion must be the buyer's own, unused token for one of the methods ``lxm``."""
     try:
-        issuer = await _assertion_issuer(services, token, nsid)
+        await _spent_assertion(services, token, lxm, buyer_did)
     except AuthError as exc:
         raise UserDidMismatch(f"buyerAssertionJwt: {exc.message}") from None
-    if issuer != buyer_did:
-        raise UserDidMismatch("buyerAssertionJwt was not issued by buyerDid")
 
 
 async def authenticate(
@@ -81,4 +89,28 @@ async def authenticate(
     )
     await services.db.autocommit(lambda driver: spend_token(driver, app_id, claims))
     organizer = await verified_organizer(services, nsid, params)
-    return Caller(app_id=app_id, app_did=claims.did, environment=environment, organizer_did=organizer)
+    return Caller(
+        app_id=app_id,
+        app_did=claims.did,
+        environment=environment,
+        organizer_did=None if organizer is None else organizer.did,
+        organizer_jti=None if organizer is None else organizer.jti,
+    )
+
+
+async def organizer_auth(
+    services: Services, nsid: str, authorization: str | None, params: dict[str, Any]
+) -> Caller:
+    """Organizer methods: the organizer's own single-use service-auth JWT (``iss`` = the organizer's
+    DID). Only the DID of an organizer some app holds a consent of is ever resolved."""
+    token = bearer_token(authorization)
+    environment = check_environment(params.get("environment") or DEFAULT_ENVIRONMENT)
+    did = unverified_issuer(token).partition("#")[0]
+    async with services.db.read() as session:
+        known = await consents.has_any(session, did)
+    if not known:
+        raise OrganizerConsentNotFound("no app holds a consent of this organizer here")
+    claims = await _spent_assertion(services, token, nsid, did)
+    return Caller(
+        app_id="", app_did=did, environment=environment, organizer_did=did, organizer_jti=claims.jti
+    )

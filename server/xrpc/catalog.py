@@ -72,6 +72,7 @@ async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
             params["organizerDid"],
             given,
             call.now_ms,
+            keyring=call.services.keyring,
             status=params.get("status"),
             refresh=True,
             record=record,
@@ -112,7 +113,13 @@ async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str,
     record = await record_of_new_event(call, given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
-            session, call.caller, params["organizerDid"], given, call.now_ms, record=record
+            session,
+            call.caller,
+            params["organizerDid"],
+            given,
+            call.now_ms,
+            keyring=call.services.keyring,
+            record=record,
         )
         group = await catalog.create_group(
             session,
@@ -166,7 +173,13 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
     record = await record_of_new_event(call, event_given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
-            session, call.caller, params["organizerDid"], event_given, call.now_ms, record=record
+            session,
+            call.caller,
+            params["organizerDid"],
+            event_given,
+            call.now_ms,
+            keyring=call.services.keyring,
+            record=record,
         )
         tier = await catalog.create_tier(
             session, call.caller, event, given, call.now_ms, group_id=params.get("capacityGroupId")

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Event, Ticket, Tier
-from server.domain.catalog.service import find_event
+from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, door_access, evaluate
 from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
@@ -272,10 +272,8 @@ async def update_check_in_list(call: Call, params: dict[str, Any]) -> dict[str, 
 
 @xrpc_method(NAMESPACE + "listCheckInLists")
 async def list_check_in_lists(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.write() as session:
-        found = await lists.event_lists(
-            session, call.services.keyring, call.caller.environment, params["eventId"], call.now_ms
-        )
+    async with call.db.read() as session:
+        found = await lists.event_lists(session, call.caller, params["eventId"])
         return {"checkInLists": [await list_view(session, checklist) for checklist in found]}
 
 
@@ -285,7 +283,7 @@ async def export_check_in_list(call: Call, params: dict[str, Any]) -> RawOutput:
     async with call.db.read() as session:
         checklist = await lists.find_list(session, call.caller.environment, params["checkInListId"])
         event = await find_event(session, call.caller.environment, event_id=checklist.event_id)
-        ensure_door_access(call, event, None)
+        await ensure_can_manage(session, event, call.caller)
         body, media_type, filename = await export_list(
             session, call.caller.environment, checklist.id, params.get("format", "csv"), now_ms=call.now_ms
         )

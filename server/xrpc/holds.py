@@ -17,6 +17,9 @@ from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
 from server.xrpc.views import hold_checkout_view, price_view
 
 CREATE_HOLD = NAMESPACE + "createTicketHold"
+# A paid hold's buyer assertion: minted for the hold itself, or (as the pilot app mints it) for the
+# payment's payer assertion.
+HOLD_BUYER_LXMS = (CREATE_HOLD, "money.atmosphere.payment.assertPayer")
 # A retried order carries the same key but a fresh buyer assertion token.
 BUYER_RETRY_FIELDS = ("idempotencyKey", "buyerAssertionJwt")
 
@@ -60,7 +63,7 @@ async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, An
     if (buyer_did is None) != (assertion is None):
         raise InvalidRequest("buyerDid and buyerAssertionJwt go together: send both or neither")
     if buyer_did is not None and assertion is not None:
-        await verify_buyer(call.services, call.nsid, buyer_did, assertion)
+        await verify_buyer(call.services, HOLD_BUYER_LXMS, buyer_did, assertion)
     request = hold_request(call, params)
     return await guarding_codes(
         call,

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, Ticket
-from server.domain.catalog.service import find_event, lock_groups
+from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
-from server.domain.errors import DomainError, InvalidRequest, NotOwner
+from server.domain.errors import DomainError, InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
 from server.domain.issuance import service as issuance
@@ -131,12 +131,12 @@ async def list_organizer_tickets(call: Call, params: dict[str, Any]) -> dict[str
 
 
 async def _managed_ticket(call: Call, session: AsyncSession, ticket_id: str) -> Ticket:
-    """The ticket, locked, if the caller originated it or manages its event."""
+    """The ticket, locked, if the caller originated it or manages its event (with the organizer's
+    consent)."""
     ticket = await issuance.find_ticket(session, call.caller.environment, ticket_id, lock=True)
     if ticket.app_id != call.caller.app_id:
         event = await find_event(session, call.caller.environment, event_id=ticket.event_id)
-        if event.owner_app_id != call.caller.app_id:
-            raise NotOwner("the calling app may not change this ticket")
+        await ensure_can_manage(session, event, call.caller)
     return ticket
 
 

@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 from conftest import Harness
 from support.pds import CALENDAR, ORGANIZER, LocalPds, calendar_event, uri_of
+from support.server import Identity
 
+from server.auth.keys import SigningKey
 from server.xrpc.lexicon import grapheme_length, utf8_length
 
 
 async def ticket(harness: Harness, uri: str, **event: Any) -> Any:
+    """Ticket the event for the organizer its URI names."""
+    organizer = uri.removeprefix("at://").split("/")[0]
     return await harness.app.call(
-        "createTicketEvent", {"organizerDid": ORGANIZER, "event": {"uri": uri, **event}}
+        "createTicketEvent", {"organizerDid": organizer, "event": {"uri": uri, **event}}
     )
 
 
@@ -136,8 +140,10 @@ async def test_an_unreachable_pds(harness: Harness, pds: LocalPds) -> None:
     Once the PDS is back, an update reads the record and pins it."""
     assert harness.settings.did_docs is not None
     away = "did:plc:awaypdsaaaaaaaaaaaaaaaaa"
+    key = SigningKey.generate("ES256K")
+    harness.app.acts_for[away] = Identity(away, key)
     document = {
-        "id": away,
+        **key.did_document(away),
         "service": [
             {
                 "id": "#atproto_pds",
@@ -166,9 +172,13 @@ async def test_an_unreachable_pds(harness: Harness, pds: LocalPds) -> None:
 
 
 async def test_uris_that_name_no_readable_event(harness: Harness, pds: LocalPds) -> None:
-    for uri in (f"at://{ORGANIZER}/app.bsky.feed.post/3kpost", "at://organizer.test/" + CALENDAR + "/3kx"):
-        response = await ticket(harness, uri)
-        assert (response.status_code, response.json()["error"]) == (400, "InvalidRequest"), uri
-        assert "event.title is required" in response.json()["message"]
-        assert (await ticket(harness, uri, title="Fine")).status_code == 200
+    uri = f"at://{ORGANIZER}/app.bsky.feed.post/3kpost"
+    response = await ticket(harness, uri)
+    assert (response.status_code, response.json()["error"]) == (400, "InvalidRequest"), uri
+    assert "event.title is required" in response.json()["message"]
+    assert (await ticket(harness, uri, title="Fine")).status_code == 200
+    # A handle is no organizer: the URI's authority must be the organizer's DID.
+    by_handle = {"uri": "at://organizer.test/" + CALENDAR + "/3kx", "title": "Fine"}
+    refused = await harness.app.call("createTicketEvent", {"organizerDid": ORGANIZER, "event": by_handle})
+    assert (refused.status_code, refused.json()["error"]) == (400, "OrganizerNotEventAuthority")
     assert pds.count("com.atproto.repo.getRecord") == 0

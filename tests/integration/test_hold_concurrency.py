@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import APP_DID, Harness, start_harness
 from sqlalchemy import func, select
-from support.catalog import active_event, shared_group
+from support.catalog import ORGANIZER, active_event, shared_group
 from support.server import AppClient, Identity, make_settings, register
 
 from server.db.engine import Database
@@ -134,7 +134,8 @@ async def two_process_server(pg_database: str, tmp_path: Path) -> AsyncIterator[
         env=env,
         start_new_session=True,
     )
-    client = AppClient(f"http://127.0.0.1:{port}", identity)
+    organizer = Identity.create(ORGANIZER, settings.did_docs)
+    client = AppClient(f"http://127.0.0.1:{port}", identity, acts_for={ORGANIZER: organizer})
     try:
         for _ in range(200):
             try:

@@ -260,7 +260,7 @@ async def test_preview_prices_without_reserving(harness: Harness) -> None:
     assert hold["amountCents"] == preview["totalAmount"]
 
 
-async def test_events_belong_to_their_app_unless_the_organizer_asserts(harness: Harness) -> None:
+async def test_events_belong_to_their_app_until_the_organizer_hands_them_over(harness: Harness) -> None:
     event = await active_event(harness.app)
     other = await harness.client("did:web:other-app.example")
     refused = await other.call("updateTicketEvent", {"eventId": event["id"], "title": "Hijacked"})
@@ -276,18 +276,21 @@ async def test_events_belong_to_their_app_unless_the_organizer_asserts(harness: 
         "quantityTotal": 5,
     }
     no_assertion = await other.call("createTicketTier", body)
-    assert no_assertion.json()["error"] == "Forbidden"
+    assert no_assertion.status_code == 403 and no_assertion.json()["error"] == "OrganizerConsentRequired"
     forged = await other.call(
         "createTicketTier", {**body, "organizerAssertionJwt": other.identity.token(nsid)}
     )
     assert forged.status_code == 401 and forged.json()["error"] == "OrganizerAssertionInvalid"
+    # The organizer's assertion hands the event to the app that presents it.
     ok = await other.ok("createTicketTier", {**body, "organizerAssertionJwt": organizer.token(nsid)})
     assert ok["tier"]["eventId"] == event["id"]
+    lost = await harness.app.call("updateTicketEvent", {"eventId": event["id"], "title": "Mine"})
+    assert lost.status_code == 403 and lost.json()["error"] == "Forbidden"
     reassign = await other.call(
         "createTicketEvent",
         {"organizerDid": "did:plc:someoneelse0000000000000", "event": {"uri": event["uri"], "title": "x"}},
     )
-    assert reassign.status_code == 409 and reassign.json()["error"] == "OrganizerReassignmentNotAllowed"
+    assert reassign.status_code == 400 and reassign.json()["error"] == "OrganizerNotEventAuthority"
     await other.aclose()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from support.catalog import consenting
 from support.serve_process import ServeProcess, run_tickets, tickets_env
 from support.server import SERVICE_DID
 
@@ -37,11 +38,11 @@ async def desk_for_new_list(db: Database, settings: Settings) -> tuple[str, str]
     async with db.write() as session:
         app = await apps.register_app(session, did="did:web:crash.example", environment="test", now_ms=now)
         await session.flush()
-        caller = Caller(app.id, app.did, "test")
-        event = await catalog.ensure_event(
-            session, caller, "did:plc:org", EventInput(uri="at://did:plc:org/e/crash", title="Crash"), now
-        )
-        checklist = await ensure_default_list(session, Keyring(load_server_key(settings)), event.id, now)
+        caller = consenting(Caller(app.id, app.did, "test"), "did:plc:org")
+        keyring = Keyring(load_server_key(settings))
+        given = EventInput(uri="at://did:plc:org/e/crash", title="Crash")
+        event = await catalog.ensure_event(session, caller, "did:plc:org", given, now, keyring=keyring)
+        checklist = await ensure_default_list(session, keyring, event.id, now)
         made = await devices.create_enrollment(session, "test", [checklist.id], "Desk", now)
     return checklist.id, made.code
 

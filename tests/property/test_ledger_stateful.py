@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from support.catalog import consenting
 from support.databases import sqlite_copy, truncate_pg
 
 from server.db.engine import Database
@@ -25,6 +26,7 @@ from server.domain.catalog.service import EventInput, TierInput
 from server.domain.errors import CapacityBelowCommitted, InsufficientAvailability
 from server.domain.holds import service as holds
 from server.domain.holds.service import HoldRequest
+from server.domain.issuance.keys import Keyring
 
 TTL_MS = 1_000
 START_MS = 1_800_000_000_000
@@ -99,10 +101,11 @@ class LedgerMachine(RuleBasedStateMachine):
                 caller = Caller(app.id, app.did, "test")
                 event = await catalog.ensure_event(
                     session,
-                    caller,
+                    consenting(caller, "did:plc:org"),
                     "did:plc:org",
                     EventInput(uri="at://did:plc:org/e/1", title="E"),
                     self.now,
+                    keyring=Keyring(b"k" * 32),
                     status="active",
                 )
                 group_ids = [

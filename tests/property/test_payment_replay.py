@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from support.broker import BROKER_SECRET, Delivery, FakeBroker, new_payment_id
+from support.catalog import consenting
 
 from server.db.engine import Database
 from server.db.models import Payment, Ticket, Tier
@@ -36,10 +37,11 @@ async def scenario(db: Database, caller: Caller, n: int) -> tuple[str, dict[str,
     async with db.write() as session:
         event = await catalog.ensure_event(
             session,
-            caller,
+            consenting(caller, "did:plc:org"),
             "did:plc:org",
             EventInput(uri=f"at://did:plc:org/e/{n}", title="E"),
             now,
+            keyring=KEYRING,
             status="active",
         )
         tier = await catalog.create_tier(

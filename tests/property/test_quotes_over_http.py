@@ -106,7 +106,7 @@ def test_the_preview_is_what_the_hold_charges(database_url: str, tmp_path: Path)
 
 
 async def _event(url: str, app: AppClient) -> dict[str, Any]:
-    client = AppClient(url, app.identity)
+    client = AppClient(url, app.identity, acts_for=app.acts_for)
     try:
         return await active_event(client)
     finally:
@@ -116,7 +116,7 @@ async def _event(url: str, app: AppClient) -> dict[str, Any]:
 async def _run(
     url: str, app: AppClient, database_url: str, event: dict[str, Any], order: dict[str, Any]
 ) -> None:
-    client = AppClient(url, app.identity)  # one per event loop
+    client = AppClient(url, app.identity, acts_for=app.acts_for)  # one per event loop
     try:
         await one_order(client, database_url, event, order)
     finally:

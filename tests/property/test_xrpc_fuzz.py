@@ -129,7 +129,8 @@ def test_no_input_produces_a_server_error(database_url: str, tmp_path: Path) -> 
     asyncio.run(register(database_url, APP_DID))
     server = LiveServer(app_settings).start()
     try:
-        ids = setup_catalog(AppClient(server.url, identity))
+        organizer = Identity.create(ORGANIZER, app_settings.did_docs)
+        ids = setup_catalog(AppClient(server.url, identity, acts_for={ORGANIZER: organizer}))
         bodies = seeds(ids)
         methods = st.sampled_from(sorted(bodies))
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
+from server.domain.caller import Caller
 from support.server import AppClient
 
 ORGANIZER = "did:plc:organizer0000000000000000"
 _counter = itertools.count(1)
+
+
+def consenting(caller: Caller, organizer: str) -> Caller:
+    """An in-process caller whose call carries the organizer's (verified) assertion, as an app's
+    first call for an organizer does: ``ensure_event`` records the consent its later calls rely on."""
+    return replace(caller, organizer_did=organizer, organizer_jti=f"jti-{next(_counter)}")
 
 
 def event_input(title: str = "Test night") -> dict[str, Any]:

@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import libipld
 
+from server.auth.keys import SigningKey
+
 ACCESS_SCOPE = "com.atproto.access"
 REFRESH_SCOPE = "com.atproto.refresh"
 CALENDAR = "community.lexicon.calendar.event"
@@ -136,11 +138,13 @@ class LocalPds:
 
     # --- accounts and records, as the tests set them up ------------------------------------------
 
-    def create_account(self, did: str, handle: str, password: str) -> Account:
-        """An account here, and its DID document (naming this PDS) in the DID-document folder."""
+    def create_account(self, did: str, handle: str, password: str, key: SigningKey | None = None) -> Account:
+        """An account here, and its DID document (naming this PDS, and ``key`` as its signing key
+        when given) in the DID-document folder."""
         account = Account(did, handle, password)
         self.accounts[did] = account
-        document = {
+        document: dict[str, Any] = {
+            **(key.did_document(did) if key is not None else {}),
             "@context": ["https://www.w3.org/ns/did/v1"],
             "id": did,
             "alsoKnownAs": [f"at://{handle}"],

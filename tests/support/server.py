@@ -104,12 +104,18 @@ class Identity:
 
 @dataclass
 class AppClient:
-    """Calls ``tickets.atmosphere.*`` as a registered app; checks every success against its lexicon."""
+    """Calls ``tickets.atmosphere.*`` as a registered app; checks every success against its lexicon.
+
+    ``acts_for``: organizers who trust this app with their events. Like a real app, its first call
+    naming such an organizer (per environment) carries the organizer's assertion, which records the
+    organizer's consent; later calls rely on it."""
 
     base_url: str
     identity: Identity
     environment: str = "test"
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+    acts_for: dict[str, Identity] = field(default_factory=dict)
+    consented: set[tuple[str, str | None]] = field(default_factory=set)
 
     async def call(
         self,
@@ -126,6 +132,7 @@ class AppClient:
         payload = dict(body or {})
         if env is not None:
             payload.setdefault("environment", env)
+        consent = self._consent_to_ask(nsid, payload)
         auth = token if token is not None else self.identity.token(nsid)
         sent_headers = {"authorization": f"Bearer {auth}", **(headers or {})}
         if schema is not None and schema.kind == "query":
@@ -137,9 +144,20 @@ class AppClient:
                 f"{self.base_url}/xrpc/{nsid}", json=payload, headers=sent_headers
             )
         json_answer = response.headers.get("content-type", "").startswith("application/json")
+        if response.status_code == 200 and consent is not None:
+            self.consented.add(consent)
         if response.status_code == 200 and schema is not None and json_answer:
             LEXICONS.validate_output(nsid, response.json())
         return response
+
+    def _consent_to_ask(self, nsid: str, payload: dict[str, Any]) -> tuple[str, str | None] | None:
+        """Add the organizer's assertion to the first call naming an organizer this app acts for."""
+        organizer = self.acts_for.get(payload.get("organizerDid", ""))
+        consent = (payload.get("organizerDid", ""), payload.get("environment"))
+        if organizer is None or consent in self.consented or "organizerAssertionJwt" in payload:
+            return None
+        payload["organizerAssertionJwt"] = organizer.token(nsid)
+        return consent
 
     async def ok(self, method: str, body: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
         response = await self.call(method, body, **kw)

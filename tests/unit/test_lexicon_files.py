@@ -56,6 +56,8 @@ METHODS = {
     "money.atmosphere.actor.getPayoutStatus",
     "money.atmosphere.app.requestRecipientApproval",
     "money.atmosphere.app.getConfig",
+    "tickets.atmosphere.listOrganizerConsents",
+    "tickets.atmosphere.revokeOrganizerConsent",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
@@ -70,6 +72,11 @@ CODE_METHODS = {"tickets.atmosphere.enrollDevice"}
 PUBLIC_METHODS = {"tickets.atmosphere.listPublicConfig"}
 # Door methods: an app's JWT or a desk's device credential, so both kinds of errors.
 DOOR_METHODS = {"tickets.atmosphere.checkInTicket"}
+# Organizer methods: the organizer's own JWT, not an app's.
+ORGANIZER_METHODS = {
+    "tickets.atmosphere.listOrganizerConsents",
+    "tickets.atmosphere.revokeOrganizerConsent",
+}
 RECORDS = {
     "tickets.atmosphere.ticketTier",
     "tickets.atmosphere.capacityGroup",
@@ -242,6 +249,10 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
             assert "without authentication" in definition["description"], nsid
             assert "RateLimitExceeded" in names, nsid
             assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: no caller to refuse"
+        elif nsid in ORGANIZER_METHODS:
+            assert "iss` = the organizer's DID" in definition["description"], nsid
+            assert "OrganizerConsentNotFound" in names, nsid
+            assert not (APP_ERRORS | DEVICE_ERRORS) & names, f"{nsid}: called by the organizer, not an app"
         elif nsid in CODE_METHODS:
             assert "enrollment code" in definition["description"], nsid
             assert "EnrollmentCodeInvalid" in names, nsid
@@ -255,6 +266,8 @@ def test_every_method_takes_an_environment_and_lists_common_errors() -> None:
 
 ERRORS = {
     "createTicketEvent": {
+        "OrganizerConsentRequired",
+        "OrganizerNotEventAuthority",
         "OrganizerReassignmentNotAllowed",
         "OrganizerNotRegistered",
         "OrganizerAssertionInvalid",
@@ -265,12 +278,15 @@ ERRORS = {
     "updateTicketEvent": {"EventNotFound", "Forbidden", "EventRecordNotFound", "InvalidEventRecord"},
     "updateCapacityGroup": {"CapacityGroupNotFound", "CapacityBelowCommitted", "Forbidden"},
     "createTicketTier": {
+        "OrganizerConsentRequired",
+        "OrganizerNotEventAuthority",
         "CapacityGroupNotFound",
         "CapacityGroupMismatch",
         "CapacityBelowCommitted",
         "OrganizerReassignmentNotAllowed",
     },
-    "updateTicketTier": {"TierNotFound", "CapacityBelowCommitted", "Forbidden"},
+    "updateTicketTier": {"TierNotFound", "CapacityBelowCommitted", "Forbidden", "OrganizerConsentRequired"},
+    "listCheckInLists": {"EventNotFound", "Forbidden", "OrganizerConsentRequired"},
     "getTicketAvailability": {"EventNotFound"},
     "previewTicketOrder": {"TierNotFound", "EventNotFound", "TicketHoldUnavailable", "OrderLimitExceeded"},
     "createTicketHold": {

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CapacityGroup, Event, EventRecordPin, HoldItem, Tier
-from server.domain import ledger
+from server.domain import consents, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import CalendarEvent, Unresolved
 from server.domain.catalog.rules import (
@@ -37,6 +37,7 @@ from server.domain.errors import (
     OrganizerReassignmentNotAllowed,
     TierNotFound,
 )
+from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.publishing.marks import mark_changed
 
 UNSET: Any = object()
@@ -259,13 +260,28 @@ async def find_tier(session: AsyncSession, environment: str, tier_id: str) -> Ti
     return tier
 
 
-def ensure_can_manage(event: Event, caller: Caller) -> None:
-    """The app that ticketed the event may change it; another app needs the organizer's assertion."""
-    if event.owner_app_id == caller.app_id:
+async def ensure_can_manage(session: AsyncSession, event: Event, caller: Caller) -> None:
+    """Only the app the event belongs to changes it or reads its door data, and only while the
+    organizer's consent stands (see ADR 0004)."""
+    if event.owner_app_id != caller.app_id:
+        raise NotOwner("this event belongs to another app; only its organizer's assertion hands it over")
+    await consents.require(session, caller.app_id, event.organizer_did)
+
+
+async def _reclaim(session: AsyncSession, caller: Caller, event: Event, now_ms: int) -> None:
+    """A call carrying the organizer's assertion for the event's URI takes the event over for the
+    calling app, and gives it back to the organizer the URI names (an event wrongly ticketed for
+    another organizer, or held by an app the organizer no longer trusts): the old app loses write
+    access; what it sold stays valid."""
+    if event.owner_app_id == caller.app_id and event.organizer_did == caller.organizer_did:
         return
-    if caller.organizer_did is not None and caller.organizer_did == event.organizer_did:
-        return
-    raise NotOwner("this event is managed by another app; send an organizer assertion to change it")
+    previous = {"ownerAppId": event.owner_app_id, "organizerDid": event.organizer_did}
+    event.owner_app_id = caller.app_id
+    event.organizer_did = caller.organizer_did or event.organizer_did
+    event.updated_ms = now_ms
+    await note_change(
+        session, caller, event.id, "event", event.id, "reclaimed", now_ms, {"previous": previous}
+    )
 
 
 async def note_change(
@@ -334,23 +350,36 @@ async def ensure_event(
     given: EventInput,
     now_ms: int,
     *,
+    keyring: Keyring,
     status: str | None = None,
     refresh: bool = False,
     record: EventRecord | None = None,
 ) -> Event:
-    """The ticketed event for ``given.uri``, created (paused unless told otherwise) when new.
-    With ``refresh``, the given details replace the stored ones. ``record``: the event record as
-    just read (or why it could not be), for a new or refreshed event."""
+    """The ticketed event for ``given.uri``, created (paused unless told otherwise, with its default
+    check-in list and that list's key) when new. ``organizer_did`` must be the URI's authority, and
+    the caller must hold the organizer's consent or carry its assertion, which grants the consent
+    and reclaims the event when another app or organizer holds it. With ``refresh``, the given
+    details replace the stored ones. ``record``: the event record as just read (or why it could
+    not be), for a new or refreshed event."""
     check_status(status, EVENT_STATUSES, "status")
+    consents.check_authority(given.uri, organizer_did)
+    if caller.organizer_did is not None:
+        await consents.grant(session, caller, now_ms)
+    else:
+        await consents.require(session, caller.app_id, organizer_did)
     given = with_record(given, record)
     event = await session.scalar(
         select(Event).where(Event.environment == caller.environment, Event.uri == given.uri)
     )
     if event is not None:
-        if event.organizer_did != organizer_did:
-            raise OrganizerReassignmentNotAllowed("this event is already ticketed for another organizer")
+        if caller.organizer_did is not None:
+            await _reclaim(session, caller, event, now_ms)
+        elif event.organizer_did != organizer_did:
+            raise OrganizerReassignmentNotAllowed(
+                "this event is ticketed for another organizer; its organizer's assertion reclaims it"
+            )
         if refresh or status is not None:
-            ensure_can_manage(event, caller)
+            await ensure_can_manage(session, event, caller)
         if refresh:
             changes = {
                 "title": given.title,
@@ -409,6 +438,7 @@ async def ensure_event(
         {"uri": given.uri, "status": event.status, "organizerDid": organizer_did},
     )
     await session.flush()
+    await ensure_default_list(session, keyring, event.id, now_ms)
     if record is not None:
         await pin_record(session, event, record, now_ms)
     return event
@@ -434,7 +464,7 @@ async def update_event(
     re-pins the event to the version read."""
     check_status(changes.get("status"), EVENT_STATUSES, "status")
     event = await find_event(session, caller.environment, event_id=event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     if changes.get("title", UNSET) is None:
         raise InvalidRequest("title cannot be cleared")
     if isinstance(record, CalendarEvent):
@@ -475,7 +505,7 @@ async def create_group(
     implicit: bool = False,
     metadata: Any = None,
 ) -> CapacityGroup:
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     group = CapacityGroup(
         id=new_id("cg", now_ms),
         event_id=event.id,
@@ -520,7 +550,7 @@ async def update_group(
     check_status(changes.get("status"), GROUP_STATUSES, "status")
     group = await find_group(session, caller.environment, group_id, lock=True)
     event = await find_event(session, caller.environment, event_id=group.event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     before = group.total_capacity
     new_total = changes.pop("total_capacity", None)
     if new_total is not None and new_total != before:
@@ -554,7 +584,7 @@ async def create_tier(
     group_id: str | None = None,
 ) -> Tier:
     """A tier in the given capacity group, or in a new implicit group of its own size."""
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     _check_window(given.sale_starts_ms, given.sale_ends_ms)
     check_status(given.visibility, TIER_VISIBILITIES, "visibility")
     if group_id is None:
@@ -623,7 +653,7 @@ async def update_tier(
     check_status(changes.get("visibility"), TIER_VISIBILITIES, "visibility")
     tier = await find_tier(session, caller.environment, tier_id)
     event = await find_event(session, caller.environment, event_id=tier.event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     group = await find_group(session, caller.environment, tier.capacity_group_id, lock=True)
     tier = await find_tier(session, caller.environment, tier_id)  # fresh under the group lock
     if changes.get("title", UNSET) is None or changes.get("currency", UNSET) is None:

@@ -77,7 +77,7 @@ async def create_list(
 ) -> CheckInList:
     """``fields`` are column values (name, description, tier_ids, allow_*, valid_*, gates)."""
     event = await find_event(session, caller.environment, event_id=event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     await ensure_default_list(session, keyring, event.id, now_ms)
     await _check_tiers(session, event.id, fields.get("tier_ids"))
     _check_window(fields.get("valid_from_ms"), fields.get("valid_until_ms"))
@@ -109,7 +109,7 @@ async def update_list(
 ) -> CheckInList:
     checklist = await find_list(session, caller.environment, list_id)
     event = await find_event(session, caller.environment, event_id=checklist.event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     if changes.get("status") not in (None, *LIST_STATUSES):
         raise InvalidRequest(f"status must be one of {', '.join(LIST_STATUSES)}")
     if "tier_ids" in changes:
@@ -127,12 +127,11 @@ async def update_list(
     return checklist
 
 
-async def event_lists(
-    session: AsyncSession, keyring: Keyring, environment: str, event_id: str, now_ms: int
-) -> list[CheckInList]:
-    """The event's lists, the default one made if the event has none yet."""
-    event = await find_event(session, environment, event_id=event_id)
-    await ensure_default_list(session, keyring, event.id, now_ms)
+async def event_lists(session: AsyncSession, caller: Caller, event_id: str) -> list[CheckInList]:
+    """The lists of an event the caller manages. A read: it makes nothing (an event gets its default
+    list when it is created, or by ``createCheckInList``)."""
+    event = await find_event(session, caller.environment, event_id=event_id)
+    await ensure_can_manage(session, event, caller)
     return list(
         await session.scalars(
             select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)

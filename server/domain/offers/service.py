@@ -117,7 +117,7 @@ async def create_offer(
     session: AsyncSession, caller: Caller, event_id: str, given: OfferInput, now_ms: int
 ) -> Offer:
     event = await find_event(session, caller.environment, event_id=event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     if given.kind not in KINDS:
         raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
     if not CODE.fullmatch(given.code.strip()):
@@ -178,7 +178,7 @@ async def update_offer(
     check_status(changes.get("status"), OFFER_STATUSES, "status")
     offer = await _find(session, caller, offer_id, lock=True)
     event = await find_event(session, caller.environment, event_id=offer.event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     if "name" in changes and not changes["name"]:
         raise InvalidRequest("name cannot be cleared")
     if "tier_ids" in changes:
@@ -207,7 +207,7 @@ async def list_offers(
     session: AsyncSession, caller: Caller, event_id: str, now_ms: int, *, after: str | None, limit: int
 ) -> list[OfferUsage]:
     event = await find_event(session, caller.environment, event_id=event_id)
-    ensure_can_manage(event, caller)
+    await ensure_can_manage(session, event, caller)
     query = select(Offer).where(Offer.event_id == event.id).order_by(Offer.id).limit(limit)
     if after is not None:
         query = query.where(Offer.id > after)

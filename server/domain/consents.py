@@ -1,0 +1,114 @@
+"""Organizer consent: an app tickets an organizer's events only while the organizer consents.
+
+A consent is recorded by the first call of an app for an organizer (per environment, as apps are)
+that carries the organizer's verified, single-use assertion; the app's later calls rely on it. The
+organizer lists and revokes consents (``listOrganizerConsents`` / ``revokeOrganizerConsent``, or
+``tickets organizer consents|revoke``); a call carrying a fresh assertion grants it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.atproto.uri import parse_record_uri
+from server.db.models import App, OrganizerConsent
+from server.domain.caller import Caller
+from server.domain.errors import (
+    OrganizerConsentNotFound,
+    OrganizerConsentRequired,
+    OrganizerNotEventAuthority,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A consent with the DID of the app holding it."""
+
+    row: OrganizerConsent
+    app_did: str
+
+    @property
+    def active(self) -> bool:
+        return self.row.revoked_ms is None
+
+
+def check_authority(event_uri: str, organizer_did: str) -> None:
+    """The organizer of an event is the repository its AT-URI names (a DID, not a handle)."""
+    parsed = parse_record_uri(event_uri)
+    if parsed is None or parsed.repo != organizer_did:
+        raise OrganizerNotEventAuthority(
+            "organizerDid must be the DID that the event's AT-URI names (at://<organizerDid>/…)"
+        )
+
+
+async def grant(session: AsyncSession, caller: Caller, now_ms: int) -> None:
+    """Record (or renew) the consent that the caller's verified organizer assertion carries."""
+    organizer, jti = caller.organizer_did, caller.organizer_jti
+    if organizer is None or jti is None:
+        raise OrganizerConsentRequired("granting consent takes the organizer's assertion")
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    granted = {"jti": jti, "granted_ms": now_ms, "revoked_ms": None}
+    statement = insert(OrganizerConsent).values(
+        app_id=caller.app_id, organizer_did=organizer, environment=caller.environment, **granted
+    )
+    # One statement, so that two first calls at once both record it instead of one failing.
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[OrganizerConsent.app_id, OrganizerConsent.organizer_did], set_=granted
+        )
+    )
+
+
+async def require(session: AsyncSession, app_id: str, organizer_did: str) -> None:
+    """Refuse unless the app holds the organizer's standing consent."""
+    row = await session.get(OrganizerConsent, (app_id, organizer_did))
+    if row is None or row.revoked_ms is not None:
+        raise OrganizerConsentRequired(
+            "this app has no consent of the organizer: send organizerAssertionJwt, signed by the organizer"
+        )
+
+
+async def has_any(session: AsyncSession, organizer_did: str) -> bool:
+    """Whether any app ever held a consent of the organizer (in any environment)."""
+    found = await session.scalar(
+        select(OrganizerConsent.app_id).where(OrganizerConsent.organizer_did == organizer_did).limit(1)
+    )
+    return found is not None
+
+
+async def list_consents(session: AsyncSession, organizer_did: str, environment: str) -> list[Consent]:
+    rows = await session.execute(
+        select(OrganizerConsent, App.did)
+        .join(App, App.id == OrganizerConsent.app_id)
+        .where(OrganizerConsent.organizer_did == organizer_did, OrganizerConsent.environment == environment)
+        .order_by(App.did)
+    )
+    return [Consent(row, did) for row, did in rows.all()]
+
+
+async def revoke(
+    session: AsyncSession, organizer_did: str, app_did: str, environment: str, now_ms: int
+) -> Consent:
+    """Revoke the app's consent: it changes none of the organizer's events from now on (what it
+    sold stays valid). Revoking again keeps the first revocation's time."""
+    found = await session.execute(
+        select(OrganizerConsent)
+        .join(App, App.id == OrganizerConsent.app_id)
+        .where(
+            OrganizerConsent.organizer_did == organizer_did,
+            App.did == app_did,
+            App.environment == environment,
+        )
+        .with_for_update(of=OrganizerConsent)
+    )
+    row = found.scalar_one_or_none()
+    if row is None:
+        raise OrganizerConsentNotFound(f"{app_did} holds no consent of this organizer in {environment}")
+    if row.revoked_ms is None:
+        row.revoked_ms = now_ms
+    return Consent(row, app_did)

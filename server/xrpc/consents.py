@@ -1,0 +1,49 @@
+"""Organizer methods (our extensions): the organizer lists and revokes the consents its apps hold.
+Called with the organizer's own single-use service-auth JWT (:func:`server.xrpc.auth.organizer_auth`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.domain import consents
+from server.domain.common import format_datetime, format_optional_datetime
+from server.domain.consents import Consent
+from server.xrpc.auth import organizer_auth
+from server.xrpc.framework import NAMESPACE, Call, xrpc_method
+from server.xrpc.views import compact
+
+
+def consent_view(consent: Consent) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#organizerConsentView``."""
+    row = consent.row
+    return compact(
+        {
+            "appDid": consent.app_did,
+            "organizerDid": row.organizer_did,
+            "environment": row.environment,
+            "status": "active" if consent.active else "revoked",
+            "grantedAt": format_datetime(row.granted_ms),
+            "revokedAt": format_optional_datetime(row.revoked_ms),
+        }
+    )
+
+
+def _organizer(call: Call) -> str:
+    """The organizer ``organizer_auth`` proved (the caller's DID)."""
+    return call.caller.app_did
+
+
+@xrpc_method(NAMESPACE + "listOrganizerConsents", auth=organizer_auth)
+async def list_organizer_consents(call: Call, _params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.read() as session:
+        found = await consents.list_consents(session, _organizer(call), call.caller.environment)
+    return {"consents": [consent_view(consent) for consent in found]}
+
+
+@xrpc_method(NAMESPACE + "revokeOrganizerConsent", auth=organizer_auth)
+async def revoke_organizer_consent(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    async with call.db.write() as session:
+        revoked = await consents.revoke(
+            session, _organizer(call), params["appDid"], call.caller.environment, call.now_ms
+        )
+    return {"consent": consent_view(revoked)}
