@@ -193,8 +193,10 @@ async def test_an_underpaid_hold_issues_nothing(harness: Harness) -> None:
     )
     assert (await BROKER.send(harness.app.http, harness.server.url, short)).json()[
         "outcome"
-    ] == "needs_refund"
+    ] == "needs_review"
     assert await tickets_of_payment(harness, pid) == []
+    (payment,) = await rows(harness.settings, Payment, Payment.payment_id == pid)
+    assert (payment.status, payment.amount) == ("needs_review", hold["amountCents"] - 1)
 
 
 async def test_refund_and_failure_from_the_broker(harness: Harness) -> None:
