@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import cli_devices, cli_exports, cli_publish, cli_webhooks
+from server import cli_devices, cli_exports, cli_payments, cli_publish, cli_webhooks
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
 from server.db.models import App
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     cli_devices.register(sub)
     cli_webhooks.register(sub)
+    cli_payments.register(sub)
     cli_exports.register(sub)
     cli_publish.register(sub)
 
