@@ -18,7 +18,7 @@ from conftest import Harness, running_harness
 from sqlalchemy import update
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import active_event, shared_group
-from support.payments import new_hold, rows
+from support.payments import new_hold, rows, tier_with_holds
 from support.server import register
 
 from server.app import warn_about_payments
@@ -27,11 +27,7 @@ from server.db.engine import Database
 from server.db.models import Hold, IdempotencyKey, OutboxMessage, Payment, Ticket
 from server.domain import apps
 from server.domain.caller import Caller
-from server.domain.catalog import service as catalog
-from server.domain.catalog.service import EventInput, TierInput
 from server.domain.common import SystemClock
-from server.domain.holds import service as holds
-from server.domain.holds.service import HoldRequest
 from server.settings import Settings
 
 BROKER = FakeBroker()
@@ -279,29 +275,10 @@ async def live_hold(database_url: str, did: str) -> Hold:
             app = await apps.register_app(session, did=did, environment="live", now_ms=now)
             await session.flush()
             caller = Caller(app.id, app.did, "live")
-            event = await catalog.ensure_event(
-                session,
-                caller,
-                "did:plc:org",
-                EventInput(uri="at://did:plc:org/e/live", title="E"),
-                now,
-                status="active",
+            _, (hold,) = await tier_with_holds(
+                session, caller, "live", [1], now, return_url="https://shop.example/done"
             )
-            tier = await catalog.create_tier(
-                session,
-                caller,
-                event,
-                TierInput(title="t", currency="eur", unit_amount=100, quantity_total=5),
-                now,
-            )
-            made = await holds.create_hold(
-                session,
-                caller,
-                HoldRequest({tier.id: 1}, return_url="https://shop.example/done"),
-                now,
-                600_000,
-            )
-            return made.hold
+            return hold
     finally:
         await db.dispose()
 

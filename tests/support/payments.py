@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database
+from server.db.models import Hold
+from server.domain.caller import Caller
+from server.domain.catalog import service as catalog
+from server.domain.catalog.service import EventInput, TierInput
+from server.domain.holds import service as holds
+from server.domain.holds.service import HoldRequest
 from server.settings import Settings
 from support.catalog import active_event, shared_group
 from support.server import AppClient
@@ -33,3 +41,31 @@ async def new_hold(
     _, (tier,) = await shared_group(app, event, capacity=capacity, tiers=1)
     hold = await app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": quantity}], **extra})
     return event["id"], tier, hold
+
+
+async def tier_with_holds(
+    session: AsyncSession, caller: Caller, key: str, quantities: Sequence[int], now_ms: int, **request: Any
+) -> tuple[str, list[Hold]]:
+    """Straight through the domain: an active event (its URI made of ``key``), a tier of 20 places
+    at 100 eur, and a hold of it per quantity (``request``: more of each hold's request). Answers
+    (tier id, holds)."""
+    event = await catalog.ensure_event(
+        session,
+        caller,
+        "did:plc:org",
+        EventInput(uri=f"at://did:plc:org/e/{key}", title="E"),
+        now_ms,
+        status="active",
+    )
+    tier = await catalog.create_tier(
+        session,
+        caller,
+        event,
+        TierInput(title="t", currency="eur", unit_amount=100, quantity_total=20),
+        now_ms,
+    )
+    made = [
+        await holds.create_hold(session, caller, HoldRequest({tier.id: q}, **request), now_ms, 600_000)
+        for q in quantities
+    ]
+    return tier.id, [r.hold for r in made]

@@ -79,12 +79,12 @@ def _settle(
     completion: bool = False,
 ) -> Payment:
     """Move the payment's row to ``status`` (made at its first event). A completion sets the amount
-    and currency paid; before it, the row carries the hold's."""
+    and currency paid; before it, the row carries the hold's (0 while no hold is known)."""
     if payment is None:
         payment = Payment(
             environment=report.environment,
             payment_id=report.payment_id,
-            amount=hold.amount if hold else report.amount or 0,
+            amount=hold.amount if hold else 0,
             currency=hold.currency if hold else report.currency or "",
             refunded_amount=0,
             created_ms=now_ms,
@@ -137,8 +137,11 @@ async def _flag(
     return status
 
 
-def _issued(hold: Hold | None, report: PaymentReport) -> bool:
-    return hold is not None and hold.status == "completed" and hold.payment_id == report.payment_id
+def _completion_seen(payment: Payment | None, hold: Hold | None, report: PaymentReport) -> bool:
+    """Whether a completion of the payment was handled already (it issued, or was flagged)."""
+    status = payment.status if payment is not None else None
+    issued = hold is not None and hold.status == "completed" and hold.payment_id == report.payment_id
+    return status in _SETTLED or (status == "partially_refunded" and issued)
 
 
 async def payment_completed(
@@ -147,11 +150,17 @@ async def payment_completed(
     """Issue the hold's tickets once; answers what happened (``issued``, ``needs_review``,
     ``needs_refund``, ``refunded``: refunded in full, nothing issued; ``duplicate``)."""
     hold, payment = await _locate(session, report)
-    before = payment.status if payment is not None else None
-    if before == "refunded":
-        return "refunded"
-    if before in _SETTLED or (before == "partially_refunded" and _issued(hold, report)):
+    if _completion_seen(payment, hold, report):
         return "duplicate"
+    paid = report.amount or 0
+    if payment is not None and (
+        payment.status == "refunded"
+        or (payment.status == "partially_refunded" and payment.refunded_amount >= paid)
+    ):
+        # Refunded in full before this completion (or after it issued): nothing (more) is issued.
+        payment.refunded_amount = max(payment.refunded_amount, paid)
+        _settle(session, report, payment, hold, "refunded", payment.reason, now_ms, completion=True)
+        return "refunded"
     # The first completion of this payment: after nothing, a failure or a partial refund.
     if hold is None:
         return await _flag(
@@ -219,7 +228,8 @@ async def payment_completed(
         actor=BROKER,
         payment_id=report.payment_id,
     )
-    status = "partially_refunded" if before == "partially_refunded" else "completed"
+    partly = payment is not None and payment.status == "partially_refunded"
+    status = "partially_refunded" if partly else "completed"
     _settle(
         session,
         report,
@@ -257,8 +267,16 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
     before = payment.status if payment is not None else None
     if before == "refunded":
         return "refunded 0"
-    currency = payment.currency if payment is not None else hold.currency if hold is not None else None
-    if report.currency is not None and currency and report.currency != currency:
+    # What was paid: known once the completion came; before it, the hold's total (if it is known).
+    seen = _completion_seen(payment, hold, report)
+    total, currency = (
+        (payment.amount, payment.currency)
+        if payment is not None and seen
+        else (hold.amount, hold.currency)
+        if hold is not None
+        else (None, None)
+    )
+    if report.currency is not None and currency is not None and report.currency != currency:
         return await _flag(
             session,
             report,
@@ -269,9 +287,8 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
             now_ms,
             completion=False,
         )
-    total = payment.amount if payment else hold.amount if hold else report.amount or 0
     already = payment.refunded_amount if payment is not None else 0
-    full = report.amount is None or already + report.amount >= total
+    full = report.amount is None or (total is not None and already + report.amount >= total)
     tickets = await _tickets(session, report, None if full else report.ticket_ids)
     if full:
         payment = _settle(session, report, payment, hold, "refunded", report.reason, now_ms)
@@ -280,7 +297,7 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
         payment = _settle(session, report, payment, hold, before, payment.reason, now_ms)
     else:
         payment = _settle(session, report, payment, hold, "partially_refunded", report.reason, now_ms)
-    payment.refunded_amount = total if full else already + (report.amount or 0)
+    payment.refunded_amount = total if full and total is not None else already + (report.amount or 0)
     for ticket in tickets:
         await end_ticket(
             session, ticket, "refunded", BROKER, report.reason or "refunded by the payment broker", now_ms
