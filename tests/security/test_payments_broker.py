@@ -28,6 +28,7 @@ from server.db.models import Hold, IdempotencyKey, OutboxMessage, Payment, Ticke
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.common import SystemClock
+from server.domain.webhook_format import signature_header
 from server.settings import Settings
 
 BROKER = FakeBroker()
@@ -108,7 +109,7 @@ async def test_malformed_payments_are_refused_and_write_nothing(harness: Harness
     assert await outcome(harness, BROKER.delivery("payment.completed", completion(hold))) == "issued"
 
 
-async def test_garbled_headers_are_refused(harness: Harness) -> None:
+async def test_garbled_headers_and_bodies_are_refused(harness: Harness) -> None:
     _, _, hold = await new_hold(harness.app, quantity=1)
     now = int(time.time())
     garbled = (
@@ -127,6 +128,14 @@ async def test_garbled_headers_are_refused(harness: Harness) -> None:
     for delivery_id in ("evt_" + "x" * 300, "evt x", "evt_\x01"):  # signed, but not a delivery id
         signed = BROKER.delivery("payment.completed", completion(hold), delivery_id=delivery_id)
         assert (await send(harness, signed)).status_code == 400, delivery_id
+    deep = b'{"type":"payment.completed","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body in (deep, b"[1, 2]", b"\xff\xfe not json"):
+        signed = signature_header(BROKER.secrets, int(time.time()), "evt_raw", body)
+        sent = {"atm-signature": signed, "atm-delivery-id": "evt_raw", "content-type": "application/json"}
+        response = await harness.app.http.post(
+            f"{harness.server.url}/webhooks/atm", content=body, headers=sent
+        )
+        assert response.status_code == 400 and response.json()["error"] == "InvalidRequest", body[:20]
     assert await rows(harness.settings, Payment) == []
     assert await outcome(harness, BROKER.paid(hold)) == "issued"  # the hold was never touched
 
