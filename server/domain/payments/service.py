@@ -36,12 +36,12 @@ _SETTLED = ("completed", "needs_refund", "needs_review")
 _HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
 _HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
 _HOLD_BY_ID = _HOLD.where(Hold.id == bindparam("match")).with_for_update()
-_PAYMENT = select(Payment).where(
-    Payment.environment == bindparam("environment"), Payment.payment_id == bindparam("payment_id")
+_PAYMENT_KEY = (
+    Payment.environment == bindparam("environment"),
+    Payment.payment_id == bindparam("payment_id"),
 )
-_PAYMENT_HOLD = select(Payment.hold_id).where(
-    Payment.environment == bindparam("environment"), Payment.payment_id == bindparam("payment_id")
-)
+_PAYMENT = select(Payment).where(*_PAYMENT_KEY).with_for_update()
+_PAYMENT_HOLD = select(Payment.hold_id).where(*_PAYMENT_KEY)
 
 
 async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
@@ -62,7 +62,7 @@ async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | 
         else None
     )
     payment: Payment | None = await session.scalar(
-        _PAYMENT.with_for_update(), keys, execution_options={"populate_existing": True}
+        _PAYMENT, keys, execution_options={"populate_existing": True}
     )
     return hold, payment
 
