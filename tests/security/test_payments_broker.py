@@ -275,6 +275,19 @@ async def test_a_partial_refund_before_the_completion_keeps_its_amount(harness: 
     row = await payment(harness, pid)
     assert (row.status, row.refunded_amount, row.amount) == ("partially_refunded", 100, hold["amountCents"])
 
+    # Refunds naming no hold add up; the completion then finds them covering what it paid.
+    _, _, other = await new_hold(harness.app, quantity=2)
+    covered, total = new_payment_id(), other["amountCents"]
+    for amount in (total - 100, 100):
+        refund = BROKER.delivery("payment.refunded", {"paymentId": covered, "amount": amount})
+        assert await outcome(harness, refund) == "refunded 0"
+    assert (await payment(harness, covered)).status == "partially_refunded"
+    paid = BROKER.delivery("payment.completed", completion(other, paymentId=covered))
+    assert await outcome(harness, paid) == "refunded"
+    assert await tickets(harness, covered) == {}
+    row = await payment(harness, covered)
+    assert (row.status, row.refunded_amount, row.hold_id) == ("refunded", total, other["holdId"])
+
 
 async def live_hold(database_url: str, did: str) -> Hold:
     """A live hold as one made while a broker was configured (or before the rule) is stored."""
