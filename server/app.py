@@ -24,6 +24,7 @@ from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
+from server.domain.payments.devpay import live_apps_without_broker
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
@@ -104,6 +105,18 @@ async def run_sweeper(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+async def warn_about_payments(db: Database, settings: Settings) -> None:
+    """Say at startup when live apps are registered but no payment broker is configured."""
+    async with db.read() as session:
+        count = await live_apps_without_broker(session, settings)
+    if count:
+        log.warning(
+            "%d app(s) are registered in the live environment but no payment broker is configured "
+            "(TICKETS_BROKER_URL): their holds are refused with PaymentSetupIncomplete",
+            count,
+        )
+
+
 def atproto_parts(
     settings: Settings,
     db: Database,
@@ -161,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             )
             app.state.services = services
             receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
+            await warn_about_payments(db, settings)
             workers = [
                 asyncio.create_task(run_sweeper(services)),
                 asyncio.create_task(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import cli_devices, cli_exports, cli_publish, cli_webhooks, http_server
+from server import cli_devices, cli_exports, cli_payments, cli_publish, cli_webhooks, http_server
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
 from server.db.models import App
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     cli_devices.register(sub)
     cli_webhooks.register(sub)
+    cli_payments.register(sub)
     cli_exports.register(sub)
     cli_publish.register(sub)
 

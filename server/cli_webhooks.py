@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction
+from server.cli_support import ensure_schema, in_transaction, table
 from server.domain.common import SystemClock, format_datetime
 from server.domain.outbox import service as outbox
 from server.settings import Settings
 
 STATES = ("pending", "delivered", "dead")
 ERROR_CHARS = 60
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart."""
-    lines = [header, *rows]
-    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -59,7 +48,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
         "created",
         "last error",
     )
-    print(_table(header, rows))
+    print(table(header, rows))
 
 
 def cmd_redrive(args: argparse.Namespace, settings: Settings) -> None:

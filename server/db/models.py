@@ -433,17 +433,20 @@ class TicketEvent(Base):
     data: Mapped[Any] = mapped_column(JsonType, nullable=True)
 
 
+PAYMENT_STATUSES = ("completed", "refunded", "partially_refunded", "needs_refund", "needs_review", "failed")
+
+
 class Payment(Base):
-    """A payment the broker reported for a hold. ``status`` ``needs_refund`` marks money taken for
-    places that could not be issued (paid after expiry, sold out meanwhile) for review."""
+    """A payment the broker reported for a hold: one row per payment id, the state of its state
+    machine (docs/issuance.md). ``needs_refund`` marks money taken for places that could not be
+    issued (paid after expiry, sold out meanwhile); ``needs_review`` a payment whose amount or
+    currency is not the hold's. ``refunded_amount`` adds up the refunds the broker reported."""
 
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("environment", "payment_id"),
-        CheckConstraint(
-            "status IN ('completed', 'refunded', 'partially_refunded', 'needs_refund', 'failed')",
-            name="status",
-        ),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in PAYMENT_STATUSES)})", name="status"),
+        CheckConstraint("refunded_amount >= 0", name="refunded_amount_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -453,6 +456,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(24))
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     reason: Mapped[str | None] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)

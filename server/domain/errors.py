@@ -201,6 +201,13 @@ class TierSoldOut(InsufficientAvailability):
     code = "TierSoldOut"
 
 
+class PaymentSetupIncomplete(DomainError):
+    """The environment cannot take payments: a ``live`` hold needs a payment broker configured."""
+
+    code = "PaymentSetupIncomplete"
+    status = 409
+
+
 # --- offers --------------------------------------------------------------------------------------
 
 

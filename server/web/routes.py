@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import secrets
-from typing import Any
+from typing import Any, TypeGuard
 
 import segno
 from litestar import Request, Response, get, post
@@ -14,10 +14,11 @@ from sqlalchemy import select
 from server.db.models import Event, Hold, HoldItem, Ticket, Tier
 from server.domain.common import format_datetime
 from server.domain.exports.rows import price
+from server.domain.holds.rules import redirect_problem
 from server.domain.holds.service import effective_status, end_hold
 from server.domain.issuance.keys import pass_access_key
 from server.domain.issuance.queries import in_context
-from server.domain.payments.devpay import pay
+from server.domain.payments.devpay import pay, serves_checkout
 from server.domain.payments.inbound import receive
 from server.xrpc.framework import Services
 
@@ -42,6 +43,16 @@ button{{font-size:1.1rem;padding:.6rem 1.4rem;margin-right:.5rem;border-radius:.
 .pay{{background:#0a7d32;color:#fff}} .muted{{color:#666}} svg{{width:100%;height:auto}}</style></head>
 <body>{body}</body></html>"""
     return Response(document, status_code=status, media_type="text/html")
+
+
+def _not_found() -> Response[str]:
+    """The dev checkout of an unknown hold, of a live one, or with a broker configured."""
+    return _page("Checkout not found", "<h1>Checkout not found</h1>", 404)
+
+
+def _may_redirect(url: str | None, hold: Hold) -> TypeGuard[str]:
+    """Checked again where the buyer is sent, for holds stored before the rule."""
+    return url is not None and redirect_problem(url, hold.environment) is None
 
 
 @post("/webhooks/atm", status_code=200)
@@ -76,8 +87,8 @@ async def checkout_page(request: Request[Any, Any, Any]) -> Response[str]:
     token = request.path_params["token"]
     services = _services(request)
     found = await _checkout_hold(services, token)
-    if found is None or services.settings.broker_url:
-        return _page("Checkout not found", "<h1>Checkout not found</h1>", 404)
+    if found is None or not serves_checkout(services.settings, found[0]):
+        return _not_found()
     hold, event, lines = found
     status = effective_status(hold, services.clock.now_ms())
     cur = hold.currency
@@ -106,14 +117,14 @@ async def checkout_pay(request: Request[Any, Any, Any]) -> Response[str] | Redir
     token = request.path_params["token"]
     services = _services(request)
     found = await _checkout_hold(services, token)
-    if found is None or services.settings.broker_url:
-        return _page("Checkout not found", "<h1>Checkout not found</h1>", 404)
+    if found is None or not serves_checkout(services.settings, found[0]):
+        return _not_found()
     hold, _, _ = found
     reply = await pay(services.db, services.keyring, services.settings, hold, services.clock.now_ms())
     if reply.status != 200 or reply.body.get("outcome") != "issued":
         reason = html.escape(str(reply.body.get("outcome") or reply.body.get("message")))
         return _page("Payment not completed", f"<h1>Payment not completed</h1><p>{reason}</p>", 409)
-    if hold.return_url:
+    if _may_redirect(hold.return_url, hold):
         return Redirect(hold.return_url)
     async with services.db.read() as session:
         tickets = list(
@@ -136,13 +147,13 @@ async def checkout_cancel(request: Request[Any, Any, Any]) -> Response[str] | Re
     services = _services(request)
     async with services.db.write() as session:
         hold = await session.scalar(select(Hold).where(Hold.token == token).with_for_update())
-        if hold is None or services.settings.broker_url:
-            return _page("Checkout not found", "<h1>Checkout not found</h1>", 404)
+        if hold is None or not serves_checkout(services.settings, hold):
+            return _not_found()
         if hold.status == "held":
             await end_hold(
                 session, hold, "released", "buyer", services.clock.now_ms(), "cancelled at checkout"
             )
-    if hold.cancel_url:
+    if _may_redirect(hold.cancel_url, hold):
         return Redirect(hold.cancel_url)
     return _page("Cancelled", "<h1>Checkout cancelled</h1><p>Nothing was charged.</p>")
 

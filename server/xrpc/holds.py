@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
-from server.domain.holds.rules import merge_items
+from server.domain.holds.rules import check_redirect, merge_items
 from server.domain.holds.service import HoldRequest, effective_status
+from server.domain.payments.devpay import check_payments_ready
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
 from server.xrpc.codes import guarding_codes
@@ -38,8 +39,8 @@ def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
         event_uri=params.get("eventUri"),
         buyer_did=params.get("buyerDid"),
         customer_email=params.get("customerEmail"),
-        return_url=params.get("returnUrl"),
-        cancel_url=params.get("cancelUrl"),
+        return_url=check_redirect(params.get("returnUrl"), "returnUrl", call.caller.environment),
+        cancel_url=check_redirect(params.get("cancelUrl"), "cancelUrl", call.caller.environment),
         metadata=checked_metadata(call, params.get("metadata")),
         attendees=params.get("attendees"),
         offer_code=params.get("offerCode"),
@@ -59,6 +60,7 @@ async def _hold(call: Call, request: HoldRequest, session: AsyncSession) -> dict
 
 @xrpc_method(CREATE_HOLD)
 async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    check_payments_ready(call.settings, call.caller.environment)
     buyer_did, assertion = params.get("buyerDid"), params.get("buyerAssertionJwt")
     if (buyer_did is None) != (assertion is None):
         raise InvalidRequest("buyerDid and buyerAssertionJwt go together: send both or neither")

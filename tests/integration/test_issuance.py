@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from conftest import Harness, start_harness
-from sqlalchemy import select
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event, shared_group
+from support.payments import rows
 
 from server.db.engine import Database
 from server.db.models import OutboxMessage, Payment, TicketEvent
-from server.settings import Settings
 from sync.passes import decode_pass
 
 BROKER = FakeBroker()
@@ -55,17 +54,6 @@ async def tickets_of_payment(h: Harness, payment_id: str) -> list[dict[str, Any]
     out = await h.app.ok("listBuyerTickets", {"paymentId": payment_id})
     tickets: list[dict[str, Any]] = out["tickets"]
     return tickets
-
-
-async def rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
-    db = Database(settings.resolved_database_url)
-    try:
-        async with db.read() as session:
-            return list(
-                await session.scalars(select(model).where(*where).order_by(*model.__table__.primary_key))
-            )
-    finally:
-        await db.dispose()
 
 
 async def test_a_signed_payment_issues_the_holds_tickets_once(harness: Harness) -> None:
@@ -193,8 +181,10 @@ async def test_an_underpaid_hold_issues_nothing(harness: Harness) -> None:
     )
     assert (await BROKER.send(harness.app.http, harness.server.url, short)).json()[
         "outcome"
-    ] == "needs_refund"
+    ] == "needs_review"
     assert await tickets_of_payment(harness, pid) == []
+    (payment,) = await rows(harness.settings, Payment, Payment.payment_id == pid)
+    assert (payment.status, payment.amount) == ("needs_review", hold["amountCents"] - 1)
 
 
 async def test_refund_and_failure_from_the_broker(harness: Harness) -> None:

@@ -11,17 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from support.broker import BROKER_SECRET, Delivery, FakeBroker, new_payment_id
-from support.catalog import consenting
+from support.payments import tier_with_holds
 
 from server.db.engine import Database
 from server.db.models import Payment, Ticket, Tier
 from server.domain import apps
 from server.domain.caller import Caller
-from server.domain.catalog import service as catalog
-from server.domain.catalog.service import EventInput, TierInput
 from server.domain.common import SystemClock
-from server.domain.holds import service as holds
-from server.domain.holds.service import HoldRequest
 from server.domain.issuance.keys import Keyring
 from server.domain.payments.inbound import receive
 from server.settings import Settings
@@ -33,29 +29,11 @@ KEYRING = Keyring(b"k" * 32)
 async def scenario(db: Database, caller: Caller, n: int) -> tuple[str, dict[str, str], list[Delivery]]:
     """A tier and three holds, and the broker's story about them: hold 1 paid; hold 2 paid then
     refunded; hold 3's first payment failed, then a second one went through."""
-    now = SystemClock().now_ms()
     async with db.write() as session:
-        event = await catalog.ensure_event(
-            session,
-            consenting(caller, "did:plc:org"),
-            "did:plc:org",
-            EventInput(uri=f"at://did:plc:org/e/{n}", title="E"),
-            now,
-            keyring=KEYRING,
-            status="active",
+        tier_id, made = await tier_with_holds(
+            session, caller, str(n), (2, 1, 1), SystemClock().now_ms(), keyring=KEYRING
         )
-        tier = await catalog.create_tier(
-            session,
-            caller,
-            event,
-            TierInput(title="t", currency="eur", unit_amount=100, quantity_total=20),
-            now,
-        )
-        made = [
-            await holds.create_hold(session, caller, HoldRequest({tier.id: q}), now, 600_000)
-            for q in (2, 1, 1)
-        ]
-    tokens = [r.hold.token for r in made]
+    tokens = [hold.token for hold in made]
     pay = {name: new_payment_id() for name in ("p1", "p2", "p3", "failed")}
 
     def paid(token: str, payment: str, amount: int) -> Delivery:
@@ -71,7 +49,7 @@ async def scenario(db: Database, caller: Caller, n: int) -> tuple[str, dict[str,
         BROKER.delivery("payment.failed", {"paymentId": pay["failed"], "checkoutToken": tokens[2]}),
         paid(tokens[2], pay["p3"], 100),
     ]
-    return tier.id, {"h1": made[0].hold.id, "h2": made[1].hold.id, "h3": made[2].hold.id}, story
+    return tier_id, {"h1": made[0].id, "h2": made[1].id, "h3": made[2].id}, story
 
 
 async def final_state(db: Database, tier_id: str, hold_ids: dict[str, str]) -> dict[str, Any]:

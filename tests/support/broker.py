@@ -64,5 +64,10 @@ class FakeBroker:
         }
         return self.delivery("payment.completed", data, hold.get("environment", "test"))
 
+    def about(self, event_type: str, hold: dict[str, Any], payment_id: str, **extra: Any) -> Delivery:
+        """Any ``payment.*`` event of ``payment_id``, naming ``hold`` by its checkout token."""
+        data = {"paymentId": payment_id, "checkoutToken": hold["token"], **extra}
+        return self.delivery(event_type, data, hold.get("environment", "test"))
+
     async def send(self, http: httpx.AsyncClient, base_url: str, delivery: Delivery) -> httpx.Response:
         return await http.post(f"{base_url}/webhooks/atm", content=delivery.body, headers=delivery.headers)

@@ -1,9 +1,12 @@
-"""Pure hold rules: what a hold asks for and, when it cannot have it, every shortage at once."""
+"""Pure hold rules: what a hold asks for and, when it cannot have it, every shortage at once; where
+its checkout may send the buyer back to."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from server.domain.catalog.rules import Pool
 from server.domain.errors import (
@@ -81,3 +84,41 @@ def shortage_error(shortages: list[Shortage]) -> InsufficientAvailability:
             return SoldOut(f"sold out ({details})", listed)
         return TierSoldOut(f"tier sold out ({details})", listed)
     return InsufficientAvailability(f"not enough places left ({details})", listed)
+
+
+MAX_URL_CHARS = 2048
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_problem(url: str, environment: str) -> str | None:
+    """Why the checkout may not send the buyer to ``url`` (``returnUrl``, ``cancelUrl``), or None: it
+    must be an absolute ``https`` URL of printable ASCII with a host and no user name; ``http`` only
+    to a loopback host, in the ``test`` environment."""
+    if len(url) > MAX_URL_CHARS or not all("!" <= c <= "~" for c in url) or "\\" in url:
+        return f"must be a URL of at most {MAX_URL_CHARS} printable ASCII characters"
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if not host or parts.username is not None or parts.password is not None:
+        return "must be an absolute URL with a host and no user name"
+    if parts.scheme == "https" or (parts.scheme == "http" and environment == "test" and _loopback(host)):
+        return None
+    return "must be an https URL (http only to a loopback host, in the test environment)"
+
+
+def check_redirect(url: str | None, field: str, environment: str) -> str | None:
+    """``url`` if the checkout may send the buyer there, else ``InvalidRequest`` naming ``field``."""
+    problem = None if url is None else redirect_problem(url, environment)
+    if problem is not None:
+        raise InvalidRequest(f"{field} {problem}")
+    return url

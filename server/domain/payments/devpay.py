@@ -1,17 +1,53 @@
 """The built-in dev payments: what a real broker would send when a buyer pays, signed with the broker
-secret and handed to the very same receiving code as ``POST /webhooks/atm``."""
+secret and handed to the very same receiving code as ``POST /webhooks/atm``. They stand in for the
+broker only in the ``test`` environment: a ``live`` hold needs a real broker."""
 
 from __future__ import annotations
 
 import secrets
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from server.db.engine import Database
-from server.db.models import Hold
+from server.db.models import App, Hold
 from server.domain.common import new_id
+from server.domain.errors import PaymentSetupIncomplete
 from server.domain.issuance.keys import Keyring
 from server.domain.payments.inbound import Reply, broker_secrets, receive
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope, headers, signature_header
 from server.settings import Settings
+
+DEV_ENVIRONMENT = "test"
+
+
+def check_payments_ready(settings: Settings, environment: str) -> None:
+    """A hold outside ``test`` needs a payment broker: the dev payments would issue for free."""
+    if environment != DEV_ENVIRONMENT and not settings.broker_url:
+        raise PaymentSetupIncomplete(
+            f"no payment broker is configured: holds are taken only in the {DEV_ENVIRONMENT} environment"
+        )
+
+
+def serves_checkout(settings: Settings, hold: Hold) -> bool:
+    """The dev checkout pages serve a hold only without a broker, and only a ``test`` one."""
+    return not settings.broker_url and hold.environment == DEV_ENVIRONMENT
+
+
+async def live_apps_without_broker(session: AsyncSession, settings: Settings) -> int:
+    """Enabled apps registered outside ``test`` while no broker is configured (their holds are
+    refused): the server warns about them at startup."""
+    if settings.broker_url:
+        return 0
+    count: int = (
+        await session.scalar(
+            select(func.count())
+            .select_from(App)
+            .where(App.environment != DEV_ENVIRONMENT, App.status == "active")
+        )
+        or 0
+    )
+    return count
 
 
 async def pay(db: Database, keyring: Keyring, settings: Settings, hold: Hold, now_ms: int) -> Reply:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from server.db.engine import Database
 from server.domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
 from server.domain.idempotency import run_once_atomically
 from server.domain.issuance.keys import Keyring
-from server.domain.payments.service import PaymentReport, payment_completed, payment_failed, payment_refunded
+from server.domain.payments.reports import COMPLETED, HANDLED_TYPES, REFUNDED, read_report
+from server.domain.payments.service import payment_completed, payment_failed, payment_refunded
 from server.domain.webhook_format import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
 from server.settings import Settings
 
-HANDLED_TYPES = ("payment.completed", "payment.refunded", "payment.failed")
+# What the two headers may carry: printable ASCII (a delivery id fits its dedupe key's column).
+_SIGNATURE_TEXT = re.compile(r"[\x20-\x7e]{1,2000}")
+_DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,300}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +48,21 @@ def dev_broker_secret(keyring: Keyring) -> str:
     return hmac.new(keyring.server_key, b"dev-payments-webhook-secret", hashlib.sha256).hexdigest()
 
 
-def _report(envelope: dict[str, Any]) -> PaymentReport:
-    data = envelope.get("data")
-    environment = envelope.get("environment")
-    if not isinstance(data, dict) or environment not in ("test", "live"):
-        raise InvalidRequest("the webhook needs data and an environment of test or live")
-    payment_id = data.get("paymentId")
-    if not isinstance(payment_id, str) or not 0 < len(payment_id) <= 300:
-        raise InvalidRequest("data.paymentId is required")
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    amount = data.get("amount")
-    currency = data.get("currency")
-    token = data.get("checkoutToken")
-    hold_id = metadata.get("holdId") if metadata else None
-    return PaymentReport(
-        environment=environment,
-        payment_id=payment_id,
-        checkout_token=token if isinstance(token, str) else None,
-        hold_id=hold_id if isinstance(hold_id, str) else None,
-        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
-        currency=currency if isinstance(currency, str) and len(currency) == 3 else None,
-    )
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """Headers that are present but not printable ASCII, or too long, are malformed (400); missing
+    ones are the signature check's to refuse (401)."""
+    signature, delivery_id = headers.get(SIGNATURE_HEADER), headers.get(DELIVERY_HEADER)
+    if signature and not _SIGNATURE_TEXT.fullmatch(signature):
+        raise InvalidRequest(f"the {SIGNATURE_HEADER} header must be printable ASCII")
+    if delivery_id and not _DELIVERY_ID.fullmatch(delivery_id):
+        raise InvalidRequest(f"the {DELIVERY_HEADER} header must be 1 to 300 printable ASCII characters")
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the webhook body is not JSON") from None
 
 
 async def receive(
@@ -73,33 +71,26 @@ async def receive(
     """One delivery: refused unsigned; done once per delivery id; unknown types acknowledged."""
     delivery_id = headers.get(DELIVERY_HEADER)
     try:
+        _check_headers(headers)
         verify_signature(
             headers.get(SIGNATURE_HEADER), delivery_id, raw, broker_secrets(settings, keyring), now_ms // 1000
         )
-        envelope = json.loads(raw)
+        envelope = _parse(raw)
         if not isinstance(envelope, dict):
             raise InvalidRequest("the webhook body must be a JSON object")
+        event_type = envelope.get("type")
+        if event_type not in HANDLED_TYPES:
+            return Reply(200, {"status": "ignored", "type": str(event_type)[:100]}, {})
+        report = read_report(event_type, envelope)
     except DomainError as exc:
         return Reply(exc.status, {"error": exc.code, "message": exc.message}, {})
-    except ValueError:
-        return Reply(400, {"error": "InvalidRequest", "message": "the webhook body is not JSON"}, {})
     assert delivery_id is not None
-    event_type = envelope.get("type")
-    if event_type not in HANDLED_TYPES:
-        return Reply(200, {"status": "ignored", "type": str(event_type)[:100]}, {})
-    try:
-        report = _report(envelope)
-    except DomainError as exc:
-        return Reply(exc.status, {"error": exc.code, "message": exc.message}, {})
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        if event_type == "payment.completed":
+        if event_type == COMPLETED:
             outcome = await payment_completed(session, keyring, report, now_ms)
-        elif event_type == "payment.refunded":
-            reason = envelope["data"].get("reason")
-            outcome = await payment_refunded(
-                session, report, reason if isinstance(reason, str) else None, now_ms
-            )
+        elif event_type == REFUNDED:
+            outcome = await payment_refunded(session, report, now_ms)
         else:
             outcome = await payment_failed(session, report, now_ms)
         return {"status": "processed", "outcome": outcome}

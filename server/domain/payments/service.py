@@ -1,14 +1,18 @@
-"""What a broker payment event does to holds and tickets.
+"""What a broker payment event does to holds and tickets: one state machine per payment id, whose
+state is the payment's row (the table is in docs/issuance.md).
 
-A payment is never lost. A payment for a live hold issues its tickets. A payment for a hold that
-expired, was released or failed re-reserves the places if they are still there and issues them; if
-they are not, or the amount does not cover the hold, the payment is recorded as ``needs_refund`` and
-the app is told (``ticket.hold.payment-unfulfilled``). Duplicate reports of one payment change nothing.
+A payment is never lost and never issues twice. A completion whose amount and currency are the
+hold's issues its tickets (re-reserving the places of a hold that ended, if they are still free);
+one that does not match is kept as ``needs_review``; one whose places are gone, or whose hold was
+paid by another payment, as ``needs_refund`` -- and the app is told
+(``ticket.hold.payment-unfulfilled``). A failure before the completion is superseded by it; a full
+refund before the completion is kept and the completion then issues nothing; a partial refund
+refunds only the tickets it names. Every handler locks the hold first, then the payment's row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,71 +27,91 @@ from server.domain.issuance.service import end_ticket, hold_items, issue_hold, p
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import enqueue, event_uri
+from server.domain.payments.reports import PaymentReport
 
 BROKER = "payment-broker"
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentReport:
-    environment: str
-    payment_id: str
-    checkout_token: str | None = None
-    hold_id: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-
+# Statuses a second completion of the payment changes nothing in (``partially_refunded`` too, once
+# the payment has issued).
+_SETTLED = ("completed", "needs_refund", "needs_review")
 
 _HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
 _HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
 _HOLD_BY_ID = _HOLD.where(Hold.id == bindparam("match")).with_for_update()
-_PAYMENT_STATUS = select(Payment.status).where(
-    Payment.environment == bindparam("environment"), Payment.payment_id == bindparam("payment_id")
+_PAYMENT_KEY = (
+    Payment.environment == bindparam("environment"),
+    Payment.payment_id == bindparam("payment_id"),
 )
+_PAYMENT = select(Payment).where(*_PAYMENT_KEY).with_for_update()
+_PAYMENT_HOLD = select(Payment.hold_id).where(*_PAYMENT_KEY)
 
 
-async def _find_hold(session: AsyncSession, report: PaymentReport) -> Hold | None:
-    """The hold the payment names (by checkout token, else by id), locked."""
-    if report.checkout_token:
-        query, match = _HOLD_BY_TOKEN, report.checkout_token
-    elif report.hold_id:
-        query, match = _HOLD_BY_ID, report.hold_id
-    else:
-        return None
-    hold: Hold | None = await session.scalar(
-        query,
-        {"environment": report.environment, "match": match},
-        execution_options={"populate_existing": True},
+async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
+    """The hold the payment names (by checkout token, else by id, else the one its row names), locked
+    first, then the payment's row, locked: every handler takes the two locks in this order."""
+    keys = {"environment": report.environment, "payment_id": report.payment_id}
+    match: str | None = report.checkout_token
+    query = _HOLD_BY_TOKEN
+    if match is None:
+        query, match = _HOLD_BY_ID, report.hold_id or await session.scalar(_PAYMENT_HOLD, keys)
+    hold: Hold | None = (
+        await session.scalar(
+            query,
+            {"environment": report.environment, "match": match},
+            execution_options={"populate_existing": True},
+        )
+        if match
+        else None
     )
-    return hold
+    payment: Payment | None = await session.scalar(
+        _PAYMENT, keys, execution_options={"populate_existing": True}
+    )
+    return hold, payment
 
 
-def _record(
+def _settle(
     session: AsyncSession,
     report: PaymentReport,
+    payment: Payment | None,
     hold: Hold | None,
     status: str,
     reason: str | None,
     now_ms: int,
+    *,
+    completion: bool = False,
 ) -> Payment:
-    payment = Payment(
-        environment=report.environment,
-        payment_id=report.payment_id,
-        hold_id=hold.id if hold else None,
-        amount=report.amount if report.amount is not None else (hold.amount if hold else 0),
-        currency=(report.currency or (hold.currency if hold else "")).lower()[:3],
-        status=status,
-        reason=reason,
-        created_ms=now_ms,
-        updated_ms=now_ms,
-    )
-    session.add(payment)
+    """Move the payment's row to ``status`` (made at its first event). A completion sets the amount
+    and currency paid; before it, the row carries the hold's (0 while no hold is known)."""
+    if payment is None:
+        payment = Payment(
+            environment=report.environment,
+            payment_id=report.payment_id,
+            amount=hold.amount if hold else 0,
+            currency=hold.currency if hold else report.currency or "",
+            refunded_amount=0,
+            created_ms=now_ms,
+        )
+        session.add(payment)
+    if completion and report.amount is not None and report.currency is not None:
+        payment.amount, payment.currency = report.amount, report.currency
+    if payment.hold_id is None and hold is not None:
+        payment.hold_id = hold.id
+    payment.status, payment.reason, payment.updated_ms = status, reason, now_ms
     return payment
 
 
-async def _unfulfilled(
-    session: AsyncSession, report: PaymentReport, hold: Hold | None, reason: str, now_ms: int
+async def _flag(
+    session: AsyncSession,
+    report: PaymentReport,
+    payment: Payment | None,
+    hold: Hold | None,
+    status: str,
+    reason: str,
+    now_ms: int,
+    *,
+    completion: bool = True,
 ) -> str:
-    _record(session, report, hold, "needs_refund", reason, now_ms)
+    """Keep the money for the operator (``needs_refund`` or ``needs_review``) and tell the app."""
+    _settle(session, report, payment, hold, status, reason, now_ms, completion=completion)
     if hold is not None:
         ledger.note(
             session,
@@ -96,7 +120,7 @@ async def _unfulfilled(
             "payment-unfulfilled",
             BROKER,
             now_ms,
-            {"paymentId": report.payment_id, "reason": reason},
+            {"paymentId": report.payment_id, "status": status, "reason": reason},
         )
         await enqueue(
             session,
@@ -108,31 +132,58 @@ async def _unfulfilled(
                 event_uri=await event_uri(session, hold.event_id),
                 hold_id=hold.id,
                 payment_id=report.payment_id,
+                status=status,
                 hold={"id": hold.id, "eventId": hold.event_id},
                 reason=reason,
             ),
             now_ms,
         )
-    return "needs_refund"
+    return status
+
+
+def _completion_seen(payment: Payment | None, hold: Hold | None, report: PaymentReport) -> bool:
+    """Whether a completion of the payment was handled already (it issued, or was flagged)."""
+    status = payment.status if payment is not None else None
+    issued = hold is not None and hold.status == "completed" and hold.payment_id == report.payment_id
+    return status in _SETTLED or (status == "partially_refunded" and issued)
 
 
 async def payment_completed(
     session: AsyncSession, keyring: Keyring, report: PaymentReport, now_ms: int
 ) -> str:
-    """Issue the hold's tickets once; answers what happened (``issued``, ``duplicate``, ``needs_refund``)."""
-    known = await _known_status(session, report)
-    if known is not None:
-        # Reported before (under another delivery id), or refunded before its completion arrived.
-        return "duplicate" if known != "refunded" else "refunded-before-completion"
-    hold = await _find_hold(session, report)
+    """Issue the hold's tickets once; answers what happened (``issued``, ``needs_review``,
+    ``needs_refund``, ``refunded``: refunded in full, nothing issued; ``duplicate``)."""
+    hold, payment = await _locate(session, report)
+    if _completion_seen(payment, hold, report):
+        return "duplicate"
+    paid = report.amount or 0
+    if payment is not None and (
+        payment.status == "refunded"
+        or (payment.status == "partially_refunded" and payment.refunded_amount >= paid)
+    ):
+        # Refunded in full before this completion (or after it issued): nothing (more) is issued.
+        payment.refunded_amount = max(payment.refunded_amount, paid)
+        _settle(session, report, payment, hold, "refunded", payment.reason, now_ms, completion=True)
+        return "refunded"
+    # The first completion of this payment: after nothing, a failure or a partial refund.
     if hold is None:
-        return await _unfulfilled(session, report, None, "no hold matches this payment", now_ms)
+        return await _flag(
+            session, report, payment, None, "needs_refund", "no hold matches this payment", now_ms
+        )
+    if report.amount != hold.amount or report.currency != hold.currency:
+        return await _flag(
+            session,
+            report,
+            payment,
+            hold,
+            "needs_review",
+            f"paid {report.amount} {report.currency} for a hold of {hold.amount} {hold.currency}",
+            now_ms,
+        )
     if hold.status == "completed":
-        return await _unfulfilled(session, report, hold, "the hold was already paid", now_ms)
-    if report.currency is not None and report.currency.lower() != hold.currency:
-        return await _unfulfilled(session, report, hold, "the payment is in another currency", now_ms)
-    if report.amount is not None and report.amount < hold.amount:
-        return await _unfulfilled(session, report, hold, "the payment does not cover the hold", now_ms)
+        return await _flag(
+            session, report, payment, hold, "needs_refund", "the hold was already paid", now_ms
+        )
     items = await hold_items(session, hold.id)
     live = hold.status == "held" and hold.expires_ms > now_ms
     # A live hold's places are its own: what needs no lock is done before the capacity groups are
@@ -160,7 +211,15 @@ async def payment_completed(
         if gone is not None:
             if hold.status == "held":
                 await end_hold(session, hold, "expired", BROKER, now_ms, f"paid after expiry; {gone}")
-            return await _unfulfilled(session, report, hold, f"paid after the hold ended and {gone}", now_ms)
+            return await _flag(
+                session,
+                report,
+                payment,
+                hold,
+                "needs_refund",
+                f"paid after the hold ended and {gone}",
+                now_ms,
+            )
         ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
         seller_url = await prepare_issue(session, keyring, hold, now_ms)
     await issue_hold(
@@ -173,58 +232,105 @@ async def payment_completed(
         actor=BROKER,
         payment_id=report.payment_id,
     )
-    _record(session, report, hold, "completed", None, now_ms)
+    partly = payment is not None and payment.status == "partially_refunded"
+    status = "partially_refunded" if partly else "completed"
+    _settle(
+        session,
+        report,
+        payment,
+        hold,
+        status,
+        None if payment is None else payment.reason,
+        now_ms,
+        completion=True,
+    )
     return "issued"
 
 
-async def payment_refunded(
-    session: AsyncSession, report: PaymentReport, reason: str | None, now_ms: int
-) -> str:
-    """Refund every active ticket of the payment (their places go back on sale)."""
-    tickets = list(
+async def _tickets(session: AsyncSession, report: PaymentReport, only: Sequence[str] | None) -> list[Ticket]:
+    """The payment's active tickets (``only`` those named), locked."""
+    query = select(Ticket).where(
+        Ticket.environment == report.environment,
+        Ticket.payment_id == report.payment_id,
+        Ticket.status == "active",
+    )
+    if only is not None:
+        query = query.where(Ticket.id.in_(only))
+    return list(
         await session.scalars(
-            select(Ticket)
-            .where(Ticket.environment == report.environment, Ticket.payment_id == report.payment_id)
-            .order_by(Ticket.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            query.order_by(Ticket.id).with_for_update().execution_options(populate_existing=True)
         )
     )
-    payment = await session.scalar(
-        select(Payment).where(
-            Payment.environment == report.environment, Payment.payment_id == report.payment_id
-        )
+
+
+async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms: int) -> str:
+    """A refund of the whole payment (no amount, or the amounts refunded reach what was paid)
+    refunds every active ticket of it; a partial one only the tickets it names, and adds its amount.
+    Before the completion it is kept: a full refund then stops the completion from issuing."""
+    hold, payment = await _locate(session, report)
+    before = payment.status if payment is not None else None
+    if before == "refunded":
+        return "refunded 0"
+    # What was paid: known once the completion came; before it, the hold's total (if it is known).
+    seen = _completion_seen(payment, hold, report)
+    total, currency = (
+        (payment.amount, payment.currency)
+        if payment is not None and seen
+        else (hold.amount, hold.currency)
+        if hold is not None
+        else (None, None)
     )
-    if payment is None:
-        # The refund overtook the completion: remember it, so the completion issues nothing.
-        _record(session, report, await _find_hold(session, report), "refunded", reason, now_ms)
+    if report.currency is not None and currency is not None and report.currency != currency:
+        return await _flag(
+            session,
+            report,
+            payment,
+            hold,
+            "needs_review",
+            f"a refund in {report.currency} of a payment in {currency}",
+            now_ms,
+            completion=False,
+        )
+    already = payment.refunded_amount if payment is not None else 0
+    full = report.amount is None or (total is not None and already + report.amount >= total)
+    tickets = await _tickets(session, report, None if full else report.ticket_ids)
+    if full:
+        payment = _settle(session, report, payment, hold, "refunded", report.reason, now_ms)
+    elif before in ("needs_refund", "needs_review"):
+        assert payment is not None
+        payment = _settle(session, report, payment, hold, before, payment.reason, now_ms)
     else:
-        payment.status = "refunded"
-        payment.updated_ms = now_ms
-    refunded = 0
+        payment = _settle(session, report, payment, hold, "partially_refunded", report.reason, now_ms)
+    payment.refunded_amount = total if full and total is not None else already + (report.amount or 0)
     for ticket in tickets:
-        if ticket.status == "active":
-            await end_ticket(
-                session, ticket, "refunded", BROKER, reason or "refunded by the payment broker", now_ms
-            )
-            refunded += 1
-    return f"refunded {refunded}"
+        await end_ticket(
+            session, ticket, "refunded", BROKER, report.reason or "refunded by the payment broker", now_ms
+        )
+    return f"refunded {len(tickets)}"
 
 
 async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: int) -> str:
-    """A failed payment is recorded and frees its hold (a completed hold is left alone)."""
-    if await _known_status(session, report) is not None:
-        return "duplicate"
-    hold = await _find_hold(session, report)
-    _record(session, report, hold, "failed", None, now_ms)
+    """A failure as the payment's first event is recorded and frees its hold (a completed hold is
+    left alone); after any other event of the payment it changes nothing."""
+    hold, payment = await _locate(session, report)
+    if payment is not None:
+        return "duplicate" if payment.status == "failed" else "ignored"
+    _settle(session, report, None, hold, "failed", report.reason, now_ms)
     if hold is None or hold.status != "held":
         return "ignored"
     await end_hold(session, hold, "failed", BROKER, now_ms, "payment failed")
     return "failed"
 
 
-async def _known_status(session: AsyncSession, report: PaymentReport) -> str | None:
-    status: str | None = await session.scalar(
-        _PAYMENT_STATUS, {"environment": report.environment, "payment_id": report.payment_id}
+async def list_payments(
+    session: AsyncSession, *, status: str | None, environment: str | None, limit: int
+) -> list[Payment]:
+    """Payments for the operator, most recently changed first."""
+    query = select(Payment)
+    if status is not None:
+        query = query.where(Payment.status == status)
+    if environment is not None:
+        query = query.where(Payment.environment == environment)
+    return list(
+        await session.scalars(query.order_by(Payment.updated_ms.desc(), Payment.id.desc()).limit(limit))
     )
-    return status
