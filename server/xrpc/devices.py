@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, CheckInRecord, Device, DeviceSearch, Ticket, Tier
+from server.db.models import CheckInList, CheckInRecord, Device, Ticket, Tier
 from server.domain.checkin.lists import find_list, search
 from server.domain.checkin.service import record_of
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
 from server.domain.devices.records import resolve_tickets, store_records
+from server.domain.devices.searches import log_search
 from server.domain.errors import InvalidRequest
 from server.domain.issuance.keys import pass_signer
 from server.domain.issuance.service import TicketNotFound
@@ -150,18 +151,11 @@ async def search_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     async with call.db.read() as session:
         checklist = await find_list(session, call.caller.environment, params["checkInListId"])
         found = await search(session, checklist, query, SEARCH_LIMIT)
-        tiers = await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == checklist.event_id))
-        titles: dict[str, str] = {tier_id: title for tier_id, title in tiers.all()}
+        tiers = await session.scalars(select(Tier).where(Tier.event_id == checklist.event_id))
+        titles = {tier.id: tier.title for tier in tiers}
+    assert call.caller.device_id is not None
     async with call.db.write() as session:
-        session.add(
-            DeviceSearch(
-                device_id=call.caller.device_id,
-                list_id=checklist.id,
-                query_kind=query_kind(query),
-                matches=len(found),
-                at_ms=call.now_ms,
-            )
-        )
+        log_search(session, call.caller.device_id, checklist.id, query, len(found), call.now_ms)
     return {
         "tickets": [
             compact(
@@ -176,13 +170,6 @@ async def search_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             for t in found
         ]
     }
-
-
-def query_kind(query: str) -> str:
-    """What a search looked for, as the log keeps it: a ticket number (digits, letters and dashes
-    with at least one digit) or a name."""
-    compact_query = query.replace("-", "")
-    return "number" if compact_query.isalnum() and any(c.isdigit() for c in compact_query) else "name"
 
 
 @xrpc_method(NAMESPACE + "checkInSearchedTicket", auth=device_auth)
