@@ -458,6 +458,7 @@ class DeskCore:
         else:
             await self._catch_up(chosen.id)
             record, first = self._offline_record(reading, bundle, draft)
+        self._still_enrolled()
         self._captured(record, pulled_first=not self.store.add_own(record))
         entry = reading.entry if reading is not None else None
         if entry is not None and record.ticket_id is not None:
@@ -557,6 +558,12 @@ class DeskCore:
         first_entry = None if first is None else FirstEntry(first.at_ms, first.gate, first.device_id)
         return draft.record(decision), first_entry
 
+    def _still_enrolled(self) -> None:
+        """After a wait: the sync loop may have found the desk revoked (and wiped it) meanwhile,
+        and a wiped desk stores nothing more."""
+        if self._engine is None:
+            raise DeviceRevokedError(texts.REVOKED) if self.revoked else NotReady("this desk is not enrolled")
+
     def _captured(self, record: Record, *, undo: bool = False, pulled_first: bool = False) -> None:
         """A record of this desk, stored: into the sync replica, the door book and the counters.
         ``pulled_first``: a pull from the server brought the record in before the scan stored it
@@ -655,6 +662,7 @@ class DeskCore:
         generation = ticket.get("generation") if isinstance(ticket, dict) else None
         draft = replace(draft, generation=generation if isinstance(generation, int) else None)
         record, first = self._online_record(answer, draft)
+        self._still_enrolled()
         self._captured(record, pulled_first=not self.store.add_own(record))
         return self._result(record, None, answer, first, started)
 

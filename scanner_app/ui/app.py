@@ -16,7 +16,6 @@ from textual import work
 from textual.app import App
 from textual.message import Message
 
-from scanner_app.core import texts
 from scanner_app.core.camera import watch
 from scanner_app.core.client import DeviceRevokedError, wall_ms
 from scanner_app.core.config import ScannerSettings, get_settings
@@ -237,8 +236,8 @@ class ScannerApp(App[None]):
     async def sync_forever(self) -> None:
         await self.desk.run_sync_forever(self.stop)
         if not self.desk.enrolled:
-            # Revoked by the organizer: the core wiped the desk; it has to be enrolled again.
-            self.notify(texts.REVOKED, title="Revoked", severity="error", timeout=60)
+            # Revoked by the organizer: the core wiped the desk; it has to be enrolled again (the
+            # setup screen says so in one line, texts.REVOKED).
             self.scanning = None
             self.show_desk_name()
             while len(self.screen_stack) > 1:
