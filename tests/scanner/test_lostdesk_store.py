@@ -8,11 +8,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from conftest import Harness
 from support.folders import folder_bytes, leaks, modes
 
-from scanner.desks import desk_settings, enrolled_desk, sell
+from scanner.desks import desk_settings, enrolled_desk, enrollment_code, frame, sell, tickets_scanner
 from scanner_app.core import vault
 from scanner_app.core.desk import DeskCore
 from scanner_app.core.store import Store
@@ -125,3 +127,25 @@ async def test_lostdesk_an_older_desks_store_is_rewritten_on_open(harness: Harne
     assert leaks(folder, sale.tickets) == []
     with pytest.raises(vault.PinRequired):  # sealed under the PIN it was opened with
         await DeskCore.open(desk_settings(folder))
+
+
+async def test_lostdesk_the_pin_on_the_command_line(harness: Harness, tmp_path: Path) -> None:
+    """``enroll --pin-file`` seals the credential with the PIN; headless, a locked desk without its
+    PIN stops with one line (exit status 2), and ``--pin-file`` opens it."""
+    sale = await sell(harness, 1)
+    data, pin_file = tmp_path / "desk", tmp_path / "pin"
+    pin_file.write_text(PIN + "\n")
+    code = await enrollment_code(harness, [sale.main_list])
+    enrolled = await tickets_scanner(
+        data, "enroll", f"tickets-enroll:{code}@{harness.server.url}", "--pin-file", str(pin_file)
+    )
+    assert enrolled[0] == 0
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), frame(sale.token(0), np.random.default_rng(0)))
+    status, out, err = await tickets_scanner(data, "--headless", "--source", str(frames), SCANNER_PIN="")
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and "locked with a PIN" in err
+    status, out, _ = await tickets_scanner(
+        data, "--pin-file", str(pin_file), "--headless", "--source", str(frames)
+    )
+    assert status == 0 and out.startswith("admit ok online ")
