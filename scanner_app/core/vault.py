@@ -75,13 +75,11 @@ def seal(credential: str, pin: str | None, folder: Path) -> str:
     return json.dumps({**header, "box": _b64(bytes(box))})
 
 
-def needs_pin(sealed: str) -> bool:
-    return bool(json.loads(sealed).get("kdf") == "argon2id")
-
-
 def unseal(sealed: str, pin: str | None, folder: Path) -> str:
     """The credential. Raises :class:`PinRequired` or :class:`WrongPin`."""
     data = json.loads(sealed)
+    if "box" not in data:
+        raise WrongPin("this desk's sealed credential is missing: enroll it again")
     if data.get("kdf") == "argon2id":
         if not pin:
             raise PinRequired("this desk is locked with a PIN")
