@@ -181,7 +181,7 @@ async def check_in_searched_ticket(call: Call, params: dict[str, Any]) -> dict[s
         checklist = await find_list(session, call.caller.environment, params["checkInListId"])
         ticket = await session.get(Ticket, params["ticketId"])
         if ticket is None or ticket.event_id != checklist.event_id:
-            raise TicketNotFound(f"ticket {params['ticketId']} not found")
+            raise TicketNotFound("no ticket with this id belongs to the check-in list's event")
         token = (await pass_signer(session, call.services.keyring, ticket.event_id)).token(ticket)
     if token is None:
         raise TicketNotFound("no check-in list admits this ticket")
