@@ -31,6 +31,7 @@ from cv2.typing import MatLike
 
 from bench import load
 from bench.results import Options, Row, RunResult, Workload, find, ratio
+from scanner_app.core import vault
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import DeskCore
@@ -83,8 +84,9 @@ def enroll_offline(folder: Path, tickets: int) -> list[str]:
     }
     store = Store(folder / "scanner.sqlite3")
     store.save_enrollment(
-        Enrollment("http://127.0.0.1:9", "dev_bench", "dev_bench.x", "Bench desk", "test", "event_bench",
-                   (ListInfo(LIST_ID, "Main entrance"),))
+        Enrollment("http://127.0.0.1:9", "dev_bench", "Bench desk", "test", "event_bench",
+                   (ListInfo(LIST_ID, "Main entrance"),)),
+        vault.seal("dev_bench.x", None, folder),
     )  # fmt: skip
     store.save_bundle(LIST_ID, BundleState(body, 1, int(time.time() * 1000)), index.entries, full=True)
     store.put_settings({"selected_list": LIST_ID})

@@ -2,7 +2,9 @@
 
 tickets-scanner                                   the door staff's screen
 tickets-scanner --headless --source SRC [--list ID] [--gate G] [--direction entry|exit]
-tickets-scanner enroll CODE-OR-TEXT [--server URL] [--name NAME]
+tickets-scanner enroll CODE-OR-TEXT [--server URL] [--name NAME] [--pin-file FILE]
+  --pin-file FILE (or SCANNER_PIN_FILE, SCANNER_PIN): the desk PIN, chosen at enrollment and asked
+  at every start (the screen asks for it when none is given)
 tickets-scanner hub [--port N] [--address HOST]   serve other desks while the server is away
 tickets-scanner join-hub TEXT | --leave           sync through a hub desk when the server is away
 """
@@ -13,9 +15,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from scanner_app.core.config import ScannerSettings, get_settings
 from scanner_app.core.desk import DeskCore, EnrollmentFailed
+from scanner_app.core.vault import PinRequired, WrongPin
 from sync.checkin import Direction
 
 
@@ -26,11 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", dest="list_id", help="check-in list id (default: the one chosen before)")
     parser.add_argument("--gate", help="gate name written with each scan")
     parser.add_argument("--direction", choices=[d.value for d in Direction], default=Direction.ENTRY.value)
+    pin_help = "a file whose first line is the desk PIN (default SCANNER_PIN_FILE, or SCANNER_PIN)"
+    parser.add_argument("--pin-file", help=pin_help)
     sub = parser.add_subparsers(dest="command")
     enroll = sub.add_parser("enroll", help="enroll this desk with a one-time code")
     enroll.add_argument("code", help="the code, or the scanned text tickets-enroll:<code>@<url>")
     enroll.add_argument("--server", default="", help="server URL (not needed with the scanned text)")
     enroll.add_argument("--name", help="this desk's name, shown to the organizer and other desks")
+    enroll.add_argument("--pin-file", default=argparse.SUPPRESS, help="seal the credential with this PIN")
     hub = sub.add_parser("hub", help="serve other desks' sync on the local network")
     hub.add_argument("--port", type=int, help="port (default SCANNER_HUB_PORT)")
     hub.add_argument("--address", help="the address other desks use (default: this machine's LAN address)")
@@ -87,6 +94,17 @@ async def join_hub(settings: ScannerSettings, text: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
+    if args.pin_file:
+        settings = settings.model_copy(update={"pin_file": Path(args.pin_file)})
+    try:
+        run(args, settings)
+    except (PinRequired, WrongPin) as locked:
+        where = "--pin-file, SCANNER_PIN_FILE or SCANNER_PIN"
+        print(f"{locked}: give the desk PIN with {where}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(args: argparse.Namespace, settings: ScannerSettings) -> None:
     if args.command == "enroll":
         raise SystemExit(asyncio.run(enroll(settings, args.code, args.server, args.name)))
     if args.command == "hub":

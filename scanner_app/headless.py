@@ -14,11 +14,12 @@ import contextlib
 import sys
 from typing import TextIO
 
+from scanner_app.core import texts
 from scanner_app.core.camera import watch
 from scanner_app.core.client import DeviceRevokedError
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.decoders import make_decoder
-from scanner_app.core.desk import DeskCore, ScanResult
+from scanner_app.core.desk import DeskCore, NotReady, ScanResult
 from scanner_app.core.frames import open_source
 from sync.checkin import Direction
 
@@ -59,23 +60,36 @@ async def run(
             return 1
         decoder = make_decoder(settings.decoder)
 
+        stop = asyncio.Event()
+
         async def decide(text: str) -> None:
-            out.write(line(await core.scan(text, direction, source="camera")) + "\n")
+            try:
+                result = await core.scan(text, direction, source="camera")
+            except (DeviceRevokedError, NotReady):
+                if not core.revoked:
+                    raise
+                stop.set()  # revoked (the core wiped the desk): nothing more to scan
+                return
+            out.write(line(result) + "\n")
             out.flush()
 
-        stop = asyncio.Event()
+        # The sync loop ends when the desk is revoked: so does the scanning.
         syncing = asyncio.ensure_future(core.run_sync_forever(stop))
+        syncing.add_done_callback(lambda _: stop.set())
         try:
-            await watch(source, decoder, decide)
+            await watch(source, decoder, decide, stop)
         finally:
             source.close()
             stop.set()
             await syncing
         with contextlib.suppress(DeviceRevokedError):
             await core.sync_once()
+        if core.revoked:
+            sys.stderr.write(texts.REVOKED + "\n")
+            return 3
         status = core.status()
         waiting = f"done: {status.pending_uploads} records waiting for upload"
         sys.stderr.write(waiting + ("\n" if status.online else " (server unreachable)\n"))
-        return 0 if core.enrolled else 3
+        return 0
     finally:
         await core.close()

@@ -1,4 +1,4 @@
-"""``tickets device enroll|list|revoke``: desk scanners."""
+"""``tickets device enroll|list|revoke|searches``: desk scanners."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import segno
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.cli_support import ensure_schema, in_transaction
-from server.domain.common import SystemClock, format_optional_datetime
+from server.domain.common import SystemClock, format_datetime, format_optional_datetime
 from server.domain.devices import service as devices
+from server.domain.devices.searches import searches
 from server.settings import Settings
 
 
@@ -66,6 +67,19 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
     print(in_transaction(settings, work))
 
 
+def cmd_searches(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            "\t".join((format_datetime(s.at_ms), s.list_id, s.query_kind, str(s.matches)))
+            for s in await searches(session, args.device_id)
+        ]
+
+    ensure_schema(settings)
+    print("at\tlist\tkind\tmatches")
+    for row in in_transaction(settings, work):
+        print(row)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     device = sub.add_parser("device", help="desk scanners").add_subparsers(
         dest="device_command", required=True
@@ -84,3 +98,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = device.add_parser("revoke", help="refuse a device from now on")
     revoke.add_argument("device_id")
     revoke.set_defaults(func=cmd_revoke)
+    searched = device.add_parser("searches", help="a device's manual searches (never the query)")
+    searched.add_argument("device_id")
+    searched.set_defaults(func=cmd_searches)

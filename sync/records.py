@@ -4,16 +4,26 @@ Records are the unit of sync. They are created once, on the device that scanned,
 on that device, and never change; ``(device_id, record_id)`` identifies a record everywhere. The set
 of records only grows, and every replica derives the same door state from the same set
 (:mod:`sync.merge`), whatever order the records arrived in.
+
+A desk never holds ticket ids at rest: its records name their ticket by a **ticket reference**
+(:func:`ticket_ref`), a hash keyed by the ticket id. The desk computes it from a scanned pass; the
+server answers pulls with references and resolves uploaded ones. On the wire a reference travels
+as ``ticketRef`` instead of ``ticketId``; the merge rules only compare tickets, so they work alike
+on either name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sync.checkin import Direction, Reason, Verdict
 
 ONLINE_DEVICE = "online"
+TICKET_REF_PREFIX = "tref_"
+_TICKET_REF = re.compile(r"tref_[0-9a-f]{32}")
 
 
 class RecordFormatError(ValueError):
@@ -58,6 +68,12 @@ class Record:
         """The one total order every replica uses: corrected time, then device, then record id."""
         return (self.effective_ms, self.device_id, self.record_id)
 
+    def with_ticket_ref(self) -> Record:
+        """This record as a desk keeps it: its ticket named by reference."""
+        if self.ticket_id is None or is_ticket_ref(self.ticket_id):
+            return self
+        return replace(self, ticket_id=ticket_ref(self.ticket_id))
+
     def to_wire(self) -> dict[str, Any]:
         """The JSON form used by the sync methods (camelCase, times in epoch milliseconds)."""
         wire: dict[str, Any] = {
@@ -70,8 +86,9 @@ class Record:
             "deviceTimeMs": self.device_ms,
             "clockOffsetMs": self.clock_offset_ms,
         }
+        ticket_field = "ticketRef" if self.ticket_id and is_ticket_ref(self.ticket_id) else "ticketId"
         optional = {
-            "ticketId": self.ticket_id,
+            ticket_field: self.ticket_id,
             "tokenGeneration": self.token_generation,
             "gate": self.gate,
             "scannerDid": self.scanner_did,
@@ -86,7 +103,7 @@ class Record:
                 device_id=_text(data["deviceId"], 64),
                 record_id=_text(data["id"], 64),
                 list_id=_text(data["checkInListId"], 64),
-                ticket_id=_optional_text(data.get("ticketId"), 64),
+                ticket_id=_ticket(data),
                 token_generation=_optional_int(data.get("tokenGeneration")),
                 direction=Direction(data["direction"]),
                 decision=Verdict(data["decision"]),
@@ -98,6 +115,30 @@ class Record:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise RecordFormatError(f"not a check-in record: {exc}") from None
+
+
+def ticket_ref(ticket_id: str) -> str:
+    """``tref_`` + 32 hex digits: BLAKE2b-128 keyed by the ticket id. Ticket ids carry 80 random
+    bits and reach a desk only inside passes, so whoever holds a desk's files can neither compute
+    a ticket's reference without its pass nor turn a reference back into its ticket."""
+    digest = hashlib.blake2b(
+        b"check-in record", key=ticket_id.encode()[:64], digest_size=16, person=b"att-ticketref"
+    )
+    return TICKET_REF_PREFIX + digest.hexdigest()
+
+
+def is_ticket_ref(value: str) -> bool:
+    return _TICKET_REF.fullmatch(value) is not None
+
+
+def _ticket(data: dict[str, Any]) -> str | None:
+    """``ticketId``, or ``ticketRef`` (a desk's record), at most one of them."""
+    ticket_id, ref = data.get("ticketId"), data.get("ticketRef")
+    if ref is None:
+        return _optional_text(ticket_id, 64)
+    if ticket_id is not None or not isinstance(ref, str) or not is_ticket_ref(ref):
+        raise ValueError("ticketRef must be tref_ and 32 hex digits, without ticketId")
+    return ref
 
 
 def _text(value: object, limit: int) -> str:

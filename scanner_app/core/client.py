@@ -117,6 +117,9 @@ class XrpcClient:
     async def check_in(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         return await self.call("checkInTicket", body=body, timeout_s=timeout_s)
 
+    async def check_in_searched(self, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        return await self.call("checkInSearchedTicket", body=body, timeout_s=timeout_s)
+
     async def bundle(self, list_id: str, since: int | None) -> dict[str, Any]:
         params: dict[str, Any] = {"checkInListId": list_id}
         if since is not None:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,17 @@ class ScannerSettings(BaseSettings):
     # (empty: one is generated and kept in the local store).
     hub_port: int = Field(default=8765, ge=0, le=65535)
     hub_token: str = ""
+    # The desk PIN that seals the credential at rest (chosen at enrollment, asked at every start):
+    # a file holding it (its first line), or the PIN itself. Without either the screen asks for it.
+    pin_file: Path | None = None
+    pin: SecretStr | None = None
+
+    def desk_pin(self) -> str | None:
+        """The PIN from ``pin_file`` or ``pin``; None when neither is set."""
+        if self.pin_file is not None:
+            lines = self.pin_file.read_text().splitlines()
+            return lines[0].strip() if lines else None
+        return None if self.pin is None else self.pin.get_secret_value()
 
     @property
     def database_path(self) -> Path:

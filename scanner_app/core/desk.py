@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner_app.core import texts
+from scanner_app.core import texts, vault
 from scanner_app.core.client import (
     ClockOffset,
     DeviceRevokedError,
@@ -51,11 +51,8 @@ from sync.checkin import (
     decide,
 )
 from sync.merge import Conflict
-from sync.passes import (
-    PassPayload,
-)
 from sync.protocol import SyncConfig
-from sync.records import Record, RecordKey
+from sync.records import Record, RecordKey, ticket_ref
 
 ENROLL_PREFIX = "tickets-enroll:"
 HUB_PREFIX = "tickets-hub:"
@@ -79,13 +76,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TicketMatch:
-    """A ticket found by a manual search, with its pass to check it in."""
+    """A ticket found by a manual search; checked in by its id (the server answers no pass)."""
 
+    ticket_id: str
     ticket_number: str
     display_name: str | None
     tier_title: str | None
     status: str
-    pass_token: str | None
 
 
 class NotReady(Exception):
@@ -147,7 +144,8 @@ class Draft:
     device_id: str
     record_id: str
     list_id: str
-    payload: PassPayload | None  # None when the text is no pass
+    ticket_id: str | None  # None when the text is no pass (memory only: records keep a reference)
+    generation: int | None  # of the pass
     direction: Direction
     device_ms: int
     clock_offset_ms: int
@@ -158,13 +156,18 @@ class Draft:
         """The scan's time on the server's clock, as well as this desk can tell."""
         return self.device_ms + self.clock_offset_ms
 
+    @property
+    def ticket(self) -> str | None:
+        """The scanned ticket's reference: a desk keeps no ticket id."""
+        return None if self.ticket_id is None else ticket_ref(self.ticket_id)
+
     def record(self, decision: Decision) -> Record:
         return Record(
             device_id=self.device_id,
             record_id=self.record_id,
             list_id=self.list_id,
-            ticket_id=None if self.payload is None else self.payload.ticket_id,
-            token_generation=None if self.payload is None else self.payload.generation,
+            ticket_id=self.ticket,
+            token_generation=self.generation,
             direction=self.direction,
             decision=decision.verdict,
             reason=decision.reason,
@@ -199,9 +202,10 @@ def _answer_ms(text: object) -> int | None:
 class DeskCore:
     """One desk. Open it with :meth:`open`; everything runs on the caller's event loop."""
 
-    def __init__(self, settings: ScannerSettings, store: Store) -> None:
+    def __init__(self, settings: ScannerSettings, store: Store, pin: str | None = None) -> None:
         self.settings = settings
         self.store = store
+        self._pin = pin
         self.revoked = False
         self.online = False
         self.problem: str | None = None
@@ -213,6 +217,9 @@ class DeskCore:
         self._server: XrpcClient | None = None
         self._hub: XrpcClient | None = None
         self._admitted_here: Counter[str] = Counter()
+        # The entries of the passes scanned since the desk started, by ticket reference (memory
+        # only: the store keeps no ticket id, so an entry opens again only with its pass).
+        self._in_hand: dict[str, TicketEntry] = {}
         self._choices: dict[str, str | None] = {}
         self._hub_token = ""
         self._offline_until = 0.0
@@ -222,10 +229,26 @@ class DeskCore:
         self._sync_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, settings: ScannerSettings) -> DeskCore:
-        core = cls(settings, Store(settings.database_path))
-        core._load()
+    async def open(cls, settings: ScannerSettings, pin: str | None = None) -> DeskCore:
+        """The desk of ``settings``; ``pin`` (default: the settings' PIN) opens its credential.
+        Raises :class:`~scanner_app.core.vault.PinRequired` or
+        :class:`~scanner_app.core.vault.WrongPin` when the credential is sealed with a PIN."""
+        core = cls(settings, Store(settings.database_path), settings.desk_pin() if pin is None else pin)
+        try:
+            core._load()
+        except (vault.PinRequired, vault.WrongPin):
+            core.store.close()
+            raise
         return core
+
+    def _credential(self) -> str:
+        """The credential, unsealed (sealed first when an older desk kept it in clear)."""
+        folder = self.store.path.parent
+        clear = self.store.take_clear_credential()
+        if clear is not None:
+            self.store.seal_credential(vault.seal(clear, self._pin, folder))
+            return clear
+        return vault.unseal(self.store.setting("credential") or "{}", self._pin, folder)
 
     def _load(self) -> None:
         """Everything in memory from the store: enrollment, bundles, records, sync state."""
@@ -268,7 +291,7 @@ class DeskCore:
         for list_id, bundle in self.bundles.items():
             self._engine.bundle_received(list_id, bundle.state.seq, bundle.state.issued_at_ms, bundle.rules)
         timeout = self.settings.request_timeout_seconds
-        self._server = XrpcClient(self.enrollment.server_url, self.enrollment.credential, self.clock, timeout)
+        self._server = XrpcClient(self.enrollment.server_url, self._credential(), self.clock, timeout)
         hub = self.store.setting("hub")
         if hub is not None and self._hub is None:
             url, token = parse_hub_text(hub)
@@ -363,13 +386,13 @@ class DeskCore:
         enrollment = Enrollment(
             server_url=server_url.rstrip("/"),
             device_id=str(answer["deviceId"]),
-            credential=str(answer["credential"]),
             device_name=device_name or "this desk",
             environment=str(answer["environment"]),
             event_id=str(answer["eventId"]),
             lists=lists,
         )
-        self.store.save_enrollment(enrollment)
+        sealed = vault.seal(str(answer["credential"]), self._pin, self.store.path.parent)
+        self.store.save_enrollment(enrollment, sealed)
         if len(lists) == 1:
             self._choose(selected_list=lists[0].id)
         self.revoked = False
@@ -422,15 +445,12 @@ class DeskCore:
         bundle = self.bundles.get(chosen.id)
         others = [b for list_id, b in self.bundles.items() if list_id != chosen.id]
         reading = None if bundle is None else read_pass(text, bundle, others)
-        draft = Draft(
-            device_id=self.enrollment.device_id,
-            record_id=new_record_id(),
-            list_id=chosen.id,
-            payload=pass_payload(text) if reading is None else reading.payload,
-            direction=direction,
-            device_ms=wall_ms(),
-            clock_offset_ms=self.clock.value_ms,
-            gate=self.gate,
+        payload = pass_payload(text) if reading is None else reading.payload
+        draft = self._draft(
+            chosen.id,
+            None if payload is None else payload.ticket_id,
+            None if payload is None else payload.generation,
+            direction,
         )
         answer = await self._ask_server(text, draft)
         if answer is not None:
@@ -440,19 +460,34 @@ class DeskCore:
         else:
             await self._catch_up(chosen.id)
             record, first = self._offline_record(reading, bundle, draft)
+        self._still_enrolled()
         self._captured(record, pulled_first=not self.store.add_own(record))
         entry = reading.entry if reading is not None else None
+        if entry is not None and record.ticket_id is not None:
+            self._in_hand[record.ticket_id] = entry
         return self._result(record, entry, answer, first, started)
 
-    async def _ask_server(self, text: str, draft: Draft) -> dict[str, Any] | None:
-        """The server's decision, or None to decide here (no answer in time, an error, or empty
-        text). The server stores the scan as exactly this desk's record of it: same id, time and
-        clock offset, so the desk's later upload of it is a duplicate."""
-        token = text.strip()
-        if self._server is None or time.monotonic() < self._offline_until or not token:
-            return None
+    def _draft(
+        self, list_id: str, ticket_id: str | None, generation: int | None, direction: Direction
+    ) -> Draft:
+        assert self.enrollment is not None
+        return Draft(
+            device_id=self.enrollment.device_id,
+            record_id=new_record_id(),
+            list_id=list_id,
+            ticket_id=ticket_id,
+            generation=generation,
+            direction=direction,
+            device_ms=wall_ms(),
+            clock_offset_ms=self.clock.value_ms,
+            gate=self.gate,
+        )
+
+    @staticmethod
+    def _scan_body(draft: Draft) -> dict[str, Any]:
+        """What the server needs to store a check-in as exactly this desk's record of it: same id,
+        time and clock offset, so the desk's later upload of it is a duplicate."""
         body: dict[str, Any] = {
-            "ticketToken": token[:MAX_TOKEN_TEXT],
             "checkInListId": draft.list_id,
             "direction": draft.direction.value,
             "idempotencyKey": draft.record_id,
@@ -461,6 +496,15 @@ class DeskCore:
         }
         if draft.gate:
             body["gate"] = draft.gate
+        return body
+
+    async def _ask_server(self, text: str, draft: Draft) -> dict[str, Any] | None:
+        """The server's decision, or None to decide here (no answer in time, an error, or empty
+        text)."""
+        token = text.strip()
+        if self._server is None or time.monotonic() < self._offline_until or not token:
+            return None
+        body = {"ticketToken": token[:MAX_TOKEN_TEXT], **self._scan_body(draft)}
         try:
             answer = await self._server.check_in(body, self.settings.online_timeout_seconds)
         except ServerUnreachable as unreachable:
@@ -481,7 +525,7 @@ class DeskCore:
         A scan the server answered without a ticket (a pass it could not trust, or a ticket not
         this desk's to see) is recorded without one, exactly as the server logged it."""
         if "ticket" not in answer:
-            draft = replace(draft, payload=None)
+            draft = replace(draft, ticket_id=None, generation=None)
         previous = answer.get("previous")
         first = None
         if isinstance(previous, dict) and (at := _answer_ms(previous.get("checkedInAt"))) is not None:
@@ -506,11 +550,10 @@ class DeskCore:
         self, reading: PassReading, bundle: ListBundle, draft: Draft
     ) -> tuple[Record, FirstEntry | None]:
         """The shared door decision, here: the bundle's facts and every record this desk knows."""
-        payload = reading.payload
-        history = [] if payload is None else self.door.history(draft.list_id, payload.ticket_id)
+        history = [] if draft.ticket is None else self.door.history(draft.list_id, draft.ticket)
         decision = decide(
             reading.check,
-            None if payload is None else payload.generation,
+            draft.generation,
             bundle.rules,
             ticket_facts(reading.entry),
             history,
@@ -520,6 +563,12 @@ class DeskCore:
         first = decision.first_entry
         first_entry = None if first is None else FirstEntry(first.at_ms, first.gate, first.device_id)
         return draft.record(decision), first_entry
+
+    def _still_enrolled(self) -> None:
+        """After a wait: the sync loop may have found the desk revoked (and wiped it) meanwhile,
+        and a wiped desk stores nothing more."""
+        if self._engine is None:
+            raise DeviceRevokedError(texts.REVOKED) if self.revoked else NotReady("this desk is not enrolled")
 
     def _captured(self, record: Record, *, undo: bool = False, pulled_first: bool = False) -> None:
         """A record of this desk, stored: into the sync replica, the door book and the counters.
@@ -589,14 +638,39 @@ class DeskCore:
         answer = await self._server.search(chosen.id, query)
         return [
             TicketMatch(
+                ticket_id=str(t["ticketId"]),
                 ticket_number=str(t["ticketNumber"]),
                 display_name=t.get("attendeeName"),
                 tier_title=t.get("tierTitle"),
                 status=str(t["status"]),
-                pass_token=t.get("passToken"),
             )
             for t in answer.get("tickets", [])
         ]
+
+    async def check_in_searched(self, ticket_id: str, direction: Direction = Direction.ENTRY) -> ScanResult:
+        """Check in by hand a ticket found by :meth:`search` (the guest has no pass at hand): the
+        server decides it like a scan of the ticket's pass (online only; raises ``NotReady`` when
+        the server does not answer). The desk's record names the ticket by reference, as a scan's."""
+        started = time.perf_counter()
+        chosen = self.selected_list
+        if self._server is None or self._engine is None or chosen is None:
+            raise NotReady("choose a check-in list first")
+        draft = self._draft(chosen.id, ticket_id, None, direction)
+        body = {"ticketId": ticket_id, **self._scan_body(draft)}
+        try:
+            answer = await self._server.check_in_searched(body, self.settings.request_timeout_seconds)
+        except DeviceRevokedError:
+            await self._revoke()
+            raise
+        except (ServerUnreachable, ServerRefused) as failed:
+            raise NotReady(f"a ticket found by search is checked in online only: {failed}") from None
+        ticket = answer.get("ticket")
+        generation = ticket.get("generation") if isinstance(ticket, dict) else None
+        draft = replace(draft, generation=generation if isinstance(generation, int) else None)
+        record, first = self._online_record(answer, draft)
+        self._still_enrolled()
+        self._captured(record, pulled_first=not self.store.add_own(record))
+        return self._result(record, None, answer, first, started)
 
     async def undo_last(self) -> ScanResult | None:
         """Take back this desk's last admission (a mistaken scan); None when there is nothing to
@@ -624,8 +698,7 @@ class DeskCore:
         self._captured(record, undo=True)
         if undone.direction is Direction.ENTRY:
             self._admitted_here[undone.list_id] -= 1
-        bundle = self.bundles.get(undone.list_id)
-        entry = None if bundle is None or undone.ticket_id is None else bundle.find(undone.ticket_id)
+        entry = None if undone.ticket_id is None else self._in_hand.get(undone.ticket_id)
         result = self._result(record, entry, None, None, started)
         what = "check-in" if undone.direction is Direction.ENTRY else "check-out"
         whose = (entry.display_name if entry is not None else "") or "this ticket"
@@ -740,8 +813,10 @@ class DeskCore:
         """The server revoked this desk: wipe everything and forget the enrollment."""
         await self._close_clients()
         self.store.wipe()
+        vault.forget(self.store.path.parent)
+        self._in_hand.clear()
         self.revoked, self.online, self._engine = True, False, None
-        self.problem = "this desk was revoked by the organizer and its data wiped: enroll it again"
+        self.problem = texts.REVOKED
         self._load()
 
     async def _close_clients(self) -> None:

@@ -70,7 +70,7 @@ def hub_app(core: DeskCore, run: int) -> Litestar:
             return problem
         try:
             items = (await request.json())["records"]
-            records = [Record.from_wire(item) for item in items]
+            records = [Record.from_wire(item).with_ticket_ref() for item in items]
         except (SerializationException, ValueError, KeyError, TypeError, RecordFormatError) as exc:
             return _error(400, "InvalidRequest", f"records expected: {exc}")
         results = core.sync_engine.receive(records)

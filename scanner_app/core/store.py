@@ -1,10 +1,17 @@
 """The desk's local store: one SQLite file (stdlib ``sqlite3``, WAL, ``synchronous=FULL``).
 
-It holds the enrollment, each list's verified offline bundle and ticket index, every check-in record
-the desk knows (its own and those pulled from other desks, once per ``(device, record id)``), which
-records still have to go upstream, the pull cursors and the door staff's choices. Every write is
-one committed transaction, so a scan is on disk before its result is shown and a crash (or
-``kill -9``) loses nothing that was shown and doubles nothing that was sent.
+It holds the enrollment (its credential sealed, :mod:`scanner_app.core.vault`), each list's
+verified offline bundle and ticket index, every check-in record the desk knows (its own and those
+pulled from other desks, once per ``(device, record id)``), which records still have to go
+upstream, the pull cursors and the door staff's choices. Every write is one committed transaction,
+so a scan is on disk before its result is shown and a crash (or ``kill -9``) loses nothing that was
+shown and doubles nothing that was sent.
+
+At rest the store holds no attendee's name, ticket number or ticket id: index entries are sealed
+under keys only a pass opens, and records name their ticket by reference
+(:func:`sync.records.ticket_ref`). The file is ``0600`` in a ``0700`` folder (made so on every
+open). A store written by an older desk, with ticket ids or the credential in clear, is rewritten
+on open and vacuumed, so no old page keeps them.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scanner_app.core.vault import private_file
 from sync.checkin import Direction, Reason, Verdict
-from sync.records import Record, RecordKey
+from sync.records import Record, RecordKey, is_ticket_ref, ticket_ref
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,7 +88,6 @@ class ListInfo:
 class Enrollment:
     server_url: str
     device_id: str
-    credential: str
     device_name: str
     environment: str
     event_id: str
@@ -110,7 +117,7 @@ def _row(record: Record, undoes: str | None = None) -> tuple[Any, ...]:
         record.device_id,
         record.record_id,
         record.list_id,
-        record.ticket_id,
+        record.with_ticket_ref().ticket_id,
         record.token_generation,
         record.direction.value,
         record.decision.value,
@@ -148,13 +155,38 @@ class Store:
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        for suffix in ("-wal", "-shm"):
+            if (side := Path(f"{self.path}{suffix}")).exists():
+                side.chmod(0o600)
+        self._forget_ticket_ids(db)
         return db
+
+    @staticmethod
+    def _forget_ticket_ids(db: sqlite3.Connection) -> None:
+        """Records an older desk kept with ticket ids now name their ticket by reference."""
+        held = db.execute("SELECT seq, ticket_id FROM records WHERE ticket_id IS NOT NULL").fetchall()
+        clear = [(ticket_ref(ticket), seq) for seq, ticket in held if not is_ticket_ref(ticket)]
+        if clear:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("UPDATE records SET ticket_id = ? WHERE seq = ?", clear)
+            db.execute("COMMIT")
+            Store._scrub(db)
+
+    @staticmethod
+    def _scrub(db: sqlite3.Connection) -> None:
+        """Rewrite the file without the pages that held what was replaced."""
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -196,20 +228,33 @@ class Store:
         if text is None:
             return None
         data = json.loads(text)
+        data.pop("credential", None)  # kept in clear by older desks: see take_clear_credential
         data["lists"] = tuple(ListInfo(**item) for item in data["lists"])
         return Enrollment(**data)
 
-    def save_enrollment(self, enrollment: Enrollment) -> None:
+    def save_enrollment(self, enrollment: Enrollment, sealed_credential: str) -> None:
+        """The enrollment, and its credential sealed (:func:`scanner_app.core.vault.seal`)."""
         data = {
             "server_url": enrollment.server_url,
             "device_id": enrollment.device_id,
-            "credential": enrollment.credential,
             "device_name": enrollment.device_name,
             "environment": enrollment.environment,
             "event_id": enrollment.event_id,
             "lists": [{"id": item.id, "name": item.name} for item in enrollment.lists],
         }
-        self.put_settings({"enrollment": json.dumps(data)})
+        self.put_settings({"enrollment": json.dumps(data), "credential": sealed_credential})
+
+    def take_clear_credential(self) -> str | None:
+        """The credential an older desk kept in clear in its enrollment, if any (for sealing)."""
+        text = self.setting("enrollment")
+        return None if text is None else json.loads(text).get("credential")
+
+    def seal_credential(self, sealed_credential: str) -> None:
+        """Replace a clear credential by its sealed form, leaving no page that held it."""
+        enrollment = self.enrollment()
+        assert enrollment is not None
+        self.save_enrollment(enrollment, sealed_credential)
+        self._scrub(self._db)
 
     # Offline bundles.
 

@@ -50,11 +50,12 @@ HUB = "hub"
 
 
 def parse_records(items: Iterable[Any]) -> list[Record]:
-    """The well-formed records of a wire list; anything else is skipped."""
+    """The well-formed records of a wire list, each naming its ticket by reference (as the desk
+    keeps them); anything else is skipped."""
     parsed = []
     for item in items:
         try:
-            parsed.append(Record.from_wire(item))
+            parsed.append(Record.from_wire(item).with_ticket_ref())
         except RecordFormatError:
             continue
     return parsed

@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 from sync.checkin import Direction, Reason, Verdict
 
+# A revoked desk has wiped its data: the one line the screen and the headless command show.
+REVOKED = "This desk was revoked by the organizer and its data wiped: enroll it again to scan."
+
 _REASONS: dict[Reason, str] = {
     Reason.OK: "Valid ticket",
     Reason.INVALID: "Not a valid ticket",

@@ -22,7 +22,8 @@ from scanner_app.core.config import ScannerSettings, get_settings
 from scanner_app.core.decoders import DecoderUnavailable, make_decoder
 from scanner_app.core.desk import DeskCore, NotReady, ScanResult, Source
 from scanner_app.core.frames import FrameSourceError, open_source
-from scanner_app.ui.desk import Desk
+from scanner_app.core.vault import PinRequired, WrongPin
+from scanner_app.ui.desk import Desk, Searching
 from scanner_app.ui.messages import (
     CodeScanned,
     ConnectionChanged,
@@ -32,6 +33,7 @@ from scanner_app.ui.messages import (
     SyncCompleted,
     UndoCompleted,
 )
+from scanner_app.ui.screens.pin import PinScreen
 from scanner_app.ui.screens.scanning import ScanningScreen
 from scanner_app.ui.screens.search import SearchScreen
 from scanner_app.ui.screens.setup import SetupScreen
@@ -63,6 +65,10 @@ class ScannerApp(App[None]):
         self.open_desk: DeskFactory = (
             (lambda: DeskCore.open(settings)) if isinstance(settings, ScannerSettings) else settings
         )
+        # A desk locked with a PIN is opened again with the PIN typed on the PIN screen.
+        self.open_locked: Callable[[str], Awaitable[Desk]] | None = (
+            (lambda pin: DeskCore.open(settings, pin)) if isinstance(settings, ScannerSettings) else None
+        )
         self.camera = camera
         self.clock = clock
         self.desk: Desk
@@ -73,7 +79,24 @@ class ScannerApp(App[None]):
         self._seen: tuple[int | None, bool] | None = None  # (last sync, online) last shown
 
     async def on_mount(self) -> None:
-        self.desk = await self.open_desk()
+        try:
+            self.desk = await self.open_desk()
+        except (PinRequired, WrongPin) as locked:
+            await self.push_screen(PinScreen(str(locked)), self.unlock)
+            return
+        await self.start()
+
+    async def unlock(self, pin: str | None) -> None:
+        assert self.open_locked is not None
+        try:
+            self.desk = await self.open_locked(pin or "")
+        except (PinRequired, WrongPin) as locked:
+            await self.push_screen(PinScreen(str(locked)), self.unlock)
+            return
+        await self.start()
+
+    async def start(self) -> None:
+        """The desk is open: its screens, the sync loop, the camera and the status line."""
         self.show_desk_name()
         if self.desk.enrolled and self.desk.selected_list is not None:
             self.scanning = ScanningScreen(self.desk)
@@ -90,7 +113,8 @@ class ScannerApp(App[None]):
         # Textual has cancelled the workers by now; a cancelled scan or sync round loses nothing
         # (a scan is stored before it is shown, and a sync round is repeated).
         self.stop.set()
-        await self.desk.close()
+        if hasattr(self, "desk"):  # not when it was left locked
+            await self.desk.close()
 
     def tell(self, message: Message) -> None:
         """To the scanning screen when there is one (the app hears it as it bubbles up)."""
@@ -133,6 +157,9 @@ class ScannerApp(App[None]):
                 self.cue(Verdict.ATTENTION)
                 self.tell(ScanFailed(str(problem)))
                 return
+        self.decided(result, source)
+
+    def decided(self, result: ScanResult, source: Source) -> None:
         if result.verdict is Verdict.ADMIT:
             self.last_admitted = result
         self.cue(result.verdict)
@@ -162,10 +189,21 @@ class ScannerApp(App[None]):
     def action_search(self) -> None:
         self.push_screen(SearchScreen(self.desk), self.check_in_match)
 
-    def check_in_match(self, pass_token: str | None) -> None:
-        """A ticket picked in the search is checked in like a scanned one."""
-        if pass_token is not None:
-            self.post_message(CodeScanned(pass_token, "manual"))
+    def check_in_match(self, ticket_id: str | None) -> None:
+        """A ticket picked in the search is checked in by its id, decided like a scanned one."""
+        if ticket_id is not None and isinstance(self.desk, Searching):
+            self.check_in_searched(self.desk, ticket_id)
+
+    @work(group="scans")
+    async def check_in_searched(self, desk: Searching, ticket_id: str) -> None:
+        async with self._deciding:
+            try:
+                result = await desk.check_in_searched(ticket_id, self.desk.direction)
+            except (NotReady, DeviceRevokedError) as problem:
+                self.cue(Verdict.ATTENTION)
+                self.tell(ScanFailed(str(problem)))
+                return
+        self.decided(result, "manual")
 
     # The sound.
 
@@ -198,7 +236,8 @@ class ScannerApp(App[None]):
     async def sync_forever(self) -> None:
         await self.desk.run_sync_forever(self.stop)
         if not self.desk.enrolled:
-            # Revoked by the organizer: the core wiped the desk; it has to be enrolled again.
+            # Revoked by the organizer: the core wiped the desk; it has to be enrolled again (the
+            # setup screen says so in one line, texts.REVOKED).
             self.scanning = None
             self.show_desk_name()
             while len(self.screen_stack) > 1:

@@ -57,7 +57,10 @@ class Desk(Protocol):
 
 
 class TicketMatch(Protocol):
-    """A ticket found by a manual search, with its pass to check it in."""
+    """A ticket found by a manual search, checked in by its id."""
+
+    @property
+    def ticket_id(self) -> str: ...
 
     @property
     def ticket_number(self) -> str: ...
@@ -71,12 +74,11 @@ class TicketMatch(Protocol):
     @property
     def status(self) -> str: ...
 
-    @property
-    def pass_token(self) -> str | None: ...
-
 
 @runtime_checkable
 class Searching(Protocol):
     """A desk that can search the server's tickets by name or number (online only)."""
 
     async def search(self, query: str) -> Sequence[TicketMatch]: ...
+
+    async def check_in_searched(self, ticket_id: str, direction: Direction = ...) -> ScanResult: ...

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from sync.records import ticket_ref
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -391,9 +393,14 @@ class Ticket(Base):
         CheckConstraint("generation >= 1", name="generation_positive"),
         Index("ix_tickets_app_buyer", "app_id", "environment", "buyer_did", "id"),
         Index("ix_tickets_event", "event_id", "id"),
+        Index("ix_tickets_ticket_ref", "ticket_ref", unique=True),
     )
 
     id: Mapped[str] = mapped_column(Id, primary_key=True)
+    # How desks name the ticket (sync.records.ticket_ref): their uploads are resolved by it.
+    ticket_ref: Mapped[str] = mapped_column(
+        String(40), default=lambda context: ticket_ref(context.get_current_parameters()["id"])
+    )
     environment: Mapped[str] = mapped_column(String(16))
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
@@ -561,6 +568,24 @@ class Device(Base):
     enrolled_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_seen_ms: Mapped[int | None] = mapped_column(BigInteger)
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DeviceSearch(Base):
+    """One ``searchTickets`` call of a desk: when, on which list, what kind of query (a ticket
+    number or a name) and how many tickets it found; never the query itself."""
+
+    __tablename__ = "device_searches"
+    __table_args__ = (
+        CheckConstraint("query_kind IN ('number', 'name')", name="query_kind"),
+        Index("ix_device_searches_device", "device_id", "at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    list_id: Mapped[str] = mapped_column(Id)
+    query_kind: Mapped[str] = mapped_column(String(16))
+    matches: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class TicketChange(Base):

@@ -9,16 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, CheckInRecord, Device
+from server.db.models import CheckInList, CheckInRecord, Device, Ticket, Tier
 from server.domain import ratelimit
 from server.domain.checkin.lists import find_list, search
 from server.domain.checkin.service import record_of
 from server.domain.common import decode_seq_cursor
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
-from server.domain.devices.records import store_records
+from server.domain.devices.records import resolve_tickets, store_records
+from server.domain.devices.searches import log_search
 from server.domain.errors import InvalidRequest
-from server.domain.issuance.queries import in_context
+from server.domain.issuance.keys import pass_signer
+from server.domain.issuance.service import TicketNotFound
+from server.xrpc.checkin import check_in_ticket
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
 from server.xrpc.ratelimits import enrollment_scopes
@@ -95,21 +98,23 @@ async def upload_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]
                     CheckInList.id.in_(call.caller.device_lists)
                 )
             )
-            statuses = await store_records(
-                session,
-                call.caller.environment,
-                device_id,
-                parsed,
-                dict(lists.all()),
-                call.now_ms,
+            resolved = await resolve_tickets(session, call.caller.environment, parsed)
+            known = [record for record in resolved if record is not None]
+            statuses = iter(
+                await store_records(
+                    session, call.caller.environment, device_id, known, dict(lists.all()), call.now_ms
+                )
             )
             await _seen(session, call)
     except IntegrityError:
         # A concurrent upload of the same records won the race; a retry answers "duplicate".
         raise InvalidRequest("records were stored concurrently by another upload: retry") from None
-    for record, status in zip(parsed, statuses, strict=True):
+    for record, ticket in zip(parsed, resolved, strict=True):
+        status = "rejected" if ticket is None else next(statuses)
         result: dict[str, Any] = {"deviceId": record.device_id, "id": record.record_id, "status": status}
-        if status == "rejected":
+        if ticket is None:
+            result["error"] = "the record names no ticket of this service"
+        elif status == "rejected":
             result["error"] = f"check-in list {record.list_id} is not this device's"
         results.append(result)
     return {"results": results, "serverTimeMs": call.now_ms}
@@ -123,7 +128,8 @@ async def _seen(session: AsyncSession, call: Call) -> None:
 
 @xrpc_method(NAMESPACE + "pullCheckIns", auth=device_auth)
 async def pull_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """Every device's records for the list after ``cursor`` (arrival order at the server)."""
+    """Every device's records for the list after ``cursor`` (arrival order at the server), each
+    naming its ticket by reference: a desk keeps no ticket id."""
     _device_list(call, params["checkInListId"])
     since = decode_seq_cursor(params.get("cursor") or "0")
     limit = min(int(params.get("limit") or PULL_LIMIT), PULL_LIMIT)
@@ -142,7 +148,7 @@ async def pull_check_ins(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             break
         cursor = row.seq
     return {
-        "records": [record_of(r).to_wire() for r in rows],
+        "records": [record_of(r).with_ticket_ref().to_wire() for r in rows],
         "cursor": str(cursor),
         "more": len(rows) == limit,
         "serverTimeMs": call.now_ms,
@@ -155,26 +161,49 @@ SEARCH_LIMIT = 20
 @xrpc_method(NAMESPACE + "searchTickets", auth=device_auth)
 async def search_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Manual search at a desk (online only: the offline index opens only with a pass): tickets the
-    list admits whose number starts with, or attendee name contains, the query. Each match carries
-    its pass, so the desk checks it in through ``checkInTicket`` like a scan."""
+    list admits whose number starts with, or attendee name contains, the query. No match carries a
+    pass (whoever holds a desk's credential must not be able to collect passes): the desk admits a
+    match with ``checkInSearchedTicket``. Every search is logged for the device, without the
+    query."""
     _device_list(call, params["checkInListId"])
     query = params["q"].strip()
     async with call.db.read() as session:
         checklist = await find_list(session, call.caller.environment, params["checkInListId"])
         found = await search(session, checklist, query, SEARCH_LIMIT)
-        items = await in_context(session, call.services.keyring, found)
+        tiers = await session.scalars(select(Tier).where(Tier.event_id == checklist.event_id))
+        titles = {tier.id: tier.title for tier in tiers}
+    assert call.caller.device_id is not None
+    async with call.db.write() as session:
+        log_search(session, call.caller.device_id, checklist.id, query, len(found), call.now_ms)
     return {
         "tickets": [
             compact(
                 {
-                    "ticketId": i.ticket.id,
-                    "ticketNumber": i.ticket.ticket_number,
-                    "attendeeName": i.ticket.attendee_name,
-                    "tierTitle": i.tier.title,
-                    "status": i.ticket.status,
-                    "passToken": i.pass_token,
+                    "ticketId": t.id,
+                    "ticketNumber": t.ticket_number,
+                    "attendeeName": t.attendee_name,
+                    "tierTitle": titles.get(t.tier_id),
+                    "status": t.status,
                 }
             )
-            for i in items
+            for t in found
         ]
     }
+
+
+@xrpc_method(NAMESPACE + "checkInSearchedTicket", auth=device_auth)
+async def check_in_searched_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """A ticket a desk found with ``searchTickets``, checked in by hand: decided and logged exactly
+    like a scan of its current pass, which the server renders for the decision and never answers."""
+    _device_list(call, params["checkInListId"])
+    async with call.db.read() as session:
+        checklist = await find_list(session, call.caller.environment, params["checkInListId"])
+        ticket = await session.get(Ticket, params["ticketId"])
+        if ticket is None or ticket.event_id != checklist.event_id:
+            raise TicketNotFound("no ticket with this id belongs to the check-in list's event")
+        token = (await pass_signer(session, call.services.keyring, ticket.event_id)).token(ticket)
+    if token is None:
+        raise TicketNotFound("no check-in list admits this ticket")
+    scan = {k: v for k, v in params.items() if k != "ticketId"}
+    answer: dict[str, Any] = await check_in_ticket(call, {**scan, "ticketToken": token})
+    return answer

@@ -155,7 +155,9 @@ async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness)
     uploaded = await desk.ok("uploadCheckIns", {"records": [mine.to_wire()]})
     assert uploaded["results"][0]["status"] == "duplicate"
     pulled = await desk.ok("pullCheckIns", {"checkInListId": list_id}, query=True)
-    assert [Record.from_wire(r) for r in pulled["records"]] == [mine]  # the very same record: no key reuse
+    # The very same record (no key reuse), its ticket named by reference: desks keep no ticket ids.
+    assert [Record.from_wire(r) for r in pulled["records"]] == [mine.with_ticket_ref()]
+    assert "ticketId" not in pulled["records"][0]
     unlisted = await desk.call("checkInTicket", {"ticketToken": tickets[1]["passToken"]})
     assert unlisted.status_code == 401 and unlisted.json()["error"] == "DeviceAuthenticationRequired"
 
@@ -166,5 +168,6 @@ async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness)
         "searchTickets", {"checkInListId": list_id, "q": tickets[1]["ticketNumber"][:6].lower()}, query=True
     )
     assert tickets[1]["id"] in [t["ticketId"] for t in by_number["tickets"]]
-    manual = await desk.ok("checkInTicket", {"ticketToken": match["passToken"], "checkInListId": list_id})
+    assert "passToken" not in match
+    manual = await desk.ok("checkInSearchedTicket", {"ticketId": match["ticketId"], "checkInListId": list_id})
     assert manual["status"] == "checked_in"

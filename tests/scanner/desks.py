@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from server.domain.devices import service as devices
 
 BROKER = FakeBroker()
 FRAME_SIZE = (1280, 720)
+SCANNER = Path(sys.executable).with_name("tickets-scanner")
 
 
 @dataclass
@@ -162,6 +165,18 @@ async def restart_server(h: Harness) -> None:
     fresh.port, fresh.url = port, f"http://127.0.0.1:{port}"
     await asyncio.to_thread(fresh.start)
     h.server = fresh
+
+
+async def tickets_scanner(data_dir: Path, *argv: str, **env: str) -> tuple[int, str, str]:
+    """``tickets-scanner`` run as door staff would, on the desk in ``data_dir``: (status, out, err)."""
+    process = await asyncio.create_subprocess_exec(
+        str(SCANNER), *argv,
+        env={**os.environ, "SCANNER_DATA_DIR": str(data_dir), **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 # Frames.

@@ -3,31 +3,15 @@ cannot work, and run headless on a folder of frames."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from conftest import Harness
 
-from scanner.desks import enrollment_code, frame, sell
+from scanner.desks import enrollment_code, frame, sell, tickets_scanner
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
-
-SCANNER = Path(sys.executable).with_name("tickets-scanner")
-
-
-async def tickets_scanner(data_dir: Path, *argv: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(SCANNER), *argv,
-        env={**os.environ, "SCANNER_DATA_DIR": str(data_dir)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_enroll_join_a_hub_and_scan_headless(harness: Harness, tmp_path: Path) -> None:

@@ -264,8 +264,10 @@ async def test_manual_search_finds_by_name_or_number_and_checks_in(harness: Harn
         assert match.display_name == "GA 1" and match.ticket_number == sale.ticket(1)["ticketNumber"]
         by_number = await core.search(sale.ticket(2)["ticketNumber"][:6].lower())
         assert sale.ticket(2)["ticketNumber"] in [m.ticket_number for m in by_number]
-        assert match.pass_token is not None
-        result = await core.scan(match.pass_token, source="manual")
-        assert result.verdict.value == "admit" and result.online
+        assert match.ticket_id == sale.ticket(1)["id"]
+        result = await core.check_in_searched(match.ticket_id)
+        assert result.verdict.value == "admit" and result.online and result.display_name == "GA 1"
+        again = await core.check_in_searched(match.ticket_id)
+        assert again.reason.value == "already_checked_in"
     finally:
         await core.close()

@@ -27,8 +27,8 @@ from server.db.engine import Database
 from server.db.models import Hold, IdempotencyKey, OutboxMessage, Payment, Ticket
 from server.domain import apps
 from server.domain.caller import Caller
-from server.domain.issuance.keys import Keyring
 from server.domain.common import SystemClock
+from server.domain.issuance.keys import Keyring
 from server.domain.webhook_format import signature_header
 from server.settings import Settings
 

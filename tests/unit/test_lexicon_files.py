@@ -47,6 +47,7 @@ METHODS = {
     "tickets.atmosphere.uploadCheckIns",
     "tickets.atmosphere.pullCheckIns",
     "tickets.atmosphere.searchTickets",
+    "tickets.atmosphere.checkInSearchedTicket",
     "tickets.atmosphere.createOffer",
     "tickets.atmosphere.updateOffer",
     "tickets.atmosphere.listOffers",
@@ -63,6 +64,7 @@ METHODS = {
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.
 DEVICE_METHODS = {
     "tickets.atmosphere.searchTickets",
+    "tickets.atmosphere.checkInSearchedTicket",
     "tickets.atmosphere.getScannerBundle",
     "tickets.atmosphere.uploadCheckIns",
     "tickets.atmosphere.pullCheckIns",
@@ -399,6 +401,7 @@ def test_device_method_shapes() -> None:
     }
     assert set(record["properties"]) == set(record["required"]) | {
         "ticketId",
+        "ticketRef",
         "tokenGeneration",
         "gate",
         "scannerDid",

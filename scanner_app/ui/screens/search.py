@@ -1,7 +1,8 @@
 """Manual search: find a guest's ticket by name or ticket number and check it in by hand.
 
 The desk's offline data opens a ticket's entry only with that ticket's pass, so searching by name
-asks the server: online only. The chosen match's pass is checked in like a scanned one."""
+asks the server: online only. The server answers no passes: the chosen match is checked in by its
+ticket id (``checkInSearchedTicket``), decided like a scan of its pass."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def describe(match: TicketMatch) -> str:
 
 
 class SearchScreen(ModalScreen[str | None]):
-    """Answers the pass of the ticket to check in, or None."""
+    """Answers the id of the ticket to check in, or None."""
 
     DEFAULT_CSS = """
     SearchScreen { align: center middle; }
@@ -93,10 +94,7 @@ class SearchScreen(ModalScreen[str | None]):
     def show_matches(self, message: SearchAnswered) -> None:
         options = self.query_one("#matches", OptionList)
         options.clear_options()
-        options.add_options(
-            Option(describe(match), id=match.pass_token, disabled=match.pass_token is None)
-            for match in message.matches
-        )
+        options.add_options(Option(describe(match), id=match.ticket_id) for match in message.matches)
         if not message.matches:
             self.note(f"No ticket matches “{message.query}”.")
             return

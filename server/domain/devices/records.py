@@ -6,15 +6,16 @@ read or written, so no desk can take a key another device will write under."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInRecord
+from server.db.models import CheckInRecord, Ticket
 from server.domain.checkin.service import record_of
 from server.domain.devices.conflicts import record_conflicts, record_key_reuse
 from server.domain.errors import RecordDeviceMismatch
-from sync.records import Record, RecordKey
+from sync.records import Record, RecordKey, is_ticket_ref
 
 CHUNK = 500
 
@@ -38,6 +39,29 @@ def ensure_own(uploader: str, records: Sequence[Record]) -> None:
             f"{foreign} of {len(records)} records carry another device's id: a desk uploads only "
             "the records it wrote itself, nothing of this batch was stored"
         )
+
+
+async def resolve_tickets(
+    session: AsyncSession, environment: str, records: Sequence[Record]
+) -> list[Record | None]:
+    """The records with their ticket named by id: a desk names it by reference
+    (:func:`sync.records.ticket_ref`), resolved here; None for a reference no ticket of the
+    environment has."""
+    refs = sorted({r.ticket_id for r in records if r.ticket_id is not None and is_ticket_ref(r.ticket_id)})
+    ids: dict[str, str] = {}
+    for start in range(0, len(refs), CHUNK):
+        rows = await session.execute(
+            select(Ticket.ticket_ref, Ticket.id).where(
+                Ticket.ticket_ref.in_(refs[start : start + CHUNK]), Ticket.environment == environment
+            )
+        )
+        ids.update((ref, ticket_id) for ref, ticket_id in rows.all())
+    return [
+        record
+        if record.ticket_id is None or not is_ticket_ref(record.ticket_id)
+        else (replace(record, ticket_id=ids[record.ticket_id]) if record.ticket_id in ids else None)
+        for record in records
+    ]
 
 
 async def store_records(

@@ -1,7 +1,7 @@
 """payments: the needs_review status and the refunded amount
 
-Revision ID: 0008
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0013"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """metadata of events and capacity groups; how each app receives its lifecycle events
 
-Revision ID: 0013
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0013"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
