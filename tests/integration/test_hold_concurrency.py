@@ -20,6 +20,7 @@ import pytest
 from conftest import APP_DID, Harness, start_harness
 from sqlalchemy import func, select
 from support.catalog import ORGANIZER, active_event, shared_group
+from support.serve_process import tickets_env
 from support.server import AppClient, Identity, make_settings, register
 
 from server.db.engine import Database
@@ -110,14 +111,13 @@ async def two_process_server(pg_database: str, tmp_path: Path) -> AsyncIterator[
     identity = Identity.create(APP_DID, settings.did_docs)
     await register(pg_database, APP_DID)
     port = free_port()
-    env = {
-        **os.environ,
-        "TICKETS_DATABASE_URL": pg_database,
-        "TICKETS_SERVICE_DID": settings.service_did,
-        "TICKETS_DID_DOCS": str(settings.did_docs),
-        "TICKETS_DATA_DIR": str(tmp_path),
-        "TICKETS_PLC_URL": settings.plc_url,
-    }
+    env = tickets_env(
+        database_url=pg_database,
+        service_did=settings.service_did,
+        did_docs=settings.did_docs,
+        data_dir=tmp_path,
+        plc_url=settings.plc_url,
+    )
     process = subprocess.Popen(
         [
             sys.executable,

@@ -197,7 +197,12 @@ def row(model: type[Any], public: dict[str, Any], marker: str) -> Any:
     return model(**values)
 
 
-texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60)
+# NUL never gets past the lexicon validator at the boundary, so no record is built with one.
+texts = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    min_size=1,
+    max_size=60,
+)
 times = st.integers(1_600_000_000_000, 4_000_000_000_000)
 strong_ref = st.builds(
     lambda rkey, extra: {
