@@ -304,6 +304,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             hostile_request_guard(settings.max_body_bytes),
         ],
         openapi_config=None,
+        # Logging is the server's (``tickets serve`` configures it, see server.observability).
+        logging_config=None,
         debug=False,
     )
 
