@@ -200,8 +200,9 @@ def start_metrics_server(settings: Settings) -> ThreadingHTTPServer:
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
     """``tickets serve``: ``workers`` processes (each building the app from the environment). With
-    more than one, their metrics go through files in a private folder, removed on the way out."""
-    metrics_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
+    more than one, their metrics go through files in a folder emptied at start (a private one,
+    removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
+    private_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
     metrics_server = (
         start_metrics_server(settings) if settings.metrics != "off" and settings.metrics_port else None
     )
@@ -223,5 +224,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)

@@ -10,7 +10,6 @@ I/O beyond a memory-mapped write, so the hot paths only pay for a few additions.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -72,19 +71,19 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def prepare_multiprocess_dir() -> Path:
-    """A private, empty folder for the workers' metric files, named in ``PROMETHEUS_MULTIPROC_DIR``
-    (an operator's own folder there is emptied instead). Call before any worker starts."""
+def prepare_multiprocess_dir() -> Path | None:
+    """An empty folder for the workers' metric files, named in ``PROMETHEUS_MULTIPROC_DIR``: the
+    operator's folder there, emptied, or else a new private one, which it answers (to be removed
+    on the way out). Call before any worker starts."""
     configured = multiprocess_dir()
     if configured is None:
         folder = Path(tempfile.mkdtemp(prefix="tickets-metrics-"))
         os.environ[MULTIPROC_ENV] = str(folder)
         return folder
-    folder = Path(configured)
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(mode=0o700, parents=True)
-    return folder
+    for stale in Path(configured).glob("*.db"):
+        stale.unlink()
+    Path(configured).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return None
 
 
 def exposition() -> bytes:

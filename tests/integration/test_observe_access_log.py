@@ -12,27 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import APP_DID, running_harness
-from sqlalchemy import update
 from support.catalog import active_event, shared_group
-from support.webhooks import SECRET, Receiver, wait_until
+from support.webhooks import Receiver, point_webhooks, wait_until
 
-from server.db.engine import Database
-from server.db.models import App
 from server.observability import ACCESS_LOGGER, JsonFormatter, TextFormatter
 
 NS = "tickets.atmosphere."
 EMAIL = "ada.lovelace@example.com"
-
-
-async def send_webhooks_to(database_url: str, did: str, url: str) -> None:
-    db = Database(database_url)
-    try:
-        async with db.write() as session:
-            await session.execute(
-                update(App).where(App.did == did).values(webhook_url=url, webhook_secret=SECRET)
-            )
-    finally:
-        await db.dispose()
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
@@ -48,7 +34,7 @@ async def test_each_call_is_one_line_with_its_request_id(
     await receiver.start()
     try:
         async with running_harness(database_url, tmp_path, webhook_poll_interval_seconds=0.05) as h:
-            await send_webhooks_to(database_url, APP_DID, receiver.url)
+            await point_webhooks(database_url, APP_DID, receiver.url)
             event = await active_event(h.app)
             _, [tier] = await shared_group(h.app, event, 10, 1)
             hold = await h.app.call(
