@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from litestar import Litestar, Request, Response, get, route
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.types import ASGIApp
 from sqlalchemy import text
 
 from server import __version__, log_redaction, metrics
@@ -232,7 +233,7 @@ def atproto_parts(
     return graph, publisher
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     log_redaction.install()
 
@@ -282,7 +283,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 metrics.process_exited()
 
     metrics_here = settings.metrics != "off" and not settings.metrics_port
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             liveness,
@@ -299,17 +300,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: handle_unexpected,
         },
         request_max_body_size=settings.max_body_bytes,
-        middleware=[
-            observe_requests(log_access=settings.access_log),
-            hostile_request_guard(settings.max_body_bytes),
-        ],
+        middleware=[hostile_request_guard(settings.max_body_bytes)],
         openapi_config=None,
         # Logging is the server's (``tickets serve`` configures it, see server.observability).
         logging_config=None,
         debug=False,
     )
+    # Around the whole app, not as Litestar middleware: requests no route matches (404) are
+    # logged and counted too.
+    return observe_requests(log_access=settings.access_log)(app)
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory`` worker processes."""
     return create_app(get_settings())

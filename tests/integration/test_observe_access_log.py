@@ -50,6 +50,7 @@ async def test_each_call_is_one_line_with_its_request_id(
                 )
                 unknown = await http.get(f"/xrpc/{EMAIL}")
                 live = await http.get("/healthz")
+                no_route = await http.get("/no/such/page")
 
             async def hold_event_delivered() -> bool:
                 return any(r.event_type == "ticket.hold.created" for r in receiver.requests)
@@ -68,7 +69,7 @@ async def test_each_call_is_one_line_with_its_request_id(
     lines = access_lines(caplog)
     by_id = {line["request_id"]: line for line in lines}
     assert len(by_id) == len(lines)  # one line per request, each with its own id
-    for response in (hold, made_up, unknown, live):
+    for response in (hold, made_up, unknown, live, no_route):
         assert response.headers["x-request-id"] in by_id
     created = by_id["checkout-42"]
     assert created["nsid"] == NS + "createTicketHold"
@@ -80,6 +81,7 @@ async def test_each_call_is_one_line_with_its_request_id(
     assert by_id[generated]["path"] == "/xrpc/_health" and "did" not in by_id[generated]
     assert by_id[unknown.headers["x-request-id"]]["status"] == 404
     assert by_id[live.headers["x-request-id"]]["path"] == "/healthz"
+    assert by_id[no_route.headers["x-request-id"]]["status"] == 404  # no route matched: still logged
 
     # Neither format shows the buyer's details, even when a path carries them.
     records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
