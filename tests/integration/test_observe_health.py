@@ -8,10 +8,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
-from conftest import APP_DID
+from conftest import APP_DID, Harness
+from sqlalchemy import select
+from support.catalog import active_event
 from support.databases import create_pg_database, drop_pg_database, pg_reachable
 from support.serve_process import ServeProcess, run_tickets, tickets_env
 from support.server import SERVICE_DID, LiveServer, make_settings
@@ -19,7 +22,10 @@ from support.webhooks import Receiver, add_webhook_app, attempts, message, queue
 
 from server.db import migrate
 from server.db.engine import Database
+from server.db.models import EventPublication
 from server.domain.common import SystemClock
+from server.domain.publishing.service import Publisher, PublishReport
+from server.domain.publishing.worker import run_publish_worker
 
 NOBODY_LISTENS = "postgresql+asyncpg://postgres@127.0.0.1:9/tickets"
 
@@ -133,3 +139,42 @@ async def test_graceful_shutdown_answers_and_gives_claims_back(database_url: str
     assert given_back.state == "pending"
     assert given_back.next_attempt_ms <= stopped_ms
     assert tried == []
+
+
+class StuckPublisher(Publisher):
+    """Claims like the real one; every publication it runs hangs."""
+
+    async def run(self, event_id: str, version: int) -> PublishReport:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stopped_publisher_gives_its_claims_back(harness: Harness) -> None:
+    events = [(await active_event(harness.app))["id"] for _ in range(2)]
+    db, clock, nothing = Database(harness.settings.resolved_database_url), SystemClock(), cast(Any, None)
+    publisher = StuckPublisher(db, nothing, nothing, nothing, nothing, "did:web:tickets.test", clock)
+    try:
+        for event_id in events:  # publishing switched on, due now
+            await publisher.claim(event_id)
+            await publisher.give_back([event_id])
+
+        async def due_ms() -> list[int]:
+            async with db.read() as session:
+                rows = await session.scalars(
+                    select(EventPublication).where(EventPublication.event_id.in_(events))
+                )
+                return [row.next_attempt_ms for row in rows]
+
+        worker = asyncio.create_task(run_publish_worker(publisher, 0.05))
+
+        async def both_claimed() -> bool:
+            return all(ms > clock.now_ms() + 60_000 for ms in await due_ms())
+
+        await wait_until(both_claimed, 10, "the worker's claims")
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        stopped_ms = clock.now_ms()
+        assert all(ms <= stopped_ms for ms in await due_ms())  # due again at once, not after the lease
+    finally:
+        await db.dispose()
