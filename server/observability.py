@@ -107,5 +107,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False},
             ACCESS_LOGGER: {"level": "INFO"},
+            # One line per outbound request (webhooks, PDS calls) is the client library's, not ours.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
