@@ -50,7 +50,7 @@ def note_method(nsid: str) -> None:
 def note_caller(did: str, environment: str) -> None:
     """The request is authenticated as ``did`` (an app's DID) in ``environment``."""
     if (context := current_request.get()) is not None:
-        context.caller_did, context.environment = did, environment
+        context.caller_did, context.environment = did or None, environment
 
 
 # --- formats ------------------------------------------------------------------------------------
