@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from litestar import Litestar, Request, Response, get, route
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.types import ASGIApp
+from sqlalchemy import text
 
-from server import __version__, log_redaction
+from server import __version__, log_redaction, metrics
 from server.atproto.client import XrpcClient
 from server.auth.did import DidResolver
+from server.db import migrate
 from server.db.engine import Database
 from server.domain.apps import RegisteredApps, forget_spent_jtis
 from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock, SystemClock
-from server.domain.errors import DomainError
+from server.domain.errors import DomainError, NotReady
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
+from server.domain.outbox.service import backlog
 from server.domain.payments.devpay import live_apps_without_broker
 from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
@@ -33,6 +39,7 @@ from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
 from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
+from server.web.observe import observe_requests
 from server.web.routes import ROUTES as web_routes
 from server.xrpc import (  # noqa: F401  (registers the methods)
     catalog,
@@ -52,11 +59,56 @@ from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 from server.xrpc.ratelimits import client_ip
 
 log = logging.getLogger("tickets")
+# How long readiness waits for the database before answering that it is not ready.
+READY_TIMEOUT_S = 2.0
 
 
 @get("/xrpc/_health", sync_to_thread=False)
 def health() -> dict[str, str]:
     return {"version": __version__}
+
+
+@get("/healthz", sync_to_thread=False)
+def liveness() -> dict[str, str]:
+    """The process serves requests (nothing else is checked: a restart would not fix the rest)."""
+    return {"status": "ok", "version": __version__}
+
+
+@get("/readyz")
+async def readiness(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Ready for traffic: the database answers, and its schema is at the head migration."""
+    services: Services = request.app.state.services
+    head: str | None = request.app.state.head_revision
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S), services.db.read() as session:
+            revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception:
+        # The database is unreachable, or has no schema yet (no migration table).
+        raise NotReady("the database is unreachable or not migrated") from None
+    if revision != head:
+        raise NotReady(f"the database schema is at revision {revision}, not at {head}")
+    return {"status": "ready", "revision": str(revision)}
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text; with ``TICKETS_METRICS=loopback`` only for clients on this machine."""
+    settings: Settings = request.app.state.services.settings
+    if settings.metrics == "loopback" and not _from_loopback(request, settings):
+        raise NotFoundException()
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
+
+def _from_loopback(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    address = client_ip(
+        request.client.host if request.client else None,
+        request.headers.get(settings.client_ip_header),
+        settings.trusted_proxy_count,
+    )
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 @route("/xrpc/{nsid:str}", http_method=["GET", "POST"], status_code=200)
@@ -97,18 +149,50 @@ async def run_sweeper(services: Services) -> None:
         try:
             now_ms = services.clock.now_ms()
             async with services.db.write() as session:
-                await sweep_expired(session, now_ms)
+                expired = await sweep_expired(session, now_ms)
                 await forget_spent_jtis(session, now_ms // 1000)
                 await forget_old_windows(session, now_ms, longest_window_s * 1000)
+            lag_ms = now_ms - min((hold.expires_ms for hold in expired), default=now_ms)
+            metrics.SWEEPER_LAG.set(lag_ms / 1000)
+            metrics.SWEEPER_LAST_PASS.set(time.time())
+            if expired:
+                metrics.HOLDS_EXPIRED.inc(len(expired))
+                log.info(
+                    "sweeper: %d hold(s) expired, %.1f s after their expiry at most",
+                    len(expired),
+                    lag_ms / 1000,
+                )
         except Exception:
             log.exception("hold sweeper pass failed; retrying")
         await asyncio.sleep(interval)
 
 
+async def run_sampler(services: Services) -> None:
+    """Sample the outbox backlog and this process's database pools for the metrics, forever."""
+    while True:
+        try:
+            now_ms = services.clock.now_ms()
+            async with services.db.read() as session:
+                waiting, oldest_ms = await backlog(session)
+            metrics.OUTBOX_BACKLOG.set(waiting)
+            metrics.OUTBOX_OLDEST_AGE.set(0 if oldest_ms is None else (now_ms - oldest_ms) / 1000)
+            in_use, size = services.db.pool_use()
+            metrics.DB_POOL_IN_USE.set(in_use)
+            metrics.DB_POOL_SIZE.set(size)
+        except Exception:
+            log.exception("sampling the metrics failed; retrying")
+        await asyncio.sleep(services.settings.metrics_sample_seconds)
+
+
 async def warn_about_payments(db: Database, settings: Settings) -> None:
-    """Say at startup when live apps are registered but no payment broker is configured."""
-    async with db.read() as session:
-        count = await live_apps_without_broker(session, settings)
+    """Say at startup when live apps are registered but no payment broker is configured. A database
+    that cannot answer yet does not stop the start: readiness reports it."""
+    try:
+        async with db.read() as session:
+            count = await live_apps_without_broker(session, settings)
+    except Exception:
+        log.warning("the database cannot be read at startup: not ready until it can")
+        return
     if count:
         log.warning(
             "%d app(s) are registered in the live environment but no payment broker is configured "
@@ -149,7 +233,7 @@ def atproto_parts(
     return graph, publisher
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     log_redaction.install()
 
@@ -173,6 +257,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps(), signing_key
             )
             app.state.services = services
+            app.state.head_revision = migrate.head_revision(settings.resolved_database_url)
             receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             await warn_about_payments(db, settings)
             workers = [
@@ -182,18 +267,32 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 ),
                 asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
             ]
+            if settings.metrics != "off":
+                workers.append(asyncio.create_task(run_sampler(services)))
             try:
                 yield
             finally:
+                # Requests in flight have finished (the server waits for them before the lifespan
+                # ends); the workers give their claims back as they stop.
                 for worker in workers:
                     worker.cancel()
                 for worker in workers:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
                 await db.dispose()
+                metrics.process_exited()
 
-    return Litestar(
-        route_handlers=[health, xrpc, *web_routes, *identity_routes],
+    metrics_here = settings.metrics != "off" and not settings.metrics_port
+    app = Litestar(
+        route_handlers=[
+            health,
+            liveness,
+            readiness,
+            *([metrics_page] if metrics_here else []),
+            xrpc,
+            *web_routes,
+            *identity_routes,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             DomainError: handle_domain_error,
@@ -203,10 +302,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         middleware=[hostile_request_guard(settings.max_body_bytes)],
         openapi_config=None,
+        # Logging is the server's (``tickets serve`` configures it, see server.observability).
+        logging_config=None,
         debug=False,
     )
+    # Around the whole app, not as Litestar middleware: requests no route matches (404) are
+    # logged and counted too.
+    return observe_requests(log_access=settings.access_log)(app)
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory`` worker processes."""
     return create_app(get_settings())

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 from typing import Any
 
 import uvicorn
@@ -27,6 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from server import metrics
+from server.observability import logging_config
 from server.settings import Settings
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -158,6 +163,7 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> GuardedConfig:
         body_timeout=settings.http_body_timeout_seconds,
         max_connections=settings.http_max_connections,
         timeout_keep_alive=settings.http_keep_alive_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         lifespan="on",
         access_log=False,
         # The client address is the socket peer; which forwarding header to believe, behind how
@@ -167,8 +173,39 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> GuardedConfig:
     )
 
 
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """``GET /metrics`` on the metrics port: every worker's metrics, summed."""
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] != "/metrics":
+            self.send_error(404)
+            return
+        body = metrics.exposition()
+        self.send_response(200)
+        self.send_header("content-type", metrics.CONTENT_TYPE)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+def start_metrics_server(settings: Settings) -> ThreadingHTTPServer:
+    """/metrics on its own port, from a thread of this (the supervising) process."""
+    server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), _MetricsHandler)
+    Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
-    """``tickets serve``: ``workers`` processes (each building the app from the environment)."""
+    """``tickets serve``: ``workers`` processes (each building the app from the environment). With
+    more than one, their metrics go through files in a folder emptied at start (a private one,
+    removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
+    private_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
+    metrics_server = (
+        start_metrics_server(settings) if settings.metrics != "off" and settings.metrics_port else None
+    )
     config = server_config(
         "server.app:create_app_from_env",
         settings,
@@ -177,8 +214,15 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=logging_config(settings.log_format, log_level),
     )
-    if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-    else:
-        uvicorn.Server(config).run()
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            uvicorn.Server(config).run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)

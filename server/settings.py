@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,21 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(default=60.0, gt=0)
     http_keep_alive_seconds: int = Field(default=5, ge=1)
     http_max_connections: int = Field(default=1000, ge=1)
+
+    # Logs: every line as text or as one JSON object; one access-log line per HTTP request.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    # Prometheus metrics at /metrics: ``loopback`` answers only clients on this machine (behind
+    # trusted proxies, the address they forwarded), ``on`` answers everyone, ``off`` serves none.
+    # A non-zero ``metrics_port`` moves /metrics off the main port to ``metrics_host:metrics_port``,
+    # served by the main process of ``tickets serve`` to anyone who reaches that address.
+    metrics: Literal["off", "loopback", "on"] = "loopback"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # How often each process samples the outbox backlog and its database pool for the metrics.
+    metrics_sample_seconds: float = Field(default=15.0, gt=0)
+    # On SIGTERM, requests in flight get this long to finish before their connections are closed.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0)
 
     # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
     # in the data folder (every server process must then share that folder).

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from server.db import sqlite_driver
 
@@ -158,6 +159,13 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session, session.begin():
             yield session
+
+    def pool_use(self) -> tuple[int, int]:
+        """Connections checked out of this process's pools, and connections they hold open."""
+        engines = {id(engine): engine for engine in (self.write_engine, self.read_engine)}.values()
+        pools = [engine.pool for engine in engines if isinstance(engine.pool, QueuePool)]
+        in_use = sum(pool.checkedout() for pool in pools)
+        return in_use, in_use + sum(pool.checkedin() for pool in pools)
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -492,6 +492,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     delivered_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The id of the request that caused the event (sent as ``X-Request-Id`` with every attempt).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookAttempt(Base):

@@ -282,6 +282,14 @@ class InvalidEventRecord(DomainError):
     status = 400
 
 
+class NotReady(DomainError):
+    """Readiness (``/readyz``): the database does not answer, or its schema is not at the head
+    migration."""
+
+    code = "NotReady"
+    status = 503
+
+
 class EventRecordUnavailable(DomainError):
     """The calendar event record could not be read now (DID or PDS unreachable) and the call gave
     no details to ticket the event with; retrying later may work."""

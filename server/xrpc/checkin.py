@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import metrics
 from server.db.models import CheckInList, Event, Ticket, Tier
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin import lists
@@ -204,7 +205,10 @@ async def check_in_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         return dict(NOT_VALID)
     direction_of(params)  # a caller's mistakes are refused before its key is claimed
     desk_scan_identity(call, params)
-    return await write_once(call, params, lambda session: _check_in(call, params, session))
+    output = await write_once(call, params, lambda session: _check_in(call, params, session))
+    if not output.get("reused"):
+        metrics.CHECKINS.labels(output["status"]).inc()
+    return output
 
 
 async def list_view(session: AsyncSession, checklist: CheckInList) -> dict[str, Any]:

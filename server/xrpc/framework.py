@@ -24,6 +24,7 @@ from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImpl
 from server.domain.idempotency import call_scope, check_key, request_hash, run_once
 from server.domain.issuance.keys import Keyring
 from server.domain.wire import NUL_MESSAGE, contains_nul, nesting_exceeds
+from server.observability import note_caller, note_method
 from server.settings import Settings
 from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
@@ -160,6 +161,7 @@ async def dispatch(
     method = METHODS.get(nsid)
     if schema is None or method is None:
         raise MethodNotImplemented(f"method {nsid} is not implemented by this service")
+    note_method(nsid)
     settings, limited = services.settings, services.settings.rate_limits_enabled
     address = ratelimits.address_key(services.keyring.server_key, client_ip)
     if limited:
@@ -173,6 +175,7 @@ async def dispatch(
             raise MethodNotAllowed(f"{nsid} is a procedure: use POST")
         params = services.lexicons.validate_input(nsid, decode_body(body, services.settings))
     caller = await (method.authenticator or authenticate)(services, nsid, authorization, params)
+    note_caller(caller.app_did, caller.environment)
     if limited:
         await ratelimits.limit_caller(services.db, settings, caller, nsid, services.clock.now_ms())
     call = Call(services, caller, nsid, services.clock.now_ms(), address)

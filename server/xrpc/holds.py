@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import metrics
 from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect, merge_items
@@ -67,13 +68,16 @@ async def create_ticket_hold(call: Call, params: dict[str, Any]) -> dict[str, An
     if buyer_did is not None and assertion is not None:
         await verify_buyer(call.services, HOLD_BUYER_LXMS, buyer_did, assertion)
     request = hold_request(call, params)
-    return await guarding_codes(
+    output = await guarding_codes(
         call,
         params,
         lambda: write_once(
             call, params, lambda session: _hold(call, request, session), unhashed=BUYER_RETRY_FIELDS
         ),
     )
+    if not output.get("reused"):
+        metrics.HOLDS_CREATED.inc()
+    return output
 
 
 @xrpc_method(NAMESPACE + "releaseTicketHold")

@@ -47,10 +47,11 @@ async def run_tickets(env: dict[str, str], *argv: str) -> None:
 
 class ServeProcess:
     """``tickets serve`` on a free loopback port, in its own process group so that every process it
-    starts can be signalled at once."""
+    starts can be signalled at once; ``serve_args`` are added to its command line (``--workers 2``)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *serve_args: str) -> None:
         self.env = env
+        self.serve_args = serve_args
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port: int = sock.getsockname()[1]
@@ -60,6 +61,7 @@ class ServeProcess:
     async def start(self, timeout_s: float = 30.0) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "server", "serve", "--port", str(self.port), "--log-level", "warning"),
+            *self.serve_args,
             env=self.env,
             start_new_session=True,
         )

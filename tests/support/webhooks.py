@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server.db.engine import Database
-from server.db.models import OutboxMessage, WebhookAttempt
+from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import apps, webhook_format
 from server.domain.common import SystemClock
 from server.domain.outbox.delivery import run_delivery_worker
@@ -140,6 +140,17 @@ async def add_webhook_app(db: Database, did: str, url: str | None, secret: str =
         )
         await session.flush()
         return app.id
+
+
+async def point_webhooks(database_url: str, did: str, url: str, secret: str = SECRET) -> None:
+    """Send the lifecycle events of the registered app ``did`` to ``url``."""
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            change = update(App).where(App.did == did).values(webhook_url=url, webhook_secret=secret)
+            await session.execute(change)
+    finally:
+        await db.dispose()
 
 
 async def queue(db: Database, app_id: str, count: int = 1) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import metrics
 from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
@@ -175,6 +176,7 @@ async def issue_hold(
         issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id)),
         now_ms,
     )
+    metrics.TICKETS_ISSUED.inc(len(tickets))
     return Issued(hold, tickets)
 
 

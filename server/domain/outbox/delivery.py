@@ -7,8 +7,10 @@ both go through the same claims, retries, delivery log and redrive.
 Any number of workers (one per server process) can run at once. A claim pushes the message's
 ``next_attempt_ms`` forward by a lease inside one short transaction (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL; SQLite's single writer serializes claims), so no two workers send the same message
-concurrently, and a crashed worker's messages come back once the lease runs out. The body and the
-delivery id are stored, so every retry sends the same bytes under the same id.
+concurrently, and a crashed worker's messages come back once the lease runs out; a worker that is
+stopped (a graceful shutdown) gives its unfinished claims back at once. The body and the delivery
+id are stored, so every retry sends the same bytes under the same id, with the ``X-Request-Id`` of
+the request that caused the event.
 
 The HTTP client is the service's :func:`~server.outbound.outbound_client`: a webhook URL naming a
 loopback, private or otherwise non-public address is never contacted. Every transport failure and
@@ -21,7 +23,8 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy import select, update
@@ -32,6 +35,7 @@ from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
 from server.domain.outbox.receivers import XrpcReceivers
+from server.observability import REQUEST_ID_HEADER
 from server.outbound import UNREACHABLE
 from server.settings import Settings
 
@@ -58,6 +62,10 @@ class Claimed:
     webhook_secret: str | None
     app_did: str = ""
     delivery: str = "webhook"
+    request_id: str | None = None
+    # The claim's lease ends then (the message's ``next_attempt_ms`` while it is claimed); not part
+    # of what the message is.
+    lease_until_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
                     App.webhook_secret,
                     App.did,
                     App.delivery,
+                    OutboxMessage.request_id,
                 )
                 .join(App, App.id == OutboxMessage.app_id)
                 .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_ms <= now_ms)
@@ -128,9 +137,28 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
             webhook_secret=row.webhook_secret,
             app_did=row.did,
             delivery=row.delivery,
+            request_id=row.request_id,
+            lease_until_ms=now_ms + lease_ms,
         )
         for row in rows
     ]
+
+
+async def give_back(db: Database, claims: list[Claimed], now_ms: int) -> None:
+    """Make claimed messages due again at once (a stopping worker's unfinished claims); a message
+    recorded since, or claimed again by another worker, is left alone."""
+    async with db.write() as session:
+        for claimed in claims:
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == claimed.id,
+                    OutboxMessage.state == "pending",
+                    OutboxMessage.next_attempt_ms == claimed.lease_until_ms,
+                )
+                .values(next_attempt_ms=now_ms)
+                .execution_options(synchronize_session=False)
+            )
 
 
 async def _excerpt(response: httpx.Response) -> str:
@@ -148,6 +176,8 @@ async def _destination(
 ) -> tuple[str, dict[str, str]] | str:
     """Where to POST the message and with which headers; or why it cannot be sent now."""
     headers = webhook_format.delivery_headers(claimed.delivery_id, claimed.event_type, claimed.environment)
+    if claimed.request_id:
+        headers[REQUEST_ID_HEADER] = claimed.request_id
     if claimed.delivery == "xrpc":
         if receivers is None:
             return "XRPC delivery is not set up in this process"
@@ -253,12 +283,21 @@ async def _send(
     clock: Clock,
     rng: random.Random,
     receivers: XrpcReceivers | None,
-) -> None:
+) -> bool:
+    """One attempt, recorded; answers whether it delivered the message."""
     try:
         result = await deliver(claimed, http, settings, clock.now_ms(), receivers)
         await record(db, claimed, result, settings, rng)
     except Exception:
         log.exception("webhook %s: attempt not recorded; it is retried after its lease", claimed.delivery_id)
+        return False
+    return result.delivered
+
+
+async def _report(batch: list[asyncio.Task[bool]]) -> None:
+    """One log line per claimed batch, once its attempts are over."""
+    delivered = sum(await asyncio.gather(*batch))
+    log.info("webhooks: %d of %d delivered", delivered, len(batch))
 
 
 async def run_delivery_worker(
@@ -273,10 +312,11 @@ async def run_delivery_worker(
     """Deliver due messages forever, at most ``webhook_batch_size`` at once; poll every
     ``webhook_poll_interval_seconds`` when nothing is due. ``receivers``: how to reach the apps
     that take XRPC delivery. Cancelling stops it and its attempts (their messages come back after
-    the lease)."""
+    the lease) and gives their claims back."""
     rng = rng or random.Random()  # noqa: S311  (retry jitter, not a secret)
     lease = lease_ms(settings)
-    in_flight: set[asyncio.Task[None]] = set()
+    in_flight: dict[asyncio.Task[bool], Claimed] = {}
+    reports: set[asyncio.Task[None]] = set()
     try:
         while True:
             free = settings.webhook_batch_size - len(in_flight)
@@ -286,16 +326,32 @@ async def run_delivery_worker(
                     claimed = await claim_due(db, clock.now_ms(), free, lease)
                 except Exception:
                     log.exception("claiming webhooks failed; retrying")
-            for message in claimed:
-                task = asyncio.create_task(_send(db, message, http, settings, clock, rng, receivers))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+            batch = [
+                asyncio.create_task(_send(db, message, http, settings, clock, rng, receivers))
+                for message in claimed
+            ]
+            for task, message in zip(batch, claimed, strict=True):
+                in_flight[task] = message
+                task.add_done_callback(in_flight.pop)
+            if batch:
+                report = asyncio.create_task(_report(batch))
+                reports.add(report)
+                report.add_done_callback(reports.discard)
             if len(claimed) == free and in_flight:
                 # Every slot is busy and more may be due: go on as soon as one frees up.
                 await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await asyncio.sleep(settings.webhook_poll_interval_seconds)
     finally:
-        for task in in_flight:
+        unfinished = list(in_flight.values())
+        tasks: list[asyncio.Task[Any]] = [*in_flight, *reports]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*in_flight, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if unfinished:
+            try:
+                await give_back(db, unfinished, clock.now_ms())
+            except Exception:
+                log.exception(
+                    "giving back %d webhook claim(s) failed; they return after their lease", len(unfinished)
+                )

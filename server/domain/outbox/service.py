@@ -14,6 +14,7 @@ from sqlalchemy.sql import ColumnElement
 from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.domain.common import new_id
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
+from server.observability import current_request_id
 
 # Where an app's lifecycle events go: its webhook URL, or (XRPC delivery) its DID, whose document
 # names its receiver. None: the app receives nothing, and nothing is queued for it.
@@ -67,9 +68,20 @@ def enqueue_to(
         attempts=0,
         next_attempt_ms=now_ms,
         created_ms=now_ms,
+        request_id=current_request_id(),
     )
     session.add(message)
     return message
+
+
+async def backlog(session: AsyncSession) -> tuple[int, int | None]:
+    """How many messages wait to be delivered, and when the oldest of them was written."""
+    row = (
+        await session.execute(
+            select(func.count(), func.min(OutboxMessage.created_ms)).where(OutboxMessage.state == "pending")
+        )
+    ).one()
+    return int(row[0]), row[1]
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,22 @@ class Publisher:
                 )
         return [(row.event_id, row.version) for row in rows]
 
+    async def give_back(self, event_ids: list[str]) -> None:
+        """Make claimed publications due again at once (a stopping worker's unfinished claims);
+        one published since is left alone."""
+        now = self.clock.now_ms()
+        async with self.db.write() as session:
+            await session.execute(
+                update(EventPublication)
+                .where(
+                    EventPublication.event_id.in_(event_ids),
+                    EventPublication.version > EventPublication.published_version,
+                    EventPublication.next_attempt_ms > now,
+                )
+                .values(next_attempt_ms=now)
+                .execution_options(synchronize_session=False)
+            )
+
     async def run(self, event_id: str, version: int) -> PublishReport:
         """Publish a claimed event up to ``version`` and record how it went; a failure is recorded,
         made due again after a backoff, and raised."""
