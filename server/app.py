@@ -42,6 +42,7 @@ from server.xrpc import (  # noqa: F401  (registers the methods)
     discovery,
     holds,
     offers,
+    organizer,
     payments,
     tickets,
 )

@@ -39,10 +39,10 @@ async def viewed_event(session: AsyncSession, viewer: Viewer, event_id: str) -> 
         event = await find_event(session, viewer.caller.environment, event_id=event_id)
         await ensure_can_manage(session, event, viewer.caller)
         return event
-    event = await session.get(Event, event_id)
-    if event is None or (viewer.organizer_did is not None and event.organizer_did != viewer.organizer_did):
+    found = await session.get(Event, event_id)
+    if found is None or (viewer.organizer_did is not None and found.organizer_did != viewer.organizer_did):
         raise EventNotFound("this event is not ticketed here")
-    return event
+    return found
 
 
 async def viewed_events(session: AsyncSession, viewer: Viewer) -> list[Event]:
