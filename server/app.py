@@ -31,6 +31,7 @@ from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
+from server.web.console.routes import CONSOLE
 from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
 from server.web.routes import ROUTES as web_routes
@@ -194,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await db.dispose()
 
     return Litestar(
-        route_handlers=[health, xrpc, *web_routes, *identity_routes],
+        route_handlers=[health, xrpc, *web_routes, *identity_routes, CONSOLE],
         lifespan=[lifespan],
         exception_handlers={
             DomainError: handle_domain_error,

@@ -27,7 +27,7 @@ from server.db.models import (
 )
 from server.domain import ledger
 from server.domain.catalog.service import held_places
-from server.domain.checkin.lists import counts
+from server.domain.checkin.lists import counts, escape_like
 from server.domain.common import compact, format_datetime, format_optional_datetime
 from server.domain.devices import service as devices
 from server.domain.devices.conflicts import conflict_view
@@ -450,3 +450,74 @@ async def redrive_delivery(
     )
     await session.refresh(message)
     return _delivery_view(message)
+
+
+# --- the live door -------------------------------------------------------------------------------
+
+
+async def inside_now(session: AsyncSession, event: Event) -> int:
+    """Guests inside now, over every check-in list of the event."""
+    total = 0
+    for checklist in await session.scalars(select(CheckInList).where(CheckInList.event_id == event.id)):
+        total += (await counts(session, checklist)).inside
+    return total
+
+
+async def entries_over_time(session: AsyncSession, event: Event, bucket_ms: int) -> list[tuple[int, int]]:
+    """Admitted entries per ``bucket_ms`` of server time, from the first to the last (empty
+    buckets included)."""
+    times = list(
+        await session.scalars(
+            select(CheckInRecord.server_ms)
+            .where(
+                CheckInRecord.event_id == event.id,
+                CheckInRecord.decision == "admit",
+                CheckInRecord.direction == "entry",
+            )
+            .order_by(CheckInRecord.server_ms)
+        )
+    )
+    if not times:
+        return []
+    first = times[0] // bucket_ms
+    buckets = [0] * (times[-1] // bucket_ms - first + 1)
+    for at in times:
+        buckets[at // bucket_ms - first] += 1
+    return [((first + n) * bucket_ms, count) for n, count in enumerate(buckets)]
+
+
+async def enroll_desk(
+    session: AsyncSession, viewer: Viewer, event: Event, name: str, now_ms: int
+) -> devices.Enrollment:
+    """A one-time enrollment code for a new desk scanning every check-in list of the event."""
+    list_ids = list(await session.scalars(select(CheckInList.id).where(CheckInList.event_id == event.id)))
+    made = await devices.create_enrollment(
+        session, event.environment, list_ids, name.strip() or "Desk", now_ms
+    )
+    ledger.record(
+        session,
+        environment=event.environment,
+        event_id=event.id,
+        subject="device",
+        subject_id=made.device.id,
+        action="enrollment_created",
+        actor=viewer.actor,
+        now_ms=now_ms,
+    )
+    return made
+
+
+async def search_tickets(session: AsyncSession, event: Event, text: str, limit: int) -> list[Ticket]:
+    """Tickets of the event whose number starts with ``text`` (dashes and case ignored), or whose
+    attendee name or e-mail contains it (case ignored)."""
+    number = text.strip().upper().replace("-", "")
+    needle = f"%{escape_like(text.strip().lower())}%"
+    query = select(Ticket).where(
+        Ticket.event_id == event.id,
+        func.replace(Ticket.ticket_number, "-", "").like(f"{escape_like(number)}%", escape="\\")
+        | func.lower(Ticket.attendee_name).like(needle, escape="\\")
+        | func.lower(Ticket.attendee_email).like(needle, escape="\\"),
+    )
+    return list(
+        await session.scalars(query.order_by(Ticket.attendee_name, Ticket.ticket_number).limit(limit))
+    )
