@@ -146,9 +146,11 @@ async def test_a_session_ends_when_it_expires_or_signs_out(harness: Harness) -> 
 async def test_the_session_cookie_is_http_only_strict_and_secure_behind_https(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running_harness(database_url, tmp_path, public_url="https://tickets.example") as h:
-        async with httpx.AsyncClient() as browser:
-            answer = await browser.post(await console_link(h, ORGANIZER))
+    async with (
+        running_harness(database_url, tmp_path, public_url="https://tickets.example") as h,
+        httpx.AsyncClient() as browser,
+    ):
+        answer = await browser.post(await console_link(h, ORGANIZER))
     cookie = answer.headers["set-cookie"].lower()
     assert cookie.startswith("tickets_console=")
     for attribute in ("httponly", "samesite=strict", "secure", "path=/console"):

@@ -254,7 +254,7 @@ async def conflicts(request: Request[Any, Any, Any], event_id: FromPath[str]) ->
 async def _ticket_numbers(session: AsyncSession, ids: list[str | None]) -> dict[str, str]:
     wanted = [i for i in ids if i]
     rows = await session.execute(select(Ticket.id, Ticket.ticket_number).where(Ticket.id.in_(wanted)))
-    return {ticket_id: number for ticket_id, number in rows.all()}
+    return {row.id: row.ticket_number for row in rows}
 
 
 @post("/events/{event_id:str}/conflicts/{conflict_id:str}/resolve")
