@@ -155,3 +155,31 @@ async def test_the_session_cookie_is_http_only_strict_and_secure_behind_https(
     assert cookie.startswith("tickets_console=")
     for attribute in ("httponly", "samesite=strict", "secure", "path=/console"):
         assert attribute in cookie, attribute
+
+
+async def test_names_an_app_chose_are_text_on_every_page(harness: Harness) -> None:
+    """Tier titles, attendee names and gates come from apps and desks: the console (its SVG charts
+    included) shows them as text, never as markup."""
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    event, tickets, _ = await sold(harness, 1)
+    await harness.app.ok(
+        "createTicketTier",
+        {
+            "organizerDid": ORGANIZER,
+            "event": {"uri": event["uri"]},
+            "title": hostile,
+            "currency": "eur",
+            "unitAmount": 100,
+            "quantityTotal": 5,
+        },
+    )
+    await harness.app.ok("transferTicket", {"ticketId": tickets[0]["id"], "attendeeName": hostile})
+    client = await signed_in(harness, ORGANIZER)
+    try:
+        base = f"/console/events/{event['id']}"
+        for path in (base, f"{base}/tickets?q=script", f"{base}/tickets/{tickets[0]['id']}"):
+            page = (await client.get(path)).text
+            assert "&lt;script&gt;" in page, path
+            assert "<script>alert" not in page and "<img src=x" not in page, path
+    finally:
+        await client.aclose()

@@ -36,6 +36,8 @@ COOKIE = "tickets_console"
 PREFIX = "/console"
 BUCKET_MS = 15 * 60 * 1000
 LIVE_INTERVAL_S = 1.0
+# A stream ends after this long (the browser's EventSource reconnects), so none outlives a restart.
+LIVE_ROUNDS = 600
 SEARCH_LIMIT = 50
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -214,7 +216,8 @@ async def dashboard(request: Request[Any, Any, Any], event_id: FromPath[str]) ->
 
 @get("/events/{event_id:str}/live")
 async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> ServerSentEvent:
-    """Server-sent events: ``inside`` (guests inside now) whenever it changes, polled each second."""
+    """Server-sent events: ``inside`` (guests inside now) whenever it changes, checked each second
+    for ten minutes and while the session lives; the browser reconnects."""
     console = await _signed_in(request)
     viewer = console_viewer(console.organizer_did)
     services = _services(request)
@@ -223,7 +226,7 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
 
     async def updates() -> Any:
         last: int | None = None
-        while True:
+        for _ in range(LIVE_ROUNDS):
             async with services.db.read() as session:
                 still = await signin.find_session(
                     session, request.cookies.get(COOKIE), services.clock.now_ms()
@@ -236,7 +239,7 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
                 yield ServerSentEventMessage(data=str(inside), event="inside")
             await asyncio.sleep(LIVE_INTERVAL_S)
 
-    return ServerSentEvent(updates(), headers={"cache-control": "no-store"})
+    return ServerSentEvent(updates(), retry_duration=1000, headers={"cache-control": "no-store"})
 
 
 @get("/events/{event_id:str}/conflicts")
