@@ -176,3 +176,24 @@ async def test_another_app_sees_nothing_of_the_event(harness: Harness) -> None:
         await other.aclose()
     listed = (await harness.app.ok("listDevices", {"eventId": event["id"]}))["devices"]
     assert {d["status"] for d in listed} == {"active"}
+
+
+async def test_bad_input_is_refused_with_a_4xx(harness: Harness) -> None:
+    event, _, _, _ = await two_desks_admit_one_ticket(harness)
+    (conflict,) = (await harness.app.ok("listConflicts", {"eventId": event["id"]}))["conflicts"]
+    resolve = {"eventId": event["id"], "conflictId": conflict["id"], "outcome": "maybe", "reason": "why"}
+    refused(await harness.app.call("resolveConflict", resolve), 400, "InvalidRequest")
+    refused(
+        await harness.app.call("listConflicts", {"eventId": event["id"], "status": "some"}),
+        400,
+        "InvalidRequest",
+    )
+    refused(await harness.app.call("getEventSummary", {"eventId": "event_nope"}), 404, "EventNotFound")
+    refused(
+        await harness.app.call("listWebhookDeliveries", {"eventId": event["id"], "limit": 0}),
+        400,
+        "InvalidRequest",
+    )
+    assert (await harness.app.ok("listConflicts", {"eventId": event["id"]}))["conflicts"][0][
+        "resolutions"
+    ] == []
