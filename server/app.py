@@ -37,6 +37,7 @@ from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
+from server.web.console.routes import CONSOLE
 from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
 from server.web.observe import observe_requests
@@ -49,6 +50,7 @@ from server.xrpc import (  # noqa: F401  (registers the methods)
     discovery,
     holds,
     offers,
+    organizer,
     payments,
     tickets,
 )
@@ -292,6 +294,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             xrpc,
             *web_routes,
             *identity_routes,
+            CONSOLE,
         ],
         lifespan=[lifespan],
         exception_handlers={

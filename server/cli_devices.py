@@ -14,11 +14,6 @@ from server.domain.devices.searches import searches
 from server.settings import Settings
 
 
-def enrollment_text(code: str, public_url: str) -> str:
-    """What the enrollment QR code carries: the code and where to redeem it."""
-    return f"tickets-enroll:{code}@{public_url.rstrip('/')}"
-
-
 def cmd_enroll(args: argparse.Namespace, settings: Settings) -> None:
     async def work(session: AsyncSession) -> devices.Enrollment:
         return await devices.create_enrollment(
@@ -27,7 +22,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> None:
 
     ensure_schema(settings)
     made = in_transaction(settings, work)
-    text = enrollment_text(made.code, settings.public_url)
+    text = devices.enrollment_text(made.code, settings.public_url)
     print(f"device    {made.device.id} ({made.device.name})")
     print(f"lists     {', '.join(made.device.list_ids)}")
     print(f"code      {made.code}   (valid 24 hours, once)")

@@ -696,3 +696,53 @@ class OrganizerConsent(Base):
     jti: Mapped[str] = mapped_column(String(200))
     granted_ms: Mapped[int] = mapped_column(BigInteger)
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- the organizer's view: conflict resolutions and console sign-in ---------------------------------
+
+
+class ConflictResolution(Base):
+    """How an organizer settled a check-in conflict: who and why. Append-only; the conflict and its
+    records are never changed or deleted, and the newest resolution of a conflict is the one that
+    stands."""
+
+    __tablename__ = "conflict_resolutions"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('admitted', 'refused', 'dismissed')", name="outcome"),
+        Index("ix_conflict_resolutions_conflict", "conflict_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conflict_id: Mapped[str] = mapped_column(ForeignKey("check_in_conflicts.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    # Who settled it: an app DID (with the organizer's consent), or ``console:<organizer DID>``.
+    actor: Mapped[str] = mapped_column(String(2100))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleLink(Base):
+    """A one-time console sign-in link the operator printed: only the hash of its secret is kept.
+    ``organizer_did`` NULL is an operator link (every organizer)."""
+
+    __tablename__ = "console_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organizer_did: Mapped[str | None] = mapped_column(String(2048))
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSession(Base):
+    """A signed-in console: the cookie carries the secret, the row its hash, its organizer (NULL:
+    the operator), its CSRF token and when it expires or was signed out."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organizer_did: Mapped[str | None] = mapped_column(String(2048))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)

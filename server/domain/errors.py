@@ -312,3 +312,18 @@ class PaymentMethodAtBroker(DomainError):
 
     code = "PaymentMethodAtBroker"
     status = 421
+
+
+# --- the organizer's view ------------------------------------------------------------------------
+
+
+class ConflictNotFound(NotFound):
+    """No check-in conflict with this id belongs to the event the caller manages."""
+
+    code = "ConflictNotFound"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    """No lifecycle event delivery with this id concerns an event the caller manages."""
+
+    code = "WebhookDeliveryNotFound"

@@ -59,6 +59,16 @@ METHODS = {
     "money.atmosphere.app.getConfig",
     "tickets.atmosphere.listOrganizerConsents",
     "tickets.atmosphere.revokeOrganizerConsent",
+    # The organizer's back office, for the app the event belongs to.
+    "tickets.atmosphere.getEventSummary",
+    "tickets.atmosphere.listConflicts",
+    "tickets.atmosphere.resolveConflict",
+    "tickets.atmosphere.listPaymentIssues",
+    "tickets.atmosphere.getTicketHistory",
+    "tickets.atmosphere.listDevices",
+    "tickets.atmosphere.revokeDevice",
+    "tickets.atmosphere.listWebhookDeliveries",
+    "tickets.atmosphere.redriveWebhookDelivery",
 }
 # Desk scanner methods: authenticated by a device credential (``Bearer dev_<id>.<secret>``), not an
 # app's JWT, so they list the device errors instead of the app ones; enrollment is by one-time code.

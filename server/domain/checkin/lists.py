@@ -189,8 +189,8 @@ async def search(session: AsyncSession, checklist: CheckInList, text: str, limit
     number = text.upper().replace("-", "")
     query = select(Ticket).where(
         Ticket.event_id == checklist.event_id,
-        func.replace(Ticket.ticket_number, "-", "").like(f"{_escape(number)}%", escape="\\")
-        | func.lower(Ticket.attendee_name).like(f"%{_escape(text.lower())}%", escape="\\"),
+        func.replace(Ticket.ticket_number, "-", "").like(f"{escape_like(number)}%", escape="\\")
+        | func.lower(Ticket.attendee_name).like(f"%{escape_like(text.lower())}%", escape="\\"),
     )
     if checklist.tier_ids is not None:
         query = query.where(Ticket.tier_id.in_(checklist.tier_ids))
@@ -199,5 +199,5 @@ async def search(session: AsyncSession, checklist: CheckInList, text: str, limit
     )
 
 
-def _escape(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

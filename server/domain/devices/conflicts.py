@@ -6,12 +6,16 @@ match what every desk shows."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, TicketEvent
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket, TicketEvent
 from server.domain.checkin.service import record_of, rules_of
+from server.domain.common import compact, format_datetime
+from server.domain.outbox.lifecycle import event_data, ticket_entry
+from server.domain.outbox.service import enqueue
 from sync.merge import Conflict, ConflictKind, StatusChange, TicketHistory, derive
 from sync.records import Record
 
@@ -65,19 +69,49 @@ async def record_key_reuse(session: AsyncSession, environment: str, kept: CheckI
 async def _keep(
     session: AsyncSession, environment: str, event_id: str, conflict: Conflict, now_ms: int
 ) -> None:
-    """Store a conflict once, under its stable id."""
+    """Store a conflict once, under its stable id, and tell the event's app (``ticket.conflict``)
+    the first time."""
     if await session.get(CheckInConflict, conflict.conflict_id) is not None:
         return
-    session.add(
-        CheckInConflict(
-            id=conflict.conflict_id,
-            environment=environment,
-            event_id=event_id,
-            list_id=conflict.list_id,
-            ticket_id=conflict.ticket_id,
-            kind=conflict.kind.value,
-            records=[[k.device_id, k.record_id] for k in conflict.records],
-            detected_ms=now_ms,
-        )
+    row = CheckInConflict(
+        id=conflict.conflict_id,
+        environment=environment,
+        event_id=event_id,
+        list_id=conflict.list_id,
+        ticket_id=conflict.ticket_id,
+        kind=conflict.kind.value,
+        records=[[k.device_id, k.record_id] for k in conflict.records],
+        detected_ms=now_ms,
     )
+    session.add(row)
     await session.flush()
+    await _announce(session, row, now_ms)
+
+
+async def _announce(session: AsyncSession, conflict: CheckInConflict, now_ms: int) -> None:
+    """The ``ticket.conflict`` lifecycle event, to the app the event belongs to."""
+    event = await session.get(Event, conflict.event_id)
+    assert event is not None
+    ticket = None if conflict.ticket_id is None else await session.get(Ticket, conflict.ticket_id)
+    data = event_data(
+        event_id=event.id,
+        event_uri=event.uri,
+        tickets=None if ticket is None else [ticket_entry(ticket, event.uri)],
+        conflict=conflict_view(conflict),
+    )
+    await enqueue(session, event.owner_app_id, conflict.environment, "ticket.conflict", data, now_ms)
+
+
+def conflict_view(conflict: CheckInConflict) -> dict[str, Any]:
+    """A conflict as apps and the console see it (no resolution)."""
+    return compact(
+        {
+            "id": conflict.id,
+            "kind": conflict.kind,
+            "eventId": conflict.event_id,
+            "checkInListId": conflict.list_id,
+            "ticketId": conflict.ticket_id,
+            "records": [{"deviceId": d, "id": r} for d, r in conflict.records],
+            "detectedAt": format_datetime(conflict.detected_ms),
+        }
+    )

@@ -62,6 +62,11 @@ class Credential:
     credential: str  # dev_<id>.<secret>, shown once
 
 
+def enrollment_text(code: str, public_url: str) -> str:
+    """What the enrollment QR code carries: the code and where to redeem it."""
+    return f"tickets-enroll:{code}@{public_url.rstrip('/')}"
+
+
 async def create_enrollment(
     session: AsyncSession, environment: str, list_ids: list[str], name: str, now_ms: int
 ) -> Enrollment:
