@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import App
+from textual.binding import Binding
 from textual.message import Message
 
 from scanner_app.core.camera import watch
@@ -58,6 +59,11 @@ BELL_GAP_S = 0.18
 class ScannerApp(App[None]):
     TITLE = "Atmosphere Tickets"
     ENABLE_COMMAND_PALETTE = False
+    # Textual's own quit key, named in every screen's footer.
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
 
     def __init__(
         self,

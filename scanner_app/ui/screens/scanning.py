@@ -36,7 +36,6 @@ class ScanningScreen(Screen[None]):
         Binding("f5", "app.sync_now", "Sync now"),
         Binding("f6", "app.conflicts", "Conflicts"),
         Binding("f9", "app.setup", "List & gate"),
-        Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
     def __init__(self, desk: Desk) -> None:

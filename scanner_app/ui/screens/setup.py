@@ -19,7 +19,7 @@ from scanner_app.ui.widgets.status import StatusBar
 
 
 class SetupScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "Back to scanning"), Binding("ctrl+q", "app.quit", "Quit")]
+    BINDINGS = [Binding("escape", "back", "Back to scanning")]
     DEFAULT_CSS = """
     SetupScreen VerticalScroll { padding: 1 2; }
     SetupScreen .title { text-style: bold; margin-top: 1; }
