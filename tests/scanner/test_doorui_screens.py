@@ -69,24 +69,23 @@ async def open_conflicts(pilot: Pilot[None]) -> None:
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
 @pytest.mark.parametrize(
-    ("name", "desk", "code"),
+    ("desk", "code"),
     [
-        ("admit", {}, ADA),
-        ("refuse", {"online": False}, BOB),
-        ("attention", {"online": False}, UNKNOWN),
-        ("exit", {"direction": Direction.EXIT}, ADA),
+        pytest.param({}, ADA, id="admit"),
+        pytest.param({"online": False}, BOB, id="refuse"),
+        pytest.param({"online": False}, UNKNOWN, id="attention"),
+        pytest.param({"direction": Direction.EXIT}, ADA, id="exit"),
     ],
 )
 def test_doorui_result_screens(
     snap_compare: Callable[..., bool],
     tmp_path: Path,
     size: tuple[int, int],
-    name: str,
     desk: dict[str, object],
     code: str,
 ) -> None:
     app = sample_app(tmp_path, conflicts=CONFLICTS[:2], **desk)
-    assert snap_compare(app, terminal_size=size, run_before=scanning(code)), name
+    assert snap_compare(app, terminal_size=size, run_before=scanning(code))
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
@@ -244,6 +243,8 @@ async def test_doorui_the_result_clears_when_the_list_changes(tmp_path: Path) ->
 async def test_doorui_the_quit_key_is_named_on_every_screen(tmp_path: Path) -> None:
     async with sample_app(tmp_path).run_test(size=SMALL) as pilot:
         assert footer_keys(pilot)["ctrl+q"] == "Quit"
+        await until(pilot, lambda: pilot.app.screen.query(FooterKey).last().region.area > 0)
+        assert all(key.region.right <= SMALL[0] for key in pilot.app.screen.query(FooterKey))
         await pilot.press("f9")
         await until(pilot, lambda: isinstance(pilot.app.screen, SetupScreen))
         assert footer_keys(pilot)["ctrl+q"] == "Quit"

@@ -30,12 +30,12 @@ class ScanningScreen(Screen[None]):
     """Its keys run the app's actions: the work behind them is the app's."""
 
     BINDINGS = [
-        Binding("f2", "app.toggle_direction", "In / out"),
+        Binding("f2", "app.toggle_direction", "In/out"),
         Binding("f3", "app.search", "Search"),
-        Binding("f4", "app.undo", "Undo last"),
-        Binding("f5", "app.sync_now", "Sync now"),
+        Binding("f4", "app.undo", "Undo"),
+        Binding("f5", "app.sync_now", "Sync"),
         Binding("f6", "app.conflicts", "Conflicts"),
-        Binding("f9", "app.setup", "List & gate"),
+        Binding("f9", "app.setup", "List/gate"),
     ]
 
     def __init__(self, desk: Desk) -> None:
