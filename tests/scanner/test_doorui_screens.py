@@ -20,6 +20,7 @@ from textual.widgets._footer import FooterKey
 from scanner.test_ui import Recorder, shown, text_of, until, wedge
 from scanner.test_ui_sample import ADA, BOB, NOW_MS, sample_app, scanning, utc
 from scanner_app import cli
+from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import ConflictRow
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed
@@ -319,3 +320,10 @@ async def test_doorui_without_a_kiosk_pin_nothing_is_asked(tmp_path: Path) -> No
     async with sample_app(tmp_path).run_test(size=LARGE) as pilot:
         await pilot.press("f9")
         await until(pilot, lambda: isinstance(pilot.app.screen, SetupScreen))
+
+
+def test_doorui_every_scanner_setting_is_documented_for_door_staff() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "scanner-guide.md").read_text()
+    table = guide[guide.index("## Settings") :]
+    missing = [name for name in ScannerSettings.model_fields if f"`SCANNER_{name.upper()}`" not in table]
+    assert missing == []
