@@ -84,7 +84,7 @@ class TicketMatch:
     display_name: str | None
     tier_title: str | None
     status: str
-    door_state: str = "not checked in"  # from every desk's records this desk holds
+    door_state: str  # from every desk's records this desk holds
 
 
 @dataclass(frozen=True, slots=True)
