@@ -54,6 +54,7 @@ SOUND_TIMEOUT_S = 10
 # The terminal bell per verdict: told apart by ear without looking.
 BELLS = {Verdict.ADMIT: 1, Verdict.ATTENTION: 2, Verdict.REFUSE: 3}
 BELL_GAP_S = 0.18
+KIOSK_WAIT_MS = 5_000  # after a wrong kiosk PIN, before the PIN is asked again
 
 
 class ScannerApp(App[None]):
@@ -97,6 +98,7 @@ class ScannerApp(App[None]):
         self.stop = asyncio.Event()
         self._deciding = asyncio.Lock()
         self._seen: tuple[int | None, bool] | None = None  # (last sync, online) last shown
+        self._kiosk_wait_until = 0  # wall ms: a wrong kiosk PIN makes the next try wait
 
     async def on_mount(self) -> None:
         try:
@@ -159,10 +161,14 @@ class ScannerApp(App[None]):
     # Setup.
 
     def guarded(self, then: Callable[[], object]) -> None:
-        """``then``, after the kiosk PIN when one is set."""
+        """``then``, after the kiosk PIN when one is set (not asked again for a few seconds after a
+        wrong one, so that guessing it at the desk takes hours)."""
         pin = self.desk.settings.kiosk_pin
         if pin is None:
             then()
+            return
+        if self.clock() < self._kiosk_wait_until:
+            self.notify("Wrong kiosk PIN: wait a few seconds before trying again.", severity="error")
             return
         expected = pin.get_secret_value().encode()
 
@@ -172,6 +178,7 @@ class ScannerApp(App[None]):
             if hmac.compare_digest(typed.encode(), expected):
                 then()
             else:
+                self._kiosk_wait_until = self.clock() + KIOSK_WAIT_MS
                 self.notify("Wrong kiosk PIN: nothing was changed.", severity="error")
 
         self.push_screen(PinScreen(prompt=KIOSK, can_cancel=True), checked)

@@ -288,16 +288,31 @@ async def test_doorui_no_out_of_date_before_a_list_is_chosen(tmp_path: Path) -> 
 KIOSK = {"kiosk_pin": "2468"}
 
 
+class Clock:
+    """Wall time in ms that a test moves on by hand."""
+
+    def __init__(self) -> None:
+        self.now_ms = NOW_MS
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
 async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
-    async with sample_app(tmp_path, KIOSK).run_test(size=LARGE) as pilot:
-        await pilot.press("f9")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("1", "3", "5", "7", "enter")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+    clock = Clock()
+    async with sample_app(tmp_path, KIOSK, app={"clock": clock}).run_test(size=LARGE) as pilot:
         await pilot.press("f9")
         await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+        await pilot.press("f9")
+        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+        await pilot.press("1", "3", "5", "7", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+        await pilot.press("f9")  # right after a wrong PIN: not even asked
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ScanningScreen)
+        clock.now_ms += 5_000
         await pilot.press("f9")
         await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
         await pilot.press("2", "4", "6", "8", "enter")
@@ -308,7 +323,7 @@ async def test_doorui_kiosk_pin_guards_undo(tmp_path: Path) -> None:
     async with sample_app(tmp_path, KIOSK).run_test(size=LARGE) as pilot:
         await pilot.press("f4")
         await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("0", "0", "0", "0", "enter")
+        await pilot.press("escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
         await pilot.press("f4")
         await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))

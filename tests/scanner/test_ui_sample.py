@@ -189,12 +189,12 @@ def sample_app(
     **desk: object,
 ) -> ScannerApp:
     """The app on a :class:`SampleDesk` (``desk``: its fields), with ``settings`` for the desk's
-    ``ScannerSettings`` and ``app`` for the app's own arguments."""
+    ``ScannerSettings`` and ``app`` for the app's own arguments (its clock stands at ``NOW_MS``)."""
 
     async def opened() -> SampleDesk:
         return SampleDesk(ScannerSettings(data_dir=folder, **(settings or {})), **desk)  # type: ignore[arg-type]
 
-    return ScannerApp(opened, clock=lambda: NOW_MS, **(app or {}))  # type: ignore[arg-type]
+    return ScannerApp(opened, **{"clock": lambda: NOW_MS, **(app or {})})  # type: ignore[arg-type]
 
 
 def scanning(text: str) -> Callable[[Pilot[None]], object]:
