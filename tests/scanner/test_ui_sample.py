@@ -192,7 +192,10 @@ def sample_app(
     ``ScannerSettings`` and ``app`` for the app's own arguments (its clock stands at ``NOW_MS``)."""
 
     async def opened() -> SampleDesk:
-        return SampleDesk(ScannerSettings(data_dir=folder, **(settings or {})), **desk)  # type: ignore[arg-type]
+        # Results stay (no clearing) unless a test sets ``clear_after_seconds``: a loaded machine
+        # may take seconds to get round to reading them.
+        values = {"clear_after_seconds": 0, **(settings or {})}
+        return SampleDesk(ScannerSettings(data_dir=folder, **values), **desk)  # type: ignore[arg-type]
 
     return ScannerApp(opened, **{"clock": lambda: NOW_MS, **(app or {})})  # type: ignore[arg-type]
 
