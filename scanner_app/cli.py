@@ -1,6 +1,6 @@
 """``tickets-scanner``: the desk scanner's command line.
 
-tickets-scanner                                   the door staff's screen
+tickets-scanner [--source SRC] [--list ID] [--gate G]   the door staff's screen
 tickets-scanner --headless --source SRC [--list ID] [--gate G] [--direction entry|exit]
 tickets-scanner enroll CODE-OR-TEXT [--server URL] [--name NAME] [--pin-file FILE]
   --pin-file FILE (or SCANNER_PIN_FILE, SCANNER_PIN): the desk PIN, chosen at enrollment and asked
@@ -124,4 +124,4 @@ def run(args: argparse.Namespace, settings: ScannerSettings) -> None:
         raise SystemExit(asyncio.run(headless.run(settings, args.source, args.list_id, args.gate, direction)))
     from scanner_app.ui.app import ScannerApp
 
-    ScannerApp(settings, camera=args.source).run()
+    ScannerApp(settings, camera=args.source, list_id=args.list_id, gate=args.gate).run()

@@ -34,8 +34,16 @@ class ScannerSettings(BaseSettings):
     max_bundle_age_seconds: float = Field(default=900.0, gt=0)
     upload_batch_size: int = Field(default=1000, ge=1, le=1000)
     decoder: Literal["zxing", "pyzbar"] = "zxing"
-    # Run on each decision with the verdict as its last argument (for example a player script).
+    # A sound on each decision: one bell for admit, two for attention, three for refuse (False: none).
+    sound: bool = True
+    # Run on each decision instead of the bells, with the verdict (admit, refuse, attention) as its
+    # last argument (for example a player script); when it fails (no player, no audio device) the
+    # desk rings the bells instead.
     sound_command: str | None = None
+    # The result goes back to "Scan a ticket" after this many seconds (0: it stays until the next).
+    clear_after_seconds: float = Field(default=8.0, ge=0)
+    # Kiosk PIN: when set, changing the list or gate, undo and the desk's setup ask for it.
+    kiosk_pin: SecretStr | None = None
     # Hub mode: the port this desk serves other desks on, and the token they must send
     # (empty: one is generated and kept in the local store).
     hub_port: int = Field(default=8765, ge=0, le=65535)

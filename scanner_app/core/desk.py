@@ -62,6 +62,7 @@ MAX_TOKEN_TEXT = 4000  # checkInTicket's limit; longer text is no pass anyway
 Source = Literal["wedge", "camera", "manual"]
 
 __all__ = [
+    "ConflictRow",
     "Counters",
     "DeskCore",
     "EnrollmentFailed",
@@ -83,6 +84,18 @@ class TicketMatch:
     display_name: str | None
     tier_title: str | None
     status: str
+    door_state: str  # from every desk's records this desk holds
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    """A conflict as the desk's conflicts screen shows it: what, where, which desks, when."""
+
+    conflict_id: str
+    what: str
+    list_name: str
+    desks: tuple[str, ...]  # by name, in the order of the records
+    at_ms: int | None  # the offending record's time on the server's clock (None: not held here)
 
 
 class NotReady(Exception):
@@ -328,6 +341,26 @@ class DeskCore:
     @property
     def conflicts(self) -> list[Conflict]:
         return [] if self._engine is None else list(self._engine.conflicts.values())
+
+    def conflict_rows(self) -> list[ConflictRow]:
+        """The conflicts this desk's records show, newest first, in the door staff's words."""
+        held = {record.key: record for group in self.door.admitted.values() for record in group}
+        names = {item.id: item.name for item in self.lists}
+        rows = []
+        for conflict in self.conflicts:
+            records = [held.get(key) for key in conflict.records]
+            last = records[-1] if records else None
+            desks = dict.fromkeys(self._desk_name(key.device_id) or "?" for key in conflict.records)
+            rows.append(
+                ConflictRow(
+                    conflict_id=conflict.conflict_id,
+                    what=texts.CONFLICTS[conflict.kind],
+                    list_name=names.get(conflict.list_id, conflict.list_id),
+                    desks=tuple(desks),
+                    at_ms=None if last is None else last.device_ms + last.clock_offset_ms,
+                )
+            )
+        return sorted(rows, key=lambda row: -(row.at_ms or 0))
 
     @property
     def sync_engine(self) -> SyncEngine:
@@ -595,6 +628,11 @@ class DeskCore:
         bundle = self.bundles.get(record.list_id)
         tiers = {} if bundle is None else bundle.tiers
         name = entry.display_name if entry is not None else ticket.get("attendeeName")
+        generation = entry.generation if entry is not None else ticket.get("generation")
+        if record.reason is Reason.REVOKED or (
+            record.token_generation is not None and generation != record.token_generation
+        ):
+            name = None  # the holder of another copy of the ticket: this pass's holder is not known
         number = entry.ticket_number if entry is not None else ticket.get("ticketNumber")
         tier_id = entry.tier_id if entry is not None else ticket.get("tierId")
         tier_title = tiers.get(tier_id) if isinstance(tier_id, str) else None
@@ -643,6 +681,7 @@ class DeskCore:
                 display_name=t.get("attendeeName"),
                 tier_title=t.get("tierTitle"),
                 status=str(t["status"]),
+                door_state=texts.door_state(self.door.history(chosen.id, ticket_ref(str(t["ticketId"])))),
             )
             for t in answer.get("tickets", [])
         ]

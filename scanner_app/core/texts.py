@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sync.checkin import Direction, Reason, Verdict
+from sync.checkin import Direction, PriorScan, Reason, Verdict, is_inside
+from sync.merge import ConflictKind
 
 # A revoked desk has wiped its data: the one line the screen and the headless command show.
 REVOKED = "This desk was revoked by the organizer and its data wiped: enroll it again to scan."
@@ -46,9 +47,30 @@ def reason_text(reason: Reason) -> str:
     return _REASONS[reason]
 
 
-def clock(at_ms: int) -> str:
-    """``19:02`` in this desk's local time."""
-    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone().strftime("%H:%M")
+# A conflict on the desk's conflicts screen: what happened, in plain words.
+CONFLICTS: dict[ConflictKind, str] = {
+    ConflictKind.KEY_REUSE: "One scan recorded twice, differently",
+    ConflictKind.DOUBLE_ADMISSION: "Admitted twice",
+    ConflictKind.EXIT_WITHOUT_ENTRY: "Checked out without an entry",
+    ConflictKind.ADMITTED_AFTER_VOID: "Admitted after it was cancelled",
+    ConflictKind.ADMITTED_AFTER_REFUND: "Admitted after it was refunded",
+    ConflictKind.REVOKED_GENERATION: "Old copy of a transferred ticket admitted",
+    ConflictKind.WRONG_LIST: "Admitted at an entrance it is not valid for",
+}
+
+
+def clock(at_ms: int, *, seconds: bool = False) -> str:
+    """``19:02`` (or ``19:02:07``) in this desk's local time."""
+    shape = "%H:%M:%S" if seconds else "%H:%M"
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone().strftime(shape)
+
+
+def door_state(history: list[PriorScan]) -> str:
+    """Where a ticket stands at the door, from its admitted scans (in time order)."""
+    if not history:
+        return "not checked in"
+    last = history[-1]
+    return f"checked in {clock(last.at_ms)}" if is_inside(history) else f"checked out {clock(last.at_ms)}"
 
 
 def headline(verdict: Verdict, reason: Reason, direction: Direction) -> str:

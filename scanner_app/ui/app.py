@@ -3,17 +3,23 @@
 The app owns the core and every piece of work that waits: deciding scans (one at a time, in the
 order they came in), the sync loop, the camera loop, the sound command. Screens show and take
 input; they hear back through the past-tense messages of :mod:`scanner_app.ui.messages`.
+
+Each verdict has its own sound (``BELLS``: the terminal bell rung once, twice or three times, or the
+configured sound command), and a kiosk PIN, when set, guards what door staff should not change by
+accident or on a passer-by's whim: the list and gate, undo, the desk's setup.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import shlex
 import subprocess
 from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import App
+from textual.binding import Binding
 from textual.message import Message
 
 from scanner_app.core.camera import watch
@@ -33,7 +39,8 @@ from scanner_app.ui.messages import (
     SyncCompleted,
     UndoCompleted,
 )
-from scanner_app.ui.screens.pin import PinScreen
+from scanner_app.ui.screens.conflicts import ConflictsScreen
+from scanner_app.ui.screens.pin import KIOSK, PinScreen
 from scanner_app.ui.screens.scanning import ScanningScreen
 from scanner_app.ui.screens.search import SearchScreen
 from scanner_app.ui.screens.setup import SetupScreen
@@ -44,11 +51,20 @@ from sync.checkin import Direction, Verdict
 DeskFactory = Callable[[], Awaitable[Desk]]
 STATUS_EVERY_S = 0.5
 SOUND_TIMEOUT_S = 10
+# The terminal bell per verdict: told apart by ear without looking.
+BELLS = {Verdict.ADMIT: 1, Verdict.ATTENTION: 2, Verdict.REFUSE: 3}
+BELL_GAP_S = 0.18
+KIOSK_WAIT_MS = 5_000  # after a wrong kiosk PIN, before the PIN is asked again
 
 
 class ScannerApp(App[None]):
     TITLE = "Atmosphere Tickets"
     ENABLE_COMMAND_PALETTE = False
+    # Textual's own quit key, named in every screen's footer.
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
 
     def __init__(
         self,
@@ -56,10 +72,14 @@ class ScannerApp(App[None]):
         *,
         camera: str | None = None,
         clock: Callable[[], int] = wall_ms,
+        list_id: str | None = None,
+        gate: str | None = None,
     ) -> None:
         """``desk``: the scanner settings to open the desk's core with (default: from the
         environment), or a factory of an open desk. ``camera``: a camera index, video file or
-        folder of images to scan from, besides the keyboard wedge. ``clock``: wall time in ms."""
+        folder of images to scan from, besides the keyboard wedge. ``clock``: wall time in ms.
+        ``list_id``, ``gate``: the check-in list and gate to scan for from the start (the command
+        line's ``--list`` and ``--gate``)."""
         super().__init__()
         settings = get_settings() if desk is None else desk
         self.open_desk: DeskFactory = (
@@ -71,12 +91,14 @@ class ScannerApp(App[None]):
         )
         self.camera = camera
         self.clock = clock
+        self.start_at = (list_id, gate)
         self.desk: Desk
         self.scanning: ScanningScreen | None = None
         self.last_admitted: ScanResult | None = None
         self.stop = asyncio.Event()
         self._deciding = asyncio.Lock()
         self._seen: tuple[int | None, bool] | None = None  # (last sync, online) last shown
+        self._kiosk_wait_until = 0  # wall ms: a wrong kiosk PIN makes the next try wait
 
     async def on_mount(self) -> None:
         try:
@@ -98,6 +120,7 @@ class ScannerApp(App[None]):
     async def start(self) -> None:
         """The desk is open: its screens, the sync loop, the camera and the status line."""
         self.show_desk_name()
+        await self.choose_from_command_line()
         if self.desk.enrolled and self.desk.selected_list is not None:
             self.scanning = ScanningScreen(self.desk)
             await self.push_screen(self.scanning)
@@ -116,6 +139,18 @@ class ScannerApp(App[None]):
         if hasattr(self, "desk"):  # not when it was left locked
             await self.desk.close()
 
+    async def choose_from_command_line(self) -> None:
+        """``--list`` and ``--gate``: the list (default: the one chosen before) and the gate."""
+        list_id, gate = self.start_at
+        chosen = self.desk.selected_list
+        list_id = list_id or (chosen.id if chosen is not None and gate else None)
+        if list_id is None or not self.desk.enrolled:
+            return
+        try:
+            await self.desk.select_list(list_id, gate or self.desk.gate)
+        except NotReady as problem:
+            self.notify(str(problem), title="--list", severity="error", timeout=30)
+
     def tell(self, message: Message) -> None:
         """To the scanning screen when there is one (the app hears it as it bubbles up)."""
         (self.scanning or self).post_message(message)
@@ -125,8 +160,34 @@ class ScannerApp(App[None]):
 
     # Setup.
 
+    def guarded(self, then: Callable[[], object]) -> None:
+        """``then``, after the kiosk PIN when one is set (not asked again for a few seconds after a
+        wrong one, so that guessing it at the desk takes hours)."""
+        pin = self.desk.settings.kiosk_pin
+        if pin is None:
+            then()
+            return
+        if self.clock() < self._kiosk_wait_until:
+            self.notify("Wrong kiosk PIN: wait a few seconds before trying again.", severity="error")
+            return
+        expected = pin.get_secret_value().encode()
+
+        def checked(typed: str | None) -> None:
+            if typed is None:
+                return
+            if hmac.compare_digest(typed.encode(), expected):
+                then()
+            else:
+                self._kiosk_wait_until = self.clock() + KIOSK_WAIT_MS
+                self.notify("Wrong kiosk PIN: nothing was changed.", severity="error")
+
+        self.push_screen(PinScreen(prompt=KIOSK, can_cancel=True), checked)
+
     def action_setup(self) -> None:
-        self.push_screen(SetupScreen(self.desk, back=True))
+        self.guarded(lambda: self.push_screen(SetupScreen(self.desk, back=True)))
+
+    def action_conflicts(self) -> None:
+        self.push_screen(ConflictsScreen(self.desk.conflict_rows()))
 
     def on_enrolled(self) -> None:
         self.show_desk_name()
@@ -137,7 +198,7 @@ class ScannerApp(App[None]):
             self.switch_screen(self.scanning)
         else:
             self.pop_screen()
-            self.scanning.show_place()
+            self.scanning.list_changed()
 
     # Scanning.
 
@@ -154,16 +215,19 @@ class ScannerApp(App[None]):
             try:
                 result = await self.desk.scan(text, self.desk.direction, source)
             except (NotReady, DeviceRevokedError) as problem:
-                self.cue(Verdict.ATTENTION)
-                self.tell(ScanFailed(str(problem)))
+                self.failed(problem)
                 return
         self.decided(result, source)
+
+    def failed(self, problem: Exception) -> None:
+        self.cue(Verdict.ATTENTION)
+        self.tell(ScanFailed(str(problem), self.clock()))
 
     def decided(self, result: ScanResult, source: Source) -> None:
         if result.verdict is Verdict.ADMIT:
             self.last_admitted = result
         self.cue(result.verdict)
-        self.tell(ScanDecided(result, self.desk.counters(), source))
+        self.tell(ScanDecided(result, self.desk.counters(), source, self.clock()))
 
     @work(exclusive=True, group="direction")
     async def action_toggle_direction(self) -> None:
@@ -173,7 +237,7 @@ class ScannerApp(App[None]):
         self.tell(DirectionChanged(direction))
 
     def action_undo(self) -> None:
-        self.push_screen(UndoScreen(self.last_admitted), self.undo_if_confirmed)
+        self.guarded(lambda: self.push_screen(UndoScreen(self.last_admitted), self.undo_if_confirmed))
 
     def undo_if_confirmed(self, confirmed: bool | None) -> None:
         if confirmed:
@@ -184,7 +248,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             result = await self.desk.undo_last()
         self.last_admitted = None
-        self.tell(UndoCompleted(result, self.desk.counters()))
+        self.tell(UndoCompleted(result, self.desk.counters(), self.clock()))
 
     def action_search(self) -> None:
         self.push_screen(SearchScreen(self.desk), self.check_in_match)
@@ -200,35 +264,50 @@ class ScannerApp(App[None]):
             try:
                 result = await desk.check_in_searched(ticket_id, self.desk.direction)
             except (NotReady, DeviceRevokedError) as problem:
-                self.cue(Verdict.ATTENTION)
-                self.tell(ScanFailed(str(problem)))
+                self.failed(problem)
                 return
         self.decided(result, "manual")
 
     # The sound.
 
     def cue(self, verdict: Verdict) -> None:
-        """The configured sound command with the verdict, or the terminal bell when a result needs
-        a look (red or amber)."""
-        command = self.desk.settings.sound_command
-        if command:
-            self.play(command, verdict)
-        elif verdict is not Verdict.ADMIT:
+        """The verdict's sound: the configured sound command, else the verdict's bells; nothing
+        when sound is off."""
+        settings = self.desk.settings
+        if not settings.sound:
+            return
+        if settings.sound_command:
+            self.play(settings.sound_command, verdict)
+        else:
+            self.ring(verdict)
+
+    @work(group="sound", exit_on_error=False)
+    async def ring(self, verdict: Verdict) -> None:
+        for n in range(BELLS[verdict]):
+            if n:
+                await asyncio.sleep(BELL_GAP_S)
             self.bell()
 
     @work(thread=True, group="sound", exit_on_error=False)
     def play(self, command: str, verdict: Verdict) -> None:
+        """The sound command; when it cannot play (no player, no audio device: it fails or exits
+        non-zero) the bells ring instead, without a word on the screen."""
         try:
-            subprocess.run(  # noqa: S603 - the desk's own configured command
-                [*shlex.split(command), verdict.value],
-                check=False,
-                timeout=SOUND_TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            played = (
+                subprocess.run(  # noqa: S603 - the desk's own configured command
+                    [*shlex.split(command), verdict.value],
+                    check=False,
+                    timeout=SOUND_TIMEOUT_S,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ).returncode
+                == 0
             )
-        except (OSError, subprocess.SubprocessError) as failed:
-            self.call_from_thread(self.notify, f"The sound command failed: {failed}", severity="warning")
+        except (OSError, subprocess.SubprocessError):
+            played = False
+        if not played:
+            self.call_from_thread(self.ring, verdict)
 
     # Sync and status.
 
@@ -257,9 +336,10 @@ class ScannerApp(App[None]):
         connection changed since the last look."""
         status = self.desk.status()
         now = self.clock()
+        chosen = self.desk.selected_list is not None
         for screen in self.screen_stack:
             for bar in screen.query(StatusBar):
-                bar.show(status, now)
+                bar.show(status, now, chosen=chosen)
         seen = (status.last_sync_ms, status.online)
         if self._seen is not None and seen[0] != self._seen[0]:
             self.tell(SyncCompleted(status))

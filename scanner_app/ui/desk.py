@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import Counters, ListInfo, ScanResult, Source, SyncStatus
+from scanner_app.core.desk import ConflictRow, Counters, ListInfo, ScanResult, Source, SyncStatus
 from scanner_app.core.store import Enrollment
 from sync.checkin import Direction
 
@@ -38,6 +38,8 @@ class Desk(Protocol):
     def counters(self) -> Counters: ...
 
     def status(self) -> SyncStatus: ...
+
+    def conflict_rows(self) -> list[ConflictRow]: ...
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None: ...
 
@@ -73,6 +75,9 @@ class TicketMatch(Protocol):
 
     @property
     def status(self) -> str: ...
+
+    @property
+    def door_state(self) -> str: ...
 
 
 @runtime_checkable

@@ -24,30 +24,34 @@ class CodeScanned(Message):
 
 
 class ScanDecided(Message):
-    """The core decided a scan; ``counters`` are the door's counts just after it."""
+    """The core decided a scan; ``counters`` are the door's counts just after it, ``at_ms`` the wall
+    time the desk had the decision."""
 
-    def __init__(self, result: ScanResult, counters: Counters, source: Source) -> None:
+    def __init__(self, result: ScanResult, counters: Counters, source: Source, at_ms: int) -> None:
         super().__init__()
         self.result = result
         self.counters = counters
         self.source = source
+        self.at_ms = at_ms
 
 
 class ScanFailed(Message):
     """A code could not be decided (the desk is not ready: no list, or offline without a bundle)."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, problem: str, at_ms: int) -> None:
         super().__init__()
         self.problem = problem
+        self.at_ms = at_ms
 
 
 class UndoCompleted(Message):
     """The last admission was taken back (``result``), or there was nothing to take back (None)."""
 
-    def __init__(self, result: ScanResult | None, counters: Counters) -> None:
+    def __init__(self, result: ScanResult | None, counters: Counters, at_ms: int) -> None:
         super().__init__()
         self.result = result
         self.counters = counters
+        self.at_ms = at_ms
 
 
 class DirectionChanged(Message):

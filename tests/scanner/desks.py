@@ -122,6 +122,7 @@ def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
         "sync_interval_seconds": 0.2,
         "bundle_refresh_seconds": 0.5,
         "hub_port": 0,
+        "clear_after_seconds": 0,  # results stay while a loaded machine gets round to reading them
         **overrides,
     }
     return ScannerSettings(**values)

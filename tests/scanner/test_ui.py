@@ -107,7 +107,8 @@ def text_of(pilot: Pilot[None], selector: str) -> str:
 
 
 def shown(pilot: Pilot[None]) -> tuple[str, str]:
-    """The result panel's colour (``admit``, ``refuse``, ``attention`` or ``idle``) and its words."""
+    """The result panel's colour (``admit``, ``exit``, ``refuse``, ``attention`` or ``idle``) and its
+    words."""
     panel = pilot.app.screen.query_one(ResultPanel)
     (tone,) = [name[1:] for name in panel.classes if name.startswith("-")]
     lines = [panel.query_one(VerdictBanner).word]
@@ -226,7 +227,7 @@ async def test_every_kind_of_scan_with_its_colour_words_and_sound(harness: Harne
         assert "Not checked in, cannot check out" in shown(pilot)[1]
         leaving = await scan(pilot, seen, ga[0])
         assert leaving.result.verdict is Verdict.ADMIT and leaving.result.direction is Direction.EXIT
-        assert shown(pilot)[0] == "admit" and shown(pilot)[1].startswith("EXIT\nChecked out")
+        assert shown(pilot)[0] == "exit" and shown(pilot)[1].startswith("EXIT\nChecked out")
         assert count(pilot, "inside_now") == 0
         await pilot.press("f2")
         await until(pilot, lambda: len(seen.of(DirectionChanged)) == 2)

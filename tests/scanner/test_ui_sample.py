@@ -7,16 +7,20 @@ Accept a deliberate change of a screen with ``pytest tests/scanner/test_ui_sampl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
+from support.desk_time import in_utc
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 from scanner.test_ui import Recorder, shown, text_of, until, wedge
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import (
+    ConflictRow,
     Counters,
     FirstEntry,
     ListInfo,
@@ -26,6 +30,7 @@ from scanner_app.core.desk import (
     SyncStatus,
 )
 from scanner_app.core.store import Enrollment
+from scanner_app.core.texts import headline
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed, SearchAnswered, SearchFailed
 from scanner_app.ui.screens.scanning import ScanningScreen
@@ -77,11 +82,12 @@ class Match:
     display_name: str | None
     tier_title: str | None
     status: str
+    door_state: str
 
 
 MATCHES = (
-    Match("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active"),
-    Match("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided"),
+    Match("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active", "not checked in"),
+    Match("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided", "checked in 19:02"),
 )
 PASSES = {"ticket_ada": ADA}  # what the server decides a searched ticket on: its pass
 
@@ -98,6 +104,7 @@ class SampleDesk:
     door: Counters = field(default_factory=lambda: Counters(41, 37, 250))
     online: bool = True
     stale: bool = False
+    conflicts: list[ConflictRow] = field(default_factory=list)
     enrollment: Enrollment | None = field(
         default_factory=lambda: Enrollment(
             "https://tickets.example.org", "dev_sample", "North door", "live", "event_1", LISTS
@@ -117,8 +124,13 @@ class SampleDesk:
 
     def status(self) -> SyncStatus:
         if self.online:
-            return SyncStatus(True, NOW_MS - 4_000, 0, 95_000, self.stale)
-        return SyncStatus(False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale)
+            return SyncStatus(True, NOW_MS - 4_000, 0, 95_000, self.stale, conflicts=len(self.conflicts))
+        return SyncStatus(
+            False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale, conflicts=len(self.conflicts)
+        )
+
+    def conflict_rows(self) -> list[ConflictRow]:
+        return self.conflicts
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None:
         raise AssertionError("the sample desk is enrolled")
@@ -139,7 +151,9 @@ class SampleDesk:
         if result.verdict is Verdict.ADMIT:
             here, inside, total = self.door.admitted_here, self.door.inside_now, self.door.total_admissible
             self.door = Counters(here + 1, inside + 1, total)
-        return replace(result, direction=direction)
+        return replace(
+            result, direction=direction, headline=headline(result.verdict, result.reason, direction)
+        )
 
     async def search(self, query: str) -> Sequence[Match]:
         return [m for m in MATCHES if query.lower() in (m.display_name or "").lower()]
@@ -160,11 +174,30 @@ class SampleDesk:
         return None
 
 
-def sample_app(folder: Path, **desk: object) -> ScannerApp:
-    async def opened() -> SampleDesk:
-        return SampleDesk(ScannerSettings(data_dir=folder), **desk)  # type: ignore[arg-type]
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    in_utc(monkeypatch)
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
-    return ScannerApp(opened, clock=lambda: NOW_MS)
+
+def sample_app(
+    folder: Path,
+    settings: dict[str, object] | None = None,
+    app: dict[str, object] | None = None,
+    **desk: object,
+) -> ScannerApp:
+    """The app on a :class:`SampleDesk` (``desk``: its fields), with ``settings`` for the desk's
+    ``ScannerSettings`` and ``app`` for the app's own arguments (its clock stands at ``NOW_MS``)."""
+
+    async def opened() -> SampleDesk:
+        # Results stay (no clearing) unless a test sets ``clear_after_seconds``: a loaded machine
+        # may take seconds to get round to reading them.
+        values = {"clear_after_seconds": 0, **(settings or {})}
+        return SampleDesk(ScannerSettings(data_dir=folder, **values), **desk)  # type: ignore[arg-type]
+
+    return ScannerApp(opened, **{"clock": lambda: NOW_MS, **(app or {})})  # type: ignore[arg-type]
 
 
 def scanning(text: str) -> Callable[[Pilot[None]], object]:
@@ -203,8 +236,8 @@ async def test_manual_search_and_check_in(tmp_path: Path) -> None:
         options = app.screen.query_one(OptionList)
         prompts = [str(options.get_option_at_index(n).prompt) for n in range(options.option_count)]
         assert prompts == [
-            "Ada Lovelace · VIP · ticket 7K3QX-9TB2M",
-            "Ada Byron · GA · ticket AD4QX-1TB2M (voided)",
+            "Ada Lovelace · VIP · ticket 7K3QX-9TB2M (not checked in)",
+            "Ada Byron · GA · ticket AD4QX-1TB2M (voided, checked in 19:02)",
         ]
         await pilot.press("enter")
         await until(pilot, lambda: seen.of(ScanDecided))

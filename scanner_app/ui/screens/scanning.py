@@ -30,11 +30,12 @@ class ScanningScreen(Screen[None]):
     """Its keys run the app's actions: the work behind them is the app's."""
 
     BINDINGS = [
-        Binding("f2", "app.toggle_direction", "In / out"),
+        Binding("f2", "app.toggle_direction", "In/out"),
         Binding("f3", "app.search", "Search"),
-        Binding("f4", "app.undo", "Undo last"),
-        Binding("f5", "app.sync_now", "Sync now"),
-        Binding("f9", "app.setup", "List & gate"),
+        Binding("f4", "app.undo", "Undo"),
+        Binding("f5", "app.sync_now", "Sync"),
+        Binding("f6", "app.conflicts", "Conflicts"),
+        Binding("f9", "app.setup", "List/gate"),
     ]
 
     def __init__(self, desk: Desk) -> None:
@@ -45,7 +46,7 @@ class ScanningScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DirectionBar()
-        yield ResultPanel()
+        yield ResultPanel(self.desk.settings.clear_after_seconds)
         yield CountersPanel()
         yield StatusBar()
         yield Footer()
@@ -59,6 +60,11 @@ class ScanningScreen(Screen[None]):
         self.query_one(DirectionBar).show(desk.direction, desk.selected_list, desk.gate)
         self.query_one(CountersPanel).show(desk.counters())
 
+    def list_changed(self) -> None:
+        """Another list or gate: the last result was for the old one, so it goes."""
+        self.show_place()
+        self.query_one(ResultPanel).ready()
+
     def on_key(self, event: events.Key) -> None:
         code = wedge_code(self.wedge, event)
         if code is not None:
@@ -67,20 +73,22 @@ class ScanningScreen(Screen[None]):
 
     @on(ScanDecided)
     def show_decision(self, message: ScanDecided) -> None:
-        self.query_one(ResultPanel).show_result(message.result)
+        self.query_one(ResultPanel).show_result(message.result, message.at_ms)
         self.query_one(CountersPanel).show(message.counters)
 
     @on(ScanFailed)
     def show_failure(self, message: ScanFailed) -> None:
-        self.query_one(ResultPanel).show_problem("Cannot check this ticket", message.problem)
+        self.query_one(ResultPanel).show_problem("Cannot check this ticket", message.problem, message.at_ms)
 
     @on(UndoCompleted)
     def show_undo(self, message: UndoCompleted) -> None:
         panel = self.query_one(ResultPanel)
         if message.result is None:
-            panel.show_problem("Nothing to undo", "This desk has no check-in left to take back.")
+            panel.show_problem(
+                "Nothing to undo", "This desk has no check-in left to take back.", message.at_ms
+            )
         else:
-            panel.show_undo(message.result)
+            panel.show_undo(message.result, message.at_ms)
         self.query_one(CountersPanel).show(message.counters)
 
     @on(DirectionChanged)

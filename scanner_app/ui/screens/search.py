@@ -26,7 +26,8 @@ NEEDS_SERVER = "Search needs the server"
 def describe(match: TicketMatch) -> str:
     parts = [match.display_name or "(no name)", match.tier_title, f"ticket {match.ticket_number}"]
     line = " · ".join(part for part in parts if part)
-    return line if match.status == "active" else f"{line} ({match.status})"
+    state = match.door_state if match.status == "active" else f"{match.status}, {match.door_state}"
+    return f"{line} ({state})"
 
 
 class SearchScreen(ModalScreen[str | None]):

@@ -19,7 +19,8 @@ def age(ms: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def describe(status: SyncStatus, now_ms: int) -> str:
+def describe(status: SyncStatus, now_ms: int, *, chosen: bool = True) -> str:
+    """The line; ``chosen``: a check-in list is chosen (before that no data is out of date)."""
     if status.online:
         link = "● ONLINE"
     elif status.via_hub:
@@ -28,15 +29,18 @@ def describe(status: SyncStatus, now_ms: int) -> str:
         link = "○ OFFLINE, deciding on this desk"
     last = status.last_sync_ms
     synced = "never synced" if last is None else f"synced {age(now_ms - last)} ago"
-    parts = [link, synced, f"{status.pending_uploads} to upload"]
-    if status.bundle_age_ms is None:
+    parts = [link]
+    if status.conflicts:  # early in the line, so that it is never cut off
+        parts.append(f"{status.conflicts} conflicts: F6")
+    parts += [synced, f"{status.pending_uploads} to upload"]
+    if not chosen:
+        parts.append("no check-in list chosen")
+    elif status.bundle_age_ms is None:
         parts.append("no offline data")
     else:
         parts.append(f"offline data {age(status.bundle_age_ms)} old")
-    if status.stale:
+    if chosen and status.stale:
         parts.append("OUT OF DATE")
-    if status.conflicts:
-        parts.append(f"{status.conflicts} conflicts for the organizer")
     return " │ ".join(parts)
 
 
@@ -50,8 +54,8 @@ class StatusBar(Static):
     def __init__(self) -> None:
         super().__init__("", markup=False)
 
-    def show(self, status: SyncStatus, now_ms: int) -> None:
-        self.update(describe(status, now_ms))
+    def show(self, status: SyncStatus, now_ms: int, *, chosen: bool = True) -> None:
+        self.update(describe(status, now_ms, chosen=chosen))
         self.tooltip = status.problem
         self.set_class(not status.online, "-offline")
-        self.set_class(status.stale, "-stale")
+        self.set_class(chosen and status.stale, "-stale")
