@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar import Response, get
+from litestar import Request, Response, get
 
 from server.domain.exports.rows import price
 
@@ -84,8 +84,9 @@ def not_found(what: str) -> Response[str]:
 
 
 @get("/static/{name:str}")
-async def static_file(name: str) -> Response[Any]:
+async def static_file(request: Request[Any, Any, Any]) -> Response[Any]:
     """Our stylesheet and scripts (a fixed list: no path from the request reaches the disk)."""
+    name = request.path_params["name"]
     media_type = _STATIC_TYPES.get(name)
     if media_type is None:
         return not_found("File")
