@@ -22,6 +22,8 @@ from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
+from server.domain.mail.worker import announce as announce_mail
+from server.domain.mail.worker import run_mail_worker
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
 from server.domain.payments.devpay import live_apps_without_broker
@@ -175,12 +177,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.services = services
             receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             await warn_about_payments(db, settings)
+            announce_mail(settings)
             workers = [
                 asyncio.create_task(run_sweeper(services)),
                 asyncio.create_task(
                     run_delivery_worker(db, settings, services.clock, http, receivers=receivers)
                 ),
                 asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
+                asyncio.create_task(run_mail_worker(db, keyring, settings, clock)),
             ]
             try:
                 yield

@@ -22,7 +22,7 @@ from server.domain.errors import DomainError, InvalidOfferCode, InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect
 from server.domain.holds.service import HoldRequest, effective_status
-from server.domain.issuance.queries import TicketInContext, in_context
+from server.domain.issuance.queries import TicketInContext, in_context, pass_page_url
 from server.domain.offers import limits
 from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
@@ -54,7 +54,7 @@ def _services(request: Request[Any, Any, Any]) -> Services:
 
 
 def pass_url(settings: Settings, item: TicketInContext) -> str:
-    return f"{settings.public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"
+    return pass_page_url(settings.public_url, item)
 
 
 def pass_links(settings: Settings, items: list[TicketInContext]) -> str:
