@@ -157,18 +157,26 @@ NO_LONGER_VALID = {
 }
 
 
-async def _pass(request: Request[Any, Any, Any]) -> tuple[Services, TicketInContext] | None:
-    """The ticket of a pass URL, when its access key is right."""
+async def _pass(request: Request[Any, Any, Any]) -> tuple[Services, TicketInContext, str] | None:
+    """The ticket of a pass URL and what the URL's holder sees of its status: ``transferred`` for
+    the address of an earlier generation. None when the access key is wrong."""
     services = _services(request)
     # Compared as bytes: compare_digest raises on a str with non-ASCII characters.
     key = request.query_params.get("k", "").encode("utf-8", "surrogatepass")
     async with services.db.read() as session:
         ticket = await session.get(Ticket, request.path_params["ticket_id"])
-        expected = b"" if ticket is None else pass_access_key(services.keyring, ticket).encode()
-        if ticket is None or not secrets.compare_digest(key, expected):
+        if ticket is None:
+            return None
+        generations = range(ticket.generation, 0, -1)
+        matched = [
+            g
+            for g in generations
+            if secrets.compare_digest(key, pass_access_key(services.keyring, ticket, g).encode())
+        ]
+        if not matched:
             return None
         (item,) = await in_context(session, services.keyring, [ticket])
-    return services, item
+    return services, item, ticket.status if matched[0] == ticket.generation else "transferred"
 
 
 def _event_facts(item: TicketInContext) -> str:
@@ -184,13 +192,15 @@ async def pass_page(request: Request[Any, Any, Any]) -> Response[str]:
     found = await _pass(request)
     if found is None:
         return not_found("Pass")
-    services, item = found
+    services, item, status = found
     ticket = item.ticket
     number = f'<p>Ticket number <span class="number">{html.escape(ticket.ticket_number)}</span></p>'
-    holder = f"<p>{html.escape(ticket.attendee_name)}</p>" if ticket.attendee_name else ""
+    # An earlier holder's address does not show who holds the ticket now.
+    shown = ticket.attendee_name if status != "transferred" else None
+    holder = f"<p>{html.escape(shown)}</p>" if shown else ""
     details = f"<p><strong>{html.escape(item.tier.title)}</strong></p>{holder}{number}"
-    if ticket.status != "active":
-        said = NO_LONGER_VALID.get(ticket.status, f"This ticket is {ticket.status}.")
+    if status != "active":
+        said = NO_LONGER_VALID.get(status, f"This ticket is {status}.")
         body = f'{_event_facts(item)}<p class="problem" role="status">{html.escape(said)}</p>{details}'
         return page("Pass no longer valid", body, 410)
     if item.pass_token is None:
@@ -212,9 +222,9 @@ offline.</p><p class="no-print">{calendar}</p>"""
 async def pass_calendar(request: Request[Any, Any, Any]) -> Response[str]:
     """The event of a pass as a calendar entry."""
     found = await _pass(request)
-    if found is None or found[1].event.starts_ms is None:
+    if found is None or found[1].event.starts_ms is None or found[2] != "active":
         return not_found("Calendar entry")
-    services, item = found
+    services, item, _ = found
     host = services.settings.public_url.split("//", 1)[-1].split("/", 1)[0]
     entry = calendar_entry(
         item.event,

@@ -121,3 +121,21 @@ async def test_a_voided_ticket_s_pass_says_so_without_a_code(harness: Harness) -
     voided = await harness.app.http.get(link)
     assert voided.status_code == 410 and "This ticket was voided." in voided.text
     assert "<svg" not in voided.text and "Ticket number" in voided.text
+
+
+async def test_a_transferred_ticket_s_old_pass_says_so_and_hides_the_new_holder(harness: Harness) -> None:
+    served_at_its_own_url(harness.server)
+    shop = await storefront(harness.app)
+    url = harness.server.url + shop.path
+    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
+    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    back = await harness.app.http.get((await harness.app.http.post(checkout + "/pay")).headers["location"])
+    (link,) = pass_links(back.text)
+    ticket_id = link.split("/passes/", 1)[1].split("?", 1)[0]
+    await harness.app.ok("transferTicket", {"ticketId": ticket_id, "attendeeName": "Grace Hopper"})
+    old = await harness.app.http.get(link)
+    assert old.status_code == 410 and "transferred to someone else" in old.text
+    assert "<svg" not in old.text and "Grace Hopper" not in old.text
+    assert (await harness.app.http.get(link.replace("?", "/event.ics?", 1))).status_code == 404
+    forged = await harness.app.http.get(link.rsplit("=", 1)[0] + "=aaaa")
+    assert forged.status_code == 404
