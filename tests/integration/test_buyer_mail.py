@@ -16,6 +16,7 @@ from support.mailbox import attachment, eml_files, qr_tokens, smtp_server, smtp_
 from support.payments import rows
 from support.storefront import pass_links, served_at_its_own_url, storefront
 
+from server.cli import build_parser
 from server.db.models import MailMessage
 
 pytestmark = pytest.mark.usefixtures("database_url")
@@ -127,3 +128,22 @@ async def test_no_address_no_message_and_resend_says_why(database_url: str, tmp_
         (link,) = pass_links(back.text)
         missing = await h.app.call("resendTicketEmail", {"ticketId": _ticket_id(link)})
         assert (missing.status_code, missing.json()["error"]) == (409, "CustomerEmailMissing")
+
+
+async def test_the_operator_resends_a_pass(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_harness(database_url, tmp_path, mail_poll_interval_seconds=30) as h:
+        (link,) = await _buy(h, 1)
+        parser = build_parser()
+
+        def tickets(*argv: str) -> None:
+            args = parser.parse_args(argv)
+            args.func(args, h.settings)
+
+        await asyncio.to_thread(tickets, "tickets", "resend", "--ticket", _ticket_id(link))
+        assert f"files in {h.settings.mail_folder}" in capsys.readouterr().out
+        kinds = sorted(m.kind for m in await rows(h.settings, MailMessage))
+        assert kinds == ["issued", "resent"]
+        with pytest.raises(SystemExit, match="TicketNotFound"):
+            await asyncio.to_thread(tickets, "tickets", "resend", "--ticket", "ticket_nope")
