@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import App, Event
+from server.db.models import App, Event, Offer
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import CALENDAR_EVENT
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, inventory
 from server.domain.errors import EventNotFound, InvalidRequest
 from server.domain.offers import service as offers
+from server.domain.offers.pricing import NO_FEES, Line, price
 
 # Environments in the order a public page prefers them when one record is ticketed in both.
 _PREFERRED = {"live": 0, "test": 1}
@@ -62,6 +63,8 @@ class TierOffer:
 
     state: TierState
     sale: SaleState
+    # One ticket's price with the order's offer code, when the code takes something off this tier.
+    code_price: int | None = None
 
     @property
     def free(self) -> bool:
@@ -82,12 +85,22 @@ async def listing(
     valid one (:class:`~server.domain.errors.InvalidOfferCode` otherwise)."""
     everything = await inventory(session, event, now_ms)
     unlocked: frozenset[str] = frozenset()
+    offer = None
     if code:
         offer = await offers.offer_for_code(session, event, code, now_ms)
         unlocked = offers.unlocked_tiers(offer, (s.tier.id for s in everything.tiers))
     view = Inventory(event, everything.tiers, unlocked)
-    shown = [TierOffer(s, view.sale_state(s, now_ms)) for s in view.listed()]
+    shown = [TierOffer(s, view.sale_state(s, now_ms), _code_price(offer, s)) for s in view.listed()]
     return [t for t in shown if t.sale != SaleState.HIDDEN], code or None
+
+
+def _code_price(offer: Offer | None, state: TierState) -> int | None:
+    """One ticket of the tier priced with the offer, by the one pricing function (None: no change)."""
+    tier = state.tier
+    if offer is None or (offer.currency is not None and offer.currency != tier.currency):
+        return None
+    one = price([Line(tier.id, 1, tier.unit_amount)], offers.terms(offer), NO_FEES).total
+    return one if one < tier.unit_amount else None
 
 
 def ordered_items(form: Mapping[str, str], tiers: list[TierOffer]) -> dict[str, int]:

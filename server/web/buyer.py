@@ -156,6 +156,8 @@ def _tier_row(tier: TierOffer, view: View, chosen: Mapping[str, str], now_ms: in
         picker = '<p class="muted">Free: claim it in the event\'s app while signed in.</p>'
     else:
         price_text = money(t.unit_amount, t.currency)
+        if tier.code_price is not None:
+            price_text += f" → {money(tier.code_price, t.currency)} with your code"
         field = f"qty-{t.id}"
         current = chosen.get(field, "0")
         options = "".join(

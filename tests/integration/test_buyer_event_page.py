@@ -37,6 +37,9 @@ async def test_the_page_lists_public_tiers_with_their_state(harness: Harness) ->
 
     opened = await harness.app.http.get(harness.server.url + shop.path, params={"code": OFFER_CODE})
     assert "Crew" in opened.text and "Early bird" in opened.text
+    assert "25.00 EUR → 20.00 EUR with your code" in opened.text  # the discounted price shows
+    assert "12.00 EUR → 9.60 EUR with your code" in opened.text
+    assert "15.00 EUR →" not in opened.text  # the code takes nothing off Early bird
     wrong = await harness.app.http.get(harness.server.url + shop.path, params={"code": "NOPE-NOPE"})
     assert wrong.status_code == 200 and "This code cannot be used" in wrong.text and "Crew" not in wrong.text
 
