@@ -17,7 +17,7 @@ from support.browser import chromium, keep_screenshot
 from support.mailbox import qr_tokens, smtp_server, smtp_settings
 from support.storefront import OFFER_CODE, Storefront, outcome, served_at_its_own_url, storefront
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("database_url")]
+pytestmark = pytest.mark.slow
 
 
 def _watch_policy(page: Page) -> list[str]:
@@ -71,6 +71,7 @@ def _voided_pass(link: str, name: str) -> str:
         return page.locator("main").inner_text()
 
 
+@pytest.mark.usefixtures("database_url")
 async def test_a_guest_buys_with_a_code_and_the_mailed_passes_admit(
     database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -113,3 +114,31 @@ async def test_an_unknown_event_is_a_404_page(
         )
         assert (status, heading) == (404, "Event not found")
         assert outcome(heading) is None
+
+
+BAD_PAGE = """<!doctype html><html><head><title>Bad</title></head><body>
+<h2>No h1 first</h2><h4>skipped a level</h4>
+<p style="color:#bbb;background:#fff">pale text</p>
+<input name="unlabelled"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+<div role="img"></div></body></html>"""
+
+
+def _bad_page_findings() -> list[str]:
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_content(BAD_PAGE)
+        return problems(page)
+
+
+async def test_the_accessibility_check_finds_what_it_looks_for() -> None:
+    found = "\n".join(await asyncio.to_thread(_bad_page_findings))
+    for expected in [
+        "html without lang",
+        "control without label: unlabelled",
+        "img without alt",
+        "role=img without aria-label",
+        "the first heading is not h1",
+        "heading skips to h4",
+        'contrast 1.92 < 4.5: P "pale text"',
+    ]:
+        assert expected in found
