@@ -100,8 +100,12 @@ async def test_a_failing_smtp_server_is_retried_and_issuance_does_not_wait(
         assert message.next_attempt_ms > message.created_ms + 1_000
 
 
-async def test_without_smtp_messages_are_kept_as_files(database_url: str, tmp_path: Path) -> None:
+async def test_without_smtp_messages_are_kept_as_files(
+    database_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     async with running_harness(database_url, tmp_path, mail_poll_interval_seconds=0.1) as h:
+        said = capfd.readouterr()
+        assert f"written as .eml files to {h.settings.mail_folder}" in said.err + said.out  # at startup
         links = await _buy(h, 1)
         folder = h.settings.mail_folder
 
