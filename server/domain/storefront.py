@@ -109,7 +109,7 @@ def ordered_items(form: Mapping[str, str], tiers: list[TierOffer]) -> dict[str, 
     items: dict[str, int] = {}
     for tier in tiers:
         raw = form.get(f"qty-{tier.state.tier.id}", "0").strip() or "0"
-        if not raw.isdigit() or len(raw) > 3:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
             raise InvalidRequest("a quantity is a whole number")
         quantity = int(raw)
         if quantity > tier.most:
