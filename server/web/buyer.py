@@ -38,6 +38,13 @@ EVENT_PATH = "/p/{organizer_did:str}/e/{rkey:str}"
 # Seconds between reloads of a page waiting for a payment to complete.
 PENDING_REFRESH_SECONDS = 3
 MAX_EMAIL = 320
+# What the page says of a checkout that did not end in tickets, by the hold's status.
+OUTCOMES = {
+    "held": ("pending", "Waiting for your payment to complete…"),
+    "expired": ("expired", "This checkout expired before it was paid. Nothing was charged."),
+    "released": ("cancelled", "The checkout was cancelled. Nothing was charged."),
+    "failed": ("failed", "The payment failed. Nothing was charged."),
+}
 _FRIENDLY = {
     "InsufficientAvailability": "Not enough tickets are left for this order.",
     "TicketHoldUnavailable": "These tickets are not on sale right now.",
@@ -259,12 +266,6 @@ async def _outcome(services: Services, event: Event, token: str) -> tuple[str, b
                 select(Ticket).where(Ticket.hold_id == hold.id).order_by(Ticket.id)
             )
             items = await in_context(session, services.keyring, list(tickets))
-    said = {
-        "held": ("pending", "Waiting for your payment to complete…"),
-        "expired": ("expired", "This checkout expired before it was paid. Nothing was charged."),
-        "released": ("cancelled", "The checkout was cancelled. Nothing was charged."),
-        "failed": ("failed", "The payment failed. Nothing was charged."),
-    }
     if status == "completed":
         sent = " A copy is sent to your e-mail address." if hold.customer_email else ""
         block = (
@@ -272,7 +273,7 @@ async def _outcome(services: Services, event: Event, token: str) -> tuple[str, b
             f"issued.</strong>{sent}</p><ul>{pass_links(services.settings, items)}</ul></div>"
         )
         return block, False
-    outcome, text = said.get(status, ("failed", "The payment did not complete."))
+    outcome, text = OUTCOMES.get(status, ("failed", "The payment did not complete."))
     style = "notice" if outcome == "pending" else "problem"
     return (
         f'<p class="{style}" role="status" data-outcome="{outcome}">{html.escape(text)}</p>',

@@ -8,9 +8,11 @@ import re
 import httpx
 import pytest
 from conftest import Harness
+from sqlalchemy import update
 from support.payments import rows
 from support.storefront import OFFER_CODE, outcome, pass_links, served_at_its_own_url, storefront
 
+from server.db.engine import Database
 from server.db.models import Hold
 
 pytestmark = pytest.mark.usefixtures("database_url")
@@ -142,3 +144,26 @@ async def test_a_transferred_ticket_s_old_pass_says_so_and_hides_the_new_holder(
     assert (await harness.app.http.get(link.replace("?", "/event.ics?", 1))).status_code == 404
     forged = await harness.app.http.get(link.rsplit("=", 1)[0] + "=aaaa")
     assert forged.status_code == 404
+
+
+async def test_a_cancelled_or_expired_checkout_comes_back_saying_so(harness: Harness) -> None:
+    served_at_its_own_url(harness.server)
+    shop = await storefront(harness.app)
+    url = harness.server.url + shop.path
+    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
+    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    cancelled = await harness.app.http.post(checkout + "/cancel")
+    assert cancelled.status_code == 302
+    back = await harness.app.http.get(cancelled.headers["location"])
+    assert outcome(back.text) == "cancelled" and 'http-equiv="refresh"' not in back.text
+
+    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    token = checkout.rsplit("/", 1)[-1]
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(update(Hold).where(Hold.token == token).values(expires_ms=1))
+    finally:
+        await db.dispose()
+    lapsed = await harness.app.http.get(url, params={"checkout": token})
+    assert outcome(lapsed.text) == "expired" and "Nothing was charged" in lapsed.text
