@@ -27,6 +27,8 @@ from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError, NotReady
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
+from server.domain.mail.worker import announce as announce_mail
+from server.domain.mail.worker import run_mail_worker
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
 from server.domain.outbox.service import backlog
@@ -262,12 +264,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             app.state.head_revision = migrate.head_revision(settings.resolved_database_url)
             receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             await warn_about_payments(db, settings)
+            announce_mail(settings)
             workers = [
                 asyncio.create_task(run_sweeper(services)),
                 asyncio.create_task(
                     run_delivery_worker(db, settings, services.clock, http, receivers=receivers)
                 ),
                 asyncio.create_task(run_publish_worker(publisher, settings.publish_poll_interval_seconds)),
+                asyncio.create_task(run_mail_worker(db, keyring, settings, clock)),
             ]
             if settings.metrics != "off":
                 workers.append(asyncio.create_task(run_sampler(services)))

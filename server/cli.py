@@ -13,7 +13,16 @@ from collections.abc import Sequence
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import cli_console, cli_devices, cli_exports, cli_payments, cli_publish, cli_webhooks, http_server
+from server import (
+    cli_console,
+    cli_devices,
+    cli_exports,
+    cli_payments,
+    cli_publish,
+    cli_tickets,
+    cli_webhooks,
+    http_server,
+)
 from server.cli_support import ensure_schema, in_transaction
 from server.db import migrate
 from server.db.models import App
@@ -224,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exports.register(sub)
     cli_publish.register(sub)
     cli_console.register(sub)
+    cli_tickets.register(sub)
 
     call = sub.add_parser("call", help="call an XRPC method as the demo app (after `tickets demo`)")
     call.add_argument("method", help="e.g. getTicketAvailability or tickets.atmosphere.createTicketHold")

@@ -129,6 +129,21 @@ class Settings(BaseSettings):
     # On SIGTERM, requests in flight get this long to finish before their connections are closed.
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
 
+    # E-mail to buyers (passes on issuance; voids, refunds and transfers). Unset ``smtp_host``: the
+    # messages are written as .eml files to ``<data_dir>/mail`` (the server says so at startup).
+    # ``smtp_starttls``: upgrade the connection before logging in (port 587); off for a local relay.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    smtp_from: str = "tickets@localhost"
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    mail_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    mail_max_attempts: int = Field(default=10, ge=1)
+    mail_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    mail_backoff_cap_seconds: float = Field(default=6 * 3600.0, gt=0)
+
     # 32 bytes, base64: seals the check-in lists' private signing keys at rest. Unset: a key file
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""
@@ -143,6 +158,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'tickets.sqlite3'}"
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where messages go without SMTP settings."""
+        return self.data_dir / "mail"
 
     @property
     def audiences(self) -> frozenset[str]:

@@ -496,6 +496,32 @@ class OutboxMessage(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
 
 
+class MailMessage(Base):
+    """An e-mail to a buyer about their tickets (issued, voided, refunded, transferred, sent again),
+    written in the transaction of the change it tells and sent at least once by the mail worker.
+    The message itself is composed when it is sent, from the tickets as they are then."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'sent', 'dead')", name="state"),
+        CheckConstraint("kind IN ('issued', 'voided', 'refunded', 'transferred', 'resent')", name="kind"),
+        Index("ix_mail_outbox_due", "state", "next_attempt_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    hold_id: Mapped[str] = mapped_column(ForeignKey("holds.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    ticket_ids: Mapped[list[str]] = mapped_column(JsonType)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class WebhookAttempt(Base):
     """The delivery log: one row per attempt to deliver an outbox message."""
 

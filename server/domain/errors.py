@@ -259,6 +259,13 @@ class IdempotencyKeyInFlight(DomainError):
         super().__init__(message, headers={"Retry-After": "1"})
 
 
+class CustomerEmailMissing(DomainError):
+    """A ticket's pass cannot be e-mailed: neither its order nor its holder gave an address."""
+
+    code = "CustomerEmailMissing"
+    status = 409
+
+
 class Conflict(DomainError):
     """A concurrent change won; retrying the call is safe."""
 

@@ -11,7 +11,7 @@ from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect, merge_items
 from server.domain.holds.service import HoldRequest, effective_status
-from server.domain.payments.devpay import check_payments_ready
+from server.domain.payments.devpay import check_payments_ready, checkout_url
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
 from server.xrpc.codes import guarding_codes
@@ -24,12 +24,6 @@ CREATE_HOLD = NAMESPACE + "createTicketHold"
 HOLD_BUYER_LXMS = (CREATE_HOLD, "money.atmosphere.payment.assertPayer")
 # A retried order carries the same key but a fresh buyer assertion token.
 BUYER_RETRY_FIELDS = ("idempotencyKey", "buyerAssertionJwt")
-
-
-def checkout_url(call: Call, token: str) -> str:
-    """Where the buyer pays: the broker's checkout, or the built-in dev checkout without one."""
-    base = call.settings.broker_url or call.settings.public_url
-    return f"{base.rstrip('/')}/checkout/{token}"
 
 
 def hold_request(call: Call, params: dict[str, Any]) -> HoldRequest:
@@ -56,7 +50,7 @@ async def _hold(call: Call, request: HoldRequest, session: AsyncSession) -> dict
             checked = await holds.check_hold(unlocked, call.caller, request, call.now_ms)
     result = await holds.create_hold(session, call.caller, request, call.now_ms, ttl_ms, checked=checked)
     await session.flush()
-    return hold_checkout_view(result, checkout_url(call, result.hold.token))
+    return hold_checkout_view(result, checkout_url(call.settings, result.hold.token))
 
 
 @xrpc_method(CREATE_HOLD)

@@ -160,6 +160,17 @@ async def refund_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     return await _change(call, params, "refunded")
 
 
+@xrpc_method(NAMESPACE + "resendTicketEmail")
+async def resend_ticket_email(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the app that sold the ticket: the pass goes to its buyer's address."""
+    async with call.db.write() as session:
+        ticket = await issuance.find_ticket(session, call.caller.environment, params["ticketId"])
+        if ticket.app_id != call.caller.app_id:
+            raise issuance.TicketNotFound(f"ticket {params['ticketId']} not found")
+        await issuance.resend_pass(session, ticket, call.now_ms)
+    return {"ticketId": ticket.id, "queued": True}
+
+
 @xrpc_method(NAMESPACE + "transferTicket")
 async def transfer_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     async with call.db.write() as session:

@@ -331,7 +331,8 @@ async def test_void_refund_and_transfer_keep_history(harness: Harness) -> None:
     assert moved["generation"] == 2 and moved["attendeeName"] == "Alan Turing"
     assert decode_pass(moved["passToken"]).payload.generation == 2
     old_page = await harness.app.http.get(first["scanUrl"].replace("http://127.0.0.1:1", harness.server.url))
-    assert old_page.status_code == 404
+    # The old address no longer shows a pass: it says the ticket moved on (and not to whom).
+    assert old_page.status_code == 410 and "<svg" not in old_page.text and "Alan Turing" not in old_page.text
 
     voided = (await harness.app.ok("voidTicket", {"ticketId": second["id"], "reason": "duplicate order"}))[
         "ticket"

@@ -36,6 +36,7 @@ METHODS = {
     "tickets.atmosphere.voidTicket",
     "tickets.atmosphere.refundTicket",
     "tickets.atmosphere.transferTicket",
+    "tickets.atmosphere.resendTicketEmail",
     "tickets.atmosphere.verifyTicket",
     "tickets.atmosphere.checkInTicket",
     "tickets.atmosphere.createCheckInList",

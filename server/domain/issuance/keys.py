@@ -186,8 +186,9 @@ async def pass_signer(session: AsyncSession, keyring: Keyring, event_id: str) ->
     return PassSigner([(checklist, keyring.unseal(key)) for checklist, key in rows])
 
 
-def pass_access_key(keyring: Keyring, ticket: Ticket) -> str:
-    """The secret part of a ticket's pass-page address. Bound to the generation: a transfer
-    retires the old address together with the old pass."""
-    mac = hmac.new(keyring.server_key, f"pass-page:{ticket.id}:{ticket.generation}".encode(), hashlib.sha256)
+def pass_access_key(keyring: Keyring, ticket: Ticket, generation: int | None = None) -> str:
+    """The secret part of a ticket's pass-page address. Bound to the generation (the current one
+    unless named): a transfer retires the old address together with the old pass."""
+    made_for = ticket.generation if generation is None else generation
+    mac = hmac.new(keyring.server_key, f"pass-page:{ticket.id}:{made_for}".encode(), hashlib.sha256)
     return base64.b32encode(mac.digest()[:15]).decode().lower()

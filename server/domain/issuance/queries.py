@@ -49,3 +49,8 @@ async def page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].id) if more and rows else None
+
+
+def pass_page_url(public_url: str, item: TicketInContext) -> str:
+    """The hosted pass page of a ticket (its address carries the secret access key)."""
+    return f"{public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"

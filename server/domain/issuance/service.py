@@ -19,9 +19,10 @@ from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
-from server.domain.errors import DomainError, NotFound
+from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
 from server.domain.holds.service import price_parts
 from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.mail import outbox as mail
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
@@ -177,6 +178,7 @@ async def issue_hold(
         now_ms,
     )
     metrics.TICKETS_ISSUED.inc(len(tickets))
+    mail.enqueue(session, hold, "issued", hold.customer_email, tickets, now_ms)
     return Issued(hold, tickets)
 
 
@@ -249,6 +251,7 @@ async def end_ticket(
         await ticket_webhook(session, ticket),
         now_ms,
     )
+    await mail.tell_buyer(session, ticket, status, now_ms)
     return ticket
 
 
@@ -286,4 +289,17 @@ async def transfer_ticket(
         await ticket_webhook(session, ticket),
         now_ms,
     )
+    told = await mail.tell_buyer(session, ticket, "transferred", now_ms)
+    if attendee_email is not None and (told is None or told.recipient != attendee_email):
+        hold = await session.get(Hold, ticket.hold_id)
+        assert hold is not None
+        mail.enqueue(session, hold, "issued", attendee_email, [ticket], now_ms)
     return ticket
+
+
+async def resend_pass(session: AsyncSession, ticket: Ticket, now_ms: int) -> None:
+    """Queue the active ticket's pass again, to its holder's address or else its order's."""
+    if ticket.status != "active":
+        raise TicketNotActive(f"ticket {ticket.id} is {ticket.status}")
+    if await mail.tell_buyer(session, ticket, "resent", now_ms, holder_first=True) is None:
+        raise CustomerEmailMissing("no e-mail address was given for this ticket")

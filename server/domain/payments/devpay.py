@@ -29,6 +29,12 @@ def check_payments_ready(settings: Settings, environment: str) -> None:
         )
 
 
+def checkout_url(settings: Settings, token: str) -> str:
+    """Where the buyer pays: the broker's checkout, or the built-in dev checkout without one."""
+    base = settings.broker_url or settings.public_url
+    return f"{base.rstrip('/')}/checkout/{token}"
+
+
 def serves_checkout(settings: Settings, hold: Hold) -> bool:
     """The dev checkout pages serve a hold only without a broker, and only a ``test`` one."""
     return not settings.broker_url and hold.environment == DEV_ENVIRONMENT

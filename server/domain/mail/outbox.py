@@ -1,0 +1,53 @@
+"""The mail outbox: a row per message to a buyer, written in the transaction of the change it tells,
+so a message is never lost nor sent for a change that rolled back, and issuing never waits on mail.
+
+Who is told: the address the order gave (the hold's ``customerEmail``); a transfer's new holder gets
+the new pass at the address the transfer names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Hold, MailMessage, Ticket
+
+KINDS = ("issued", "voided", "refunded", "transferred", "resent")
+
+
+def enqueue(
+    session: AsyncSession,
+    hold: Hold,
+    kind: str,
+    recipient: str | None,
+    tickets: Sequence[Ticket],
+    now_ms: int,
+) -> MailMessage | None:
+    """Queue one message about ``tickets`` to ``recipient`` (nothing without an address)."""
+    if not recipient or not tickets:
+        return None
+    assert kind in KINDS
+    message = MailMessage(
+        environment=hold.environment,
+        hold_id=hold.id,
+        kind=kind,
+        recipient=recipient,
+        ticket_ids=[t.id for t in tickets],
+        state="pending",
+        attempts=0,
+        next_attempt_ms=now_ms,
+        created_ms=now_ms,
+    )
+    session.add(message)
+    return message
+
+
+async def tell_buyer(
+    session: AsyncSession, ticket: Ticket, kind: str, now_ms: int, *, holder_first: bool = False
+) -> MailMessage | None:
+    """Queue a message about one ticket to the address its order gave (``holder_first``: to its
+    holder's address when it has one, as after a transfer)."""
+    hold = await session.get(Hold, ticket.hold_id)
+    assert hold is not None
+    recipient = (ticket.attendee_email if holder_first else None) or hold.customer_email
+    return enqueue(session, hold, kind, recipient, [ticket], now_ms)
