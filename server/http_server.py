@@ -19,7 +19,9 @@ The keep-alive timeout is uvicorn's own. See ``docs/adr/0005-guarding-uvicorn-ag
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 from typing import Any
 
 import uvicorn
@@ -27,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from server.operator_errors import OperatorError
 from server.settings import Settings
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -167,8 +170,34 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> GuardedConfig:
     )
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
-    """``tickets serve``: ``workers`` processes (each building the app from the environment)."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket of ``tickets serve``, bound before anything starts: a port out of range,
+    taken or not ours to take is an :class:`OperatorError`."""
+    if not 1 <= port <= 65535:
+        raise OperatorError(f"--port {port} is not a port number: choose one from 1 to 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.set_inheritable(True)  # the worker processes of --workers serve it
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OperatorError(
+                f"port {port} on {host} is already in use: choose another with --port N (make demo PORT=N)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise OperatorError(f"port {port} needs privileges: choose one over 1023 with --port N") from None
+        raise OperatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(
+    settings: Settings, sock: socket.socket, *, host: str, port: int, workers: int, log_level: str
+) -> None:
+    """``tickets serve`` on the socket from :func:`listen`: ``workers`` processes (each building the
+    app from the environment)."""
     config = server_config(
         "server.app:create_app_from_env",
         settings,
@@ -179,6 +208,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         log_level=log_level,
     )
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
