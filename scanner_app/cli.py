@@ -23,7 +23,6 @@ from scanner_app.core.desk import DeskCore, EnrollmentFailed
 from scanner_app.core.vault import PinRequired, WrongPin
 from sync.checkin import Direction
 
-
 SCANNER_EXTRA = "pip install 'atmosphere-tickets[scanner]'"
 # What scanning needs beyond the base package: the camera and decoders (both ways), the screen.
 SCANNING_MODULES = ("cv2", "zxingcpp")

@@ -64,7 +64,7 @@ def free_port() -> int:
         return port
 
 
-def test_the_installed_wheel_migrates_serves_and_answers_a_signed_call(installed: Path, tmp_path: Path) -> None:
+def test_the_installed_wheel_serves_and_answers_a_signed_call(installed: Path, tmp_path: Path) -> None:
     env = operator_env(tmp_path)
     # The demo app's key and DID document, the way `tickets call` signs with them.
     did_docs = tmp_path / "did-docs"
@@ -104,9 +104,10 @@ def test_the_installed_wheel_migrates_serves_and_answers_a_signed_call(installed
         assert json.loads(call.stdout)["error"] == "EventNotFound", call.stderr
         unsigned = httpx.get(f"{url}/xrpc/tickets.atmosphere.{method}", params=params, timeout=5)
         assert unsigned.status_code == 401
-        lexicon = httpx.get(f"{url}/.well-known/atproto-lexicon/tickets.atmosphere.createTicketHold", timeout=5)
+        nsid = "tickets.atmosphere.createTicketHold"
+        lexicon = httpx.get(f"{url}/.well-known/atproto-lexicon/{nsid}", timeout=5)
         assert lexicon.status_code == 200
-        assert lexicon.json()["id"] == "tickets.atmosphere.createTicketHold"
+        assert lexicon.json()["id"] == nsid
     finally:
         server.terminate()
         server.wait(timeout=30)
