@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import cli_devices, cli_exports, cli_payments, cli_publish, cli_webhooks, http_server
 from server.cli_support import ensure_schema, in_transaction
-from server.db import migrate
+from server.db import backup, migrate
 from server.db.models import App
 from server.domain import apps
 from server.domain.common import SystemClock, format_datetime
@@ -68,6 +69,16 @@ def default_public_url(host: str, port: int) -> Settings:
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
     migrate.upgrade(settings.resolved_database_url)
     print(f"database at {migrate.head_revision(settings.resolved_database_url)}")
+
+
+def cmd_db_backup(args: argparse.Namespace, settings: Settings) -> None:
+    backup.backup(settings.resolved_database_url, args.out)
+    print(f"backed up the database to {args.out}")
+
+
+def cmd_db_restore(args: argparse.Namespace, settings: Settings) -> None:
+    backup.restore(settings.resolved_database_url, args.file)
+    print(f"restored {args.file}; run `tickets db upgrade` if it comes from an older version")
 
 
 def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
@@ -218,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate the schema to the current version").set_defaults(
         func=cmd_db_upgrade
     )
+    save = db.add_parser("backup", help="the whole database to one file, while the server runs")
+    save.add_argument("--out", type=Path, required=True, help="the backup file to write (must not exist)")
+    save.set_defaults(func=cmd_db_backup)
+    load = db.add_parser("restore", help="fill a new, empty database from a backup")
+    load.add_argument("file", type=Path, help="a file written by `tickets db backup`")
+    load.set_defaults(func=cmd_db_restore)
 
     app = sub.add_parser("app", help="event apps allowed to call").add_subparsers(
         dest="app_command", required=True

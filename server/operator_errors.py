@@ -14,11 +14,10 @@ import errno
 import socket
 import sqlite3
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import asyncpg.exceptions
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 EXIT_CODE = 2
 DATABASE_SETTING = "TICKETS_DATABASE_URL"
@@ -42,10 +41,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _where(database_url: str) -> tuple[str, str]:
     """``host:port`` and the database name of a PostgreSQL URL (never its password)."""
     try:
-        url = make_url(database_url)
-    except ArgumentError:
+        url = urlsplit(database_url)
+        port = url.port or 5432
+    except ValueError:
         return "?", "?"
-    return f"{url.host or 'localhost'}:{url.port or 5432}", url.database or "?"
+    return f"{url.hostname or 'localhost'}:{port}", url.path.lstrip("/") or "?"
 
 
 def explain(exc: BaseException, database_url: str) -> str | None:
@@ -70,7 +70,7 @@ def _explain_one(error: BaseException, database_url: str) -> str | None:
 
 
 def _explain_sqlite(error: BaseException, database_url: str) -> str | None:
-    path = make_url(database_url).database or ""
+    path = database_url.partition("://")[2][1:]  # sqlite:///relative, sqlite:////absolute
     if isinstance(error, OSError) or (
         isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error)
     ):

@@ -32,8 +32,8 @@ async def pg_reachable() -> str | None:
     return None
 
 
-async def create_pg_database() -> str:
-    """A new, migrated database; answers its URL."""
+async def create_pg_database(*, migrated: bool = True) -> str:
+    """A new database, migrated unless asked for an empty one; answers its URL."""
     name = f"tickets_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(_dsn(PG_ADMIN_URL))
     try:
@@ -41,7 +41,8 @@ async def create_pg_database() -> str:
     finally:
         await conn.close()
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(migrate.upgrade, url)
+    if migrated:
+        await asyncio.to_thread(migrate.upgrade, url)
     return url
 
 
