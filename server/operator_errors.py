@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 import sqlite3
+import traceback
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -69,11 +70,15 @@ def _explain_one(error: BaseException, database_url: str) -> str | None:
     return _explain_postgresql(error, database_url)
 
 
+def _about(error: BaseException, path: str) -> bool:
+    """Whether ``error`` is about the file at ``path`` or one of its folders (not any other file)."""
+    return isinstance(error, OSError) and bool(error.filename) and path.startswith(str(error.filename))
+
+
 def _explain_sqlite(error: BaseException, database_url: str) -> str | None:
     path = database_url.partition("://")[2][1:]  # sqlite:///relative, sqlite:////absolute
-    if isinstance(error, OSError) or (
-        isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error)
-    ):
+    unopened = isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error)
+    if unopened or _about(error, path):
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "cannot open it"
         return (
             f"cannot open the SQLite database at {path} ({reason}): choose a writable folder with "
@@ -82,8 +87,16 @@ def _explain_sqlite(error: BaseException, database_url: str) -> str | None:
     return None
 
 
+def _from_the_driver(error: BaseException) -> bool:
+    """Whether ``error`` was raised while asyncpg connected (not by another connection of the
+    command, to a PDS or a webhook receiver)."""
+    return any("asyncpg" in frame.filename for frame in traceback.extract_tb(error.__traceback__))
+
+
 def _explain_postgresql(error: BaseException, database_url: str) -> str | None:
     where, database = _where(database_url)
+    if not _from_the_driver(error):
+        return None
     if isinstance(error, asyncpg.exceptions.InvalidCatalogNameError):
         return (
             f'the database "{database}" does not exist on the PostgreSQL server at {where}: create it '

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from server.cli import default_public_url
+from server.operator_errors import explain
 from server.settings import Settings, get_settings
 
 
@@ -163,3 +164,12 @@ def test_a_configured_public_url_wins(public_url_env: pytest.MonkeyPatch) -> Non
     public_url_env.setenv("TICKETS_PUBLIC_URL", "https://tickets.example.org")
     assert default_public_url("0.0.0.0", 9126).public_url == "https://tickets.example.org"
     assert Settings().public_url == "https://tickets.example.org"
+
+
+def test_other_failures_are_not_taken_for_database_mistakes() -> None:
+    """A file the command writes, or a PDS or receiver that refuses, is no database mistake: those
+    keep their own handling (a bug stays a traceback)."""
+    other_file = FileNotFoundError(2, "No such file or directory", "/srv/exports/list.csv")
+    assert explain(other_file, "sqlite+aiosqlite:////var/lib/tickets/tickets.sqlite3") is None
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert explain(refused, "postgresql+asyncpg://db.internal/tickets") is None
