@@ -181,6 +181,7 @@ def listen(host: str, port: int) -> socket.socket:
     sock.set_inheritable(True)  # the worker processes of --workers serve it
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # listening at once, so that a second server cannot bind the port meanwhile
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:

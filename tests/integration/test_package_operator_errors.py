@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from server import http_server
 from server.cli import default_public_url
-from server.operator_errors import explain
+from server.operator_errors import OperatorError, explain
 from server.settings import Settings, get_settings
 
 
@@ -173,3 +174,15 @@ def test_other_failures_are_not_taken_for_database_mistakes() -> None:
     assert explain(other_file, "sqlite+aiosqlite:////var/lib/tickets/tickets.sqlite3") is None
     refused = ConnectionRefusedError(111, "Connection refused")
     assert explain(refused, "postgresql+asyncpg://db.internal/tickets") is None
+
+
+def test_a_server_that_is_still_starting_holds_its_port() -> None:
+    """The port is listened on as soon as it is bound: a second server started meanwhile is told
+    the port is taken instead of sharing it."""
+    first = http_server.listen("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(OperatorError, match=f"port {port} on 127.0.0.1 is already in use"):
+            http_server.listen("127.0.0.1", port).close()
+    finally:
+        first.close()
