@@ -179,9 +179,9 @@ def test_other_failures_are_not_taken_for_database_mistakes() -> None:
 def test_a_server_that_is_still_starting_holds_its_port() -> None:
     """The port is listened on as soon as it is bound: a second server started meanwhile is told
     the port is taken instead of sharing it."""
-    first = http_server.listen("127.0.0.1", 0)
+    port = closed_port()
+    first = http_server.listen("127.0.0.1", port)
     try:
-        port = first.getsockname()[1]
         with pytest.raises(OperatorError, match=f"port {port} on 127.0.0.1 is already in use"):
             http_server.listen("127.0.0.1", port).close()
     finally:
