@@ -2,12 +2,14 @@
 .PHONY: setup demo test test-fast lint check bench
 
 PY := .venv/bin/python
+# `make demo PORT=8081` when 8080 is taken.
+PORT ?= 8080
 
 setup:
 	@scripts/bootstrap
 
 demo: setup
-	.venv/bin/tickets demo
+	.venv/bin/tickets demo --port $(PORT)
 
 test: setup
 	$(PY) -m pytest -q

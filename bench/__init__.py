@@ -1,1 +1,1 @@
-"""``python -m bench``: throughput, latency and memory of a real server under load (see TARGETS.md)."""
+"""``python -m bench``: throughput, latency and memory of a real server under load (docs/performance.md)."""

@@ -23,7 +23,7 @@ from bench.xrpc import BenchApp
 CONCURRENCY = 8
 CAPACITY = 200_000
 
-# TARGETS.md (PostgreSQL, 2 processes; SQLite at least half the rate).
+# The targets (docs/performance.md): PostgreSQL, 2 processes; SQLite at least half the rate.
 TARGET_RATE, TARGET_P99_MS, TARGET_SINGLE_P50_MS = 900.0, 30.0, 3.0
 PRETIX_RATE, PRETIX_P99_MS, PRETIX_SINGLE_RATE, PRETIX_SINGLE_P50_MS = 47.0, 285.0, 25.0, 38.0
 MANY, ONE = "8 clients", "1 client"
@@ -88,7 +88,7 @@ async def run(options: Options) -> RunResult:
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """Each configuration against TARGETS.md and pretix; SQLite against PostgreSQL."""
+    """Each configuration against the targets (docs/performance.md) and pretix; SQLite against PostgreSQL."""
     lines = []
     for c in CONFIGURATIONS:
         many, one = find(rows, c.name, MANY), find(rows, c.name, ONE)

@@ -57,7 +57,7 @@ CAPACITY = 200_000
 # (``max_body_bytes``, 256 KiB): the servers here are started with 1 MiB.
 DEFAULT_MAX_BODY_BYTES, MAX_BODY_BYTES = 256 * 1024, 1024 * 1024
 
-# TARGETS.md, sync.
+# The sync targets (docs/performance.md).
 TARGET_UPLOAD_S, TARGET_UPLOAD_REQUESTS = 3.0, 20
 TARGET_BUNDLE_BYTES, TARGET_BUNDLE_S, TARGET_DELTA_BYTES = 5_000_000, 2.0, 20_000
 UPLOAD, REUPLOAD, FULL, DELTA = "upload", "re-upload", "bundle full", "bundle delta"
@@ -330,7 +330,7 @@ async def run(options: Options) -> RunResult:
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """Each configuration against the sync targets of TARGETS.md."""
+    """Each configuration against the sync targets (docs/performance.md)."""
     lines = []
     for c in CONFIGURATIONS:
         upload = find(rows, c.name, UPLOAD)

@@ -1,4 +1,4 @@
-"""Organizer exports of one check-in list of 50,000 tickets (TARGETS.md: CSV ≤ 2 s, XLSX ≤ 5 s,
+"""Organizer exports of one check-in list of 50,000 tickets (docs/performance.md: CSV ≤ 2 s, XLSX ≤ 5 s,
 PDF ≤ 10 s), on SQLite and PostgreSQL.
 
 The tickets, their orders and a door night of scans are inserted in bulk straight into a migrated
@@ -273,7 +273,7 @@ async def run(options: Options) -> RunResult:
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """Median seconds per export against TARGETS.md (the targets are for 50,000 tickets)."""
+    """Median seconds per export against the targets of docs/performance.md (they are for 50,000 tickets)."""
     lines = []
     for backend in ("SQLite", "PostgreSQL"):
         for fmt in FORMATS:

@@ -28,7 +28,7 @@ UNCONTENDED_EVENTS = 4
 LARGE_CAPACITY = 100_000
 REFUSALS = ("409 SoldOut", "409 TierSoldOut", "409 InsufficientAvailability")
 
-# TARGETS.md, server table (PostgreSQL, 2 processes); SQLite must reach half the rate.
+# The server targets (docs/performance.md) (PostgreSQL, 2 processes); SQLite must reach half the rate.
 TARGET_RATE, TARGET_P99_MS = 800.0, 50.0
 PRETIX_RATE, PRETIX_P99_MS = 41.0, 1000.0
 
@@ -148,7 +148,7 @@ async def run(options: Options) -> RunResult:
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """SQLite vs PostgreSQL, 2 vs 1 processes, and the contended figures against TARGETS.md."""
+    """SQLite vs PostgreSQL, 2 vs 1 processes, and the contended figures against the targets."""
     lines = []
     for scenario in ("contended", "uncontended"):
         sqlite, pg1, pg2 = (find(rows, c.name, scenario) for c in CONFIGURATIONS)

@@ -48,7 +48,8 @@ REPLAY_SHARE = 5
 CAPACITY = 200_000
 WEBHOOK_DRAIN_TIMEOUT_S = 120.0
 
-# TARGETS.md: paid issuance, PostgreSQL 2 processes, 8 concurrent (SQLite: half); pass verify.
+# The targets (docs/performance.md): paid issuance, PostgreSQL 2 processes, 8 concurrent (SQLite:
+# half); pass verify.
 TARGET_RATE, PRETIX_RATE = 190.0, 19.0
 TARGET_VERIFY_US, PRETIX_VERIFY_US, RAW_ED25519_US = 70.0, 115.0, 52.0
 IN_PROCESS = "in-process"
@@ -282,7 +283,7 @@ async def run(options: Options) -> RunResult:
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
-    """Issuance against TARGETS.md and pretix, SQLite against PostgreSQL, and the pass timings."""
+    """Issuance against the targets and pretix, SQLite against PostgreSQL, and the pass timings."""
     lines = []
     for c in CONFIGURATIONS:
         row = find(rows, c.name, "paid issuance")

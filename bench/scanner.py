@@ -1,4 +1,4 @@
-"""The desk scanner offline, on one core (TARGETS.md, offline scanning):
+"""The desk scanner offline, on one core (targets in docs/performance.md, offline scanning):
 
 * pass verify: decode the text, check the list's Ed25519 signature, open the ticket's sealed entry
   in the offline index (``read_pass``), for distinct passes signed for two lists;
@@ -48,7 +48,7 @@ FRAMES, QUICK_FRAMES = 400, 60
 CONFIGURATION = "desk offline"
 LIST_ID = "checklist_bench"
 TIER_ID = "tier_bench"
-# TARGETS.md, offline scanning.
+# The offline scanning targets (docs/performance.md).
 TARGET_VERIFY_US, PRETIX_VERIFY_US = 70.0, 115.0
 TARGET_WEDGE_P50_MS = 2.0
 TARGET_FRAME_P50_MS, TARGET_FRAME_P99_MS, TARGET_DECODE_RATE = 10.0, 25.0, 0.95

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +23,18 @@ from scanner_app.core.desk import DeskCore, EnrollmentFailed
 from scanner_app.core.vault import PinRequired, WrongPin
 from sync.checkin import Direction
 
+SCANNER_EXTRA = "pip install 'atmosphere-tickets[scanner]'"
+# What scanning needs beyond the base package: the camera and decoders (both ways), the screen.
+SCANNING_MODULES = ("cv2", "zxingcpp")
+SCREEN_MODULES = ("textual",)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tickets-scanner", description="Desk scanner for door staff")
+    parser = argparse.ArgumentParser(
+        prog="tickets-scanner",
+        description="Desk scanner for door staff",
+        epilog=f"Scanning (the screen and --headless) needs the scanner extra: {SCANNER_EXTRA}",
+    )
     parser.add_argument("--headless", action="store_true", help="no screen: print one line per decision")
     parser.add_argument("--source", help="camera index, video file or folder of images to scan from")
     parser.add_argument("--list", dest="list_id", help="check-in list id (default: the one chosen before)")
@@ -104,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
+def require_extra(modules: Sequence[str]) -> None:
+    """One line naming the extra to install when scanning's own packages are missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"scanning needs {', '.join(missing)}: {SCANNER_EXTRA}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def run(args: argparse.Namespace, settings: ScannerSettings) -> None:
     if args.command == "enroll":
         raise SystemExit(asyncio.run(enroll(settings, args.code, args.server, args.name)))
@@ -114,6 +132,7 @@ def run(args: argparse.Namespace, settings: ScannerSettings) -> None:
             print("give the hub's text, or --leave", file=sys.stderr)
             raise SystemExit(2)
         raise SystemExit(asyncio.run(join_hub(settings, args.text)))
+    require_extra(SCANNING_MODULES if args.headless else SCANNING_MODULES + SCREEN_MODULES)
     if args.headless:
         if not args.source:
             print("--headless needs --source (camera index, video file or folder)", file=sys.stderr)

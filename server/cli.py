@@ -1,16 +1,22 @@
-"""``tickets``: the operator's command line (SPEC §7)."""
+"""``tickets``: the operator's command line ([docs/operations.md](../docs/operations.md)).
+
+A deployment mistake ends a command with one line on stderr and exit code 2
+(:mod:`server.operator_errors`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import (
@@ -24,25 +30,64 @@ from server import (
     http_server,
 )
 from server.cli_support import ensure_schema, in_transaction
-from server.db import migrate
+from server.db import backup, migrate
 from server.db.models import App
 from server.domain import apps
 from server.domain.common import SystemClock, format_datetime
 from server.domain.errors import DomainError
 from server.domain.offers.pricing import Fees
+from server.operator_errors import EXIT_CODE, OperatorError, explain
 from server.settings import Settings, get_settings
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    if args.workers > 1 and settings.resolved_database_url.startswith("sqlite"):
+        raise OperatorError(
+            f"--workers {args.workers} needs PostgreSQL: the embedded SQLite database takes one server "
+            "process; set TICKETS_DATABASE_URL to a PostgreSQL database or use --workers 1"
+        )
+    sock = http_server.listen(args.host, args.port)  # a bad or busy port is told before migrating
     ensure_schema(settings)
+    settings = default_public_url(args.host, args.port)
     http_server.serve(
-        settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+        settings, sock, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
     )
+
+
+ALL_ADDRESSES = frozenset({"0.0.0.0", "::", ""})  # noqa: S104  (what is recognised, not bound)
+
+
+def default_public_url(host: str, port: int) -> Settings:
+    """Unless ``TICKETS_PUBLIC_URL`` is set, the links the server hands out (passes, checkout, desk
+    enrollment) point at where it listens; the settings with that URL. Listening on every address,
+    the links name this machine, which buyers may not reach: a warning says so."""
+    if not os.environ.get("TICKETS_PUBLIC_URL"):
+        if host in ALL_ADDRESSES:
+            host = socket.gethostname()
+            print(
+                f"warning: listening on every address, so links will say http://{host}:{port}; "
+                "set TICKETS_PUBLIC_URL to the address buyers and desks reach this server at",
+                file=sys.stderr,
+            )
+        shown = f"[{host}]" if ":" in host else host
+        os.environ["TICKETS_PUBLIC_URL"] = f"http://{shown}:{port}"
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
     migrate.upgrade(settings.resolved_database_url)
     print(f"database at {migrate.head_revision(settings.resolved_database_url)}")
+
+
+def cmd_db_backup(args: argparse.Namespace, settings: Settings) -> None:
+    backup.backup(settings.resolved_database_url, args.out)
+    print(f"backed up the database to {args.out}")
+
+
+def cmd_db_restore(args: argparse.Namespace, settings: Settings) -> None:
+    backup.restore(settings.resolved_database_url, args.file)
+    print(f"restored {args.file}; run `tickets db upgrade` if it comes from an older version")
 
 
 def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
@@ -122,6 +167,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     sold tickets, and a desk enrolled at the main entrance scanning the guests' passes."""
     from server.demo import run_desk, seed_demo
 
+    http_server.listen("127.0.0.1", args.port).close()  # a bad or busy port is told before seeding
     os.environ.setdefault("TICKETS_DATA_DIR", str(settings.data_dir))
     settings, door = seed_demo(settings, port=args.port)
     get_settings.cache_clear()
@@ -133,7 +179,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
         [sys.executable, "-m", "server", "serve", "--port", str(args.port), "--log-level", "warning"]
     )
     try:
-        wait_until_serving(f"http://127.0.0.1:{args.port}")
+        wait_until_serving(f"http://127.0.0.1:{args.port}", server)
         screen = sys.stdin.isatty() and sys.stdout.isatty() and not args.headless
         code = run_desk(settings, door, screen=screen)
         raise SystemExit(code)
@@ -142,9 +188,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
         server.wait(timeout=20)
 
 
-def wait_until_serving(url: str, timeout_s: float = 60) -> None:
+def wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait for the demo's server to answer; it has told the operator why when it exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(server.returncode)
         try:
             if httpx.get(f"{url}/xrpc/_health", timeout=2).status_code == 200:
                 return
@@ -189,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate the schema to the current version").set_defaults(
         func=cmd_db_upgrade
     )
+    save = db.add_parser("backup", help="the whole database to one file, while the server runs")
+    save.add_argument("--out", type=Path, required=True, help="the backup file to write (must not exist)")
+    save.set_defaults(func=cmd_db_backup)
+    load = db.add_parser("restore", help="fill a new, empty database from a backup")
+    load.add_argument("file", type=Path, help="a file written by `tickets db backup`")
+    load.set_defaults(func=cmd_db_restore)
 
     app = sub.add_parser("app", help="event apps allowed to call").add_subparsers(
         dest="app_command", required=True
@@ -250,3 +305,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:
+        line = explain(exc, configured_database_url())
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CODE) from None
+
+
+def configured_database_url() -> str:
+    """The database URL the command used, or "" when the settings themselves are the mistake."""
+    try:
+        return get_settings().resolved_database_url
+    except (ValidationError, OperatorError):
+        return ""

@@ -19,8 +19,10 @@ The keep-alive timeout is uvicorn's own. See ``docs/adr/0005-guarding-uvicorn-ag
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import shutil
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
@@ -32,6 +34,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from server import metrics
 from server.observability import logging_config
+from server.operator_errors import OperatorError
 from server.settings import Settings
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -198,10 +201,37 @@ def start_metrics_server(settings: Settings) -> ThreadingHTTPServer:
     return server
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
-    """``tickets serve``: ``workers`` processes (each building the app from the environment). With
-    more than one, their metrics go through files in a folder emptied at start (a private one,
-    removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket of ``tickets serve``, bound before anything starts: a port out of range,
+    taken or not ours to take is an :class:`OperatorError`."""
+    if not 1 <= port <= 65535:
+        raise OperatorError(f"--port {port} is not a port number: choose one from 1 to 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.set_inheritable(True)  # the worker processes of --workers serve it
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # listening at once, so that a second server cannot bind the port meanwhile
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OperatorError(
+                f"port {port} on {host} is already in use: choose another with --port N (make demo PORT=N)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise OperatorError(f"port {port} needs privileges: choose one over 1023 with --port N") from None
+        raise OperatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(
+    settings: Settings, sock: socket.socket, *, host: str, port: int, workers: int, log_level: str
+) -> None:
+    """``tickets serve`` on the socket from :func:`listen`: ``workers`` processes (each building the
+    app from the environment). With more than one, their metrics go through files in a folder
+    emptied at start (a private one, removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR``
+    names one)."""
     private_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
     metrics_server = (
         start_metrics_server(settings) if settings.metrics != "off" and settings.metrics_port else None
@@ -218,9 +248,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     )
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
         else:
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.db.urls import async_url
+
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/atmosphere-tickets`` (or ``~/.local/share/atmosphere-tickets``)."""
@@ -155,8 +157,10 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
+        """``database_url`` with its async driver (``postgresql://`` and ``sqlite://`` are accepted
+        as written), or the SQLite file in the data folder."""
         if self.database_url:
-            return self.database_url
+            return async_url(self.database_url)
         return f"sqlite+aiosqlite:///{self.data_dir / 'tickets.sqlite3'}"
 
     @property

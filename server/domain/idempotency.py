@@ -1,4 +1,4 @@
-"""Do a thing once per key: apps' idempotency keys (SPEC §1) and the payment broker's delivery ids.
+"""Do a thing once per key: apps' idempotency keys (docs/contract.md) and the payment broker's delivery ids.
 
 A replay with the same key and input answers the first result; the same key with another input is
 refused. :func:`run_once` (apps' keys): the same key while its first call still runs is a conflict.

@@ -1,4 +1,4 @@
-"""The webhook wire format, the same in both directions (SPEC §5): headers, the signed envelope and
+"""The webhook wire format, the same in both directions (docs/webhooks.md): headers, the signed envelope and
 the ``atm-signature`` scheme. Pure: no I/O."""
 
 from __future__ import annotations

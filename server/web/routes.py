@@ -43,7 +43,7 @@ def _may_redirect(url: str | None, hold: Hold) -> TypeGuard[str]:
 
 @post("/webhooks/atm", status_code=200)
 async def atm_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """The payment broker's signed webhooks (SPEC §5)."""
+    """The payment broker's signed webhooks (docs/contract.md)."""
     services = _services(request)
     raw = await request.body()
     reply = await receive(

@@ -27,7 +27,9 @@ import regex
 
 from server.domain.errors import InvalidRequest, MethodNotImplemented
 
-LEXICON_DIR: Final = Path(__file__).resolve().parents[2] / "lexicons"
+# The lexicons ship inside the package: ``server/lexicons`` links to the repository's ``lexicons/``,
+# and the wheel carries the documents themselves.
+LEXICON_DIR: Final = Path(__file__).resolve().parents[1] / "lexicons"
 
 JsonObject = Mapping[str, object]
 

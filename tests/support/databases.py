@@ -33,7 +33,7 @@ async def pg_reachable() -> str | None:
 
 
 async def create_pg_database(*, migrated: bool = True) -> str:
-    """A new database, migrated unless asked otherwise; answers its URL."""
+    """A new database, migrated unless asked for an empty one; answers its URL."""
     name = f"tickets_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(_dsn(PG_ADMIN_URL))
     try:

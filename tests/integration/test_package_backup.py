@@ -1,0 +1,110 @@
+"""``tickets db backup`` then ``tickets db restore`` into a fresh database: every table comes back
+with as many rows, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from support.databases import create_pg_database, drop_pg_database
+
+from server.db.engine import Database
+from server.db.models import Base
+from server.demo import seed_demo
+from server.settings import Settings, get_settings
+
+
+def tickets(database_url: str, folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": ":".join(sys.path),
+        "TICKETS_DATA_DIR": str(folder / "data"),
+        "TICKETS_DATABASE_URL": database_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "server", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def row_counts(url: str) -> dict[str, int]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            counts = {
+                t.name: await session.scalar(select(func.count()).select_from(t)) or 0
+                for t in Base.metadata.sorted_tables
+            }
+            counts["alembic_version"] = len(
+                (await session.execute(text("SELECT version_num FROM alembic_version"))).all()
+            )
+            return counts
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def seeded(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The demo's app, event, tiers, offer, lists, sold tickets and desk enrollment in the database."""
+    monkeypatch.setenv("TICKETS_DATABASE_URL", database_url)
+    monkeypatch.setenv("TICKETS_DATA_DIR", str(tmp_path / "data"))
+    for name in ("TICKETS_DID_DOCS", "TICKETS_OUTBOUND_ALLOW_PRIVATE", "TICKETS_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    seed_demo(Settings(), port=8080)
+    get_settings.cache_clear()
+    return database_url
+
+
+@pytest.fixture
+def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of the same engine."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'tickets.sqlite3'}"
+        return
+    url = asyncio.run(create_pg_database(migrated=False))
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+def test_a_restored_backup_has_every_row(seeded: str, fresh_url: str, tmp_path: Path) -> None:
+    before = asyncio.run(row_counts(seeded))
+    assert before["tickets"] == 8
+    assert sum(1 for count in before.values() if count) >= 10
+    out = tmp_path / "tickets.backup"
+
+    saved = tickets(seeded, tmp_path, "db", "backup", "--out", str(out))
+    assert saved.returncode == 0, saved.stderr
+    restored = tickets(fresh_url, tmp_path, "db", "restore", str(out))
+    assert restored.returncode == 0, restored.stderr
+
+    assert asyncio.run(row_counts(fresh_url)) == before
+    assert tickets(fresh_url, tmp_path, "db", "upgrade").returncode == 0
+
+
+def test_a_backup_restores_only_into_an_empty_database(seeded: str, tmp_path: Path) -> None:
+    out = tmp_path / "tickets.backup"
+    assert tickets(seeded, tmp_path, "db", "backup", "--out", str(out)).returncode == 0
+    again = tickets(seeded, tmp_path, "db", "backup", "--out", str(out))
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"error: {out} already exists: choose a new file for the backup"
+    into_itself = tickets(seeded, tmp_path, "db", "restore", str(out))
+    assert into_itself.returncode == 2
+    assert "restore into a new" in into_itself.stderr
+    assert "Traceback" not in into_itself.stderr
+
+
+def test_a_file_that_is_no_backup_is_refused(database_url: str, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a backup")
+    done = tickets(database_url, tmp_path, "db", "restore", str(junk))
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("database by `tickets db backup`")
