@@ -2,7 +2,8 @@
 got the organizer's consent — or got another organizer's, or had it revoked — holds, claims and
 prices with an offer code nothing of the organizer's events (403 ``OrganizerConsentRequired``, no
 row written); a preview of public prices stays open. An app the organizer consents to sells, and a
-hold made before a revocation is still paid for. SQLite and PostgreSQL."""
+hold made before a revocation is still paid for. Nor does an app without consent make the server
+read the organizer's PDS. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from support.broker import FakeBroker
 from support.catalog import ORGANIZER, active_event
 from support.consent import consented_app, refused, tier_body
 from support.payments import rows
+from support.pds import CALENDAR, LocalPds, calendar_event, uri_of
+from support.pds import ORGANIZER as PDS_ORGANIZER
 from support.server import AppClient
 
 from server.db.models import Hold, OfferRedemption, Ticket
@@ -108,3 +111,24 @@ async def test_trustfix_a_consented_app_sells_until_the_organizer_revokes_it(har
     finally:
         await partner.aclose()
         await organizer.aclose()
+
+
+async def test_trustfix_an_app_without_consent_never_makes_the_server_read_the_pds(
+    harness: Harness, pds: LocalPds
+) -> None:
+    """Ticketing an organizer's event reads its record from the organizer's PDS: not for an app the
+    organizer never consented to, whose call is refused first."""
+    pds.put(PDS_ORGANIZER, CALENDAR, "3kstranger0001", calendar_event("Not yours"))
+    uri = uri_of("3kstranger0001")
+    stranger = await harness.client("did:web:stranger-shop.example")
+    try:
+        for method, body in (
+            ("createTicketEvent", {"organizerDid": PDS_ORGANIZER, "event": {"uri": uri}}),
+            ("createCapacityGroup", {"organizerDid": PDS_ORGANIZER, "event": {"uri": uri}, "name": "Hall",
+                                     "totalCapacity": 10}),
+            ("createTicketTier", tier_body(PDS_ORGANIZER, uri)),
+        ):  # fmt: skip
+            refused(await stranger.call(method, body), 403, "OrganizerConsentRequired")
+    finally:
+        await stranger.aclose()
+    assert pds.count("com.atproto.repo.getRecord") == 0
