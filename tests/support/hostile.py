@@ -542,7 +542,9 @@ async def seed(app: AppClient, database_url: str, base_url: str) -> Seeded:
         NS + "refundTicket": {"ticketId": [refunded["id"]]},
         NS + "transferTicket": {"ticketId": [transferred["id"]]},
         NS + "voidTicket": {"ticketId": [voided["id"]]},
-        NS + "createOffer": {"code": [f"FUZZ{n}" for n in range(8)]},
+        # Codes not taken yet, of a kind that needs no discount: the input of only the required
+        # fields (Hypothesis's first) makes an offer.
+        NS + "createOffer": {"code": [f"FUZZ{n}" for n in range(8)], "kind": ["affiliate", "access-window"]},
     }
     ticket = tickets[0]
     return Seeded(pool, per_method, enrolled.json()["credential"], _pass_path(ticket), live["token"])
