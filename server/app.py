@@ -58,9 +58,9 @@ from server.xrpc import (  # noqa: F401  (registers the methods)
 )
 from server.xrpc.auth import authenticate
 from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
-from server.xrpc.framework import RawOutput, Services, dispatch
+from server.xrpc.framework import METHODS, RawOutput, Services, dispatch
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
-from server.xrpc.ratelimits import client_ip
+from server.xrpc.ratelimits import check_methods, client_ip, longest_window_seconds
 
 log = logging.getLogger("tickets")
 # How long readiness waits for the database before answering that it is not ready.
@@ -146,9 +146,7 @@ async def run_sweeper(services: Services) -> None:
     process at once."""
     settings = services.settings
     interval = settings.sweep_interval_seconds
-    longest_window_s = max(
-        settings.offer_code_window_seconds, settings.enroll_window_seconds, settings.rate_limit_window_seconds
-    )
+    longest_window_s = longest_window_seconds(settings)
     while True:
         try:
             now_ms = services.clock.now_ms()
@@ -239,6 +237,7 @@ def atproto_parts(
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    check_methods(settings, METHODS)
     log_redaction.install()
 
     @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.db.urls import async_url
@@ -17,6 +17,25 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/atmosphere-tickets`` (or ``~/.local/share/atmosphere-tickets``)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "atmosphere-tickets"
+
+
+class RateLimit(BaseModel):
+    """At most ``calls`` calls in any ``window_seconds``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls: int = Field(ge=1)
+    window_seconds: int = Field(ge=1)
+
+
+class MethodRateLimits(BaseModel):
+    """One method's own limits, per client IP and per caller; a limit left out is the method's
+    built-in one (or the general one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_ip: RateLimit | None = None
+    per_caller: RateLimit | None = None
 
 
 class Settings(BaseSettings):
@@ -59,6 +78,9 @@ class Settings(BaseSettings):
     # Calls of one method from one client IP per window, authenticated or not (desks at a venue
     # often share one address).
     rate_limit_per_ip: int = Field(default=1200, ge=1)
+    # Methods with limits of their own, over their built-in ones (``server.xrpc.ratelimits``), as
+    # JSON: ``{"<nsid>": {"per_ip": {"calls": 30, "window_seconds": 60}, "per_caller": {…}}}``.
+    rate_limit_methods: dict[str, MethodRateLimits] = Field(default_factory=dict)
     # Wrong enrollment codes per window, from one client IP and from everyone together; while a
     # limit is reached every enrollment is refused, right code or wrong.
     enroll_window_seconds: int = Field(default=600, ge=1)

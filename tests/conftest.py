@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,26 @@ class Harness:
             self.identities[did] = Identity.create(did, self.settings.did_docs, alg)
         return self.identities[did]
 
-    async def client(self, did: str, environment: str = "test", *, registered: bool = True) -> AppClient:
+    async def client(
+        self, did: str, environment: str = "test", *, registered: bool = True, acts_for: Sequence[str] = ()
+    ) -> AppClient:
+        """Another app. ``acts_for``: organizers who trust it with their events (their first
+        catalog call through it carries their assertion)."""
         identity = self.identity(did)
         if registered:
             await register(self.settings.resolved_database_url, did, environment)
-        return AppClient(self.server.url, identity, environment)
+        organizers = {organizer: self.identity(organizer) for organizer in acts_for}
+        return AppClient(self.server.url, identity, environment, acts_for=organizers)
+
+    def start_pds(self) -> LocalPds:
+        """A PDS stand-in with the organizer's account, its DID document (with its signing key) in
+        the server's folder; the harness app acts for that organizer too."""
+        assert self.settings.did_docs is not None
+        server = LocalPds(self.settings.did_docs).start()
+        key = SigningKey.generate("ES256K")
+        server.create_account(PDS_ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, key=key)
+        self.app.acts_for[PDS_ORGANIZER] = Identity(PDS_ORGANIZER, key)
+        return server
 
 
 async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Harness:
@@ -110,12 +125,7 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
-    """A PDS stand-in with the organizer's account, its DID document (with its signing key) in the
-    server's folder; the harness app acts for that organizer too."""
-    assert harness.settings.did_docs is not None
-    server = LocalPds(harness.settings.did_docs).start()
-    key = SigningKey.generate("ES256K")
-    server.create_account(PDS_ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, key=key)
-    harness.app.acts_for[PDS_ORGANIZER] = Identity(PDS_ORGANIZER, key)
+    """The harness's PDS stand-in (:meth:`Harness.start_pds`)."""
+    server = harness.start_pds()
     yield server
     server.stop()

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from server.domain import consents
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import UNSET, EventInput, EventRecord, TierInput
 from server.domain.common import parse_optional_datetime
@@ -30,8 +31,19 @@ def event_input(data: dict[str, Any], metadata: Any = None) -> EventInput:
     )
 
 
-async def record_of_new_event(call: Call, given: EventInput) -> EventRecord | None:
+async def consent_before_reading(call: Call, organizer_did: str, given: EventInput) -> None:
+    """The organizer's authority over the event, and the app's consent unless the call carries the
+    organizer's assertion, checked before the event record is read: an app without consent never
+    makes this service reach a PDS. (``catalog.ensure_event`` checks both again as it writes.)"""
+    consents.check_authority(given.uri, organizer_did)
+    if call.caller.organizer_did is None:
+        async with call.db.read() as session:
+            await consents.require(session, call.caller.app_id, organizer_did)
+
+
+async def record_of_new_event(call: Call, organizer_did: str, given: EventInput) -> EventRecord | None:
     """The event record, read only when ``given`` names an event not ticketed here yet."""
+    await consent_before_reading(call, organizer_did, given)
     try:
         async with call.db.read() as session:
             await catalog.find_event(session, call.caller.environment, event_uri=given.uri)
@@ -64,6 +76,7 @@ def changes_from(
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     given = event_input(params["event"], checked_metadata(call, params.get("metadata")))
+    await consent_before_reading(call, params["organizerDid"], given)
     record = await call.services.event_graph.resolve(given.uri)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
@@ -110,7 +123,7 @@ async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
 @xrpc_method(NAMESPACE + "createCapacityGroup")
 async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     given = event_input(params["event"])
-    record = await record_of_new_event(call, given)
+    record = await record_of_new_event(call, params["organizerDid"], given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
             session,
@@ -170,7 +183,7 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
         visibility=params.get("visibility", "public"),
     )
     event_given = event_input(params["event"])
-    record = await record_of_new_event(call, event_given)
+    record = await record_of_new_event(call, params["organizerDid"], event_given)
     async with call.db.write() as session:
         event = await catalog.ensure_event(
             session,

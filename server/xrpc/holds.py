@@ -96,7 +96,7 @@ async def preview_ticket_order(call: Call, params: dict[str, Any]) -> dict[str, 
 
     async def priced() -> dict[str, Any]:
         async with call.db.read() as session:
-            order = await holds.price_order(session, call.caller, request, call.now_ms, for_buyer=False)
+            order = await holds.price_order(session, call.caller, request, call.now_ms, sale=False)
         quote = order.quote
         return {
             **price_view(quote.subtotal, quote.discount, quote.buyer_fee, order.offer),

@@ -24,6 +24,7 @@ STATUS = "network.attested.payment.status"
 PAYOUT = "money.atmosphere.actor.getPayoutStatus"
 APPROVAL = "money.atmosphere.app.requestRecipientApproval"
 CONFIG = "money.atmosphere.app.getConfig"
+ASSERT_PAYER = "money.atmosphere.payment.assertPayer"
 PILOT_AUDIENCE = f"{SERVICE_DID}#AtmTickets"
 PAYMENT = {
     "id": str,
@@ -110,10 +111,8 @@ async def checkout(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
 
 async def test_the_pilots_purchase_flow(database_url: str, tmp_path: Path) -> None:
     async with pilot_server(database_url, tmp_path) as h:
-        assert h.settings.did_docs is not None
-        pds = LocalPds(h.settings.did_docs).start()
+        pds = h.start_pds()  # the organizer's account; the pilot acts for the organizer
         try:
-            pds.create_account(ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD)
             await _purchase_flow(h, await published_event(h, pds))
         finally:
             pds.stop()
@@ -201,7 +200,7 @@ async def _purchase_flow(h: Harness, event: dict[str, Any]) -> None:
         shape(ticket, TICKET_SUMMARY, "ticket")
         assert (ticket["paymentId"], ticket["eventUri"]) == (guest["payment"]["id"], event["uri"])
 
-    # A signed-in buyer. (The buyer's assertion names this method for now.)
+    # A signed-in buyer: the pilot mints the buyer's assertion of a paid hold for the payment side.
     buyer = h.identity("did:plc:pilotbuyer0000000000000a")
     bought = await checkout(
         h,
@@ -209,7 +208,7 @@ async def _purchase_flow(h: Harness, event: dict[str, Any]) -> None:
             "eventId": event["id"],
             "items": [{"tierId": tier_id, "quantity": 1}],
             "buyerDid": buyer.did,
-            "buyerAssertionJwt": buyer_assertion(buyer, NS + "createTicketHold"),
+            "buyerAssertionJwt": buyer_assertion(buyer, ASSERT_PAYER),
         },
     )
     assert bought["payment"]["payerDid"] == buyer.did
@@ -235,6 +234,7 @@ async def _purchase_flow(h: Harness, event: dict[str, Any]) -> None:
 
 async def test_a_checkout_that_runs_out_is_expired(database_url: str, tmp_path: Path) -> None:
     async with pilot_server(database_url, tmp_path, hold_ttl_seconds=1) as h:
+        h.app.acts_for[ORGANIZER] = h.identity(ORGANIZER)  # the pilot's organizer, without a PDS
         event = (
             await pilot(
                 h,

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from support.catalog import ORGANIZER
 from support.contract import EVENT_TYPE_BASE, LIFECYCLE_TOP, buyer_assertion, poll, sdk_event, sdk_tier, shape
 from support.serve_process import tickets_command
 from support.server import SERVICE_DID, AppClient, Identity
@@ -128,7 +129,7 @@ async def test_lifecycle_events_reach_an_xrpc_receiver(database_url: str, tmp_pa
             )
             assert code == 0, err
             assert "whsec_" not in out
-            client = AppClient(h.server.url, app)
+            client = AppClient(h.server.url, app, acts_for={ORGANIZER: h.identity(ORGANIZER)})
             config = await client.ok("money.atmosphere.app.getConfig")
             assert config["webhook"] == {"configured": True, "paused": False, "delivery": "xrpc"}
             event = await sdk_event(client)

@@ -8,6 +8,7 @@ from typing import Any
 
 from conftest import Harness, start_harness
 from support.catalog import ORGANIZER, active_event, event_input, shared_group
+from support.consent import consented_app
 
 
 def hold_body(*items: tuple[str, int], **extra: Any) -> dict[str, Any]:
@@ -160,8 +161,9 @@ async def test_idempotency_key_replays_and_refuses_other_input(harness: Harness)
         "createTicketHold", hold_body((tier, 1), idempotencyKey="spaces are not allowed")
     )
     assert bad.status_code == 400 and bad.json()["error"] == "InvalidRequest"
-    # Keys are per app: another app may use the same key for its own order.
-    other_app = await harness.client("did:web:other-app.example")
+    # Keys are per app: another app (the organizer consents to it too) may use the same key for
+    # its own order.
+    other_app = await consented_app(harness, "did:web:other-app.example", ORGANIZER)
     mine = await other_app.ok("createTicketHold", hold_body((tier, 1), idempotencyKey="order-42"))
     assert mine["holdId"] != first["holdId"]
     await other_app.aclose()

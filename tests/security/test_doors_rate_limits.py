@@ -10,18 +10,13 @@ import httpx
 from conftest import APP_DID, Harness, running_harness
 from support.catalog import active_event
 from support.doors import enrollment, sold
+from support.limits import assert_cut
 from support.serve_process import ServeProcess, run_tickets, tickets_env
 from support.server import SERVICE_DID, AppClient, Identity, register
 
 from server.xrpc.ratelimits import client_ip
 
 ENROLL = "/xrpc/tickets.atmosphere.enrollDevice"
-
-
-def assert_cut(response: httpx.Response, longest_s: int) -> None:
-    assert response.status_code == 429, response.text
-    assert response.json()["error"] == "RateLimitExceeded"
-    assert 1 <= int(response.headers["retry-after"]) <= longest_s
 
 
 async def enroll(h: Harness, code: str, forwarded_for: str | None = None) -> httpx.Response:

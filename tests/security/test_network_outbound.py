@@ -131,7 +131,8 @@ async def test_network_pds_endpoints_in_did_documents_never_reach_loopback(
     database_url: str, tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
     """An event record whose organizer's DID document names a PDS on this machine: the server does
-    not read it there, and says the same whatever the endpoint."""
+    not read it there, and says the same whatever the endpoint. The organizer is the event's own
+    (the authority of its URI) and consents to the app, so nothing but the PDS stands in the way."""
     async with running_harness(database_url, tmp_path, outbound_allow_private=False) as h:
         assert h.settings.did_docs is not None
         answers = []
@@ -142,11 +143,12 @@ async def test_network_pds_endpoints_in_did_documents_never_reach_loopback(
                 "type": "AtprotoPersonalDataServer",
                 "serviceEndpoint": f"http://{host}",
             }
-            (h.settings.did_docs / f"pds-{n}.json").write_text(json.dumps({"id": did, "service": [pds]}))
+            key = SigningKey.generate()
+            document = {**key.did_document(did), "service": [pds]}
+            (h.settings.did_docs / f"pds-{n}.json").write_text(json.dumps(document))
+            h.app.acts_for[did] = Identity(did, key)
             uri = f"at://{did}/community.lexicon.calendar.event/3kloop0000001"
-            response = await h.app.call(
-                "createTicketEvent", {"organizerDid": ORGANIZER, "event": {"uri": uri}}
-            )
+            response = await h.app.call("createTicketEvent", {"organizerDid": did, "event": {"uri": uri}})
             assert response.status_code == 502, response.text
             answers.append(response.json()["message"].replace(uri, "<uri>").replace(did, "<did>"))
     assert listener.connections() == 0

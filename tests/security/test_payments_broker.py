@@ -17,7 +17,7 @@ import pytest
 from conftest import Harness, running_harness
 from sqlalchemy import update
 from support.broker import FakeBroker, new_payment_id
-from support.catalog import active_event, shared_group
+from support.catalog import ORGANIZER, active_event, shared_group
 from support.payments import new_hold, rows, tier_with_holds
 from support.server import register
 
@@ -325,7 +325,7 @@ async def test_the_dev_checkout_refuses_a_live_hold(harness: Harness) -> None:
 
 
 async def test_a_live_hold_needs_a_broker(harness: Harness) -> None:
-    live = await harness.client("did:web:live-shop.example", "live")
+    live = await harness.client("did:web:live-shop.example", "live", acts_for=[ORGANIZER])
     event = await active_event(live)
     _, (tier,) = await shared_group(live, event, capacity=3, tiers=1)
     refused = await live.call("createTicketHold", {"items": [{"tierId": tier, "quantity": 1}]})
@@ -410,7 +410,7 @@ async def test_with_a_broker_live_holds_are_taken_but_http_to_loopback_is_not(
     database_url: str, tmp_path: Path
 ) -> None:
     async with running_harness(database_url, tmp_path, broker_url="https://pay.example") as h:
-        live = await h.client("did:web:live-shop.example", "live")
+        live = await h.client("did:web:live-shop.example", "live", acts_for=[ORGANIZER])
         event = await active_event(live)
         _, (tier,) = await shared_group(live, event, capacity=3, tiers=1)
         items = [{"tierId": tier, "quantity": 1}]

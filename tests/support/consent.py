@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from server.db.engine import Database
 from server.db.models import App, CheckInList, Event, ListKey
 from server.domain.common import new_id
+from support.server import AppClient
 
 CALENDAR = "community.lexicon.calendar.event"
 _rkeys = itertools.count(1)
@@ -39,6 +40,15 @@ def tier_body(organizer: str, uri: str, unit_amount: int = 1000, **extra: Any) -
         "quantityTotal": 20,
         **extra,
     }
+
+
+async def consented_app(h: Harness, did: str, organizer: str) -> AppClient:
+    """Another registered app that holds the organizer's consent, granted the one way there is: its
+    first ticketing call for the organizer (here an event of its own, left paused) carried the
+    organizer's assertion."""
+    client = await h.client(did, acts_for=[organizer])
+    await client.ok("createTicketEvent", {**event_body(organizer), "status": "paused"})
+    return client
 
 
 def refused(response: httpx.Response, status: int, error: str) -> None:

@@ -21,12 +21,16 @@ from sqlalchemy import text
 
 from server.db.engine import Database
 from server.db.models import Base
+from server.domain import apps, consents
+from server.domain.caller import Caller
 from server.domain.devices import service as devices
+from server.xrpc.framework import METHODS
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
 from support.server import LEXICONS, NS, AppClient
 
 BROKER = FakeBroker()
+PARTNER_DID = "did:web:partner.hostile.example"
 
 # Tables that change on a refusal by design: a refused call still spends its token, and wrong offer
 # codes count towards the guessing limit.
@@ -424,8 +428,9 @@ def xrpc_target(nsid: str, query: bytes = b"") -> bytes:
     return f"/xrpc/{nsid}".encode() + (b"?" + query if query else b"")
 
 
-def our_methods() -> list[str]:
-    return sorted(n for n in LEXICONS.method_nsids() if n.startswith(NS))
+def served_methods() -> list[str]:
+    """Every XRPC method the server answers: ours and the payment side's."""
+    return sorted(n for n in LEXICONS.method_nsids() if n in METHODS)
 
 
 # --- the data hostile input is aimed at ----------------------------------------------------------------
@@ -433,28 +438,44 @@ def our_methods() -> list[str]:
 
 @dataclass
 class Seeded:
-    """Real rows to aim at: ``pool`` for :class:`LexiconValues`, and the door's secrets."""
+    """Real rows to aim at: ``pool`` for :class:`LexiconValues` (``per_method``: values of a
+    method's own, over the pool), and the door's secrets."""
 
     pool: dict[str, list[Any]]
+    per_method: dict[str, dict[str, list[Any]]]
     device_credential: str
     pass_path: str  # /passes/<ticket id>?k=<key> of a sold ticket
     hold_token: str
 
+    def values(self, nsid: str) -> LexiconValues:
+        return LexiconValues({**self.pool, **self.per_method.get(nsid, {})})
 
-async def seed(app: AppClient, database_url: str, base_url: str) -> Seeded:
-    """An active event with a tier, two paid tickets, a live hold, an offer, the event's door list
-    and an enrolled desk; one more enrollment code is left for ``enrollDevice``."""
-    event = await active_event(app, "Hostile night")
-    tier = await app.ok(
+
+async def _tier(app: AppClient, event: dict[str, Any]) -> dict[str, Any]:
+    made: dict[str, Any] = await app.ok(
         "createTicketTier",
         {"organizerDid": ORGANIZER, "event": {"uri": event["uri"]}, "title": "GA", "currency": "eur",
          "unitAmount": 1500, "quantityTotal": 500, "maxPerOrder": 10},
     )  # fmt: skip
+    return made
+
+
+async def seed(app: AppClient, database_url: str, base_url: str) -> Seeded:
+    """An active event with a tier, paid tickets (two to aim at, and one each for refunding,
+    transferring and voiding), a live hold, an offer, the event's door list and an enrolled desk; one
+    more enrollment code is left for ``enrollDevice``; a partner app the organizer consented to (for
+    ``revokeOrganizerConsent``). The methods that end or change a row for good (archive, status
+    changes, revocation) are aimed at a spare event, tier and consent, so that every other method can
+    still succeed after them."""
+    event, spare = await active_event(app, "Hostile night"), await active_event(app, "Spare night")
+    tier, spare_tier = await _tier(app, event), await _tier(app, spare)
     tier_id, group_id = tier["tier"]["id"], tier["capacityGroup"]["id"]
-    sold = await app.ok("createTicketHold", {"items": [{"tierId": tier_id, "quantity": 2}]})
+    sold = await app.ok("createTicketHold", {"items": [{"tierId": tier_id, "quantity": 5}]})
     payment = new_payment_id()
     await BROKER.send(app.http, base_url, BROKER.paid(sold, payment_id=payment))
-    tickets = (await app.ok("listBuyerTickets", {"paymentId": payment}))["tickets"]
+    tickets, (refunded, transferred, voided) = _split(
+        (await app.ok("listBuyerTickets", {"paymentId": payment}))["tickets"]
+    )
     live = await app.ok("createTicketHold", {"items": [{"tierId": tier_id, "quantity": 1}]})
     offer = await app.ok(
         "createOffer",
@@ -469,14 +490,17 @@ async def seed(app: AppClient, database_url: str, base_url: str) -> Seeded:
     lists = (await app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
     list_id = lists[0]["id"]
     db = Database(database_url)
+    now_ms = int(time.time() * 1000)
     try:
         async with db.write() as session:
             codes = [
-                (
-                    await devices.create_enrollment(session, "test", [list_id], name, int(time.time() * 1000))
-                ).code
+                (await devices.create_enrollment(session, "test", [list_id], name, now_ms)).code
                 for name in ("Fuzzed desk", "Spare desk")
             ]
+            partner = await apps.register_app(session, did=PARTNER_DID, environment="test", now_ms=now_ms)
+            await session.flush()
+            grant = Caller(partner.id, PARTNER_DID, "test", organizer_did=ORGANIZER, organizer_jti="seed")
+            await consents.grant(session, grant, now_ms)
     finally:
         await db.dispose()
     enrolled = await app.http.post(
@@ -498,11 +522,37 @@ async def seed(app: AppClient, database_url: str, base_url: str) -> Seeded:
         "code": ["FRIENDS10", codes[1]],
         "checkInListId": [list_id],
         "organizerDid": [ORGANIZER],
+        "organizer": [ORGANIZER],
+        "actor": [ORGANIZER],
+        "recipientDid": [ORGANIZER],
+        "paymentType": ["ticket"],
+        "collection": ["tickets.atmosphere.ticketedEvent"],
+        "token": [live["token"]],
         "currency": ["eur"],
         "environment": ["test"],
     }
+    spare_ids = {"eventId": [spare["id"]], "tierId": [spare_tier["tier"]["id"]]}
+    per_method = {
+        NS + "createTicketEvent": {"uri": [spare["uri"]]},
+        NS + "updateTicketEvent": spare_ids,
+        NS + "archiveTicketTier": spare_ids,
+        NS + "updateTicketTier": spare_ids,
+        NS + "updateCapacityGroup": {"capacityGroupId": [spare_tier["capacityGroup"]["id"]]},
+        NS + "revokeOrganizerConsent": {"appDid": [PARTNER_DID]},
+        NS + "refundTicket": {"ticketId": [refunded["id"]]},
+        NS + "transferTicket": {"ticketId": [transferred["id"]]},
+        NS + "voidTicket": {"ticketId": [voided["id"]]},
+        # Codes not taken yet, of a kind that needs no discount: the input of only the required
+        # fields (Hypothesis's first) makes an offer.
+        NS + "createOffer": {"code": [f"FUZZ{n}" for n in range(8)], "kind": ["affiliate", "access-window"]},
+    }
     ticket = tickets[0]
-    return Seeded(pool, enrolled.json()["credential"], _pass_path(ticket), live["token"])
+    return Seeded(pool, per_method, enrolled.json()["credential"], _pass_path(ticket), live["token"])
+
+
+def _split(tickets: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Five sold tickets: two to aim at, and one each for refunding, transferring and voiding."""
+    return tickets[:2], tickets[2:]
 
 
 def _pass_path(ticket: dict[str, Any]) -> str:

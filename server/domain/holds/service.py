@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
-from server.domain import ledger
+from server.domain import consents, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
@@ -126,15 +126,19 @@ async def price_order(
     now_ms: int,
     *,
     lock_offer: bool = False,
-    for_buyer: bool = True,
+    sale: bool = True,
     groups: Mapping[str, CapacityGroup] | None = None,
 ) -> Priced:
     """Every rule an order must pass but the places left, and its quote. A code is checked before
     anything else about the tiers, so a code of another tier answers like an unknown one.
-    ``for_buyer``: apply the offer's per-buyer cap (a preview names no buyer); ``groups``: the
-    tiers' capacity groups, locked by the caller."""
+    ``sale``: an order placed (a hold or a claim), not a preview: the offer's per-buyer cap
+    applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
+    calling app to hold the consent of the event's organizer; a preview of public prices does not.
+    ``groups``: the tiers' capacity groups, locked by the caller."""
     tiers = await _load_tiers(session, caller, list(request.items))
     event = await _hold_event(session, caller, request, tiers)
+    if sale or request.offer_code is not None:
+        await consents.require(session, caller.app_id, event.organizer_did)
     currencies = {t.currency for t in tiers.values()}
     if len(currencies) != 1:
         raise InvalidRequest("all items of a hold must be priced in one currency")
@@ -164,7 +168,7 @@ async def price_order(
     quote = price(lines, terms, await app_fees(session, caller))
     if offer is not None:
         buyer = offers.buyer_key(request.buyer_did, request.customer_email)
-        await offers.check_room(session, offer, quote.offer_places, buyer, now_ms, for_buyer=for_buyer)
+        await offers.check_room(session, offer, quote.offer_places, buyer, now_ms, for_buyer=sale)
     return Priced(event, tiers, states, offer, quote)
 
 
