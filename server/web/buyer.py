@@ -364,7 +364,7 @@ async def event_order(request: Request[Any, Any, Any]) -> Response[str] | Redire
             if buying:
                 return await _buy(services, view, order)
             async with services.db.read() as session:
-                priced = await holds.price_order(session, view.caller, order, now_ms, for_buyer=False)
+                priced = await holds.price_order(session, view.caller, order, now_ms, sale=False)
             return priced.quote, priced.tiers[next(iter(items))].currency
 
         ip = _ip(request, services.settings)
