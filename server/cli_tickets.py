@@ -16,7 +16,7 @@ from server.settings import Settings
 def cmd_resend(args: argparse.Namespace, settings: Settings) -> None:
     async def work(session: AsyncSession) -> None:
         ticket = await find_ticket(session, args.environment, args.ticket, lock=True)
-        await resend_pass(session, ticket, SystemClock().now_ms())
+        await resend_pass(session, ticket, SystemClock().now_ms(), actor=None)  # the operator
 
     ensure_schema(settings)
     try:

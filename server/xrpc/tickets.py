@@ -167,7 +167,7 @@ async def resend_ticket_email(call: Call, params: dict[str, Any]) -> dict[str, A
         ticket = await issuance.find_ticket(session, call.caller.environment, params["ticketId"])
         if ticket.app_id != call.caller.app_id:
             raise issuance.TicketNotFound(f"ticket {params['ticketId']} not found")
-        await issuance.resend_pass(session, ticket, call.now_ms)
+        await issuance.resend_pass(session, ticket, call.now_ms, actor=call.caller.app_did)
     return {"ticketId": ticket.id, "queued": True}
 
 

@@ -17,7 +17,7 @@ from support.payments import rows
 from support.storefront import pass_links, served_at_its_own_url, storefront
 
 from server.cli import build_parser
-from server.db.models import MailMessage
+from server.db.models import LedgerEntry, MailMessage
 
 pytestmark = pytest.mark.usefixtures("database_url")
 
@@ -72,6 +72,8 @@ async def test_issued_tickets_are_mailed_and_their_qr_codes_admit(database_url: 
             assert queued == {"ticketId": _ticket_id(links[1]), "queued": True}
             again = (await asyncio.to_thread(box.wait_for, 3))[2]
             assert "sent again" in again["Subject"] and len(qr_tokens(again)) == 1
+            (noted,) = await rows(h.settings, LedgerEntry, LedgerEntry.action == "resent")
+            assert (noted.subject_id, noted.actor) == (_ticket_id(links[1]), h.app.identity.did)
             voided = await h.app.call("resendTicketEmail", {"ticketId": _ticket_id(links[0])})
             assert (voided.status_code, voided.json()["error"]) == (409, "TicketNotActive")
             other = await h.client("did:web:other-app.test")
@@ -149,5 +151,7 @@ async def test_the_operator_resends_a_pass(
         assert f"files in {h.settings.mail_folder}" in capsys.readouterr().out
         kinds = sorted(m.kind for m in await rows(h.settings, MailMessage))
         assert kinds == ["issued", "resent"]
+        (noted,) = await rows(h.settings, LedgerEntry, LedgerEntry.action == "resent")
+        assert (noted.subject_id, noted.actor) == (_ticket_id(link), None)  # the operator's command
         with pytest.raises(SystemExit, match="TicketNotFound"):
             await asyncio.to_thread(tickets, "tickets", "resend", "--ticket", "ticket_nope")

@@ -63,7 +63,9 @@ async def enrollment(h: Harness, list_ids: list[str]) -> str:
     return made.code
 
 
-async def sold(h: Harness, quantity: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+async def sold(
+    h: Harness, quantity: int = 3, *, customer_email: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     event = await active_event(h.app)
     tier = (
         await h.app.ok(
@@ -83,6 +85,7 @@ async def sold(h: Harness, quantity: int = 3) -> tuple[dict[str, Any], list[dict
         {
             "items": [{"tierId": tier, "quantity": quantity}],
             "attendees": [{"name": f"Guest {n}"} for n in range(quantity)],
+            **({"customerEmail": customer_email} if customer_email else {}),
         },
     )
     await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=(pid := new_payment_id())))

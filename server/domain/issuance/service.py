@@ -15,7 +15,16 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.db.models import CapacityGroup, Hold, HoldItem, Ticket, TicketChange, TicketEvent, Tier
+from server.db.models import (
+    CapacityGroup,
+    Hold,
+    HoldItem,
+    MailMessage,
+    Ticket,
+    TicketChange,
+    TicketEvent,
+    Tier,
+)
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
@@ -297,9 +306,16 @@ async def transfer_ticket(
     return ticket
 
 
-async def resend_pass(session: AsyncSession, ticket: Ticket, now_ms: int) -> None:
-    """Queue the active ticket's pass again, to its holder's address or else its order's."""
+async def resend_pass(
+    session: AsyncSession, ticket: Ticket, now_ms: int, *, actor: str | None
+) -> MailMessage:
+    """Queue the active ticket's pass again, to its holder's address or else its order's, and note
+    in the ledger who asked (``actor``). Refused before anything is written: a ticket that is not
+    active (``TicketNotActive``), no address to send it to (``CustomerEmailMissing``)."""
     if ticket.status != "active":
         raise TicketNotActive(f"ticket {ticket.id} is {ticket.status}")
-    if await mail.tell_buyer(session, ticket, "resent", now_ms, holder_first=True) is None:
+    message = await mail.tell_buyer(session, ticket, "resent", now_ms, holder_first=True)
+    if message is None:
         raise CustomerEmailMissing("no e-mail address was given for this ticket")
+    ledger.note(session, "ticket", ticket, "resent", actor, now_ms)
+    return message

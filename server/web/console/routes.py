@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInList, ConsoleSession, Event, Ticket
 from server.domain.common import format_datetime
 from server.domain.devices.service import enrollment_text
-from server.domain.errors import DomainError
+from server.domain.errors import CustomerEmailMissing, DomainError
 from server.domain.exports.service import DOOR_LIST_FORMATS, export_list
 from server.domain.issuance import service as issuance
 from server.domain.organizer import service as organizer
@@ -39,6 +39,13 @@ LIVE_INTERVAL_S = 1.0
 # A stream ends after this long (the browser's EventSource reconnects), so none outlives a restart.
 LIVE_ROUNDS = 600
 SEARCH_LIMIT = 50
+# What the ticket page says after "Resend pass" (``?done=``): a fixed text per outcome, never text
+# from the request.
+RESEND_RESULTS = {
+    "resent": ("ok", "Pass sent again: it is queued for the buyer's e-mail address."),
+    "no-email": ("bad", "Not sent: no e-mail address was given for this ticket (order or holder)."),
+    "not-active": ("bad", "Not sent: the ticket is no longer active, so it has no pass to send."),
+}
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
@@ -295,12 +302,16 @@ async def tickets(
 
 @get("/events/{event_id:str}/tickets/{ticket_id:str}")
 async def ticket(
-    request: Request[Any, Any, Any], event_id: FromPath[str], ticket_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    event_id: FromPath[str],
+    ticket_id: FromPath[str],
+    done: FromQuery[str] = "",
 ) -> Response[str]:
     async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
         return {
             "ticket": await organizer.event_ticket(session, event, ticket_id),
             "history": await organizer.ticket_history(session, event, ticket_id),
+            "result": RESEND_RESULTS.get(done),
         }
 
     return await _event_page(request, event_id, "ticket.html", page)
@@ -310,8 +321,8 @@ async def ticket(
 async def ticket_action(
     request: Request[Any, Any, Any], event_id: FromPath[str], ticket_id: FromPath[str], action: FromPath[str]
 ) -> Response[Any]:
-    """Void, refund or transfer a ticket (``action``), as the console's actor."""
-    if action not in {"void", "refund", "transfer"}:
+    """Void, refund, transfer a ticket or resend its pass (``action``), as the console's actor."""
+    if action not in {"void", "refund", "transfer", "resend"}:
         raise Refused(404, "No such action.")
 
     async def change(
@@ -319,7 +330,17 @@ async def ticket_action(
     ) -> str:
         found = await organizer.event_ticket(session, event, ticket_id)
         locked = await issuance.find_ticket(session, event.environment, found.id, lock=True)
+        here = f"{PREFIX}/events/{event_id}/tickets/{ticket_id}"
         reason = form.get("reason") or None
+        if action == "resend":
+            # Refused before it writes anything: the page says why instead of an error page.
+            try:
+                await issuance.resend_pass(session, locked, now, actor=viewer.actor)
+            except issuance.TicketNotActive:
+                return f"{here}?done=not-active"
+            except CustomerEmailMissing:
+                return f"{here}?done=no-email"
+            return f"{here}?done=resent"
         if action == "transfer":
             await issuance.transfer_ticket(
                 session,
@@ -334,7 +355,7 @@ async def ticket_action(
         else:
             status = "voided" if action == "void" else "refunded"
             await issuance.end_ticket(session, locked, status, viewer.actor, reason, now)
-        return f"{PREFIX}/events/{event_id}/tickets/{ticket_id}"
+        return here
 
     return await _change(request, event_id, f"tickets.{action}", change)
 
