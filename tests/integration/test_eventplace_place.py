@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from conftest import Harness
+from sqlalchemy import update
 from support.payments import rows
 from support.pds import CALENDAR, ORGANIZER, LocalPds, calendar_event, uri_of
+from support.storefront import pass_links, served_at_its_own_url, storefront
 
+from server.db.engine import Database
 from server.db.models import Event
 from server.domain.catalog.place import place_text
 from server.domain.storefront import calendar_entry
@@ -144,3 +147,27 @@ async def test_unreadable_locations_do_not_refuse_the_record(harness: Harness, p
     assert event["title"] == "Night market"
     (row,) = await rows(harness.settings, Event, Event.id == event["id"])
     assert row.place is None and row.cid == event["cid"]
+
+
+async def test_the_pass_page_and_its_calendar_entry_name_the_place(harness: Harness) -> None:
+    served_at_its_own_url(harness.server)
+    shop = await storefront(harness.app)
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(Event).where(Event.id == shop.event["id"]).values(place="Hall <A>; Quay 5, Town")
+            )
+    finally:
+        await db.dispose()
+    url = harness.server.url + shop.path
+    page = await harness.app.http.get(url)
+    assert '<p class="place">Hall &lt;A&gt;; Quay 5, Town</p>' in page.text
+    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
+    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    back = await harness.app.http.get((await harness.app.http.post(checkout + "/pay")).headers["location"])
+    (link,) = pass_links(back.text)
+    pass_page = await harness.app.http.get(link)
+    assert '<p class="place">Hall &lt;A&gt;; Quay 5, Town</p>' in pass_page.text
+    ics = await harness.app.http.get(link.replace("?", "/event.ics?", 1))
+    assert "LOCATION:Hall <A>\\; Quay 5\\, Town\r\n" in ics.text
