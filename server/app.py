@@ -25,6 +25,7 @@ from server.domain.apps import RegisteredApps, forget_spent_jtis
 from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock, SystemClock
 from server.domain.errors import DomainError, NotReady
+from server.domain.eventimage import EventImages
 from server.domain.holds.service import sweep_expired
 from server.domain.issuance.keys import Keyring, load_server_key
 from server.domain.mail.worker import announce as announce_mail
@@ -260,6 +261,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 settings, db, resolver, lexicons, clock, keyring, graph, RegisteredApps(), signing_key
             )
             app.state.services = services
+            images = EventImages(
+                OutboundPolicy.from_settings(settings), allow_http=settings.outbound_allow_private
+            )
+            app.state.event_images = images
             app.state.head_revision = migrate.head_revision(settings.resolved_database_url)
             receivers = XrpcReceivers(resolver, signing_key, settings.service_did)
             await warn_about_payments(db, settings)
@@ -284,6 +289,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 for worker in workers:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+                await images.aclose()
                 await db.dispose()
                 metrics.process_exited()
 

@@ -103,6 +103,8 @@ class Event(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(String(2048))
     image_url: Mapped[str | None] = mapped_column(String(2048))
+    # Where it takes place, as text, from the locations of the pinned calendar record.
+    place: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)

@@ -135,6 +135,7 @@ def local_time(ms: int, timezone: str | None) -> str:
 
 
 def _ics_text(value: str) -> str:
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
@@ -170,6 +171,7 @@ def calendar_entry(event: Event, uid: str, url: str, now_ms: int, description: s
         f"DTSTART:{_ics_time(event.starts_ms)}",
         f"DTEND:{_ics_time(ends_ms)}",
         f"SUMMARY:{_ics_text(event.title)}",
+        *([f"LOCATION:{_ics_text(event.place)}"] if event.place else []),
         f"URL:{url}",
         *([f"DESCRIPTION:{_ics_text(description)}"] if description else []),
         "END:VEVENT",

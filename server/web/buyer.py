@@ -19,6 +19,7 @@ from server.domain import ratelimit
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
 from server.domain.errors import DomainError, InvalidOfferCode, InvalidRequest
+from server.domain.eventimage import EventImages, version
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect
 from server.domain.holds.service import HoldRequest, effective_status
@@ -58,6 +59,11 @@ _FRIENDLY = {
 def _services(request: Request[Any, Any, Any]) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def _images(request: Request[Any, Any, Any]) -> EventImages:
+    images: EventImages = request.app.state.event_images
+    return images
 
 
 def pass_url(settings: Settings, item: TicketInContext) -> str:
@@ -195,11 +201,20 @@ def _quote_block(quote: Quote, currency: str) -> str:
     return '<div class="card" aria-live="polite">' + "".join(parts) + "</div>"
 
 
+def event_image(event: Event, images: EventImages | None) -> str:
+    """The event's image, served from this origin, when it has one that may be shown."""
+    if images is None or not event.image_url or not images.showable(event.image_url):
+        return ""
+    src = f"{page_path(event)}/image?v={version(event.image_url)}"
+    return f'<img class="event-image" src="{html.escape(src)}" alt="{html.escape(event.title)}">'
+
+
 def render_event(
     settings: Settings,
     view: View,
     now_ms: int,
     *,
+    images: EventImages | None = None,
     chosen: Mapping[str, str] | None = None,
     quote: tuple[Quote, str] | None = None,
     outcome: str = "",
@@ -209,6 +224,7 @@ def render_event(
     event, chosen = view.event, chosen or {}
     path = page_path(event)
     when = f"<p>{html.escape(local_time(event.starts_ms, event.timezone))}</p>" if event.starts_ms else ""
+    where = f'<p class="place">{html.escape(event.place)}</p>' if event.place else ""
     link = (
         f'<p><a href="{html.escape(event.url)}">About this event</a></p>'
         if event.url and event.url.startswith("https://")
@@ -229,7 +245,8 @@ def render_event(
         if buyable
         else ""
     )
-    body = f"""<h1>{html.escape(event.title)}</h1>{when}{link}{outcome}{problem}
+    image = event_image(event, images)
+    body = f"""<h1>{html.escape(event.title)}</h1>{image}{when}{where}{link}{outcome}{problem}
 <form method="get" action="{path}" class="card no-print">
 <div class="field"><label for="code">Offer code</label>
 <input id="code" name="code" type="text" autocomplete="off" maxlength="100" value="{code}"></div>
@@ -295,7 +312,43 @@ async def event_page(request: Request[Any, Any, Any]) -> Response[str]:
         return not_found("Event")
     token = request.query_params.get("checkout")
     outcome, pending = await _outcome(services, view.event, token) if token else ("", False)
-    return render_event(services.settings, view, services.clock.now_ms(), outcome=outcome, refresh=pending)
+    return render_event(
+        services.settings,
+        view,
+        services.clock.now_ms(),
+        images=_images(request),
+        outcome=outcome,
+        refresh=pending,
+    )
+
+
+@get(EVENT_PATH + "/image")
+async def event_image_file(request: Request[Any, Any, Any]) -> Response[Any]:
+    """The event's image from this origin (its ``imageUrl`` fetched, checked and cached); 404 when
+    it has none or it cannot be fetched as a PNG, JPEG, WebP or GIF image."""
+    services = _services(request)
+    try:
+        async with services.db.read() as session:
+            event = await public_event(
+                session, request.path_params["organizer_did"], request.path_params["rkey"]
+            )
+            await page_caller(session, event)
+    except DomainError:
+        return not_found("Image")
+    image = await _images(request).get(event.image_url)
+    if image is None:
+        return not_found("Image")
+    return Response(
+        image.content,
+        media_type=image.media_type,
+        headers={
+            "cache-control": "public, max-age=86400",
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "default-src 'none'; sandbox",
+            "content-disposition": "inline",
+            "referrer-policy": "no-referrer",
+        },
+    )
 
 
 @get(EVENT_PATH + "/availability")
@@ -349,7 +402,7 @@ async def event_order(request: Request[Any, Any, Any]) -> Response[str] | Redire
         return not_found("Event")
     now_ms = services.clock.now_ms()
     if view.problem:
-        return render_event(services.settings, view, now_ms, chosen=form, status=400)
+        return render_event(services.settings, view, now_ms, images=_images(request), chosen=form, status=400)
     try:
         items = ordered_items(form, view.tiers)
         buying = form.get("action") == "buy"
@@ -371,10 +424,12 @@ async def event_order(request: Request[Any, Any, Any]) -> Response[str] | Redire
         answer = await _guarding_code(services, view.caller, ip, view.code, work)
     except DomainError as exc:
         failed = View(view.event, view.caller, view.tiers, view.code, _friendly(exc))
-        return render_event(services.settings, failed, now_ms, chosen=form, status=exc.status)
+        return render_event(
+            services.settings, failed, now_ms, images=_images(request), chosen=form, status=exc.status
+        )
     if isinstance(answer, str):
         return Redirect(answer, status_code=303)
-    return render_event(services.settings, view, now_ms, chosen=form, quote=answer)
+    return render_event(services.settings, view, now_ms, images=_images(request), chosen=form, quote=answer)
 
 
-ROUTES = [event_page, event_availability, event_order]
+ROUTES = [event_page, event_availability, event_image_file, event_order]

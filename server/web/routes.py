@@ -182,7 +182,8 @@ async def _pass(request: Request[Any, Any, Any]) -> tuple[Services, TicketInCont
 def _event_facts(item: TicketInContext) -> str:
     event = item.event
     when = local_time(event.starts_ms, event.timezone) if event.starts_ms else ""
-    return f"<h1>{html.escape(event.title)}</h1>" + (f"<p>{html.escape(when)}</p>" if when else "")
+    where = f'<p class="place">{html.escape(event.place)}</p>' if event.place else ""
+    return f"<h1>{html.escape(event.title)}</h1>" + (f"<p>{html.escape(when)}</p>" if when else "") + where
 
 
 @get("/passes/{ticket_id:str}")

@@ -25,7 +25,10 @@ def test_times_are_shown_in_the_event_s_zone() -> None:
 
 def test_a_calendar_entry_escapes_and_folds() -> None:
     event: Any = SimpleNamespace(
-        title="Jazz, blues; and more\nall night " + "é" * 60, starts_ms=NEW_YEAR_UTC_MS, ends_ms=None
+        title="Jazz, blues; and more\nall night " + "é" * 60,
+        starts_ms=NEW_YEAR_UTC_MS,
+        ends_ms=None,
+        place="Quai 5, Lyon",
     )
     entry = calendar_entry(event, "ticket_1@tickets", "https://t.example/passes/ticket_1?k=x", 0)
     lines = entry.split("\r\n")
@@ -34,6 +37,7 @@ def test_a_calendar_entry_escapes_and_folds() -> None:
     unfolded = entry.replace("\r\n ", "")
     assert "SUMMARY:Jazz\\, blues\\; and more\\nall night " + "é" * 60 in unfolded
     assert "DTSTART:20261231T200000Z" in unfolded and "DTEND:20261231T200000Z" in unfolded
+    assert "LOCATION:Quai 5\\, Lyon" in unfolded
 
 
 def _tier(tier_id: str, most: int) -> TierOffer:

@@ -5,7 +5,9 @@ DID → DID document (the service's resolver, local folder first) → the ``#atp
 encoding, so the pinned CID is one this service verified. Real-world records are read
 defensively: unknown fields are ignored, bare ``status``/``mode`` values (``"scheduled"``) are
 read as the lexicon's tokens, a name longer than a ticketed event's title is cut on a grapheme
-boundary, and only the fields the service uses are validated against the pinned lexicon.
+boundary, and only the fields the service uses are validated against the pinned lexicon. The
+record's ``locations`` become a short place text (:mod:`server.domain.catalog.place`), skipping
+what cannot be read rather than refusing the record.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from server.atproto.client import PdsError, XrpcClient, XrpcError, pds_endpoint
 from server.atproto.text import clip
 from server.atproto.uri import parse_record_uri
 from server.auth.did import DidResolutionError, DidResolver
+from server.domain.catalog.place import place_text
 from server.domain.common import parse_optional_datetime
 from server.domain.errors import EventRecordNotFound, InvalidEventRecord, InvalidRequest
 
@@ -46,6 +49,8 @@ class CalendarEvent:
     ends_ms: int | None
     status: str | None
     mode: str | None
+    # Where it takes place, as text (``locations`` is read defensively, outside the validation).
+    place: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ def read_calendar_event(uri: str, cid: str, value: object, validator: RecordVali
         ends_ms=parse_optional_datetime(read.get("endsAt"), "endsAt"),
         status=read.get("status"),
         mode=read.get("mode"),
+        place=place_text(value.get("locations")),
     )
 
 

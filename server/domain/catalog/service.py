@@ -339,6 +339,8 @@ async def pin_record(session: AsyncSession, event: Event, record: EventRecord, n
     if isinstance(record, CalendarEvent):
         pin.cid, pin.resolved_ms, pin.error = record.cid, now_ms, None
         event.cid = record.cid
+        if event.place != record.place:
+            event.place = record.place
     else:
         pin.error = record.reason
 
