@@ -34,6 +34,17 @@ class ScannerSettings(BaseSettings):
     max_bundle_age_seconds: float = Field(default=900.0, gt=0)
     upload_batch_size: int = Field(default=1000, ge=1, le=1000)
     decoder: Literal["zxing", "pyzbar"] = "zxing"
+    # The keyboard-wedge scanner: what ends a code (Enter, Tab, or a suffix it is set to send), and
+    # a prefix it is set to send first (then only text after the prefix is read as a scan).
+    wedge_terminator: Literal["enter", "tab"] = "enter"
+    wedge_prefix: str = ""
+    wedge_suffix: str = ""
+    # The same pass shown again at the same desk this soon after its admission is "just admitted"
+    # (nothing new is recorded), not a second entry.
+    representation_seconds: float = Field(default=10.0, ge=0)
+    # After a failed call the desk decides offline and probes the server in the background: a hung
+    # server costs one timeout, not one per scan. Connecting gets this long.
+    connect_timeout_seconds: float = Field(default=0.5, gt=0)
     # Run on each decision with the verdict as its last argument (for example a player script).
     sound_command: str | None = None
     # Hub mode: the port this desk serves other desks on, and the token they must send

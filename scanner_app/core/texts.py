@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from sync.checkin import Direction, Reason, Verdict
 
 # A revoked desk has wiped its data: the one line the screen and the headless command show.
+# A keyboard-wedge scanner sent part of a code (no terminator came, or too few characters).
+INCOMPLETE_SCAN = "Incomplete scan — scan again"
+
 REVOKED = "This desk was revoked by the organizer and its data wiped: enroll it again to scan."
 
 _REASONS: dict[Reason, str] = {
