@@ -45,6 +45,11 @@ class ScannerSettings(BaseSettings):
     # After a failed call the desk decides offline and probes the server in the background: a hung
     # server costs one timeout, not one per scan. Connecting gets this long.
     connect_timeout_seconds: float = Field(default=0.5, gt=0)
+    # The deadline of a probe of the server and of every call to a hub desk: a dead or hung hub
+    # shows within about this long. While the server is unreachable and a hub is set, rounds run
+    # at least every hub_interval_seconds.
+    probe_timeout_seconds: float = Field(default=0.8, gt=0)
+    hub_interval_seconds: float = Field(default=0.3, gt=0)
     # Run on each decision with the verdict as its last argument (for example a player script).
     sound_command: str | None = None
     # Hub mode: the port this desk serves other desks on, and the token they must send

@@ -10,6 +10,17 @@ from sync.checkin import Direction, Reason, Verdict
 # A keyboard-wedge scanner sent part of a code (no terminator came, or too few characters).
 INCOMPLETE_SCAN = "Incomplete scan — scan again"
 
+# Who decided a scan (``ScanResult.decided_by``).
+DECIDED_BY = {
+    "server": "decided by the server",
+    "hub": "decided offline on this desk, with the hub desk's latest records",
+    "desk": "decided offline on this desk",
+}
+
+# The pass this desk admitted a moment ago, shown again: not a second entry.
+JUST_ADMITTED = "Just admitted"
+JUST_ADMITTED_DETAIL = "This pass was admitted here a moment ago; nothing new was recorded."
+
 REVOKED = "This desk was revoked by the organizer and its data wiped: enroll it again to scan."
 
 _REASONS: dict[Reason, str] = {

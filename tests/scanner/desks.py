@@ -122,6 +122,9 @@ def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
         "sync_interval_seconds": 0.2,
         "bundle_refresh_seconds": 0.5,
         "hub_port": 0,
+        # A pass shown again is refused as a second entry at once (re-presentation has its own tests).
+        "representation_seconds": 0,
+        "probe_timeout_seconds": 2.0,  # a loaded test machine must not lose its hub
         **overrides,
     }
     return ScannerSettings(**values)
@@ -165,6 +168,17 @@ async def restart_server(h: Harness) -> None:
     fresh.port, fresh.url = port, f"http://127.0.0.1:{port}"
     await asyncio.to_thread(fresh.start)
     h.server = fresh
+
+
+async def hang_server(h: Harness) -> socket.socket:
+    """The server stopped and, on its address, a listener that accepts connections and never
+    answers (a hung server); close it before :func:`restart_server`."""
+    await asyncio.to_thread(h.server.stop)
+    hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hung.bind(("127.0.0.1", h.server.port))
+    hung.listen(64)  # the kernel completes the connections; nothing ever reads them
+    return hung
 
 
 async def tickets_scanner(data_dir: Path, *argv: str, **env: str) -> tuple[int, str, str]:

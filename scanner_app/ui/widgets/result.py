@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
+from scanner_app.core import texts
 from scanner_app.core.desk import ScanResult
 from scanner_app.ui.widgets.banner import banner
 from sync.checkin import Direction, Verdict
@@ -85,7 +86,7 @@ class ResultPanel(Vertical):
             self.query_one(f"#{widget_id}", Static).update(text)
 
     def show_result(self, result: ScanResult) -> None:
-        how = "decided by the server" if result.online else "decided offline on this desk"
+        how = texts.DECIDED_BY[result.decided_by]
         # An admission's detail is the tier and ticket number, already in the line above.
         detail = "" if result.verdict is Verdict.ADMIT else result.detail
         self._show(
