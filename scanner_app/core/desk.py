@@ -52,7 +52,7 @@ from sync.checkin import (
 )
 from sync.merge import Conflict
 from sync.protocol import SyncConfig
-from sync.records import Record, RecordKey, ticket_ref
+from sync.records import MANUAL_REASON_CHARS, Record, RecordKey, ticket_ref
 
 ENROLL_PREFIX = "tickets-enroll:"
 HUB_PREFIX = "tickets-hub:"
@@ -243,6 +243,8 @@ class DeskCore:
         # Admissions of this desk, by (list, direction, pass text): shown again within
         # ``representation_seconds`` they are "just admitted", not a second entry.
         self._admissions: dict[tuple[str, Direction, str], tuple[float, ScanResult]] = {}
+        # The last scan the desk could not decide (amber), while door staff may still admit it by hand.
+        self._undecided: tuple[Draft, TicketEntry | None] | None = None
         self.monotonic = time.monotonic  # the desk's clock for windows and deadlines (tests set it)
         self._wake = asyncio.Event()
         self._sync_lock = asyncio.Lock()
@@ -507,7 +509,32 @@ class DeskCore:
         result = replace(self._result(record, entry, answer, first, started), decided_by=decided_by)
         if record.admitted:
             self._admissions[shown] = (self.monotonic(), result)
+        undecided = record.decision is Verdict.ATTENTION and record.ticket_id is not None
+        self._undecided = (draft, entry) if undecided else None
         return result
+
+    @property
+    def can_admit_by_hand(self) -> bool:
+        """The last scan was amber (the desk could not decide it): door staff may admit it."""
+        return self._undecided is not None
+
+    async def admit_by_hand(self, why: str) -> ScanResult:
+        """Admit the holder of the last amber scan by hand, for ``why`` (a few words: no names).
+        The check-in record is an admission like any other, marked manual: counted, synced, and
+        refused at every door afterwards. Raises :class:`NotReady` when the last scan was not amber."""
+        started = time.perf_counter()
+        if self._undecided is None or self._engine is None:
+            raise NotReady("only a scan this desk could not decide (amber) can be admitted by hand")
+        draft, entry = self._undecided
+        self._undecided = None
+        draft = replace(
+            draft, record_id=new_record_id(), device_ms=wall_ms(), clock_offset_ms=self.clock.value_ms
+        )
+        reason = " ".join(why.split())[:MANUAL_REASON_CHARS] or "checked by hand"
+        record = replace(draft.record(Decision(Verdict.ADMIT, Reason.OK)), manual_reason=reason)
+        self._captured(record, pulled_first=not self.store.add_own(record))
+        result = self._result(record, entry, None, None, started)
+        return replace(result, headline=texts.ADMITTED_BY_HAND, detail=reason)
 
     def _shown_again(self, admitted: ScanResult, started: float) -> ScanResult:
         """The pass this desk just admitted, shown again: said so, and nothing recorded."""

@@ -17,6 +17,9 @@ DECIDED_BY = {
     "desk": "decided offline on this desk",
 }
 
+# An amber scan door staff admitted by hand (``DeskCore.admit_by_hand``).
+ADMITTED_BY_HAND = "Admitted by hand"
+
 # The pass this desk admitted a moment ago, shown again: not a second entry.
 JUST_ADMITTED = "Just admitted"
 JUST_ADMITTED_DETAIL = "This pass was admitted here a moment ago; nothing new was recorded."

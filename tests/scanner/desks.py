@@ -71,20 +71,23 @@ async def sell(h: Harness, quantity: int, *, tiers: Iterable[str] = ("GA",)) -> 
             },
         )
         tier_ids[title] = tier["tier"]["id"]
-        hold = await h.app.ok(
-            "createTicketHold",
-            {
-                "items": [{"tierId": tier_ids[title], "quantity": quantity}],
-                "attendees": [{"name": f"{title} {n}"} for n in range(quantity)],
-            },
-        )
-        payment = new_payment_id()
+        payment, bought = await buy(h, tier_ids[title], [f"{title} {n}" for n in range(quantity)])
         payments.append(payment)
-        await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=payment))
-        tickets += (await h.app.ok("listBuyerTickets", {"paymentId": payment, "limit": 100}))["tickets"]
+        tickets += bought
     lists = (await h.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
     main = next(c["id"] for c in lists if c.get("isDefault"))
     return Sale(event, tier_ids, tickets, main, payments)
+
+
+async def buy(h: Harness, tier_id: str, names: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """Paid tickets of the tier, one per attendee name: the payment id and the tickets."""
+    hold = await h.app.ok(
+        "createTicketHold",
+        {"items": [{"tierId": tier_id, "quantity": len(names)}], "attendees": [{"name": n} for n in names]},
+    )
+    payment = new_payment_id()
+    await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=payment))
+    return payment, (await h.app.ok("listBuyerTickets", {"paymentId": payment, "limit": 100}))["tickets"]
 
 
 async def fresh_passes(h: Harness, sale: Sale) -> list[str]:

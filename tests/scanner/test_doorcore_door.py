@@ -1,17 +1,20 @@
 """The desk's core under pressure at one door: real passes typed by a keyboard-wedge scanner with
 random pauses and chunks, a pass shown again just after its admission, and the status line after a
-restart. Clocks are injected: nothing here depends on the machine's speed."""
+restart, and a manual admission seen at another door. Clocks are injected: nothing here depends on
+the machine's speed."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
+import pytest
 from conftest import Harness
 
-from scanner.desks import desk_settings, enrolled_desk, sell
+from scanner.desks import buy, desk_settings, enrolled_desk, restart_server, sell, server_records
 from scanner_app.core import texts
-from scanner_app.core.desk import DeskCore
+from scanner_app.core.desk import DeskCore, NotReady
 from scanner_app.core.wedge import ABANDON_S, WedgeDetector, WedgeRead
 from sync.checkin import Reason, Verdict
 
@@ -94,3 +97,44 @@ async def test_the_status_keeps_the_last_sync_and_says_connecting_until_it_knows
     result = await reopened.scan(sale.token(0))
     assert (result.online, result.decided_by) == (True, "server") and reopened.status().link == "online"
     await reopened.close()
+
+
+async def test_a_manual_admission_is_a_record_refused_at_other_doors(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 1)
+    slow = {"bundle_refresh_seconds": 3600}  # the bundles stay as they were at enrollment
+    north = await enrolled_desk(harness, tmp_path / "north", [sale.main_list], "North door", **slow)
+    south = await enrolled_desk(harness, tmp_path / "south", [sale.main_list], "South door", **slow)
+    _, (late,) = await buy(harness, sale.tiers["GA"], ["Late buyer"])  # after both bundles
+    await asyncio.to_thread(harness.server.stop)
+
+    with pytest.raises(NotReady):
+        await north.admit_by_hand("booking checked")  # nothing amber to admit yet
+    amber = await north.scan(late["passToken"])
+    assert (amber.verdict, amber.reason) == (Verdict.ATTENTION, Reason.UNKNOWN_TICKET)
+    assert north.can_admit_by_hand
+    manual = await north.admit_by_hand("  booking   checked on the phone ")
+    assert (manual.verdict, manual.headline, manual.detail) == (
+        Verdict.ADMIT,
+        texts.ADMITTED_BY_HAND,
+        "booking checked on the phone",
+    )
+    assert not north.can_admit_by_hand and north.counters().admitted_here == 1
+    (stored,) = [r for r in north.store.records() if r.admitted]
+    assert stored.manual_reason == "booking checked on the phone" and stored.ticket_id is not None
+
+    await restart_server(harness)
+    await north.sync_once()
+    await south.sync_once()  # South pulls the manual admission
+    assert north.status().pending_uploads == 0
+    on_server = {(device, record): (decision, reason) for device, record, decision, reason in
+                 await server_records(harness, sale.main_list)}  # fmt: skip
+    assert on_server[(stored.device_id, stored.record_id)] == ("admit", "ok")
+    online = await harness.app.ok("checkInTicket", {"ticketToken": late["passToken"]})
+    assert online["status"] == "already_checked_in"  # the server counts it
+    assert any(r.manual_reason for r in south.store.records())  # pulled, marked manual
+    elsewhere = await south.scan(late["passToken"])
+    assert (elsewhere.verdict, elsewhere.reason) == (Verdict.REFUSE, Reason.ALREADY_CHECKED_IN)
+    await north.close()
+    await south.close()

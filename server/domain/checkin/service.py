@@ -126,6 +126,7 @@ def record_of(row: CheckInRecord) -> Record:
         clock_offset_ms=row.clock_offset_ms,
         gate=row.gate,
         scanner_did=row.scanner_did,
+        manual_reason=row.manual_reason,
     )
 
 

@@ -113,6 +113,7 @@ async def store_records(
                     "reason": r.reason.value,
                     "gate": r.gate,
                     "scanner_did": r.scanner_did,
+                    "manual_reason": r.manual_reason,
                     "app_id": None,
                     "device_ms": r.device_ms,
                     "clock_offset_ms": r.clock_offset_ms,
