@@ -23,7 +23,7 @@ from scanner_app.core.decoders import DecoderUnavailable, make_decoder
 from scanner_app.core.desk import DeskCore, NotReady, ScanResult, Source
 from scanner_app.core.frames import FrameSourceError, open_source
 from scanner_app.core.vault import PinRequired, WrongPin
-from scanner_app.ui.desk import Desk, Searching
+from scanner_app.ui.desk import AdmittingByHand, Desk, Searching
 from scanner_app.ui.messages import (
     CodeScanned,
     ConnectionChanged,
@@ -33,6 +33,7 @@ from scanner_app.ui.messages import (
     SyncCompleted,
     UndoCompleted,
 )
+from scanner_app.ui.screens.manual import ManualAdmissionScreen
 from scanner_app.ui.screens.pin import PinScreen
 from scanner_app.ui.screens.scanning import ScanningScreen
 from scanner_app.ui.screens.search import SearchScreen
@@ -185,6 +186,27 @@ class ScannerApp(App[None]):
             result = await self.desk.undo_last()
         self.last_admitted = None
         self.tell(UndoCompleted(result, self.desk.counters()))
+
+    def action_admit_by_hand(self) -> None:
+        """From an amber result: admit the holder by hand, with a reason."""
+        if isinstance(self.desk, AdmittingByHand) and self.desk.can_admit_by_hand:
+            self.push_screen(ManualAdmissionScreen(), self.admit_if_given)
+        else:
+            self.notify("Only a scan this desk could not decide (amber) can be admitted by hand.")
+
+    def admit_if_given(self, why: str | None) -> None:
+        if why is not None and isinstance(self.desk, AdmittingByHand):
+            self.admit_by_hand(self.desk, why)
+
+    @work(group="scans")
+    async def admit_by_hand(self, desk: AdmittingByHand, why: str) -> None:
+        async with self._deciding:
+            try:
+                result = await desk.admit_by_hand(why)
+            except NotReady as problem:
+                self.tell(ScanFailed(str(problem)))
+                return
+        self.decided(result, "manual")
 
     def action_search(self) -> None:
         self.push_screen(SearchScreen(self.desk), self.check_in_match)

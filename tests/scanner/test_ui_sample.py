@@ -53,6 +53,7 @@ RESULTS = {
         online=True,
         record=RecordKey("dev_sample", "rec_0001"),
         latency_ms=23.0,
+        decided_by="server",
     ),
     BOB: ScanResult(
         verdict=Verdict.REFUSE,
@@ -117,7 +118,7 @@ class SampleDesk:
 
     def status(self) -> SyncStatus:
         if self.online:
-            return SyncStatus(True, NOW_MS - 4_000, 0, 95_000, self.stale)
+            return SyncStatus(True, NOW_MS - 4_000, 0, 95_000, self.stale, link="online")
         return SyncStatus(False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale)
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None:

@@ -34,6 +34,7 @@ class ScanningScreen(Screen[None]):
         Binding("f3", "app.search", "Search"),
         Binding("f4", "app.undo", "Undo last"),
         Binding("f5", "app.sync_now", "Sync now"),
+        Binding("f6", "app.admit_by_hand", "Admit by hand"),
         Binding("f9", "app.setup", "List & gate"),
     ]
 
