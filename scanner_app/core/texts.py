@@ -20,6 +20,9 @@ DECIDED_BY = {
 # An amber scan door staff admitted by hand (``DeskCore.admit_by_hand``).
 ADMITTED_BY_HAND = "Admitted by hand"
 
+# A QR code in the camera's view that does not decode (motion blur, a thumb on a corner).
+HOLD_STEADY = "Hold the code steady, a little closer"
+
 # The pass this desk admitted a moment ago, shown again: not a second entry.
 JUST_ADMITTED = "Just admitted"
 JUST_ADMITTED_DETAIL = "This pass was admitted here a moment ago; nothing new was recorded."

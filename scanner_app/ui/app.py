@@ -16,6 +16,7 @@ from textual import work
 from textual.app import App
 from textual.message import Message
 
+from scanner_app.core import texts
 from scanner_app.core.camera import watch
 from scanner_app.core.client import DeviceRevokedError, wall_ms
 from scanner_app.core.config import ScannerSettings, get_settings
@@ -306,7 +307,10 @@ class ScannerApp(App[None]):
         async def code_seen(text: str) -> None:
             self.post_message(CodeScanned(text, "camera"))
 
+        async def unread() -> None:
+            self.notify(texts.HOLD_STEADY, title="Camera", timeout=3)
+
         try:
-            await watch(source, decoder, code_seen, self.stop)
+            await watch(source, decoder, code_seen, self.stop, on_unread=unread)
         finally:
             source.close()
