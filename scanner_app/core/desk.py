@@ -837,9 +837,10 @@ class DeskCore:
             self.store.put_settings({"clock_offset_ms": str(self.clock.value_ms)})
 
     async def _server_round(self, engine: SyncEngine, server: XrpcClient) -> None:
-        """While the breaker is open a round starts with a probe (a small pull) under the probe
-        deadline: a hung server costs that, not the request timeout of every call of the round."""
-        if self._breaker_open:
+        """While the breaker is open, or a hub desk is set (other desks' admissions must reach this
+        one within a second), a round starts with a probe (a small pull) under the probe deadline:
+        a hung server costs that, not the request timeout of every call of the round."""
+        if self._breaker_open or self._hub is not None:
             first = engine.list_ids[0]
             probe = server.pull(first, engine.replicas[first].cursors.get(SERVER, 0))
             await asyncio.wait_for(probe, self.settings.probe_timeout_seconds)

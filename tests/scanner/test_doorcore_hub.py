@@ -95,3 +95,27 @@ async def test_a_stopped_hub_shows_on_both_desks_within_a_second_and_is_found_ag
     await asyncio.gather(serving, *loops)
     for desk in (hub_desk, *desks):
         await desk.close()
+
+
+async def test_with_a_hub_set_a_round_finds_a_hung_server_by_its_probe(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 1)
+    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door")
+    patient = {"request_timeout_seconds": 60, "probe_timeout_seconds": 1.0, "sync_interval_seconds": 60}
+    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **patient)
+    hub = Hub(a, port=0, host="127.0.0.1")
+    await b.join_hub(hub.text("127.0.0.1"))
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(hub.serve(stop))
+    hung = await hang_server(harness)
+    try:
+        syncing = asyncio.ensure_future(b.sync_once())  # the breaker is still closed
+        await until(lambda: b.status().link == "hub", 20)  # long before the 60 s request timeout
+        await syncing
+    finally:
+        hung.close()
+    stop.set()
+    await serving
+    await a.close()
+    await b.close()
