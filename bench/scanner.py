@@ -2,14 +2,19 @@
 
 * pass verify: decode the text, check the list's Ed25519 signature, open the ticket's sealed entry
   in the offline index (``read_pass``), for distinct passes signed for two lists;
-* wedge → stored: ``DeskCore.scan`` of a keyboard-wedge code, decided offline and committed to the
-  desk's SQLite store (WAL, ``synchronous=FULL``: one fsync per scan) before it answers;
+* wedge → stored: a keyboard-wedge code read key by key by the wedge detector up to its Enter, then
+  ``DeskCore.scan``, decided offline and committed to the desk's SQLite store (WAL,
+  ``synchronous=FULL``: one fsync per scan) before it answers;
 * frame → stored: a 1280x720 camera frame, moderately degraded (blur, tilt, noise, low contrast),
   decoded by the default decoder, then decided and stored as above.
 
 The desk is enrolled with a bundle built here (one list of TICKETS tickets, its key and sealed
-index) and a server address nobody answers at, so every decision is the offline one. The ``ok``
-column counts admitted scans (frames: decoded and admitted); ``server`` CPU is this process's.
+index), so every decision is the offline one, under three networks: a server address nobody answers
+at (``desk offline``); a server that accepts connections and never answers (``hung server``: the
+first scan waits its online deadline, then the circuit breaker keeps scans from waiting); and, with
+the server down, a hub desk set up but dead (``dead hub``: each scan asks the hub first). The
+``ok`` column counts admitted scans (frames: decoded and admitted); ``server`` CPU is this
+process's. Online decisions are the server's ``checkin`` workload.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import base64
 import resource
 import secrets
 import shutil
+import socket
 import statistics
 import tempfile
 import time
@@ -37,6 +43,7 @@ from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import DeskCore
 from scanner_app.core.offline import read_pass
 from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
+from scanner_app.core.wedge import WedgeDetector
 from sync.bundle import FORMAT_VERSION, TicketEntry, TicketIndex, pack_entries, seal_entry
 from sync.checkin import Verdict
 from sync.passes import ListSigningKey, PassPayload, encode_pass, ticket_id_from_bytes
@@ -46,6 +53,9 @@ VERIFIES, QUICK_VERIFIES = 20_000, 2_000
 WEDGE_SCANS, QUICK_WEDGE_SCANS = 2_000, 200
 FRAMES, QUICK_FRAMES = 400, 60
 CONFIGURATION = "desk offline"
+HUNG, DEAD_HUB = "desk, hung server", "desk, dead hub"
+NOBODY = "http://127.0.0.1:9"
+KEY_GAP_S = 0.002  # a wedge scanner's key rate
 LIST_ID = "checklist_bench"
 TIER_ID = "tier_bench"
 # The offline scanning targets (docs/performance.md).
@@ -59,7 +69,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def enroll_offline(folder: Path, tickets: int) -> list[str]:
+def enroll_offline(folder: Path, tickets: int, server_url: str = NOBODY) -> list[str]:
     """A desk store enrolled for one list with a bundle of ``tickets`` tickets; answers their passes
     (each signed for this list and a second one)."""
     key, other = ListSigningKey.generate(), ListSigningKey.generate()
@@ -84,7 +94,7 @@ def enroll_offline(folder: Path, tickets: int) -> list[str]:
     }
     store = Store(folder / "scanner.sqlite3")
     store.save_enrollment(
-        Enrollment("http://127.0.0.1:9", "dev_bench", "Bench desk", "test", "event_bench",
+        Enrollment(server_url, "dev_bench", "Bench desk", "test", "event_bench",
                    (ListInfo(LIST_ID, "Main entrance"),)),
         vault.seal("dev_bench.x", None, folder),
     )  # fmt: skip
@@ -111,10 +121,17 @@ def degraded_frame(text: str, rng: np.random.Generator) -> MatLike:
     return frame
 
 
-def _row(scenario: str, latencies_ms: list[float], ok: int, elapsed_s: float, cpu_s: float) -> Row:
+def _row(
+    scenario: str,
+    latencies_ms: list[float],
+    ok: int,
+    elapsed_s: float,
+    cpu_s: float,
+    configuration: str = CONFIGURATION,
+) -> Row:
     ordered = sorted(latencies_ms)
     return Row(
-        configuration=CONFIGURATION,
+        configuration=configuration,
         scenario=scenario,
         requests=len(ordered),
         ok=ok,
@@ -132,19 +149,30 @@ def _row(scenario: str, latencies_ms: list[float], ok: int, elapsed_s: float, cp
 async def run(options: Options) -> RunResult:
     out = RunResult()
     tickets = QUICK_TICKETS if options.quick else TICKETS
-    folder = Path(tempfile.mkdtemp(prefix="tickets-bench-scanner-"))
+    hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel accepts connections; nothing ever answers them
+    setups = ((CONFIGURATION, NOBODY, None), (HUNG, f"http://127.0.0.1:{hung.getsockname()[1]}", None))
     try:
-        passes = enroll_offline(folder, tickets)
-        settings = ScannerSettings(
-            data_dir=folder, sync_interval_seconds=3600.0, bundle_refresh_seconds=3600.0
-        )
-        core = await DeskCore.open(settings)
-        try:
-            await _measure(core, passes, options, out)
-        finally:
-            await core.close()
+        for configuration, server_url, hub in (*setups, (DEAD_HUB, NOBODY, f"tickets-hub:x@{NOBODY}")):
+            folder = Path(tempfile.mkdtemp(prefix="tickets-bench-scanner-"))
+            try:
+                passes = enroll_offline(folder, tickets, server_url)
+                settings = ScannerSettings(
+                    data_dir=folder, sync_interval_seconds=3600.0, bundle_refresh_seconds=3600.0
+                )
+                core = await DeskCore.open(settings)
+                try:
+                    await core.join_hub(hub)
+                    if configuration == CONFIGURATION:
+                        await _verify(core, passes, options, out)
+                    await _measure(core, passes, options, out, configuration)
+                finally:
+                    await core.close()
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        hung.close()
     out.notes.append(
         f"one process; {tickets:,} tickets in the offline index; peak RSS is this process's, frames included"
     )
@@ -157,7 +185,7 @@ async def _settle(options: Options, out: RunResult, scenario: str) -> None:
         out.notes.append(f"{scenario}: the machine was still busy ({busy:.2f} cores)")
 
 
-async def _measure(core: DeskCore, passes: list[str], options: Options, out: RunResult) -> None:
+async def _verify(core: DeskCore, passes: list[str], options: Options, out: RunResult) -> None:
     bundle = core.bundles[LIST_ID]
     await _settle(options, out, "pass verify")
     verifies = QUICK_VERIFIES if options.quick else VERIFIES
@@ -175,23 +203,35 @@ async def _measure(core: DeskCore, passes: list[str], options: Options, out: Run
     if found != verifies:
         out.failures.append(f"pass verify: {verifies - found} genuine passes not found in the index")
 
-    await core.scan(passes[-1])  # the one attempt to reach the server: from now on, offline at once
-    await _settle(options, out, "wedge")
+
+async def _measure(
+    core: DeskCore, passes: list[str], options: Options, out: RunResult, configuration: str
+) -> None:
+    """Wedge and frame scans on ``core``; the first scan (the one attempt to reach the server, a
+    whole online deadline with a hung server) is timed on its own, in a note."""
+    first = await core.scan(passes[-1])
+    out.notes.append(f"{configuration}: first scan {first.latency_ms:.0f} ms, then offline at once")
+    await _settle(options, out, f"{configuration} wedge")
     wedge = passes[: (QUICK_WEDGE_SCANS if options.quick else WEDGE_SCANS)]
+    detector, at_s = WedgeDetector(), 0.0
     latencies, admitted = [], 0
     started, cpu = time.perf_counter(), time.process_time()
     for text in wedge:
-        result = await core.scan(text, source="wedge")
-        latencies.append(result.latency_ms)
+        before = time.perf_counter()
+        read = [detector.feed(key, at_s + n * KEY_GAP_S) for n, key in enumerate(text + "\r")][-1]
+        at_s += 1.0  # the next guest
+        if read is None or not read.complete:
+            continue  # counted as not admitted
+        result = await core.scan(read.text, source="wedge")
+        latencies.append((time.perf_counter() - before) * 1000)
         admitted += result.verdict is Verdict.ADMIT and not result.online
-    out.rows.append(
-        _row("wedge → stored", latencies, admitted, time.perf_counter() - started, time.process_time() - cpu)
-    )
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    out.rows.append(_row("wedge → stored", latencies, admitted, elapsed, cpu_s, configuration))
     if admitted != len(wedge):
-        out.failures.append(f"wedge: {len(wedge) - admitted} distinct passes not admitted offline")
+        out.failures.append(f"{configuration} wedge: {len(wedge) - admitted} distinct passes not admitted")
 
     decoder = make_decoder(core.settings.decoder)
-    await _settle(options, out, "frame")
+    await _settle(options, out, f"{configuration} frame")
     rng = np.random.default_rng(2026)
     frames = passes[len(wedge) : len(wedge) + (QUICK_FRAMES if options.quick else FRAMES)]
     latencies, admitted, elapsed, cpu_s = [], 0, 0.0, 0.0
@@ -204,9 +244,10 @@ async def _measure(core: DeskCore, passes: list[str], options: Options, out: Run
         elapsed, cpu_s = elapsed + took, cpu_s + time.process_time() - cpu
         latencies.append(took * 1000)
         admitted += [(r.verdict, r.display_name is not None) for r in decided] == [(Verdict.ADMIT, True)]
-    out.rows.append(_row("frame → stored", latencies, admitted, elapsed, cpu_s))
+    out.rows.append(_row("frame → stored", latencies, admitted, elapsed, cpu_s, configuration))
     out.notes.append(
-        f"frames: {admitted} of {len(frames)} decoded and admitted ({admitted / len(frames):.1%})"
+        f"{configuration} frames: {admitted} of {len(frames)} decoded and admitted"
+        f" ({admitted / len(frames):.1%})"
     )
 
 
@@ -245,7 +286,8 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 
 WORKLOAD = Workload(
     name="scanner",
-    summary="desk scanner offline: pass verify, keyboard-wedge and camera-frame scans decided and stored",
+    summary="desk scanner offline, with a hung server and a dead hub: pass verify, keyboard-wedge and"
+    " camera-frame scans decided and stored",
     run=run,
     ratios=ratios,
 )

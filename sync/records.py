@@ -23,6 +23,7 @@ from sync.checkin import Direction, Reason, Verdict
 
 ONLINE_DEVICE = "online"
 TICKET_REF_PREFIX = "tref_"
+MANUAL_REASON_CHARS = 100
 _TICKET_REF = re.compile(r"tref_[0-9a-f]{32}")
 
 
@@ -50,6 +51,9 @@ class Record:
     clock_offset_ms: int = 0  # server time minus device time, as last measured (0: unknown)
     gate: str | None = None
     scanner_did: str | None = None
+    # Set when door staff admitted the holder by hand (the desk could not decide): why, in a few
+    # words. Such a record is an admission like any other.
+    manual_reason: str | None = None
 
     @property
     def key(self) -> RecordKey:
@@ -92,6 +96,7 @@ class Record:
             "tokenGeneration": self.token_generation,
             "gate": self.gate,
             "scannerDid": self.scanner_did,
+            "manualReason": self.manual_reason,
         }
         wire.update({k: v for k, v in optional.items() if v is not None})
         return wire
@@ -112,6 +117,7 @@ class Record:
                 clock_offset_ms=_int(data.get("clockOffsetMs", 0)),
                 gate=_optional_text(data.get("gate"), 100),
                 scanner_did=_optional_text(data.get("scannerDid"), 2048),
+                manual_reason=_optional_text(data.get("manualReason"), MANUAL_REASON_CHARS),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise RecordFormatError(f"not a check-in record: {exc}") from None

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
-from scanner_app.core.decoders import Decoder
-from scanner_app.core.frames import FrameSource
+from scanner_app.core.decoders import Decoder, qr_in_view
+from scanner_app.core.frames import FrameSource, Image
 
 WINDOW_S = 1.0
 ABSENT_FRAMES = 5
+HINT_AFTER_S = 0.8  # a code in view this long without a read: "hold steady, a little closer"
 
 
 class SeenFilter:
@@ -40,20 +41,48 @@ class SeenFilter:
         return new
 
 
+class UnreadHint:
+    """When to tell the holder to hold the code steady (pure: fed each frame's facts): a QR code in
+    view (motion blur, a thumb on a finder pattern) that has not decoded for ``after_s`` seconds;
+    once until it is read or leaves the view."""
+
+    def __init__(self, after_s: float = HINT_AFTER_S) -> None:
+        self.after_s = after_s
+        self._since: float | None = None
+        self._told = False
+
+    def feed(self, in_view: bool, read: bool, at_s: float) -> bool:
+        if read or not in_view:
+            self._since, self._told = None, False
+            return False
+        self._since = at_s if self._since is None else self._since
+        if self._told or at_s - self._since < self.after_s:
+            return False
+        self._told = True
+        return True
+
+
 async def watch(
     source: FrameSource,
     decoder: Decoder,
     on_code: Callable[[str], Awaitable[object]],
     stop: asyncio.Event | None = None,
     seen: SeenFilter | None = None,
+    on_unread: Callable[[], Awaitable[object]] | None = None,
+    in_view: Callable[[Image], bool] = qr_in_view,
 ) -> int:
     """Feed ``on_code`` each new code until the source runs out or ``stop`` is set; answers how
-    many frames were read."""
+    many frames were read. ``on_unread``: called when a code in view does not decode for a while
+    (:class:`UnreadHint`); frames that decode nothing are then searched for a code (``in_view``)."""
     seen = seen or SeenFilter()
+    hint = UnreadHint()
 
-    def next_codes() -> tuple[float, list[str]] | None:
+    def next_codes() -> tuple[float, list[str], bool] | None:
         frame = source.read()
-        return None if frame is None else (frame.at_s, decoder.decode(frame.image))
+        if frame is None:
+            return None
+        codes = decoder.decode(frame.image)
+        return frame.at_s, codes, bool(codes) or (on_unread is not None and in_view(frame.image))
 
     frames = 0
     while stop is None or not stop.is_set():
@@ -61,6 +90,9 @@ async def watch(
         if decoded is None:
             break
         frames += 1
-        for code in seen.feed(decoded[1], decoded[0]):
+        at_s, codes, visible = decoded
+        for code in seen.feed(codes, at_s):
             await on_code(code)
+        if on_unread is not None and hint.feed(visible, bool(codes), at_s):
+            await on_unread()
     return frames

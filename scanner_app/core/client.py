@@ -63,11 +63,21 @@ class ClockOffset:
 class XrpcClient:
     """One peer (the server or a hub desk), authenticated by ``Bearer <credential>``."""
 
-    def __init__(self, base_url: str, credential: str, clock: ClockOffset, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        credential: str,
+        clock: ClockOffset,
+        timeout_s: float,
+        connect_s: float | None = None,
+    ) -> None:
+        """``timeout_s`` bounds each read and write of a call; ``connect_s`` (default: the same)
+        bounds connecting, short, so a stopped peer is known at once."""
         self.base_url = base_url.rstrip("/")
         self.credential = credential
         self.clock = clock
         self.timeout_s = timeout_s
+        self.connect_s = connect_s or timeout_s
         self._http = httpx.AsyncClient()
 
     async def aclose(self) -> None:
@@ -84,7 +94,8 @@ class XrpcClient:
         """A procedure (``body``) or a query (``params``); the answer's JSON object."""
         url = f"{self.base_url}/xrpc/{NAMESPACE}{method}"
         headers = {"authorization": f"Bearer {self.credential}"} if self.credential else {}
-        timeout = httpx.Timeout(timeout_s or self.timeout_s)
+        limit = timeout_s or self.timeout_s
+        timeout = httpx.Timeout(limit, connect=min(limit, self.connect_s))
         sent = wall_ms()
         try:
             if body is None:

@@ -34,6 +34,22 @@ class ScannerSettings(BaseSettings):
     max_bundle_age_seconds: float = Field(default=900.0, gt=0)
     upload_batch_size: int = Field(default=1000, ge=1, le=1000)
     decoder: Literal["zxing", "pyzbar"] = "zxing"
+    # The keyboard-wedge scanner: what ends a code (Enter, Tab, or a suffix it is set to send), and
+    # a prefix it is set to send first (then only text after the prefix is read as a scan).
+    wedge_terminator: Literal["enter", "tab"] = "enter"
+    wedge_prefix: str = ""
+    wedge_suffix: str = ""
+    # The same pass shown again at the same desk this soon after its admission is "just admitted"
+    # (nothing new is recorded), not a second entry.
+    representation_seconds: float = Field(default=10.0, ge=0)
+    # After a failed call the desk decides offline and probes the server in the background: a hung
+    # server costs one timeout, not one per scan. Connecting gets this long.
+    connect_timeout_seconds: float = Field(default=0.5, gt=0)
+    # The deadline of a probe of the server and of every call to a hub desk: a dead or hung hub
+    # shows within about this long. While the server is unreachable and a hub is set, rounds run
+    # at least every hub_interval_seconds.
+    probe_timeout_seconds: float = Field(default=0.8, gt=0)
+    hub_interval_seconds: float = Field(default=0.3, gt=0)
     # A sound on each decision: one bell for admit, two for attention, three for refuse (False: none).
     sound: bool = True
     # Run on each decision instead of the bells, with the verdict (admit, refuse, attention) as its

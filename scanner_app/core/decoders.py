@@ -27,6 +27,12 @@ class Decoder(Protocol):
         ...
 
 
+def qr_in_view(image: Image) -> bool:
+    """A QR code's finder patterns are in the frame (whether or not it decodes)."""
+    found, _ = cv2.QRCodeDetector().detect(next(stages(image)))
+    return bool(found)
+
+
 def stages(image: Image) -> Iterator[Image]:
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     yield cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)

@@ -11,10 +11,10 @@ to the local store before the result is returned, and goes upstream with the nex
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -52,7 +52,7 @@ from sync.checkin import (
 )
 from sync.merge import Conflict
 from sync.protocol import SyncConfig
-from sync.records import Record, RecordKey, ticket_ref
+from sync.records import MANUAL_REASON_CHARS, Record, RecordKey, ticket_ref
 
 ENROLL_PREFIX = "tickets-enroll:"
 HUB_PREFIX = "tickets-hub:"
@@ -60,6 +60,11 @@ ONLINE_ADMITTED = ("checked_in", "checked_out")
 MAX_TOKEN_TEXT = 4000  # checkInTicket's limit; longer text is no pass anyway
 
 Source = Literal["wedge", "camera", "manual"]
+# Who decided a scan: the server; this desk with the hub desk's latest records; this desk alone.
+DecidedBy = Literal["server", "hub", "desk"]
+# What the status line says of the link: no answer yet since the desk started; the server answers;
+# the server does not, a hub desk does; neither does (or no hub is set).
+Link = Literal["connecting", "online", "hub", "offline"]
 
 __all__ = [
     "ConflictRow",
@@ -129,6 +134,10 @@ class ScanResult:
     record: RecordKey
     latency_ms: float
     direction: Direction = Direction.ENTRY
+    decided_by: DecidedBy = "desk"
+    # The same pass shown again at this desk just after its admission: nothing new was recorded,
+    # ``record`` is the admission's.
+    repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,8 @@ class SyncStatus:
     via_hub: bool = False  # syncing with a hub desk while the server is unreachable
     conflicts: int = 0  # conflicts this desk has seen in the records
     problem: str | None = None  # the last error, in words
+    link: Link = "offline"
+    hub_lost: bool = False  # a hub desk is set and did not answer the last call
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +246,19 @@ class DeskCore:
         self._in_hand: dict[str, TicketEntry] = {}
         self._choices: dict[str, str | None] = {}
         self._hub_token = ""
-        self._offline_until = 0.0
+        # The circuit breaker: open after a call to the server failed; scans are decided here
+        # without asking it until a sync round (the background probe) reaches it again.
+        self._breaker_open = False
+        self._answered = False  # the server answered since the desk started
+        self._hub_alive: bool | None = None  # the hub desk answered its last call (None: not asked)
         self._bundles_checked: float | None = None
         self._last_sync_ms: int | None = None
+        # Admissions of this desk, by (list, direction, pass text): shown again within
+        # ``representation_seconds`` they are "just admitted", not a second entry.
+        self._admissions: dict[tuple[str, Direction, str], tuple[float, ScanResult]] = {}
+        # The last scan the desk could not decide (amber), while door staff may still admit it by hand.
+        self._undecided: tuple[Draft, TicketEntry | None] | None = None
+        self.monotonic = time.monotonic  # the desk's clock for windows and deadlines (tests set it)
         self._wake = asyncio.Event()
         self._sync_lock = asyncio.Lock()
 
@@ -267,6 +288,8 @@ class DeskCore:
         """Everything in memory from the store: enrollment, bundles, records, sync state."""
         self.enrollment = self.store.enrollment()
         self._choices = {key: self.store.setting(key) for key in ("selected_list", "gate", "direction")}
+        last_sync = self.store.setting("last_sync_ms")
+        self._last_sync_ms = int(last_sync) if last_sync else None
         self.bundles, self.door, self._admitted_here = {}, DoorBook(), Counter()
         if self.enrollment is None:
             return
@@ -303,12 +326,17 @@ class DeskCore:
         )
         for list_id, bundle in self.bundles.items():
             self._engine.bundle_received(list_id, bundle.state.seq, bundle.state.issued_at_ms, bundle.rules)
-        timeout = self.settings.request_timeout_seconds
-        self._server = XrpcClient(self.enrollment.server_url, self._credential(), self.clock, timeout)
+        self._server = self._client(self.enrollment.server_url, self._credential())
         hub = self.store.setting("hub")
         if hub is not None and self._hub is None:
-            url, token = parse_hub_text(hub)
-            self._hub = XrpcClient(url, token, self.clock, timeout)
+            self._hub = self._client(*parse_hub_text(hub))
+
+    def _client(self, url: str, credential: str) -> XrpcClient:
+        """A peer's client: short to connect, ``request_timeout_seconds`` to answer."""
+        settings = self.settings
+        return XrpcClient(
+            url, credential, self.clock, settings.request_timeout_seconds, settings.connect_timeout_seconds
+        )
 
     # What the screen shows.
 
@@ -383,15 +411,23 @@ class DeskCore:
         chosen = self.selected_list
         bundle = None if chosen is None else self.bundles.get(chosen.id)
         age = None if bundle is None else self.clock.now_ms() - bundle.state.issued_at_ms
+        via_hub = self._hub is not None and self._breaker_open and bool(self._hub_alive)
+        link: Link = "online" if self.online else "hub" if via_hub else "offline"
+        if link == "offline" and not self._answered and not self._breaker_open:
+            link = "connecting"  # no call has failed yet either
         return SyncStatus(
             online=self.online,
             last_sync_ms=self._last_sync_ms,
             pending_uploads=0 if self._engine is None else self._engine.pending,
             bundle_age_ms=age,
             stale=age is None or age > self.settings.max_bundle_age_seconds * 1000,
-            via_hub=self._engine is not None and self._engine.upstream == HUB,
+            via_hub=via_hub,
             conflicts=len(self.conflicts),
             problem=self.problem,
+            link="connecting"
+            if link == "offline" and not self._answered and not self._breaker_open
+            else link,
+            hub_lost=self._hub is not None and self._hub_alive is False,
         )
 
     # Setting the desk up.
@@ -446,9 +482,9 @@ class DeskCore:
         if self._hub is not None:
             await self._hub.aclose()
             self._hub = None
+        self._hub_alive = None
         if text is not None:
-            url, token = parse_hub_text(text)
-            self._hub = XrpcClient(url, token, self.clock, self.settings.request_timeout_seconds)
+            self._hub = self._client(*parse_hub_text(text))
         self.store.put_settings({"hub": text})
 
     @property
@@ -475,6 +511,10 @@ class DeskCore:
         chosen = self.selected_list
         if chosen is None:
             raise NotReady("choose a check-in list first")
+        shown = (chosen.id, direction, text.strip())
+        repeated = self._admissions.get(shown)
+        if repeated is not None and self.monotonic() - repeated[0] <= self.settings.representation_seconds:
+            return self._shown_again(repeated[1], started)
         bundle = self.bundles.get(chosen.id)
         others = [b for list_id, b in self.bundles.items() if list_id != chosen.id]
         reading = None if bundle is None else read_pass(text, bundle, others)
@@ -486,19 +526,58 @@ class DeskCore:
             direction,
         )
         answer = await self._ask_server(text, draft)
+        decided_by: DecidedBy = "server"
         if answer is not None:
             record, first = self._online_record(answer, draft)
         elif bundle is None or reading is None:
             raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
         else:
-            await self._catch_up(chosen.id)
+            decided_by = "hub" if await self._catch_up(chosen.id) else "desk"
             record, first = self._offline_record(reading, bundle, draft)
         self._still_enrolled()
         self._captured(record, pulled_first=not self.store.add_own(record))
         entry = reading.entry if reading is not None else None
         if entry is not None and record.ticket_id is not None:
             self._in_hand[record.ticket_id] = entry
-        return self._result(record, entry, answer, first, started)
+        result = replace(self._result(record, entry, answer, first, started), decided_by=decided_by)
+        if record.admitted:
+            self._admissions[shown] = (self.monotonic(), result)
+        undecided = record.decision is Verdict.ATTENTION and record.ticket_id is not None
+        self._undecided = (draft, entry) if undecided else None
+        return result
+
+    @property
+    def can_admit_by_hand(self) -> bool:
+        """The last scan was amber (the desk could not decide it): door staff may admit it."""
+        return self._undecided is not None
+
+    async def admit_by_hand(self, why: str) -> ScanResult:
+        """Admit the holder of the last amber scan by hand, for ``why`` (a few words: no names).
+        The check-in record is an admission like any other, marked manual: counted, synced, and
+        refused at every door afterwards. Raises :class:`NotReady` when the last scan was not amber."""
+        started = time.perf_counter()
+        if self._undecided is None or self._engine is None:
+            raise NotReady("only a scan this desk could not decide (amber) can be admitted by hand")
+        draft, entry = self._undecided
+        self._undecided = None
+        draft = replace(
+            draft, record_id=new_record_id(), device_ms=wall_ms(), clock_offset_ms=self.clock.value_ms
+        )
+        reason = " ".join(why.split())[:MANUAL_REASON_CHARS] or "checked by hand"
+        record = replace(draft.record(Decision(Verdict.ADMIT, Reason.OK)), manual_reason=reason)
+        self._captured(record, pulled_first=not self.store.add_own(record))
+        result = self._result(record, entry, None, None, started)
+        return replace(result, headline=texts.ADMITTED_BY_HAND, detail=reason)
+
+    def _shown_again(self, admitted: ScanResult, started: float) -> ScanResult:
+        """The pass this desk just admitted, shown again: said so, and nothing recorded."""
+        return replace(
+            admitted,
+            headline=texts.JUST_ADMITTED,
+            detail=texts.JUST_ADMITTED_DETAIL,
+            repeat=True,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
     def _draft(
         self, list_id: str, ticket_id: str | None, generation: int | None, direction: Direction
@@ -535,7 +614,7 @@ class DeskCore:
         """The server's decision, or None to decide here (no answer in time, an error, or empty
         text)."""
         token = text.strip()
-        if self._server is None or time.monotonic() < self._offline_until or not token:
+        if self._server is None or self._breaker_open or not token:
             return None
         body = {"ticketToken": token[:MAX_TOKEN_TEXT], **self._scan_body(draft)}
         try:
@@ -549,7 +628,7 @@ class DeskCore:
         except DeviceRevokedError:
             await self._revoke()
             raise
-        self.online = True
+        self.online = self._answered = True
         return answer
 
     @staticmethod
@@ -570,14 +649,12 @@ class DeskCore:
         verdict = Verdict.ADMIT if answer.get("status") in ONLINE_ADMITTED else Verdict.REFUSE
         return draft.record(Decision(verdict, reason)), first
 
-    async def _catch_up(self, list_id: str) -> None:
-        """In hub mode, fetch the other desks' latest records before deciding offline."""
-        if self._hub is None or self._engine is None or self._engine.upstream != HUB:
-            return
-        with contextlib.suppress(ServerUnreachable, ServerRefused, TimeoutError):
-            await asyncio.wait_for(
-                self._engine.pull_now(self._hub, list_id), self.settings.online_timeout_seconds
-            )
+    async def _catch_up(self, list_id: str) -> bool:
+        """With a hub desk set, fetch the other desks' latest records from it before deciding
+        offline (whatever the sync loop is waiting for meanwhile); answers whether the hub did."""
+        if self._hub is None or self._engine is None:
+            return False
+        return await self._with_hub(self._engine.pull_now(self._hub, list_id, HUB))
 
     def _offline_record(
         self, reading: PassReading, bundle: ListBundle, draft: Draft
@@ -750,10 +827,28 @@ class DeskCore:
     # Sync.
 
     def _went_offline(self, why: Exception) -> None:
-        """Decide offline, without waiting for the server, until a sync round reaches it again."""
+        """Open the breaker: decide offline, without waiting for the server, until a sync round
+        reaches it again."""
         self.online = False
-        self.problem = f"server unreachable: {why}"
-        self._offline_until = time.monotonic() + self.settings.sync_interval_seconds
+        self.problem = f"server unreachable: {why or type(why).__name__}"
+        self._breaker_open = True
+
+    async def _with_hub(self, call: Awaitable[None]) -> bool:
+        """A call to the hub desk under the probe deadline; answers (and remembers) whether it
+        answered, so a dead or hung hub shows within about a second."""
+        try:
+            await asyncio.wait_for(call, self.settings.probe_timeout_seconds)
+        except (ServerUnreachable, ServerRefused, TimeoutError) as failed:
+            self._hub_alive = False
+            self.problem = f"hub desk unreachable: {failed or type(failed).__name__}"
+            return False
+        self._hub_alive = True
+        return True
+
+    def _synced(self) -> None:
+        """A sync round completed: when, kept across restarts."""
+        self._last_sync_ms = wall_ms()
+        self.store.put_settings({"last_sync_ms": str(self._last_sync_ms)})
 
     async def sync_once(self) -> None:
         """One round: refresh the bundles when due, upload what is pending, pull every desk's
@@ -762,11 +857,11 @@ class DeskCore:
         async with self._sync_lock:
             if self._engine is None or self._server is None:
                 return
+            if self._breaker_open:
+                await self._sync_with_hub()  # first: the hub is on the local network
             try:
-                await self._refresh_bundles()
-                self._engine.use_upstream(SERVER)
-                await self._engine.exchange(self._server, self.clock.now_ms())
-            except ServerUnreachable as unreachable:
+                await self._server_round(self._engine, self._server)
+            except (ServerUnreachable, TimeoutError) as unreachable:
                 self._went_offline(unreachable)
                 await self._sync_with_hub()
             except ServerRefused as refused:
@@ -775,20 +870,34 @@ class DeskCore:
                 await self._revoke()
                 raise
             else:
-                self.online, self.problem, self._offline_until = True, None, 0.0
-                self._last_sync_ms = wall_ms()
+                self.online = self._answered = True
+                self.problem, self._breaker_open = None, False
+                self._synced()
             self.store.put_settings({"clock_offset_ms": str(self.clock.value_ms)})
+
+    async def _server_round(self, engine: SyncEngine, server: XrpcClient) -> None:
+        """While the breaker is open, or a hub desk is set (other desks' admissions must reach this
+        one within a second), a round starts with a probe (a small pull) under the probe deadline:
+        a hung server costs that, not the request timeout of every call of the round."""
+        if self._breaker_open or self._hub is not None:
+            first = engine.list_ids[0]
+            probe = server.pull(first, engine.replicas[first].cursors.get(SERVER, 0))
+            await asyncio.wait_for(probe, self.settings.probe_timeout_seconds)
+        await self._refresh_bundles()
+        engine.use_upstream(SERVER)
+        await engine.exchange(server, self.clock.now_ms())
 
     async def _sync_with_hub(self) -> None:
         if self._hub is None or self._engine is None:
             return
-        try:
-            self._engine.use_upstream(HUB)
-            await self._engine.exchange(self._hub, self.clock.now_ms())
-        except (ServerUnreachable, ServerRefused) as failed:
-            self.problem = f"server and hub unreachable: {failed}"
-        else:
-            self._last_sync_ms = wall_ms()
+        engine, hub = self._engine, self._hub
+
+        async def exchange() -> None:
+            engine.use_upstream(HUB)
+            await engine.exchange(hub, self.clock.now_ms())
+
+        if await self._with_hub(exchange()):
+            self._synced()
 
     async def run_sync_forever(self, stop: asyncio.Event) -> None:
         """Sync every ``sync_interval_seconds``, and at once after each scan, until ``stop`` is
@@ -800,9 +909,10 @@ class DeskCore:
             except DeviceRevokedError:
                 return
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            await asyncio.wait(
-                waits, timeout=self.settings.sync_interval_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            interval = self.settings.sync_interval_seconds
+            if self._breaker_open and self._hub is not None:  # keep the hub's liveness known
+                interval = min(interval, self.settings.hub_interval_seconds)
+            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for waiting in waits:
                 waiting.cancel()
 
@@ -855,6 +965,7 @@ class DeskCore:
         vault.forget(self.store.path.parent)
         self._in_hand.clear()
         self.revoked, self.online, self._engine = True, False, None
+        self._admissions.clear()
         self.problem = texts.REVOKED
         self._load()
 

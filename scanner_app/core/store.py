@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS records (
     gate TEXT,
     scanner_did TEXT,
     undoes TEXT,
+    manual_reason TEXT,
     UNIQUE (device_id, record_id)
 );
 CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY REFERENCES records (seq));
@@ -70,10 +71,10 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 _COLUMNS = (
     "device_id, record_id, list_id, ticket_id, token_generation, direction, decision, reason,"
-    " device_ms, clock_offset_ms, gate, scanner_did"
+    " device_ms, clock_offset_ms, gate, scanner_did, manual_reason"
 )
 # The queries below splice in this constant column list only.
-_INSERT = f"INSERT OR IGNORE INTO records ({_COLUMNS}, undoes) VALUES ({', '.join('?' * 13)})"  # noqa: S608
+_INSERT = f"INSERT OR IGNORE INTO records ({_COLUMNS}, undoes) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def _row(record: Record, undoes: str | None = None) -> tuple[Any, ...]:
         record.clock_offset_ms,
         record.gate,
         record.scanner_did,
+        record.manual_reason,
         undoes,
     )
 
@@ -144,6 +146,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         clock_offset_ms=row[9],
         gate=row[10],
         scanner_did=row[11],
+        manual_reason=row[12],
     )
 
 
@@ -164,6 +167,8 @@ class Store:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        if "manual_reason" not in {row[1] for row in db.execute("PRAGMA table_info(records)")}:
+            db.execute("ALTER TABLE records ADD COLUMN manual_reason TEXT")  # a store of an older desk
         for suffix in ("-wal", "-shm"):
             if (side := Path(f"{self.path}{suffix}")).exists():
                 side.chmod(0o600)
@@ -347,7 +352,7 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return OwnAdmission(_record(row[:12]), row[12] is not None, bool(row[13]))
+        return OwnAdmission(_record(row[:13]), row[13] is not None, bool(row[14]))
 
     def undos(self, device_id: str) -> dict[str, str]:
         """This desk's undo records: the id of each, and the id of the record it undid."""

@@ -189,11 +189,11 @@ class SyncEngine:
         for list_id in self.list_ids:
             await self._run(client, list_id, self._step(list_id, Tick(now_ms)))
 
-    async def pull_now(self, client: XrpcClient, list_id: str) -> None:
-        """Catch up with the upstream's records of one list at once (before an offline decision)."""
-        assert self.config.upstream is not None
-        cursor = self.replicas[list_id].cursors.get(self.config.upstream, 0)
-        await self._run(client, list_id, (PullSince(self.config.upstream, cursor),))
+    async def pull_now(self, client: XrpcClient, list_id: str, peer: str) -> None:
+        """Catch up with ``peer``'s records of one list at once (before an offline decision); what
+        a peer other than the upstream gives is queued for the upstream."""
+        cursor = self.replicas[list_id].cursors.get(peer, 0)
+        await self._run(client, list_id, (PullSince(peer, cursor),))
 
     async def _run(self, client: XrpcClient, list_id: str, commands: Iterable[Command]) -> None:
         queue = deque(commands)

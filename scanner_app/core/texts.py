@@ -8,6 +8,26 @@ from sync.checkin import Direction, PriorScan, Reason, Verdict, is_inside
 from sync.merge import ConflictKind
 
 # A revoked desk has wiped its data: the one line the screen and the headless command show.
+# A keyboard-wedge scanner sent part of a code (no terminator came, or too few characters).
+INCOMPLETE_SCAN = "Incomplete scan — scan again"
+
+# Who decided a scan (``ScanResult.decided_by``).
+DECIDED_BY = {
+    "server": "decided by the server",
+    "hub": "decided offline on this desk, with the hub desk's latest records",
+    "desk": "decided offline on this desk",
+}
+
+# An amber scan door staff admitted by hand (``DeskCore.admit_by_hand``).
+ADMITTED_BY_HAND = "Admitted by hand"
+
+# A QR code in the camera's view that does not decode (motion blur, a thumb on a corner).
+HOLD_STEADY = "Hold the code steady, a little closer"
+
+# The pass this desk admitted a moment ago, shown again: not a second entry.
+JUST_ADMITTED = "Just admitted"
+JUST_ADMITTED_DETAIL = "This pass was admitted here a moment ago; nothing new was recorded."
+
 REVOKED = "This desk was revoked by the organizer and its data wiped: enroll it again to scan."
 
 _REASONS: dict[Reason, str] = {

@@ -22,6 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
+from scanner_app.core import texts
 from scanner_app.core.camera import watch
 from scanner_app.core.client import DeviceRevokedError, wall_ms
 from scanner_app.core.config import ScannerSettings, get_settings
@@ -29,7 +30,7 @@ from scanner_app.core.decoders import DecoderUnavailable, make_decoder
 from scanner_app.core.desk import DeskCore, NotReady, ScanResult, Source
 from scanner_app.core.frames import FrameSourceError, open_source
 from scanner_app.core.vault import PinRequired, WrongPin
-from scanner_app.ui.desk import Desk, Searching
+from scanner_app.ui.desk import AdmittingByHand, Desk, Searching
 from scanner_app.ui.messages import (
     CodeScanned,
     ConnectionChanged,
@@ -40,6 +41,7 @@ from scanner_app.ui.messages import (
     UndoCompleted,
 )
 from scanner_app.ui.screens.conflicts import ConflictsScreen
+from scanner_app.ui.screens.manual import ManualAdmissionScreen
 from scanner_app.ui.screens.pin import KIOSK, PinScreen
 from scanner_app.ui.screens.scanning import ScanningScreen
 from scanner_app.ui.screens.search import SearchScreen
@@ -250,6 +252,27 @@ class ScannerApp(App[None]):
         self.last_admitted = None
         self.tell(UndoCompleted(result, self.desk.counters(), self.clock()))
 
+    def action_admit_by_hand(self) -> None:
+        """From an amber result: admit the holder by hand, with a reason."""
+        if isinstance(self.desk, AdmittingByHand) and self.desk.can_admit_by_hand:
+            self.push_screen(ManualAdmissionScreen(), self.admit_if_given)
+        else:
+            self.notify("Only a scan this desk could not decide (amber) can be admitted by hand.")
+
+    def admit_if_given(self, why: str | None) -> None:
+        if why is not None and isinstance(self.desk, AdmittingByHand):
+            self.admit_by_hand(self.desk, why)
+
+    @work(group="scans")
+    async def admit_by_hand(self, desk: AdmittingByHand, why: str) -> None:
+        async with self._deciding:
+            try:
+                result = await desk.admit_by_hand(why)
+            except NotReady as problem:
+                self.failed(problem)
+                return
+        self.decided(result, "manual")
+
     def action_search(self) -> None:
         self.push_screen(SearchScreen(self.desk), self.check_in_match)
 
@@ -364,7 +387,10 @@ class ScannerApp(App[None]):
         async def code_seen(text: str) -> None:
             self.post_message(CodeScanned(text, "camera"))
 
+        async def unread() -> None:
+            self.notify(texts.HOLD_STEADY, title="Camera", timeout=3)
+
         try:
-            await watch(source, decoder, code_seen, self.stop)
+            await watch(source, decoder, code_seen, self.stop, on_unread=unread)
         finally:
             source.close()

@@ -81,6 +81,16 @@ class TicketMatch(Protocol):
 
 
 @runtime_checkable
+class AdmittingByHand(Protocol):
+    """A desk whose amber scans door staff may admit by hand."""
+
+    @property
+    def can_admit_by_hand(self) -> bool: ...
+
+    async def admit_by_hand(self, why: str) -> ScanResult: ...
+
+
+@runtime_checkable
 class Searching(Protocol):
     """A desk that can search the server's tickets by name or number (online only)."""
 

@@ -567,6 +567,8 @@ class CheckInRecord(Base):
     reason: Mapped[str] = mapped_column(String(32))
     gate: Mapped[str | None] = mapped_column(String(100))
     scanner_did: Mapped[str | None] = mapped_column(String(2048))
+    # A manual admission at a desk: door staff's reason (sync.records.Record.manual_reason).
+    manual_reason: Mapped[str | None] = mapped_column(String(100))
     app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id"))
     device_ms: Mapped[int] = mapped_column(BigInteger)
     # Server time minus device time as the device last measured it; device_ms + offset orders scans.

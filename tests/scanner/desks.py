@@ -71,20 +71,23 @@ async def sell(h: Harness, quantity: int, *, tiers: Iterable[str] = ("GA",)) -> 
             },
         )
         tier_ids[title] = tier["tier"]["id"]
-        hold = await h.app.ok(
-            "createTicketHold",
-            {
-                "items": [{"tierId": tier_ids[title], "quantity": quantity}],
-                "attendees": [{"name": f"{title} {n}"} for n in range(quantity)],
-            },
-        )
-        payment = new_payment_id()
+        payment, bought = await buy(h, tier_ids[title], [f"{title} {n}" for n in range(quantity)])
         payments.append(payment)
-        await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=payment))
-        tickets += (await h.app.ok("listBuyerTickets", {"paymentId": payment, "limit": 100}))["tickets"]
+        tickets += bought
     lists = (await h.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
     main = next(c["id"] for c in lists if c.get("isDefault"))
     return Sale(event, tier_ids, tickets, main, payments)
+
+
+async def buy(h: Harness, tier_id: str, names: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """Paid tickets of the tier, one per attendee name: the payment id and the tickets."""
+    hold = await h.app.ok(
+        "createTicketHold",
+        {"items": [{"tierId": tier_id, "quantity": len(names)}], "attendees": [{"name": n} for n in names]},
+    )
+    payment = new_payment_id()
+    await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=payment))
+    return payment, (await h.app.ok("listBuyerTickets", {"paymentId": payment, "limit": 100}))["tickets"]
 
 
 async def fresh_passes(h: Harness, sale: Sale) -> list[str]:
@@ -123,6 +126,9 @@ def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
         "bundle_refresh_seconds": 0.5,
         "hub_port": 0,
         "clear_after_seconds": 0,  # results stay while a loaded machine gets round to reading them
+        # A pass shown again is refused as a second entry at once (re-presentation has its own tests).
+        "representation_seconds": 0,
+        "probe_timeout_seconds": 2.0,  # a loaded test machine must not lose its hub
         **overrides,
     }
     return ScannerSettings(**values)
@@ -166,6 +172,17 @@ async def restart_server(h: Harness) -> None:
     fresh.port, fresh.url = port, f"http://127.0.0.1:{port}"
     await asyncio.to_thread(fresh.start)
     h.server = fresh
+
+
+async def hang_server(h: Harness) -> socket.socket:
+    """The server stopped and, on its address, a listener that accepts connections and never
+    answers (a hung server); close it before :func:`restart_server`."""
+    await asyncio.to_thread(h.server.stop)
+    hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hung.bind(("127.0.0.1", h.server.port))
+    hung.listen(64)  # the kernel completes the connections; nothing ever reads them
+    return hung
 
 
 async def tickets_scanner(data_dir: Path, *argv: str, **env: str) -> tuple[int, str, str]:

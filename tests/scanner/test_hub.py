@@ -62,7 +62,8 @@ async def test_two_desks_offline_share_admissions_through_the_hub(harness: Harne
     assert await until(lambda: a.counters().inside_now == 2, 1.0) < 1.0
     again = await a.scan(sale.token(1))
     assert (again.verdict, again.reason) == (Verdict.REFUSE, Reason.ALREADY_CHECKED_IN)
-    assert again.detail.endswith("(another desk)")
+    # A names B once a bundle refreshed after B enrolled carries B's name: either is right.
+    assert again.detail.endswith(("(another desk)", "(South door)"))
 
     await restart_server(harness)
     await until(lambda: all(d.status().online and not d.status().pending_uploads for d in (a, b)), 10)

@@ -58,6 +58,7 @@ RESULTS = {
         online=True,
         record=RecordKey("dev_sample", "rec_0001"),
         latency_ms=23.0,
+        decided_by="server",
     ),
     BOB: ScanResult(
         verdict=Verdict.REFUSE,
@@ -124,7 +125,9 @@ class SampleDesk:
 
     def status(self) -> SyncStatus:
         if self.online:
-            return SyncStatus(True, NOW_MS - 4_000, 0, 95_000, self.stale, conflicts=len(self.conflicts))
+            return SyncStatus(
+                True, NOW_MS - 4_000, 0, 95_000, self.stale, conflicts=len(self.conflicts), link="online"
+            )
         return SyncStatus(
             False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale, conflicts=len(self.conflicts)
         )

@@ -416,7 +416,10 @@ def test_device_method_shapes() -> None:
         "tokenGeneration",
         "gate",
         "scannerDid",
+        "manualReason",
     }
+    manual = record["properties"]["manualReason"]
+    assert (manual["type"], manual["minLength"], manual["maxLength"]) == ("string", 1, 100)
     detail = def_schema("tickets.atmosphere.defs#verificationResult")["properties"]["detail"]
     # A record's reasons are the decision's, and ``undone``: a desk taking its last admission back.
     assert record["properties"]["reason"]["knownValues"] == [*detail["knownValues"], "undone"]

@@ -3,23 +3,23 @@ sync status below. A keyboard-wedge scanner works here without clicking anywhere
 
 from __future__ import annotations
 
+import time
+
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from scanner_app.core.wedge import WedgeDetector
 from scanner_app.ui.desk import Desk
 from scanner_app.ui.messages import (
-    CodeScanned,
     DirectionChanged,
     ScanDecided,
     ScanFailed,
     SyncCompleted,
     UndoCompleted,
 )
-from scanner_app.ui.wedge import wedge_code
+from scanner_app.ui.wedge import WEDGE_FLUSH_S, wedge_code, wedge_detector, wedge_message
 from scanner_app.ui.widgets.counters import CountersPanel
 from scanner_app.ui.widgets.direction import DirectionBar
 from scanner_app.ui.widgets.result import ResultPanel
@@ -31,17 +31,18 @@ class ScanningScreen(Screen[None]):
 
     BINDINGS = [
         Binding("f2", "app.toggle_direction", "In/out"),
-        Binding("f3", "app.search", "Search"),
+        Binding("f3", "app.search", "Find"),
         Binding("f4", "app.undo", "Undo"),
         Binding("f5", "app.sync_now", "Sync"),
         Binding("f6", "app.conflicts", "Conflicts"),
-        Binding("f9", "app.setup", "List/gate"),
+        Binding("f7", "app.admit_by_hand", "Admit"),
+        Binding("f9", "app.setup", "List"),
     ]
 
     def __init__(self, desk: Desk) -> None:
         super().__init__()
         self.desk = desk
-        self.wedge = WedgeDetector()
+        self.wedge = wedge_detector(desk.settings)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,6 +54,13 @@ class ScanningScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show_place()
+        self.set_interval(WEDGE_FLUSH_S, self.flush_wedge)
+
+    def flush_wedge(self) -> None:
+        """A scanner that stopped before its terminator sent a fragment: say so."""
+        read = self.wedge.flush(time.monotonic())
+        if read is not None:
+            self.post_message(wedge_message(read, self.app))
 
     def show_place(self) -> None:
         """The direction, list and gate as the desk has them, and the counts."""
@@ -66,10 +74,10 @@ class ScanningScreen(Screen[None]):
         self.query_one(ResultPanel).ready()
 
     def on_key(self, event: events.Key) -> None:
-        code = wedge_code(self.wedge, event)
-        if code is not None:
+        read = wedge_code(self.wedge, event)
+        if read is not None:
             event.stop()
-            self.post_message(CodeScanned(code, "wedge"))
+            self.post_message(wedge_message(read, self.app))
 
     @on(ScanDecided)
     def show_decision(self, message: ScanDecided) -> None:

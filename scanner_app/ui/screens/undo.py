@@ -12,8 +12,7 @@ from textual.widgets import Footer, Static
 
 from scanner_app.core.desk import ScanResult
 from scanner_app.core.wedge import WedgeDetector
-from scanner_app.ui.messages import CodeScanned
-from scanner_app.ui.wedge import wedge_code
+from scanner_app.ui.wedge import wedge_code, wedge_message
 from scanner_app.ui.widgets.result import who
 from sync.checkin import Direction
 
@@ -49,10 +48,10 @@ class UndoScreen(ModalScreen[bool]):
         yield Footer()
 
     def on_key(self, event: events.Key) -> None:
-        code = wedge_code(self.wedge, event)
-        if code is not None:
+        read = wedge_code(self.wedge, event)
+        if read is not None:
             event.stop()
-            self.app.post_message(CodeScanned(code, "wedge"))
+            self.app.post_message(wedge_message(read, self.app))
             self.dismiss(False)
 
     def action_undo(self) -> None:

@@ -12,6 +12,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
 
+from scanner_app.core import texts
 from scanner_app.core.desk import ScanResult
 from scanner_app.core.texts import clock
 from scanner_app.ui.widgets.banner import banner
@@ -119,7 +120,7 @@ class ResultPanel(Vertical):
 
     def show_result(self, result: ScanResult, at_ms: int) -> None:
         """``at_ms``: when the desk had the decision (wall time)."""
-        how = "decided by the server" if result.online else "decided offline on this desk"
+        how = texts.DECIDED_BY[result.decided_by]
         # An admission's detail is the tier and ticket number, already in the line above.
         detail = "" if result.verdict is Verdict.ADMIT else result.detail
         self._show(

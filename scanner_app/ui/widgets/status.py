@@ -1,5 +1,6 @@
-"""The status line: online, via a hub desk or offline; when the desk last synced; how many scans
-wait for upload; how old the offline data is, in red when it is out of date."""
+"""The status line: connecting, online, via a hub desk (or the hub lost) or offline; when the desk
+last synced (kept across restarts); how many scans wait for upload; how old the offline data is, in
+red when it is out of date."""
 
 from __future__ import annotations
 
@@ -19,14 +20,19 @@ def age(ms: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+LINKS = {
+    "connecting": "◌ CONNECTING",
+    "online": "● ONLINE",
+    "hub": "◐ OFFLINE, syncing with the hub desk",
+    "offline": "○ OFFLINE, deciding on this desk",
+}
+
+
 def describe(status: SyncStatus, now_ms: int, *, chosen: bool = True) -> str:
     """The line; ``chosen``: a check-in list is chosen (before that no data is out of date)."""
-    if status.online:
-        link = "● ONLINE"
-    elif status.via_hub:
-        link = "◐ OFFLINE, syncing with the hub desk"
-    else:
-        link = "○ OFFLINE, deciding on this desk"
+    link = LINKS[status.link]
+    if status.hub_lost and status.link != "online":
+        link = "○ OFFLINE, the hub desk is not answering"
     last = status.last_sync_ms
     synced = "never synced" if last is None else f"synced {age(now_ms - last)} ago"
     parts = [link]

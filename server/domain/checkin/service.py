@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
 from server.domain.caller import Caller
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
-from server.domain.common import compact, format_datetime, new_id
+from server.domain.common import new_id
 from server.domain.issuance.keys import Keyring
-from server.domain.outbox.lifecycle import ticket_event_data
+from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import DESTINATION, enqueue_to
 from sync.checkin import (
     Decision,
@@ -126,6 +126,7 @@ def record_of(row: CheckInRecord) -> Record:
         clock_offset_ms=row.clock_offset_ms,
         gate=row.gate,
         scanner_did=row.scanner_did,
+        manual_reason=row.manual_reason,
     )
 
 
@@ -326,14 +327,8 @@ async def check_in(
             ticket_event_data(
                 ticket,
                 checklist_event.uri,
-                checkIn=compact(
-                    {
-                        "id": record.id,
-                        "checkInListId": checklist.id,
-                        "scannerDid": scan.scanner_did,
-                        "gate": scan.gate,
-                        "checkedInAt": format_datetime(now_ms),
-                    }
+                checkIn=check_in_entry(
+                    record.id, checklist.id, now_ms, scanner_did=scan.scanner_did, gate=scan.gate
                 ),
             ),
             now_ms,

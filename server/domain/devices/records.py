@@ -15,6 +15,9 @@ from server.db.models import CheckInRecord, Ticket
 from server.domain.checkin.service import record_of
 from server.domain.devices.conflicts import record_conflicts, record_key_reuse
 from server.domain.errors import RecordDeviceMismatch
+from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
+from server.domain.outbox.service import enqueue, event_uri
+from sync.checkin import Direction
 from sync.records import Record, RecordKey, is_ticket_ref
 
 CHUNK = 500
@@ -110,6 +113,7 @@ async def store_records(
                     "reason": r.reason.value,
                     "gate": r.gate,
                     "scanner_did": r.scanner_did,
+                    "manual_reason": r.manual_reason,
                     "app_id": None,
                     "device_ms": r.device_ms,
                     "clock_offset_ms": r.clock_offset_ms,
@@ -119,4 +123,31 @@ async def store_records(
             ],
         )
         await record_conflicts(session, environment, list(fresh.values()), now_ms)
+        await tell_apps(session, environment, list(fresh.values()), now_ms)
     return statuses
+
+
+async def tell_apps(session: AsyncSession, environment: str, records: Sequence[Record], now_ms: int) -> None:
+    """``ticket.checked-in`` for each admitted entry a desk decided offline, to the app that sold
+    the ticket, with the scan's time and ``offline: true``. Called for newly stored records only
+    (a record is stored once by its key), so each is told once, however often a desk uploads it;
+    an entry the server decided online was told then, and its upload is a duplicate."""
+    told = [r for r in records if r.admitted and r.direction is Direction.ENTRY and r.ticket_id is not None]
+    if not told:
+        return
+    rows = await session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in told})))
+    tickets = {ticket.id: ticket for ticket in rows}
+    for record in told:
+        ticket = tickets.get(record.ticket_id or "")
+        if ticket is None:
+            continue
+        entry = check_in_entry(
+            record.record_id,
+            record.list_id,
+            record.effective_ms,
+            scanner_did=record.scanner_did,
+            gate=record.gate,
+            offline=True,
+        )
+        data = ticket_event_data(ticket, await event_uri(session, ticket.event_id), checkIn=entry)
+        await enqueue(session, ticket.app_id, environment, "ticket.checked-in", data, now_ms)

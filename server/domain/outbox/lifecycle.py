@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.db.models import Ticket
-from server.domain.common import compact
+from server.domain.common import compact, format_datetime
 
 
 def ticket_entry(ticket: Ticket, event_uri: str, *, status: str | None = None) -> dict[str, Any]:
@@ -67,4 +67,27 @@ def ticket_event_data(ticket: Ticket, event_uri: str, **nested: Any) -> dict[str
         tickets=[entry],
         ticket=entry,
         **nested,
+    )
+
+
+def check_in_entry(
+    record_id: str,
+    list_id: str,
+    at_ms: int,
+    *,
+    scanner_did: str | None = None,
+    gate: str | None = None,
+    offline: bool = False,
+) -> dict[str, Any]:
+    """``data.checkIn`` of ``ticket.checked-in``: the record, when the ticket was scanned, and
+    ``offline: true`` for a desk's offline decision that reached the service later."""
+    return compact(
+        {
+            "id": record_id,
+            "checkInListId": list_id,
+            "scannerDid": scanner_did,
+            "gate": gate,
+            "checkedInAt": format_datetime(at_ms),
+            "offline": True if offline else None,
+        }
     )

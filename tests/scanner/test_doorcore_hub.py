@@ -1,0 +1,121 @@
+"""Hub mode when the network lies: a server that accepts connections and never answers costs one
+timeout, not one per scan, and an admission at one desk is refused at the other within a second;
+a hub desk that stops is shown as lost on the desks using it within about a second, and found
+again when it is back. Deadlines are injected and conditions awaited, never fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from conftest import Harness
+
+from scanner.desks import enrolled_desk, hang_server, restart_server, sell
+from scanner.test_hub import until
+from scanner_app.core.hub import Hub
+from sync.checkin import Reason, Verdict
+
+# Short sync-round deadlines, so the hung server is found out by the first round; the scan's own
+# online deadline stays long, to show that scans do not wait for it once the breaker is open.
+HUNG = {"request_timeout_seconds": 0.5, "online_timeout_seconds": 5.0, "sync_interval_seconds": 30}
+
+
+async def test_a_hung_server_costs_one_timeout_and_desks_still_share_admissions(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 2)
+    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door", **HUNG)
+    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **HUNG)
+    hub = Hub(a, port=0, host="127.0.0.1")
+    await b.join_hub(hub.text("127.0.0.1"))
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(hub.serve(stop))
+    hung = await hang_server(harness)
+    try:
+        await asyncio.gather(a.sync_once(), b.sync_once())  # one timeout each: the breakers open
+        assert (a.status().link, b.status().link) == ("offline", "hub")
+
+        at_a = await a.scan(sale.token(0))
+        assert (at_a.verdict, at_a.online, at_a.decided_by) == (Verdict.ADMIT, False, "desk")
+        started = time.monotonic()
+        at_b = await b.scan(sale.token(0))
+        assert time.monotonic() - started < 1.0  # no wait for the hung server
+        assert (at_b.verdict, at_b.reason, at_b.decided_by) == (
+            Verdict.REFUSE,
+            Reason.ALREADY_CHECKED_IN,
+            "hub",
+        )
+        assert at_b.first_entry is not None and at_b.first_entry.device_id == at_a.record.device_id
+        other = await b.scan(sale.token(1))
+        assert (other.verdict, other.decided_by) == (Verdict.ADMIT, "hub")
+    finally:
+        hung.close()
+    await restart_server(harness)
+    await asyncio.gather(a.sync_once(), b.sync_once())  # the probe finds the server back
+    assert (a.status().link, b.status().link) == ("online", "online")
+    assert (await b.scan(sale.token(1))).online  # decided by the server again
+    stop.set()
+    await serving
+    await a.close()
+    await b.close()
+
+
+async def test_a_stopped_hub_shows_on_both_desks_within_a_second_and_is_found_again(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 1)
+    hub_desk = await enrolled_desk(harness, tmp_path / "hub", [sale.main_list], "Hub")
+    desks = [
+        await enrolled_desk(harness, tmp_path / name, [sale.main_list], name, sync_interval_seconds=5)
+        for name in ("North door", "South door")
+    ]
+    hub = Hub(hub_desk, port=0, host="127.0.0.1")
+    port = hub.port
+    for desk in desks:
+        await desk.join_hub(hub.text("127.0.0.1"))
+    stop, done = asyncio.Event(), asyncio.Event()
+    serving = asyncio.ensure_future(hub.serve(stop))
+    loops = [asyncio.ensure_future(desk.run_sync_forever(done)) for desk in desks]
+    await asyncio.to_thread(harness.server.stop)
+    await until(lambda: all(desk.status().link == "hub" for desk in desks), 10)
+
+    stop.set()
+    await serving
+    took = await until(lambda: all(desk.status().hub_lost for desk in desks), 5)
+    assert took < 1.5
+    assert all(desk.status().link == "offline" for desk in desks)
+
+    again = Hub(hub_desk, port=port, host="127.0.0.1")
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(again.serve(stop))
+    await until(lambda: all(desk.status().link == "hub" and not desk.status().hub_lost for desk in desks), 5)
+    done.set()
+    stop.set()
+    await asyncio.gather(serving, *loops)
+    for desk in (hub_desk, *desks):
+        await desk.close()
+
+
+async def test_with_a_hub_set_a_round_finds_a_hung_server_by_its_probe(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 1)
+    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door")
+    patient = {"request_timeout_seconds": 60, "probe_timeout_seconds": 1.0, "sync_interval_seconds": 60}
+    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **patient)
+    hub = Hub(a, port=0, host="127.0.0.1")
+    await b.join_hub(hub.text("127.0.0.1"))
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(hub.serve(stop))
+    hung = await hang_server(harness)
+    try:
+        syncing = asyncio.ensure_future(b.sync_once())  # the breaker is still closed
+        await until(lambda: b.status().link == "hub", 20)  # long before the 60 s request timeout
+        await syncing
+    finally:
+        hung.close()
+    stop.set()
+    await serving
+    await a.close()
+    await b.close()
