@@ -298,15 +298,20 @@ class Clock:
         return self.now_ms
 
 
+async def _pin_asked_escaped_and_asked_again(pilot: Pilot[None], key: str) -> None:
+    """``key`` asks for the kiosk PIN, escape goes back to scanning, and ``key`` asks again."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+
+
 async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
     clock = Clock()
     async with sample_app(tmp_path, KIOSK, app={"clock": clock}).run_test(size=LARGE) as pilot:
-        await pilot.press("f9")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
-        await pilot.press("f9")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+        await _pin_asked_escaped_and_asked_again(pilot, "f9")
         await pilot.press("1", "3", "5", "7", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
         await pilot.press("f9")  # right after a wrong PIN: not even asked
@@ -321,12 +326,7 @@ async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
 
 async def test_doorui_kiosk_pin_guards_undo(tmp_path: Path) -> None:
     async with sample_app(tmp_path, KIOSK).run_test(size=LARGE) as pilot:
-        await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
-        await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+        await _pin_asked_escaped_and_asked_again(pilot, "f4")
         await pilot.press("2", "4", "6", "8", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, UndoScreen))
 
