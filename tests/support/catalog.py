@@ -35,6 +35,25 @@ async def active_event(client: AppClient, title: str = "Test night") -> dict[str
     return event
 
 
+async def tier_id(
+    client: AppClient, event: dict[str, Any], title: str, *, unit_amount: int, quantity: int
+) -> str:
+    """A new tier in euros for ``event``; answers its id."""
+    out = await client.ok(
+        "createTicketTier",
+        {
+            "organizerDid": ORGANIZER,
+            "event": {"uri": event["uri"]},
+            "title": title,
+            "currency": "eur",
+            "unitAmount": unit_amount,
+            "quantityTotal": quantity,
+        },
+    )
+    tier: str = out["tier"]["id"]
+    return tier
+
+
 async def shared_group(
     client: AppClient,
     event: dict[str, Any],
