@@ -36,9 +36,9 @@ async def active_event(client: AppClient, title: str = "Test night") -> dict[str
 
 
 async def tier_id(
-    client: AppClient, event: dict[str, Any], title: str, *, unit_amount: int, quantity: int
+    client: AppClient, event: dict[str, Any], title: str, *, unit_amount: int, quantity: int, **fields: Any
 ) -> str:
-    """A new tier in euros for ``event``; answers its id."""
+    """A new tier in euros for ``event`` (with ``fields`` besides); answers its id."""
     out = await client.ok(
         "createTicketTier",
         {
@@ -48,6 +48,7 @@ async def tier_id(
             "currency": "eur",
             "unitAmount": unit_amount,
             "quantityTotal": quantity,
+            **fields,
         },
     )
     tier: str = out["tier"]["id"]
