@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.models import Event
 from server.domain import consents
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import UNSET, EventInput, EventRecord, TierInput
@@ -73,22 +75,38 @@ def changes_from(
     return changes
 
 
+async def event_for_call(
+    call: Call,
+    session: AsyncSession,
+    organizer_did: str,
+    given: EventInput,
+    record: EventRecord | None,
+    *,
+    status: str | None = None,
+    refresh: bool = False,
+) -> Event:
+    """``catalog.ensure_event`` for this call's caller, at its time, with the service's keyring."""
+    return await catalog.ensure_event(
+        session,
+        call.caller,
+        organizer_did,
+        given,
+        call.now_ms,
+        keyring=call.services.keyring,
+        status=status,
+        refresh=refresh,
+        record=record,
+    )
+
+
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     given = event_input(params["event"], checked_metadata(call, params.get("metadata")))
     await consent_before_reading(call, params["organizerDid"], given)
     record = await call.services.event_graph.resolve(given.uri)
     async with call.db.write() as session:
-        event = await catalog.ensure_event(
-            session,
-            call.caller,
-            params["organizerDid"],
-            given,
-            call.now_ms,
-            keyring=call.services.keyring,
-            status=params.get("status"),
-            refresh=True,
-            record=record,
+        event = await event_for_call(
+            call, session, params["organizerDid"], given, record, status=params.get("status"), refresh=True
         )
     return {"event": event_view(event)}
 
@@ -125,15 +143,7 @@ async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str,
     given = event_input(params["event"])
     record = await record_of_new_event(call, params["organizerDid"], given)
     async with call.db.write() as session:
-        event = await catalog.ensure_event(
-            session,
-            call.caller,
-            params["organizerDid"],
-            given,
-            call.now_ms,
-            keyring=call.services.keyring,
-            record=record,
-        )
+        event = await event_for_call(call, session, params["organizerDid"], given, record)
         group = await catalog.create_group(
             session,
             call.caller,
@@ -185,15 +195,7 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
     event_given = event_input(params["event"])
     record = await record_of_new_event(call, params["organizerDid"], event_given)
     async with call.db.write() as session:
-        event = await catalog.ensure_event(
-            session,
-            call.caller,
-            params["organizerDid"],
-            event_given,
-            call.now_ms,
-            keyring=call.services.keyring,
-            record=record,
-        )
+        event = await event_for_call(call, session, params["organizerDid"], event_given, record)
         tier = await catalog.create_tier(
             session, call.caller, event, given, call.now_ms, group_id=params.get("capacityGroupId")
         )

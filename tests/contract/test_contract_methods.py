@@ -11,6 +11,7 @@ from support.contract import (
     GROUP_SUMMARY,
     PRESENTATION,
     TICKET_SUMMARY,
+    TIER_NULLS,
     TIER_SUMMARY,
     buyer_assertion,
     no_nulls,
@@ -58,12 +59,7 @@ async def test_tiers_take_the_sdks_nulls_and_answer_the_published_summaries(harn
         {
             "tierId": tier["id"],
             "title": "GA",
-            "description": None,
-            "saleStartsAt": None,
-            "saleEndsAt": None,
-            "tierRef": None,
-            "productRef": None,
-            "priceRef": None,
+            **TIER_NULLS,
             "metadata": {"source": "sdk", "v": 2},
         },
     )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Harness, running_harness
-from support.contract import TICKET_SUMMARY, buyer_assertion, no_nulls, poll, shape
+from support.contract import TICKET_SUMMARY, TIER_NULLS, buyer_assertion, no_nulls, poll, shape
 from support.pds import ORGANIZER, ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds, calendar_event, uri_of
 from support.serve_process import tickets_command
 from support.server import SERVICE_DID, AppClient
@@ -72,12 +72,7 @@ async def published_event(h: Harness, pds: LocalPds) -> dict[str, Any]:
             "currency": "usd",
             "unitAmount": 1500,
             "quantityTotal": 50,
-            "description": None,
-            "saleStartsAt": None,
-            "saleEndsAt": None,
-            "tierRef": None,
-            "productRef": None,
-            "priceRef": None,
+            **TIER_NULLS,
         },
     )
     login = ("organizer", "login", "--did", ORGANIZER, "--identifier", ORGANIZER_HANDLE, "--password-stdin")

@@ -22,6 +22,24 @@ def _csp(response: httpx.Response) -> str:
     return response.headers.get("content-security-policy", "")
 
 
+async def _one_general_checkout(harness: Harness) -> tuple[str, dict[str, str], str]:
+    """The page's URL, the form that buys one General ticket, and the checkout that form opened."""
+    served_at_its_own_url(harness.server)
+    shop = await storefront(harness.app)
+    url = harness.server.url + shop.path
+    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
+    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    return url, form, checkout
+
+
+async def _a_bought_pass(harness: Harness) -> tuple[str, str]:
+    """One General ticket bought and paid: its pass link and its ticket id."""
+    _url, _form, checkout = await _one_general_checkout(harness)
+    back = await harness.app.http.get((await harness.app.http.post(checkout + "/pay")).headers["location"])
+    (link,) = pass_links(back.text)
+    return link, link.split("/passes/", 1)[1].split("?", 1)[0]
+
+
 async def test_the_page_lists_public_tiers_with_their_state(harness: Harness) -> None:
     shop = await storefront(harness.app)
     page = await harness.app.http.get(harness.server.url + shop.path)
@@ -114,14 +132,7 @@ async def test_buying_needs_an_email_and_at_most_what_is_allowed(harness: Harnes
 
 
 async def test_a_voided_ticket_s_pass_says_so_without_a_code(harness: Harness) -> None:
-    served_at_its_own_url(harness.server)
-    shop = await storefront(harness.app)
-    url = harness.server.url + shop.path
-    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
-    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
-    back = await harness.app.http.get((await harness.app.http.post(checkout + "/pay")).headers["location"])
-    (link,) = pass_links(back.text)
-    ticket_id = link.split("/passes/", 1)[1].split("?", 1)[0]
+    link, ticket_id = await _a_bought_pass(harness)
     await harness.app.ok("voidTicket", {"ticketId": ticket_id, "reason": "duplicate"})
     voided = await harness.app.http.get(link)
     assert voided.status_code == 410 and "This ticket was voided." in voided.text
@@ -129,14 +140,7 @@ async def test_a_voided_ticket_s_pass_says_so_without_a_code(harness: Harness) -
 
 
 async def test_a_transferred_ticket_s_old_pass_says_so_and_hides_the_new_holder(harness: Harness) -> None:
-    served_at_its_own_url(harness.server)
-    shop = await storefront(harness.app)
-    url = harness.server.url + shop.path
-    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
-    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
-    back = await harness.app.http.get((await harness.app.http.post(checkout + "/pay")).headers["location"])
-    (link,) = pass_links(back.text)
-    ticket_id = link.split("/passes/", 1)[1].split("?", 1)[0]
+    link, ticket_id = await _a_bought_pass(harness)
     await harness.app.ok("transferTicket", {"ticketId": ticket_id, "attendeeName": "Grace Hopper"})
     old = await harness.app.http.get(link)
     assert old.status_code == 410 and "transferred to someone else" in old.text
@@ -147,11 +151,7 @@ async def test_a_transferred_ticket_s_old_pass_says_so_and_hides_the_new_holder(
 
 
 async def test_a_cancelled_or_expired_checkout_comes_back_saying_so(harness: Harness) -> None:
-    served_at_its_own_url(harness.server)
-    shop = await storefront(harness.app)
-    url = harness.server.url + shop.path
-    form = {f"qty-{shop.tiers['General']}": "1", "email": "guest@example.org", "action": "buy"}
-    checkout = (await harness.app.http.post(url, data=form)).headers["location"]
+    url, form, checkout = await _one_general_checkout(harness)
     cancelled = await harness.app.http.post(checkout + "/cancel")
     assert cancelled.status_code == 302
     back = await harness.app.http.get(cancelled.headers["location"])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import Harness, start_harness
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
-from support.catalog import ORGANIZER, active_event, shared_group
+from support.catalog import ORGANIZER, active_event, shared_group, tier_id
 from support.payments import rows
 
 from server.db.engine import Database
@@ -229,32 +229,8 @@ async def test_dev_checkout_pay_and_cancel(harness: Harness) -> None:
 
 async def test_free_claims(harness: Harness) -> None:
     event = await active_event(harness.app)
-    free = (
-        await harness.app.ok(
-            "createTicketTier",
-            {
-                "organizerDid": ORGANIZER,
-                "event": {"uri": event["uri"]},
-                "title": "Free",
-                "currency": "eur",
-                "unitAmount": 0,
-                "quantityTotal": 3,
-            },
-        )
-    )["tier"]["id"]
-    priced = (
-        await harness.app.ok(
-            "createTicketTier",
-            {
-                "organizerDid": ORGANIZER,
-                "event": {"uri": event["uri"]},
-                "title": "Paid",
-                "currency": "eur",
-                "unitAmount": 500,
-                "quantityTotal": 3,
-            },
-        )
-    )["tier"]["id"]
+    free = await tier_id(harness.app, event, "Free", unit_amount=0, quantity=3)
+    priced = await tier_id(harness.app, event, "Paid", unit_amount=500, quantity=3)
     buyer = harness.identity("did:plc:freebuyer000000000000000001")
     nsid = "tickets.atmosphere.claimFreeTicket"
     claim = await harness.app.ok(

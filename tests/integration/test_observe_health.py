@@ -16,8 +16,8 @@ from conftest import APP_DID, Harness, running_harness
 from sqlalchemy import select
 from support.catalog import active_event
 from support.databases import create_pg_database, drop_pg_database, pg_reachable
-from support.serve_process import ServeProcess, run_tickets, tickets_env
-from support.server import SERVICE_DID, LiveServer, make_settings
+from support.serve_process import ServeProcess, run_tickets, server_env
+from support.server import LiveServer, make_settings
 from support.webhooks import Receiver, add_webhook_app, attempts, message, queue, wait_until
 
 from server.db import migrate
@@ -88,14 +88,7 @@ async def test_graceful_shutdown_answers_and_gives_claims_back(database_url: str
     receiver = Receiver(delay_s=120)  # takes a delivery and keeps it in flight
     await receiver.start()
     db = Database(database_url)
-    env = tickets_env(
-        database_url=database_url,
-        data_dir=tmp_path,
-        service_did=SERVICE_DID,
-        plc_url="http://127.0.0.1:9",
-        webhook_poll_interval_seconds=0.05,
-        webhook_timeout_seconds=60,
-    )
+    env = server_env(database_url, tmp_path, webhook_poll_interval_seconds=0.05, webhook_timeout_seconds=60)
     try:
         await run_tickets(env, "db", "upgrade")
         [delivery_id] = await queue(db, await add_webhook_app(db, APP_DID, receiver.url))

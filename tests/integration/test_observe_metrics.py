@@ -17,8 +17,7 @@ from sqlalchemy import update
 from support.catalog import ORGANIZER, active_event, shared_group
 from support.databases import truncate_pg
 from support.doors import sold
-from support.serve_process import ServeProcess, tickets_env
-from support.server import SERVICE_DID
+from support.serve_process import ServeProcess, server_env
 from support.webhooks import Receiver, point_webhooks, wait_until
 
 from server.db.engine import Database
@@ -119,9 +118,7 @@ async def test_two_processes_are_summed(pg_database: str, tmp_path: Path) -> Non
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"left over by an earlier run")
-    env = tickets_env(
-        database_url=pg_database, data_dir=tmp_path, service_did=SERVICE_DID, plc_url="http://127.0.0.1:9"
-    )
+    env = server_env(pg_database, tmp_path)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     server = ServeProcess(env, "--workers", "2")
     await server.start()

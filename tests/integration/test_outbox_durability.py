@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import APP_DID
-from support.serve_process import ServeProcess, run_tickets, tickets_env
-from support.server import SERVICE_DID
+from support.serve_process import ServeProcess, run_tickets, server_env
 from support.webhooks import Receiver, add_webhook_app, attempts, message, queue, wait_for_state, wait_until
 
 from server.db.engine import Database
@@ -24,11 +23,9 @@ MESSAGES = 8
 async def test_undelivered_messages_survive_kill_and_restart(database_url: str, tmp_path: Path) -> None:
     receiver = Receiver()  # down: its port refuses connections until it starts
     db = Database(database_url)
-    env = tickets_env(
-        database_url=database_url,
-        data_dir=tmp_path,
-        service_did=SERVICE_DID,
-        plc_url="http://127.0.0.1:9",
+    env = server_env(
+        database_url,
+        tmp_path,
         webhook_poll_interval_seconds=0.1,
         webhook_backoff_base_seconds=0.1,
         webhook_backoff_cap_seconds=1.0,

@@ -26,10 +26,17 @@ NOT_SOURCE = shutil.ignore_patterns(
 pytestmark = pytest.mark.slow
 
 
-def run(*argv: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    done = subprocess.run(
-        [str(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=540, check=False
+def attempt(
+    *argv: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 540
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end, its output and errors kept, whatever its exit code."""
+    return subprocess.run(
+        [str(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run(*argv: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    done = attempt(*argv, env=env, cwd=cwd)
     assert done.returncode == 0, f"{argv}: {done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -92,14 +99,16 @@ def test_the_installed_wheel_serves_and_answers_a_signed_call(installed: Path, t
         # A signed call (`tickets call` signs as the app): its JWT verified, its lexicon read from
         # the installed package, the database asked. Unsigned, the same call is refused.
         method, params = "getTicketAvailability", {"eventId": "event_none"}
-        call = subprocess.run(
-            [installed / "tickets", "call", method, json.dumps(params), "--url", url],
+        call = attempt(
+            installed / "tickets",
+            "call",
+            method,
+            json.dumps(params),
+            "--url",
+            url,
             env=env,
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
             timeout=60,
-            check=False,
         )
         assert json.loads(call.stdout)["error"] == "EventNotFound", call.stderr
         unsigned = httpx.get(f"{url}/xrpc/tickets.atmosphere.{method}", params=params, timeout=5)
@@ -117,14 +126,8 @@ def test_the_scanner_without_its_extra_names_the_extra(installed: Path, tmp_path
     env = operator_env(tmp_path)
     extra = "pip install 'atmosphere-tickets[scanner]'"
     assert extra in " ".join(run(installed / "tickets-scanner", "--help", env=env, cwd=tmp_path).split())
-    scanning = subprocess.run(
-        [installed / "tickets-scanner", "--headless", "--source", str(tmp_path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    scanning = attempt(
+        installed / "tickets-scanner", "--headless", "--source", tmp_path, env=env, cwd=tmp_path, timeout=60
     )
     assert scanning.returncode == 2
     assert extra in scanning.stderr

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from support.catalog import consenting
-from support.serve_process import ServeProcess, run_tickets, tickets_env
-from support.server import SERVICE_DID
+from support.serve_process import ServeProcess, run_tickets, server_env
 
 from server.db.engine import Database
 from server.db.models import CheckInRecord
@@ -80,9 +79,7 @@ async def upload_all(
 
 @pytest.mark.slow
 async def test_server_killed_mid_upload_loses_and_doubles_nothing(database_url: str, tmp_path: Path) -> None:
-    env = tickets_env(
-        database_url=database_url, data_dir=tmp_path, service_did=SERVICE_DID, plc_url="http://127.0.0.1:9"
-    )
+    env = server_env(database_url, tmp_path)
     await run_tickets(env, "db", "upgrade")
     db = Database(database_url)
     list_id, code = await desk_for_new_list(db, Settings(data_dir=tmp_path, database_url=database_url))

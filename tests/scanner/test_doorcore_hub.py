@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from conftest import Harness
 
-from scanner.desks import enrolled_desk, hang_server, restart_server, sell
+from scanner.desks import Sale, enrolled_desk, hang_server, restart_server, sell
 from scanner.test_hub import until
+from scanner_app.core.desk import DeskCore
 from scanner_app.core.hub import Hub
 from sync.checkin import Reason, Verdict
 
@@ -21,46 +25,55 @@ from sync.checkin import Reason, Verdict
 HUNG = {"request_timeout_seconds": 0.5, "online_timeout_seconds": 5.0, "sync_interval_seconds": 30}
 
 
-async def test_a_hung_server_costs_one_timeout_and_desks_still_share_admissions(
-    harness: Harness, tmp_path: Path
-) -> None:
-    sale = await sell(harness, 2)
-    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door", **HUNG)
-    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **HUNG)
+@asynccontextmanager
+async def _two_desks_on_a_hub(
+    harness: Harness, tmp_path: Path, sale: Sale, a_options: dict[str, Any], b_options: dict[str, Any]
+) -> AsyncIterator[tuple[DeskCore, DeskCore]]:
+    """Desk A (North door) serving as the hub, desk B (South door) joined to it; stopped and closed after."""
+    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door", **a_options)
+    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **b_options)
     hub = Hub(a, port=0, host="127.0.0.1")
     await b.join_hub(hub.text("127.0.0.1"))
     stop = asyncio.Event()
     serving = asyncio.ensure_future(hub.serve(stop))
-    hung = await hang_server(harness)
-    try:
-        await asyncio.gather(a.sync_once(), b.sync_once())  # one timeout each: the breakers open
-        assert (a.status().link, b.status().link) == ("offline", "hub")
-
-        at_a = await a.scan(sale.token(0))
-        assert (at_a.verdict, at_a.online, at_a.decided_by) == (Verdict.ADMIT, False, "desk")
-        started = time.monotonic()
-        at_b = await b.scan(sale.token(0))
-        # No wait for the hung server: the scan's own online deadline never runs out (how fast the
-        # hub answers is measured by the scanner benchmark, not here).
-        assert time.monotonic() - started < HUNG["online_timeout_seconds"]
-        assert (at_b.verdict, at_b.reason, at_b.decided_by) == (
-            Verdict.REFUSE,
-            Reason.ALREADY_CHECKED_IN,
-            "hub",
-        )
-        assert at_b.first_entry is not None and at_b.first_entry.device_id == at_a.record.device_id
-        other = await b.scan(sale.token(1))
-        assert (other.verdict, other.decided_by) == (Verdict.ADMIT, "hub")
-    finally:
-        hung.close()
-    await restart_server(harness)
-    await asyncio.gather(a.sync_once(), b.sync_once())  # the probe finds the server back
-    assert (a.status().link, b.status().link) == ("online", "online")
-    assert (await b.scan(sale.token(1))).online  # decided by the server again
+    yield a, b
     stop.set()
     await serving
     await a.close()
     await b.close()
+
+
+async def test_a_hung_server_costs_one_timeout_and_desks_still_share_admissions(
+    harness: Harness, tmp_path: Path
+) -> None:
+    sale = await sell(harness, 2)
+    async with _two_desks_on_a_hub(harness, tmp_path, sale, HUNG, HUNG) as (a, b):
+        hung = await hang_server(harness)
+        try:
+            await asyncio.gather(a.sync_once(), b.sync_once())  # one timeout each: the breakers open
+            assert (a.status().link, b.status().link) == ("offline", "hub")
+
+            at_a = await a.scan(sale.token(0))
+            assert (at_a.verdict, at_a.online, at_a.decided_by) == (Verdict.ADMIT, False, "desk")
+            started = time.monotonic()
+            at_b = await b.scan(sale.token(0))
+            # No wait for the hung server: the scan's own online deadline never runs out (how fast the
+        # hub answers is measured by the scanner benchmark, not here).
+        assert time.monotonic() - started < HUNG["online_timeout_seconds"]
+            assert (at_b.verdict, at_b.reason, at_b.decided_by) == (
+                Verdict.REFUSE,
+                Reason.ALREADY_CHECKED_IN,
+                "hub",
+            )
+            assert at_b.first_entry is not None and at_b.first_entry.device_id == at_a.record.device_id
+            other = await b.scan(sale.token(1))
+            assert (other.verdict, other.decided_by) == (Verdict.ADMIT, "hub")
+        finally:
+            hung.close()
+        await restart_server(harness)
+        await asyncio.gather(a.sync_once(), b.sync_once())  # the probe finds the server back
+        assert (a.status().link, b.status().link) == ("online", "online")
+        assert (await b.scan(sale.token(1))).online  # decided by the server again
 
 
 async def test_a_stopped_hub_shows_on_both_desks_within_a_second_and_is_found_again(
@@ -103,21 +116,12 @@ async def test_with_a_hub_set_a_round_finds_a_hung_server_by_its_probe(
     harness: Harness, tmp_path: Path
 ) -> None:
     sale = await sell(harness, 1)
-    a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door")
     patient = {"request_timeout_seconds": 60, "probe_timeout_seconds": 1.0, "sync_interval_seconds": 60}
-    b = await enrolled_desk(harness, tmp_path / "b", [sale.main_list], "South door", **patient)
-    hub = Hub(a, port=0, host="127.0.0.1")
-    await b.join_hub(hub.text("127.0.0.1"))
-    stop = asyncio.Event()
-    serving = asyncio.ensure_future(hub.serve(stop))
-    hung = await hang_server(harness)
-    try:
-        syncing = asyncio.ensure_future(b.sync_once())  # the breaker is still closed
-        await until(lambda: b.status().link == "hub", 20)  # long before the 60 s request timeout
-        await syncing
-    finally:
-        hung.close()
-    stop.set()
-    await serving
-    await a.close()
-    await b.close()
+    async with _two_desks_on_a_hub(harness, tmp_path, sale, {}, patient) as (_a, b):
+        hung = await hang_server(harness)
+        try:
+            syncing = asyncio.ensure_future(b.sync_once())  # the breaker is still closed
+            await until(lambda: b.status().link == "hub", 20)  # long before the 60 s request timeout
+            await syncing
+        finally:
+            hung.close()

@@ -5,7 +5,6 @@ never a later holder's), and a search match's check-in state."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +20,7 @@ from sync.records import ticket_ref
 
 @pytest.fixture(autouse=True)
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    in_utc(monkeypatch)
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    yield from in_utc(monkeypatch)
 
 
 async def test_doorui_conflict_rows_say_what_which_desks_and_when(harness: Harness, tmp_path: Path) -> None:

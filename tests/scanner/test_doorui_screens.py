@@ -9,7 +9,8 @@ Accept a deliberate change of a screen with ``pytest tests/scanner/test_doorui_s
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -205,34 +206,31 @@ async def test_doorui_exit_has_its_own_colour_and_every_result_its_time(tmp_path
         assert shown(pilot)[1].endswith("\nat 19:00:00")
 
 
-async def test_doorui_the_result_clears_to_ready_after_the_set_time(tmp_path: Path) -> None:
+@asynccontextmanager
+async def _one_decided_scan(tmp_path: Path, clear_after_seconds: float) -> AsyncIterator[Pilot[None]]:
+    """The desk with ``clear_after_seconds`` set, once it has decided a scan of ADA."""
     seen = Recorder()
-    async with sample_app(tmp_path, {"clear_after_seconds": 0.3}).run_test(
+    async with sample_app(tmp_path, {"clear_after_seconds": clear_after_seconds}).run_test(
         size=LARGE, message_hook=seen
     ) as pilot:
         await wedge(pilot, ADA)
         await until(pilot, lambda: seen.of(ScanDecided))
+        yield pilot
+
+
+async def test_doorui_the_result_clears_to_ready_after_the_set_time(tmp_path: Path) -> None:
+    async with _one_decided_scan(tmp_path, clear_after_seconds=0.3) as pilot:
         await until(pilot, lambda: shown(pilot) == ("idle", "\nScan a ticket\n\n\n"))
 
 
 async def test_doorui_the_result_stays_when_clearing_is_off(tmp_path: Path) -> None:
-    seen = Recorder()
-    async with sample_app(tmp_path, {"clear_after_seconds": 0}).run_test(
-        size=LARGE, message_hook=seen
-    ) as pilot:
-        await wedge(pilot, ADA)
-        await until(pilot, lambda: seen.of(ScanDecided))
+    async with _one_decided_scan(tmp_path, clear_after_seconds=0) as pilot:
         await pilot.pause(0.5)
         assert shown(pilot)[0] == "admit"
 
 
 async def test_doorui_the_result_clears_when_the_list_changes(tmp_path: Path) -> None:
-    seen = Recorder()
-    async with sample_app(tmp_path, {"clear_after_seconds": 600}).run_test(
-        size=LARGE, message_hook=seen
-    ) as pilot:
-        await wedge(pilot, ADA)
-        await until(pilot, lambda: seen.of(ScanDecided))
+    async with _one_decided_scan(tmp_path, clear_after_seconds=600) as pilot:
         await pilot.press("f9")
         await until(pilot, lambda: isinstance(pilot.app.screen, SetupScreen))
         await pilot.press("down", "enter", "enter")  # the VIP lounge, the same gate
@@ -298,15 +296,20 @@ class Clock:
         return self.now_ms
 
 
+async def _pin_asked_escaped_and_asked_again(pilot: Pilot[None], key: str) -> None:
+    """``key`` asks for the kiosk PIN, escape goes back to scanning, and ``key`` asks again."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+
+
 async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
     clock = Clock()
     async with sample_app(tmp_path, KIOSK, app={"clock": clock}).run_test(size=LARGE) as pilot:
-        await pilot.press("f9")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
-        await pilot.press("f9")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+        await _pin_asked_escaped_and_asked_again(pilot, "f9")
         await pilot.press("1", "3", "5", "7", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
         await pilot.press("f9")  # right after a wrong PIN: not even asked
@@ -321,12 +324,7 @@ async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
 
 async def test_doorui_kiosk_pin_guards_undo(tmp_path: Path) -> None:
     async with sample_app(tmp_path, KIOSK).run_test(size=LARGE) as pilot:
-        await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ScanningScreen))
-        await pilot.press("f4")
-        await until(pilot, lambda: isinstance(pilot.app.screen, PinScreen))
+        await _pin_asked_escaped_and_asked_again(pilot, "f4")
         await pilot.press("2", "4", "6", "8", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, UndoScreen))
 

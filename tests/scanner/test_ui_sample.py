@@ -7,7 +7,6 @@ Accept a deliberate change of a screen with ``pytest tests/scanner/test_ui_sampl
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,10 +178,7 @@ class SampleDesk:
 
 @pytest.fixture(autouse=True)
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    in_utc(monkeypatch)
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    yield from in_utc(monkeypatch)
 
 
 def sample_app(

@@ -11,8 +11,8 @@ from conftest import APP_DID, Harness, running_harness
 from support.catalog import active_event
 from support.doors import enrollment, sold
 from support.limits import assert_cut
-from support.serve_process import ServeProcess, run_tickets, tickets_env
-from support.server import SERVICE_DID, AppClient, Identity, register
+from support.serve_process import ServeProcess, run_tickets, server_env
+from support.server import AppClient, Identity, register
 
 from server.xrpc.ratelimits import client_ip
 
@@ -80,11 +80,9 @@ async def test_doors_calls_without_credentials_are_cut_per_address(database_url:
 async def test_doors_two_server_processes_share_the_limit(database_url: str, tmp_path: Path) -> None:
     did_docs = tmp_path / "did-docs"
     did_docs.mkdir()
-    env = tickets_env(
-        database_url=database_url,
-        data_dir=tmp_path,
-        service_did=SERVICE_DID,
-        plc_url="http://127.0.0.1:9",
+    env = server_env(
+        database_url,
+        tmp_path,
         did_docs=did_docs,
         rate_limits_enabled=True,
         rate_limit_window_seconds=60,

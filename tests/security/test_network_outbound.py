@@ -7,9 +7,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import running_harness
 from support.catalog import ORGANIZER, event_input
@@ -20,6 +21,7 @@ from server.atproto.client import PdsError, XrpcClient
 from server.auth.keys import SigningKey
 from server.domain.outbox.delivery import RECEIVER_UNREACHABLE, Claimed, deliver
 from server.outbound import OutboundPolicy, outbound_client
+from server.settings import Settings
 
 PRIVATE_NAME = "intranet.tickets.test"  # resolves to 127.0.0.1 below, like a rebinding name would
 
@@ -156,46 +158,59 @@ async def test_network_pds_endpoints_in_did_documents_never_reach_loopback(
     assert "could not be reached" in answers[0] and str(listener.port) not in answers[0]
 
 
+async def _each_loopback_answer(
+    tmp_path: Path,
+    listener: Listener,
+    closed_port: int,
+    attempt: Callable[[httpx.AsyncClient, Settings, str], Awaitable[str | None]],
+) -> set[str | None]:
+    """``attempt`` through the guarded client at every loopback host of the listener's port and of
+    a closed port (private networks not allowed); answers what the attempts said, once none of
+    them reached the listener."""
+    settings = make_settings("sqlite+aiosqlite://", tmp_path, outbound_allow_private=False)
+    answers = []
+    async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
+        for port in (listener.port, closed_port):
+            for host in hosts(port):
+                answers.append(await attempt(http, settings, host))
+    assert listener.connections() == 0
+    return set(answers)
+
+
 async def test_network_pds_endpoints_never_reach_loopback(
     tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
-    settings = make_settings("sqlite+aiosqlite://", tmp_path, outbound_allow_private=False)
-    messages = []
-    async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
+    async def attempt(http: httpx.AsyncClient, _: Settings, host: str) -> str:
         client = XrpcClient(http, timeout=2, max_response_bytes=1024 * 1024, allow_http=True)
-        for port in (listener.port, closed_port):
-            for host in hosts(port):
-                with pytest.raises(PdsError) as refused:
-                    await client.query(f"http://{host}", "com.atproto.repo.getRecord", {"repo": "x"})
-                assert refused.value.transient
-                messages.append(refused.value.message)
-    assert listener.connections() == 0
-    assert set(messages) == {"the PDS for com.atproto.repo.getRecord could not be reached"}
+        with pytest.raises(PdsError) as refused:
+            await client.query(f"http://{host}", "com.atproto.repo.getRecord", {"repo": "x"})
+        assert refused.value.transient
+        return refused.value.message
+
+    messages = await _each_loopback_answer(tmp_path, listener, closed_port, attempt)
+    assert messages == {"the PDS for com.atproto.repo.getRecord could not be reached"}
 
 
 async def test_network_webhooks_never_reach_loopback(
     tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
-    settings = make_settings("sqlite+aiosqlite://", tmp_path, outbound_allow_private=False)
-    errors = []
-    async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
-        for port in (listener.port, closed_port):
-            for host in hosts(port):
-                claimed = Claimed(
-                    id=1,
-                    delivery_id="whd_1",
-                    event_type="ticket.issued",
-                    environment="test",
-                    body=b"{}",
-                    attempts=0,
-                    webhook_url=f"http://{host}/hooks",
-                    webhook_secret="whsec_test",
-                )
-                result = await deliver(claimed, http, settings, 0)
-                assert not result.delivered and result.status_code is None
-                errors.append(result.error)
-    assert listener.connections() == 0
-    assert set(errors) == {RECEIVER_UNREACHABLE}
+    async def attempt(http: httpx.AsyncClient, settings: Settings, host: str) -> str | None:
+        claimed = Claimed(
+            id=1,
+            delivery_id="whd_1",
+            event_type="ticket.issued",
+            environment="test",
+            body=b"{}",
+            attempts=0,
+            webhook_url=f"http://{host}/hooks",
+            webhook_secret="whsec_test",
+        )
+        result = await deliver(claimed, http, settings, 0)
+        assert not result.delivered and result.status_code is None
+        return result.error
+
+    errors = await _each_loopback_answer(tmp_path, listener, closed_port, attempt)
+    assert errors == {RECEIVER_UNREACHABLE}
 
 
 async def test_network_private_addresses_are_reachable_when_allowed(

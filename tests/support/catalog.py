@@ -35,6 +35,26 @@ async def active_event(client: AppClient, title: str = "Test night") -> dict[str
     return event
 
 
+async def tier_id(
+    client: AppClient, event: dict[str, Any], title: str, *, unit_amount: int, quantity: int, **fields: Any
+) -> str:
+    """A new tier in euros for ``event`` (with ``fields`` besides); answers its id."""
+    out = await client.ok(
+        "createTicketTier",
+        {
+            "organizerDid": ORGANIZER,
+            "event": {"uri": event["uri"]},
+            "title": title,
+            "currency": "eur",
+            "unitAmount": unit_amount,
+            "quantityTotal": quantity,
+            **fields,
+        },
+    )
+    tier: str = out["tier"]["id"]
+    return tier
+
+
 async def shared_group(
     client: AppClient,
     event: dict[str, Any],

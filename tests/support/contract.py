@@ -45,6 +45,10 @@ PRESENTATION: Shape = {"event": dict, "tier": dict, "organizer": dict}
 # The lifecycle event data every event gives at the top level of ``data`` (when it applies).
 LIFECYCLE_TOP: Shape = {"eventId": str, "eventUri": str, "holdId": str}
 EVENT_TYPE_BASE = "money.atmosphere.event.receive"
+# The tier fields the SDK types ``T | null``, as it sends them when they are not set: null.
+TIER_NULLS: dict[str, None] = dict.fromkeys(
+    ("description", "saleStartsAt", "saleEndsAt", "tierRef", "productRef", "priceRef")
+)
 
 
 def shape(value: Any, fields: Shape, where: str = "answer") -> dict[str, Any]:
@@ -81,12 +85,7 @@ def tier_request(event_uri: str, **fields: Any) -> dict[str, Any]:
         "currency": "eur",
         "unitAmount": 2500,
         "quantityTotal": 100,
-        "description": None,
-        "saleStartsAt": None,
-        "saleEndsAt": None,
-        "tierRef": None,
-        "productRef": None,
-        "priceRef": None,
+        **TIER_NULLS,
         "metadata": {"source": "sdk"},
         **fields,
     }

@@ -11,7 +11,7 @@ import httpx
 from server.db.engine import Database
 from server.domain.devices import service as devices
 from support.broker import FakeBroker, new_payment_id
-from support.catalog import ORGANIZER, active_event
+from support.catalog import active_event, tier_id
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record
 
@@ -67,19 +67,7 @@ async def sold(
     h: Harness, quantity: int = 3, *, customer_email: str | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     event = await active_event(h.app)
-    tier = (
-        await h.app.ok(
-            "createTicketTier",
-            {
-                "organizerDid": ORGANIZER,
-                "event": {"uri": event["uri"]},
-                "title": "GA",
-                "currency": "eur",
-                "unitAmount": 900,
-                "quantityTotal": 100,
-            },
-        )
-    )["tier"]["id"]
+    tier = await tier_id(h.app, event, "GA", unit_amount=900, quantity=100)
     hold = await h.app.ok(
         "createTicketHold",
         {

@@ -7,10 +7,12 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import httpx
 
 from server.settings import Settings
+from support.server import SERVICE_DID
 
 
 async def tickets_command(settings: Settings, *argv: str, stdin: str = "") -> tuple[int, str, str]:
@@ -92,3 +94,15 @@ def tickets_env(**values: object) -> dict[str, str]:
     otherwise."""
     values = {"rate_limits_enabled": False, "outbound_allow_private": "true", **values}
     return {**os.environ, **{f"TICKETS_{name.upper()}": str(value) for name, value in values.items()}}
+
+
+def server_env(database_url: str, data_dir: Path, **values: object) -> dict[str, str]:
+    """``tickets_env`` for a server process on its own: the tests' service DID, and a PLC directory
+    at a port nothing listens on, so no DID resolves through it; plus ``values``."""
+    return tickets_env(
+        database_url=database_url,
+        data_dir=data_dir,
+        service_did=SERVICE_DID,
+        plc_url="http://127.0.0.1:9",
+        **values,
+    )

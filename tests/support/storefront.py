@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from support.catalog import ORGANIZER, event_input
+from support.catalog import ORGANIZER, event_input, tier_id
 from support.server import AppClient, LiveServer
 
 OFFER_CODE = "FRIENDS-20"
@@ -31,21 +31,16 @@ def event_path(uri: str) -> str:
 
 
 async def _tier(app: AppClient, event: dict[str, Any], title: str, amount: int, **fields: Any) -> str:
-    out = await app.ok(
-        "createTicketTier",
-        {
-            "organizerDid": ORGANIZER,
-            "event": {"uri": event["uri"]},
-            "title": title,
-            "currency": "eur",
-            "unitAmount": amount,
-            "quantityTotal": fields.pop("quantityTotal", 50),
-            "maxPerOrder": fields.pop("maxPerOrder", 4),
-            **fields,
-        },
+    quantity = fields.pop("quantityTotal", 50)
+    return await tier_id(
+        app,
+        event,
+        title,
+        unit_amount=amount,
+        quantity=quantity,
+        maxPerOrder=fields.pop("maxPerOrder", 4),
+        **fields,
     )
-    tier_id: str = out["tier"]["id"]
-    return tier_id
 
 
 async def storefront(app: AppClient, *, timezone: str = "Europe/Paris") -> Storefront:

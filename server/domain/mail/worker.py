@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from server.db.engine import Database
+from server.db.lease import lease_rows
 from server.db.models import MailMessage, Ticket
 from server.domain.common import Clock
 from server.domain.issuance.keys import Keyring
@@ -51,13 +52,7 @@ async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH
             )
         )
         claimed = [Claimed(m.id, m.kind, m.recipient, list(m.ticket_ids), m.attempts) for m in rows]
-        if rows:
-            await session.execute(
-                update(MailMessage)
-                .where(MailMessage.id.in_([m.id for m in rows]))
-                .values(next_attempt_ms=now_ms + lease_ms)
-                .execution_options(synchronize_session=False)
-            )
+        await lease_rows(session, MailMessage.id, [m.id for m in rows], now_ms + lease_ms)
     return claimed
 
 

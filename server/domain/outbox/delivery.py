@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from server.auth.did import DidResolutionError
 from server.db.engine import Database
+from server.db.lease import lease_rows
 from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
@@ -118,13 +119,7 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
                 .with_for_update(skip_locked=True, of=OutboxMessage)
             )
         ).all()
-        if rows:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([row.id for row in rows]))
-                .values(next_attempt_ms=now_ms + lease_ms)
-                .execution_options(synchronize_session=False)
-            )
+        await lease_rows(session, OutboxMessage.id, [row.id for row in rows], now_ms + lease_ms)
     return [
         Claimed(
             id=row.id,

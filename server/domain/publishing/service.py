@@ -23,6 +23,7 @@ from server.atproto.session import AccountSession, Tokens
 from server.atproto.uri import parse_record_uri
 from server.auth.did import DidResolutionError
 from server.db.engine import Database
+from server.db.lease import lease_rows
 from server.db.models import (
     CapacityGroup,
     CheckInList,
@@ -146,13 +147,9 @@ class Publisher:
                 return []
         async with self.db.write() as session:
             rows = (await session.execute(due.with_for_update(skip_locked=True))).all()
-            if rows:
-                await session.execute(
-                    update(EventPublication)
-                    .where(EventPublication.event_id.in_([row.event_id for row in rows]))
-                    .values(next_attempt_ms=now + LEASE_MS)
-                    .execution_options(synchronize_session=False)
-                )
+            await lease_rows(
+                session, EventPublication.event_id, [row.event_id for row in rows], now + LEASE_MS
+            )
         return [(row.event_id, row.version) for row in rows]
 
     async def give_back(self, event_ids: list[str]) -> None:
