@@ -57,9 +57,9 @@ async def test_a_hung_server_costs_one_timeout_and_desks_still_share_admissions(
             assert (at_a.verdict, at_a.online, at_a.decided_by) == (Verdict.ADMIT, False, "desk")
             started = time.monotonic()
             at_b = await b.scan(sale.token(0))
-            # No wait for the hung server: the scan's own online deadline never runs out (how fast the
-        # hub answers is measured by the scanner benchmark, not here).
-        assert time.monotonic() - started < HUNG["online_timeout_seconds"]
+            # No wait for the hung server: the scan's own online deadline never runs out (how fast
+            # the hub answers is measured by the scanner benchmark, not here).
+            assert time.monotonic() - started < HUNG["online_timeout_seconds"]
             assert (at_b.verdict, at_b.reason, at_b.decided_by) == (
                 Verdict.REFUSE,
                 Reason.ALREADY_CHECKED_IN,
