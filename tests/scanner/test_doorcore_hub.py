@@ -22,7 +22,7 @@ from sync.checkin import Reason, Verdict
 
 # Short sync-round deadlines, so the hung server is found out by the first round; the scan's own
 # online deadline stays long, to show that scans do not wait for it once the breaker is open.
-HUNG = {"request_timeout_seconds": 0.5, "online_timeout_seconds": 5.0, "sync_interval_seconds": 30}
+HUNG = {"request_timeout_seconds": 2.0, "online_timeout_seconds": 8.0, "sync_interval_seconds": 30}
 
 
 @asynccontextmanager

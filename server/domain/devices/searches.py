@@ -4,17 +4,24 @@ or ticket number. The organizer reads it with ``tickets device searches <device 
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import DeviceSearch
 
+# Ticket numbers are Crockford base32 (no I, L, O or U) in two groups of five: ``K7QM2-9XD4P``.
+_NUMBER_PIECE = re.compile(r"[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{0,5}")
+
 
 def query_kind(query: str) -> str:
-    """``number`` for a ticket number (letters, digits and dashes, at least one digit), else
-    ``name``."""
+    """``number`` for a ticket number or a piece of one (letters, digits and dashes with a digit, or
+    the shape of a number up to and past its dash, which may have no digit at all), else ``name``."""
     compact = query.replace("-", "")
-    return "number" if compact.isalnum() and any(c.isdigit() for c in compact) else "name"
+    if not (compact.isascii() and compact.isalnum()):
+        return "name"
+    return "number" if any(c.isdigit() for c in compact) or _NUMBER_PIECE.fullmatch(query.upper()) else "name"
 
 
 def log_search(
