@@ -6,26 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from server.domain import consents
-from server.domain.common import format_datetime, format_optional_datetime
-from server.domain.consents import Consent
 from server.xrpc.auth import organizer_auth
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
-from server.xrpc.views import compact
-
-
-def consent_view(consent: Consent) -> dict[str, Any]:
-    """``tickets.atmosphere.defs#organizerConsentView``."""
-    row = consent.row
-    return compact(
-        {
-            "appDid": consent.app_did,
-            "organizerDid": row.organizer_did,
-            "environment": row.environment,
-            "status": "active" if consent.active else "revoked",
-            "grantedAt": format_datetime(row.granted_ms),
-            "revokedAt": format_optional_datetime(row.revoked_ms),
-        }
-    )
+from server.xrpc.views import consent_view
 
 
 def _organizer(call: Call) -> str:

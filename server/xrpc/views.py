@@ -8,6 +8,7 @@ from server.db.models import Event, Hold, Offer, Tier
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.common import format_datetime, format_optional_datetime
+from server.domain.consents import Consent
 from server.domain.holds.service import HoldResult
 from server.domain.issuance.queries import TicketInContext
 from server.domain.offers.service import OfferUsage
@@ -258,5 +259,20 @@ def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
             "event": event_summary(event),
             "tier": tier_summary(tier),
             "presentation": presentation_view(event, tier),
+        }
+    )
+
+
+def consent_view(consent: Consent) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#organizerConsentView``."""
+    row = consent.row
+    return compact(
+        {
+            "appDid": consent.app_did,
+            "organizerDid": row.organizer_did,
+            "environment": row.environment,
+            "status": "active" if consent.active else "revoked",
+            "grantedAt": format_datetime(row.granted_ms),
+            "revokedAt": format_optional_datetime(row.revoked_ms),
         }
     )
