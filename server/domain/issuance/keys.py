@@ -11,7 +11,6 @@ import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nacl.secret
 from sqlalchemy import bindparam, select
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInList, ListKey, Ticket
 from server.domain.common import new_id
 from server.domain.publishing.marks import mark_changed
+from server.keyfiles import read_or_create
 from server.settings import Settings
 from sync.passes import MAX_SIGNATURES, ListSigningKey, ListVerifyKey, PassPayload, encode_pass
 
@@ -35,14 +35,9 @@ def load_server_key(settings: Settings) -> bytes:
         if len(key) != nacl.secret.SecretBox.KEY_SIZE:
             raise SystemExit("TICKETS_SECRET_KEY must be 32 bytes, base64-encoded")
         return key
-    path: Path = settings.data_dir / SERVER_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = secrets.token_bytes(nacl.secret.SecretBox.KEY_SIZE)
-        with path.open("xb") as handle:  # never overwrite a key another process just made
-            handle.write(fresh)
-        path.chmod(0o600)
-    return path.read_bytes()
+    return read_or_create(
+        settings.data_dir / SERVER_KEY_FILE, lambda: secrets.token_bytes(nacl.secret.SecretBox.KEY_SIZE)
+    )
 
 
 @dataclass

@@ -9,13 +9,12 @@ DID, ``aud`` = ``<appDid>#AtmEventReceiver``, ``lxm`` = the method). The key is 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from server.atproto.client import service_endpoint
 from server.auth.did import DidResolutionError, DidResolver
 from server.auth.keys import SigningKey, mint_service_jwt
+from server.keyfiles import read_or_create
 from server.settings import Settings
 
 RECEIVE_NSID = "money.atmosphere.event.receive"
@@ -32,17 +31,8 @@ def load_service_signing_key(settings: Settings) -> SigningKey:
             return SigningKey.from_private_bytes(bytes.fromhex(settings.service_signing_key))
         except ValueError:
             raise SystemExit("TICKETS_SERVICE_SIGNING_KEY must be 32 bytes, hex-encoded") from None
-    path: Path = settings.data_dir / SIGNING_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use that one
-        else:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(SigningKey.generate("ES256K").to_pem())
-    return SigningKey.from_pem(path.read_bytes())
+    pem = read_or_create(settings.data_dir / SIGNING_KEY_FILE, lambda: SigningKey.generate("ES256K").to_pem())
+    return SigningKey.from_pem(pem)
 
 
 @dataclass(frozen=True)
