@@ -13,7 +13,7 @@ from support.pds import CALENDAR, ORGANIZER, LocalPds, calendar_event, uri_of
 from support.server import Identity
 
 from server.auth.keys import SigningKey
-from server.xrpc.lexicon import grapheme_length, utf8_length
+from server.xrpc.lexicon.formats import grapheme_length, utf8_length
 
 
 async def ticket(harness: Harness, uri: str, **event: Any) -> Any:

@@ -27,7 +27,8 @@ from server.domain.publishing.records import (
     ticket_tier_record,
     ticketed_event_record,
 )
-from server.xrpc.lexicon import LEXICON_DIR, Lexicons, grapheme_length, is_tid
+from server.xrpc.lexicon import LEXICON_DIR, Lexicons
+from server.xrpc.lexicon.formats import grapheme_length, is_tid
 
 LEXICONS = Lexicons.load(LEXICON_DIR)
 URI = f"at://did:plc:organizerpdsaaaaaaaaaaaa/{CALENDAR_EVENT}/3kevent000001"

@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 
 from server.domain.errors import InvalidRequest, MethodNotImplemented
-from server.xrpc.lexicon import (
-    FORMATS,
-    LexiconLoadError,
-    Lexicons,
-    LexiconValidationError,
-    grapheme_length,
-    utf8_length,
-)
+from server.xrpc.lexicon import LexiconLoadError, Lexicons, LexiconValidationError
+from server.xrpc.lexicon.formats import FORMATS, grapheme_length, utf8_length
 
 CID = "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"
 CID_V0 = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
