@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import libipld
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.domain.errors import InvalidRequest, MethodNotImplemented
 from server.xrpc.lexicon import LexiconLoadError, Lexicons, LexiconValidationError
@@ -514,6 +517,62 @@ def test_long_identifiers() -> None:
     assert not FORMATS["did"]("did:plc:" + "a" * 2048)
     assert FORMATS["at-uri"]("at://did:plc:asdf123/com.atproto.feed.post/" + "o" * 512)
     assert not FORMATS["at-uri"]("at://did:plc:asdf123/com.atproto.feed.post/" + "o" * 8192)
+
+
+# --- CIDs -----------------------------------------------------------------------------------------
+
+CID_BYTES = libipld.decode_multibase(CID)[1]
+
+
+def varint(number: int) -> bytes:
+    """Unsigned LEB128, as multiformats writes it (no more bytes than the number needs)."""
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def test_a_cid_in_base58btc_is_accepted() -> None:
+    assert FORMATS["cid"](libipld.encode_multibase("z", CID_BYTES))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(CID[:-1] + "b", id="base32 bits set past the last byte"),
+        pytest.param(libipld.encode_multibase("b", varint(0x80) + CID_BYTES[1:]), id="version 128"),
+        pytest.param(libipld.encode_multibase("b", b"\x81\x00" + CID_BYTES[1:]), id="non-minimal varint"),
+        pytest.param(libipld.encode_multibase("b", b"\x01\x71\x12\x41" + bytes(65)), id="65-byte digest"),
+        pytest.param(libipld.encode_multibase("b", CID_BYTES + b"\0"), id="base32 bytes after multihash"),
+        pytest.param(libipld.encode_multibase("z", CID_BYTES + b"\0"), id="base58 bytes after multihash"),
+        pytest.param(CID_V0 + "1", id="CIDv0 bytes after multihash"),
+        pytest.param("z" + CID_V0, id="CIDv0 behind a multibase prefix"),
+        pytest.param("B" + CID[1:].upper(), id="base32 upper case"),
+        pytest.param("b" + CID[1:].upper(), id="base32 upper case behind b"),
+        pytest.param(libipld.encode_multibase("f", CID_BYTES), id="base16"),
+    ],
+)
+def test_a_cid_is_refused_unless_written_as_multiformats_write_it(lex: Lexicons, value: str) -> None:
+    assert not FORMATS["cid"](value)
+    with pytest.raises(LexiconValidationError, match=r"^Input/cid must be a valid cid$"):
+        lex.validate_input("com.example.formats", {"cid": value})
+
+
+@given(
+    codec=st.integers(0, 2**63 - 1),
+    hash_code=st.integers(0, 2**63 - 1),
+    digest=st.binary(min_size=8, max_size=64),
+    extra=st.binary(min_size=1, max_size=8),
+)
+def test_any_cidv1_is_accepted_whole_and_refused_with_bytes_after_it(
+    codec: int, hash_code: int, digest: bytes, extra: bytes
+) -> None:
+    raw = varint(1) + varint(codec) + varint(hash_code) + varint(len(digest)) + digest
+    for base in "bz":
+        assert FORMATS["cid"](libipld.encode_multibase(base, raw))
+        assert not FORMATS["cid"](libipld.encode_multibase(base, raw + extra))
 
 
 # --- references and unions ------------------------------------------------------------------------

@@ -6,13 +6,12 @@ predicate on a string, as atproto's reference validator defines it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
 
+import libipld
 import regex
 
 _DATETIME: Final = re.compile(
@@ -48,10 +47,6 @@ _IRREGULAR_LANGUAGE_TAGS: Final = frozenset(
         "i-mingo", "i-navajo", "i-pwn", "i-tao", "i-tay", "i-tsu", "sgn-BE-FR", "sgn-BE-NL", "sgn-CH-DE",
     }
 )  # fmt: skip
-_BASE32_BODY: Final = re.compile(r"[a-z2-7]+")
-_BASE58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_BASE58_INDEX: Final = {c: i for i, c in enumerate(_BASE58_ALPHABET)}
-_SHA256: Final = 0x12
 
 
 def is_datetime(value: str) -> bool:
@@ -118,64 +113,27 @@ def is_language(value: str) -> bool:
     return value in _IRREGULAR_LANGUAGE_TAGS or _LANGUAGE.fullmatch(value) is not None
 
 
-def _read_varint(data: bytes, offset: int) -> tuple[int, int] | None:
-    """An unsigned LEB128 integer at ``offset`` and the offset after it, or None when truncated."""
-    result = shift = 0
-    while offset < len(data) and shift < 64:
-        byte = data[offset]
-        offset += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, offset
-        shift += 7
-    return None
-
-
-def _decode_base58(text: str) -> bytes | None:
-    number = 0
-    for char in text:
-        digit = _BASE58_INDEX.get(char)
-        if digit is None:
-            return None
-        number = number * 58 + digit
-    leading_zeros = len(text) - len(text.lstrip("1"))
-    return b"\0" * leading_zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
-
-
-def _decode_base32(text: str) -> bytes | None:
-    if _BASE32_BODY.fullmatch(text) is None:
-        return None
-    try:
-        return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
-    except binascii.Error:
-        return None
-
-
 def is_cid(value: str) -> bool:
-    """A CIDv0 (``Qm…``) or a CIDv1 in base32 (``b…``) or base58btc (``z…``) with a whole multihash."""
+    """A CIDv0 (``Qm…``) or a CIDv1 in base32 (``b…``) or base58btc (``z…``), as libipld reads it,
+    with nothing after its multihash."""
     if not 8 <= len(value) <= 256:
         return False
-    if value.startswith("Qm"):
-        raw = _decode_base58(value)
-        return raw is not None and len(raw) == 34 and raw[0] == _SHA256 and raw[1] == 32
-    if value[0] == "b":
-        raw = _decode_base32(value[1:])
-    elif value[0] == "z":
-        raw = _decode_base58(value[1:])
+    if value.startswith("Qm"):  # a CIDv0 is a SHA-256 multihash in base58btc, without a multibase prefix
+        text = "z" + value
+    elif value[0] in "bz":
+        text = value
     else:
         return False
-    if raw is None:
+    try:
+        raw = libipld.decode_multibase(text)[1]
+        # libipld reads one CID from the bytes and ignores any after it; its text form is canonical:
+        # base58btc for a CIDv0, lower-case base32 for a CIDv1.
+        canonical = libipld.encode_cid(raw)
+    except ValueError:
         return False
-    offset = 0
-    fields: list[int] = []
-    for _ in range(4):  # version, content codec, hash function, digest length
-        read = _read_varint(raw, offset)
-        if read is None:
-            return False
-        field, offset = read
-        fields.append(field)
-    version, _codec, _hash_function, digest_length = fields
-    return version == 1 and digest_length == len(raw) - offset
+    if value[0] == "z":
+        return canonical[0] == "b" and libipld.decode_multibase(canonical)[1] == raw
+    return canonical == value
 
 
 FORMATS: Final[Mapping[str, Callable[[str], bool]]] = {
