@@ -1,4 +1,4 @@
-"""atproto public keys: base58btc, multicodec ``Multikey`` strings and raw ECDSA signatures.
+"""atproto public keys: multicodec ``Multikey`` strings (base58btc by libipld) and raw ECDSA signatures.
 
 A Multikey is ``"z" + base58btc(varint(codec) + compressed SEC1 point)``. atproto uses two curves:
 secp256k1 (codec ``0xe7``, JWT alg ``ES256K``) and NIST P-256 (codec ``0x1200``, JWT alg ``ES256``).
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import coincurve
+import libipld
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,9 +23,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 JwtAlg = Literal["ES256K", "ES256"]
 JWT_ALGS: tuple[JwtAlg, ...] = get_args(JwtAlg)
-
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {char: value for value, char in enumerate(_B58_ALPHABET)}
 
 
 @dataclass(frozen=True)
@@ -56,30 +54,6 @@ _COMPRESSED_POINT_LENGTH = 33
 
 class MultikeyError(ValueError):
     """A string is not a valid Multikey for a supported curve."""
-
-
-def b58encode(data: bytes) -> str:
-    """Encode bytes as base58btc (Bitcoin alphabet, leading zero bytes become ``1``)."""
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    number = int.from_bytes(data, "big")
-    digits: list[str] = []
-    while number:
-        number, digit = divmod(number, 58)
-        digits.append(_B58_ALPHABET[digit])
-    return "1" * zeros + "".join(reversed(digits))
-
-
-def b58decode(text: str) -> bytes:
-    """Decode base58btc; raises :class:`ValueError` on a character outside the alphabet."""
-    number = 0
-    for char in text:
-        value = _B58_INDEX.get(char)
-        if value is None:
-            raise ValueError("invalid base58btc character")
-        number = number * 58 + value
-    zeros = len(text) - len(text.lstrip("1"))
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return b"\0" * zeros + body
 
 
 def curve_order(alg: JwtAlg) -> int:
@@ -149,7 +123,7 @@ def decode_multikey(value: str) -> PublicKey:
     if not value.startswith("z"):
         raise MultikeyError("multikey must be base58btc (start with 'z')")
     try:
-        raw = b58decode(value[1:])
+        raw = libipld.decode_multibase(value)[1]
     except ValueError as exc:
         raise MultikeyError("multikey is not valid base58btc") from exc
     for curve in _CURVES.values():
@@ -167,4 +141,4 @@ def decode_multikey(value: str) -> PublicKey:
 
 def encode_multikey(public_key: PublicKey) -> str:
     """Format a public key as a ``z...`` Multikey (compressed point)."""
-    return "z" + b58encode(_CURVES[public_key.alg].prefix + public_key.compressed())
+    return libipld.encode_multibase("z", _CURVES[public_key.alg].prefix + public_key.compressed())

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import libipld
 from conftest import running_harness
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -31,15 +32,6 @@ from server.auth.keys import SigningKey
 RECEIVE = "money.atmosphere.event.receive"
 APP = "did:web:receiver.app.example"
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58_decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        number = number * 58 + BASE58.index(char)
-    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return b"\0" * (len(text) - len(text.lstrip("1"))) + raw
 
 
 def unb64(segment: str) -> bytes:
@@ -51,8 +43,8 @@ def service_key(did_document: dict[str, Any]) -> ec.EllipticCurvePublicKey:
     (method,) = [m for m in did_document["verificationMethod"] if m["id"].endswith("#atproto")]
     assert method["type"] == "Multikey"
     multikey = method["publicKeyMultibase"]
-    assert multikey.startswith("z")
-    raw = base58_decode(multikey[1:])
+    base, raw = libipld.decode_multibase(multikey)
+    assert base == "z"
     assert raw[:2] == b"\xe7\x01", "a secp256k1 multicodec key"
     return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), raw[2:])
 
