@@ -99,7 +99,7 @@ async def _issuance(stage: Stage, client: IssuingClient, tier: str, quick: bool)
         stage.app.procedure(client, "createTicketHold", hold_body(tier, QUANTITY)) for _ in range(count)
     ]
     client.paid.clear()
-    phase = await stage.measure("paid issuance", requests)
+    phase = await stage.measure("paid issuance", requests, chained=True)
     stage.out.rows.append(Row.of(stage.name, "paid issuance", phase, phase.count("200")))
     if phase.count("200") != count:
         stage.out.failures.append(f"{stage.name} paid issuance: {dict(phase.outcomes)} for {count} issuances")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import checkin, desk_sync, exports, holds, issuance, scanner
+from bench import checkin, desk_sync, exports, floor, holds, issuance, scanner
 from bench.results import Workload
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
+        floor.WORKLOAD,
         holds.WORKLOAD,
         exports.WORKLOAD,
         scanner.WORKLOAD,

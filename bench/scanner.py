@@ -290,4 +290,5 @@ WORKLOAD = Workload(
     " camera-frame scans decided and stored",
     run=run,
     ratios=ratios,
+    served=False,
 )
