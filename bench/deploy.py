@@ -23,8 +23,10 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Executable
 
 from bench import procfs
+from server.db.engine import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DID = "did:web:tickets.bench"
@@ -77,6 +79,17 @@ class Server:
         """The largest peak resident set (``VmHWM``) of the serving processes since they started."""
         peaks = [kb for pid in self.serving_pids() if (kb := procfs.memory_kb(pid)) is not None]
         return max(peaks) / 1024 if peaks else None
+
+
+async def read_scalar(server: Server, statement: Executable) -> Any:
+    """One value read from ``server``'s database, the way the server reads it (after a phase: the
+    correctness checks believe the database, not the answers)."""
+    db = Database(server.database_url)
+    try:
+        async with db.read() as session:
+            return await session.scalar(statement)
+    finally:
+        await db.dispose()
 
 
 def dsn(url: str) -> str:
