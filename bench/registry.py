@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import checkin, desk_sync, exports, floor, holds, issuance, scanner
+from bench import checkin, desk_sync, exports, floor, holds, issuance, levers, scanner
 from bench.results import Workload
 
 WORKLOADS: dict[str, Workload] = {
@@ -15,5 +15,6 @@ WORKLOADS: dict[str, Workload] = {
         issuance.WORKLOAD,
         checkin.WORKLOAD,
         desk_sync.WORKLOAD,
+        levers.WORKLOAD,
     )
 }
