@@ -10,16 +10,16 @@ import logging
 from typing import Any
 
 import pytest
+from conftest import APP_DID, Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import APP_DID, Harness
 from support.catalog import active_event, shared_group
 
 import server.app
+from server import log_redaction
 from server.db.engine import Database, Driver
 from server.db.models import App
 from server.domain.common import new_id
-from server import log_redaction
 from server.log_redaction import redact
 from server.xrpc.framework import Services
 
