@@ -94,7 +94,7 @@ class Phase:
         busiest = ", ".join(f"{name} {n:.2f}" for name, n in self.others)
         machine = f"machine busy {self.machine_busy_cores:.2f} of {cores()} cores"
         client = self._cores()["client"]
-        share = f"the load generator took {100 * client / cores():.0f} % of the machine"
+        share = f"the load generator took {100 * client / cores():.1f} % of the machine"
         return f"{machine} ({split}; busiest other: {busiest}); {share}"
 
 
