@@ -83,9 +83,9 @@ def report(workload: Workload, runs: Sequence[RunResult], floor_rows: Sequence[R
         lines.append(f"   medians of {len(runs)} runs")
     lines += [table(rows), "", "ratios:"]
     lines += ["  " + line for line in workload.ratios(rows)]
-    if workload.served:
+    if workload.against_floor:
         lines += ["", "against the floor measured in this run:"]
-        lines += ["  " + line for line in floor.against(rows, floor_rows)]
+        lines += ["  " + line for line in floor.against(rows, workload.against_floor, floor_rows)]
     lines += ["", "notes:"] + ["  " + n for r in runs for n in r.notes]
     failures = [f for r in runs for f in r.failures]
     lines += ["", "FAILED:", *("  " + f for f in failures)] if failures else ["", "checks: all passed"]
@@ -126,8 +126,8 @@ def write_json(path: Path, results: dict[str, list[RunResult]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = args.only or list(WORKLOADS)
-    if floor.WORKLOAD.name not in names and any(WORKLOADS[n].served for n in names):
-        names = [floor.WORKLOAD.name, *names]  # every served workload is read against the floor
+    if floor.WORKLOAD.name not in names and any(WORKLOADS[n].against_floor for n in names):
+        names = [floor.WORKLOAD.name, *names]  # measured first, in the same run
     settle = args.settle if args.settle is not None else (0.0 if args.quick else 30.0)
     options = Options(
         quick=args.quick,

@@ -299,5 +299,4 @@ WORKLOAD = Workload(
     summary=f"export_list of one check-in list of {TICKETS:,} tickets: CSV, XLSX and PDF (median of {RUNS})",
     run=run,
     ratios=ratios,
-    served=False,
 )

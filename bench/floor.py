@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,13 +59,13 @@ def configuration(workers: int) -> Configuration:
     return Configuration(f"floor {workers}p", "postgresql", workers)
 
 
-def counterpart(row: Row) -> tuple[str, str] | None:
-    """The floor row (configuration, scenario) a workload's row is read against: the same number of
-    processes; a hold's minimum, on one hot row for the contended scenarios."""
+def counterpart(row: Row, scenarios: Mapping[str, str]) -> tuple[str, str] | None:
+    """The floor row (configuration, scenario) a workload's row is read against: the floor with as
+    many processes, in the scenario the workload names for it."""
     served = next((c for c in CONFIGURATIONS if c.name == row.configuration), None)
-    if served is None:
+    if served is None or row.scenario not in scenarios:
         return None
-    return configuration(served.workers).name, HOT_ROW if row.scenario == CONTENDED else HOLD
+    return configuration(served.workers).name, scenarios[row.scenario]
 
 
 @asynccontextmanager
@@ -161,12 +161,12 @@ async def run(options: Options) -> RunResult:
     return out
 
 
-def against(rows: Sequence[Row], floor_rows: Sequence[Row]) -> list[str]:
-    """Each row of a served workload as a ratio to its floor row: the rate, p99 and the CPU of
-    server and database per request."""
+def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Sequence[Row]) -> list[str]:
+    """Each row of ``scenarios`` as a ratio to its floor row: the rate, p99 and the CPU of server
+    and database per request."""
     lines = []
     for row in rows:
-        pair = counterpart(row)
+        pair = counterpart(row, scenarios)
         reference = find(floor_rows, *pair) if pair else None
         if reference is None:
             continue
@@ -203,5 +203,4 @@ WORKLOAD = Workload(
     summary="the machine's floor: Litestar + asyncpg, a hold in one round trip, and an empty request",
     run=run,
     ratios=ratios,
-    served=False,
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import func, select
 
-from bench import load
+from bench import floor, load
 from bench.deploy import CONFIGURATIONS, Configuration, deployed, read_scalar
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage, each_configuration
@@ -190,4 +190,5 @@ WORKLOAD = Workload(
     summary="createTicketHold: contended (capacity 100, 300 requests) and uncontended, 16 in flight",
     run=run,
     ratios=ratios,
+    against_floor={"contended": floor.HOT_ROW, "uncontended": floor.HOLD},
 )

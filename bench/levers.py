@@ -229,5 +229,4 @@ WORKLOAD = Workload(
     summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits",
     run=run,
     ratios=ratios,
-    served=False,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -68,14 +68,15 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Workload:
-    """A registered benchmark: ``run`` measures once, ``ratios`` reads the (median) rows; ``served``:
-    it measures a running server (so the run measures the floor too, and reads it against it)."""
+    """A registered benchmark: ``run`` measures once, ``ratios`` reads the (median) rows;
+    ``against_floor``: its scenarios read against the floor, each with the floor scenario it is read
+    against (a run of such a workload measures the floor first)."""
 
     name: str
     summary: str
     run: Callable[[Options], Awaitable[RunResult]]
     ratios: Callable[[Sequence[Row]], list[str]]
-    served: bool = True
+    against_floor: Mapping[str, str] = field(default_factory=dict)
 
 
 def median_rows(runs: Sequence[Sequence[Row]]) -> list[Row]:

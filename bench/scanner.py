@@ -290,5 +290,4 @@ WORKLOAD = Workload(
     " camera-frame scans decided and stored",
     run=run,
     ratios=ratios,
-    served=False,
 )
