@@ -23,8 +23,10 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Executable
 
 from bench import procfs
+from server.db.engine import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DID = "did:web:tickets.bench"
@@ -79,12 +81,24 @@ class Server:
         return max(peaks) / 1024 if peaks else None
 
 
-def _dsn(url: str) -> str:
+async def read_scalar(server: Server, statement: Executable) -> Any:
+    """One value read from ``server``'s database, the way the server reads it (after a phase: the
+    correctness checks believe the database, not the answers)."""
+    db = Database(server.database_url)
+    try:
+        async with db.read() as session:
+            return await session.scalar(statement)
+    finally:
+        await db.dispose()
+
+
+def dsn(url: str) -> str:
+    """The asyncpg form of a SQLAlchemy PostgreSQL URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(_dsn(PG_ADMIN_URL), timeout=10)
+    conn = await asyncpg.connect(dsn(PG_ADMIN_URL), timeout=10)
     try:
         await conn.execute(statement)
     finally:
@@ -132,14 +146,14 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:]
 
 
-async def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+async def _wait_healthy(health_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise BenchSetupError(f"the server exited with {process.returncode}:\n{_tail(log)}")
             with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"{url}/xrpc/_health")).status_code == 200:
+                if (await http.get(health_url)).status_code == 200:
                     return
             await asyncio.sleep(0.1)
     raise BenchSetupError(f"the server did not answer within {START_TIMEOUT_S:.0f} s:\n{_tail(log)}")
@@ -159,6 +173,40 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
+async def running(
+    configuration: Configuration,
+    command: list[str],
+    env: Mapping[str, str],
+    folder: Path,
+    database_url: str,
+    health_path: str,
+) -> AsyncIterator[Server]:
+    """``command --port P --workers N`` as a process group on loopback, logging into ``folder``,
+    once ``health_path`` answers 200; stopped on the way out (its log printed if it failed)."""
+    port = _free_port()
+    log = folder / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child, not awaited)
+            [*command, "--port", str(port), "--workers", str(configuration.workers)],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _live_groups.add(process.pid)
+    try:
+        server_url = f"http://127.0.0.1:{port}"
+        await _wait_healthy(server_url + health_path, process, log)
+        yield Server(configuration, server_url, process, database_url)
+    except BaseException:
+        print(f"--- {configuration.name} server log ---\n{_tail(log)}", file=sys.stderr)
+        raise
+    finally:
+        await asyncio.to_thread(_stop, process)
+
+
+@contextlib.asynccontextmanager
 async def deployed(
     configuration: Configuration, app_did: str, did_documents: list[dict[str, Any]]
 ) -> AsyncIterator[Server]:
@@ -170,7 +218,6 @@ async def deployed(
     for n, document in enumerate(did_documents):
         (did_docs / f"bench-{n}.json").write_text(json.dumps(document))
     database = ""
-    process: subprocess.Popen[bytes] | None = None
     try:
         if configuration.backend == "postgresql":
             url = await create_database()
@@ -189,39 +236,10 @@ async def deployed(
         if configuration.backend == "postgresql":
             await _tickets(env, "db", "upgrade")
         await _tickets(env, "app", "add", "--did", app_did, "--environment", "test")
-        port = _free_port()
-        log = folder / "server.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child, not awaited)
-                [
-                    sys.executable,
-                    "-m",
-                    "server",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(configuration.workers),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _live_groups.add(process.pid)
-        server_url = f"http://127.0.0.1:{port}"
-        await _wait_healthy(server_url, process, log)
-        yield Server(configuration, server_url, process, url)
-    except BaseException:
-        if (folder / "server.log").exists():
-            print(f"--- {configuration.name} server log ---\n{_tail(folder / 'server.log')}", file=sys.stderr)
-        raise
+        command = [sys.executable, "-m", "server", "serve", "--log-level", "warning"]
+        async with running(configuration, command, env, folder, url, "/xrpc/_health") as server:
+            yield server
     finally:
-        if process is not None:
-            await asyncio.to_thread(_stop, process)
         if database:
             await drop_database(database)
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Checkout holds (``createTicketHold``), on each configuration:
 
 * contended: one capacity group of 100 with one tier; 300 holds of one place, 16 in flight. Exactly
-  100 must succeed and the availability endpoint must then show none left (0 oversold). A phase that
+  100 must succeed, the database must then hold exactly 100 places for the tier and the availability
+  endpoint show none left (0 oversold). A phase that
   other work disturbed is measured again on a fresh group, and checked again.
 * uncontended: 16 tiers, each in its own large group over 4 events; holds spread over the tiers,
   16 in flight.
@@ -13,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import func, select
 
-from bench import load
-from bench.deploy import CONFIGURATIONS, Configuration, deployed
+from bench import floor, load
+from bench.deploy import CONFIGURATIONS, Configuration, deployed, read_scalar
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp, Event
+from server.db.models import HoldItem
 
 CONCURRENCY = 16
 CONTENDED_CAPACITY = 100
@@ -106,6 +109,11 @@ class HoldStage(Stage):
         unexpected = phase.requests - ok - sum(phase.count(r) for r in REFUSALS)
         if unexpected:
             problems.append(f"{unexpected} holds failed unexpectedly: {dict(phase.outcomes)}")
+        places = await read_scalar(
+            self.server, select(func.coalesce(func.sum(HoldItem.quantity), 0)).where(HoldItem.tier_id == tier)
+        )
+        if places != ok:
+            problems.append(f"the database holds {places} places for the tier after {ok} holds granted")
         query = self.app.query(self.client, "getTicketAvailability", {"eventId": event.id})
         availability = await self.app.ok(self.client, query)
         left = {t["tierId"]: t["availableQuantity"] for t in availability["tiers"]}.get(tier)
@@ -182,4 +190,5 @@ WORKLOAD = Workload(
     summary="createTicketHold: contended (capacity 100, 300 requests) and uncontended, 16 in flight",
     run=run,
     ratios=ratios,
+    against_floor={"contended": floor.HOT_ROW, "uncontended": floor.HOLD},
 )

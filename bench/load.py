@@ -1,5 +1,7 @@
-"""The load generator: pre-signed requests sent over a keep-alive pool with a fixed number in flight,
-and what one timed phase cost (latency, outcomes, CPU of client, server and database, peak memory)."""
+"""Driving load: pre-signed requests sent with a fixed number in flight, by ``wrk`` (independent
+requests, :mod:`bench.wrk`) or by an ``httpx`` pool in this process (warm-ups, and requests whose
+answers lead to further calls); and what one timed phase cost (latency, outcomes, CPU of the load
+generator, server and database, peak memory)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
 
-from bench import procfs
+from bench import procfs, wrk
 from bench.deploy import Server
+
+Drive = Callable[[], Awaitable[wrk.Driven]]
 
 
 def pool(base_url: str, concurrency: int) -> httpx.AsyncClient:
@@ -42,14 +46,16 @@ def outcome(response: httpx.Response) -> str:
 
 @dataclass(frozen=True)
 class Phase:
-    """One timed phase. CPU figures are milliseconds per request; ``database`` is every PostgreSQL
-    process on the machine (None on SQLite, where the database runs inside the server); ``tools`` the
-    benchmark's own helpers (the profiler), in cores; ``others`` the busiest processes outside the
-    benchmark, in cores (noise from other work)."""
+    """One timed phase. CPU figures are milliseconds per request; ``client`` is the load generator
+    (this process, and wrk when it drove the phase); ``database`` is every PostgreSQL process on the
+    machine (None on SQLite, where the database runs inside the server); ``tools`` the benchmark's own
+    helpers (the profiler), in cores; ``others`` the busiest processes outside the benchmark, in cores
+    (noise from other work)."""
 
     requests: int
     elapsed_s: float
-    latencies_ms: list[float]
+    p50_ms: float
+    p99_ms: float
     outcomes: Counter[str]
     server_cpu_ms: float
     database_cpu_ms: float | None
@@ -87,7 +93,9 @@ class Phase:
         )
         busiest = ", ".join(f"{name} {n:.2f}" for name, n in self.others)
         machine = f"machine busy {self.machine_busy_cores:.2f} of {cores()} cores"
-        return f"{machine} ({split}; busiest other: {busiest})"
+        client = self._cores()["client"]
+        share = f"the load generator took {100 * client / cores():.1f} % of the machine"
+        return f"{machine} ({split}; busiest other: {busiest}); {share}"
 
 
 async def _drive(
@@ -112,6 +120,28 @@ async def _drive(
     return latencies, outcomes
 
 
+def by_client(client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int) -> Drive:
+    """The phase driven by ``client`` in this process (its CPU counts as the benchmark's)."""
+
+    async def drive() -> wrk.Driven:
+        started = time.perf_counter()
+        latencies, outcomes = await _drive(client, requests, concurrency)
+        elapsed = time.perf_counter() - started
+        return wrk.Driven(elapsed, percentile(latencies, 50), percentile(latencies, 99), outcomes, 0.0)
+
+    return drive
+
+
+def by_wrk(base_url: str, requests: Sequence[httpx.Request], concurrency: int) -> Drive:
+    """The phase driven by wrk; the requests are turned into bytes now, before anything is timed."""
+    raw = [wrk.raw(r) for r in requests]
+
+    async def drive() -> wrk.Driven:
+        return await wrk.replay(base_url, raw, concurrency)
+
+    return drive
+
+
 async def warm_up(client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int) -> None:
     """Send untimed requests: opens the pool's connections and warms every server process."""
     await _drive(client, requests, concurrency)
@@ -130,16 +160,16 @@ async def settle(max_wait_s: float, quiet_cores: float = 0.3) -> float:
             return busy
 
 
-async def timed(
-    server: Server, client: httpx.AsyncClient, requests: Sequence[httpx.Request], concurrency: int
-) -> Phase:
-    """Send ``requests`` with ``concurrency`` in flight and measure the phase."""
+async def timed(server: Server, requests: int, drive: Drive) -> Phase:
+    """Drive the phase's ``requests`` and measure it."""
     workers = server.serving_pids()
     cpu_before = procfs.cpu_seconds(procfs.all_pids())
     machine_before = procfs.machine_busy_seconds()
-    started = time.perf_counter()
-    latencies, outcomes = await _drive(client, requests, concurrency)
-    elapsed = time.perf_counter() - started
+    window_started = time.perf_counter()
+    driven = await drive()
+    # The readings span the generator's start and stop too; the rate is over the requests' own time.
+    window = time.perf_counter() - window_started
+    elapsed = driven.elapsed_s
     machine_busy = procfs.machine_busy_seconds() - machine_before
     used = {
         pid: seconds - cpu_before.get(pid, 0.0)
@@ -154,19 +184,20 @@ async def timed(
     others = sorted(
         ((procfs.name(pid), s) for pid, s in used.items() if pid not in ours), key=lambda o: -o[1]
     )
-    per_request = 1000 / len(requests)
+    per_request = 1000 / requests
     return Phase(
-        requests=len(requests),
+        requests=requests,
         elapsed_s=elapsed,
-        latencies_ms=latencies,
-        outcomes=outcomes,
+        p50_ms=driven.p50_ms,
+        p99_ms=driven.p99_ms,
+        outcomes=driven.outcomes,
         server_cpu_ms=server_total * per_request,
         database_cpu_ms=sum(used.get(pid, 0.0) for pid in database) * per_request if database else None,
-        client_cpu_ms=used.get(os.getpid(), 0.0) * per_request,
+        client_cpu_ms=(used.get(os.getpid(), 0.0) + driven.cpu_s) * per_request,
         worker_cpu_share=[u / server_total for u in server_used] if server_total else [],
-        machine_busy_cores=machine_busy / elapsed,
-        tools_cores=sum(used.get(pid, 0.0) for pid in tools) / elapsed,
-        others=[(name, s / elapsed) for name, s in others[:3]],
+        machine_busy_cores=machine_busy / window,
+        tools_cores=sum(used.get(pid, 0.0) for pid in tools) / window,
+        others=[(name, s / window) for name, s in others[:3]],
         peak_rss_mb=server.peak_rss_mb(),
     )
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from bench.load import Phase, percentile
+from bench.load import Phase
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class Row:
             requests=phase.requests,
             ok=ok,
             rate=phase.rate,
-            p50_ms=percentile(phase.latencies_ms, 50),
-            p99_ms=percentile(phase.latencies_ms, 99),
+            p50_ms=phase.p50_ms,
+            p99_ms=phase.p99_ms,
             peak_rss_mb=phase.peak_rss_mb,
             server_cpu_ms=phase.server_cpu_ms,
             database_cpu_ms=phase.database_cpu_ms,
@@ -68,12 +68,15 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Workload:
-    """A registered benchmark: ``run`` measures once, ``ratios`` reads the (median) rows."""
+    """A registered benchmark: ``run`` measures once, ``ratios`` reads the (median) rows;
+    ``against_floor``: its scenarios read against the floor, each with the floor scenario it is read
+    against (a run of such a workload measures the floor first)."""
 
     name: str
     summary: str
     run: Callable[[Options], Awaitable[RunResult]]
     ratios: Callable[[Sequence[Row]], list[str]]
+    against_floor: Mapping[str, str] = field(default_factory=dict)
 
 
 def median_rows(runs: Sequence[Sequence[Row]]) -> list[Row]:

@@ -33,8 +33,16 @@ class Stage:
     def name(self) -> str:
         return self.server.configuration.name
 
-    async def measure(self, scenario: str, requests: list[httpx.Request]) -> load.Phase:
-        """One timed phase; its notes go into the run's."""
+    async def measure(
+        self, scenario: str, requests: list[httpx.Request], *, chained: bool = False
+    ) -> load.Phase:
+        """One timed phase; its notes go into the run's. wrk sends the requests, unless they are
+        ``chained`` (the stage's client makes further calls on their answers): then the client does."""
+        drive = (
+            load.by_client(self.client, requests, self.concurrency)
+            if chained
+            else load.by_wrk(self.server.url, requests, self.concurrency)
+        )
         label = f"{self.name} {scenario}"
         if (
             self.options.settle_s
@@ -43,7 +51,7 @@ class Stage:
             self.out.notes.append(f"{label}: the machine was still busy ({busy:.2f} cores) when timing began")
         pids = self.server.serving_pids()
         async with profiling.recording(pids, self.options.profile_dir, label) as profiles:
-            phase = await load.timed(self.server, self.client, requests, self.concurrency)
+            phase = await load.timed(self.server, len(requests), drive)
         self.out.notes.append(f"{label}: outcomes {dict(phase.outcomes)}; {phase.cpu_budget()}")
         if len(phase.worker_cpu_share) > 1:
             split = " / ".join(f"{100 * s:.0f} %" for s in phase.worker_cpu_share)

@@ -1,0 +1,206 @@
+"""The floor of this machine (:mod:`bench.floor_server`), measured with the same load generator (wrk,
+16 in flight) in the same run as the workloads, which :mod:`bench.cli` reports also as ratios to it.
+
+With 1 and with 2 server processes (those the run's configurations use):
+
+* empty: ``GET /empty``, no database;
+* hold: one-place holds spread round-robin over 16 capacity groups of 1,000,000;
+* hot row: one-place holds all on one group of 1,000,000 (every hold waits for the one row lock);
+* contended: 300 holds for a group of 100: exactly 100 granted, and the database then holds exactly
+  100 places for that group (read after the phase), else the run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from bench import deploy, load
+from bench.deploy import CONFIGURATIONS, Configuration, Server
+from bench.floor_server import DATABASE_VARIABLE, SCHEMA
+from bench.load import Phase
+from bench.results import Options, Row, RunResult, Workload, find, ratio
+from bench.stage import Stage
+from bench.xrpc import BenchApp
+
+CONCURRENCY = 16
+GROUPS = 16
+LARGE_CAPACITY = 1_000_000
+CONTENDED_CAPACITY = 100
+CONTENDED_REQUESTS = 300
+EMPTY, HOLD, HOT_ROW, CONTENDED = "empty", "hold", "hot row", "contended"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    warm_up: int
+    empty: int
+    hold: int
+    hot_row: int
+
+
+FULL = Sizes(warm_up=2000, empty=20_000, hold=6000, hot_row=3000)
+QUICK = Sizes(warm_up=500, empty=5000, hold=1500, hot_row=1000)
+
+
+def configuration(workers: int) -> Configuration:
+    """The floor with ``workers`` processes, the counterpart of the configurations with as many."""
+    return Configuration(f"floor {workers}p", "postgresql", workers)
+
+
+def counterpart(row: Row, scenarios: Mapping[str, str]) -> tuple[str, str] | None:
+    """The floor row (configuration, scenario) a workload's row is read against: the floor with as
+    many processes, in the scenario the workload names for it."""
+    served = next((c for c in CONFIGURATIONS if c.name == row.configuration), None)
+    if served is None or row.scenario not in scenarios:
+        return None
+    return configuration(served.workers).name, scenarios[row.scenario]
+
+
+@asynccontextmanager
+async def floor_deployed(floor: Configuration) -> AsyncIterator[Server]:
+    """A fresh PostgreSQL database with the floor's schema, its groups, and the floor server on it."""
+    folder = Path(tempfile.mkdtemp(prefix="tickets-bench-floor-"))
+    url = await deploy.create_database()
+    try:
+        conn = await asyncpg.connect(deploy.dsn(url))
+        try:
+            await conn.execute(SCHEMA)
+            await conn.executemany(
+                "INSERT INTO floor_groups (id, capacity) VALUES ($1, $2)",
+                [(f"g{n}", LARGE_CAPACITY) for n in range(GROUPS)]
+                + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY), ("small", CONTENDED_CAPACITY)],
+            )
+        finally:
+            await conn.close()
+        env = {**os.environ, DATABASE_VARIABLE: deploy.dsn(url)}
+        command = [sys.executable, "-m", "bench.floor_server"]
+        async with deploy.running(floor, command, env, folder, url, "/empty") as server:
+            yield server
+    finally:
+        await deploy.drop_database(make_url(url).database or "")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def holds(base_url: str, groups: Sequence[str], count: int) -> list[httpx.Request]:
+    return [
+        httpx.Request(
+            "POST",
+            f"{base_url}/hold",
+            content=json.dumps({"groupId": groups[n % len(groups)], "quantity": 1}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        for n in range(count)
+    ]
+
+
+async def held(server: Server, group: str) -> int:
+    """The places the database holds for ``group``."""
+    conn = await asyncpg.connect(deploy.dsn(server.database_url))
+    try:
+        places: int = await conn.fetchval(
+            "SELECT coalesce(sum(quantity), 0) FROM floor_holds WHERE group_id = $1", group
+        )
+        return places
+    finally:
+        await conn.close()
+
+
+async def measure(stage: Stage, sizes: Sizes) -> None:
+    """The floor's phases on one running floor server."""
+    url, name, out = stage.server.url, stage.name, stage.out
+    empty = [httpx.Request("GET", f"{url}/empty") for _ in range(sizes.empty)]
+    for scenario, requests in (
+        (EMPTY, empty),
+        (HOLD, holds(url, [f"g{n}" for n in range(GROUPS)], sizes.hold)),
+        (HOT_ROW, holds(url, ["hot"], sizes.hot_row)),
+    ):
+
+        def attempt(scenario: str = scenario, requests: list[httpx.Request] = requests) -> Awaitable[Phase]:
+            return stage.measure(scenario, requests)
+
+        phase = await stage.steady(scenario, attempt)
+        out.rows.append(Row.of(name, scenario, phase, phase.count("200")))
+        if phase.count("200") != len(requests):
+            out.failures.append(f"{name} {scenario}: {dict(phase.outcomes)}")
+    phase = await stage.measure(CONTENDED, holds(url, ["small"], CONTENDED_REQUESTS))
+    out.rows.append(Row.of(name, CONTENDED, phase, phase.count("200")))
+    granted, places = phase.count("200"), await held(stage.server, "small")
+    refused = phase.count("409 SoldOut")
+    summary = f"{granted} granted, {refused} refused, {places} places held in the database"
+    if (granted, places, granted + refused) != (CONTENDED_CAPACITY, CONTENDED_CAPACITY, CONTENDED_REQUESTS):
+        out.failures.append(f"{name} contended: {summary} for {CONTENDED_CAPACITY}: {dict(phase.outcomes)}")
+    else:
+        out.notes.append(f"{name} contended: {summary}")
+
+
+async def run(options: Options) -> RunResult:
+    out = RunResult()
+    sizes = QUICK if options.quick else FULL
+    chosen = [c for c in CONFIGURATIONS if not options.configurations or c.name in options.configurations]
+    for workers in sorted({c.workers for c in chosen}):
+        async with (
+            floor_deployed(configuration(workers)) as server,
+            load.pool(server.url, CONCURRENCY) as client,
+        ):
+            # The stage's app signs nothing here: the floor takes no tokens.
+            stage = Stage(BenchApp(), server, client, options, out, CONCURRENCY)
+            await load.warm_up(client, holds(server.url, ["warm"], sizes.warm_up), CONCURRENCY)
+            await measure(stage, sizes)
+    return out
+
+
+def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Sequence[Row]) -> list[str]:
+    """Each row of ``scenarios`` as a ratio to its floor row: the rate, p99 and the CPU of server
+    and database per request."""
+    lines = []
+    for row in rows:
+        pair = counterpart(row, scenarios)
+        reference = find(floor_rows, *pair) if pair else None
+        if reference is None:
+            continue
+        cpu = row.server_cpu_ms + (row.database_cpu_ms or 0.0)
+        floor_cpu = reference.server_cpu_ms + (reference.database_cpu_ms or 0.0)
+        lines.append(
+            f"{row.configuration} {row.scenario}: {row.rate:,.0f}/s = {ratio(row.rate, reference.rate)} "
+            f"the {reference.configuration} {reference.scenario} {reference.rate:,.0f}/s (goal >= 0.50x); "
+            f"p99 {ratio(row.p99_ms, reference.p99_ms)}; server + db CPU {cpu:.2f} ms = "
+            f"{ratio(cpu, floor_cpu)} its {floor_cpu:.2f} ms"
+        )
+    return lines
+
+
+def ratios(rows: Sequence[Row]) -> list[str]:
+    """A hold's minimum against an empty request, and 2 processes against 1."""
+    lines = []
+    for workers in (1, 2):
+        name = configuration(workers).name
+        empty, hold, hot = (find(rows, name, s) for s in (EMPTY, HOLD, HOT_ROW))
+        if empty and hold and hot:
+            lines.append(
+                f"{name}: hold / empty req/s {ratio(hold.rate, empty.rate)}, "
+                f"hot row / hold {ratio(hot.rate, hold.rate)}"
+            )
+    one, two = (find(rows, configuration(w).name, HOLD) for w in (1, 2))
+    if one and two:
+        lines.append(f"hold: floor 2p / 1p req/s {ratio(two.rate, one.rate)}")
+    return lines
+
+
+WORKLOAD = Workload(
+    name="floor",
+    summary="the machine's floor: Litestar + asyncpg, a hold in one round trip, and an empty request",
+    run=run,
+    ratios=ratios,
+)

@@ -1,0 +1,232 @@
+"""Isolated levers of the hot paths, each measured before and after in the same run, in this process
+(no server, no load generator): what one of them changes is a few microseconds a request, which a
+whole-server phase on a shared 2-core machine cannot resolve.
+
+* access-log line: one ``tickets.access`` line as ``tickets serve`` writes it (JSON format, the
+  redacting record factory installed), the redaction applying each rule in turn (before) or scanning
+  once for any rule and returning a text with nothing to redact as it is (after, ``redact``);
+* hold output: a ``createTicketHold`` answer encoded by ``json.dumps`` or by msgspec (what Litestar
+  encodes a handler's answer with);
+* rate limits: a call counted for its client address and its caller in two committed statements
+  (what ``dispatch`` does) or in one statement counting both scopes (``ratelimit.count`` of two
+  scopes), on SQLite and on PostgreSQL. Rows are per call; p50/p99 per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import logging.config
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench import deploy, load
+from bench.results import Options, Row, RunResult, Workload, find, ratio
+from server import log_redaction
+from server.db import migrate
+from server.db.engine import Database
+from server.domain.ratelimit import Scope, Window, count
+from server.observability import RequestContext, logging_config
+from server.web import observe
+
+IN_PROCESS = "in-process"
+LOG_BEFORE, LOG_AFTER = "access-log line, rule by rule", "access-log line, one scan"
+JSON_BEFORE, JSON_AFTER = "hold output, json.dumps", "hold output, msgspec"
+LIMIT_BEFORE, LIMIT_AFTER = "rate limits, 2 statements", "rate limits, 1 statement"
+PAIRS = ((LOG_BEFORE, LOG_AFTER), (JSON_BEFORE, JSON_AFTER), (LIMIT_BEFORE, LIMIT_AFTER))
+COUNT, QUICK_COUNT = 20_000, 4_000
+LIMIT_CALLS, QUICK_LIMIT_CALLS = 2_000, 400
+LIMIT = 10**9  # never reached: the counting is measured, not the refusal
+
+HOLD_OUTPUT: dict[str, Any] = {
+    "holdId": "hold_01JD3K4M5N6P7Q8R9S0T1V2W3X",
+    "holdToken": "chk_9Yb2mQx7_Lk-3Np0Rs5Tu8Wv1Xy4Za6B",
+    "status": "held",
+    "expiresAt": "2030-12-31T20:15:00.000Z",
+    "amount": 5000,
+    "currency": "eur",
+    "items": [{"tierId": "tier_01JD3K4M5N6P7Q8R9S0T1V2W3X", "quantity": 2, "unitAmount": 2500}],
+    "fees": {"app": 0, "buyer": 0},
+}
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _row(configuration: str, scenario: str, times_s: list[float], elapsed_s: float, cpu_s: float) -> Row:
+    ms = [t * 1000 for t in times_s]
+    return Row(
+        configuration=configuration,
+        scenario=scenario,
+        requests=len(ms),
+        ok=len(ms),
+        rate=len(ms) / elapsed_s,
+        p50_ms=load.percentile(ms, 50),
+        p99_ms=load.percentile(ms, 99),
+        peak_rss_mb=None,
+        server_cpu_ms=cpu_s * 1000 / len(ms),
+        database_cpu_ms=None,
+        client_cpu_ms=0.0,
+        other_cores=0.0,
+    )
+
+
+def _timed(configuration: str, scenario: str, operation: Callable[[], object], n: int) -> Row:
+    operation()
+    times = []
+    cpu, started = _cpu_s(), time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        operation()
+        times.append(time.perf_counter() - t)
+    return _row(configuration, scenario, times, time.perf_counter() - started, _cpu_s() - cpu)
+
+
+async def _timed_async(
+    configuration: str, scenario: str, operation: Callable[[], Awaitable[None]], n: int
+) -> Row:
+    await operation()
+    times = []
+    cpu, started = _cpu_s(), time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        await operation()
+        times.append(time.perf_counter() - t)
+    return _row(configuration, scenario, times, time.perf_counter() - started, _cpu_s() - cpu)
+
+
+def _rule_by_rule(text: str) -> str:
+    for pattern, replacement in log_redaction._RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@contextmanager
+def _access_logging() -> Any:
+    """The process's logging as ``tickets serve`` sets it (JSON), writing to /dev/null; restored."""
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_factory = root.handlers[:], root.level, logging.getLogRecordFactory()
+    with open(os.devnull, "w") as sink:
+        logging.config.dictConfig(logging_config("json", "warning"))
+        for handler in root.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sink)
+        log_redaction.install()
+        try:
+            yield
+        finally:
+            logging.setLogRecordFactory(saved_factory)
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+
+
+def access_log_rows(n: int) -> list[Row]:
+    scope: Any = {"path": "/xrpc/tickets.atmosphere.createTicketHold", "method": "POST"}
+    context = RequestContext("req_01JD3K4M5N6P7Q8R9S0T1V2W3X")
+    context.nsid, context.caller_did, context.environment = (
+        "tickets.atmosphere.createTicketHold",
+        "did:web:bench-app.example",
+        "test",
+    )
+
+    def line() -> None:
+        observe._log_access(scope, context, 200, 0.0123)
+
+    rows = []
+    with _access_logging():
+        one_scan = log_redaction.redact
+        try:
+            log_redaction.redact = _rule_by_rule  # the record factory calls it by this name
+            rows.append(_timed(IN_PROCESS, LOG_BEFORE, line, n))
+        finally:
+            log_redaction.redact = one_scan
+        rows.append(_timed(IN_PROCESS, LOG_AFTER, line, n))
+    return rows
+
+
+def json_rows(n: int) -> list[Row]:
+    encoder = msgspec.json.Encoder()
+    return [
+        _timed(IN_PROCESS, JSON_BEFORE, lambda: json.dumps(HOLD_OUTPUT).encode(), n),
+        _timed(IN_PROCESS, JSON_AFTER, lambda: encoder.encode(HOLD_OUTPUT), n),
+    ]
+
+
+async def rate_limit_rows(configuration: str, url: str, n: int) -> list[Row]:
+    db = Database(url)
+    window = Window(int(time.time() * 1000), 60_000)
+    address, caller = Scope("ip:bench:m", LIMIT), Scope("caller:bench:m", LIMIT)
+
+    async def two() -> None:
+        await count(db, [address], window)
+        await count(db, [caller], window)
+
+    async def one() -> None:
+        await count(db, [address, caller], window)
+
+    try:
+        return [
+            await _timed_async(configuration, LIMIT_BEFORE, two, n),
+            await _timed_async(configuration, LIMIT_AFTER, one, n),
+        ]
+    finally:
+        await db.dispose()
+
+
+async def run(options: Options) -> RunResult:
+    out = RunResult()
+    n = QUICK_COUNT if options.quick else COUNT
+    calls = QUICK_LIMIT_CALLS if options.quick else LIMIT_CALLS
+    out.rows += access_log_rows(n) + json_rows(n)
+    folder = Path(tempfile.mkdtemp(prefix="tickets-bench-levers-"))
+    database = ""
+    try:
+        sqlite_url = f"sqlite+aiosqlite:///{folder / 'levers.sqlite3'}"
+        await asyncio.to_thread(migrate.upgrade, sqlite_url)
+        out.rows += await rate_limit_rows("SQLite", sqlite_url, calls)
+        pg_url = await deploy.create_database()
+        database = pg_url.rsplit("/", 1)[-1]
+        await asyncio.to_thread(migrate.upgrade, pg_url)
+        out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
+    finally:
+        if database:
+            await deploy.drop_database(database)
+        shutil.rmtree(folder, ignore_errors=True)
+    out.notes.append("server CPU: this process's CPU per operation; p50/p99 per operation")
+    return out
+
+
+def ratios(rows: Sequence[Row]) -> list[str]:
+    """Each lever's after against its before: CPU and p50 per operation."""
+    lines = []
+    for before_name, after_name in PAIRS:
+        for configuration in (IN_PROCESS, "SQLite", "PostgreSQL"):
+            before, after = find(rows, configuration, before_name), find(rows, configuration, after_name)
+            if before and after:
+                lines.append(
+                    f"{configuration} {after_name} / {before_name}: CPU "
+                    f"{after.server_cpu_ms * 1000:.1f} / {before.server_cpu_ms * 1000:.1f} µs = "
+                    f"{ratio(after.server_cpu_ms, before.server_cpu_ms)}, p50 "
+                    f"{ratio(after.p50_ms, before.p50_ms)}"
+                )
+    return lines
+
+
+WORKLOAD = Workload(
+    name="levers",
+    summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits",
+    run=run,
+    ratios=ratios,
+)
