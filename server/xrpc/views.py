@@ -4,17 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.db.models import Event, Hold, Offer, Tier
+from server.db.models import Event, Hold, Offer, Ticket, Tier
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
+from server.domain.checkin.lists import ListFacts
+from server.domain.checkin.service import Outcome, Verification
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.consents import Consent
-from server.domain.holds.service import HoldResult
-from server.domain.issuance.queries import TicketInContext
+from server.domain.holds.service import HeldLine, HoldResult, Priced, effective_status
+from server.domain.issuance.queries import TicketInContext, pass_page_url
+from server.domain.issuance.service import Claim
 from server.domain.offers.service import OfferUsage
+from server.domain.payments.devpay import checkout_url
+from server.settings import Settings
+from sync.checkin import Direction, Reason, Verdict
 
 # Every method's encoder leaves optional properties out with it.
 compact = common.compact
+
+# Our reason codes, mapped onto the published verificationResult reasons (pretix's vocabulary).
+PUBLISHED_REASONS = {
+    Reason.INVALID: "invalid",
+    Reason.UNSUPPORTED_VERSION: "invalid",
+    Reason.UNKNOWN_TICKET: "invalid",
+    Reason.WRONG_LIST: "wrong_list",
+    Reason.VOIDED: "voided",
+    Reason.REFUNDED: "refunded",
+    Reason.REVOKED: "revoked",
+    Reason.NOT_YET_VALID: "invalid_time",
+    Reason.EXPIRED: "invalid_time",
+    Reason.ALREADY_CHECKED_IN: "already_redeemed",
+    Reason.NOT_INSIDE: "not_inside",
+    Reason.LIST_CLOSED: "blocked",
+}
+
+NOT_VALID = {"ok": False, "status": "not_valid", "reason": Reason.INVALID.value}
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -121,27 +145,45 @@ def availability_view(inventory: Inventory, now_ms: int) -> dict[str, Any]:
     }
 
 
-def hold_checkout_view(result: HoldResult, checkout_url: str) -> dict[str, Any]:
+def line_view(line: HeldLine) -> dict[str, Any]:
+    """One order line of a hold or a claim."""
+    return {
+        "tierId": line.tier.id,
+        "title": line.tier.title,
+        "quantity": line.quantity,
+        "unitAmount": line.tier.unit_amount,
+        "currency": line.tier.currency,
+    }
+
+
+def hold_checkout_view(settings: Settings, result: HoldResult) -> dict[str, Any]:
+    """``createTicketHold``'s answer: the hold and where its buyer pays."""
     hold: Hold = result.hold
     return {
         "holdId": hold.id,
         "token": hold.token,
-        "url": checkout_url,
+        "url": checkout_url(settings, hold.token),
         "expiresAt": format_datetime(hold.expires_ms),
         "amountCents": hold.amount,
         "currency": hold.currency,
         "environment": hold.environment,
         **price_view(hold.subtotal_amount, hold.discount_amount, hold.buyer_fee_amount, result.offer),
-        "items": [
-            {
-                "tierId": line.tier.id,
-                "title": line.tier.title,
-                "quantity": line.quantity,
-                "unitAmount": line.tier.unit_amount,
-                "currency": line.tier.currency,
-            }
-            for line in result.lines
-        ],
+        "items": [line_view(line) for line in result.lines],
+    }
+
+
+def hold_status_view(hold: Hold, now_ms: int) -> dict[str, Any]:
+    """``releaseTicketHold``'s answer."""
+    return {"hold": {"id": hold.id, "status": effective_status(hold, now_ms)}}
+
+
+def preview_view(order: Priced, tier_id: str) -> dict[str, Any]:
+    """``previewTicketOrder``'s answer: the order's price, in its parts."""
+    quote = order.quote
+    return {
+        **price_view(quote.subtotal, quote.discount, quote.buyer_fee, order.offer),
+        "totalAmount": quote.total,
+        "currency": order.tiers[tier_id].currency,
     }
 
 
@@ -186,10 +228,6 @@ def offer_view(usage: OfferUsage) -> dict[str, Any]:
             "updatedAt": format_datetime(offer.updated_ms),
         }
     )
-
-
-def scan_url(public_url: str, item: TicketInContext) -> str:
-    return f"{public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"
 
 
 def event_summary(event: Event) -> dict[str, Any]:
@@ -245,7 +283,7 @@ def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
             "eventUri": event.uri,
             "status": ticket.status,
             "ticketNumber": ticket.ticket_number,
-            "scanUrl": scan_url(public_url, item) if active else None,
+            "scanUrl": pass_page_url(public_url, item) if active else None,
             "createdAt": format_datetime(ticket.created_ms),
             "updatedAt": format_datetime(ticket.updated_ms),
             "paymentId": ticket.payment_id,
@@ -263,6 +301,24 @@ def ticket_view(item: TicketInContext, public_url: str) -> dict[str, Any]:
     )
 
 
+def ticket_page_view(items: list[TicketInContext], cursor: str | None, public_url: str) -> dict[str, Any]:
+    """A page of tickets (``listBuyerTickets``, ``listOrganizerTickets``); no cursor on the last."""
+    out: dict[str, Any] = {"tickets": [ticket_view(item, public_url) for item in items]}
+    return {**out, "cursor": cursor} if cursor else out
+
+
+def claim_view(public_url: str, claim: Claim) -> dict[str, Any]:
+    """``claimFreeTicket``'s answer: the claim, its order lines and the tickets issued."""
+    hold = claim.held.hold
+    return {
+        "claimId": claim.claim_id,
+        "holdId": hold.id,
+        "environment": hold.environment,
+        "items": [line_view(line) for line in claim.held.lines],
+        "tickets": [ticket_view(item, public_url) for item in claim.tickets],
+    }
+
+
 def consent_view(consent: Consent) -> dict[str, Any]:
     """``tickets.atmosphere.defs#organizerConsentView``."""
     row = consent.row
@@ -274,5 +330,125 @@ def consent_view(consent: Consent) -> dict[str, Any]:
             "status": "active" if consent.active else "revoked",
             "grantedAt": format_datetime(row.granted_ms),
             "revokedAt": format_optional_datetime(row.revoked_ms),
+        }
+    )
+
+
+def ticket_summary(ticket: Ticket, event: Event) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#issuedTicket`` — what a door may show; no pass, no payment."""
+    return compact(
+        {
+            "id": ticket.id,
+            "ticketId": ticket.id,
+            "tierId": ticket.tier_id,
+            "eventId": ticket.event_id,
+            "eventUri": event.uri,
+            "status": ticket.status,
+            "ticketNumber": ticket.ticket_number,
+            "attendeeName": ticket.attendee_name,
+            "generation": ticket.generation,
+            "createdAt": format_datetime(ticket.created_ms),
+            "updatedAt": format_datetime(ticket.updated_ms),
+        }
+    )
+
+
+def _shown_ticket(outcome: Outcome) -> dict[str, Any]:
+    """The ticket's summary, when the scan shows it: the evaluation leaves the ticket out of a scan
+    whose pass is not genuine or whose ticket the caller may not see."""
+    event, ticket = outcome.facts.event, outcome.ticket
+    return {} if event is None or ticket is None else {"ticket": ticket_summary(ticket, event)}
+
+
+def verification_view(verification: Verification) -> dict[str, Any]:
+    """``verifyTicket``'s answer."""
+    outcome = verification.outcome
+    decision, event, tier = outcome.decision, outcome.facts.event, verification.tier
+    result: dict[str, Any] = {
+        "valid": decision.verdict is Verdict.ADMIT,
+        "detail": decision.reason.value,
+        **_shown_ticket(outcome),
+    }
+    if decision.reason is not Reason.OK:
+        result["reason"] = PUBLISHED_REASONS[decision.reason]
+    if outcome.checklist is not None:
+        result["checkInListId"] = outcome.checklist.id
+    if event is not None and tier is not None:
+        result["event"] = event_summary(event)
+        result["tier"] = tier_summary(tier)
+        result["presentation"] = presentation_view(event, tier)
+    return result
+
+
+def not_valid_view() -> dict[str, Any]:
+    """``checkInTicket``'s answer to a pass that is not genuine or not the caller's to see."""
+    return dict(NOT_VALID)
+
+
+def _scan_status(outcome: Outcome, direction: Direction) -> str:
+    decision = outcome.decision
+    if decision.admitted:
+        return "checked_in" if direction is Direction.ENTRY else "checked_out"
+    if decision.reason is Reason.ALREADY_CHECKED_IN:
+        return "already_checked_in"
+    return "not_valid"
+
+
+def check_in_view(direction: Direction, outcome: Outcome) -> dict[str, Any]:
+    """``checkInTicket``'s answer."""
+    if outcome.checklist is None:
+        return not_valid_view()
+    answer: dict[str, Any] = {
+        "ok": outcome.decision.admitted,
+        "status": _scan_status(outcome, direction),
+        "reason": outcome.decision.reason.value,
+        "checkInListId": outcome.checklist.id,
+        "direction": direction.value,
+        **_shown_ticket(outcome),
+    }
+    if outcome.record is not None:
+        answer["checkInId"] = outcome.record.id
+        if outcome.decision.admitted:
+            answer["checkedInAt"] = format_datetime(outcome.record.server_ms)
+    first = outcome.decision.first_entry
+    if first is not None:
+        answer["previous"] = compact(
+            {
+                "checkedInAt": format_datetime(first.at_ms),
+                "checkInListId": outcome.checklist.id,
+                "gate": first.gate,
+                "deviceId": first.device_id,
+            }
+        )
+    return answer
+
+
+def list_view(facts: ListFacts) -> dict[str, Any]:
+    """``tickets.atmosphere.defs#checkInListView``."""
+    checklist, counts = facts.checklist, facts.counts
+    return compact(
+        {
+            "id": checklist.id,
+            "eventId": checklist.event_id,
+            "name": checklist.name,
+            "description": checklist.description,
+            "status": checklist.status,
+            "isDefault": checklist.is_default,
+            "tierIds": checklist.tier_ids,
+            "allowMultipleEntries": checklist.allow_multiple_entries,
+            "allowReentry": checklist.allow_reentry,
+            "validFrom": format_optional_datetime(checklist.valid_from_ms),
+            "validUntil": format_optional_datetime(checklist.valid_until_ms),
+            "gates": checklist.gates,
+            "keyIds": facts.key_ids,
+            "counts": {
+                "checkedIn": counts.checked_in,
+                "inside": counts.inside,
+                "admissible": counts.admissible,
+                "scans": counts.scans,
+                "refused": counts.refused,
+            },
+            "createdAt": format_datetime(checklist.created_ms),
+            "updatedAt": format_datetime(checklist.updated_ms),
         }
     )
