@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from server.auth.did import DidResolver
 from server.auth.keys import SigningKey
-from server.db.engine import Database
 from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import EventGraph
@@ -27,6 +26,9 @@ from server.observability import note_caller, note_method
 from server.settings import Settings
 from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
+
+if TYPE_CHECKING:
+    from server.db.engine import Database
 
 NAMESPACE = "tickets.atmosphere."
 

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from server.db.models import Event, Hold, Offer, Ticket, Tier
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.checkin.lists import ListFacts
-from server.domain.checkin.service import Outcome, Verification
+from server.domain.checkin.service import Outcome, Verification, record_of
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.consents import Consent
+from server.domain.devices.service import Enrolled, Found, Pulled
 from server.domain.holds.service import HeldLine, HoldResult, Priced, effective_status
 from server.domain.issuance.queries import TicketInContext, pass_page_url
 from server.domain.issuance.service import Claim
 from server.domain.offers.service import OfferUsage
+from server.domain.payments.checkout import Checkout
 from server.domain.payments.devpay import checkout_url
 from server.settings import Settings
 from sync.checkin import Direction, Reason, Verdict
+from sync.records import Record, RecordFormatError
+
+if TYPE_CHECKING:
+    from server.db.models import App, Device, Event, Hold, Offer, Ticket, Tier
 
 # Every method's encoder leaves optional properties out with it.
 compact = common.compact
@@ -450,5 +456,129 @@ def list_view(facts: ListFacts) -> dict[str, Any]:
             },
             "createdAt": format_datetime(checklist.created_ms),
             "updatedAt": format_datetime(checklist.updated_ms),
+        }
+    )
+
+
+def enrollment_view(enrolled: Enrolled, now_ms: int) -> dict[str, Any]:
+    """``enrollDevice``'s answer: the desk's credential and its lists."""
+    device = enrolled.credential.device
+    return {
+        "deviceId": device.id,
+        "credential": enrolled.credential.credential,
+        "environment": device.environment,
+        "eventId": device.event_id,
+        "checkInLists": [{"id": c.id, "name": c.name} for c in enrolled.lists],
+        "serverTimeMs": now_ms,
+    }
+
+
+def upload_view(
+    malformed: Sequence[tuple[dict[str, Any], RecordFormatError]],
+    records: Sequence[Record],
+    statuses: Sequence[str | None],
+    now_ms: int,
+) -> dict[str, Any]:
+    """``uploadCheckIns``' answer: one result per record, naming its key; the records that could not
+    be read first. A status of None: the record names no ticket of this service."""
+    results: list[dict[str, Any]] = [
+        {"id": str(raw.get("id", ""))[:64], "status": "rejected", "error": str(exc)} for raw, exc in malformed
+    ]
+    for record, status in zip(records, statuses, strict=True):
+        result: dict[str, Any] = {
+            "deviceId": record.device_id,
+            "id": record.record_id,
+            "status": "rejected" if status is None else status,
+        }
+        if status is None:
+            result["error"] = "the record names no ticket of this service"
+        elif status == "rejected":
+            result["error"] = f"check-in list {record.list_id} is not this device's"
+        results.append(result)
+    return {"results": results, "serverTimeMs": now_ms}
+
+
+def pulled_view(pulled: Pulled, now_ms: int) -> dict[str, Any]:
+    """``pullCheckIns``' answer: each record naming its ticket by reference."""
+    return {
+        "records": [record_of(r).with_ticket_ref().to_wire() for r in pulled.rows],
+        "cursor": str(pulled.cursor),
+        "more": pulled.more,
+        "serverTimeMs": now_ms,
+    }
+
+
+def found_view(found: Found) -> dict[str, Any]:
+    """``searchTickets``' answer: no match carries a pass."""
+    return {
+        "tickets": [
+            compact(
+                {
+                    "ticketId": t.id,
+                    "ticketNumber": t.ticket_number,
+                    "attendeeName": t.attendee_name,
+                    "tierTitle": found.tier_titles.get(t.tier_id),
+                    "status": t.status,
+                }
+            )
+            for t in found.tickets
+        ]
+    }
+
+
+def payment_status_view(token: str, found: Checkout, app_did: str) -> dict[str, Any]:
+    """``network.attested.payment.status`` as the dev payments answer it."""
+    answer: dict[str, Any] = {"token": token, "status": found.status}
+    payment, hold = found.payment, found.hold
+    if payment is not None:
+        answer["payment"] = compact(
+            {
+                "id": payment.payment_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "status": payment.status,
+                "paymentType": "ticket",
+                "payerDid": hold.buyer_did,
+                "recipientDid": found.recipient_did,
+                "appDid": app_did,
+                "createdAt": format_datetime(payment.created_ms),
+            }
+        )
+    return answer
+
+
+def app_config_view(app: App) -> dict[str, Any]:
+    """``money.atmosphere.app.getConfig``: the app's registration, without its webhook secret."""
+    configured = app.webhook_url is not None if app.delivery == "webhook" else True
+    return {
+        "appDid": app.did,
+        "environment": app.environment,
+        "status": app.status,
+        "webhook": compact(
+            {
+                "configured": configured,
+                "url": app.webhook_url if app.delivery == "webhook" else None,
+                "paused": False,
+                "delivery": app.delivery,
+            }
+        ),
+        "appConfig": {
+            "ticketFee": {"bps": app.fee_bps, "flatAmount": app.fee_flat, "passToBuyer": app.fee_to_buyer},
+            "modules": {"tickets": app.status == "active"},
+        },
+    }
+
+
+def device_view(device: Device) -> dict[str, Any]:
+    return compact(
+        {
+            "deviceId": device.id,
+            "name": device.name,
+            "status": device.status,
+            "checkInListIds": list(device.list_ids),
+            "createdAt": format_datetime(device.created_ms),
+            "enrolledAt": format_optional_datetime(device.enrolled_ms),
+            "lastSeenAt": format_optional_datetime(device.last_seen_ms),
+            "revokedAt": format_optional_datetime(device.revoked_ms),
         }
     )

@@ -4,11 +4,15 @@ shapes of the organizer methods' lexicons, which the console renders too."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import (
     CapacityGroup,
     CheckInConflict,
@@ -27,13 +31,20 @@ from server.db.models import (
 )
 from server.domain import ledger
 from server.domain.catalog.service import held_places
-from server.domain.checkin.lists import counts, escape_like
+from server.domain.checkin.lists import CheckInListNotFound, counts, escape_like
 from server.domain.common import compact, format_datetime, format_optional_datetime
 from server.domain.devices import service as devices
 from server.domain.devices.conflicts import conflict_view
-from server.domain.errors import ConflictNotFound, InvalidRequest, WebhookDeliveryNotFound
+from server.domain.errors import (
+    ConflictNotFound,
+    CustomerEmailMissing,
+    InvalidRequest,
+    WebhookDeliveryNotFound,
+)
+from server.domain.exports.service import export_list
+from server.domain.issuance import service as issuance
 from server.domain.issuance.service import TicketNotFound
-from server.domain.organizer.access import Viewer
+from server.domain.organizer.access import Viewer, viewed_event
 from server.domain.outbox import service as outbox
 
 ATTENTION = ("needs_refund", "needs_review")
@@ -378,21 +389,6 @@ async def ticket_history(session: AsyncSession, event: Event, ticket_id: str) ->
     }
 
 
-def device_view(device: Device) -> dict[str, Any]:
-    return compact(
-        {
-            "deviceId": device.id,
-            "name": device.name,
-            "status": device.status,
-            "checkInListIds": list(device.list_ids),
-            "createdAt": format_datetime(device.created_ms),
-            "enrolledAt": format_optional_datetime(device.enrolled_ms),
-            "lastSeenAt": format_optional_datetime(device.last_seen_ms),
-            "revokedAt": format_optional_datetime(device.revoked_ms),
-        }
-    )
-
-
 async def event_devices(session: AsyncSession, event: Event) -> list[Device]:
     return list(
         await session.scalars(
@@ -521,3 +517,197 @@ async def search_tickets(session: AsyncSession, event: Event, text: str, limit: 
     return list(
         await session.scalars(query.order_by(Ticket.attendee_name, Ticket.ticket_number).limit(limit))
     )
+
+
+# --- one call each: the organizer methods and the console's pages -----------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewed(Generic[T]):
+    """What a viewer sees of an event: the event, and the part asked for."""
+
+    event: Event
+    value: T
+
+
+@asynccontextmanager
+async def _viewing(
+    db: Database, viewer: Viewer, event_id: str, *, write: bool = False
+) -> AsyncIterator[tuple[AsyncSession, Event]]:
+    """A transaction on an event ``viewer`` may see (:func:`.access.viewed_event`)."""
+    async with db.write() if write else db.read() as session:
+        yield session, await viewed_event(session, viewer, event_id)
+
+
+async def event_of(db: Database, viewer: Viewer, event_id: str) -> Event:
+    async with _viewing(db, viewer, event_id) as (_, event):
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    summary: dict[str, Any]
+    entries_over_time: list[tuple[int, int]]
+
+
+async def summary_of(db: Database, viewer: Viewer, event_id: str, now_ms: int) -> Viewed[dict[str, Any]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await event_summary(session, event, now_ms))
+
+
+async def dashboard_of(
+    db: Database, viewer: Viewer, event_id: str, now_ms: int, bucket_ms: int
+) -> Viewed[Dashboard]:
+    """The summary, and the admitted entries per ``bucket_ms``."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        summary = await event_summary(session, event, now_ms)
+        return Viewed(event, Dashboard(summary, await entries_over_time(session, event, bucket_ms)))
+
+
+async def inside_of(db: Database, event: Event) -> int:
+    async with db.read() as session:
+        return await inside_now(session, event)
+
+
+async def conflicts_of(
+    db: Database, viewer: Viewer, event_id: str, state: str
+) -> Viewed[list[dict[str, Any]]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await list_conflicts(session, event, state))
+
+
+async def ticket_numbers(db: Database, ticket_ids: list[str | None]) -> dict[str, str]:
+    """The numbers of the tickets named (ids that are None are left out)."""
+    wanted = [i for i in ticket_ids if i]
+    async with db.read() as session:
+        rows = await session.execute(select(Ticket.id, Ticket.ticket_number).where(Ticket.id.in_(wanted)))
+        return {row.id: row.ticket_number for row in rows}
+
+
+async def resolve_event_conflict(
+    db: Database, viewer: Viewer, event_id: str, conflict_id: str, outcome: str, reason: str, now_ms: int
+) -> dict[str, Any]:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await resolve_conflict(session, viewer, event, conflict_id, outcome, reason, now_ms)
+
+
+async def payment_issues_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[dict[str, Any]]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await payment_issues(session, event))
+
+
+async def found_tickets(
+    db: Database, viewer: Viewer, event_id: str, text: str, limit: int
+) -> Viewed[list[Ticket]]:
+    """The console's ticket search; none for an empty one."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await search_tickets(session, event, text, limit) if text.strip() else [])
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    ticket: Ticket
+    history: dict[str, Any]
+
+
+async def history_of(db: Database, viewer: Viewer, event_id: str, ticket_id: str) -> Viewed[TicketPage]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        found = await event_ticket(session, event, ticket_id)
+        return Viewed(event, TicketPage(found, await ticket_history(session, event, ticket_id)))
+
+
+async def change_event_ticket(
+    db: Database,
+    viewer: Viewer,
+    event_id: str,
+    ticket_id: str,
+    action: str,
+    *,
+    reason: str | None,
+    attendee_name: str | None,
+    attendee_email: str | None,
+    now_ms: int,
+) -> str | None:
+    """Void, refund, transfer a ticket of the event or resend its pass (``action``), as the
+    viewer's actor. A resend answers what became of it (``resent``, ``not-active``, ``no-email``):
+    refused before it writes anything."""
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        found = await event_ticket(session, event, ticket_id)
+        locked = await issuance.find_ticket(session, event.environment, found.id, lock=True)
+        if action == "resend":
+            try:
+                await issuance.resend_pass(session, locked, now_ms, actor=viewer.actor)
+            except issuance.TicketNotActive:
+                return "not-active"
+            except CustomerEmailMissing:
+                return "no-email"
+            return "resent"
+        if action == "transfer":
+            await issuance.transfer_ticket(
+                session,
+                locked,
+                buyer_did=None,
+                attendee_name=attendee_name,
+                attendee_email=attendee_email,
+                actor=viewer.actor,
+                reason=reason,
+                now_ms=now_ms,
+            )
+        else:
+            status = "voided" if action == "void" else "refunded"
+            await issuance.end_ticket(session, locked, status, viewer.actor, reason, now_ms)
+    return None
+
+
+async def devices_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[Device]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await event_devices(session, event))
+
+
+async def enroll_event_desk(
+    db: Database, viewer: Viewer, event_id: str, name: str, now_ms: int
+) -> Viewed[devices.Enrollment]:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return Viewed(event, await enroll_desk(session, viewer, event, name, now_ms))
+
+
+async def revoke_event_device(
+    db: Database, viewer: Viewer, event_id: str, device_id: str, now_ms: int
+) -> Device:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await revoke_device(session, viewer, event, device_id, now_ms)
+
+
+async def lists_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[CheckInList]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        lists = await session.scalars(
+            select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
+        )
+        return Viewed(event, list(lists))
+
+
+async def export_event_list(
+    db: Database, viewer: Viewer, event_id: str, list_id: str, fmt: str, now_ms: int
+) -> tuple[bytes, str, str]:
+    """A door list or check-in log of one of the event's lists (:func:`.exports.service.export_list`)."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        checklist = await session.get(CheckInList, list_id)
+        if checklist is None or checklist.event_id != event.id:
+            raise CheckInListNotFound("No such check-in list in this event.")
+        return await export_list(session, event.environment, checklist.id, fmt, now_ms=now_ms)
+
+
+async def deliveries_of(
+    db: Database, viewer: Viewer, event_id: str, limit: int
+) -> Viewed[list[dict[str, Any]]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await deliveries(session, event, limit))
+
+
+async def redrive_event_delivery(
+    db: Database, viewer: Viewer, event_id: str, delivery_id: str, now_ms: int
+) -> dict[str, Any]:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await redrive_delivery(session, viewer, event, delivery_id, now_ms)
