@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from server.atproto.uri import RecordUri
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.checkin.lists import ListFacts
@@ -18,6 +19,7 @@ from server.domain.issuance.service import Claim
 from server.domain.offers.service import OfferUsage
 from server.domain.payments.checkout import Checkout
 from server.domain.payments.devpay import checkout_url
+from server.domain.publishing.discovery import PublicRecord
 from server.settings import Settings
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record, RecordFormatError
@@ -582,3 +584,20 @@ def device_view(device: Device) -> dict[str, Any]:
             "revokedAt": format_optional_datetime(device.revoked_ms),
         }
     )
+
+
+def public_config_view(found: list[PublicRecord], cursor: str | None) -> dict[str, Any]:
+    """``listPublicConfig``'s answer: the organizer's published records; no cursor on the last page."""
+    records = [
+        {
+            "uri": str(RecordUri(item.record.repo, item.record.collection, item.record.rkey)),
+            "cid": item.record.cid,
+            "organizer": item.record.repo,
+            "collection": item.record.collection,
+            "rkey": item.record.rkey,
+            "archived": False,
+            "event": compact({"uri": item.event.uri, "cid": item.event.cid}),
+        }
+        for item in found
+    ]
+    return {"records": records, "cursor": cursor} if cursor else {"records": records}

@@ -297,3 +297,9 @@ async def searched_ticket_pass(
     if token is None:
         raise TicketNotFound("no check-in list admits this ticket")
     return token
+
+
+async def device_of(db: Database, authorization: str | None) -> Device:
+    """:func:`authenticate` in its own read transaction."""
+    async with db.read() as session:
+        return await authenticate(session, authorization)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -117,3 +118,24 @@ async def hold_tickets(db: Database, keyring: Keyring, hold_id: str) -> list[Tic
 def pass_page_url(public_url: str, item: TicketInContext) -> str:
     """The hosted pass page of a ticket (its address carries the secret access key)."""
     return f"{public_url.rstrip('/')}/passes/{item.ticket.id}?k={item.access_key}"
+
+
+async def pass_of(
+    db: Database, keyring: Keyring, ticket_id: str, key: bytes
+) -> tuple[TicketInContext, str] | None:
+    """The ticket of a pass URL and what the URL's holder sees of its status: ``transferred`` for
+    the address of an earlier generation. None when the access ``key`` is wrong."""
+    async with db.read() as session:
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None:
+            return None
+        generations = range(ticket.generation, 0, -1)
+        matched = [
+            g
+            for g in generations
+            if secrets.compare_digest(key, pass_access_key(keyring, ticket, g).encode())
+        ]
+        if not matched:
+            return None
+        (item,) = await in_context(session, keyring, [ticket])
+    return item, ticket.status if matched[0] == ticket.generation else "transferred"
