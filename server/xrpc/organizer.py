@@ -9,14 +9,20 @@ from typing import Any
 from server.domain.organizer import service as organizer
 from server.domain.organizer.access import app_viewer
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
-from server.xrpc.views import device_view
+from server.xrpc.views import (
+    conflict_history_view,
+    delivery_view,
+    device_view,
+    payment_issue_view,
+    summary_view,
+    ticket_history_view,
+)
 
 
 @xrpc_method(NAMESPACE + "getEventSummary")
 async def get_event_summary(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return (
-        await organizer.summary_of(call.db, app_viewer(call.caller), params["eventId"], call.now_ms)
-    ).value
+    found = await organizer.summary_of(call.db, app_viewer(call.caller), params["eventId"], call.now_ms)
+    return summary_view(found.value)
 
 
 @xrpc_method(NAMESPACE + "listConflicts")
@@ -24,7 +30,7 @@ async def list_conflicts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     found = await organizer.conflicts_of(
         call.db, app_viewer(call.caller), params["eventId"], params.get("status", "open")
     )
-    return {"conflicts": found.value}
+    return {"conflicts": [conflict_history_view(c) for c in found.value]}
 
 
 @xrpc_method(NAMESPACE + "resolveConflict")
@@ -38,13 +44,13 @@ async def resolve_conflict(call: Call, params: dict[str, Any]) -> dict[str, Any]
         params["reason"],
         call.now_ms,
     )
-    return {"conflict": resolved}
+    return {"conflict": conflict_history_view(resolved)}
 
 
 @xrpc_method(NAMESPACE + "listPaymentIssues")
 async def list_payment_issues(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     found = await organizer.payment_issues_of(call.db, app_viewer(call.caller), params["eventId"])
-    return {"payments": found.value}
+    return {"payments": [payment_issue_view(p) for p in found.value]}
 
 
 @xrpc_method(NAMESPACE + "getTicketHistory")
@@ -52,7 +58,7 @@ async def get_ticket_history(call: Call, params: dict[str, Any]) -> dict[str, An
     found = await organizer.history_of(
         call.db, app_viewer(call.caller), params["eventId"], params["ticketId"]
     )
-    return found.value.history
+    return ticket_history_view(found.value)
 
 
 @xrpc_method(NAMESPACE + "listDevices")
@@ -74,7 +80,7 @@ async def list_webhook_deliveries(call: Call, params: dict[str, Any]) -> dict[st
     found = await organizer.deliveries_of(
         call.db, app_viewer(call.caller), params["eventId"], int(params.get("limit", 50))
     )
-    return {"deliveries": found.value}
+    return {"deliveries": [delivery_view(d) for d in found.value]}
 
 
 @xrpc_method(NAMESPACE + "redriveWebhookDelivery")
@@ -82,4 +88,4 @@ async def redrive_webhook_delivery(call: Call, params: dict[str, Any]) -> dict[s
     delivery = await organizer.redrive_event_delivery(
         call.db, app_viewer(call.caller), params["eventId"], params["deliveryId"], call.now_ms
     )
-    return {"delivery": delivery}
+    return {"delivery": delivery_view(delivery)}

@@ -12,11 +12,13 @@ from server.domain.checkin.lists import ListFacts
 from server.domain.checkin.service import Outcome, Verification, record_of
 from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.consents import Consent
+from server.domain.devices.conflicts import conflict_view
 from server.domain.devices.service import Enrolled, Found, Pulled
 from server.domain.holds.service import HeldLine, HoldResult, Priced, effective_status
 from server.domain.issuance.queries import TicketInContext, pass_page_url
 from server.domain.issuance.service import Claim
 from server.domain.offers.service import OfferUsage
+from server.domain.organizer.service import ConflictHistory, Summary, TicketHistory
 from server.domain.payments.checkout import Checkout
 from server.domain.payments.devpay import checkout_url
 from server.domain.publishing.discovery import PublicRecord
@@ -25,7 +27,7 @@ from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record, RecordFormatError
 
 if TYPE_CHECKING:
-    from server.db.models import App, Device, Event, Hold, Offer, Ticket, Tier
+    from server.db.models import App, Device, Event, Hold, Offer, OutboxMessage, Payment, Ticket, Tier
 
 # Every method's encoder leaves optional properties out with it.
 compact = common.compact
@@ -601,3 +603,135 @@ def public_config_view(found: list[PublicRecord], cursor: str | None) -> dict[st
         for item in found
     ]
     return {"records": records, "cursor": cursor} if cursor else {"records": records}
+
+
+# --- the organizer methods (and the console, which renders the same answers) ------------------
+
+
+def summary_view(summary: Summary) -> dict[str, Any]:
+    """``getEventSummary``'s answer."""
+    event = summary.event
+    return {
+        "eventId": event.id,
+        "title": event.title,
+        "tiers": [
+            {
+                "tierId": t.tier.id,
+                "title": t.tier.title,
+                "currency": t.tier.currency,
+                "quantityTotal": t.tier.quantity_total,
+                "sold": t.tier.sold,
+                "held": t.held,
+                "available": t.available,
+                "gross": t.gross,
+                "discounts": t.discounts,
+                "fees": t.fees,
+                "refunds": t.refunds,
+                "net": t.gross - t.discounts - t.fees - t.refunds,
+            }
+            for t in summary.tiers
+        ],
+        "checkInLists": [
+            {
+                "checkInListId": door.checklist.id,
+                "name": door.checklist.name,
+                "checkedIn": door.counts.checked_in,
+                "inside": door.counts.inside,
+                "refused": door.counts.refused,
+                "admissible": door.counts.admissible,
+                "byGate": [{"name": name, "admitted": n} for name, n in door.by_gate],
+                "byDevice": [{"name": name, "admitted": n} for name, n in door.by_device],
+            }
+            for door in summary.lists
+        ],
+        "openConflicts": summary.open_conflicts,
+        "paymentsNeedingAttention": summary.payments_needing_attention,
+        "asOf": format_datetime(summary.as_of_ms),
+    }
+
+
+def conflict_history_view(history: ConflictHistory) -> dict[str, Any]:
+    """A conflict with its status and every resolution (``listConflicts``, ``resolveConflict``)."""
+    return {
+        **conflict_view(history.conflict),
+        "status": "resolved" if history.resolved else "open",
+        "resolutions": [
+            {
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "actor": r.actor,
+                "resolvedAt": format_datetime(r.at_ms),
+            }
+            for r in history.resolutions
+        ],
+    }
+
+
+def payment_issue_view(payment: Payment) -> dict[str, Any]:
+    """A payment needing attention (``listPaymentIssues``)."""
+    return compact(
+        {
+            "paymentId": payment.payment_id,
+            "holdId": payment.hold_id,
+            "status": payment.status,
+            "amount": payment.amount,
+            "refundedAmount": payment.refunded_amount,
+            "currency": payment.currency,
+            "reason": payment.reason,
+            "updatedAt": format_datetime(payment.updated_ms),
+        }
+    )
+
+
+def delivery_view(message: OutboxMessage) -> dict[str, Any]:
+    """A lifecycle event's delivery to the event's app (``listWebhookDeliveries``)."""
+    return compact(
+        {
+            "deliveryId": message.delivery_id,
+            "type": message.event_type,
+            "state": message.state,
+            "attempts": message.attempts,
+            "lastStatus": message.last_status,
+            "lastError": message.last_error,
+            "createdAt": format_datetime(message.created_ms),
+            "deliveredAt": format_optional_datetime(message.delivered_ms),
+        }
+    )
+
+
+def ticket_history_view(history: TicketHistory) -> dict[str, Any]:
+    """``getTicketHistory``'s answer."""
+    ticket = history.ticket
+    return {
+        "ticketId": ticket.id,
+        "ticketNumber": ticket.ticket_number,
+        "status": ticket.status,
+        "changes": [
+            compact(
+                {
+                    "action": c.action,
+                    "status": c.status,
+                    "generation": c.generation,
+                    "actor": c.actor,
+                    "reason": c.reason,
+                    "at": format_datetime(c.at_ms),
+                }
+            )
+            for c in history.changes
+        ],
+        "checkIns": [
+            compact(
+                {
+                    "checkInListId": s.list_id,
+                    "deviceId": s.device_id,
+                    "direction": s.direction,
+                    "decision": s.decision,
+                    "reason": s.reason,
+                    "gate": s.gate,
+                    "at": format_datetime(s.server_ms),
+                }
+            )
+            for s in history.scans
+        ],
+        "deliveries": [delivery_view(m) for m in history.sent],
+    }

@@ -25,7 +25,14 @@ from server.domain.organizer import signin
 from server.domain.organizer.access import Viewer, console_viewer, viewed_events
 from server.web.console.charts import bars
 from server.xrpc.framework import Services
-from server.xrpc.views import device_view
+from server.xrpc.views import (
+    conflict_history_view,
+    delivery_view,
+    device_view,
+    payment_issue_view,
+    summary_view,
+    ticket_history_view,
+)
 
 if TYPE_CHECKING:
     from server.db.models import ConsoleSession
@@ -177,7 +184,7 @@ async def dashboard(request: Request[Any, Any, Any], event_id: FromPath[str]) ->
     viewed = await organizer.dashboard_of(
         services.db, _viewer(console), event_id, services.clock.now_ms(), BUCKET_MS
     )
-    summary, over_time = viewed.value.summary, viewed.value.entries_over_time
+    summary, over_time = summary_view(viewed.value.summary), viewed.value.entries_over_time
     gates: dict[str, int] = {}
     for checklist in summary["checkInLists"]:
         for gate in checklist["byGate"]:
@@ -225,10 +232,9 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
 async def conflicts(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console, db = await _signed_in(request), _services(request).db
     found = await organizer.conflicts_of(db, _viewer(console), event_id, "all")
-    numbers = await organizer.ticket_numbers(db, [c.get("ticketId") for c in found.value])
-    return _render(
-        "conflicts.html", console=console, event=found.event, conflicts=found.value, tickets=numbers
-    )
+    listed = [conflict_history_view(c) for c in found.value]
+    numbers = await organizer.ticket_numbers(db, [c.get("ticketId") for c in listed])
+    return _render("conflicts.html", console=console, event=found.event, conflicts=listed, tickets=numbers)
 
 
 @post("/events/{event_id:str}/conflicts/{conflict_id:str}/resolve")
@@ -253,7 +259,8 @@ async def resolve(
 async def payments(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console = await _signed_in(request)
     found = await organizer.payment_issues_of(_services(request).db, _viewer(console), event_id)
-    return _render("payments.html", console=console, event=found.event, payments=found.value)
+    issues = [payment_issue_view(p) for p in found.value]
+    return _render("payments.html", console=console, event=found.event, payments=issues)
 
 
 @get("/events/{event_id:str}/tickets")
@@ -279,7 +286,7 @@ async def ticket(
         console=console,
         event=found.event,
         ticket=found.value.ticket,
-        history=found.value.history,
+        history=ticket_history_view(found.value),
         result=RESEND_RESULTS.get(done),
     )
 
@@ -379,7 +386,8 @@ async def download(
 async def deliveries(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console = await _signed_in(request)
     found = await organizer.deliveries_of(_services(request).db, _viewer(console), event_id, 100)
-    return _render("deliveries.html", console=console, event=found.event, deliveries=found.value)
+    sent = [delivery_view(d) for d in found.value]
+    return _render("deliveries.html", console=console, event=found.event, deliveries=sent)
 
 
 @post("/events/{event_id:str}/deliveries/{delivery_id:str}/redrive")
