@@ -11,7 +11,7 @@ from server.domain.errors import PaymentMethodAtBroker
 from server.domain.payments import checkout as payments
 from server.xrpc.auth import authenticate
 from server.xrpc.framework import Call, Services, xrpc_method
-from server.xrpc.views import app_config_view, payment_status_view
+from server.xrpc.views import app_config_view, payment_status_view, recipient_approval_view
 
 PAYMENT_STATUS = "network.attested.payment.status"
 PAYOUT_STATUS = "money.atmosphere.actor.getPayoutStatus"
@@ -54,15 +54,12 @@ async def payout_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 @xrpc_method(RECIPIENT_APPROVAL, auth=dev_payments_auth)
 async def request_recipient_approval(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """The dev payments approve at once (a real broker asks the organizer)."""
-    return {
-        "id": payments.approval_id(call.caller, params["recipientDid"]),
-        "status": "approved",
-        "dashboardUrl": dev_payments_url(call),
-        "onboardingUrl": dev_payments_url(call),
-        "paymentTypes": params["paymentTypes"],
-        "feeShareBps": params.get("feeShareBps", 0),
-        "needsPaymentSetup": False,
-    }
+    return recipient_approval_view(
+        payments.approval_id(call.caller, params["recipientDid"]),
+        dev_payments_url(call),
+        params["paymentTypes"],
+        params.get("feeShareBps", 0),
+    )
 
 
 @xrpc_method(APP_CONFIG, auth=dev_payments_auth)

@@ -551,6 +551,22 @@ def payment_status_view(token: str, found: Checkout, app_did: str) -> dict[str, 
     return answer
 
 
+def recipient_approval_view(
+    approval_id: str, dashboard_url: str, payment_types: list[str], fee_share_bps: int
+) -> dict[str, Any]:
+    """``money.atmosphere.app.requestRecipientApproval`` as the dev payments answer it: approved at
+    once (a real broker asks the organizer)."""
+    return {
+        "id": approval_id,
+        "status": "approved",
+        "dashboardUrl": dashboard_url,
+        "onboardingUrl": dashboard_url,
+        "paymentTypes": payment_types,
+        "feeShareBps": fee_share_bps,
+        "needsPaymentSetup": False,
+    }
+
+
 def app_config_view(app: App) -> dict[str, Any]:
     """``money.atmosphere.app.getConfig``: the app's registration, without its webhook secret."""
     configured = app.webhook_url is not None if app.delivery == "webhook" else True

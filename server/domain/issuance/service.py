@@ -31,7 +31,7 @@ from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
 from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
-from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts
+from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
 from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.mail import outbox as mail
@@ -373,12 +373,7 @@ async def claim_free(
         )
         return encode(Claim(claim_id, held, await in_context(session, keyring, issued.tickets)))
 
-    async def once_per_key() -> dict[str, Any]:
-        return await idempotency.write_once(db, once, now_ms, claim)
-
-    return await limits.guarding_codes(
-        db, caller, request.offer_code, request.buyer, codes, now_ms, once_per_key
-    )
+    return await take_order(db, caller, request, now_ms, codes, once, claim)
 
 
 async def _managed_ticket(session: AsyncSession, caller: Caller, ticket_id: str) -> Ticket:
