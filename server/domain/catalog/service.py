@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -787,6 +788,26 @@ async def update_ticketed_event(
         return await update_event(session, caller, event_id, changes, now_ms, record=record)
 
 
+@asynccontextmanager
+async def _ticketing(
+    db: Database,
+    graph: EventGraph,
+    keyring: Keyring,
+    caller: Caller,
+    organizer_did: str,
+    given: EventInput,
+    now_ms: int,
+) -> AsyncIterator[tuple[AsyncSession, Event]]:
+    """A write transaction on the event ``given`` names, ticketed here first if it is new (its
+    record read from its PDS before the transaction)."""
+    record = await record_of_new_event(db, graph, caller, organizer_did, given)
+    async with db.write() as session:
+        yield (
+            session,
+            await ensure_event(session, caller, organizer_did, given, now_ms, keyring=keyring, record=record),
+        )
+
+
 async def create_event_group(
     db: Database,
     graph: EventGraph,
@@ -800,11 +821,7 @@ async def create_event_group(
     now_ms: int,
 ) -> tuple[Event, GroupState]:
     """``createCapacityGroup``: the group, and its event, ticketed here first if it is new."""
-    record = await record_of_new_event(db, graph, caller, organizer_did, given)
-    async with db.write() as session:
-        event = await ensure_event(
-            session, caller, organizer_did, given, now_ms, keyring=keyring, record=record
-        )
+    async with _ticketing(db, graph, keyring, caller, organizer_did, given, now_ms) as (session, event):
         group = await create_group(session, caller, event, name, total_capacity, now_ms, metadata=metadata)
         await session.flush()
         return event, await group_state(session, group, now_ms)
@@ -832,11 +849,7 @@ async def create_event_tier(
     now_ms: int,
 ) -> tuple[Event, TierState]:
     """``createTicketTier``: the tier, and its event, ticketed here first if it is new."""
-    record = await record_of_new_event(db, graph, caller, organizer_did, event_given)
-    async with db.write() as session:
-        event = await ensure_event(
-            session, caller, organizer_did, event_given, now_ms, keyring=keyring, record=record
-        )
+    async with _ticketing(db, graph, keyring, caller, organizer_did, event_given, now_ms) as (session, event):
         tier = await create_tier(session, caller, event, given, now_ms, group_id=group_id)
         return event, await tier_state(session, tier, now_ms)
 

@@ -24,15 +24,8 @@ from server.domain.organizer import service as organizer
 from server.domain.organizer import signin
 from server.domain.organizer.access import Viewer, console_viewer, viewed_events
 from server.web.console.charts import bars
+from server.xrpc import views
 from server.xrpc.framework import Services
-from server.xrpc.views import (
-    conflict_history_view,
-    delivery_view,
-    device_view,
-    payment_issue_view,
-    summary_view,
-    ticket_history_view,
-)
 
 if TYPE_CHECKING:
     from server.db.models import ConsoleSession
@@ -184,7 +177,7 @@ async def dashboard(request: Request[Any, Any, Any], event_id: FromPath[str]) ->
     viewed = await organizer.dashboard_of(
         services.db, _viewer(console), event_id, services.clock.now_ms(), BUCKET_MS
     )
-    summary, over_time = summary_view(viewed.value.summary), viewed.value.entries_over_time
+    summary, over_time = views.summary_view(viewed.value.summary), viewed.value.entries_over_time
     gates: dict[str, int] = {}
     for checklist in summary["checkInLists"]:
         for gate in checklist["byGate"]:
@@ -232,7 +225,7 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
 async def conflicts(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console, db = await _signed_in(request), _services(request).db
     found = await organizer.conflicts_of(db, _viewer(console), event_id, "all")
-    listed = [conflict_history_view(c) for c in found.value]
+    listed = [views.conflict_history_view(c) for c in found.value]
     numbers = await organizer.ticket_numbers(db, [c.get("ticketId") for c in listed])
     return _render("conflicts.html", console=console, event=found.event, conflicts=listed, tickets=numbers)
 
@@ -259,7 +252,7 @@ async def resolve(
 async def payments(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console = await _signed_in(request)
     found = await organizer.payment_issues_of(_services(request).db, _viewer(console), event_id)
-    issues = [payment_issue_view(p) for p in found.value]
+    issues = [views.payment_issue_view(p) for p in found.value]
     return _render("payments.html", console=console, event=found.event, payments=issues)
 
 
@@ -286,7 +279,7 @@ async def ticket(
         console=console,
         event=found.event,
         ticket=found.value.ticket,
-        history=ticket_history_view(found.value),
+        history=views.ticket_history_view(found.value),
         result=RESEND_RESULTS.get(done),
     )
 
@@ -321,7 +314,10 @@ async def devices_page(request: Request[Any, Any, Any], event_id: FromPath[str])
     console = await _signed_in(request)
     found = await organizer.devices_of(_services(request).db, _viewer(console), event_id)
     return _render(
-        "devices.html", console=console, event=found.event, devices=[device_view(d) for d in found.value]
+        "devices.html",
+        console=console,
+        event=found.event,
+        devices=[views.device_view(d) for d in found.value],
     )
 
 
@@ -386,7 +382,7 @@ async def download(
 async def deliveries(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     console = await _signed_in(request)
     found = await organizer.deliveries_of(_services(request).db, _viewer(console), event_id, 100)
-    sent = [delivery_view(d) for d in found.value]
+    sent = [views.delivery_view(d) for d in found.value]
     return _render("deliveries.html", console=console, event=found.event, deliveries=sent)
 
 
