@@ -145,11 +145,6 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Devi
     return device
 
 
-def ensure_list(device: Device, list_id: str) -> None:
-    if list_id not in device.list_ids:
-        raise DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
-
-
 async def list_devices(session: AsyncSession, environment: str | None = None) -> list[Device]:
     query = select(Device).order_by(Device.created_ms)
     if environment:
