@@ -172,11 +172,6 @@ class Settings(BaseSettings):
     # in the data folder (every server process must then share that folder).
     secret_key: str = ""
 
-    # Test-only: holds read availability, and check-ins decide, in a separate unlocked transaction
-    # before writing. It reproduces the classic check-then-act race so that the concurrency tests
-    # can prove they catch it.
-    test_unsafe_skip_locks: bool = False
-
     @property
     def resolved_database_url(self) -> str:
         """``database_url`` with its async driver (``postgresql://`` and ``sqlite://`` are accepted

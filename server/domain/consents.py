@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.uri import parse_record_uri
+from server.db.engine import Database
 from server.db.models import App, OrganizerConsent
 from server.domain.caller import Caller
 from server.domain.errors import (
@@ -112,3 +113,23 @@ async def revoke(
     if row.revoked_ms is None:
         row.revoked_ms = now_ms
     return Consent(row, app_did)
+
+
+async def known_organizer(db: Database, organizer_did: str) -> bool:
+    """:func:`has_any` in its own read transaction."""
+    async with db.read() as session:
+        return await has_any(session, organizer_did)
+
+
+async def organizer_consents(db: Database, organizer_did: str, environment: str) -> list[Consent]:
+    """``listOrganizerConsents``: :func:`list_consents` in its own read transaction."""
+    async with db.read() as session:
+        return await list_consents(session, organizer_did, environment)
+
+
+async def revoke_consent(
+    db: Database, organizer_did: str, app_did: str, environment: str, now_ms: int
+) -> Consent:
+    """``revokeOrganizerConsent``: :func:`revoke` in its own write transaction."""
+    async with db.write() as session:
+        return await revoke(session, organizer_did, app_did, environment, now_ms)

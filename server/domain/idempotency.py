@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
@@ -32,6 +33,17 @@ Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 _KEY = select(IdempotencyKey).where(
     IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """An app's or a desk's call that runs once per key: the key, its scope, the digest of the
+    call's input and how long its first run holds the key."""
+
+    scope: str
+    key: str
+    digest: str
+    lease_ms: int
 
 
 def check_key(key: str) -> str:
@@ -174,3 +186,13 @@ async def run_once_atomically(
             raise  # not a concurrent run of the same key
         return stored, True
     return response, False
+
+
+async def write_once(db: Database, once: Once | None, now_ms: int, work: Work) -> dict[str, Any]:
+    """Run ``work`` in a write transaction, once per key when the call sends one (``once``): a
+    replay answers the first result with ``reused: true``."""
+    if once is None:
+        async with db.write() as session:
+            return await work(session)
+    response, reused = await run_once(db, once.scope, once.key, once.digest, now_ms, once.lease_ms, work)
+    return {**response, "reused": True} if reused else response

@@ -14,12 +14,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import App, Event, Offer
+from server.db.engine import Database
+from server.db.models import App, Event, Hold, Offer, Ticket
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import CALENDAR_EVENT
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, inventory
 from server.domain.errors import EventNotFound, InvalidRequest
+from server.domain.holds.service import HoldRequest, create_hold, effective_status
+from server.domain.issuance.keys import Keyring
+from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Line, price
 
@@ -178,3 +182,59 @@ def calendar_entry(event: Event, uid: str, url: str, now_ms: int, description: s
         "END:VCALENDAR",
     ]
     return "\r\n".join(_fold(line) for line in lines) + "\r\n"
+
+
+# --- one call each: the page's routes ------------------------------------------------------------
+
+
+async def page_event(db: Database, organizer_did: str, rkey: str) -> tuple[Event, Caller]:
+    """The page's event (:func:`public_event`) and the app it speaks for (:func:`page_caller`)."""
+    async with db.read() as session:
+        event = await public_event(session, organizer_did, rkey)
+        return event, await page_caller(session, event)
+
+
+async def listed(
+    db: Database, event: Event, code: str | None, now_ms: int
+) -> tuple[list[TierOffer], str | None]:
+    """:func:`listing` in its own read transaction."""
+    async with db.read() as session:
+        return await listing(session, event, code, now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a checkout of the page: the hold's status, and its tickets once completed."""
+
+    hold: Hold
+    status: str
+    tickets: list[TicketInContext]
+
+
+async def checkout_outcome(
+    db: Database, keyring: Keyring, event: Event, token: str, now_ms: int
+) -> Outcome | None:
+    """The checkout ``token`` of ``event``, if there is one."""
+    async with db.read() as session:
+        hold = await session.scalar(select(Hold).where(Hold.token == token, Hold.event_id == event.id))
+        if hold is None:
+            return None
+        status = effective_status(hold, now_ms)
+        tickets: list[TicketInContext] = []
+        if status == "completed":
+            issued = await session.scalars(
+                select(Ticket).where(Ticket.hold_id == hold.id).order_by(Ticket.id)
+            )
+            tickets = await in_context(session, keyring, list(issued))
+    return Outcome(hold, status, tickets)
+
+
+async def buy(
+    db: Database, caller: Caller, request: HoldRequest, now_ms: int, ttl_ms: int, back: str
+) -> Hold:
+    """The page's hold, taken as the event's app; its checkout sends the buyer back to ``back``
+    followed by the hold's token, paid or cancelled."""
+    async with db.write() as session:
+        result = await create_hold(session, caller, request, now_ms, ttl_ms)
+        result.hold.return_url = result.hold.cancel_url = back + result.hold.token
+    return result.hold

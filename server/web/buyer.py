@@ -7,32 +7,41 @@ from __future__ import annotations
 import html
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote as url_quote
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
-from sqlalchemy import select
 
-from server.db.models import Event, Hold, Ticket
-from server.domain import ratelimit
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import DomainError, InvalidOfferCode, InvalidRequest
+from server.domain.errors import DomainError, InvalidRequest
 from server.domain.eventimage import EventImages, version
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect
-from server.domain.holds.service import HoldRequest, effective_status
-from server.domain.issuance.queries import TicketInContext, in_context, pass_page_url
+from server.domain.holds.service import HoldRequest
+from server.domain.issuance.queries import TicketInContext, pass_page_url
 from server.domain.offers import limits
 from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
-from server.domain.storefront import TierOffer, listing, local_time, ordered_items, page_caller, public_event
+from server.domain.storefront import (
+    TierOffer,
+    buy,
+    checkout_outcome,
+    listed,
+    local_time,
+    ordered_items,
+    page_event,
+)
 from server.settings import Settings
 from server.web.pages import money, not_found, page
 from server.xrpc.codes import code_limits
 from server.xrpc.framework import Services
 from server.xrpc.ratelimits import client_ip
+
+if TYPE_CHECKING:
+    from server.db.models import Event
 
 T = TypeVar("T")
 EVENT_PATH = "/p/{organizer_did:str}/e/{rkey:str}"
@@ -109,36 +118,28 @@ async def _guarding_code(
     services: Services, caller: Caller, ip: str, code: str | None, work: Callable[[], Awaitable[T]]
 ) -> T:
     """Wrong codes typed on the page count like an app's, per app and per client address."""
-    if code is None:
-        return await work()
     policy = code_limits(services.settings)
-    return await ratelimit.guarding(
-        services.db,
-        limits.code_scopes(caller, f"ip:{ip}", policy),
-        ratelimit.Window(services.clock.now_ms(), policy.window_ms),
-        "too many wrong offer codes",
-        InvalidOfferCode,
-        work,
+    return await limits.guarding_codes(
+        services.db, caller, code, f"ip:{ip}", policy, services.clock.now_ms(), work
     )
 
 
 async def _view(services: Services, request: Request[Any, Any, Any], code: str | None) -> View:
     """The event and the tiers a buyer sees; a code that cannot be used is said, not fatal."""
     now_ms = services.clock.now_ms()
-    async with services.db.read() as session:
-        event = await public_event(session, request.path_params["organizer_did"], request.path_params["rkey"])
-        caller = await page_caller(session, event)
-
-    async def read(with_code: str | None) -> tuple[list[TierOffer], str | None]:
-        async with services.db.read() as session:
-            return await listing(session, event, with_code, now_ms)
-
+    event, caller = await page_event(
+        services.db, request.path_params["organizer_did"], request.path_params["rkey"]
+    )
     try:
         tiers, code = await _guarding_code(
-            services, caller, _ip(request, services.settings), code, lambda: read(code)
+            services,
+            caller,
+            _ip(request, services.settings),
+            code,
+            partial(listed, services.db, event, code, now_ms),
         )
     except DomainError as exc:
-        tiers, _ = await read(None)
+        tiers, _ = await listed(services.db, event, None, now_ms)
         return View(event, caller, tiers, None, _friendly(exc))
     return View(event, caller, tiers, code)
 
@@ -268,26 +269,18 @@ def render_event(
 
 async def _outcome(services: Services, event: Event, token: str) -> tuple[str, bool]:
     """What became of the checkout ``token`` of this event, and whether it is still pending."""
-    now_ms = services.clock.now_ms()
-    async with services.db.read() as session:
-        hold = await session.scalar(select(Hold).where(Hold.token == token, Hold.event_id == event.id))
-        if hold is None:
-            return (
-                '<p class="problem" role="status" data-outcome="unknown">This checkout is unknown.</p>',
-                False,
-            )
-        status = effective_status(hold, now_ms)
-        items: list[TicketInContext] = []
-        if status == "completed":
-            tickets = await session.scalars(
-                select(Ticket).where(Ticket.hold_id == hold.id).order_by(Ticket.id)
-            )
-            items = await in_context(session, services.keyring, list(tickets))
+    found = await checkout_outcome(services.db, services.keyring, event, token, services.clock.now_ms())
+    if found is None:
+        return (
+            '<p class="problem" role="status" data-outcome="unknown">This checkout is unknown.</p>',
+            False,
+        )
+    status = found.status
     if status == "completed":
-        sent = " A copy is sent to your e-mail address." if hold.customer_email else ""
+        sent = " A copy is sent to your e-mail address." if found.hold.customer_email else ""
         block = (
             f'<div class="notice" role="status" data-outcome="issued"><p><strong>Paid — your tickets are '
-            f"issued.</strong>{sent}</p><ul>{pass_links(services.settings, items)}</ul></div>"
+            f"issued.</strong>{sent}</p><ul>{pass_links(services.settings, found.tickets)}</ul></div>"
         )
         return block, False
     outcome, text = OUTCOMES.get(status, ("failed", "The payment did not complete."))
@@ -328,11 +321,9 @@ async def event_image_file(request: Request[Any, Any, Any]) -> Response[Any]:
     it has none or it cannot be fetched as a PNG, JPEG, WebP or GIF image."""
     services = _services(request)
     try:
-        async with services.db.read() as session:
-            event = await public_event(
-                session, request.path_params["organizer_did"], request.path_params["rkey"]
-            )
-            await page_caller(session, event)
+        event, _ = await page_event(
+            services.db, request.path_params["organizer_did"], request.path_params["rkey"]
+        )
     except DomainError:
         return not_found("Image")
     image = await _images(request).get(event.image_url)
@@ -383,12 +374,8 @@ async def _buy(services: Services, view: View, request: HoldRequest) -> str:
     check_payments_ready(settings, view.caller.environment)
     back = settings.public_url.rstrip("/") + page_path(view.event) + "?checkout="
     check_redirect(back + "x", "the service's public URL", view.caller.environment)
-    async with services.db.write() as session:
-        result = await holds.create_hold(
-            session, view.caller, request, now_ms, settings.hold_ttl_seconds * 1000
-        )
-        result.hold.return_url = result.hold.cancel_url = back + result.hold.token
-    return checkout_url(settings, result.hold.token)
+    hold = await buy(services.db, view.caller, request, now_ms, settings.hold_ttl_seconds * 1000, back)
+    return checkout_url(settings, hold.token)
 
 
 @post(EVENT_PATH, status_code=200)
@@ -416,8 +403,7 @@ async def event_order(request: Request[Any, Any, Any]) -> Response[str] | Redire
         async def work() -> str | tuple[Quote, str]:
             if buying:
                 return await _buy(services, view, order)
-            async with services.db.read() as session:
-                priced = await holds.price_order(session, view.caller, order, now_ms, sale=False)
+            priced = await holds.preview_order(services.db, view.caller, order, now_ms)
             return priced.quote, priced.tiers[next(iter(items))].currency
 
         ip = _ip(request, services.settings)

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import html
-import secrets
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import segno
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
-from sqlalchemy import select
 
-from server.db.models import Event, Hold, HoldItem, Ticket, Tier
 from server.domain.common import format_datetime
 from server.domain.holds.rules import redirect_problem
-from server.domain.holds.service import effective_status, end_hold
-from server.domain.issuance.keys import pass_access_key
-from server.domain.issuance.queries import TicketInContext, in_context
-from server.domain.payments.devpay import pay, serves_checkout
+from server.domain.holds.service import effective_status
+from server.domain.issuance.queries import TicketInContext, hold_tickets, pass_of
+from server.domain.payments.devpay import cancel_checkout, checkout_of, pay
 from server.domain.payments.inbound import receive
 from server.domain.storefront import calendar_entry, local_time
 from server.web.buyer import ROUTES as buyer_routes
 from server.web.buyer import pass_links, pass_url
 from server.web.pages import money, not_found, page, static_file
 from server.xrpc.framework import Services
+
+if TYPE_CHECKING:
+    from server.db.models import Hold
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -52,30 +51,15 @@ async def atm_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, Any
     return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
-async def _checkout_hold(
-    services: Services, token: str
-) -> tuple[Hold, Event, list[tuple[HoldItem, Tier]]] | None:
-    async with services.db.read() as session:
-        hold = await session.scalar(select(Hold).where(Hold.token == token))
-        if hold is None:
-            return None
-        event = await session.get(Event, hold.event_id)
-        rows = await session.execute(
-            select(HoldItem, Tier).join(Tier, Tier.id == HoldItem.tier_id).where(HoldItem.hold_id == hold.id)
-        )
-        assert event is not None
-        return hold, event, [(item, tier) for item, tier in rows]
-
-
 @get("/checkout/{token:str}")
 async def checkout_page(request: Request[Any, Any, Any]) -> Response[str]:
     """The dev payments checkout: what the buyer is about to pay, with Pay and Cancel."""
     token = request.path_params["token"]
     services = _services(request)
-    found = await _checkout_hold(services, token)
-    if found is None or not serves_checkout(services.settings, found[0]):
+    found = await checkout_of(services.db, services.settings, token)
+    if found is None:
         return _not_found()
-    hold, event, lines = found
+    hold, event, lines = found.hold, found.event, found.lines
     status = effective_status(hold, services.clock.now_ms())
     cur = hold.currency
     items = "".join(
@@ -102,21 +86,17 @@ async def checkout_pay(request: Request[Any, Any, Any]) -> Response[str] | Redir
     """Pay: a correctly signed ``payment.completed``, through the same path as the real broker's."""
     token = request.path_params["token"]
     services = _services(request)
-    found = await _checkout_hold(services, token)
-    if found is None or not serves_checkout(services.settings, found[0]):
+    found = await checkout_of(services.db, services.settings, token)
+    if found is None:
         return _not_found()
-    hold, _, _ = found
+    hold = found.hold
     reply = await pay(services.db, services.keyring, services.settings, hold, services.clock.now_ms())
     if reply.status != 200 or reply.body.get("outcome") != "issued":
         reason = html.escape(str(reply.body.get("outcome") or reply.body.get("message")))
         return page("Payment not completed", f"<h1>Payment not completed</h1><p>{reason}</p>", 409)
     if _may_redirect(hold.return_url, hold):
         return Redirect(hold.return_url)
-    async with services.db.read() as session:
-        tickets = list(
-            await session.scalars(select(Ticket).where(Ticket.hold_id == hold.id).order_by(Ticket.id))
-        )
-        items = await in_context(session, services.keyring, tickets)
+    items = await hold_tickets(services.db, services.keyring, hold.id)
     links = pass_links(services.settings, items)
     return page("Paid", f"<h1>Paid — thank you</h1><div class='card'><ul>{links}</ul></div>")
 
@@ -126,14 +106,9 @@ async def checkout_cancel(request: Request[Any, Any, Any]) -> Response[str] | Re
     """Cancel: the hold is released and nothing is charged."""
     token = request.path_params["token"]
     services = _services(request)
-    async with services.db.write() as session:
-        hold = await session.scalar(select(Hold).where(Hold.token == token).with_for_update())
-        if hold is None or not serves_checkout(services.settings, hold):
-            return _not_found()
-        if hold.status == "held":
-            await end_hold(
-                session, hold, "released", "buyer", services.clock.now_ms(), "cancelled at checkout"
-            )
+    hold = await cancel_checkout(services.db, services.settings, token, services.clock.now_ms())
+    if hold is None:
+        return _not_found()
     if _may_redirect(hold.cancel_url, hold):
         return Redirect(hold.cancel_url)
     return page("Cancelled", "<h1>Checkout cancelled</h1><p>Nothing was charged.</p>")
@@ -163,20 +138,8 @@ async def _pass(request: Request[Any, Any, Any]) -> tuple[Services, TicketInCont
     services = _services(request)
     # Compared as bytes: compare_digest raises on a str with non-ASCII characters.
     key = request.query_params.get("k", "").encode("utf-8", "surrogatepass")
-    async with services.db.read() as session:
-        ticket = await session.get(Ticket, request.path_params["ticket_id"])
-        if ticket is None:
-            return None
-        generations = range(ticket.generation, 0, -1)
-        matched = [
-            g
-            for g in generations
-            if secrets.compare_digest(key, pass_access_key(services.keyring, ticket, g).encode())
-        ]
-        if not matched:
-            return None
-        (item,) = await in_context(session, services.keyring, [ticket])
-    return services, item, ticket.status if matched[0] == ticket.generation else "transferred"
+    found = await pass_of(services.db, services.keyring, request.path_params["ticket_id"], key)
+    return None if found is None else (services, *found)
 
 
 def _event_facts(item: TicketInContext) -> str:

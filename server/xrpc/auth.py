@@ -106,9 +106,7 @@ async def organizer_auth(
     token = bearer_token(authorization)
     environment = check_environment(params.get("environment") or DEFAULT_ENVIRONMENT)
     did = unverified_issuer(token).partition("#")[0]
-    async with services.db.read() as session:
-        known = await consents.has_any(session, did)
-    if not known:
+    if not await consents.known_organizer(services.db, did):
         raise OrganizerConsentNotFound("no app holds a consent of this organizer here")
     claims = await _spent_assertion(services, token, nsid, did)
     return Caller(

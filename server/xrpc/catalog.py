@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Event
-from server.domain import consents
 from server.domain.catalog import service as catalog
-from server.domain.catalog.service import UNSET, EventInput, EventRecord, TierInput
+from server.domain.catalog.service import UNSET, EventInput, TierInput
 from server.domain.common import parse_optional_datetime
-from server.domain.errors import EventNotFound, InvalidRequest
+from server.domain.errors import InvalidRequest
 from server.domain.offers import service as offers
 from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
@@ -31,27 +29,6 @@ def event_input(data: dict[str, Any], metadata: Any = None) -> EventInput:
         image_url=data.get("imageUrl"),
         metadata=metadata,
     )
-
-
-async def consent_before_reading(call: Call, organizer_did: str, given: EventInput) -> None:
-    """The organizer's authority over the event, and the app's consent unless the call carries the
-    organizer's assertion, checked before the event record is read: an app without consent never
-    makes this service reach a PDS. (``catalog.ensure_event`` checks both again as it writes.)"""
-    consents.check_authority(given.uri, organizer_did)
-    if call.caller.organizer_did is None:
-        async with call.db.read() as session:
-            await consents.require(session, call.caller.app_id, organizer_did)
-
-
-async def record_of_new_event(call: Call, organizer_did: str, given: EventInput) -> EventRecord | None:
-    """The event record, read only when ``given`` names an event not ticketed here yet."""
-    await consent_before_reading(call, organizer_did, given)
-    try:
-        async with call.db.read() as session:
-            await catalog.find_event(session, call.caller.environment, event_uri=given.uri)
-    except EventNotFound:
-        return await call.services.event_graph.resolve(given.uri)
-    return None
 
 
 def checked_metadata(call: Call, value: Any) -> Any:
@@ -75,39 +52,18 @@ def changes_from(
     return changes
 
 
-async def event_for_call(
-    call: Call,
-    session: AsyncSession,
-    organizer_did: str,
-    given: EventInput,
-    record: EventRecord | None,
-    *,
-    status: str | None = None,
-    refresh: bool = False,
-) -> Event:
-    """``catalog.ensure_event`` for this call's caller, at its time, with the service's keyring."""
-    return await catalog.ensure_event(
-        session,
-        call.caller,
-        organizer_did,
-        given,
-        call.now_ms,
-        keyring=call.services.keyring,
-        status=status,
-        refresh=refresh,
-        record=record,
-    )
-
-
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    given = event_input(params["event"], checked_metadata(call, params.get("metadata")))
-    await consent_before_reading(call, params["organizerDid"], given)
-    record = await call.services.event_graph.resolve(given.uri)
-    async with call.db.write() as session:
-        event = await event_for_call(
-            call, session, params["organizerDid"], given, record, status=params.get("status"), refresh=True
-        )
+    event = await catalog.create_ticketed_event(
+        call.db,
+        call.services.event_graph,
+        call.services.keyring,
+        call.caller,
+        params["organizerDid"],
+        event_input(params["event"], checked_metadata(call, params.get("metadata"))),
+        params.get("status"),
+        call.now_ms,
+    )
     return {"event": event_view(event)}
 
 
@@ -126,35 +82,33 @@ async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
         {"startsAt": "starts_ms"},
     )
     # Changing only the ticketing status does not read the event record again; any other update does.
-    record = None
-    if "status" not in params or params.keys() - {"eventId", "status", "metadata", "environment"}:
-        async with call.db.read() as session:
-            event = await catalog.find_event(session, call.caller.environment, event_id=params["eventId"])
-        record = await call.services.event_graph.resolve(event.uri)
-    async with call.db.write() as session:
-        event = await catalog.update_event(
-            session, call.caller, params["eventId"], changes, call.now_ms, record=record
-        )
+    event = await catalog.update_ticketed_event(
+        call.db,
+        call.services.event_graph,
+        call.caller,
+        params["eventId"],
+        changes,
+        call.now_ms,
+        read_record="status" not in params
+        or bool(params.keys() - {"eventId", "status", "metadata", "environment"}),
+    )
     return {"event": event_view(event)}
 
 
 @xrpc_method(NAMESPACE + "createCapacityGroup")
 async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    given = event_input(params["event"])
-    record = await record_of_new_event(call, params["organizerDid"], given)
-    async with call.db.write() as session:
-        event = await event_for_call(call, session, params["organizerDid"], given, record)
-        group = await catalog.create_group(
-            session,
-            call.caller,
-            event,
-            params["name"],
-            params["totalCapacity"],
-            call.now_ms,
-            metadata=checked_metadata(call, params.get("metadata")),
-        )
-        await session.flush()
-        state = await catalog.group_state(session, group, call.now_ms)
+    event, state = await catalog.create_event_group(
+        call.db,
+        call.services.event_graph,
+        call.services.keyring,
+        call.caller,
+        params["organizerDid"],
+        event_input(params["event"]),
+        params["name"],
+        params["totalCapacity"],
+        checked_metadata(call, params.get("metadata")),
+        call.now_ms,
+    )
     return {"event": event_view(event), "capacityGroup": group_view(state)}
 
 
@@ -166,12 +120,9 @@ async def update_capacity_group(call: Call, params: dict[str, Any]) -> dict[str,
         {"name": "name", "totalCapacity": "total_capacity", "status": "status", "metadata": "metadata_"},
         {},
     )
-    async with call.db.write() as session:
-        group = await catalog.update_group(
-            session, call.caller, params["capacityGroupId"], changes, call.now_ms
-        )
-        await session.flush()
-        state = await catalog.group_state(session, group, call.now_ms)
+    state = await catalog.update_event_group(
+        call.db, call.caller, params["capacityGroupId"], changes, call.now_ms
+    )
     return {"capacityGroup": group_view(state)}
 
 
@@ -192,14 +143,17 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
         metadata=checked_metadata(call, params.get("metadata")),
         visibility=params.get("visibility", "public"),
     )
-    event_given = event_input(params["event"])
-    record = await record_of_new_event(call, params["organizerDid"], event_given)
-    async with call.db.write() as session:
-        event = await event_for_call(call, session, params["organizerDid"], event_given, record)
-        tier = await catalog.create_tier(
-            session, call.caller, event, given, call.now_ms, group_id=params.get("capacityGroupId")
-        )
-        state = await catalog.tier_state(session, tier, call.now_ms)
+    event, state = await catalog.create_event_tier(
+        call.db,
+        call.services.event_graph,
+        call.services.keyring,
+        call.caller,
+        params["organizerDid"],
+        event_input(params["event"]),
+        given,
+        params.get("capacityGroupId"),
+        call.now_ms,
+    )
     return {"event": event_view(event), "capacityGroup": group_view(state.group), "tier": tier_view(state)}
 
 
@@ -220,11 +174,7 @@ TIER_FIELDS = {
 
 
 async def _update_tier(call: Call, tier_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.write() as session:
-        tier = await catalog.update_tier(session, call.caller, tier_id, changes, call.now_ms)
-        await session.flush()
-        state = await catalog.tier_state(session, tier, call.now_ms)
-    return {"tier": tier_view(state)}
+    return {"tier": tier_view(await catalog.change_tier(call.db, call.caller, tier_id, changes, call.now_ms))}
 
 
 @xrpc_method(NAMESPACE + "updateTicketTier")
@@ -248,19 +198,13 @@ async def get_ticket_availability(call: Call, params: dict[str, Any]) -> dict[st
     """The event's tiers as buyers may see them; an access code (``offerCode``) also shows the
     hidden and unlisted tiers it opens, on sale as the code allows."""
 
-    async def available() -> dict[str, Any]:
-        async with call.db.read() as session:
-            event = await catalog.find_event(
-                session,
-                call.caller.environment,
-                event_id=params.get("eventId"),
-                event_uri=params.get("eventUri"),
-            )
-            inventory = await catalog.inventory(session, event, call.now_ms)
-            code = params.get("offerCode")
-            if code is not None:
-                offer = await offers.offer_for_code(session, event, code, call.now_ms)
-                inventory.unlocked = offers.unlocked_tiers(offer, (s.tier.id for s in inventory.tiers))
-        return availability_view(inventory, call.now_ms)
-
-    return await guarding_codes(call, params, available)
+    found = partial(
+        offers.available_tiers,
+        call.db,
+        call.caller,
+        params.get("eventId"),
+        params.get("eventUri"),
+        params.get("offerCode"),
+        call.now_ms,
+    )
+    return availability_view(await guarding_codes(call, params, found), call.now_ms)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from server.domain import ratelimit
-from server.domain.errors import InvalidOfferCode
 from server.domain.offers import limits
 from server.domain.offers.service import buyer_key
 from server.settings import Settings
@@ -26,15 +24,12 @@ def code_limits(settings: Settings) -> limits.CodeLimits:
 async def guarding_codes(call: Call, params: dict[str, Any], work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work``; when the call carries an offer code, first refuse a caller (app, and buyer when
     named) that has sent too many wrong codes lately, and count a wrong one afterwards."""
-    if params.get("offerCode") is None:
-        return await work()
-    policy = code_limits(call.settings)
-    buyer = buyer_key(params.get("buyerDid"), params.get("customerEmail"))
-    return await ratelimit.guarding(
+    return await limits.guarding_codes(
         call.db,
-        limits.code_scopes(call.caller, buyer, policy),
-        ratelimit.Window(call.now_ms, policy.window_ms),
-        "too many wrong offer codes",
-        InvalidOfferCode,
+        call.caller,
+        params.get("offerCode"),
+        buyer_key(params.get("buyerDid"), params.get("customerEmail")),
+        code_limits(call.settings),
+        call.now_ms,
         work,
     )

@@ -18,15 +18,13 @@ def _organizer(call: Call) -> str:
 
 @xrpc_method(NAMESPACE + "listOrganizerConsents", auth=organizer_auth)
 async def list_organizer_consents(call: Call, _params: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.read() as session:
-        found = await consents.list_consents(session, _organizer(call), call.caller.environment)
+    found = await consents.organizer_consents(call.db, _organizer(call), call.caller.environment)
     return {"consents": [consent_view(consent) for consent in found]}
 
 
 @xrpc_method(NAMESPACE + "revokeOrganizerConsent", auth=organizer_auth)
 async def revoke_organizer_consent(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.write() as session:
-        revoked = await consents.revoke(
-            session, _organizer(call), params["appDid"], call.caller.environment, call.now_ms
-        )
+    revoked = await consents.revoke_consent(
+        call.db, _organizer(call), params["appDid"], call.caller.environment, call.now_ms
+    )
     return {"consent": consent_view(revoked)}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.atproto.uri import RecordUri
 from server.domain.caller import Caller
-from server.domain.common import compact
 from server.domain.publishing.discovery import public_records
 from server.domain.publishing.records import TICKETED_EVENT
 from server.xrpc.auth import DEFAULT_ENVIRONMENT
 from server.xrpc.framework import NAMESPACE, Call, Services, xrpc_method
+from server.xrpc.views import public_config_view
 
 
 async def public_auth(
@@ -24,26 +23,13 @@ async def public_auth(
 async def list_public_config(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """The organizer's published records (``ticketedEvent`` backlinks unless told otherwise) of
     events that are not archived."""
-    async with call.db.read() as session:
-        found, cursor = await public_records(
-            session,
-            environment=call.caller.environment,
-            organizer=params["organizer"],
-            collections=params.get("collections") or [TICKETED_EVENT],
-            event_uri=params.get("eventUri"),
-            limit=int(params.get("limit", 50)),
-            cursor=params.get("cursor"),
-        )
-    records = [
-        {
-            "uri": str(RecordUri(item.record.repo, item.record.collection, item.record.rkey)),
-            "cid": item.record.cid,
-            "organizer": item.record.repo,
-            "collection": item.record.collection,
-            "rkey": item.record.rkey,
-            "archived": False,
-            "event": compact({"uri": item.event.uri, "cid": item.event.cid}),
-        }
-        for item in found
-    ]
-    return {"records": records, "cursor": cursor} if cursor else {"records": records}
+    found, cursor = await public_records(
+        call.db,
+        environment=call.caller.environment,
+        organizer=params["organizer"],
+        collections=params.get("collections") or [TICKETED_EVENT],
+        event_uri=params.get("eventUri"),
+        limit=int(params.get("limit", 50)),
+        cursor=params.get("cursor"),
+    )
+    return public_config_view(found, cursor)

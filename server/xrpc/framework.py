@@ -8,26 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.did import DidResolver
 from server.auth.keys import SigningKey
-from server.db.engine import Database
 from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
 from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock
 from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
-from server.domain.idempotency import call_scope, check_key, request_hash, run_once
+from server.domain.idempotency import Once, call_scope, check_key, request_hash
 from server.domain.issuance.keys import Keyring
 from server.domain.wire import NUL_MESSAGE, contains_nul, nesting_exceeds
 from server.observability import note_caller, note_method
 from server.settings import Settings
 from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
+
+if TYPE_CHECKING:
+    from server.db.engine import Database
 
 NAMESPACE = "tickets.atmosphere."
 
@@ -100,31 +101,22 @@ def xrpc_method(nsid: str, *, auth: Authenticator | None = None) -> Callable[[Ha
     return register
 
 
-async def write_once(
-    call: Call,
-    params: dict[str, Any],
-    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
-    *,
-    unhashed: tuple[str, ...] = ("idempotencyKey",),
-) -> dict[str, Any]:
-    """Run ``work`` in a write transaction — once per ``idempotencyKey`` when the call sends one:
-    a replay answers the first result with ``reused: true``. Fields in ``unhashed`` (the key itself,
+def once(
+    call: Call, params: dict[str, Any], *, unhashed: tuple[str, ...] = ("idempotencyKey",)
+) -> Once | None:
+    """The call's ``idempotencyKey``, when it sends one: the domain then runs it once per key, and a
+    replay answers the first result with ``reused: true``. Fields in ``unhashed`` (the key itself,
     and tokens that differ on every retry) do not make an input different."""
     key = params.get("idempotencyKey")
     if key is None:
-        async with call.db.write() as session:
-            return await work(session)
+        return None
     fingerprint = {k: v for k, v in params.items() if k not in unhashed}
-    response, reused = await run_once(
-        call.db,
+    return Once(
         call_scope(call.caller),
         check_key(key),
         request_hash(call.nsid, fingerprint),
-        call.now_ms,
         call.settings.idempotency_lease_seconds * 1000,
-        work,
     )
-    return {**response, "reused": True} if reused else response
 
 
 def decode_body(body: bytes, settings: Settings) -> object:

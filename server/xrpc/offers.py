@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain.common import decode_cursor, encode_cursor, parse_optional_datetime
+from server.domain.common import parse_optional_datetime
 from server.domain.offers import service as offers
 from server.domain.offers.service import OfferInput
 from server.xrpc.catalog import changes_from
@@ -36,10 +36,11 @@ async def create_offer(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         max_per_buyer=params.get("maxPerBuyer"),
         **_discount(params),
     )
-    async with call.db.write() as session:
-        offer = await offers.create_offer(session, call.caller, params["eventId"], given, call.now_ms)
-        (usage,) = await offers.usages(session, [offer], call.now_ms)
-    return {"offer": offer_view(usage)}
+    return {
+        "offer": offer_view(
+            await offers.make_offer(call.db, call.caller, params["eventId"], given, call.now_ms)
+        )
+    }
 
 
 OFFER_FIELDS = {
@@ -59,27 +60,22 @@ async def update_offer(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     changes = changes_from(call, params, OFFER_FIELDS, {"startsAt": "starts_ms", "endsAt": "ends_ms"})
     if "discountAmount" in params:
         changes.update(_discount(params) or {"discount_amount": None})
-    async with call.db.write() as session:
-        offer = await offers.update_offer(session, call.caller, params["offerId"], changes, call.now_ms)
-        await session.flush()
-        (usage,) = await offers.usages(session, [offer], call.now_ms)
-    return {"offer": offer_view(usage)}
+    return {
+        "offer": offer_view(
+            await offers.change_offer(call.db, call.caller, params["offerId"], changes, call.now_ms)
+        )
+    }
 
 
 @xrpc_method(NAMESPACE + "listOffers")
 async def list_offers(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    limit = int(params.get("limit", 50))
-    cursor = params.get("cursor")
-    async with call.db.read() as session:
-        found = await offers.list_offers(
-            session,
-            call.caller,
-            params["eventId"],
-            call.now_ms,
-            after=None if cursor is None else decode_cursor(cursor, "offer_"),
-            limit=limit + 1,
-        )
-    out: dict[str, Any] = {"offers": [offer_view(usage) for usage in found[:limit]]}
-    if len(found) > limit:
-        out["cursor"] = encode_cursor(found[limit - 1].offer.id)
-    return out
+    found, cursor = await offers.offers_page(
+        call.db,
+        call.caller,
+        params["eventId"],
+        call.now_ms,
+        cursor=params.get("cursor"),
+        limit=int(params.get("limit", 50)),
+    )
+    out: dict[str, Any] = {"offers": [offer_view(usage) for usage in found]}
+    return {**out, "cursor": cursor} if cursor else out

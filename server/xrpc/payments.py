@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from server.db.models import App
 from server.domain.caller import Caller
-from server.domain.common import compact, format_datetime
 from server.domain.errors import PaymentMethodAtBroker
 from server.domain.payments import checkout as payments
 from server.xrpc.auth import authenticate
 from server.xrpc.framework import Call, Services, xrpc_method
+from server.xrpc.views import app_config_view, payment_status_view, recipient_approval_view
 
 PAYMENT_STATUS = "network.attested.payment.status"
 PAYOUT_STATUS = "money.atmosphere.actor.getPayoutStatus"
@@ -31,8 +28,7 @@ async def dev_payments_auth(
     if broker:
         raise PaymentMethodAtBroker(f"{nsid} is answered by the payment broker at {broker}, not here")
     if "environment" not in params and "token" in params:
-        async with services.db.read() as session:
-            environment = await payments.token_environment(session, params["token"])
+        environment = await payments.token_environment(services.db, params["token"])
         if environment is not None:
             params = {**params, "environment": environment}
     return await authenticate(services, nsid, authorization, params)
@@ -45,25 +41,8 @@ def dev_payments_url(call: Call) -> str:
 
 @xrpc_method(PAYMENT_STATUS, auth=dev_payments_auth)
 async def payment_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    async with call.db.read() as session:
-        found = await payments.checkout(session, call.caller, params["token"], call.now_ms)
-    answer: dict[str, Any] = {"token": params["token"], "status": found.status}
-    payment, hold = found.payment, found.hold
-    if payment is not None:
-        answer["payment"] = compact(
-            {
-                "id": payment.payment_id,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "status": payment.status,
-                "paymentType": "ticket",
-                "payerDid": hold.buyer_did,
-                "recipientDid": found.recipient_did,
-                "appDid": call.caller.app_did,
-                "createdAt": format_datetime(payment.created_ms),
-            }
-        )
-    return answer
+    found = await payments.checkout(call.db, call.caller, params["token"], call.now_ms)
+    return payment_status_view(params["token"], found, call.caller.app_did)
 
 
 @xrpc_method(PAYOUT_STATUS, auth=dev_payments_auth)
@@ -75,37 +54,15 @@ async def payout_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 @xrpc_method(RECIPIENT_APPROVAL, auth=dev_payments_auth)
 async def request_recipient_approval(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """The dev payments approve at once (a real broker asks the organizer)."""
-    return {
-        "id": payments.approval_id(call.caller, params["recipientDid"]),
-        "status": "approved",
-        "dashboardUrl": dev_payments_url(call),
-        "onboardingUrl": dev_payments_url(call),
-        "paymentTypes": params["paymentTypes"],
-        "feeShareBps": params.get("feeShareBps", 0),
-        "needsPaymentSetup": False,
-    }
+    return recipient_approval_view(
+        payments.approval_id(call.caller, params["recipientDid"]),
+        dev_payments_url(call),
+        params["paymentTypes"],
+        params.get("feeShareBps", 0),
+    )
 
 
 @xrpc_method(APP_CONFIG, auth=dev_payments_auth)
 async def app_config(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """The calling app's registration in the call's environment, without its webhook secret."""
-    async with call.db.read() as session:
-        app = (await session.scalars(select(App).where(App.id == call.caller.app_id))).one()
-    configured = app.webhook_url is not None if app.delivery == "webhook" else True
-    return {
-        "appDid": app.did,
-        "environment": app.environment,
-        "status": app.status,
-        "webhook": compact(
-            {
-                "configured": configured,
-                "url": app.webhook_url if app.delivery == "webhook" else None,
-                "paused": False,
-                "delivery": app.delivery,
-            }
-        ),
-        "appConfig": {
-            "ticketFee": {"bps": app.fee_bps, "flatAmount": app.fee_flat, "passToBuyer": app.fee_to_buyer},
-            "modules": {"tickets": app.status == "active"},
-        },
-    }
+    return app_config_view(await payments.caller_registration(call.db, call.caller))

@@ -14,8 +14,7 @@ from server.xrpc.framework import Services
 async def device_auth(
     services: Services, _nsid: str, authorization: str | None, _params: dict[str, Any]
 ) -> Caller:
-    async with services.db.read() as session:
-        device = await devices.authenticate(session, authorization)
+    device = await devices.device_of(services.db, authorization)
     return Caller(
         app_id="",
         app_did=device.id,

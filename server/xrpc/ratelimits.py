@@ -14,11 +14,14 @@ import hashlib
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.ratelimit import Scope, Window, take
 from server.settings import MethodRateLimits, RateLimit, Settings
+
+if TYPE_CHECKING:
+    from server.db.engine import Database
 
 # A desk's manual search, and the check-in of a guest it found, at a person's pace: a search answers
 # guests' names, so whoever holds a stolen desk credential collects a guest list only slowly.

@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Harness, start_harness
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
+from support.races import without_ticket_lock
 
 from sync.passes import decode_pass
 
@@ -185,9 +187,10 @@ async def test_one_ticket_twenty_doors_one_admission(harness: Harness) -> None:
 
 
 async def test_negative_control_without_the_ticket_lock_admits_twice(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = await start_harness(database_url, tmp_path, test_unsafe_skip_locks=True)
+    without_ticket_lock(monkeypatch)
+    h = await start_harness(database_url, tmp_path)
     try:
         _, _, tickets = await sold_tickets(h, {"GA": 6})
         # Every ticket at once, 30 scans each: without the lock, some ticket gets in twice.

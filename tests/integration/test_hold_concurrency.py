@@ -20,6 +20,7 @@ import pytest
 from conftest import APP_DID, Harness, start_harness
 from sqlalchemy import func, select
 from support.catalog import ORGANIZER, active_event, shared_group
+from support.races import without_hold_locks
 from support.serve_process import tickets_env
 from support.server import AppClient, Identity, make_settings, register
 
@@ -82,8 +83,11 @@ async def test_concurrent_holds_never_oversell(harness: Harness, database_url: s
     assert granted == held == CAPACITY
 
 
-async def test_negative_control_without_the_lock_oversells(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, test_unsafe_skip_locks=True)
+async def test_negative_control_without_the_lock_oversells(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_hold_locks(monkeypatch)
+    h = await start_harness(database_url, tmp_path)
     try:
         granted, held = await run_contended_checkout(h.app, database_url)
     finally:

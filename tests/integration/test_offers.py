@@ -16,6 +16,7 @@ from conftest import APP_DID, Harness, running_harness
 from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
+from support.races import without_hold_locks
 from support.server import make_settings, register, set_fees
 
 from server.cli import build_parser
@@ -111,9 +112,10 @@ async def test_a_capped_code_is_never_redeemed_past_its_cap(harness: Harness) ->
 
 
 async def test_negative_control_without_the_offer_lock_over_redeems(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_harness(database_url, tmp_path, test_unsafe_skip_locks=True) as h:
+    without_hold_locks(monkeypatch)
+    async with running_harness(database_url, tmp_path) as h:
         statuses, counters = await capped_burst(h)
     assert statuses[200] == counters["reservedQuantity"]
     assert statuses[200] > 10, "the race was not caught: the concurrency test would not detect a missing lock"

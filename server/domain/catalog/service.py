@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import CapacityGroup, Event, EventRecordPin, HoldItem, Tier
 from server.domain import consents, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.eventgraph import CalendarEvent, Unresolved
+from server.domain.catalog.eventgraph import CalendarEvent, EventGraph, Unresolved
 from server.domain.catalog.rules import (
     EVENT_STATUSES,
     GROUP_STATUSES,
@@ -711,3 +713,152 @@ async def inventory(session: AsyncSession, event: Event, now_ms: int) -> Invento
         )
     ).all()
     return Inventory(event, await tier_states(session, tiers, now_ms))
+
+
+# --- one call each: the catalog methods ----------------------------------------------------------
+
+
+async def consent_before_reading(db: Database, caller: Caller, organizer_did: str, given: EventInput) -> None:
+    """The organizer's authority over the event, and the app's consent unless the call carries the
+    organizer's assertion, checked before the event record is read: an app without consent never
+    makes this service reach a PDS. (:func:`ensure_event` checks both again as it writes.)"""
+    consents.check_authority(given.uri, organizer_did)
+    if caller.organizer_did is None:
+        async with db.read() as session:
+            await consents.require(session, caller.app_id, organizer_did)
+
+
+async def record_of_new_event(
+    db: Database, graph: EventGraph, caller: Caller, organizer_did: str, given: EventInput
+) -> EventRecord | None:
+    """The event record, read only when ``given`` names an event not ticketed here yet."""
+    await consent_before_reading(db, caller, organizer_did, given)
+    try:
+        async with db.read() as session:
+            await find_event(session, caller.environment, event_uri=given.uri)
+    except EventNotFound:
+        return await graph.resolve(given.uri)
+    return None
+
+
+async def create_ticketed_event(
+    db: Database,
+    graph: EventGraph,
+    keyring: Keyring,
+    caller: Caller,
+    organizer_did: str,
+    given: EventInput,
+    status: str | None,
+    now_ms: int,
+) -> Event:
+    """``createTicketEvent``: the event, its record read again from its PDS."""
+    await consent_before_reading(db, caller, organizer_did, given)
+    record = await graph.resolve(given.uri)
+    async with db.write() as session:
+        return await ensure_event(
+            session,
+            caller,
+            organizer_did,
+            given,
+            now_ms,
+            keyring=keyring,
+            status=status,
+            refresh=True,
+            record=record,
+        )
+
+
+async def update_ticketed_event(
+    db: Database,
+    graph: EventGraph,
+    caller: Caller,
+    event_id: str,
+    changes: dict[str, Any],
+    now_ms: int,
+    *,
+    read_record: bool,
+) -> Event:
+    """``updateTicketEvent``; ``read_record``: read the event record again first."""
+    record = None
+    if read_record:
+        async with db.read() as session:
+            event = await find_event(session, caller.environment, event_id=event_id)
+        record = await graph.resolve(event.uri)
+    async with db.write() as session:
+        return await update_event(session, caller, event_id, changes, now_ms, record=record)
+
+
+@asynccontextmanager
+async def _ticketing(
+    db: Database,
+    graph: EventGraph,
+    keyring: Keyring,
+    caller: Caller,
+    organizer_did: str,
+    given: EventInput,
+    now_ms: int,
+) -> AsyncIterator[tuple[AsyncSession, Event]]:
+    """A write transaction on the event ``given`` names, ticketed here first if it is new (its
+    record read from its PDS before the transaction)."""
+    record = await record_of_new_event(db, graph, caller, organizer_did, given)
+    async with db.write() as session:
+        yield (
+            session,
+            await ensure_event(session, caller, organizer_did, given, now_ms, keyring=keyring, record=record),
+        )
+
+
+async def create_event_group(
+    db: Database,
+    graph: EventGraph,
+    keyring: Keyring,
+    caller: Caller,
+    organizer_did: str,
+    given: EventInput,
+    name: str,
+    total_capacity: int,
+    metadata: Any,
+    now_ms: int,
+) -> tuple[Event, GroupState]:
+    """``createCapacityGroup``: the group, and its event, ticketed here first if it is new."""
+    async with _ticketing(db, graph, keyring, caller, organizer_did, given, now_ms) as (session, event):
+        group = await create_group(session, caller, event, name, total_capacity, now_ms, metadata=metadata)
+        await session.flush()
+        return event, await group_state(session, group, now_ms)
+
+
+async def update_event_group(
+    db: Database, caller: Caller, group_id: str, changes: dict[str, Any], now_ms: int
+) -> GroupState:
+    """``updateCapacityGroup``."""
+    async with db.write() as session:
+        group = await update_group(session, caller, group_id, changes, now_ms)
+        await session.flush()
+        return await group_state(session, group, now_ms)
+
+
+async def create_event_tier(
+    db: Database,
+    graph: EventGraph,
+    keyring: Keyring,
+    caller: Caller,
+    organizer_did: str,
+    event_given: EventInput,
+    given: TierInput,
+    group_id: str | None,
+    now_ms: int,
+) -> tuple[Event, TierState]:
+    """``createTicketTier``: the tier, and its event, ticketed here first if it is new."""
+    async with _ticketing(db, graph, keyring, caller, organizer_did, event_given, now_ms) as (session, event):
+        tier = await create_tier(session, caller, event, given, now_ms, group_id=group_id)
+        return event, await tier_state(session, tier, now_ms)
+
+
+async def change_tier(
+    db: Database, caller: Caller, tier_id: str, changes: dict[str, Any], now_ms: int
+) -> TierState:
+    """``updateTicketTier``, ``archiveTicketTier``."""
+    async with db.write() as session:
+        tier = await update_tier(session, caller, tier_id, changes, now_ms)
+        await session.flush()
+        return await tier_state(session, tier, now_ms)

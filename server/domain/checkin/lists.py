@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
@@ -201,3 +202,50 @@ async def search(session: AsyncSession, checklist: CheckInList, text: str, limit
 
 def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class ListFacts:
+    """A list with what is shown of it: its live counts and its key ids."""
+
+    checklist: CheckInList
+    counts: ListCounts
+    key_ids: list[str]
+
+
+async def list_facts(session: AsyncSession, checklist: CheckInList) -> ListFacts:
+    return ListFacts(checklist, await counts(session, checklist), await key_ids(session, checklist.id))
+
+
+async def create(
+    db: Database, keyring: Keyring, caller: Caller, event_id: str, fields: dict[str, Any], now_ms: int
+) -> ListFacts:
+    """``createCheckInList``: :func:`create_list` in its own write transaction."""
+    async with db.write() as session:
+        return await list_facts(
+            session, await create_list(session, keyring, caller, event_id, fields, now_ms)
+        )
+
+
+async def update(
+    db: Database,
+    keyring: Keyring,
+    caller: Caller,
+    list_id: str,
+    changes: dict[str, Any],
+    now_ms: int,
+    *,
+    rotate_key: bool,
+) -> ListFacts:
+    """``updateCheckInList``: :func:`update_list` in its own write transaction."""
+    async with db.write() as session:
+        changed = await update_list(session, keyring, caller, list_id, changes, now_ms, rotate_key=rotate_key)
+        return await list_facts(session, changed)
+
+
+async def listed(db: Database, caller: Caller, event_id: str) -> list[ListFacts]:
+    """``listCheckInLists``: the lists of an event the caller manages."""
+    async with db.read() as session:
+        return [
+            await list_facts(session, checklist) for checklist in await event_lists(session, caller, event_id)
+        ]

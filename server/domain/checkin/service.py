@@ -16,17 +16,22 @@ The lists' public keys come from the process's :class:`~server.domain.issuance.k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket
+from server.db.engine import Database
+from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket, Tier
+from server.domain import idempotency
 from server.domain.caller import Caller
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
 from server.domain.common import new_id
+from server.domain.errors import NotOwner
 from server.domain.issuance.keys import Keyring
+from server.domain.issuance.service import TicketNotFound
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import DESTINATION, enqueue_to
 from sync.checkin import (
@@ -272,19 +277,20 @@ def _closed() -> ListRules:
     return ListRules(list_id="", tier_ids=frozenset(), active=False)
 
 
+async def decided_under_lock(
+    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int
+) -> Outcome:
+    """The scan decided in the transaction that logs it, with the ticket's row locked: concurrent
+    scans of one ticket decide one after the other."""
+    return await evaluate(session, keyring, caller, scan, now_ms, lock=True)
+
+
 async def check_in(
-    session: AsyncSession,
-    keyring: Keyring,
-    caller: Caller,
-    scan: Scan,
-    now_ms: int,
-    *,
-    decided: Outcome | None = None,
+    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int
 ) -> Outcome:
     """Decide one scan and log it (admitted or refused). An admitted entry is reported to the app
-    that sold the ticket (``ticket.checked-in``). ``decided`` (test-only) skips the locked decision
-    and trusts one made earlier in another transaction: the race the lock prevents."""
-    outcome = decided or await evaluate(session, keyring, caller, scan, now_ms, lock=True)
+    that sold the ticket (``ticket.checked-in``)."""
+    outcome = await decided_under_lock(session, keyring, caller, scan, now_ms)
     environment = caller.environment
     checklist, ticket = outcome.checklist, outcome.ticket
     if checklist is None:
@@ -334,3 +340,54 @@ async def check_in(
             now_ms,
         )
     return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)
+
+
+def require_door_access(caller: Caller, outcome: Outcome) -> None:
+    """Refuse a caller that may not check in at the scan's event (:func:`door_access`)."""
+    event = outcome.facts.event
+    if event is not None and not door_access(caller, event, outcome.ticket):
+        raise NotOwner("the calling app may not check in tickets of this event")
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A scan decided without being logged; ``tier``: the ticket's, when the caller may see it."""
+
+    outcome: Outcome
+    tier: Tier | None
+
+
+async def verify(db: Database, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int) -> Verification:
+    """Would this pass be admitted now? Read-only: nothing is logged (``verifyTicket``)."""
+    async with db.read() as session:
+        outcome = await evaluate(session, keyring, caller, scan, now_ms, lock=False)
+        require_door_access(caller, outcome)
+        ticket = outcome.ticket if outcome.facts.event is not None else None
+        tier = await session.get(Tier, ticket.tier_id) if ticket is not None else None
+    return Verification(outcome, tier)
+
+
+async def scan_once(
+    db: Database,
+    keyring: Keyring,
+    caller: Caller,
+    scan: Scan,
+    now_ms: int,
+    *,
+    once: idempotency.Once | None,
+    encode: Callable[[Outcome], dict[str, Any]],
+) -> dict[str, Any]:
+    """Decide and log one scan (``checkInTicket``), once per idempotency key. A pass that is not
+    genuine, or that the caller may not see, logs nothing (and has no list); a genuine pass of no
+    ticket ticketed here is refused. ``encode`` turns the outcome into the answer, which a replay of
+    the key answers again."""
+
+    async def scanned(session: AsyncSession) -> dict[str, Any]:
+        outcome = await check_in(session, keyring, caller, scan, now_ms)
+        if outcome.checklist is not None:
+            require_door_access(caller, outcome)
+        elif outcome.token_ticket_id is not None:
+            raise TicketNotFound("this pass names no ticket of an event ticketed here")
+        return encode(outcome)
+
+    return await idempotency.write_once(db, once, now_ms, scanned)

@@ -10,14 +10,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, Device, Event
+from server.db.engine import Database
+from server.db.models import CheckInList, CheckInRecord, Device, Event, Ticket, Tier
+from server.domain.caller import Caller
+from server.domain.checkin.lists import find_list, search
 from server.domain.common import new_id
+from server.domain.devices.bundles import SETTLE_MS, build_bundle
+from server.domain.devices.records import resolve_tickets, store_records
+from server.domain.devices.searches import log_search
 from server.domain.errors import AuthError, DomainError, InvalidRequest, NotFound
+from server.domain.issuance.keys import Keyring, pass_signer
+from server.domain.issuance.service import TicketNotFound
+from sync.records import Record
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_TTL_MS = 24 * 3600 * 1000
@@ -133,11 +145,6 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Devi
     return device
 
 
-def ensure_list(device: Device, list_id: str) -> None:
-    if list_id not in device.list_ids:
-        raise DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
-
-
 async def list_devices(session: AsyncSession, environment: str | None = None) -> list[Device]:
     query = select(Device).order_by(Device.created_ms)
     if environment:
@@ -154,3 +161,140 @@ async def revoke(session: AsyncSession, device_id: str, now_ms: int) -> Device:
     device.code_hash = None
     device.revoked_ms = now_ms
     return device
+
+
+def ensure_device_list(caller: Caller, list_id: str) -> None:
+    """Refuse a desk that is not enrolled for the list."""
+    if list_id not in caller.device_lists:
+        raise DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    credential: Credential
+    lists: list[CheckInList]
+
+
+async def enroll(db: Database, code: str, name: str | None, now_ms: int) -> Enrolled:
+    """``enrollDevice``: a code redeemed for the credential, with the lists the desk is enrolled for."""
+    async with db.write() as session:
+        issued = await redeem(session, code, name, now_ms)
+        lists = await session.scalars(select(CheckInList).where(CheckInList.id.in_(issued.device.list_ids)))
+        return Enrolled(issued, list(lists))
+
+
+async def scanner_bundle(
+    db: Database, keyring: Keyring, caller: Caller, list_id: str, since: int | None, now_ms: int
+) -> dict[str, Any]:
+    """``getScannerBundle``: the signed offline bundle of a list the desk is enrolled for."""
+    ensure_device_list(caller, list_id)
+    async with db.read() as session:
+        checklist = await find_list(session, caller.environment, list_id)
+        return await build_bundle(session, keyring, checklist, since, now_ms)
+
+
+async def upload_records(
+    db: Database, caller: Caller, records: Sequence[Record], now_ms: int
+) -> list[str | None]:
+    """``uploadCheckIns``: store a batch of the desk's own records, each once by (device, record
+    id); a record of any other device refuses the whole batch. Answers each record's status, None
+    for a record that names no ticket of this service."""
+    device_id = caller.device_id
+    assert device_id is not None  # a desk's call
+    try:
+        async with db.write() as session:
+            lists = await session.execute(
+                select(CheckInList.id, CheckInList.event_id).where(CheckInList.id.in_(caller.device_lists))
+            )
+            resolved = await resolve_tickets(session, caller.environment, records)
+            known = [record for record in resolved if record is not None]
+            statuses = iter(
+                await store_records(session, caller.environment, device_id, known, dict(lists.all()), now_ms)
+            )
+            device = await session.get(Device, device_id)
+            if device is not None:
+                device.last_seen_ms = now_ms
+    except IntegrityError:
+        # A concurrent upload of the same records won the race; a retry answers "duplicate".
+        raise InvalidRequest("records were stored concurrently by another upload: retry") from None
+    return [None if ticket is None else next(statuses) for ticket in resolved]
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """A page of a list's records in arrival order; ``cursor`` stops before the first record that
+    may not have settled yet."""
+
+    rows: list[CheckInRecord]
+    cursor: int
+    more: bool
+
+
+async def pull_records(
+    db: Database, caller: Caller, list_id: str, since: int, limit: int, now_ms: int
+) -> Pulled:
+    """``pullCheckIns``: every device's records for the list after ``since``."""
+    ensure_device_list(caller, list_id)
+    async with db.read() as session:
+        rows = list(
+            await session.scalars(
+                select(CheckInRecord)
+                .where(CheckInRecord.list_id == list_id, CheckInRecord.seq > since)
+                .order_by(CheckInRecord.seq)
+                .limit(limit)
+            )
+        )
+    cursor = since
+    for row in rows:
+        if row.server_ms > now_ms - SETTLE_MS:
+            break
+        cursor = row.seq
+    return Pulled(rows, cursor, len(rows) == limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A desk's manual search: the matches, and their tiers' titles."""
+
+    tickets: list[Ticket]
+    tier_titles: dict[str, str]
+
+
+async def search_list(
+    db: Database, caller: Caller, list_id: str, query: str, limit: int, now_ms: int
+) -> Found:
+    """``searchTickets``: tickets the list admits whose number starts with, or attendee name
+    contains, the query; the search is logged for the device, without the query."""
+    ensure_device_list(caller, list_id)
+    async with db.read() as session:
+        checklist = await find_list(session, caller.environment, list_id)
+        found = await search(session, checklist, query, limit)
+        tiers = await session.scalars(select(Tier).where(Tier.event_id == checklist.event_id))
+        titles = {tier.id: tier.title for tier in tiers}
+    assert caller.device_id is not None
+    async with db.write() as session:
+        log_search(session, caller.device_id, checklist.id, query, len(found), now_ms)
+    return Found(found, titles)
+
+
+async def searched_ticket_pass(
+    db: Database, keyring: Keyring, caller: Caller, list_id: str, ticket_id: str
+) -> str:
+    """The current pass of a ticket a desk found by search, of its list's event, to be decided like
+    a scan (``checkInSearchedTicket``); never answered to the desk."""
+    ensure_device_list(caller, list_id)
+    async with db.read() as session:
+        checklist = await find_list(session, caller.environment, list_id)
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None or ticket.event_id != checklist.event_id:
+            raise TicketNotFound("no ticket with this id belongs to the check-in list's event")
+        token = (await pass_signer(session, keyring, ticket.event_id)).token(ticket)
+    if token is None:
+        raise TicketNotFound("no check-in list admits this ticket")
+    return token
+
+
+async def device_of(db: Database, authorization: str | None) -> Device:
+    """:func:`authenticate` in its own read transaction."""
+    async with db.read() as session:
+        return await authenticate(session, authorization)

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import Event
+from server.domain.caller import Caller
+from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin.lists import find_list
 from server.domain.common import SystemClock, format_datetime
 from server.domain.errors import InvalidRequest
@@ -76,3 +79,15 @@ async def export_list(
         else:
             body = await asyncio.to_thread(writers.to_csv, rows, ";" if fmt == "csv-semicolon" else ",")
     return body, FORMATS[fmt].content_type, file_name(checklist.name, fmt, moment)
+
+
+async def export_managed_list(
+    db: Database, caller: Caller, list_id: str, fmt: str, now_ms: int
+) -> tuple[bytes, str, str]:
+    """The door list or check-in log of a list whose event the caller manages
+    (``exportCheckInList``): its body, media type and file name."""
+    async with db.read() as session:
+        checklist = await find_list(session, caller.environment, list_id)
+        event = await find_event(session, caller.environment, event_id=checklist.event_id)
+        await ensure_can_manage(session, event, caller)
+        return await export_list(session, caller.environment, checklist.id, fmt, now_ms=now_ms)

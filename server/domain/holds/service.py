@@ -5,15 +5,16 @@ all of it or nothing."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
-from server.domain import consents, ledger
+from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
@@ -26,6 +27,7 @@ from server.domain.errors import (
     TierNotFound,
 )
 from server.domain.holds.rules import find_shortages, shortage_error
+from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
@@ -46,6 +48,11 @@ class HoldRequest:
     metadata: Any = None
     attendees: list[dict[str, Any]] | None = None
     offer_code: str | None = None
+    # Who an offer's per-buyer cap and the wrong-code limits count: worked out once per request.
+    buyer: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "buyer", offers.buyer_key(self.buyer_did, self.customer_email))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +174,7 @@ async def price_order(
     lines = [Line(t, q, tiers[t].unit_amount) for t, q in request.items.items()]
     quote = price(lines, terms, await app_fees(session, caller))
     if offer is not None:
-        buyer = offers.buyer_key(request.buyer_did, request.customer_email)
-        await offers.check_room(session, offer, quote.offer_places, buyer, now_ms, for_buyer=sale)
+        await offers.check_room(session, offer, quote.offer_places, request.buyer, now_ms, for_buyer=sale)
     return Priced(event, tiers, states, offer, quote)
 
 
@@ -196,21 +202,21 @@ async def check_hold(
     return priced
 
 
+async def checked_under_locks(
+    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int
+) -> Priced:
+    """Every rule a hold must pass, checked in the hold's own transaction after locking its capacity
+    groups (and, in the check, its offer): concurrent holds of the same places decide one after
+    the other."""
+    locked = await lock_groups_of_tiers(session, list(request.items))
+    return await check_hold(session, caller, request, now_ms, locked=locked)
+
+
 async def create_hold(
-    session: AsyncSession,
-    caller: Caller,
-    request: HoldRequest,
-    now_ms: int,
-    ttl_ms: int,
-    *,
-    checked: Priced | None = None,
+    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int, ttl_ms: int
 ) -> HoldResult:
-    """Reserve every item, and the offer's redemptions, or nothing. ``checked`` (test-only) skips
-    the locked check and trusts one made earlier in another transaction: exactly the race the locks
-    exist to prevent."""
-    if checked is None:
-        locked = await lock_groups_of_tiers(session, list(request.items))
-        checked = await check_hold(session, caller, request, now_ms, locked=locked)
+    """Reserve every item, and the offer's redemptions, or nothing."""
+    checked = await checked_under_locks(session, caller, request, now_ms)
     event, tiers, quote = checked.event, checked.tiers, checked.quote
     lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
     expires_ms = now_ms + ttl_ms
@@ -252,8 +258,7 @@ async def create_hold(
     )
     if checked.offer is not None:
         await session.flush()  # the hold row exists before the redemption that names it
-        buyer = offers.buyer_key(request.buyer_did, request.customer_email)
-        offers.reserve(session, checked.offer, hold, quote.offer_places, buyer)
+        offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
     ledger.record(
         session,
         environment=caller.environment,
@@ -281,6 +286,56 @@ async def create_hold(
         now_ms,
     )
     return HoldResult(hold, lines, checked.offer)
+
+
+async def place_hold(
+    db: Database,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    ttl_ms: int,
+    *,
+    codes: limits.CodeLimits,
+    once: idempotency.Once | None,
+    encode: Callable[[HoldResult], dict[str, Any]],
+) -> dict[str, Any]:
+    """An app's hold, as ``createTicketHold`` takes it: guarded against guessed offer codes, once
+    per idempotency key, in one write transaction. ``encode`` turns the hold into the answer, which
+    a replay of the key answers again."""
+
+    async def hold(session: AsyncSession) -> dict[str, Any]:
+        result = await create_hold(session, caller, request, now_ms, ttl_ms)
+        await session.flush()
+        return encode(result)
+
+    return await take_order(db, caller, request, now_ms, codes, once, hold)
+
+
+async def take_order(
+    db: Database,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    codes: limits.CodeLimits,
+    once: idempotency.Once | None,
+    work: idempotency.Work,
+) -> dict[str, Any]:
+    """How an app's order (a hold, a free claim) is taken: ``work`` in one write transaction, once
+    per idempotency key, guarded against guessed offer codes (per app, and per buyer when named)."""
+
+    async def once_per_key() -> dict[str, Any]:
+        return await idempotency.write_once(db, once, now_ms, work)
+
+    return await limits.guarding_codes(
+        db, caller, request.offer_code, request.buyer, codes, now_ms, once_per_key
+    )
+
+
+async def preview_order(db: Database, caller: Caller, request: HoldRequest, now_ms: int) -> Priced:
+    """An order priced by the very rules a hold charges, reserving nothing (a preview: the offer's
+    per-buyer cap does not apply)."""
+    async with db.read() as session:
+        return await price_order(session, caller, request, now_ms, sale=False)
 
 
 def price_parts(hold: Hold) -> dict[str, Any]:
@@ -342,6 +397,14 @@ async def release_hold(
             session, hold, "released" if final == "held" else final, caller.app_did, now_ms, reason
         )
     return hold
+
+
+async def release_app_hold(
+    db: Database, caller: Caller, hold_id: str, reason: str | None, now_ms: int
+) -> Hold:
+    """The app's hold released in its own write transaction (``releaseTicketHold``)."""
+    async with db.write() as session:
+        return await release_hold(session, caller, hold_id, reason, now_ms)
 
 
 async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_BATCH) -> list[Hold]:

@@ -7,7 +7,7 @@ the history rows, the ledger entries and the outbox messages that report it."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
+from server.db.engine import Database
 from server.db.models import (
     CapacityGroup,
     Hold,
@@ -25,13 +26,16 @@ from server.db.models import (
     TicketEvent,
     Tier,
 )
-from server.domain import ledger
-from server.domain.catalog.service import lock_groups
+from server.domain import idempotency, ledger
+from server.domain.caller import Caller
+from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
 from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
-from server.domain.holds.service import price_parts
+from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
 from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.mail import outbox as mail
+from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
@@ -319,3 +323,121 @@ async def resend_pass(
         raise CustomerEmailMissing("no e-mail address was given for this ticket")
     ledger.note(session, "ticket", ticket, "resent", actor, now_ms)
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Free tickets issued at once: the claim, its hold and the tickets."""
+
+    claim_id: str
+    held: HoldResult
+    tickets: list[TicketInContext]
+
+
+async def claim_free(
+    db: Database,
+    keyring: Keyring,
+    caller: Caller,
+    request: HoldRequest,
+    now_ms: int,
+    ttl_ms: int,
+    *,
+    codes: limits.CodeLimits,
+    once: idempotency.Once | None,
+    not_free: type[DomainError],
+    encode: Callable[[Claim], dict[str, Any]],
+) -> dict[str, Any]:
+    """Free tickets (or made free by an offer code) as ``claimFreeTicket`` issues them: held and
+    issued in one write transaction, once per idempotency key, guarded against guessed codes. An
+    order that costs anything is refused with ``not_free``, naming the priced tiers. ``encode``
+    turns the claim into the answer, which a replay of the key answers again."""
+
+    async def claim(session: AsyncSession) -> dict[str, Any]:
+        held = await create_hold(session, caller, request, now_ms, ttl_ms)
+        if held.hold.amount != 0:
+            priced = ", ".join(line.tier.id for line in held.lines if line.tier.unit_amount != 0)
+            raise not_free(f"only free tickets can be claimed (or made free by an offer code): {priced}")
+        items = await hold_items(session, held.hold.id)
+        seller_url = await prepare_issue(session, keyring, held.hold, now_ms)
+        groups = await lock_groups(session, (i.capacity_group_id for i in items))
+        claim_id = new_id("claim", now_ms)
+        issued = await issue_hold(
+            session,
+            held.hold,
+            items,
+            groups,
+            now_ms,
+            seller_url=seller_url,
+            actor=caller.app_did,
+            claim_id=claim_id,
+        )
+        return encode(Claim(claim_id, held, await in_context(session, keyring, issued.tickets)))
+
+    return await take_order(db, caller, request, now_ms, codes, once, claim)
+
+
+async def _managed_ticket(session: AsyncSession, caller: Caller, ticket_id: str) -> Ticket:
+    """The ticket, locked, if the caller originated it or manages its event (with the organizer's
+    consent)."""
+    ticket = await find_ticket(session, caller.environment, ticket_id, lock=True)
+    if ticket.app_id != caller.app_id:
+        event = await find_event(session, caller.environment, event_id=ticket.event_id)
+        await ensure_can_manage(session, event, caller)
+    return ticket
+
+
+async def end_managed_ticket(
+    db: Database,
+    keyring: Keyring,
+    caller: Caller,
+    ticket_id: str,
+    status: str,
+    reason: str | None,
+    now_ms: int,
+) -> TicketInContext:
+    """Void or refund a ticket the caller originated or manages (``voidTicket``, ``refundTicket``)."""
+    async with db.write() as session:
+        ticket = await _managed_ticket(session, caller, ticket_id)
+        await end_ticket(session, ticket, status, caller.app_did, reason, now_ms)
+        (item,) = await in_context(session, keyring, [ticket])
+    return item
+
+
+async def transfer_managed_ticket(
+    db: Database,
+    keyring: Keyring,
+    caller: Caller,
+    ticket_id: str,
+    *,
+    buyer_did: str | None,
+    attendee_name: str | None,
+    attendee_email: str | None,
+    reason: str | None,
+    now_ms: int,
+) -> TicketInContext:
+    """Reissue a ticket the caller originated or manages to a new holder (``transferTicket``)."""
+    async with db.write() as session:
+        ticket = await _managed_ticket(session, caller, ticket_id)
+        await transfer_ticket(
+            session,
+            ticket,
+            buyer_did=buyer_did,
+            attendee_name=attendee_name,
+            attendee_email=attendee_email,
+            actor=caller.app_did,
+            reason=reason,
+            now_ms=now_ms,
+        )
+        (item,) = await in_context(session, keyring, [ticket])
+    return item
+
+
+async def resend_sold_pass(db: Database, caller: Caller, ticket_id: str, now_ms: int) -> Ticket:
+    """Queue a ticket's pass again, only for the app that sold it: the pass goes to its buyer's
+    address (``resendTicketEmail``)."""
+    async with db.write() as session:
+        ticket = await find_ticket(session, caller.environment, ticket_id)
+        if ticket.app_id != caller.app_id:
+            raise TicketNotFound(f"ticket {ticket_id} not found")
+        await resend_pass(session, ticket, now_ms, actor=caller.app_did)
+    return ticket

@@ -4,10 +4,16 @@ refused, right or wrong code, until its sliding window has room again."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from server.db.engine import Database
 from server.domain.caller import Caller
-from server.domain.ratelimit import Scope
+from server.domain.errors import InvalidOfferCode
+from server.domain.ratelimit import Scope, Window, guarding
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +29,27 @@ def code_scopes(caller: Caller, buyer: str | None, limits: CodeLimits) -> list[S
     if buyer is not None:
         scopes.append(Scope(f"offer-code:{caller.app_id}:{buyer}", limits.per_buyer))
     return scopes
+
+
+async def guarding_codes(
+    db: Database,
+    caller: Caller,
+    code: str | None,
+    buyer: str | None,
+    limits: CodeLimits,
+    now_ms: int,
+    work: Callable[[], Awaitable[T]],
+) -> T:
+    """Run ``work``; when the call carries an offer ``code``, first refuse a caller (app, and
+    ``buyer`` when named) that has sent too many wrong codes lately, and count a wrong one
+    afterwards."""
+    if code is None:
+        return await work()
+    return await guarding(
+        db,
+        code_scopes(caller, buyer, limits),
+        Window(now_ms, limits.window_ms),
+        "too many wrong offer codes",
+        InvalidOfferCode,
+        work,
+    )

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import Event, Hold, Offer, OfferRedemption, Tier
 from server.domain.caller import Caller
 from server.domain.catalog.rules import check_status
-from server.domain.catalog.service import ensure_can_manage, find_event, note_change
-from server.domain.common import new_id
+from server.domain.catalog.service import Inventory, ensure_can_manage, find_event, inventory, note_change
+from server.domain.common import decode_cursor, encode_cursor, new_id
 from server.domain.errors import (
     CapacityBelowCommitted,
     InvalidOfferCode,
@@ -358,3 +359,54 @@ async def _redemption(session: AsyncSession, hold_id: str) -> OfferRedemption | 
         .execution_options(populate_existing=True)
     )
     return redemption
+
+
+async def available_tiers(
+    db: Database, caller: Caller, event_id: str | None, event_uri: str | None, code: str | None, now_ms: int
+) -> Inventory:
+    """The event's tiers as buyers may see them (``getTicketAvailability``); an access ``code``
+    also shows the hidden and unlisted tiers it opens, on sale as the code allows."""
+    async with db.read() as session:
+        event = await find_event(session, caller.environment, event_id=event_id, event_uri=event_uri)
+        found = await inventory(session, event, now_ms)
+        if code is not None:
+            offer = await offer_for_code(session, event, code, now_ms)
+            found.unlocked = unlocked_tiers(offer, (s.tier.id for s in found.tiers))
+    return found
+
+
+async def make_offer(
+    db: Database, caller: Caller, event_id: str, given: OfferInput, now_ms: int
+) -> OfferUsage:
+    """``createOffer``: the offer, with its usage."""
+    async with db.write() as session:
+        offer = await create_offer(session, caller, event_id, given, now_ms)
+        (usage,) = await usages(session, [offer], now_ms)
+    return usage
+
+
+async def change_offer(
+    db: Database, caller: Caller, offer_id: str, changes: dict[str, Any], now_ms: int
+) -> OfferUsage:
+    """``updateOffer``: the offer changed, with its usage."""
+    async with db.write() as session:
+        offer = await update_offer(session, caller, offer_id, changes, now_ms)
+        await session.flush()
+        (usage,) = await usages(session, [offer], now_ms)
+    return usage
+
+
+async def offers_page(
+    db: Database, caller: Caller, event_id: str, now_ms: int, *, cursor: str | None, limit: int
+) -> tuple[list[OfferUsage], str | None]:
+    """``listOffers``: one page of an event's offers, in creation order; no cursor on the last."""
+    async with db.read() as session:
+        found = await list_offers(
+            session,
+            caller,
+            event_id,
+            now_ms,
+            after=None if cursor is None else decode_cursor(cursor, "offer_"),
+            limit=limit + 1,
+        )
+    return found[:limit], encode_cursor(found[limit - 1].offer.id) if len(found) > limit else None

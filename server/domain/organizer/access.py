@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import Event
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
@@ -45,9 +46,10 @@ async def viewed_event(session: AsyncSession, viewer: Viewer, event_id: str) -> 
     return found
 
 
-async def viewed_events(session: AsyncSession, viewer: Viewer) -> list[Event]:
+async def viewed_events(db: Database, viewer: Viewer) -> list[Event]:
     """A console's events, newest first (an app lists its events with the catalog methods)."""
     query = select(Event).order_by(Event.created_ms.desc())
     if viewer.organizer_did is not None:
         query = query.where(Event.organizer_did == viewer.organizer_did)
-    return list(await session.scalars(query))
+    async with db.read() as session:
+        return list(await session.scalars(query))

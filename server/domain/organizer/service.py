@@ -1,14 +1,19 @@
-"""The organizer's view of one event (already authorized, see :mod:`.access`): answers in the
-shapes of the organizer methods' lexicons, which the console renders too."""
+"""The organizer's view of one event (already authorized, see :mod:`.access`): the facts of the
+organizer methods' answers, which ``server/xrpc/views.py`` shapes for the wire and the console
+renders too."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import (
     CapacityGroup,
     CheckInConflict,
@@ -27,13 +32,18 @@ from server.db.models import (
 )
 from server.domain import ledger
 from server.domain.catalog.service import held_places
-from server.domain.checkin.lists import counts, escape_like
-from server.domain.common import compact, format_datetime, format_optional_datetime
+from server.domain.checkin.lists import CheckInListNotFound, ListCounts, counts, escape_like
 from server.domain.devices import service as devices
-from server.domain.devices.conflicts import conflict_view
-from server.domain.errors import ConflictNotFound, InvalidRequest, WebhookDeliveryNotFound
+from server.domain.errors import (
+    ConflictNotFound,
+    CustomerEmailMissing,
+    InvalidRequest,
+    WebhookDeliveryNotFound,
+)
+from server.domain.exports.service import export_list
+from server.domain.issuance import service as issuance
 from server.domain.issuance.service import TicketNotFound
-from server.domain.organizer.access import Viewer
+from server.domain.organizer.access import Viewer, viewed_event
 from server.domain.outbox import service as outbox
 
 ATTENTION = ("needs_refund", "needs_review")
@@ -94,7 +104,20 @@ async def _money_per_tier(session: AsyncSession, event_id: str) -> dict[str, dic
     return money
 
 
-async def _tiers(session: AsyncSession, event: Event, now_ms: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class TierSales:
+    """A tier's sales: places sold, held and left, and the money of its completed orders."""
+
+    tier: Tier
+    held: int
+    available: int
+    gross: int
+    discounts: int
+    fees: int
+    refunds: int
+
+
+async def _tiers(session: AsyncSession, event: Event, now_ms: int) -> list[TierSales]:
     tiers = list(
         await session.scalars(
             select(Tier).where(Tier.event_id == event.id).order_by(Tier.created_ms, Tier.id)
@@ -113,25 +136,20 @@ async def _tiers(session: AsyncSession, event: Event, now_ms: int) -> list[dict[
         in_tier = tier.quantity_total - tier.sold - held.per_tier.get(tier.id, 0)
         m = money[tier.id]
         out.append(
-            {
-                "tierId": tier.id,
-                "title": tier.title,
-                "currency": tier.currency,
-                "quantityTotal": tier.quantity_total,
-                "sold": tier.sold,
-                "held": held.per_tier.get(tier.id, 0),
-                "available": max(0, min(in_group, in_tier)),
-                "gross": m["gross"],
-                "discounts": m["discounts"],
-                "fees": m["fees"],
-                "refunds": m["refunds"],
-                "net": m["gross"] - m["discounts"] - m["fees"] - m["refunds"],
-            }
+            TierSales(
+                tier,
+                held.per_tier.get(tier.id, 0),
+                max(0, min(in_group, in_tier)),
+                m["gross"],
+                m["discounts"],
+                m["fees"],
+                m["refunds"],
+            )
         )
     return out
 
 
-async def _breakdown(session: AsyncSession, list_id: str, column: Any) -> list[dict[str, Any]]:
+async def _breakdown(session: AsyncSession, list_id: str, column: Any) -> list[tuple[str, int]]:
     """Admitted entries of a list per gate or per desk."""
     rows = await session.execute(
         select(column, func.count())
@@ -143,28 +161,31 @@ async def _breakdown(session: AsyncSession, list_id: str, column: Any) -> list[d
         .group_by(column)
         .order_by(column)
     )
-    return [{"name": name or "", "admitted": int(n)} for name, n in rows.all()]
+    return [(name or "", int(n)) for name, n in rows.all()]
 
 
-async def _lists(session: AsyncSession, event: Event) -> list[dict[str, Any]]:
-    out = []
-    for checklist in await session.scalars(
-        select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
-    ):
-        counted = await counts(session, checklist)
-        out.append(
-            {
-                "checkInListId": checklist.id,
-                "name": checklist.name,
-                "checkedIn": counted.checked_in,
-                "inside": counted.inside,
-                "refused": counted.refused,
-                "admissible": counted.admissible,
-                "byGate": await _breakdown(session, checklist.id, CheckInRecord.gate),
-                "byDevice": await _breakdown(session, checklist.id, CheckInRecord.device_id),
-            }
+@dataclass(frozen=True, slots=True)
+class ListDoor:
+    """A check-in list's door: its counts, and its admitted entries per gate and per desk."""
+
+    checklist: CheckInList
+    counts: ListCounts
+    by_gate: list[tuple[str, int]]
+    by_device: list[tuple[str, int]]
+
+
+async def _lists(session: AsyncSession, event: Event) -> list[ListDoor]:
+    return [
+        ListDoor(
+            checklist,
+            await counts(session, checklist),
+            await _breakdown(session, checklist.id, CheckInRecord.gate),
+            await _breakdown(session, checklist.id, CheckInRecord.device_id),
         )
-    return out
+        for checklist in await session.scalars(
+            select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
+        )
+    ]
 
 
 def _open_conflicts(event_id: str) -> Any:
@@ -186,48 +207,58 @@ async def _count(session: AsyncSession, query: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
-async def event_summary(session: AsyncSession, event: Event, now_ms: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Summary:
     """Sales per tier, door counts per check-in list, open conflicts and payments needing
-    attention, as of ``now_ms``."""
-    return {
-        "eventId": event.id,
-        "title": event.title,
-        "tiers": await _tiers(session, event, now_ms),
-        "checkInLists": await _lists(session, event),
-        "openConflicts": await _count(session, _open_conflicts(event.id)),
-        "paymentsNeedingAttention": await _count(session, _event_payments(event.id, ATTENTION)),
-        "asOf": format_datetime(now_ms),
-    }
+    attention, as of ``as_of_ms``."""
+
+    event: Event
+    tiers: list[TierSales]
+    lists: list[ListDoor]
+    open_conflicts: int
+    payments_needing_attention: int
+    as_of_ms: int
+
+
+async def event_summary(session: AsyncSession, event: Event, now_ms: int) -> Summary:
+    return Summary(
+        event,
+        await _tiers(session, event, now_ms),
+        await _lists(session, event),
+        await _count(session, _open_conflicts(event.id)),
+        await _count(session, _event_payments(event.id, ATTENTION)),
+        now_ms,
+    )
 
 
 # --- conflicts -----------------------------------------------------------------------------------
 
 
-def _resolution_view(resolution: ConflictResolution) -> dict[str, Any]:
-    return {
-        "outcome": resolution.outcome,
-        "reason": resolution.reason,
-        "actor": resolution.actor,
-        "resolvedAt": format_datetime(resolution.at_ms),
-    }
+@dataclass(frozen=True, slots=True)
+class ConflictHistory:
+    """A conflict and every resolution of it, oldest first (the last one stands)."""
+
+    conflict: CheckInConflict
+    resolutions: list[ConflictResolution]
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.resolutions)
 
 
-async def _with_resolutions(session: AsyncSession, conflicts: list[CheckInConflict]) -> list[dict[str, Any]]:
+async def _with_resolutions(session: AsyncSession, conflicts: list[CheckInConflict]) -> list[ConflictHistory]:
     rows = await session.scalars(
         select(ConflictResolution)
         .where(ConflictResolution.conflict_id.in_([c.id for c in conflicts]))
         .order_by(ConflictResolution.id)
     )
-    history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    history: dict[str, list[ConflictResolution]] = defaultdict(list)
     for row in rows:
-        history[row.conflict_id].append(_resolution_view(row))
-    return [
-        {**conflict_view(c), "status": "resolved" if history[c.id] else "open", "resolutions": history[c.id]}
-        for c in conflicts
-    ]
+        history[row.conflict_id].append(row)
+    return [ConflictHistory(c, history[c.id]) for c in conflicts]
 
 
-async def list_conflicts(session: AsyncSession, event: Event, state: str = "open") -> list[dict[str, Any]]:
+async def list_conflicts(session: AsyncSession, event: Event, state: str = "open") -> list[ConflictHistory]:
     """The event's conflicts, oldest first, each with every resolution (the last one stands)."""
     if state not in CONFLICT_STATES:
         raise InvalidRequest(f"status must be one of {', '.join(CONFLICT_STATES)}")
@@ -235,8 +266,8 @@ async def list_conflicts(session: AsyncSession, event: Event, state: str = "open
     if state == "open":
         query = _open_conflicts(event.id)
     found = list(await session.scalars(query.order_by(CheckInConflict.detected_ms, CheckInConflict.id)))
-    views = await _with_resolutions(session, found)
-    return [v for v in views if state != "resolved" or v["status"] == "resolved"]
+    histories = await _with_resolutions(session, found)
+    return [h for h in histories if state != "resolved" or h.resolved]
 
 
 async def resolve_conflict(
@@ -247,7 +278,7 @@ async def resolve_conflict(
     outcome: str,
     reason: str,
     now_ms: int,
-) -> dict[str, Any]:
+) -> ConflictHistory:
     """Append a resolution (who and why); the conflict and its records stay as they are."""
     if outcome not in OUTCOMES:
         raise InvalidRequest(f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -273,33 +304,19 @@ async def resolve_conflict(
         data={"outcome": outcome},
     )
     await session.flush()
-    (view,) = await _with_resolutions(session, [conflict])
-    return view
+    (history,) = await _with_resolutions(session, [conflict])
+    return history
 
 
 # --- payments, tickets, desks, deliveries --------------------------------------------------------
 
 
-async def payment_issues(session: AsyncSession, event: Event) -> list[dict[str, Any]]:
+async def payment_issues(session: AsyncSession, event: Event) -> list[Payment]:
     """Payments of the event that need a refund or a review, and the partly refunded ones."""
     rows = await session.scalars(
         _event_payments(event.id, PAYMENT_ISSUES).order_by(Payment.updated_ms.desc(), Payment.id)
     )
-    return [
-        compact(
-            {
-                "paymentId": p.payment_id,
-                "holdId": p.hold_id,
-                "status": p.status,
-                "amount": p.amount,
-                "refundedAmount": p.refunded_amount,
-                "currency": p.currency,
-                "reason": p.reason,
-                "updatedAt": format_datetime(p.updated_ms),
-            }
-        )
-        for p in rows
-    ]
+    return list(rows)
 
 
 async def event_ticket(session: AsyncSession, event: Event, ticket_id: str) -> Ticket:
@@ -317,24 +334,18 @@ def _mentioning(event: Event, text: str) -> Any:
     )
 
 
-def _delivery_view(message: OutboxMessage) -> dict[str, Any]:
-    return compact(
-        {
-            "deliveryId": message.delivery_id,
-            "type": message.event_type,
-            "state": message.state,
-            "attempts": message.attempts,
-            "lastStatus": message.last_status,
-            "lastError": message.last_error,
-            "createdAt": format_datetime(message.created_ms),
-            "deliveredAt": format_optional_datetime(message.delivered_ms),
-        }
-    )
-
-
-async def ticket_history(session: AsyncSession, event: Event, ticket_id: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class TicketHistory:
     """A ticket's status changes (issue, void, refund, transfers), its scans and the lifecycle
     events sent about it."""
+
+    ticket: Ticket
+    changes: list[TicketEvent]
+    scans: list[CheckInRecord]
+    sent: list[OutboxMessage]
+
+
+async def ticket_history(session: AsyncSession, event: Event, ticket_id: str) -> TicketHistory:
     ticket = await event_ticket(session, event, ticket_id)
     changes = await session.scalars(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
@@ -343,54 +354,7 @@ async def ticket_history(session: AsyncSession, event: Event, ticket_id: str) ->
         select(CheckInRecord).where(CheckInRecord.ticket_id == ticket.id).order_by(CheckInRecord.seq)
     )
     sent = await session.scalars(_mentioning(event, ticket.id).order_by(OutboxMessage.id))
-    return {
-        "ticketId": ticket.id,
-        "ticketNumber": ticket.ticket_number,
-        "status": ticket.status,
-        "changes": [
-            compact(
-                {
-                    "action": c.action,
-                    "status": c.status,
-                    "generation": c.generation,
-                    "actor": c.actor,
-                    "reason": c.reason,
-                    "at": format_datetime(c.at_ms),
-                }
-            )
-            for c in changes
-        ],
-        "checkIns": [
-            compact(
-                {
-                    "checkInListId": s.list_id,
-                    "deviceId": s.device_id,
-                    "direction": s.direction,
-                    "decision": s.decision,
-                    "reason": s.reason,
-                    "gate": s.gate,
-                    "at": format_datetime(s.server_ms),
-                }
-            )
-            for s in scans
-        ],
-        "deliveries": [_delivery_view(m) for m in sent],
-    }
-
-
-def device_view(device: Device) -> dict[str, Any]:
-    return compact(
-        {
-            "deviceId": device.id,
-            "name": device.name,
-            "status": device.status,
-            "checkInListIds": list(device.list_ids),
-            "createdAt": format_datetime(device.created_ms),
-            "enrolledAt": format_optional_datetime(device.enrolled_ms),
-            "lastSeenAt": format_optional_datetime(device.last_seen_ms),
-            "revokedAt": format_optional_datetime(device.revoked_ms),
-        }
-    )
+    return TicketHistory(ticket, list(changes), list(scans), list(sent))
 
 
 async def event_devices(session: AsyncSession, event: Event) -> list[Device]:
@@ -422,17 +386,17 @@ async def revoke_device(
     return device
 
 
-async def deliveries(session: AsyncSession, event: Event, limit: int = 50) -> list[dict[str, Any]]:
+async def deliveries(session: AsyncSession, event: Event, limit: int = 50) -> list[OutboxMessage]:
     """The newest lifecycle events sent to the event's app about the event."""
     rows = await session.scalars(_mentioning(event, event.id).order_by(OutboxMessage.id.desc()).limit(limit))
-    return [_delivery_view(m) for m in rows]
+    return list(rows)
 
 
 async def redrive_delivery(
     session: AsyncSession, viewer: Viewer, event: Event, delivery_id: str, now_ms: int
-) -> dict[str, Any]:
+) -> OutboxMessage:
     """Send a delivery about the event again, due now, with a fresh attempt budget."""
-    message = await session.scalar(
+    message: OutboxMessage | None = await session.scalar(
         _mentioning(event, event.id).where(OutboxMessage.delivery_id == delivery_id)
     )
     if message is None:
@@ -449,7 +413,7 @@ async def redrive_delivery(
         now_ms=now_ms,
     )
     await session.refresh(message)
-    return _delivery_view(message)
+    return message
 
 
 # --- the live door -------------------------------------------------------------------------------
@@ -521,3 +485,190 @@ async def search_tickets(session: AsyncSession, event: Event, text: str, limit: 
     return list(
         await session.scalars(query.order_by(Ticket.attendee_name, Ticket.ticket_number).limit(limit))
     )
+
+
+# --- one call each: the organizer methods and the console's pages -----------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewed(Generic[T]):
+    """What a viewer sees of an event: the event, and the part asked for."""
+
+    event: Event
+    value: T
+
+
+@asynccontextmanager
+async def _viewing(
+    db: Database, viewer: Viewer, event_id: str, *, write: bool = False
+) -> AsyncIterator[tuple[AsyncSession, Event]]:
+    """A transaction on an event ``viewer`` may see (:func:`.access.viewed_event`)."""
+    async with db.write() if write else db.read() as session:
+        yield session, await viewed_event(session, viewer, event_id)
+
+
+async def event_of(db: Database, viewer: Viewer, event_id: str) -> Event:
+    async with _viewing(db, viewer, event_id) as (_, event):
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    summary: Summary
+    entries_over_time: list[tuple[int, int]]
+
+
+async def summary_of(db: Database, viewer: Viewer, event_id: str, now_ms: int) -> Viewed[Summary]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await event_summary(session, event, now_ms))
+
+
+async def dashboard_of(
+    db: Database, viewer: Viewer, event_id: str, now_ms: int, bucket_ms: int
+) -> Viewed[Dashboard]:
+    """The summary, and the admitted entries per ``bucket_ms``."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        summary = await event_summary(session, event, now_ms)
+        return Viewed(event, Dashboard(summary, await entries_over_time(session, event, bucket_ms)))
+
+
+async def inside_of(db: Database, event: Event) -> int:
+    async with db.read() as session:
+        return await inside_now(session, event)
+
+
+async def conflicts_of(
+    db: Database, viewer: Viewer, event_id: str, state: str
+) -> Viewed[list[ConflictHistory]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await list_conflicts(session, event, state))
+
+
+async def ticket_numbers(db: Database, ticket_ids: list[str | None]) -> dict[str, str]:
+    """The numbers of the tickets named (ids that are None are left out)."""
+    wanted = [i for i in ticket_ids if i]
+    async with db.read() as session:
+        rows = await session.execute(select(Ticket.id, Ticket.ticket_number).where(Ticket.id.in_(wanted)))
+        return {row.id: row.ticket_number for row in rows}
+
+
+async def resolve_event_conflict(
+    db: Database, viewer: Viewer, event_id: str, conflict_id: str, outcome: str, reason: str, now_ms: int
+) -> ConflictHistory:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await resolve_conflict(session, viewer, event, conflict_id, outcome, reason, now_ms)
+
+
+async def payment_issues_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[Payment]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await payment_issues(session, event))
+
+
+async def found_tickets(
+    db: Database, viewer: Viewer, event_id: str, text: str, limit: int
+) -> Viewed[list[Ticket]]:
+    """The console's ticket search; none for an empty one."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await search_tickets(session, event, text, limit) if text.strip() else [])
+
+
+async def history_of(db: Database, viewer: Viewer, event_id: str, ticket_id: str) -> Viewed[TicketHistory]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await ticket_history(session, event, ticket_id))
+
+
+async def change_event_ticket(
+    db: Database,
+    viewer: Viewer,
+    event_id: str,
+    ticket_id: str,
+    action: str,
+    *,
+    reason: str | None,
+    attendee_name: str | None,
+    attendee_email: str | None,
+    now_ms: int,
+) -> str | None:
+    """Void, refund, transfer a ticket of the event or resend its pass (``action``), as the
+    viewer's actor. A resend answers what became of it (``resent``, ``not-active``, ``no-email``):
+    refused before it writes anything."""
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        found = await event_ticket(session, event, ticket_id)
+        locked = await issuance.find_ticket(session, event.environment, found.id, lock=True)
+        if action == "resend":
+            try:
+                await issuance.resend_pass(session, locked, now_ms, actor=viewer.actor)
+            except issuance.TicketNotActive:
+                return "not-active"
+            except CustomerEmailMissing:
+                return "no-email"
+            return "resent"
+        if action == "transfer":
+            await issuance.transfer_ticket(
+                session,
+                locked,
+                buyer_did=None,
+                attendee_name=attendee_name,
+                attendee_email=attendee_email,
+                actor=viewer.actor,
+                reason=reason,
+                now_ms=now_ms,
+            )
+        else:
+            status = "voided" if action == "void" else "refunded"
+            await issuance.end_ticket(session, locked, status, viewer.actor, reason, now_ms)
+    return None
+
+
+async def devices_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[Device]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await event_devices(session, event))
+
+
+async def enroll_event_desk(
+    db: Database, viewer: Viewer, event_id: str, name: str, now_ms: int
+) -> Viewed[devices.Enrollment]:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return Viewed(event, await enroll_desk(session, viewer, event, name, now_ms))
+
+
+async def revoke_event_device(
+    db: Database, viewer: Viewer, event_id: str, device_id: str, now_ms: int
+) -> Device:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await revoke_device(session, viewer, event, device_id, now_ms)
+
+
+async def lists_of(db: Database, viewer: Viewer, event_id: str) -> Viewed[list[CheckInList]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        lists = await session.scalars(
+            select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
+        )
+        return Viewed(event, list(lists))
+
+
+async def export_event_list(
+    db: Database, viewer: Viewer, event_id: str, list_id: str, fmt: str, now_ms: int
+) -> tuple[bytes, str, str]:
+    """A door list or check-in log of one of the event's lists (:func:`.exports.service.export_list`)."""
+    async with _viewing(db, viewer, event_id) as (session, event):
+        checklist = await session.get(CheckInList, list_id)
+        if checklist is None or checklist.event_id != event.id:
+            raise CheckInListNotFound("No such check-in list in this event.")
+        return await export_list(session, event.environment, checklist.id, fmt, now_ms=now_ms)
+
+
+async def deliveries_of(
+    db: Database, viewer: Viewer, event_id: str, limit: int
+) -> Viewed[list[OutboxMessage]]:
+    async with _viewing(db, viewer, event_id) as (session, event):
+        return Viewed(event, await deliveries(session, event, limit))
+
+
+async def redrive_event_delivery(
+    db: Database, viewer: Viewer, event_id: str, delivery_id: str, now_ms: int
+) -> OutboxMessage:
+    async with _viewing(db, viewer, event_id, write=True) as (session, event):
+        return await redrive_delivery(session, viewer, event, delivery_id, now_ms)

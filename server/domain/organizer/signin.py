@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import ConsoleLink, ConsoleSession
 
 SESSION_MS = 12 * 3600 * 1000
@@ -84,3 +85,20 @@ async def end_session(session: AsyncSession, cookie: str, now_ms: int) -> None:
         .where(ConsoleSession.token_hash == _digest(cookie), ConsoleSession.ended_ms.is_(None))
         .values(ended_ms=now_ms)
     )
+
+
+async def live_session(db: Database, cookie: str | None, now_ms: int) -> ConsoleSession | None:
+    """The live session of a console cookie, if any (:func:`find_session`)."""
+    async with db.read() as session:
+        return await find_session(session, cookie, now_ms)
+
+
+async def sign_in(db: Database, secret: str, now_ms: int) -> tuple[str, ConsoleSession] | None:
+    """A link opened: the new session's cookie and the session (:func:`redeem_link`)."""
+    async with db.write() as session:
+        return await redeem_link(session, secret, now_ms)
+
+
+async def sign_out(db: Database, cookie: str, now_ms: int) -> None:
+    async with db.write() as session:
+        await end_session(session, cookie, now_ms)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Event, Hold, Payment
+from server.db.engine import Database
+from server.db.models import App, Event, Hold, Payment
 from server.domain.caller import Caller
 from server.domain.errors import PaymentNotFound
 from server.domain.holds.service import effective_status
@@ -32,14 +33,20 @@ class Checkout:
     payment: Payment | None
 
 
-async def token_environment(session: AsyncSession, token: str) -> str | None:
+async def token_environment(db: Database, token: str) -> str | None:
     """The environment of the checkout ``token``, if there is one."""
-    environment: str | None = await session.scalar(select(Hold.environment).where(Hold.token == token))
+    async with db.read() as session:
+        environment: str | None = await session.scalar(select(Hold.environment).where(Hold.token == token))
     return environment
 
 
-async def checkout(session: AsyncSession, caller: Caller, token: str, now_ms: int) -> Checkout:
+async def checkout(db: Database, caller: Caller, token: str, now_ms: int) -> Checkout:
     """The calling app's checkout ``token`` (a hold), its state and its payment once paid."""
+    async with db.read() as session:
+        return await _checkout(session, caller, token, now_ms)
+
+
+async def _checkout(session: AsyncSession, caller: Caller, token: str, now_ms: int) -> Checkout:
     row = (
         await session.execute(
             select(Hold, Event.organizer_did)
@@ -70,3 +77,9 @@ def approval_id(caller: Caller, recipient_did: str) -> str:
     """A recipient approval's id: the same for an app, environment and recipient every time."""
     digest = hashlib.sha256(f"{caller.app_id}\n{recipient_did}".encode()).hexdigest()
     return f"approval_{digest[:26]}"
+
+
+async def caller_registration(db: Database, caller: Caller) -> App:
+    """The calling app's registration in the call's environment."""
+    async with db.read() as session:
+        return (await session.scalars(select(App).where(App.id == caller.app_id))).one()

@@ -5,14 +5,16 @@ broker only in the ``test`` environment: a ``live`` hold needs a real broker."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database
-from server.db.models import App, Hold
+from server.db.models import App, Event, Hold, HoldItem, Tier
 from server.domain.common import new_id
 from server.domain.errors import PaymentSetupIncomplete
+from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
 from server.domain.payments.inbound import Reply, broker_secrets, receive
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope, headers, signature_header
@@ -71,3 +73,39 @@ async def pay(db: Database, keyring: Keyring, settings: Settings, hold: Hold, no
     signed = signature_header(broker_secrets(settings, keyring), now_ms // 1000, delivery_id, raw)
     sent = headers(delivery_id, "payment.completed", hold.environment, signed)
     return await receive(db, keyring, settings, raw, sent, now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class DevCheckout:
+    """A hold as the dev checkout page shows it: its event and its items with their tiers."""
+
+    hold: Hold
+    event: Event
+    lines: list[tuple[HoldItem, Tier]]
+
+
+async def checkout_of(db: Database, settings: Settings, token: str) -> DevCheckout | None:
+    """The hold of the dev checkout ``token``; None when there is none or the dev checkout does not
+    serve it (:func:`serves_checkout`)."""
+    async with db.read() as session:
+        hold = await session.scalar(select(Hold).where(Hold.token == token))
+        if hold is None or not serves_checkout(settings, hold):
+            return None
+        event = await session.get(Event, hold.event_id)
+        rows = await session.execute(
+            select(HoldItem, Tier).join(Tier, Tier.id == HoldItem.tier_id).where(HoldItem.hold_id == hold.id)
+        )
+        assert event is not None
+        return DevCheckout(hold, event, [(item, tier) for item, tier in rows])
+
+
+async def cancel_checkout(db: Database, settings: Settings, token: str, now_ms: int) -> Hold | None:
+    """Cancel at the dev checkout: the hold is released (when still held) and nothing is charged.
+    None when the dev checkout does not serve ``token``."""
+    async with db.write() as session:
+        hold = await session.scalar(select(Hold).where(Hold.token == token).with_for_update())
+        if hold is None or not serves_checkout(settings, hold):
+            return None
+        if hold.status == "held":
+            await end_hold(session, hold, "released", "buyer", now_ms, "cancelled at checkout")
+    return hold

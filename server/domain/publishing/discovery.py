@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Database
 from server.db.models import Event, PublishedRecord
 from server.domain.common import decode_cursor, encode_cursor
 from server.domain.errors import InvalidRequest
@@ -20,7 +20,7 @@ class PublicRecord:
 
 
 async def public_records(
-    session: AsyncSession,
+    db: Database,
     *,
     environment: str,
     organizer: str,
@@ -49,11 +49,12 @@ async def public_records(
         if not slash:
             raise InvalidRequest("cursor is not one this service gave out")
         query = query.where(tuple_(PublishedRecord.collection, PublishedRecord.rkey) > (collection, rkey))
-    rows = (
-        await session.execute(
-            query.order_by(PublishedRecord.collection, PublishedRecord.rkey).limit(limit + 1)
-        )
-    ).all()
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                query.order_by(PublishedRecord.collection, PublishedRecord.rkey).limit(limit + 1)
+            )
+        ).all()
     found = [PublicRecord(record, event) for record, event in rows[:limit]]
     if len(rows) <= limit:
         return found, None

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -16,20 +15,20 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import CheckInList, ConsoleSession, Event, Ticket
 from server.domain.common import format_datetime
 from server.domain.devices.service import enrollment_text
-from server.domain.errors import CustomerEmailMissing, DomainError
-from server.domain.exports.service import DOOR_LIST_FORMATS, export_list
-from server.domain.issuance import service as issuance
+from server.domain.errors import DomainError
+from server.domain.exports.service import DOOR_LIST_FORMATS
 from server.domain.organizer import service as organizer
 from server.domain.organizer import signin
-from server.domain.organizer.access import Viewer, console_viewer, viewed_event, viewed_events
+from server.domain.organizer.access import Viewer, console_viewer, viewed_events
 from server.web.console.charts import bars
+from server.xrpc import views
 from server.xrpc.framework import Services
+
+if TYPE_CHECKING:
+    from server.db.models import ConsoleSession
 
 log = logging.getLogger("tickets.console")
 COOKIE = "tickets_console"
@@ -83,8 +82,7 @@ def _domain_page(_: Request[Any, Any, Any], exc: DomainError) -> Response[str]:
 
 async def _signed_in(request: Request[Any, Any, Any]) -> ConsoleSession:
     services = _services(request)
-    async with services.db.read() as session:
-        console = await signin.find_session(session, request.cookies.get(COOKIE), services.clock.now_ms())
+    console = await signin.live_session(services.db, request.cookies.get(COOKIE), services.clock.now_ms())
     if console is None:
         raise Refused(401, "Sign in with a link from your operator (tickets console link).")
     return console
@@ -99,34 +97,13 @@ async def _form(request: Request[Any, Any, Any]) -> tuple[ConsoleSession, dict[s
     return console, form
 
 
-Page = Callable[[AsyncSession, Viewer, Event], Awaitable[dict[str, Any]]]
+def _viewer(console: ConsoleSession) -> Viewer:
+    return console_viewer(console.organizer_did)
 
 
-async def _event_page(
-    request: Request[Any, Any, Any], event_id: FromPath[str], template: str, page: Page
-) -> Response[str]:
-    console = await _signed_in(request)
-    viewer = console_viewer(console.organizer_did)
-    async with _services(request).db.read() as session:
-        event = await viewed_event(session, viewer, event_id)
-        context = await page(session, viewer, event)
-    return _render(template, console=console, event=event, **context)
-
-
-Change = Callable[[AsyncSession, Viewer, Event, dict[str, str], int], Awaitable[str | None]]
-
-
-async def _change(
-    request: Request[Any, Any, Any], event_id: FromPath[str], action: FromPath[str], change: Change
-) -> Response[Any]:
-    """Apply a form's change to the event, log who made it, and go back to ``where`` (or the page
-    the change answers)."""
-    console, form = await _form(request)
-    viewer = console_viewer(console.organizer_did)
-    services = _services(request)
-    async with services.db.write() as session:
-        event = await viewed_event(session, viewer, event_id)
-        where = await change(session, viewer, event, form, services.clock.now_ms())
+def _changed(event_id: str, action: str, where: str | None = None) -> Response[Any]:
+    """After a form's change to the event (logged in the ledger under the session's actor): back to
+    ``where``, or the page the change answers."""
     log.info("console change %s on event %s (who: see the ledger)", action, event_id)
     page = action.split(".", maxsplit=1)[0]
     return Redirect(where or f"{PREFIX}/events/{event_id}/{page}", status_code=303)
@@ -144,8 +121,7 @@ async def signin_page(secret: FromPath[str]) -> Response[str]:
 @post("/signin/{secret:str}")
 async def signin_post(request: Request[Any, Any, Any], secret: FromPath[str]) -> Response[Any]:
     services = _services(request)
-    async with services.db.write() as session:
-        started = await signin.redeem_link(session, secret, services.clock.now_ms())
+    started = await signin.sign_in(services.db, secret, services.clock.now_ms())
     if started is None:
         raise Refused(403, "This sign-in link is unknown, expired or already used: ask for a new one.")
     cookie, console = started
@@ -172,8 +148,7 @@ async def signin_post(request: Request[Any, Any, Any], secret: FromPath[str]) ->
 async def signout(request: Request[Any, Any, Any]) -> Response[Any]:
     await _form(request)
     services = _services(request)
-    async with services.db.write() as session:
-        await signin.end_session(session, request.cookies[COOKIE], services.clock.now_ms())
+    await signin.sign_out(services.db, request.cookies[COOKIE], services.clock.now_ms())
     return Redirect(
         f"{PREFIX}/signed-out",
         status_code=303,
@@ -192,33 +167,33 @@ async def signed_out() -> Response[str]:
 @get("/")
 async def events(request: Request[Any, Any, Any]) -> Response[str]:
     console = await _signed_in(request)
-    async with _services(request).db.read() as session:
-        found = await viewed_events(session, console_viewer(console.organizer_did))
+    found = await viewed_events(_services(request).db, _viewer(console))
     return _render("events.html", console=console, events=found)
 
 
 @get("/events/{event_id:str}")
 async def dashboard(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    now_ms = _services(request).clock.now_ms()
-
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        summary = await organizer.event_summary(session, event, now_ms)
-        over_time = await organizer.entries_over_time(session, event, BUCKET_MS)
-        gates: dict[str, int] = {}
-        for checklist in summary["checkInLists"]:
-            for gate in checklist["byGate"]:
-                gates[gate["name"] or "-"] = gates.get(gate["name"] or "-", 0) + gate["admitted"]
-        return {
-            "summary": summary,
-            "inside": sum(c["inside"] for c in summary["checkInLists"]),
-            "sales_chart": bars("Tickets sold by tier", [(t["title"], t["sold"]) for t in summary["tiers"]]),
-            "time_chart": bars(
-                "Entries per 15 minutes", [(format_datetime(at)[11:16] + " UTC", n) for at, n in over_time]
-            ),
-            "gate_chart": bars("Entries by gate", sorted(gates.items())),
-        }
-
-    return await _event_page(request, event_id, "dashboard.html", page)
+    console, services = await _signed_in(request), _services(request)
+    viewed = await organizer.dashboard_of(
+        services.db, _viewer(console), event_id, services.clock.now_ms(), BUCKET_MS
+    )
+    summary, over_time = views.summary_view(viewed.value.summary), viewed.value.entries_over_time
+    gates: dict[str, int] = {}
+    for checklist in summary["checkInLists"]:
+        for gate in checklist["byGate"]:
+            gates[gate["name"] or "-"] = gates.get(gate["name"] or "-", 0) + gate["admitted"]
+    return _render(
+        "dashboard.html",
+        console=console,
+        event=viewed.event,
+        summary=summary,
+        inside=sum(c["inside"] for c in summary["checkInLists"]),
+        sales_chart=bars("Tickets sold by tier", [(t["title"], t["sold"]) for t in summary["tiers"]]),
+        time_chart=bars(
+            "Entries per 15 minutes", [(format_datetime(at)[11:16] + " UTC", n) for at, n in over_time]
+        ),
+        gate_chart=bars("Entries by gate", sorted(gates.items())),
+    )
 
 
 @get("/events/{event_id:str}/live")
@@ -226,19 +201,16 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
     """Server-sent events: ``inside`` (guests inside now) whenever it changes, checked each second
     for ten minutes and while the session lives; the browser reconnects."""
     console = await _signed_in(request)
-    viewer = console_viewer(console.organizer_did)
     services = _services(request)
-    async with services.db.read() as session:
-        event = await viewed_event(session, viewer, event_id)
+    event = await organizer.event_of(services.db, _viewer(console), event_id)
 
     async def updates() -> Any:
         last: int | None = None
         for _ in range(LIVE_ROUNDS):
-            async with services.db.read() as session:
-                still = await signin.find_session(
-                    session, request.cookies.get(COOKIE), services.clock.now_ms()
-                )
-                inside = await organizer.inside_now(session, event)
+            still = await signin.live_session(
+                services.db, request.cookies.get(COOKIE), services.clock.now_ms()
+            )
+            inside = await organizer.inside_of(services.db, event)
             if still is None:
                 return
             if inside != last:
@@ -251,53 +223,46 @@ async def live(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Serv
 
 @get("/events/{event_id:str}/conflicts")
 async def conflicts(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        found = await organizer.list_conflicts(session, event, "all")
-        return {
-            "conflicts": found,
-            "tickets": await _ticket_numbers(session, [c.get("ticketId") for c in found]),
-        }
-
-    return await _event_page(request, event_id, "conflicts.html", page)
-
-
-async def _ticket_numbers(session: AsyncSession, ids: list[str | None]) -> dict[str, str]:
-    wanted = [i for i in ids if i]
-    rows = await session.execute(select(Ticket.id, Ticket.ticket_number).where(Ticket.id.in_(wanted)))
-    return {row.id: row.ticket_number for row in rows}
+    console, db = await _signed_in(request), _services(request).db
+    found = await organizer.conflicts_of(db, _viewer(console), event_id, "all")
+    listed = [views.conflict_history_view(c) for c in found.value]
+    numbers = await organizer.ticket_numbers(db, [c.get("ticketId") for c in listed])
+    return _render("conflicts.html", console=console, event=found.event, conflicts=listed, tickets=numbers)
 
 
 @post("/events/{event_id:str}/conflicts/{conflict_id:str}/resolve")
 async def resolve(
     request: Request[Any, Any, Any], event_id: FromPath[str], conflict_id: FromPath[str]
 ) -> Response[Any]:
-    async def change(
-        session: AsyncSession, viewer: Viewer, event: Event, form: dict[str, str], now: int
-    ) -> None:
-        await organizer.resolve_conflict(
-            session, viewer, event, conflict_id, form.get("outcome", ""), form.get("reason", ""), now
-        )
-
-    return await _change(request, event_id, "conflicts.resolve", change)
+    console, form = await _form(request)
+    services = _services(request)
+    await organizer.resolve_event_conflict(
+        services.db,
+        _viewer(console),
+        event_id,
+        conflict_id,
+        form.get("outcome", ""),
+        form.get("reason", ""),
+        services.clock.now_ms(),
+    )
+    return _changed(event_id, "conflicts.resolve")
 
 
 @get("/events/{event_id:str}/payments")
 async def payments(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        return {"payments": await organizer.payment_issues(session, event)}
-
-    return await _event_page(request, event_id, "payments.html", page)
+    console = await _signed_in(request)
+    found = await organizer.payment_issues_of(_services(request).db, _viewer(console), event_id)
+    issues = [views.payment_issue_view(p) for p in found.value]
+    return _render("payments.html", console=console, event=found.event, payments=issues)
 
 
 @get("/events/{event_id:str}/tickets")
 async def tickets(
     request: Request[Any, Any, Any], event_id: FromPath[str], q: FromQuery[str] = ""
 ) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        found = await organizer.search_tickets(session, event, q, SEARCH_LIMIT) if q.strip() else []
-        return {"q": q, "found": found}
-
-    return await _event_page(request, event_id, "tickets.html", page)
+    console = await _signed_in(request)
+    found = await organizer.found_tickets(_services(request).db, _viewer(console), event_id, q, SEARCH_LIMIT)
+    return _render("tickets.html", console=console, event=found.event, q=q, found=found.value)
 
 
 @get("/events/{event_id:str}/tickets/{ticket_id:str}")
@@ -307,14 +272,16 @@ async def ticket(
     ticket_id: FromPath[str],
     done: FromQuery[str] = "",
 ) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        return {
-            "ticket": await organizer.event_ticket(session, event, ticket_id),
-            "history": await organizer.ticket_history(session, event, ticket_id),
-            "result": RESEND_RESULTS.get(done),
-        }
-
-    return await _event_page(request, event_id, "ticket.html", page)
+    console = await _signed_in(request)
+    found = await organizer.history_of(_services(request).db, _viewer(console), event_id, ticket_id)
+    return _render(
+        "ticket.html",
+        console=console,
+        event=found.event,
+        ticket=found.value.ticket,
+        history=views.ticket_history_view(found.value),
+        result=RESEND_RESULTS.get(done),
+    )
 
 
 @post("/events/{event_id:str}/tickets/{ticket_id:str}/{action:str}")
@@ -324,69 +291,52 @@ async def ticket_action(
     """Void, refund, transfer a ticket or resend its pass (``action``), as the console's actor."""
     if action not in {"void", "refund", "transfer", "resend"}:
         raise Refused(404, "No such action.")
-
-    async def change(
-        session: AsyncSession, viewer: Viewer, event: Event, form: dict[str, str], now: int
-    ) -> str:
-        found = await organizer.event_ticket(session, event, ticket_id)
-        locked = await issuance.find_ticket(session, event.environment, found.id, lock=True)
-        here = f"{PREFIX}/events/{event_id}/tickets/{ticket_id}"
-        reason = form.get("reason") or None
-        if action == "resend":
-            # Refused before it writes anything: the page says why instead of an error page.
-            try:
-                await issuance.resend_pass(session, locked, now, actor=viewer.actor)
-            except issuance.TicketNotActive:
-                return f"{here}?done=not-active"
-            except CustomerEmailMissing:
-                return f"{here}?done=no-email"
-            return f"{here}?done=resent"
-        if action == "transfer":
-            await issuance.transfer_ticket(
-                session,
-                locked,
-                buyer_did=None,
-                attendee_name=form.get("attendeeName") or None,
-                attendee_email=form.get("attendeeEmail") or None,
-                actor=viewer.actor,
-                reason=reason,
-                now_ms=now,
-            )
-        else:
-            status = "voided" if action == "void" else "refunded"
-            await issuance.end_ticket(session, locked, status, viewer.actor, reason, now)
-        return here
-
-    return await _change(request, event_id, f"tickets.{action}", change)
+    console, form = await _form(request)
+    services = _services(request)
+    resent = await organizer.change_event_ticket(
+        services.db,
+        _viewer(console),
+        event_id,
+        ticket_id,
+        action,
+        reason=form.get("reason") or None,
+        attendee_name=form.get("attendeeName") or None,
+        attendee_email=form.get("attendeeEmail") or None,
+        now_ms=services.clock.now_ms(),
+    )
+    here = f"{PREFIX}/events/{event_id}/tickets/{ticket_id}"
+    # A resend refused says why on the ticket's page instead of an error page.
+    return _changed(event_id, f"tickets.{action}", here if resent is None else f"{here}?done={resent}")
 
 
 @get("/events/{event_id:str}/devices")
 async def devices_page(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        return {"devices": [organizer.device_view(d) for d in await organizer.event_devices(session, event)]}
-
-    return await _event_page(request, event_id, "devices.html", page)
+    console = await _signed_in(request)
+    found = await organizer.devices_of(_services(request).db, _viewer(console), event_id)
+    return _render(
+        "devices.html",
+        console=console,
+        event=found.event,
+        devices=[views.device_view(d) for d in found.value],
+    )
 
 
 @post("/events/{event_id:str}/devices/enroll")
 async def enroll(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
     """A new desk's one-time code, on screen with its QR code (shown once: not a redirect)."""
     console, form = await _form(request)
-    viewer = console_viewer(console.organizer_did)
     services = _services(request)
-    async with services.db.write() as session:
-        event = await viewed_event(session, viewer, event_id)
-        made = await organizer.enroll_desk(
-            session, viewer, event, form.get("name", "")[:200], services.clock.now_ms()
-        )
+    made = await organizer.enroll_event_desk(
+        services.db, _viewer(console), event_id, form.get("name", "")[:200], services.clock.now_ms()
+    )
     log.info("console change devices.enroll on event %s (who: see the ledger)", event_id)
-    qr = segno.make(enrollment_text(made.code, services.settings.public_url), error="m")
+    qr = segno.make(enrollment_text(made.value.code, services.settings.public_url), error="m")
     return _render(
         "enrolled.html",
         console=console,
-        event=event,
-        device=made.device,
-        code=made.code,
+        event=made.event,
+        device=made.value.device,
+        code=made.value.code,
         server=services.settings.public_url,
         qr=qr.svg_inline(scale=5, dark="#111", light="#fff"),
     )
@@ -396,23 +346,21 @@ async def enroll(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Re
 async def revoke(
     request: Request[Any, Any, Any], event_id: FromPath[str], device_id: FromPath[str]
 ) -> Response[Any]:
-    async def change(
-        session: AsyncSession, viewer: Viewer, event: Event, _: dict[str, str], now: int
-    ) -> None:
-        await organizer.revoke_device(session, viewer, event, device_id, now)
-
-    return await _change(request, event_id, "devices.revoke", change)
+    console, _ = await _form(request)
+    services = _services(request)
+    await organizer.revoke_event_device(
+        services.db, _viewer(console), event_id, device_id, services.clock.now_ms()
+    )
+    return _changed(event_id, "devices.revoke")
 
 
 @get("/events/{event_id:str}/exports")
 async def exports(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        lists = await session.scalars(
-            select(CheckInList).where(CheckInList.event_id == event.id).order_by(CheckInList.id)
-        )
-        return {"lists": list(lists), "formats": DOOR_LIST_FORMATS}
-
-    return await _event_page(request, event_id, "exports.html", page)
+    console = await _signed_in(request)
+    found = await organizer.lists_of(_services(request).db, _viewer(console), event_id)
+    return _render(
+        "exports.html", console=console, event=found.event, lists=found.value, formats=DOOR_LIST_FORMATS
+    )
 
 
 @get("/events/{event_id:str}/exports/{list_id:str}/{fmt:str}")
@@ -421,14 +369,9 @@ async def download(
 ) -> Response[bytes]:
     console = await _signed_in(request)
     services = _services(request)
-    async with services.db.read() as session:
-        event = await viewed_event(session, console_viewer(console.organizer_did), event_id)
-        checklist = await session.get(CheckInList, list_id)
-        if checklist is None or checklist.event_id != event.id:
-            raise Refused(404, "No such check-in list in this event.")
-        body, media_type, filename = await export_list(
-            session, event.environment, checklist.id, fmt, now_ms=services.clock.now_ms()
-        )
+    body, media_type, filename = await organizer.export_event_list(
+        services.db, _viewer(console), event_id, list_id, fmt, services.clock.now_ms()
+    )
     disposition = f'attachment; filename="{filename}"'
     return Response(
         body, media_type=media_type, headers={"content-disposition": disposition, "cache-control": "no-store"}
@@ -437,22 +380,22 @@ async def download(
 
 @get("/events/{event_id:str}/deliveries")
 async def deliveries(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Response[str]:
-    async def page(session: AsyncSession, _: Viewer, event: Event) -> dict[str, Any]:
-        return {"deliveries": await organizer.deliveries(session, event, 100)}
-
-    return await _event_page(request, event_id, "deliveries.html", page)
+    console = await _signed_in(request)
+    found = await organizer.deliveries_of(_services(request).db, _viewer(console), event_id, 100)
+    sent = [views.delivery_view(d) for d in found.value]
+    return _render("deliveries.html", console=console, event=found.event, deliveries=sent)
 
 
 @post("/events/{event_id:str}/deliveries/{delivery_id:str}/redrive")
 async def redrive(
     request: Request[Any, Any, Any], event_id: FromPath[str], delivery_id: FromPath[str]
 ) -> Response[Any]:
-    async def change(
-        session: AsyncSession, viewer: Viewer, event: Event, _: dict[str, str], now: int
-    ) -> None:
-        await organizer.redrive_delivery(session, viewer, event, delivery_id, now)
-
-    return await _change(request, event_id, "deliveries.redrive", change)
+    console, _ = await _form(request)
+    services = _services(request)
+    await organizer.redrive_event_delivery(
+        services.db, _viewer(console), event_id, delivery_id, services.clock.now_ms()
+    )
+    return _changed(event_id, "deliveries.redrive")
 
 
 CONSOLE = Router(
