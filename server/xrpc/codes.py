@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from server.domain import ratelimit
 from server.domain.errors import InvalidOfferCode
 from server.domain.offers import limits
-from server.domain.offers.service import buyer_key
+from server.domain.offers.rules import buyer_key
 from server.settings import Settings
 from server.xrpc.framework import Call
 
