@@ -3,14 +3,15 @@ it is given up. Retries back off exponentially, without jitter (one SMTP server,
 
 from __future__ import annotations
 
+from server.domain import backoff
+
 # A message whose tickets are gone can never be composed: it is given up at once.
 NO_SUCH_TICKETS = "no such tickets"
 
 
 def retry_delay_ms(failed_before: int, base_s: float, cap_s: float) -> int:
     """``base * 2^failed_before`` seconds, at most ``cap_s``."""
-    ceiling = base_s * 2 ** min(failed_before, 32)
-    return int(min(cap_s, ceiling) * 1000)
+    return int(backoff.ceiling(failed_before, base_s, cap_s) * 1000)
 
 
 def given_up(attempts: int, max_attempts: int, error: str) -> bool:

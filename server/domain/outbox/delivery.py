@@ -36,7 +36,7 @@ from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
 from server.domain.outbox.receivers import XrpcReceivers
-from server.domain.outbox.rules import Backoff, given_up, retry_delay_ms
+from server.domain.outbox.rules import given_up, retry_delay_ms
 from server.observability import REQUEST_ID_HEADER
 from server.outbound import UNREACHABLE
 from server.settings import Settings
@@ -84,10 +84,6 @@ class AttemptResult:
 
 def lease_ms(settings: Settings) -> int:
     return int(settings.webhook_timeout_seconds * 1000) + LEASE_MARGIN_MS
-
-
-def backoff(settings: Settings) -> Backoff:
-    return Backoff(settings.webhook_backoff_base_seconds, settings.webhook_backoff_cap_seconds)
 
 
 async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[Claimed]:
@@ -263,7 +259,12 @@ async def record(
             if given_up(message.attempts, settings.webhook_max_attempts):
                 message.state = "dead"
             else:
-                delay_ms = retry_delay_ms(message.attempts - 1, backoff(settings), rng.random())
+                delay_ms = retry_delay_ms(
+                    message.attempts - 1,
+                    settings.webhook_backoff_base_seconds,
+                    settings.webhook_backoff_cap_seconds,
+                    rng.random(),
+                )
                 message.next_attempt_ms = finished_ms + delay_ms
 
 
