@@ -19,7 +19,7 @@ from server.domain.issuance.keys import pass_access_key
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.payments.devpay import pay, serves_checkout
 from server.domain.payments.inbound import receive
-from server.domain.storefront import calendar_entry, local_time
+from server.domain.storefront.rules import calendar_entry, local_time
 from server.web.buyer import ROUTES as buyer_routes
 from server.web.buyer import pass_links, pass_url
 from server.web.pages import money, not_found, page, static_file
