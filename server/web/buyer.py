@@ -27,6 +27,7 @@ from server.domain.issuance.queries import TicketInContext, in_context, pass_pag
 from server.domain.offers import limits
 from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
+from server.domain.ratewindows import Window
 from server.domain.storefront.rules import local_time, ordered_items
 from server.domain.storefront.service import TierOffer, listing, page_caller, public_event
 from server.settings import Settings
@@ -116,7 +117,7 @@ async def _guarding_code(
     return await ratelimit.guarding(
         services.db,
         limits.code_scopes(caller, f"ip:{ip}", policy),
-        ratelimit.Window(services.clock.now_ms(), policy.window_ms),
+        Window(services.clock.now_ms(), policy.window_ms),
         "too many wrong offer codes",
         InvalidOfferCode,
         work,

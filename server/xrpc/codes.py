@@ -9,6 +9,7 @@ from server.domain import ratelimit
 from server.domain.errors import InvalidOfferCode
 from server.domain.offers import limits
 from server.domain.offers.rules import buyer_key
+from server.domain.ratewindows import Window
 from server.settings import Settings
 from server.xrpc.framework import Call
 
@@ -33,7 +34,7 @@ async def guarding_codes(call: Call, params: dict[str, Any], work: Callable[[], 
     return await ratelimit.guarding(
         call.db,
         limits.code_scopes(call.caller, buyer, policy),
-        ratelimit.Window(call.now_ms, policy.window_ms),
+        Window(call.now_ms, policy.window_ms),
         "too many wrong offer codes",
         InvalidOfferCode,
         work,

@@ -21,6 +21,7 @@ from server.domain.devices.searches import log_search
 from server.domain.errors import InvalidRequest
 from server.domain.issuance.keys import pass_signer
 from server.domain.issuance.service import TicketNotFound
+from server.domain.ratewindows import Window
 from server.xrpc.checkin import check_in_ticket
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
@@ -40,7 +41,7 @@ async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     return await ratelimit.guarding(
         call.db,
         enrollment_scopes(call.settings, call.client_address),
-        ratelimit.Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
+        Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
         "too many wrong enrollment codes",
         devices.EnrollmentCodeInvalid,
         lambda: _enroll(call, params),

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from server.db.engine import Database
 from server.domain.caller import Caller
-from server.domain.ratelimit import Scope, Window, take
+from server.domain.ratelimit import take
+from server.domain.ratewindows import Scope, Window
 from server.settings import MethodRateLimits, RateLimit, Settings
 
 # A desk's manual search, and the check-in of a guest it found, at a person's pace: a search answers

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.domain.caller import Caller
-from server.domain.ratelimit import Scope
+from server.domain.ratewindows import Scope
 
 
 @dataclass(frozen=True, slots=True)
