@@ -34,8 +34,8 @@ def test_a_second_completion_of_a_settled_payment_changes_nothing() -> None:
         assert completion_seen(status, issued_by_it=False)
     assert completion_seen("partially_refunded", issued_by_it=True)
     assert not completion_seen("partially_refunded", issued_by_it=False)
-    for status in (None, "failed", "refunded"):
-        assert not completion_seen(status, issued_by_it=False)
+    for unsettled in (None, "failed", "refunded"):
+        assert not completion_seen(unsettled, issued_by_it=False)
 
 
 def test_a_completion_after_a_full_refund_issues_nothing() -> None:
