@@ -23,7 +23,8 @@ from server.db.models import CheckInList, ConsoleSession, Event, Ticket
 from server.domain.common import format_datetime
 from server.domain.devices.service import enrollment_text
 from server.domain.errors import CustomerEmailMissing, DomainError
-from server.domain.exports.service import DOOR_LIST_FORMATS, export_list
+from server.domain.exports.rules import DOOR_LIST_FORMATS
+from server.domain.exports.service import export_list
 from server.domain.issuance import service as issuance
 from server.domain.organizer import service as organizer
 from server.domain.organizer import signin
