@@ -10,7 +10,8 @@ from pathlib import Path
 from server.cli_support import ensure_schema
 from server.db.engine import Database
 from server.domain.common import ENVIRONMENTS
-from server.domain.exports.service import DOOR_LIST_FORMATS, FORMATS, export_list
+from server.domain.exports.rules import DOOR_LIST_FORMATS, FORMATS
+from server.domain.exports.service import export_list
 from server.settings import Settings
 
 STDOUT = "-"

@@ -12,9 +12,7 @@ once are serialized by the row, so they can never both take a scope's last place
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -23,43 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, Driver
 from server.db.models import RateCounter
-from server.domain.errors import RateLimitExceeded
+from server.domain.ratewindows import Scope, Window
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What is counted (``key``, unique per kind of limit) and how many events a window allows."""
-
-    key: str
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    now_ms: int
-    length_ms: int
-
-    @property
-    def start_ms(self) -> int:
-        return self.now_ms - self.now_ms % self.length_ms
-
-    @property
-    def previous_ms(self) -> int:
-        return self.start_ms - self.length_ms
-
-    def estimate(self, current: int, previous: int) -> int:
-        """The count in the sliding window ending now (rounded up: an event is never forgotten
-        early)."""
-        return current + math.ceil(previous * (1 - (self.now_ms - self.start_ms) / self.length_ms))
-
-    def refusal(self, what: str) -> RateLimitExceeded:
-        """The 429 answer, with the seconds until the current window ends as ``Retry-After``."""
-        retry_after_s = max(1, -(-(self.start_ms + self.length_ms - self.now_ms) // 1000))
-        return RateLimitExceeded(
-            f"{what}; try again in {retry_after_s} s", headers={"Retry-After": str(retry_after_s)}
-        )
 
 
 @lru_cache(maxsize=8)

@@ -25,15 +25,8 @@ from server.domain.issuance.queries import TicketInContext, pass_page_url
 from server.domain.offers import limits
 from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
-from server.domain.storefront import (
-    TierOffer,
-    buy,
-    checkout_outcome,
-    listed,
-    local_time,
-    ordered_items,
-    page_event,
-)
+from server.domain.storefront.rules import local_time, ordered_items
+from server.domain.storefront.service import TierOffer, buy, checkout_outcome, listed, page_event
 from server.settings import Settings
 from server.web.pages import money, not_found, page
 from server.xrpc.codes import code_limits

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request, Response, get
 
-from server.domain.exports.rows import price
+from server.domain.exports.rules import price
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_TYPES = {"tickets.css": "text/css", "event.js": "text/javascript"}

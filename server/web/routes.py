@@ -15,7 +15,7 @@ from server.domain.holds.service import effective_status
 from server.domain.issuance.queries import TicketInContext, hold_tickets, pass_of
 from server.domain.payments.devpay import cancel_checkout, checkout_of, pay
 from server.domain.payments.inbound import receive
-from server.domain.storefront import calendar_entry, local_time
+from server.domain.storefront.rules import calendar_entry, local_time
 from server.web.buyer import ROUTES as buyer_routes
 from server.web.buyer import pass_links, pass_url
 from server.web.pages import money, not_found, page, static_file

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from server.domain.offers import limits
-from server.domain.offers.service import buyer_key
+from server.domain.offers.rules import buyer_key
 from server.settings import Settings
 from server.xrpc.framework import Call
 

@@ -9,6 +9,7 @@ from typing import Any
 from server.domain import ratelimit
 from server.domain.common import decode_seq_cursor
 from server.domain.devices import service as devices
+from server.domain.ratewindows import Window
 from server.xrpc.checkin import check_in_ticket
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
@@ -30,7 +31,7 @@ async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     enrolled = await ratelimit.guarding(
         call.db,
         enrollment_scopes(call.settings, call.client_address),
-        ratelimit.Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
+        Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
         "too many wrong enrollment codes",
         devices.EnrollmentCodeInvalid,
         enroll,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from server.domain.caller import Caller
-from server.domain.ratelimit import Scope, Window, take
+from server.domain.ratelimit import take
+from server.domain.ratewindows import Scope, Window
 from server.settings import MethodRateLimits, RateLimit, Settings
 
 if TYPE_CHECKING:

@@ -639,11 +639,11 @@ def summary_view(summary: Summary) -> dict[str, Any]:
                 "sold": t.tier.sold,
                 "held": t.held,
                 "available": t.available,
-                "gross": t.gross,
-                "discounts": t.discounts,
-                "fees": t.fees,
-                "refunds": t.refunds,
-                "net": t.gross - t.discounts - t.fees - t.refunds,
+                "gross": t.money.gross,
+                "discounts": t.money.discounts,
+                "fees": t.money.fees,
+                "refunds": t.money.refunds,
+                "net": t.money.net,
             }
             for t in summary.tiers
         ],

@@ -16,7 +16,7 @@ from support.storefront import pass_links, served_at_its_own_url, storefront
 from server.db.engine import Database
 from server.db.models import Event
 from server.domain.catalog.place import place_text
-from server.domain.storefront import calendar_entry
+from server.domain.storefront.rules import calendar_entry
 
 ADDRESS = {
     "$type": "community.lexicon.location.address",

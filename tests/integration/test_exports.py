@@ -32,8 +32,8 @@ from server.db.engine import Database
 from server.db.models import CheckInList, CheckInRecord, Ticket, Tier
 from server.domain.checkin.lists import CheckInListNotFound
 from server.domain.errors import InvalidRequest
-from server.domain.exports.rows import DoorRow, price
-from server.domain.exports.service import export_list, file_name
+from server.domain.exports.rows import DoorRow
+from server.domain.exports.service import export_list
 from server.domain.exports.writers import ROWS_PER_PAGE, sheet_title, to_csv, to_pdf, to_xlsx
 from server.settings import Settings
 
@@ -496,10 +496,6 @@ def test_text_a_spreadsheet_would_run_stays_text() -> None:
     assert sheet["B4"].value == "Bell Ringer", "XML cannot carry control characters"
 
 
-def test_prices_file_names_and_sheet_names() -> None:
-    assert str(price(1250, "eur")) == "12.50" and str(price(5, "usd")) == "0.05"
-    assert str(price(3000, "jpy")) == "3000" and str(price(1250, "KWD")) == "1.250"
-    assert file_name("Entrée principale", "xlsx", BASE_MS) == "entree-principale-2026-12-31.xlsx"
-    assert file_name("入口", "scans-csv", BASE_MS) == "check-in-list-scans-2026-12-31.csv"
+def test_sheet_names() -> None:
     assert sheet_title("'Door: [VIP]/North's'") == "Door   VIP  North's"
     assert sheet_title("A" * 40) == "A" * 31 and sheet_title("[]") == "Sheet"

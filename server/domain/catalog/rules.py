@@ -1,16 +1,19 @@
-"""Pure inventory rules: counters, availability and whether a tier is on sale."""
+"""Pure inventory rules: counters, availability, whether a tier is on sale and to whom it is shown,
+sale windows, per-order limits and how far a capacity may shrink."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from server.domain.errors import InvalidRequest
+from server.domain.errors import CapacityBelowCommitted, InvalidRequest
 
 EVENT_STATUSES = ("active", "paused", "archived")
 TIER_STATUSES = ("active", "paused", "archived")
 GROUP_STATUSES = ("active", "archived")
 TIER_VISIBILITIES = ("public", "unlisted", "hidden")
+# A tier created without a per-order limit sells at most this many tickets to one order.
+DEFAULT_MAX_PER_ORDER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,27 @@ def check_status(value: str | None, allowed: tuple[str, ...], field: str) -> str
     if value is not None and value not in allowed:
         raise InvalidRequest(f"{field} must be one of {', '.join(allowed)}")
     return value
+
+
+def is_listed(visibility: str, unlocked: bool) -> bool:
+    """Buyers see public tiers, and the tiers an access code of their request opens."""
+    return visibility == "public" or unlocked
+
+
+def order_limit(max_per_order: int | None) -> int:
+    """A new tier's per-order limit: the one given, else the default."""
+    return max_per_order or DEFAULT_MAX_PER_ORDER
+
+
+def check_sale_window(starts_ms: int | None, ends_ms: int | None) -> None:
+    """A sale window that has both ends ends after it starts."""
+    if starts_ms is not None and ends_ms is not None and ends_ms <= starts_ms:
+        raise InvalidRequest("saleEndsAt must be after saleStartsAt")
+
+
+def check_not_below_committed(new_total: int, committed: int, subject: str, measure: str) -> None:
+    """A capacity (``measure`` of ``subject``) never goes below the places sold or held in it."""
+    if new_total < committed:
+        raise CapacityBelowCommitted(
+            f"{subject} has {committed} places sold or held; {measure} cannot go below that"
+        )

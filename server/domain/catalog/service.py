@@ -23,13 +23,16 @@ from server.domain.catalog.rules import (
     Pool,
     SaleFacts,
     SaleState,
+    check_not_below_committed,
+    check_sale_window,
     check_status,
+    is_listed,
+    order_limit,
     sale_state,
     tier_available,
 )
 from server.domain.common import new_id
 from server.domain.errors import (
-    CapacityBelowCommitted,
     CapacityGroupMismatch,
     CapacityGroupNotFound,
     EventNotFound,
@@ -116,10 +119,7 @@ class Inventory:
 
     def listed(self) -> list[TierState]:
         """The tiers buyers may see: public ones, and those the request's code opens."""
-        return [s for s in self.tiers if s.tier.visibility == "public" or s.tier.id in self.unlocked]
-
-
-DEFAULT_MAX_PER_ORDER = 10
+        return [s for s in self.tiers if is_listed(s.tier.visibility, s.tier.id in self.unlocked)]
 
 
 # --- counters ------------------------------------------------------------------------------------
@@ -541,10 +541,7 @@ async def create_group(
 async def _resize_group(session: AsyncSession, group: CapacityGroup, new_total: int, now_ms: int) -> None:
     """Set a locked group's capacity, never below what is sold or held in it."""
     committed = (await group_state(session, group, now_ms)).pool.committed
-    if new_total < committed:
-        raise CapacityBelowCommitted(
-            f"capacity group {group.id} has {committed} places sold or held; capacity cannot go below that"
-        )
+    check_not_below_committed(new_total, committed, f"capacity group {group.id}", "capacity")
     group.total_capacity = new_total
 
 
@@ -589,7 +586,7 @@ async def create_tier(
 ) -> Tier:
     """A tier in the given capacity group, or in a new implicit group of its own size."""
     await ensure_can_manage(session, event, caller)
-    _check_window(given.sale_starts_ms, given.sale_ends_ms)
+    check_sale_window(given.sale_starts_ms, given.sale_ends_ms)
     check_status(given.visibility, TIER_VISIBILITIES, "visibility")
     if group_id is None:
         group = await create_group(
@@ -611,7 +608,7 @@ async def create_tier(
         unit_amount=given.unit_amount,
         quantity_total=given.quantity_total,
         sold=0,
-        max_per_order=given.max_per_order or DEFAULT_MAX_PER_ORDER,
+        max_per_order=order_limit(given.max_per_order),
         sale_starts_ms=given.sale_starts_ms,
         sale_ends_ms=given.sale_ends_ms,
         status="active",
@@ -644,11 +641,6 @@ async def create_tier(
     return tier
 
 
-def _check_window(starts_ms: int | None, ends_ms: int | None) -> None:
-    if starts_ms is not None and ends_ms is not None and ends_ms <= starts_ms:
-        raise InvalidRequest("saleEndsAt must be after saleStartsAt")
-
-
 async def update_tier(
     session: AsyncSession, caller: Caller, tier_id: str, changes: dict[str, Any], now_ms: int
 ) -> Tier:
@@ -664,18 +656,14 @@ async def update_tier(
         raise InvalidRequest("title and currency cannot be cleared")
     if "currency" in changes:
         changes["currency"] = changes["currency"].lower()
-    _check_window(
+    check_sale_window(
         changes.get("sale_starts_ms", tier.sale_starts_ms), changes.get("sale_ends_ms", tier.sale_ends_ms)
     )
     new_total = changes.pop("quantity_total", None)
     before = tier.quantity_total
     if new_total is not None and new_total != before:
         state = await tier_state(session, tier, now_ms)
-        if new_total < state.pool.committed:
-            raise CapacityBelowCommitted(
-                f"tier {tier.id} has {state.pool.committed} places sold or held; "
-                "its quantity cannot go below that"
-            )
+        check_not_below_committed(new_total, state.pool.committed, f"tier {tier.id}", "its quantity")
         tier.quantity_total = new_total
         if group.implicit and await _only_tier(session, group.id):
             await _resize_group(session, group, new_total, now_ms)

@@ -3,7 +3,6 @@ or one row per scan (the check-in log), loaded with a few set-based queries what
 
 from __future__ import annotations
 
-import unicodedata
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -13,40 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.common import format_datetime
-
-NO_NAME = "—"
-
-# ISO 4217 currencies whose minor unit is not a hundredth (amounts are stored in minor units).
-ZERO_DECIMAL = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "isk",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
-THREE_DECIMAL = frozenset(["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"])
-
-
-def price(amount: int, currency: str) -> Decimal:
-    """An amount in minor units as a decimal in the currency's major unit: 1250 eur → 12.50,
-    3000 jpy → 3000, 1250 kwd → 1.250."""
-    code = currency.lower()
-    digits = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return Decimal(amount).scaleb(-digits)
+from server.domain.exports.rules import display_name, name_order, price
 
 
 class DoorRow(NamedTuple):
@@ -91,22 +57,6 @@ class ScanRow(NamedTuple):
     ticket_number: str | None
     attendee_name: str | None
     ticket_id: str | None
-
-
-def display_name(name: str | None) -> str:
-    return name if name and name.strip() else NO_NAME
-
-
-def name_order(name: str | None, ticket_number: str) -> tuple[bool, str, str, str]:
-    """Names ignoring case and accents (``Émile`` beside ``emile``), missing names last, then the
-    ticket number."""
-    if not name or not name.strip():
-        return (True, "", "", ticket_number)
-    folded = name.casefold()
-    if folded.isascii():
-        return (False, folded, folded, ticket_number)
-    bare = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
-    return (False, bare, folded, ticket_number)
 
 
 async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorRow]:

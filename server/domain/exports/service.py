@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import unicodedata
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,40 +13,9 @@ from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin.lists import find_list
 from server.domain.common import SystemClock, format_datetime
-from server.domain.errors import InvalidRequest
 from server.domain.exports import writers
 from server.domain.exports.rows import conflict_rows, list_rows, scan_rows
-
-CSV = "text/csv; charset=utf-8"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PDF = "application/pdf"
-
-
-@dataclass(frozen=True, slots=True)
-class Format:
-    extension: str
-    content_type: str
-
-
-FORMATS = {
-    "csv": Format("csv", CSV),
-    "csv-semicolon": Format("csv", CSV),
-    "xlsx": Format("xlsx", XLSX),
-    "pdf": Format("pdf", PDF),
-    "scans-csv": Format("csv", CSV),
-    "conflicts-csv": Format("csv", CSV),
-}
-DOOR_LIST_FORMATS = ("csv", "csv-semicolon", "xlsx", "pdf")
-
-
-def file_name(list_name: str, fmt: str, now_ms: int) -> str:
-    """``<list name>-<date>.<ext>`` (``-scans`` before the date for the check-in log), in ASCII
-    letters, digits and dashes so that it is safe in any folder and HTTP header."""
-    ascii_name = unicodedata.normalize("NFKD", list_name).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-").lower() or "check-in-list"
-    if fmt in ("scans-csv", "conflicts-csv"):
-        stem += "-" + fmt.removesuffix("-csv")
-    return f"{stem}-{format_datetime(now_ms)[:10]}.{FORMATS[fmt].extension}"
+from server.domain.exports.rules import check_format, file_name
 
 
 async def export_list(
@@ -59,8 +25,7 @@ async def export_list(
     (``scans-csv``) or check-in conflicts (``conflicts-csv``) as ``(body, content type, file
     name)``. The file is made in a worker thread, so a server keeps answering while a large PDF is
     laid out."""
-    if fmt not in FORMATS:
-        raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}")
+    chosen = check_format(fmt)
     moment = SystemClock().now_ms() if now_ms is None else now_ms
     checklist = await find_list(session, environment, list_id)
     if fmt == "scans-csv":
@@ -78,7 +43,7 @@ async def export_list(
             body = await asyncio.to_thread(writers.to_xlsx, rows, checklist.name)
         else:
             body = await asyncio.to_thread(writers.to_csv, rows, ";" if fmt == "csv-semicolon" else ",")
-    return body, FORMATS[fmt].content_type, file_name(checklist.name, fmt, moment)
+    return body, chosen.content_type, file_name(checklist.name, fmt, moment)
 
 
 async def export_managed_list(

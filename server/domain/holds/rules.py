@@ -1,5 +1,6 @@
-"""Pure hold rules: what a hold asks for and, when it cannot have it, every shortage at once; where
-its checkout may send the buyer back to."""
+"""Pure hold rules: what a hold asks for and, when it cannot have it, every shortage at once; which
+tiers refuse an order outright (not on sale, over the per-order limit); a hold's status as time
+passes; where its checkout may send the buyer back to."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from server.domain.catalog.rules import Pool
+from server.domain.catalog.rules import Pool, SaleState
 from server.domain.errors import (
     InsufficientAvailability,
     InvalidRequest,
+    OrderLimitExceeded,
     SoldOut,
+    TicketHoldUnavailable,
     TierSoldOut,
 )
 
@@ -84,6 +87,41 @@ def shortage_error(shortages: list[Shortage]) -> InsufficientAvailability:
             return SoldOut(f"sold out ({details})", listed)
         return TierSoldOut(f"tier sold out ({details})", listed)
     return InsufficientAvailability(f"not enough places left ({details})", listed)
+
+
+def check_on_sale(states: Mapping[str, SaleState]) -> None:
+    """Every tier asked for is on sale now (a sold-out one is a shortage, told with the others)."""
+    unavailable = [
+        f"{tier_id} ({state})"
+        for tier_id, state in states.items()
+        if state not in (SaleState.AVAILABLE, SaleState.SOLD_OUT)
+    ]
+    if unavailable:
+        raise TicketHoldUnavailable(f"not on sale now: {', '.join(unavailable)}")
+
+
+def check_order_limits(requested: Mapping[str, int], limits: Mapping[str, int]) -> None:
+    """No tier is asked for more than its per-order limit; the refusal names every tier over it."""
+    over_limit = [
+        f"{tier_id} (at most {limits[tier_id]})"
+        for tier_id, quantity in requested.items()
+        if quantity > limits[tier_id]
+    ]
+    if over_limit:
+        raise OrderLimitExceeded(f"more than the per-order limit of {', '.join(over_limit)}")
+
+
+def hold_status(status: str, expires_ms: int, now_ms: int) -> str:
+    """A ``held`` hold past its expiry is expired, whether or not the sweeper has marked it yet."""
+    if status == "held" and expires_ms <= now_ms:
+        return "expired"
+    return status
+
+
+def released_status(status: str, expires_ms: int, now_ms: int) -> str:
+    """What releasing a ``held`` hold ends it as: ``released``, or ``expired`` once it has lapsed."""
+    final = hold_status(status, expires_ms, now_ms)
+    return "released" if final == "held" else final
 
 
 MAX_URL_CHARS = 2048

@@ -16,18 +16,19 @@ from server.db.engine import Database
 from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
 from server.domain.common import format_datetime, new_id
-from server.domain.errors import (
-    InvalidRequest,
-    OrderLimitExceeded,
-    TicketHoldNotFound,
-    TicketHoldUnavailable,
-    TierNotFound,
+from server.domain.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
+from server.domain.holds.rules import (
+    check_on_sale,
+    check_order_limits,
+    find_shortages,
+    hold_status,
+    released_status,
+    shortage_error,
 )
-from server.domain.holds.rules import find_shortages, shortage_error
 from server.domain.offers import limits
+from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
@@ -52,7 +53,7 @@ class HoldRequest:
     buyer: str | None = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "buyer", offers.buyer_key(self.buyer_did, self.customer_email))
+        object.__setattr__(self, "buyer", offer_rules.buyer_key(self.buyer_did, self.customer_email))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,8 @@ class HoldResult:
 
 
 def effective_status(hold: Hold, now_ms: int) -> str:
-    """A ``held`` hold past its expiry is expired, whether or not the sweeper has marked it yet."""
-    if hold.status == "held" and hold.expires_ms <= now_ms:
-        return "expired"
-    return hold.status
+    """The hold's status at ``now_ms`` (see :func:`~server.domain.holds.rules.hold_status`)."""
+    return hold_status(hold.status, hold.expires_ms, now_ms)
 
 
 async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> dict[str, Tier]:
@@ -154,23 +153,12 @@ async def price_order(
     if request.offer_code is not None:
         offer = await offers.offer_for_code(session, event, request.offer_code, now_ms, lock=lock_offer)
         terms = offers.terms(offer)
-        offers.check_applies(offer, sum(q for t, q in request.items.items() if terms.covers(t)), currency)
+        places = sum(q for t, q in request.items.items() if terms.covers(t))
+        offer_rules.check_applies(places, offer.discount_amount, offer.currency, currency)
     states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
-    unavailable = [
-        f"{s.tier.id} ({state})"
-        for s in states
-        if (state := view.sale_state(s, now_ms)) not in (SaleState.AVAILABLE, SaleState.SOLD_OUT)
-    ]
-    if unavailable:
-        raise TicketHoldUnavailable(f"not on sale now: {', '.join(unavailable)}")
-    over_limit = [
-        f"{tier_id} (at most {tiers[tier_id].max_per_order})"
-        for tier_id, quantity in request.items.items()
-        if quantity > tiers[tier_id].max_per_order
-    ]
-    if over_limit:
-        raise OrderLimitExceeded(f"more than the per-order limit of {', '.join(over_limit)}")
+    check_on_sale({s.tier.id: view.sale_state(s, now_ms) for s in states})
+    check_order_limits(request.items, {t.id: t.max_per_order for t in tiers.values()})
     lines = [Line(t, q, tiers[t].unit_amount) for t, q in request.items.items()]
     quote = price(lines, terms, await app_fees(session, caller))
     if offer is not None:
@@ -392,10 +380,8 @@ async def release_hold(
     if hold is None:
         raise TicketHoldNotFound(f"hold {hold_id} not found")
     if hold.status == "held":
-        final = effective_status(hold, now_ms)
-        await end_hold(
-            session, hold, "released" if final == "held" else final, caller.app_did, now_ms, reason
-        )
+        final = released_status(hold.status, hold.expires_ms, now_ms)
+        await end_hold(session, hold, final, caller.app_did, now_ms, reason)
     return hold
 
 

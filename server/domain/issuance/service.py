@@ -34,6 +34,7 @@ from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
 from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
 from server.domain.issuance.keys import Keyring, ensure_default_list
 from server.domain.issuance.queries import TicketInContext, in_context
+from server.domain.issuance.rules import Holder, attendee, transferred
 from server.domain.mail import outbox as mail
 from server.domain.offers import limits
 from server.domain.offers import service as offers
@@ -140,7 +141,7 @@ async def issue_hold(
         tier.sold += item.quantity
         groups[item.capacity_group_id].sold += item.quantity
         for _ in range(item.quantity):
-            attendee = attendees[len(tickets)] if len(tickets) < len(attendees) else {}
+            holder = attendee(attendees, len(tickets), hold.customer_email)
             ticket = Ticket(
                 id=new_id("ticket", now_ms),
                 environment=hold.environment,
@@ -153,8 +154,8 @@ async def issue_hold(
                 claim_id=claim_id,
                 ticket_number=ticket_number(),
                 buyer_did=hold.buyer_did,
-                attendee_name=attendee.get("name"),
-                attendee_email=attendee.get("email") or hold.customer_email,
+                attendee_name=holder.name,
+                attendee_email=holder.email,
                 unit_amount=item.unit_amount,
                 currency=hold.currency,
                 status="active",
@@ -288,9 +289,13 @@ async def transfer_ticket(
         "generation": ticket.generation,
     }
     ticket.generation += 1
-    ticket.buyer_did = buyer_did if buyer_did is not None else ticket.buyer_did
-    ticket.attendee_name = attendee_name if attendee_name is not None else ticket.attendee_name
-    ticket.attendee_email = attendee_email if attendee_email is not None else ticket.attendee_email
+    current = Holder(ticket.buyer_did, ticket.attendee_name, ticket.attendee_email)
+    holder = transferred(current, buyer_did, attendee_name, attendee_email)
+    ticket.buyer_did, ticket.attendee_name, ticket.attendee_email = (
+        holder.buyer_did,
+        holder.name,
+        holder.email,
+    )
     ticket.updated_ms = now_ms
     _history(session, ticket, "transferred", actor, now_ms, reason, data={"from": before})
     ledger.note(session, "ticket", ticket, "transferred", actor, now_ms, {"generation": ticket.generation})

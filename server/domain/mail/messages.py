@@ -12,7 +12,7 @@ from email.utils import formatdate, make_msgid
 import segno
 
 from server.domain.issuance.queries import TicketInContext, pass_page_url
-from server.domain.storefront import calendar_entry, local_time
+from server.domain.storefront.rules import calendar_entry, local_time
 
 SUBJECTS = {
     "issued": "Your tickets: {title}",

@@ -24,6 +24,7 @@ from server.domain.common import Clock
 from server.domain.issuance.keys import Keyring
 from server.domain.issuance.queries import in_context
 from server.domain.mail.messages import compose
+from server.domain.mail.rules import NO_SUCH_TICKETS, given_up, retry_delay_ms
 from server.settings import Settings
 
 log = logging.getLogger("tickets.mail")
@@ -75,11 +76,6 @@ def write_eml(folder: Path, message_id: int, kind: str, message: EmailMessage) -
     return path
 
 
-def retry_delay_ms(failed_before: int, settings: Settings) -> int:
-    ceiling = settings.mail_backoff_base_seconds * 2 ** min(failed_before, 32)
-    return int(min(settings.mail_backoff_cap_seconds, ceiling) * 1000)
-
-
 def _reason(exc: Exception) -> str:
     """What went wrong, without the server's answer text (it may quote the address)."""
     code = getattr(exc, "smtp_code", None)
@@ -105,7 +101,7 @@ async def send_one(db: Database, keyring: Keyring, settings: Settings, job: Clai
     try:
         message = await _compose(db, keyring, settings, job, now_ms)
         if message is None:
-            error = "no such tickets"
+            error = NO_SUCH_TICKETS
         elif settings.smtp_host:
             await asyncio.to_thread(send_smtp, settings, message)
         else:
@@ -116,19 +112,18 @@ async def send_one(db: Database, keyring: Keyring, settings: Settings, job: Clai
     values: dict[str, object] = {"attempts": attempts, "last_error": error}
     if error is None:
         values |= {"state": "sent", "sent_ms": now_ms}
-    elif attempts >= settings.mail_max_attempts or message_is_hopeless(error):
+    elif given_up(attempts, settings.mail_max_attempts, error):
         values |= {"state": "dead"}
         log.warning("mail message %d given up after %d attempts: %s", job.id, attempts, error)
     else:
-        values |= {"next_attempt_ms": now_ms + retry_delay_ms(job.attempts, settings)}
+        delay_ms = retry_delay_ms(
+            job.attempts, settings.mail_backoff_base_seconds, settings.mail_backoff_cap_seconds
+        )
+        values |= {"next_attempt_ms": now_ms + delay_ms}
         log.info("mail message %d not sent (attempt %d): %s", job.id, attempts, error)
     async with db.write() as session:
         await session.execute(update(MailMessage).where(MailMessage.id == job.id).values(**values))
     return error is None
-
-
-def message_is_hopeless(error: str) -> bool:
-    return error == "no such tickets"
 
 
 async def deliver_due(db: Database, keyring: Keyring, settings: Settings, clock: Clock) -> int:

@@ -11,7 +11,8 @@ from typing import TypeVar
 from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.errors import InvalidOfferCode
-from server.domain.ratelimit import Scope, Window, guarding
+from server.domain.ratelimit import guarding
+from server.domain.ratewindows import Scope, Window
 
 T = TypeVar("T")
 

@@ -9,7 +9,6 @@ take the last redemption.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,25 +23,14 @@ from server.domain.catalog.rules import check_status
 from server.domain.catalog.service import Inventory, ensure_can_manage, find_event, inventory, note_change
 from server.domain.common import decode_cursor, encode_cursor, new_id
 from server.domain.errors import (
-    CapacityBelowCommitted,
     InvalidOfferCode,
     InvalidRequest,
     OfferCodeExhausted,
     OfferNotFound,
     TierNotFound,
 )
+from server.domain.offers import rules
 from server.domain.offers.pricing import Terms
-
-KINDS = ("discount", "presale", "affiliate", "access-window")
-# Offers of these kinds let their code's holders see and buy hidden tiers, and buy before sales open.
-UNLOCKING = frozenset({"presale", "access-window"})
-OFFER_STATUSES = ("active", "archived")
-CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,99}")
-
-
-def code_key(code: str) -> str:
-    """How codes are matched: blanks around them and letter case do not count."""
-    return code.strip().upper()
 
 
 @dataclass(slots=True)
@@ -72,8 +60,7 @@ class OfferUsage:
 
     @property
     def remaining(self) -> int | None:
-        cap = self.offer.max_redemptions
-        return None if cap is None else max(0, cap - self.redeemed - self.reserved)
+        return rules.remaining(self.offer.max_redemptions, self.redeemed, self.reserved)
 
 
 def terms(offer: Offer) -> Terms:
@@ -83,22 +70,21 @@ def terms(offer: Offer) -> Terms:
 
 def unlocked_tiers(offer: Offer | None, tier_ids: Iterable[str]) -> frozenset[str]:
     """The tiers among ``tier_ids`` that the offer opens (hidden, or not on sale yet)."""
-    if offer is None or offer.kind not in UNLOCKING:
+    if offer is None:
         return frozenset()
-    scope = terms(offer)
-    return frozenset(t for t in tier_ids if scope.covers(t))
+    return rules.unlocked_tiers(offer.kind, terms(offer), tier_ids)
 
 
 def _check(given: OfferInput | Offer) -> None:
     """Rules every offer keeps, checked on creation and after every change."""
-    if given.discount_percent is not None and given.discount_amount is not None:
-        raise InvalidRequest("give discountPercent or discountAmount, not both")
-    if given.discount_amount is not None and not given.currency:
-        raise InvalidRequest("a discountAmount needs the currency it is in")
-    if given.starts_ms is not None and given.ends_ms is not None and given.ends_ms <= given.starts_ms:
-        raise InvalidRequest("endsAt must be after startsAt")
-    if given.kind == "discount" and given.discount_percent is None and given.discount_amount is None:
-        raise InvalidRequest("a discount offer needs discountPercent or discountAmount")
+    rules.check_offer(
+        given.kind,
+        given.discount_percent,
+        given.discount_amount,
+        given.currency,
+        given.starts_ms,
+        given.ends_ms,
+    )
 
 
 async def _check_tiers(session: AsyncSession, event: Event, tier_ids: list[str] | None) -> None:
@@ -119,13 +105,10 @@ async def create_offer(
 ) -> Offer:
     event = await find_event(session, caller.environment, event_id=event_id)
     await ensure_can_manage(session, event, caller)
-    if given.kind not in KINDS:
-        raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
-    if not CODE.fullmatch(given.code.strip()):
-        raise InvalidRequest("a code is 3 to 100 letters, digits, '-' or '_', starting with no '-' or '_'")
+    rules.check_new_offer(given.kind, given.code)
     _check(given)
     await _check_tiers(session, event, given.tier_ids)
-    key = code_key(given.code)
+    key = rules.code_key(given.code)
     if await session.scalar(select(Offer.id).where(Offer.event_id == event.id, Offer.code_key == key)):
         raise InvalidRequest("this event already has an offer with this code")
     offer = Offer(
@@ -176,7 +159,7 @@ async def update_offer(
 ) -> Offer:
     """``changes`` maps column names to new values. The code and kind stay as they are; a new cap
     never goes below what is redeemed or reserved."""
-    check_status(changes.get("status"), OFFER_STATUSES, "status")
+    check_status(changes.get("status"), rules.OFFER_STATUSES, "status")
     offer = await _find(session, caller, offer_id, lock=True)
     event = await find_event(session, caller.environment, event_id=offer.event_id)
     await ensure_can_manage(session, event, caller)
@@ -189,11 +172,7 @@ async def update_offer(
     cap = changes.get("max_redemptions")
     if cap is not None:
         usage = (await usages(session, [offer], now_ms))[0]
-        if cap < usage.redeemed + usage.reserved:
-            raise CapacityBelowCommitted(
-                f"offer {offer.id} has {usage.redeemed + usage.reserved} redemptions used or reserved; "
-                "its cap cannot go below that"
-            )
+        rules.check_cap(offer.id, cap, usage.redeemed, usage.reserved)
     for name, value in changes.items():
         setattr(offer, name, value)
     _check(offer)
@@ -237,26 +216,14 @@ async def offer_for_code(
     """The active offer of ``event`` that ``code`` names, within its window; otherwise
     :class:`InvalidOfferCode`, whatever the reason."""
     query = select(Offer).where(
-        Offer.event_id == event.id, Offer.code_key == code_key(code), Offer.status == "active"
+        Offer.event_id == event.id, Offer.code_key == rules.code_key(code), Offer.status == "active"
     )
     offer = await session.scalar(
         (query.with_for_update() if lock else query).execution_options(populate_existing=True)
     )
-    if offer is None or not _in_window(offer, now_ms):
+    if offer is None or not rules.in_window(offer.starts_ms, offer.ends_ms, now_ms):
         raise InvalidOfferCode("this code cannot be used for this order")
     return offer
-
-
-def _in_window(offer: Offer, now_ms: int) -> bool:
-    return (offer.starts_ms is None or offer.starts_ms <= now_ms) and (
-        offer.ends_ms is None or now_ms < offer.ends_ms
-    )
-
-
-def check_applies(offer: Offer, places: int, currency: str) -> None:
-    """The order has tickets the offer is for, in the currency of a fixed discount."""
-    if places == 0 or (offer.discount_amount is not None and offer.currency != currency):
-        raise InvalidOfferCode("this code cannot be used for this order")
 
 
 async def check_room(
@@ -272,8 +239,7 @@ async def check_room(
     (when the offer caps buyers, a hold must name one)."""
     if offer.max_redemptions is not None:
         usage = (await usages(session, [offer], now_ms))[0]
-        if places > (usage.remaining or 0):
-            raise OfferCodeExhausted("this code has no redemptions left for this many tickets")
+        rules.check_room(places, usage.remaining)
     if offer.max_per_buyer is not None and for_buyer:
         if buyer_key is None:
             raise InvalidRequest("this code is limited per buyer: send buyerDid or customerEmail")
@@ -284,15 +250,7 @@ async def check_room(
                 or_(OfferRedemption.consumed.is_(True), OfferRedemption.active_until_ms > now_ms),
             )
         )
-        if int(used or 0) + places > offer.max_per_buyer:
-            raise OfferCodeExhausted("this buyer has used this code as often as it allows")
-
-
-def buyer_key(buyer_did: str | None, customer_email: str | None) -> str | None:
-    """Who a per-buyer cap counts: the buyer's DID, else their e-mail address (case-insensitive)."""
-    if buyer_did:
-        return buyer_did
-    return f"mailto:{customer_email.strip().lower()}" if customer_email else None
+        rules.check_buyer_room(places, int(used or 0), offer.max_per_buyer)
 
 
 def reserve(session: AsyncSession, offer: Offer, hold: Hold, places: int, buyer: str | None) -> None:

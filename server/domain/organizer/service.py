@@ -31,6 +31,7 @@ from server.db.models import (
     Tier,
 )
 from server.domain import ledger
+from server.domain.catalog.rules import Pool, tier_available
 from server.domain.catalog.service import held_places
 from server.domain.checkin.lists import CheckInListNotFound, ListCounts, counts, escape_like
 from server.domain.devices import service as devices
@@ -44,6 +45,7 @@ from server.domain.exports.service import export_list
 from server.domain.issuance import service as issuance
 from server.domain.issuance.service import TicketNotFound
 from server.domain.organizer.access import Viewer, viewed_event
+from server.domain.organizer.rules import OrderLine, TierMoney, add_order, entry_buckets
 from server.domain.outbox import service as outbox
 
 ATTENTION = ("needs_refund", "needs_review")
@@ -55,21 +57,10 @@ CONFLICT_STATES = ("open", "resolved", "all")
 # --- the summary ---------------------------------------------------------------------------------
 
 
-def _shares(total: int, weights: list[int]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (integers; the last share takes the rest)."""
-    whole = sum(weights)
-    if whole == 0:
-        return [0] * len(weights)
-    shares = [total * w // whole for w in weights[:-1]]
-    return [*shares, total - sum(shares)]
-
-
-async def _money_per_tier(session: AsyncSession, event_id: str) -> dict[str, dict[str, int]]:
+async def _money_per_tier(session: AsyncSession, event_id: str) -> dict[str, TierMoney]:
     """Gross, discounts and fees of the completed orders per tier (an order's discount and app fee
     shared among its lines by their amounts), and refunds: the refunded tickets' prices."""
-    money: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"gross": 0, "discounts": 0, "fees": 0, "refunds": 0}
-    )
+    money: dict[str, TierMoney] = {}
     rows = await session.execute(
         select(
             Hold.id,
@@ -87,20 +78,15 @@ async def _money_per_tier(session: AsyncSession, event_id: str) -> dict[str, dic
     for row in rows.all():
         orders[row.id].append(row)
     for lines in orders.values():
-        amounts = [line.quantity * line.unit_amount for line in lines]
-        discounts = _shares(lines[0].discount_amount, amounts)
-        fees = _shares(lines[0].app_fee_amount, amounts)
-        for line, amount, discount, fee in zip(lines, amounts, discounts, fees, strict=True):
-            money[line.tier_id]["gross"] += amount
-            money[line.tier_id]["discounts"] += discount
-            money[line.tier_id]["fees"] += fee
+        order = [OrderLine(line.tier_id, line.quantity, line.unit_amount) for line in lines]
+        add_order(money, order, lines[0].discount_amount, lines[0].app_fee_amount)
     refunds = await session.execute(
         select(Ticket.tier_id, func.sum(Ticket.unit_amount))
         .where(Ticket.event_id == event_id, Ticket.status == "refunded")
         .group_by(Ticket.tier_id)
     )
     for tier_id, amount in refunds.all():
-        money[tier_id]["refunds"] += int(amount)
+        money.setdefault(tier_id, TierMoney()).refunds += int(amount)
     return money
 
 
@@ -111,10 +97,7 @@ class TierSales:
     tier: Tier
     held: int
     available: int
-    gross: int
-    discounts: int
-    fees: int
-    refunds: int
+    money: TierMoney
 
 
 async def _tiers(session: AsyncSession, event: Event, now_ms: int) -> list[TierSales]:
@@ -132,20 +115,10 @@ async def _tiers(session: AsyncSession, event: Event, now_ms: int) -> list[TierS
     out = []
     for tier in tiers:
         group = groups[tier.capacity_group_id]
-        in_group = group.total_capacity - group.sold - held.per_group.get(group.id, 0)
-        in_tier = tier.quantity_total - tier.sold - held.per_tier.get(tier.id, 0)
-        m = money[tier.id]
-        out.append(
-            TierSales(
-                tier,
-                held.per_tier.get(tier.id, 0),
-                max(0, min(in_group, in_tier)),
-                m["gross"],
-                m["discounts"],
-                m["fees"],
-                m["refunds"],
-            )
-        )
+        in_group = Pool(group.total_capacity, group.sold, held.per_group.get(group.id, 0))
+        in_tier = Pool(tier.quantity_total, tier.sold, held.per_tier.get(tier.id, 0))
+        m = money.get(tier.id, TierMoney())
+        out.append(TierSales(tier, held.per_tier.get(tier.id, 0), tier_available(in_tier, in_group), m))
     return out
 
 
@@ -441,13 +414,7 @@ async def entries_over_time(session: AsyncSession, event: Event, bucket_ms: int)
             .order_by(CheckInRecord.server_ms)
         )
     )
-    if not times:
-        return []
-    first = times[0] // bucket_ms
-    buckets = [0] * (times[-1] // bucket_ms - first + 1)
-    for at in times:
-        buckets[at // bucket_ms - first] += 1
-    return [((first + n) * bucket_ms, count) for n, count in enumerate(buckets)]
+    return entry_buckets(times, bucket_ms)
 
 
 async def enroll_desk(

@@ -36,6 +36,7 @@ from server.db.models import App, OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
 from server.domain.outbox.receivers import XrpcReceivers
+from server.domain.outbox.rules import given_up, retry_delay_ms
 from server.observability import REQUEST_ID_HEADER
 from server.outbound import UNREACHABLE
 from server.settings import Settings
@@ -83,15 +84,6 @@ class AttemptResult:
 
 def lease_ms(settings: Settings) -> int:
     return int(settings.webhook_timeout_seconds * 1000) + LEASE_MARGIN_MS
-
-
-def retry_delay_ms(failed_before: int, settings: Settings, rng: random.Random) -> int:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2^failed_before)]``."""
-    ceiling = min(
-        settings.webhook_backoff_cap_seconds,
-        settings.webhook_backoff_base_seconds * 2 ** min(failed_before, 63),
-    )
-    return int(rng.uniform(0, ceiling) * 1000)
 
 
 async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[Claimed]:
@@ -264,10 +256,16 @@ async def record(
             message.delivered_ms = message.delivered_ms or finished_ms
         else:
             message.attempts += 1
-            if message.attempts >= settings.webhook_max_attempts:
+            if given_up(message.attempts, settings.webhook_max_attempts):
                 message.state = "dead"
             else:
-                message.next_attempt_ms = finished_ms + retry_delay_ms(message.attempts - 1, settings, rng)
+                delay_ms = retry_delay_ms(
+                    message.attempts - 1,
+                    settings.webhook_backoff_base_seconds,
+                    settings.webhook_backoff_cap_seconds,
+                    rng.random(),
+                )
+                message.next_attempt_ms = finished_ms + delay_ms
 
 
 async def _send(

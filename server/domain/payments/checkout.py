@@ -14,15 +14,7 @@ from server.db.models import App, Event, Hold, Payment
 from server.domain.caller import Caller
 from server.domain.errors import PaymentNotFound
 from server.domain.holds.service import effective_status
-
-# A hold's status, as the broker names the state of its checkout.
-CHECKOUT_STATUSES = {
-    "held": "pending",
-    "completed": "completed",
-    "expired": "expired",
-    "released": "failed",
-    "failed": "failed",
-}
+from server.domain.payments.rules import CHECKOUT_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,19 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import Hold, Payment, Ticket, Tier
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups, tier_states
-from server.domain.holds.rules import find_shortages
+from server.domain.holds.rules import find_shortages, hold_status
 from server.domain.holds.service import end_hold
 from server.domain.issuance.keys import Keyring
 from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import enqueue, event_uri
+from server.domain.payments import rules
 from server.domain.payments.reports import PaymentReport
 
 BROKER = "payment-broker"
-# Statuses a second completion of the payment changes nothing in (``partially_refunded`` too, once
-# the payment has issued).
-_SETTLED = ("completed", "needs_refund", "needs_review")
 
 _HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
 _HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
@@ -143,9 +141,8 @@ async def _flag(
 
 def _completion_seen(payment: Payment | None, hold: Hold | None, report: PaymentReport) -> bool:
     """Whether a completion of the payment was handled already (it issued, or was flagged)."""
-    status = payment.status if payment is not None else None
     issued = hold is not None and hold.status == "completed" and hold.payment_id == report.payment_id
-    return status in _SETTLED or (status == "partially_refunded" and issued)
+    return rules.completion_seen(None if payment is None else payment.status, issued)
 
 
 async def payment_completed(
@@ -157,9 +154,8 @@ async def payment_completed(
     if _completion_seen(payment, hold, report):
         return "duplicate"
     paid = report.amount or 0
-    if payment is not None and (
-        payment.status == "refunded"
-        or (payment.status == "partially_refunded" and payment.refunded_amount >= paid)
+    if payment is not None and rules.refunded_before_completion(
+        payment.status, payment.refunded_amount, paid
     ):
         # Refunded in full before this completion (or after it issued): nothing (more) is issued.
         payment.refunded_amount = max(payment.refunded_amount, paid)
@@ -170,22 +166,15 @@ async def payment_completed(
         return await _flag(
             session, report, payment, None, "needs_refund", "no hold matches this payment", now_ms
         )
-    if report.amount != hold.amount or report.currency != hold.currency:
-        return await _flag(
-            session,
-            report,
-            payment,
-            hold,
-            "needs_review",
-            f"paid {report.amount} {report.currency} for a hold of {hold.amount} {hold.currency}",
-            now_ms,
-        )
+    mismatch = rules.mismatch(report.amount, report.currency, hold.amount, hold.currency)
+    if mismatch is not None:
+        return await _flag(session, report, payment, hold, "needs_review", mismatch, now_ms)
     if hold.status == "completed":
         return await _flag(
             session, report, payment, hold, "needs_refund", "the hold was already paid", now_ms
         )
     items = await hold_items(session, hold.id)
-    live = hold.status == "held" and hold.expires_ms > now_ms
+    live = hold_status(hold.status, hold.expires_ms, now_ms) == "held"
     # A live hold's places are its own: what needs no lock is done before the capacity groups are
     # locked, so that every other hold and payment of those groups waits for less.
     seller_url = await prepare_issue(session, keyring, hold, now_ms) if live else None
@@ -232,14 +221,12 @@ async def payment_completed(
         actor=BROKER,
         payment_id=report.payment_id,
     )
-    partly = payment is not None and payment.status == "partially_refunded"
-    status = "partially_refunded" if partly else "completed"
     _settle(
         session,
         report,
         payment,
         hold,
-        status,
+        rules.completed_status(None if payment is None else payment.status),
         None if payment is None else payment.reason,
         now_ms,
         completion=True,
@@ -268,9 +255,6 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
     refunds every active ticket of it; a partial one only the tickets it names, and adds its amount.
     Before the completion it is kept: a full refund then stops the completion from issuing."""
     hold, payment = await _locate(session, report)
-    before = payment.status if payment is not None else None
-    if before == "refunded":
-        return "refunded 0"
     # What was paid: known once the completion came; before it, the hold's total (if it is known).
     seen = _completion_seen(payment, hold, report)
     total, currency = (
@@ -280,28 +264,17 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
         if hold is not None
         else (None, None)
     )
-    if report.currency is not None and currency is not None and report.currency != currency:
-        return await _flag(
-            session,
-            report,
-            payment,
-            hold,
-            "needs_review",
-            f"a refund in {report.currency} of a payment in {currency}",
-            now_ms,
-            completion=False,
-        )
     already = payment.refunded_amount if payment is not None else 0
-    full = report.amount is None or (total is not None and already + report.amount >= total)
-    tickets = await _tickets(session, report, None if full else report.ticket_ids)
-    if full:
-        payment = _settle(session, report, payment, hold, "refunded", report.reason, now_ms)
-    elif before in ("needs_refund", "needs_review"):
-        assert payment is not None
-        payment = _settle(session, report, payment, hold, before, payment.reason, now_ms)
-    else:
-        payment = _settle(session, report, payment, hold, "partially_refunded", report.reason, now_ms)
-    payment.refunded_amount = total if full and total is not None else already + (report.amount or 0)
+    plan = rules.refund(None if payment is None else payment.status, already, report.amount, total)
+    if plan is None:
+        return "refunded 0"
+    problem = rules.refund_currency_problem(report.currency, currency)
+    if problem is not None:
+        return await _flag(session, report, payment, hold, "needs_review", problem, now_ms, completion=False)
+    tickets = await _tickets(session, report, None if plan.full else report.ticket_ids)
+    reason = payment.reason if plan.keeps_reason and payment is not None else report.reason
+    payment = _settle(session, report, payment, hold, plan.status, reason, now_ms)
+    payment.refunded_amount = plan.refunded_amount
     for ticket in tickets:
         await end_ticket(
             session, ticket, "refunded", BROKER, report.reason or "refunded by the payment broker", now_ms
@@ -313,8 +286,9 @@ async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: i
     """A failure as the payment's first event is recorded and frees its hold (a completed hold is
     left alone); after any other event of the payment it changes nothing."""
     hold, payment = await _locate(session, report)
-    if payment is not None:
-        return "duplicate" if payment.status == "failed" else "ignored"
+    outcome = rules.failure_outcome(None if payment is None else payment.status)
+    if outcome is not None:
+        return outcome
     _settle(session, report, None, hold, "failed", report.reason, now_ms)
     if hold is None or hold.status != "held":
         return "ignored"

@@ -53,6 +53,7 @@ from server.domain.publishing.records import (
     ticket_tier_record,
     ticketed_event_record,
 )
+from server.domain.publishing.rules import refs_in_scope, retry_delay_ms, unwanted
 
 log = logging.getLogger("tickets.publishing")
 
@@ -191,7 +192,7 @@ class Publisher:
         async with self.db.write() as session:
             publication = await session.get(EventPublication, event_id, with_for_update=True)
             if publication is not None:
-                delay = min(self.retry_cap_ms, self.retry_base_ms * 2 ** min(publication.attempts, 32))
+                delay = retry_delay_ms(publication.attempts, self.retry_base_ms, self.retry_cap_ms)
                 publication.attempts += 1
                 publication.last_error = message[:2000]
                 publication.next_attempt_ms = self.clock.now_ms() + delay
@@ -310,25 +311,18 @@ class Publisher:
                 ticket_tier_record(tier, event_ref, refs.get(tier.capacity_group_id)),
             )
         for checklist in catalog.lists:
-            tier_refs = (
-                None
-                if checklist.tier_ids is None
-                else [refs[tier_id] for tier_id in checklist.tier_ids if tier_id in refs]
-            )
             await writer.put(
                 CHECK_IN_LIST,
                 record_key(checklist.id, checklist.created_ms),
                 checklist.id,
-                check_in_list_record(checklist, event_ref, tier_refs),
+                check_in_list_record(checklist, event_ref, refs_in_scope(checklist.tier_ids, refs)),
             )
         for offer in catalog.offers:
-            # A scope of hidden tiers only names none: an empty list, never "every tier".
-            scope = None if offer.tier_ids is None else [refs[t] for t in offer.tier_ids if t in refs]
             await writer.put(
                 PUBLIC_OFFER,
                 record_key(offer.id, offer.created_ms),
                 offer.id,
-                public_offer_record(offer, event_ref, scope),
+                public_offer_record(offer, event_ref, refs_in_scope(offer.tier_ids, refs)),
             )
 
 
@@ -420,9 +414,8 @@ class _Writer:
 
     async def delete_the_rest(self) -> None:
         """Delete the records written earlier that the catalog no longer calls for."""
-        for (collection, rkey), row in sorted(self._published.items()):
-            if (collection, rkey) in self._wanted:
-                continue
+        for collection, rkey in unwanted(self._published, self._wanted):
+            row = self._published[(collection, rkey)]
             body = {"repo": self._repo, "collection": collection, "rkey": rkey, "swapRecord": row.cid}
             try:
                 await self._account.procedure(DELETE_RECORD, body)

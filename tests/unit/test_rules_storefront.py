@@ -1,5 +1,5 @@
 """The event page's pure parts: times in the event's zone, calendar entries, the quantities a form
-asks for."""
+asks for and their bounds, a ticket's price with a code, the environment a page shows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import pytest
 
 from server.domain.catalog.rules import SaleState
 from server.domain.errors import InvalidRequest
-from server.domain.storefront import TierOffer, calendar_entry, local_time, ordered_items
+from server.domain.offers.pricing import Terms
+from server.domain.storefront.rules import (
+    PAGE_MAX_QUANTITY,
+    calendar_entry,
+    code_price,
+    environment_rank,
+    local_time,
+    ordered_items,
+    quantity_bound,
+)
+from server.domain.storefront.service import TierOffer
 
 NEW_YEAR_UTC_MS = 1_798_747_200_000  # 2026-12-31T20:00:00Z
 
@@ -53,3 +63,24 @@ def test_a_form_asks_for_whole_numbers_within_each_tier_s_bound() -> None:
     for form in [{"qty-a": "5"}, {"qty-a": "-1"}, {"qty-a": "1e3"}, {"qty-a": "٣"}, {}, {"qty-a": "0"}]:
         with pytest.raises(InvalidRequest):
             ordered_items(form, tiers)
+
+
+def test_a_page_order_is_bounded_by_the_limit_what_is_left_and_the_page() -> None:
+    assert quantity_bound(SaleState.AVAILABLE, 100, 10, 4) == 4
+    assert quantity_bound(SaleState.AVAILABLE, 100, 3, 40) == 3
+    assert quantity_bound(SaleState.AVAILABLE, 100, 500, 500) == PAGE_MAX_QUANTITY
+    assert quantity_bound(SaleState.AVAILABLE, 0, 10, 10) == 0  # free tiers are not sold on the page
+    for state in (SaleState.SOLD_OUT, SaleState.NOT_ON_SALE, SaleState.HIDDEN, SaleState.UNAVAILABLE):
+        assert quantity_bound(state, 100, 10, 10) == 0
+
+
+def test_a_code_price_shows_only_a_lower_price_in_the_tier_s_currency() -> None:
+    assert code_price("a", 1_000, "eur", Terms(percent=25), None) == 750
+    assert code_price("a", 1_000, "eur", Terms(amount=300), "eur") == 700
+    assert code_price("a", 1_000, "eur", Terms(amount=300), "usd") is None
+    assert code_price("a", 1_000, "eur", Terms(percent=25, tier_ids=frozenset({"b"})), None) is None
+    assert code_price("a", 1_000, "eur", Terms(), None) is None  # an offer that only unlocks
+
+
+def test_a_public_page_prefers_live_then_test() -> None:
+    assert sorted(["other", "test", "live"], key=environment_rank) == ["live", "test", "other"]
