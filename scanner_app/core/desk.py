@@ -11,23 +11,13 @@ to the local store before the result is returned, and goes upstream with the nex
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner_app.core import texts, vault
-from scanner_app.core.client import (
-    ClockOffset,
-    DeviceRevokedError,
-    ServerRefused,
-    ServerUnreachable,
-    XrpcClient,
-    wall_ms,
-)
+from scanner_app.core import texts
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.offline import (
     DoorBook,
@@ -38,9 +28,22 @@ from scanner_app.core.offline import (
     read_pass,
     ticket_facts,
 )
-from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
+from scanner_app.core.ports import (
+    BundleState,
+    Clock,
+    ClockOffset,
+    CredentialVault,
+    DeskStore,
+    DeviceRevokedError,
+    Enrollment,
+    IdSource,
+    ListInfo,
+    PeerClient,
+    Peers,
+    ServerRefused,
+    ServerUnreachable,
+)
 from scanner_app.core.syncer import HUB, SERVER, SyncEngine
-from scanner_app.core.texts import reason_text
 from sync.bundle import FORMAT_VERSION as BUNDLE_FORMAT
 from sync.bundle import BundleError, TicketEntry, TicketIndex, unpack_entries, verify_bundle
 from sync.checkin import (
@@ -72,16 +75,15 @@ __all__ = [
     "DeskCore",
     "EnrollmentFailed",
     "FirstEntry",
-    "ListInfo",
+    "FoundTicket",
     "NotReady",
     "ScanResult",
     "SyncStatus",
-    "reason_text",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class TicketMatch:
+class FoundTicket:
     """A ticket found by a manual search; checked in by its id (the server answers no pass)."""
 
     ticket_id: str
@@ -201,11 +203,6 @@ class Draft:
         )
 
 
-def new_record_id() -> str:
-    """Unique on this desk: the time, then 40 random bits."""
-    return f"rec_{wall_ms():012x}{secrets.token_hex(5)}"
-
-
 def parse_hub_text(text: str) -> tuple[str, str]:
     """``tickets-hub:<token>@<url>`` -> (url, token)."""
     if not text.startswith(HUB_PREFIX) or "@" not in text:
@@ -224,22 +221,37 @@ def _answer_ms(text: object) -> int | None:
 
 
 class DeskCore:
-    """One desk. Open it with :meth:`open`; everything runs on the caller's event loop."""
+    """One desk, over the adapters it is handed (:mod:`scanner_app.core.ports`); :meth:`load` it
+    before use (:func:`scanner_app.start.open_desk` does both). Everything runs on the caller's
+    event loop."""
 
-    def __init__(self, settings: ScannerSettings, store: Store, pin: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScannerSettings,
+        store: DeskStore,
+        vault: CredentialVault,
+        peers: Peers,
+        clock: Clock,
+        ids: IdSource,
+    ) -> None:
+        """``clock``: this desk's wall time (record times) and its monotonic clock (the
+        re-presentation window, bundle refreshes, latencies); ``ids``: record ids and hub tokens."""
         self.settings = settings
         self.store = store
-        self._pin = pin
+        self.vault = vault
+        self.peers = peers
+        self.clock = clock
+        self.ids = ids
         self.revoked = False
         self.online = False
         self.problem: str | None = None
-        self.clock = ClockOffset(int(store.setting("clock_offset_ms") or 0))
+        self.offset = ClockOffset(clock, int(store.setting("clock_offset_ms") or 0))
         self.enrollment: Enrollment | None = None
         self.bundles: dict[str, ListBundle] = {}
         self.door = DoorBook()
         self._engine: SyncEngine | None = None
-        self._server: XrpcClient | None = None
-        self._hub: XrpcClient | None = None
+        self._server: PeerClient | None = None
+        self._hub: PeerClient | None = None
         self._admitted_here: Counter[str] = Counter()
         # The entries of the passes scanned since the desk started, by ticket reference (memory
         # only: the store keeps no ticket id, so an entry opens again only with its pass).
@@ -258,34 +270,20 @@ class DeskCore:
         self._admissions: dict[tuple[str, Direction, str], tuple[float, ScanResult]] = {}
         # The last scan the desk could not decide (amber), while door staff may still admit it by hand.
         self._undecided: tuple[Draft, TicketEntry | None] | None = None
-        self.monotonic = time.monotonic  # the desk's clock for windows and deadlines (tests set it)
         self._wake = asyncio.Event()
         self._sync_lock = asyncio.Lock()
 
-    @classmethod
-    async def open(cls, settings: ScannerSettings, pin: str | None = None) -> DeskCore:
-        """The desk of ``settings``; ``pin`` (default: the settings' PIN) opens its credential.
-        Raises :class:`~scanner_app.core.vault.PinRequired` or
-        :class:`~scanner_app.core.vault.WrongPin` when the credential is sealed with a PIN."""
-        core = cls(settings, Store(settings.database_path), settings.desk_pin() if pin is None else pin)
-        try:
-            core._load()
-        except (vault.PinRequired, vault.WrongPin):
-            core.store.close()
-            raise
-        return core
-
     def _credential(self) -> str:
         """The credential, unsealed (sealed first when an older desk kept it in clear)."""
-        folder = self.store.path.parent
         clear = self.store.take_clear_credential()
         if clear is not None:
-            self.store.seal_credential(vault.seal(clear, self._pin, folder))
+            self.store.seal_credential(self.vault.seal(clear))
             return clear
-        return vault.unseal(self.store.setting("credential") or "{}", self._pin, folder)
+        return self.vault.unseal(self.store.setting("credential") or "{}")
 
-    def _load(self) -> None:
-        """Everything in memory from the store: enrollment, bundles, records, sync state."""
+    def load(self) -> None:
+        """Everything in memory from the store: enrollment, bundles, records, sync state. Raises
+        what the vault raises when it cannot open the credential (a PIN missing or wrong)."""
         self.enrollment = self.store.enrollment()
         self._choices = {key: self.store.setting(key) for key in ("selected_list", "gate", "direction")}
         last_sync = self.store.setting("last_sync_ms")
@@ -331,11 +329,11 @@ class DeskCore:
         if hub is not None and self._hub is None:
             self._hub = self._client(*parse_hub_text(hub))
 
-    def _client(self, url: str, credential: str) -> XrpcClient:
+    def _client(self, url: str, credential: str) -> PeerClient:
         """A peer's client: short to connect, ``request_timeout_seconds`` to answer."""
         settings = self.settings
-        return XrpcClient(
-            url, credential, self.clock, settings.request_timeout_seconds, settings.connect_timeout_seconds
+        return self.peers.connect(
+            url, credential, self.offset, settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
 
     # What the screen shows.
@@ -410,7 +408,7 @@ class DeskCore:
     def status(self) -> SyncStatus:
         chosen = self.selected_list
         bundle = None if chosen is None else self.bundles.get(chosen.id)
-        age = None if bundle is None else self.clock.now_ms() - bundle.state.issued_at_ms
+        age = None if bundle is None else self.offset.now_ms() - bundle.state.issued_at_ms
         via_hub = self._hub is not None and self._breaker_open and bool(self._hub_alive)
         link: Link = "online" if self.online else "hub" if via_hub else "offline"
         if link == "offline" and not self._answered and not self._breaker_open:
@@ -442,7 +440,7 @@ class DeskCore:
             server_url = scanned_url or server_url
         if not server_url:
             raise EnrollmentFailed("the server address is missing")
-        client = XrpcClient(server_url, "", self.clock, self.settings.request_timeout_seconds)
+        client = self.peers.connect(server_url, "", self.offset, self.settings.request_timeout_seconds)
         try:
             answer = await client.enroll(code.strip(), device_name)
         except ServerRefused as refused:
@@ -460,12 +458,12 @@ class DeskCore:
             event_id=str(answer["eventId"]),
             lists=lists,
         )
-        sealed = vault.seal(str(answer["credential"]), self._pin, self.store.path.parent)
+        sealed = self.vault.seal(str(answer["credential"]))
         self.store.save_enrollment(enrollment, sealed)
         if len(lists) == 1:
             self._choose(selected_list=lists[0].id)
         self.revoked = False
-        self._load()
+        self.load()
         await self.sync_once()
 
     async def select_list(self, list_id: str, gate: str | None = None) -> None:
@@ -493,7 +491,7 @@ class DeskCore:
         if not self._hub_token:
             self._hub_token = self.settings.hub_token or self.store.setting("hub_token") or ""
         if not self._hub_token:
-            self._hub_token = secrets.token_urlsafe(18)
+            self._hub_token = self.ids.hub_token()
             self.store.put_settings({"hub_token": self._hub_token})
         return self._hub_token
 
@@ -505,7 +503,7 @@ class DeskCore:
         """Decide one scan (online first, else offline) and store it before answering.
         ``source`` says how the text came in (keyboard wedge, camera, typed by hand)."""
         del source  # every source is decided alike; the screen keeps it for its own log
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         if self.enrollment is None or self._engine is None:
             raise NotReady("this desk is not enrolled")
         chosen = self.selected_list
@@ -513,7 +511,10 @@ class DeskCore:
             raise NotReady("choose a check-in list first")
         shown = (chosen.id, direction, text.strip())
         repeated = self._admissions.get(shown)
-        if repeated is not None and self.monotonic() - repeated[0] <= self.settings.representation_seconds:
+        if (
+            repeated is not None
+            and self.clock.monotonic() - repeated[0] <= self.settings.representation_seconds
+        ):
             return self._shown_again(repeated[1], started)
         bundle = self.bundles.get(chosen.id)
         others = [b for list_id, b in self.bundles.items() if list_id != chosen.id]
@@ -541,7 +542,7 @@ class DeskCore:
             self._in_hand[record.ticket_id] = entry
         result = replace(self._result(record, entry, answer, first, started), decided_by=decided_by)
         if record.admitted:
-            self._admissions[shown] = (self.monotonic(), result)
+            self._admissions[shown] = (self.clock.monotonic(), result)
         undecided = record.decision is Verdict.ATTENTION and record.ticket_id is not None
         self._undecided = (draft, entry) if undecided else None
         return result
@@ -555,13 +556,16 @@ class DeskCore:
         """Admit the holder of the last amber scan by hand, for ``why`` (a few words: no names).
         The check-in record is an admission like any other, marked manual: counted, synced, and
         refused at every door afterwards. Raises :class:`NotReady` when the last scan was not amber."""
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         if self._undecided is None or self._engine is None:
             raise NotReady("only a scan this desk could not decide (amber) can be admitted by hand")
         draft, entry = self._undecided
         self._undecided = None
         draft = replace(
-            draft, record_id=new_record_id(), device_ms=wall_ms(), clock_offset_ms=self.clock.value_ms
+            draft,
+            record_id=self.ids.record_id(),
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
         )
         reason = " ".join(why.split())[:MANUAL_REASON_CHARS] or "checked by hand"
         record = replace(draft.record(Decision(Verdict.ADMIT, Reason.OK)), manual_reason=reason)
@@ -576,7 +580,7 @@ class DeskCore:
             headline=texts.JUST_ADMITTED,
             detail=texts.JUST_ADMITTED_DETAIL,
             repeat=True,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=(self.clock.monotonic() - started) * 1000,
         )
 
     def _draft(
@@ -585,13 +589,13 @@ class DeskCore:
         assert self.enrollment is not None
         return Draft(
             device_id=self.enrollment.device_id,
-            record_id=new_record_id(),
+            record_id=self.ids.record_id(),
             list_id=list_id,
             ticket_id=ticket_id,
             generation=generation,
             direction=direction,
-            device_ms=wall_ms(),
-            clock_offset_ms=self.clock.value_ms,
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
             gate=self.gate,
         )
 
@@ -728,7 +732,7 @@ class DeskCore:
             first_entry=first,
             online=answer is not None,
             record=record.key,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=(self.clock.monotonic() - started) * 1000,
             direction=record.direction,
         )
 
@@ -744,7 +748,7 @@ class DeskCore:
         }
         return names.pop() if names else "another desk"
 
-    async def search(self, query: str) -> list[TicketMatch]:
+    async def search(self, query: str) -> list[FoundTicket]:
         """Tickets of the chosen list by name or ticket number: online only, since the offline index
         opens an entry only with that ticket's pass. Raises ``ServerUnreachable`` offline."""
         chosen = self.selected_list
@@ -752,7 +756,7 @@ class DeskCore:
             raise NotReady("choose a check-in list first")
         answer = await self._server.search(chosen.id, query)
         return [
-            TicketMatch(
+            FoundTicket(
                 ticket_id=str(t["ticketId"]),
                 ticket_number=str(t["ticketNumber"]),
                 display_name=t.get("attendeeName"),
@@ -767,7 +771,7 @@ class DeskCore:
         """Check in by hand a ticket found by :meth:`search` (the guest has no pass at hand): the
         server decides it like a scan of the ticket's pass (online only; raises ``NotReady`` when
         the server does not answer). The desk's record names the ticket by reference, as a scan's."""
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         chosen = self.selected_list
         if self._server is None or self._engine is None or chosen is None:
             raise NotReady("choose a check-in list first")
@@ -796,7 +800,7 @@ class DeskCore:
         ticket, list and direction with the reason ``undone``, which the merge rules read as "this
         desk's latest admission of the ticket never happened" (``sync.merge.standing``) on every
         replica: the holder may then enter as if never scanned."""
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         if self.enrollment is None:
             return None
         last = self.store.last_own_admission(self.enrollment.device_id)
@@ -805,10 +809,10 @@ class DeskCore:
         undone = last.record
         record = replace(
             undone,
-            record_id=new_record_id(),
+            record_id=self.ids.record_id(),
             reason=Reason.UNDONE,
-            device_ms=wall_ms(),
-            clock_offset_ms=self.clock.value_ms,
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
         )
         self.store.add_own(record, undoes=undone.record_id)
         self._captured(record, undo=True)
@@ -847,7 +851,7 @@ class DeskCore:
 
     def _synced(self) -> None:
         """A sync round completed: when, kept across restarts."""
-        self._last_sync_ms = wall_ms()
+        self._last_sync_ms = self.clock.wall_ms()
         self.store.put_settings({"last_sync_ms": str(self._last_sync_ms)})
 
     async def sync_once(self) -> None:
@@ -873,9 +877,9 @@ class DeskCore:
                 self.online = self._answered = True
                 self.problem, self._breaker_open = None, False
                 self._synced()
-            self.store.put_settings({"clock_offset_ms": str(self.clock.value_ms)})
+            self.store.put_settings({"clock_offset_ms": str(self.offset.value_ms)})
 
-    async def _server_round(self, engine: SyncEngine, server: XrpcClient) -> None:
+    async def _server_round(self, engine: SyncEngine, server: PeerClient) -> None:
         """While the breaker is open, or a hub desk is set (other desks' admissions must reach this
         one within a second), a round starts with a probe (a small pull) under the probe deadline:
         a hung server costs that, not the request timeout of every call of the round."""
@@ -885,7 +889,7 @@ class DeskCore:
             await asyncio.wait_for(probe, self.settings.probe_timeout_seconds)
         await self._refresh_bundles()
         engine.use_upstream(SERVER)
-        await engine.exchange(server, self.clock.now_ms())
+        await engine.exchange(server, self.offset.now_ms())
 
     async def _sync_with_hub(self) -> None:
         if self._hub is None or self._engine is None:
@@ -894,7 +898,7 @@ class DeskCore:
 
         async def exchange() -> None:
             engine.use_upstream(HUB)
-            await engine.exchange(hub, self.clock.now_ms())
+            await engine.exchange(hub, self.offset.now_ms())
 
         if await self._with_hub(exchange()):
             self._synced()
@@ -922,13 +926,13 @@ class DeskCore:
         assert self._engine is not None
         assert self.enrollment is not None
         due = self._bundles_checked is None or (
-            time.monotonic() - self._bundles_checked >= self.settings.bundle_refresh_seconds
+            self.clock.monotonic() - self._bundles_checked >= self.settings.bundle_refresh_seconds
         )
         if not due and self._engine.upstream == SERVER and len(self.bundles) == len(self.enrollment.lists):
             return
         for item in self.enrollment.lists:
             await self._fetch_bundle(item.id)
-        self._bundles_checked = time.monotonic()
+        self._bundles_checked = self.clock.monotonic()
 
     async def _fetch_bundle(self, list_id: str) -> None:
         """The list's changes since the bundle held (or all of it), verified, applied and kept."""
@@ -962,12 +966,12 @@ class DeskCore:
         """The server revoked this desk: wipe everything and forget the enrollment."""
         await self._close_clients()
         self.store.wipe()
-        vault.forget(self.store.path.parent)
+        self.vault.forget()
         self._in_hand.clear()
         self.revoked, self.online, self._engine = True, False, None
         self._admissions.clear()
         self.problem = texts.REVOKED
-        self._load()
+        self.load()
 
     async def _close_clients(self) -> None:
         for client in (self._server, self._hub):

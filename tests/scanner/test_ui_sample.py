@@ -22,13 +22,13 @@ from scanner_app.core.desk import (
     ConflictRow,
     Counters,
     FirstEntry,
-    ListInfo,
+    FoundTicket,
     NotReady,
     ScanResult,
     Source,
     SyncStatus,
 )
-from scanner_app.core.store import Enrollment
+from scanner_app.core.ports import Enrollment, ListInfo
 from scanner_app.core.texts import headline
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed, SearchAnswered, SearchFailed
@@ -75,19 +75,9 @@ RESULTS = {
 }
 
 
-@dataclass(frozen=True)
-class Match:
-    ticket_id: str
-    ticket_number: str
-    display_name: str | None
-    tier_title: str | None
-    status: str
-    door_state: str
-
-
 MATCHES = (
-    Match("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active", "not checked in"),
-    Match("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided", "checked in 19:02"),
+    FoundTicket("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active", "not checked in"),
+    FoundTicket("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided", "checked in 19:02"),
 )
 PASSES = {"ticket_ada": ADA}  # what the server decides a searched ticket on: its pass
 
@@ -157,7 +147,7 @@ class SampleDesk:
             result, direction=direction, headline=headline(result.verdict, result.reason, direction)
         )
 
-    async def search(self, query: str) -> Sequence[Match]:
+    async def search(self, query: str) -> Sequence[FoundTicket]:
         return [m for m in MATCHES if query.lower() in (m.display_name or "").lower()]
 
     async def check_in_searched(self, ticket_id: str, direction: Direction = Direction.ENTRY) -> ScanResult:
