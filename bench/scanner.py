@@ -40,7 +40,7 @@ from bench.results import Options, Row, RunResult, Workload, find, ratio
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
 from scanner_app.core.offline import read_pass
-from scanner_app.core.ports import BundleState, Enrollment, ListInfo
+from scanner_app.core.ports import BundleState, DeskEnrollment, ListInfo
 from scanner_app.core.wedge import WedgeDetector
 from scanner_app.io import vault
 from scanner_app.io.decoders import make_decoder
@@ -96,7 +96,7 @@ def enroll_offline(folder: Path, tickets: int, server_url: str = NOBODY) -> list
     }
     store = SqliteDeskStore(folder / "scanner.sqlite3")
     store.save_enrollment(
-        Enrollment(server_url, "dev_bench", "Bench desk", "test", "event_bench",
+        DeskEnrollment(server_url, "dev_bench", "Bench desk", "test", "event_bench",
                    (ListInfo(LIST_ID, "Main entrance"),)),
         vault.seal("dev_bench.x", None, folder),
     )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from scanner_app.core import texts
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import NotReady, ScanResult
+from scanner_app.core.desk import DeskNotReady, ScanResult
 from scanner_app.core.ports import DeviceRevokedError
 from scanner_app.io.camera import watch
 from scanner_app.io.decoders import make_decoder
@@ -66,7 +66,7 @@ async def run(
         async def decide(text: str) -> None:
             try:
                 result = await core.scan(text, direction, source="camera")
-            except (DeviceRevokedError, NotReady):
+            except (DeviceRevokedError, DeskNotReady):
                 if not core.revoked:
                     raise
                 stop.set()  # revoked (the core wiped the desk): nothing more to scan

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.ports import Clock
+from scanner_app.core.ports import DeskClock
 from scanner_app.io.http_peer import HttpPeers
 from scanner_app.io.sqlite_store import SqliteDeskStore
-from scanner_app.io.system import SYSTEM_CLOCK, RandomIds
+from scanner_app.io.system import SYSTEM_DESK_CLOCK, RandomIds
 from scanner_app.io.vault import PinRequired, SecretBoxVault, WrongPin
 
 
 async def open_desk(
-    settings: ScannerSettings, pin: str | None = None, *, clock: Clock = SYSTEM_CLOCK
+    settings: ScannerSettings, pin: str | None = None, *, clock: DeskClock = SYSTEM_DESK_CLOCK
 ) -> DeskCore:
     """The desk of ``settings``, loaded; ``pin`` (default: the settings' PIN) opens its credential.
     Raises :class:`~scanner_app.io.vault.PinRequired` or :class:`~scanner_app.io.vault.WrongPin`

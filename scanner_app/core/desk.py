@@ -30,12 +30,12 @@ from scanner_app.core.offline import (
 )
 from scanner_app.core.ports import (
     BundleState,
-    Clock,
     ClockOffset,
     CredentialVault,
+    DeskClock,
+    DeskEnrollment,
     DeskStore,
     DeviceRevokedError,
-    Enrollment,
     IdSource,
     ListInfo,
     PeerClient,
@@ -70,13 +70,13 @@ DecidedBy = Literal["server", "hub", "desk"]
 Link = Literal["connecting", "online", "hub", "offline"]
 
 __all__ = [
-    "ConflictRow",
     "Counters",
+    "DeskConflictRow",
     "DeskCore",
+    "DeskNotReady",
     "EnrollmentFailed",
     "FirstEntry",
     "FoundTicket",
-    "NotReady",
     "ScanResult",
     "SyncStatus",
 ]
@@ -95,7 +95,7 @@ class FoundTicket:
 
 
 @dataclass(frozen=True, slots=True)
-class ConflictRow:
+class DeskConflictRow:
     """A conflict as the desk's conflicts screen shows it: what, where, which desks, when."""
 
     conflict_id: str
@@ -105,7 +105,7 @@ class ConflictRow:
     at_ms: int | None  # the offending record's time on the server's clock (None: not held here)
 
 
-class NotReady(Exception):
+class DeskNotReady(Exception):
     """The desk cannot scan yet: not enrolled, no list chosen, or no offline bundle while offline."""
 
 
@@ -231,7 +231,7 @@ class DeskCore:
         store: DeskStore,
         vault: CredentialVault,
         peers: Peers,
-        clock: Clock,
+        clock: DeskClock,
         ids: IdSource,
     ) -> None:
         """``clock``: this desk's wall time (record times) and its monotonic clock (the
@@ -246,7 +246,7 @@ class DeskCore:
         self.online = False
         self.problem: str | None = None
         self.offset = ClockOffset(clock, int(store.setting("clock_offset_ms") or 0))
-        self.enrollment: Enrollment | None = None
+        self.enrollment: DeskEnrollment | None = None
         self.bundles: dict[str, ListBundle] = {}
         self.door = DoorBook()
         self._engine: SyncEngine | None = None
@@ -368,7 +368,7 @@ class DeskCore:
     def conflicts(self) -> list[Conflict]:
         return [] if self._engine is None else list(self._engine.conflicts.values())
 
-    def conflict_rows(self) -> list[ConflictRow]:
+    def conflict_rows(self) -> list[DeskConflictRow]:
         """The conflicts this desk's records show, newest first, in the door staff's words."""
         held = {record.key: record for group in self.door.admitted.values() for record in group}
         names = {item.id: item.name for item in self.lists}
@@ -378,7 +378,7 @@ class DeskCore:
             last = records[-1] if records else None
             desks = dict.fromkeys(self._desk_name(key.device_id) or "?" for key in conflict.records)
             rows.append(
-                ConflictRow(
+                DeskConflictRow(
                     conflict_id=conflict.conflict_id,
                     what=texts.CONFLICTS[conflict.kind],
                     list_name=names.get(conflict.list_id, conflict.list_id),
@@ -391,7 +391,7 @@ class DeskCore:
     @property
     def sync_engine(self) -> SyncEngine:
         if self._engine is None:
-            raise NotReady("this desk is not enrolled")
+            raise DeskNotReady("this desk is not enrolled")
         return self._engine
 
     def counters(self) -> Counters:
@@ -450,7 +450,7 @@ class DeskCore:
         finally:
             await client.aclose()
         lists = tuple(ListInfo(str(item["id"]), str(item["name"])) for item in answer["checkInLists"])
-        enrollment = Enrollment(
+        enrollment = DeskEnrollment(
             server_url=server_url.rstrip("/"),
             device_id=str(answer["deviceId"]),
             device_name=device_name or "this desk",
@@ -468,7 +468,7 @@ class DeskCore:
 
     async def select_list(self, list_id: str, gate: str | None = None) -> None:
         if list_id not in {item.id for item in self.lists}:
-            raise NotReady(f"this desk is not enrolled for check-in list {list_id}")
+            raise DeskNotReady(f"this desk is not enrolled for check-in list {list_id}")
         self._choose(selected_list=list_id, gate=gate or None)
 
     async def set_direction(self, direction: Direction) -> None:
@@ -505,10 +505,10 @@ class DeskCore:
         del source  # every source is decided alike; the screen keeps it for its own log
         started = self.clock.monotonic()
         if self.enrollment is None or self._engine is None:
-            raise NotReady("this desk is not enrolled")
+            raise DeskNotReady("this desk is not enrolled")
         chosen = self.selected_list
         if chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         shown = (chosen.id, direction, text.strip())
         repeated = self._admissions.get(shown)
         if (
@@ -531,7 +531,9 @@ class DeskCore:
         if answer is not None:
             record, first = self._online_record(answer, draft)
         elif bundle is None or reading is None:
-            raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
+            raise DeskNotReady(
+                "the server cannot be reached and this desk has no offline data for the list yet"
+            )
         else:
             decided_by = "hub" if await self._catch_up(chosen.id) else "desk"
             record, first = self._offline_record(reading, bundle, draft)
@@ -555,10 +557,10 @@ class DeskCore:
     async def admit_by_hand(self, why: str) -> ScanResult:
         """Admit the holder of the last amber scan by hand, for ``why`` (a few words: no names).
         The check-in record is an admission like any other, marked manual: counted, synced, and
-        refused at every door afterwards. Raises :class:`NotReady` when the last scan was not amber."""
+        refused at every door afterwards. Raises :class:`DeskNotReady` when the last scan was not amber."""
         started = self.clock.monotonic()
         if self._undecided is None or self._engine is None:
-            raise NotReady("only a scan this desk could not decide (amber) can be admitted by hand")
+            raise DeskNotReady("only a scan this desk could not decide (amber) can be admitted by hand")
         draft, entry = self._undecided
         self._undecided = None
         draft = replace(
@@ -682,7 +684,11 @@ class DeskCore:
         """After a wait: the sync loop may have found the desk revoked (and wiped it) meanwhile,
         and a wiped desk stores nothing more."""
         if self._engine is None:
-            raise DeviceRevokedError(texts.REVOKED) if self.revoked else NotReady("this desk is not enrolled")
+            raise (
+                DeviceRevokedError(texts.REVOKED)
+                if self.revoked
+                else DeskNotReady("this desk is not enrolled")
+            )
 
     def _captured(self, record: Record, *, undo: bool = False, pulled_first: bool = False) -> None:
         """A record of this desk, stored: into the sync replica, the door book and the counters.
@@ -753,7 +759,7 @@ class DeskCore:
         opens an entry only with that ticket's pass. Raises ``ServerUnreachable`` offline."""
         chosen = self.selected_list
         if self._server is None or chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         answer = await self._server.search(chosen.id, query)
         return [
             FoundTicket(
@@ -769,12 +775,12 @@ class DeskCore:
 
     async def check_in_searched(self, ticket_id: str, direction: Direction = Direction.ENTRY) -> ScanResult:
         """Check in by hand a ticket found by :meth:`search` (the guest has no pass at hand): the
-        server decides it like a scan of the ticket's pass (online only; raises ``NotReady`` when
+        server decides it like a scan of the ticket's pass (online only; raises ``DeskNotReady`` when
         the server does not answer). The desk's record names the ticket by reference, as a scan's."""
         started = self.clock.monotonic()
         chosen = self.selected_list
         if self._server is None or self._engine is None or chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         draft = self._draft(chosen.id, ticket_id, None, direction)
         body = {"ticketId": ticket_id, **self._scan_body(draft)}
         try:
@@ -783,7 +789,7 @@ class DeskCore:
             await self._revoke()
             raise
         except (ServerUnreachable, ServerRefused) as failed:
-            raise NotReady(f"a ticket found by search is checked in online only: {failed}") from None
+            raise DeskNotReady(f"a ticket found by search is checked in online only: {failed}") from None
         ticket = answer.get("ticket")
         generation = ticket.get("generation") if isinstance(ticket, dict) else None
         draft = replace(draft, generation=generation if isinstance(generation, int) else None)

@@ -18,7 +18,7 @@ from sync.records import Record, RecordKey
 CLOCK_SAMPLES = 8
 
 
-class Clock(Protocol):
+class DeskClock(Protocol):
     def wall_ms(self) -> int:
         """This desk's wall time, in milliseconds since the epoch."""
         ...
@@ -66,7 +66,7 @@ class ClockOffset:
     receive times; the estimate is the sample with the shortest round trip of the last few, whose
     midpoint is the least uncertain."""
 
-    def __init__(self, clock: Clock, initial_ms: int = 0) -> None:
+    def __init__(self, clock: DeskClock, initial_ms: int = 0) -> None:
         self.clock = clock
         self._initial = initial_ms
         self._samples: deque[tuple[int, int]] = deque(maxlen=CLOCK_SAMPLES)
@@ -133,7 +133,7 @@ class ListInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Enrollment:
+class DeskEnrollment:
     server_url: str
     device_id: str
     device_name: str
@@ -176,9 +176,9 @@ class DeskStore(Protocol):
 
     def put_settings(self, values: Mapping[str, str | None]) -> None: ...
 
-    def enrollment(self) -> Enrollment | None: ...
+    def enrollment(self) -> DeskEnrollment | None: ...
 
-    def save_enrollment(self, enrollment: Enrollment, sealed_credential: str) -> None: ...
+    def save_enrollment(self, enrollment: DeskEnrollment, sealed_credential: str) -> None: ...
 
     def take_clear_credential(self) -> str | None:
         """The credential an older desk kept in clear, if any (for sealing)."""

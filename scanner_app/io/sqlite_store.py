@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scanner_app.core.ports import BundleState, Enrollment, ListInfo, OwnAdmission
+from scanner_app.core.ports import BundleState, DeskEnrollment, ListInfo, OwnAdmission
 from scanner_app.io.vault import private_file
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record, RecordKey, is_ticket_ref, ticket_ref
@@ -193,16 +193,16 @@ class SqliteDeskStore:
                 else:
                     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def enrollment(self) -> Enrollment | None:
+    def enrollment(self) -> DeskEnrollment | None:
         text = self.setting("enrollment")
         if text is None:
             return None
         data = json.loads(text)
         data.pop("credential", None)  # kept in clear by older desks: see take_clear_credential
         data["lists"] = tuple(ListInfo(**item) for item in data["lists"])
-        return Enrollment(**data)
+        return DeskEnrollment(**data)
 
-    def save_enrollment(self, enrollment: Enrollment, sealed_credential: str) -> None:
+    def save_enrollment(self, enrollment: DeskEnrollment, sealed_credential: str) -> None:
         """The enrollment, and its credential sealed (:func:`scanner_app.io.vault.seal`)."""
         data = {
             "server_url": enrollment.server_url,

@@ -1,15 +1,15 @@
 """The desk's real clock and its source of ids: what :func:`scanner_app.start.open_desk` hands the
-core (:class:`~scanner_app.core.ports.Clock`, :class:`~scanner_app.core.ports.IdSource`)."""
+core (:class:`~scanner_app.core.ports.DeskClock`, :class:`~scanner_app.core.ports.IdSource`)."""
 
 from __future__ import annotations
 
 import secrets
 import time
 
-from scanner_app.core.ports import Clock
+from scanner_app.core.ports import DeskClock
 
 
-class SystemClock:
+class SystemDeskClock:
     """The machine's clocks: wall time, and ``perf_counter`` (monotonic, the finest there is)."""
 
     def wall_ms(self) -> int:
@@ -22,7 +22,7 @@ class SystemClock:
 class RandomIds:
     """Record ids unique on this desk (its wall time, then 40 random bits) and random hub tokens."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: DeskClock) -> None:
         self.clock = clock
 
     def record_id(self) -> str:
@@ -32,4 +32,4 @@ class RandomIds:
         return secrets.token_urlsafe(18)
 
 
-SYSTEM_CLOCK = SystemClock()
+SYSTEM_DESK_CLOCK = SystemDeskClock()

@@ -24,12 +24,12 @@ from textual.message import Message
 
 from scanner_app.core import texts
 from scanner_app.core.config import ScannerSettings, get_settings
-from scanner_app.core.desk import NotReady, ScanResult, Source
+from scanner_app.core.desk import DeskNotReady, ScanResult, Source
 from scanner_app.core.ports import DeviceRevokedError
 from scanner_app.io.camera import watch
 from scanner_app.io.decoders import DecoderUnavailable, make_decoder
 from scanner_app.io.frames import FrameSourceError, open_source
-from scanner_app.io.system import SYSTEM_CLOCK
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
 from scanner_app.io.vault import PinRequired, WrongPin
 from scanner_app.start import open_desk
 from scanner_app.ui.desk import AdmittingByHand, Desk, Searching
@@ -75,7 +75,7 @@ class ScannerApp(App[None]):
         desk: ScannerSettings | DeskFactory | None = None,
         *,
         camera: str | None = None,
-        clock: Callable[[], int] = SYSTEM_CLOCK.wall_ms,
+        clock: Callable[[], int] = SYSTEM_DESK_CLOCK.wall_ms,
         list_id: str | None = None,
         gate: str | None = None,
     ) -> None:
@@ -152,7 +152,7 @@ class ScannerApp(App[None]):
             return
         try:
             await self.desk.select_list(list_id, gate or self.desk.gate)
-        except NotReady as problem:
+        except DeskNotReady as problem:
             self.notify(str(problem), title="--list", severity="error", timeout=30)
 
     def tell(self, message: Message) -> None:
@@ -218,7 +218,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await self.desk.scan(text, self.desk.direction, source)
-            except (NotReady, DeviceRevokedError) as problem:
+            except (DeskNotReady, DeviceRevokedError) as problem:
                 self.failed(problem)
                 return
         self.decided(result, source)
@@ -270,7 +270,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await desk.admit_by_hand(why)
-            except NotReady as problem:
+            except DeskNotReady as problem:
                 self.failed(problem)
                 return
         self.decided(result, "manual")
@@ -288,7 +288,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await desk.check_in_searched(ticket_id, self.desk.direction)
-            except (NotReady, DeviceRevokedError) as problem:
+            except (DeskNotReady, DeviceRevokedError) as problem:
                 self.failed(problem)
                 return
         self.decided(result, "manual")

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import ConflictRow, Counters, FoundTicket, ScanResult, Source, SyncStatus
-from scanner_app.core.ports import Enrollment, ListInfo
+from scanner_app.core.desk import Counters, DeskConflictRow, FoundTicket, ScanResult, Source, SyncStatus
+from scanner_app.core.ports import DeskEnrollment, ListInfo
 from sync.checkin import Direction
 
 
 class Desk(Protocol):
     settings: ScannerSettings
-    enrollment: Enrollment | None
+    enrollment: DeskEnrollment | None
 
     @property
     def enrolled(self) -> bool: ...
@@ -39,7 +39,7 @@ class Desk(Protocol):
 
     def status(self) -> SyncStatus: ...
 
-    def conflict_rows(self) -> list[ConflictRow]: ...
+    def conflict_rows(self) -> list[DeskConflictRow]: ...
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None: ...
 

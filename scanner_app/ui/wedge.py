@@ -10,7 +10,7 @@ from textual.app import App
 from scanner_app.core import texts
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.wedge import TERMINATORS, WedgeDetector, WedgeRead
-from scanner_app.io.system import SYSTEM_CLOCK
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
 from scanner_app.ui.messages import CodeScanned, ScanFailed
 
 _KEYS = {"enter": "\r", "tab": "\t"}
@@ -44,5 +44,5 @@ def wedge_message(read: WedgeRead, app: App[None]) -> CodeScanned | ScanFailed:
     time by the app's wall clock (a test's fixed one when it has one)."""
     if read.complete:
         return CodeScanned(read.text, "wedge")
-    clock = getattr(app, "clock", SYSTEM_CLOCK.wall_ms)
+    clock = getattr(app, "clock", SYSTEM_DESK_CLOCK.wall_ms)
     return ScanFailed(texts.INCOMPLETE_SCAN, clock())

@@ -26,7 +26,7 @@ from support.server import LiveServer
 
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
-from scanner_app.io.system import SYSTEM_CLOCK
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
 from scanner_app.start import open_desk
 from server.db.engine import Database
 from server.db.models import CheckInRecord as Row
@@ -144,7 +144,7 @@ class SteppedClock:
         self.now_s = start_s
 
     def wall_ms(self) -> int:
-        return SYSTEM_CLOCK.wall_ms()
+        return SYSTEM_DESK_CLOCK.wall_ms()
 
     def monotonic(self) -> float:
         return self.now_s

@@ -22,7 +22,7 @@ from scanner.desks import (
     sell,
     server_records,
 )
-from scanner_app.core.desk import EnrollmentFailed, NotReady, ScanResult
+from scanner_app.core.desk import DeskNotReady, EnrollmentFailed, ScanResult
 from scanner_app.core.ports import DeviceRevokedError
 from scanner_app.start import open_desk
 from sync.checkin import Direction, Reason, Verdict
@@ -46,7 +46,7 @@ async def test_enrollment_by_code_or_scanned_text(harness: Harness, tmp_path: Pa
     sale = await sell(harness, 2)
     core = await open_desk(desk_settings(tmp_path / "a"))
     assert not core.enrolled
-    with pytest.raises(NotReady):
+    with pytest.raises(DeskNotReady):
         await core.scan(sale.token(0))
     with pytest.raises(EnrollmentFailed, match="unknown, used or expired"):
         await core.enroll(harness.server.url, "AAAA-BBBB-CCCC", "North door")

@@ -10,7 +10,7 @@ from typing import Any
 
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.ports import BundleState, ClockOffset, Enrollment, ListInfo, ServerUnreachable
+from scanner_app.core.ports import BundleState, ClockOffset, DeskEnrollment, ListInfo, ServerUnreachable
 from scanner_app.io.sqlite_store import SqliteDeskStore
 from scanner_app.io.vault import SecretBoxVault
 from sync.bundle import FORMAT_VERSION, TicketEntry, TicketIndex, pack_entries, seal_entry
@@ -111,7 +111,7 @@ def enrolled_store(folder: Path) -> str:
         "tiers": {TIER_ID: "General admission"},
     }
     store = SqliteDeskStore(folder / "scanner.sqlite3")
-    enrollment = Enrollment(
+    enrollment = DeskEnrollment(
         "http://127.0.0.1:9", "dev_test", "Test desk", "test", "event_test", (ListInfo(LIST_ID, "Door"),)
     )
     store.save_enrollment(enrollment, SecretBoxVault(folder, None).seal("dev_test.secret"))

@@ -23,7 +23,7 @@ from scanner.desks import (
     server_records,
 )
 from scanner_app.core import texts
-from scanner_app.core.desk import NotReady
+from scanner_app.core.desk import DeskNotReady
 from scanner_app.core.wedge import ABANDON_S, WedgeDetector, WedgeRead
 from scanner_app.start import open_desk
 from sync.checkin import Reason, Verdict
@@ -119,7 +119,7 @@ async def test_a_manual_admission_is_a_record_refused_at_other_doors(
     _, (late,) = await buy(harness, sale.tiers["GA"], ["Late buyer"])  # after both bundles
     await asyncio.to_thread(harness.server.stop)
 
-    with pytest.raises(NotReady):
+    with pytest.raises(DeskNotReady):
         await north.admit_by_hand("booking checked")  # nothing amber to admit yet
     amber = await north.scan(late["passToken"])
     assert (amber.verdict, amber.reason) == (Verdict.ATTENTION, Reason.UNKNOWN_TICKET)

@@ -19,16 +19,16 @@ from textual.widgets import OptionList
 from scanner.test_ui import Recorder, shown, text_of, until, wedge
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import (
-    ConflictRow,
     Counters,
+    DeskConflictRow,
+    DeskNotReady,
     FirstEntry,
     FoundTicket,
-    NotReady,
     ScanResult,
     Source,
     SyncStatus,
 )
-from scanner_app.core.ports import Enrollment, ListInfo
+from scanner_app.core.ports import DeskEnrollment, ListInfo
 from scanner_app.core.texts import headline
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed, SearchAnswered, SearchFailed
@@ -94,9 +94,9 @@ class SampleDesk:
     door: Counters = field(default_factory=lambda: Counters(41, 37, 250))
     online: bool = True
     stale: bool = False
-    conflicts: list[ConflictRow] = field(default_factory=list)
-    enrollment: Enrollment | None = field(
-        default_factory=lambda: Enrollment(
+    conflicts: list[DeskConflictRow] = field(default_factory=list)
+    enrollment: DeskEnrollment | None = field(
+        default_factory=lambda: DeskEnrollment(
             "https://tickets.example.org", "dev_sample", "North door", "live", "event_1", LISTS
         )
     )
@@ -121,7 +121,7 @@ class SampleDesk:
             False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale, conflicts=len(self.conflicts)
         )
 
-    def conflict_rows(self) -> list[ConflictRow]:
+    def conflict_rows(self) -> list[DeskConflictRow]:
         return self.conflicts
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None:
@@ -138,7 +138,9 @@ class SampleDesk:
         self, text: str, direction: Direction = Direction.ENTRY, source: Source = "wedge"
     ) -> ScanResult:
         if text not in RESULTS:
-            raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
+            raise DeskNotReady(
+                "the server cannot be reached and this desk has no offline data for the list yet"
+            )
         result = RESULTS[text]
         if result.verdict is Verdict.ADMIT:
             here, inside, total = self.door.admitted_here, self.door.inside_now, self.door.total_admissible

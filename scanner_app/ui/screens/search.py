@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from scanner_app.core.desk import FoundTicket, NotReady
+from scanner_app.core.desk import DeskNotReady, FoundTicket
 from scanner_app.core.ports import DeviceRevokedError, ServerRefused, ServerUnreachable
 from scanner_app.ui.desk import Desk, Searching
 from scanner_app.ui.messages import SearchAnswered, SearchFailed
@@ -82,7 +82,7 @@ class SearchScreen(ModalScreen[str | None]):
             return
         try:
             matches = await desk.search(query)
-        except (ServerUnreachable, ServerRefused, NotReady, DeviceRevokedError) as problem:
+        except (ServerUnreachable, ServerRefused, DeskNotReady, DeviceRevokedError) as problem:
             self.post_message(SearchFailed(query, f"{NEEDS_SERVER}: {problem}"))
             return
         self.post_message(SearchAnswered(query, matches))
