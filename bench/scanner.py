@@ -37,13 +37,15 @@ from cv2.typing import MatLike
 
 from bench import load
 from bench.results import Options, Row, RunResult, Workload, find, ratio
-from scanner_app.core import vault
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import DeskCore
 from scanner_app.core.offline import read_pass
-from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
+from scanner_app.core.ports import BundleState, DeskEnrollment, ListInfo
 from scanner_app.core.wedge import WedgeDetector
+from scanner_app.io import vault
+from scanner_app.io.decoders import make_decoder
+from scanner_app.io.sqlite_store import SqliteDeskStore
+from scanner_app.start import open_desk
 from sync.bundle import FORMAT_VERSION, TicketEntry, TicketIndex, pack_entries, seal_entry
 from sync.checkin import Verdict
 from sync.passes import ListSigningKey, PassPayload, encode_pass, ticket_id_from_bytes
@@ -92,9 +94,9 @@ def enroll_offline(folder: Path, tickets: int, server_url: str = NOBODY) -> list
         ],
         "tiers": {TIER_ID: "General admission"},
     }
-    store = Store(folder / "scanner.sqlite3")
+    store = SqliteDeskStore(folder / "scanner.sqlite3")
     store.save_enrollment(
-        Enrollment(server_url, "dev_bench", "Bench desk", "test", "event_bench",
+        DeskEnrollment(server_url, "dev_bench", "Bench desk", "test", "event_bench",
                    (ListInfo(LIST_ID, "Main entrance"),)),
         vault.seal("dev_bench.x", None, folder),
     )  # fmt: skip
@@ -161,7 +163,7 @@ async def run(options: Options) -> RunResult:
                 settings = ScannerSettings(
                     data_dir=folder, sync_interval_seconds=3600.0, bundle_refresh_seconds=3600.0
                 )
-                core = await DeskCore.open(settings)
+                core = await open_desk(settings)
                 try:
                     await core.join_hub(hub)
                     if configuration == CONFIGURATION:

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scanner_app.core.config import ScannerSettings, get_settings
-from scanner_app.core.desk import DeskCore, EnrollmentFailed
-from scanner_app.core.vault import PinRequired, WrongPin
+from scanner_app.core.desk import EnrollmentFailed
+from scanner_app.io.vault import PinRequired, WrongPin
+from scanner_app.start import open_desk
 from sync.checkin import Direction
 
 SCANNER_EXTRA = "pip install 'atmosphere-tickets[scanner]'"
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def enroll(settings: ScannerSettings, code: str, server: str, name: str | None) -> int:
-    core = await DeskCore.open(settings)
+    core = await open_desk(settings)
     try:
         await core.enroll(server, code, name)
     except EnrollmentFailed as failed:
@@ -72,9 +73,9 @@ async def enroll(settings: ScannerSettings, code: str, server: str, name: str | 
 
 
 async def serve_hub(settings: ScannerSettings, port: int | None, address: str | None) -> int:
-    from scanner_app.core.hub import Hub
+    from scanner_app.io.hub import Hub
 
-    core = await DeskCore.open(settings)
+    core = await open_desk(settings)
     try:
         if not core.enrolled:
             print("this desk is not enrolled: run `tickets-scanner enroll` first", file=sys.stderr)
@@ -89,7 +90,7 @@ async def serve_hub(settings: ScannerSettings, port: int | None, address: str | 
 
 
 async def join_hub(settings: ScannerSettings, text: str | None) -> int:
-    core = await DeskCore.open(settings)
+    core = await open_desk(settings)
     try:
         await core.join_hub(text)
     except ValueError as bad:

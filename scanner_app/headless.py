@@ -15,12 +15,13 @@ import sys
 from typing import TextIO
 
 from scanner_app.core import texts
-from scanner_app.core.camera import watch
-from scanner_app.core.client import DeviceRevokedError
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.decoders import make_decoder
-from scanner_app.core.desk import DeskCore, NotReady, ScanResult
-from scanner_app.core.frames import open_source
+from scanner_app.core.desk import DeskNotReady, ScanResult
+from scanner_app.core.ports import DeviceRevokedError
+from scanner_app.io.camera import watch
+from scanner_app.io.decoders import make_decoder
+from scanner_app.io.frames import open_source
+from scanner_app.start import open_desk
 from sync.checkin import Direction
 
 
@@ -41,7 +42,7 @@ async def run(
     out: TextIO = sys.stdout,
 ) -> int:
     """Scan until the source runs out; answers the exit status."""
-    core = await DeskCore.open(settings)
+    core = await open_desk(settings)
     try:
         if not core.enrolled:
             sys.stderr.write("this desk is not enrolled: run `tickets-scanner enroll` first\n")
@@ -65,7 +66,7 @@ async def run(
         async def decide(text: str) -> None:
             try:
                 result = await core.scan(text, direction, source="camera")
-            except (DeviceRevokedError, NotReady):
+            except (DeviceRevokedError, DeskNotReady):
                 if not core.revoked:
                     raise
                 stop.set()  # revoked (the core wiped the desk): nothing more to scan

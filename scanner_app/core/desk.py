@@ -11,23 +11,13 @@ to the local store before the result is returned, and goes upstream with the nex
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from scanner_app.core import texts, vault
-from scanner_app.core.client import (
-    ClockOffset,
-    DeviceRevokedError,
-    ServerRefused,
-    ServerUnreachable,
-    XrpcClient,
-    wall_ms,
-)
+from scanner_app.core import texts
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.offline import (
     DoorBook,
@@ -38,9 +28,22 @@ from scanner_app.core.offline import (
     read_pass,
     ticket_facts,
 )
-from scanner_app.core.store import BundleState, Enrollment, ListInfo, Store
+from scanner_app.core.ports import (
+    BundleState,
+    ClockOffset,
+    CredentialVault,
+    DeskClock,
+    DeskEnrollment,
+    DeskStore,
+    DeviceRevokedError,
+    IdSource,
+    ListInfo,
+    PeerClient,
+    Peers,
+    ServerRefused,
+    ServerUnreachable,
+)
 from scanner_app.core.syncer import HUB, SERVER, SyncEngine
-from scanner_app.core.texts import reason_text
 from sync.bundle import FORMAT_VERSION as BUNDLE_FORMAT
 from sync.bundle import BundleError, TicketEntry, TicketIndex, unpack_entries, verify_bundle
 from sync.checkin import (
@@ -67,21 +70,20 @@ DecidedBy = Literal["server", "hub", "desk"]
 Link = Literal["connecting", "online", "hub", "offline"]
 
 __all__ = [
-    "ConflictRow",
     "Counters",
+    "DeskConflictRow",
     "DeskCore",
+    "DeskNotReady",
     "EnrollmentFailed",
     "FirstEntry",
-    "ListInfo",
-    "NotReady",
+    "FoundTicket",
     "ScanResult",
     "SyncStatus",
-    "reason_text",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class TicketMatch:
+class FoundTicket:
     """A ticket found by a manual search; checked in by its id (the server answers no pass)."""
 
     ticket_id: str
@@ -93,7 +95,7 @@ class TicketMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class ConflictRow:
+class DeskConflictRow:
     """A conflict as the desk's conflicts screen shows it: what, where, which desks, when."""
 
     conflict_id: str
@@ -103,7 +105,7 @@ class ConflictRow:
     at_ms: int | None  # the offending record's time on the server's clock (None: not held here)
 
 
-class NotReady(Exception):
+class DeskNotReady(Exception):
     """The desk cannot scan yet: not enrolled, no list chosen, or no offline bundle while offline."""
 
 
@@ -201,11 +203,6 @@ class Draft:
         )
 
 
-def new_record_id() -> str:
-    """Unique on this desk: the time, then 40 random bits."""
-    return f"rec_{wall_ms():012x}{secrets.token_hex(5)}"
-
-
 def parse_hub_text(text: str) -> tuple[str, str]:
     """``tickets-hub:<token>@<url>`` -> (url, token)."""
     if not text.startswith(HUB_PREFIX) or "@" not in text:
@@ -224,22 +221,37 @@ def _answer_ms(text: object) -> int | None:
 
 
 class DeskCore:
-    """One desk. Open it with :meth:`open`; everything runs on the caller's event loop."""
+    """One desk, over the adapters it is handed (:mod:`scanner_app.core.ports`); :meth:`load` it
+    before use (:func:`scanner_app.start.open_desk` does both). Everything runs on the caller's
+    event loop."""
 
-    def __init__(self, settings: ScannerSettings, store: Store, pin: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScannerSettings,
+        store: DeskStore,
+        vault: CredentialVault,
+        peers: Peers,
+        clock: DeskClock,
+        ids: IdSource,
+    ) -> None:
+        """``clock``: this desk's wall time (record times) and its monotonic clock (the
+        re-presentation window, bundle refreshes, latencies); ``ids``: record ids and hub tokens."""
         self.settings = settings
         self.store = store
-        self._pin = pin
+        self.vault = vault
+        self.peers = peers
+        self.clock = clock
+        self.ids = ids
         self.revoked = False
         self.online = False
         self.problem: str | None = None
-        self.clock = ClockOffset(int(store.setting("clock_offset_ms") or 0))
-        self.enrollment: Enrollment | None = None
+        self.offset = ClockOffset(clock, int(store.setting("clock_offset_ms") or 0))
+        self.enrollment: DeskEnrollment | None = None
         self.bundles: dict[str, ListBundle] = {}
         self.door = DoorBook()
         self._engine: SyncEngine | None = None
-        self._server: XrpcClient | None = None
-        self._hub: XrpcClient | None = None
+        self._server: PeerClient | None = None
+        self._hub: PeerClient | None = None
         self._admitted_here: Counter[str] = Counter()
         # The entries of the passes scanned since the desk started, by ticket reference (memory
         # only: the store keeps no ticket id, so an entry opens again only with its pass).
@@ -258,34 +270,20 @@ class DeskCore:
         self._admissions: dict[tuple[str, Direction, str], tuple[float, ScanResult]] = {}
         # The last scan the desk could not decide (amber), while door staff may still admit it by hand.
         self._undecided: tuple[Draft, TicketEntry | None] | None = None
-        self.monotonic = time.monotonic  # the desk's clock for windows and deadlines (tests set it)
         self._wake = asyncio.Event()
         self._sync_lock = asyncio.Lock()
 
-    @classmethod
-    async def open(cls, settings: ScannerSettings, pin: str | None = None) -> DeskCore:
-        """The desk of ``settings``; ``pin`` (default: the settings' PIN) opens its credential.
-        Raises :class:`~scanner_app.core.vault.PinRequired` or
-        :class:`~scanner_app.core.vault.WrongPin` when the credential is sealed with a PIN."""
-        core = cls(settings, Store(settings.database_path), settings.desk_pin() if pin is None else pin)
-        try:
-            core._load()
-        except (vault.PinRequired, vault.WrongPin):
-            core.store.close()
-            raise
-        return core
-
     def _credential(self) -> str:
         """The credential, unsealed (sealed first when an older desk kept it in clear)."""
-        folder = self.store.path.parent
         clear = self.store.take_clear_credential()
         if clear is not None:
-            self.store.seal_credential(vault.seal(clear, self._pin, folder))
+            self.store.seal_credential(self.vault.seal(clear))
             return clear
-        return vault.unseal(self.store.setting("credential") or "{}", self._pin, folder)
+        return self.vault.unseal(self.store.setting("credential") or "{}")
 
-    def _load(self) -> None:
-        """Everything in memory from the store: enrollment, bundles, records, sync state."""
+    def load(self) -> None:
+        """Everything in memory from the store: enrollment, bundles, records, sync state. Raises
+        what the vault raises when it cannot open the credential (a PIN missing or wrong)."""
         self.enrollment = self.store.enrollment()
         self._choices = {key: self.store.setting(key) for key in ("selected_list", "gate", "direction")}
         last_sync = self.store.setting("last_sync_ms")
@@ -331,11 +329,11 @@ class DeskCore:
         if hub is not None and self._hub is None:
             self._hub = self._client(*parse_hub_text(hub))
 
-    def _client(self, url: str, credential: str) -> XrpcClient:
+    def _client(self, url: str, credential: str) -> PeerClient:
         """A peer's client: short to connect, ``request_timeout_seconds`` to answer."""
         settings = self.settings
-        return XrpcClient(
-            url, credential, self.clock, settings.request_timeout_seconds, settings.connect_timeout_seconds
+        return self.peers.connect(
+            url, credential, self.offset, settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
 
     # What the screen shows.
@@ -370,7 +368,7 @@ class DeskCore:
     def conflicts(self) -> list[Conflict]:
         return [] if self._engine is None else list(self._engine.conflicts.values())
 
-    def conflict_rows(self) -> list[ConflictRow]:
+    def conflict_rows(self) -> list[DeskConflictRow]:
         """The conflicts this desk's records show, newest first, in the door staff's words."""
         held = {record.key: record for group in self.door.admitted.values() for record in group}
         names = {item.id: item.name for item in self.lists}
@@ -380,7 +378,7 @@ class DeskCore:
             last = records[-1] if records else None
             desks = dict.fromkeys(self._desk_name(key.device_id) or "?" for key in conflict.records)
             rows.append(
-                ConflictRow(
+                DeskConflictRow(
                     conflict_id=conflict.conflict_id,
                     what=texts.CONFLICTS[conflict.kind],
                     list_name=names.get(conflict.list_id, conflict.list_id),
@@ -393,7 +391,7 @@ class DeskCore:
     @property
     def sync_engine(self) -> SyncEngine:
         if self._engine is None:
-            raise NotReady("this desk is not enrolled")
+            raise DeskNotReady("this desk is not enrolled")
         return self._engine
 
     def counters(self) -> Counters:
@@ -410,7 +408,7 @@ class DeskCore:
     def status(self) -> SyncStatus:
         chosen = self.selected_list
         bundle = None if chosen is None else self.bundles.get(chosen.id)
-        age = None if bundle is None else self.clock.now_ms() - bundle.state.issued_at_ms
+        age = None if bundle is None else self.offset.now_ms() - bundle.state.issued_at_ms
         via_hub = self._hub is not None and self._breaker_open and bool(self._hub_alive)
         link: Link = "online" if self.online else "hub" if via_hub else "offline"
         if link == "offline" and not self._answered and not self._breaker_open:
@@ -442,7 +440,7 @@ class DeskCore:
             server_url = scanned_url or server_url
         if not server_url:
             raise EnrollmentFailed("the server address is missing")
-        client = XrpcClient(server_url, "", self.clock, self.settings.request_timeout_seconds)
+        client = self.peers.connect(server_url, "", self.offset, self.settings.request_timeout_seconds)
         try:
             answer = await client.enroll(code.strip(), device_name)
         except ServerRefused as refused:
@@ -452,7 +450,7 @@ class DeskCore:
         finally:
             await client.aclose()
         lists = tuple(ListInfo(str(item["id"]), str(item["name"])) for item in answer["checkInLists"])
-        enrollment = Enrollment(
+        enrollment = DeskEnrollment(
             server_url=server_url.rstrip("/"),
             device_id=str(answer["deviceId"]),
             device_name=device_name or "this desk",
@@ -460,17 +458,17 @@ class DeskCore:
             event_id=str(answer["eventId"]),
             lists=lists,
         )
-        sealed = vault.seal(str(answer["credential"]), self._pin, self.store.path.parent)
+        sealed = self.vault.seal(str(answer["credential"]))
         self.store.save_enrollment(enrollment, sealed)
         if len(lists) == 1:
             self._choose(selected_list=lists[0].id)
         self.revoked = False
-        self._load()
+        self.load()
         await self.sync_once()
 
     async def select_list(self, list_id: str, gate: str | None = None) -> None:
         if list_id not in {item.id for item in self.lists}:
-            raise NotReady(f"this desk is not enrolled for check-in list {list_id}")
+            raise DeskNotReady(f"this desk is not enrolled for check-in list {list_id}")
         self._choose(selected_list=list_id, gate=gate or None)
 
     async def set_direction(self, direction: Direction) -> None:
@@ -493,7 +491,7 @@ class DeskCore:
         if not self._hub_token:
             self._hub_token = self.settings.hub_token or self.store.setting("hub_token") or ""
         if not self._hub_token:
-            self._hub_token = secrets.token_urlsafe(18)
+            self._hub_token = self.ids.hub_token()
             self.store.put_settings({"hub_token": self._hub_token})
         return self._hub_token
 
@@ -505,15 +503,18 @@ class DeskCore:
         """Decide one scan (online first, else offline) and store it before answering.
         ``source`` says how the text came in (keyboard wedge, camera, typed by hand)."""
         del source  # every source is decided alike; the screen keeps it for its own log
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         if self.enrollment is None or self._engine is None:
-            raise NotReady("this desk is not enrolled")
+            raise DeskNotReady("this desk is not enrolled")
         chosen = self.selected_list
         if chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         shown = (chosen.id, direction, text.strip())
         repeated = self._admissions.get(shown)
-        if repeated is not None and self.monotonic() - repeated[0] <= self.settings.representation_seconds:
+        if (
+            repeated is not None
+            and self.clock.monotonic() - repeated[0] <= self.settings.representation_seconds
+        ):
             return self._shown_again(repeated[1], started)
         bundle = self.bundles.get(chosen.id)
         others = [b for list_id, b in self.bundles.items() if list_id != chosen.id]
@@ -530,7 +531,9 @@ class DeskCore:
         if answer is not None:
             record, first = self._online_record(answer, draft)
         elif bundle is None or reading is None:
-            raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
+            raise DeskNotReady(
+                "the server cannot be reached and this desk has no offline data for the list yet"
+            )
         else:
             decided_by = "hub" if await self._catch_up(chosen.id) else "desk"
             record, first = self._offline_record(reading, bundle, draft)
@@ -541,7 +544,7 @@ class DeskCore:
             self._in_hand[record.ticket_id] = entry
         result = replace(self._result(record, entry, answer, first, started), decided_by=decided_by)
         if record.admitted:
-            self._admissions[shown] = (self.monotonic(), result)
+            self._admissions[shown] = (self.clock.monotonic(), result)
         undecided = record.decision is Verdict.ATTENTION and record.ticket_id is not None
         self._undecided = (draft, entry) if undecided else None
         return result
@@ -554,14 +557,17 @@ class DeskCore:
     async def admit_by_hand(self, why: str) -> ScanResult:
         """Admit the holder of the last amber scan by hand, for ``why`` (a few words: no names).
         The check-in record is an admission like any other, marked manual: counted, synced, and
-        refused at every door afterwards. Raises :class:`NotReady` when the last scan was not amber."""
-        started = time.perf_counter()
+        refused at every door afterwards. Raises :class:`DeskNotReady` when the last scan was not amber."""
+        started = self.clock.monotonic()
         if self._undecided is None or self._engine is None:
-            raise NotReady("only a scan this desk could not decide (amber) can be admitted by hand")
+            raise DeskNotReady("only a scan this desk could not decide (amber) can be admitted by hand")
         draft, entry = self._undecided
         self._undecided = None
         draft = replace(
-            draft, record_id=new_record_id(), device_ms=wall_ms(), clock_offset_ms=self.clock.value_ms
+            draft,
+            record_id=self.ids.record_id(),
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
         )
         reason = " ".join(why.split())[:MANUAL_REASON_CHARS] or "checked by hand"
         record = replace(draft.record(Decision(Verdict.ADMIT, Reason.OK)), manual_reason=reason)
@@ -576,7 +582,7 @@ class DeskCore:
             headline=texts.JUST_ADMITTED,
             detail=texts.JUST_ADMITTED_DETAIL,
             repeat=True,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=(self.clock.monotonic() - started) * 1000,
         )
 
     def _draft(
@@ -585,13 +591,13 @@ class DeskCore:
         assert self.enrollment is not None
         return Draft(
             device_id=self.enrollment.device_id,
-            record_id=new_record_id(),
+            record_id=self.ids.record_id(),
             list_id=list_id,
             ticket_id=ticket_id,
             generation=generation,
             direction=direction,
-            device_ms=wall_ms(),
-            clock_offset_ms=self.clock.value_ms,
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
             gate=self.gate,
         )
 
@@ -678,7 +684,11 @@ class DeskCore:
         """After a wait: the sync loop may have found the desk revoked (and wiped it) meanwhile,
         and a wiped desk stores nothing more."""
         if self._engine is None:
-            raise DeviceRevokedError(texts.REVOKED) if self.revoked else NotReady("this desk is not enrolled")
+            raise (
+                DeviceRevokedError(texts.REVOKED)
+                if self.revoked
+                else DeskNotReady("this desk is not enrolled")
+            )
 
     def _captured(self, record: Record, *, undo: bool = False, pulled_first: bool = False) -> None:
         """A record of this desk, stored: into the sync replica, the door book and the counters.
@@ -728,7 +738,7 @@ class DeskCore:
             first_entry=first,
             online=answer is not None,
             record=record.key,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=(self.clock.monotonic() - started) * 1000,
             direction=record.direction,
         )
 
@@ -744,15 +754,15 @@ class DeskCore:
         }
         return names.pop() if names else "another desk"
 
-    async def search(self, query: str) -> list[TicketMatch]:
+    async def search(self, query: str) -> list[FoundTicket]:
         """Tickets of the chosen list by name or ticket number: online only, since the offline index
         opens an entry only with that ticket's pass. Raises ``ServerUnreachable`` offline."""
         chosen = self.selected_list
         if self._server is None or chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         answer = await self._server.search(chosen.id, query)
         return [
-            TicketMatch(
+            FoundTicket(
                 ticket_id=str(t["ticketId"]),
                 ticket_number=str(t["ticketNumber"]),
                 display_name=t.get("attendeeName"),
@@ -765,12 +775,12 @@ class DeskCore:
 
     async def check_in_searched(self, ticket_id: str, direction: Direction = Direction.ENTRY) -> ScanResult:
         """Check in by hand a ticket found by :meth:`search` (the guest has no pass at hand): the
-        server decides it like a scan of the ticket's pass (online only; raises ``NotReady`` when
+        server decides it like a scan of the ticket's pass (online only; raises ``DeskNotReady`` when
         the server does not answer). The desk's record names the ticket by reference, as a scan's."""
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         chosen = self.selected_list
         if self._server is None or self._engine is None or chosen is None:
-            raise NotReady("choose a check-in list first")
+            raise DeskNotReady("choose a check-in list first")
         draft = self._draft(chosen.id, ticket_id, None, direction)
         body = {"ticketId": ticket_id, **self._scan_body(draft)}
         try:
@@ -779,7 +789,7 @@ class DeskCore:
             await self._revoke()
             raise
         except (ServerUnreachable, ServerRefused) as failed:
-            raise NotReady(f"a ticket found by search is checked in online only: {failed}") from None
+            raise DeskNotReady(f"a ticket found by search is checked in online only: {failed}") from None
         ticket = answer.get("ticket")
         generation = ticket.get("generation") if isinstance(ticket, dict) else None
         draft = replace(draft, generation=generation if isinstance(generation, int) else None)
@@ -796,7 +806,7 @@ class DeskCore:
         ticket, list and direction with the reason ``undone``, which the merge rules read as "this
         desk's latest admission of the ticket never happened" (``sync.merge.standing``) on every
         replica: the holder may then enter as if never scanned."""
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         if self.enrollment is None:
             return None
         last = self.store.last_own_admission(self.enrollment.device_id)
@@ -805,10 +815,10 @@ class DeskCore:
         undone = last.record
         record = replace(
             undone,
-            record_id=new_record_id(),
+            record_id=self.ids.record_id(),
             reason=Reason.UNDONE,
-            device_ms=wall_ms(),
-            clock_offset_ms=self.clock.value_ms,
+            device_ms=self.clock.wall_ms(),
+            clock_offset_ms=self.offset.value_ms,
         )
         self.store.add_own(record, undoes=undone.record_id)
         self._captured(record, undo=True)
@@ -847,7 +857,7 @@ class DeskCore:
 
     def _synced(self) -> None:
         """A sync round completed: when, kept across restarts."""
-        self._last_sync_ms = wall_ms()
+        self._last_sync_ms = self.clock.wall_ms()
         self.store.put_settings({"last_sync_ms": str(self._last_sync_ms)})
 
     async def sync_once(self) -> None:
@@ -873,9 +883,9 @@ class DeskCore:
                 self.online = self._answered = True
                 self.problem, self._breaker_open = None, False
                 self._synced()
-            self.store.put_settings({"clock_offset_ms": str(self.clock.value_ms)})
+            self.store.put_settings({"clock_offset_ms": str(self.offset.value_ms)})
 
-    async def _server_round(self, engine: SyncEngine, server: XrpcClient) -> None:
+    async def _server_round(self, engine: SyncEngine, server: PeerClient) -> None:
         """While the breaker is open, or a hub desk is set (other desks' admissions must reach this
         one within a second), a round starts with a probe (a small pull) under the probe deadline:
         a hung server costs that, not the request timeout of every call of the round."""
@@ -885,7 +895,7 @@ class DeskCore:
             await asyncio.wait_for(probe, self.settings.probe_timeout_seconds)
         await self._refresh_bundles()
         engine.use_upstream(SERVER)
-        await engine.exchange(server, self.clock.now_ms())
+        await engine.exchange(server, self.offset.now_ms())
 
     async def _sync_with_hub(self) -> None:
         if self._hub is None or self._engine is None:
@@ -894,7 +904,7 @@ class DeskCore:
 
         async def exchange() -> None:
             engine.use_upstream(HUB)
-            await engine.exchange(hub, self.clock.now_ms())
+            await engine.exchange(hub, self.offset.now_ms())
 
         if await self._with_hub(exchange()):
             self._synced()
@@ -922,13 +932,13 @@ class DeskCore:
         assert self._engine is not None
         assert self.enrollment is not None
         due = self._bundles_checked is None or (
-            time.monotonic() - self._bundles_checked >= self.settings.bundle_refresh_seconds
+            self.clock.monotonic() - self._bundles_checked >= self.settings.bundle_refresh_seconds
         )
         if not due and self._engine.upstream == SERVER and len(self.bundles) == len(self.enrollment.lists):
             return
         for item in self.enrollment.lists:
             await self._fetch_bundle(item.id)
-        self._bundles_checked = time.monotonic()
+        self._bundles_checked = self.clock.monotonic()
 
     async def _fetch_bundle(self, list_id: str) -> None:
         """The list's changes since the bundle held (or all of it), verified, applied and kept."""
@@ -962,12 +972,12 @@ class DeskCore:
         """The server revoked this desk: wipe everything and forget the enrollment."""
         await self._close_clients()
         self.store.wipe()
-        vault.forget(self.store.path.parent)
+        self.vault.forget()
         self._in_hand.clear()
         self.revoked, self.online, self._engine = True, False, None
         self._admissions.clear()
         self.problem = texts.REVOKED
-        self._load()
+        self.load()
 
     async def _close_clients(self) -> None:
         for client in (self._server, self._hub):

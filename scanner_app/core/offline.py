@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner_app.core.store import BundleState
+from scanner_app.core.ports import BundleState
 from sync.bundle import BundleError, TicketEntry, TicketIndex
 from sync.checkin import ListRules, PassCheck, PriorScan, TicketFacts, is_inside
 from sync.merge import GroupKey, prior_scans

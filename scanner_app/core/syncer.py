@@ -1,6 +1,7 @@
 """The desk's side of the sync protocol: one :class:`sync.protocol.Replica` per enrolled check-in
-list, driven by the protocol's step function, with the I/O (an :class:`XrpcClient`) and the
-persistence (the :class:`Store`) around it.
+list, driven by the protocol's step function, with the I/O (a
+:class:`~scanner_app.core.ports.PeerClient`) and the persistence (the desk's
+:class:`~scanner_app.core.ports.DeskStore`) around it.
 
 The upstream is the server, or a hub desk while the server cannot be reached; records go up in
 batches, every desk's records come down with a cursor per peer and list. A hub desk also serves
@@ -19,8 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from scanner_app.core.client import XrpcClient
-from scanner_app.core.store import Store
+from scanner_app.core.ports import DeskStore, PeerClient
 from sync.checkin import ListRules
 from sync.merge import Conflict
 from sync.protocol import (
@@ -78,7 +78,7 @@ class SyncEngine:
 
     def __init__(
         self,
-        store: Store,
+        store: DeskStore,
         records: Sequence[Record],
         config: SyncConfig,
         list_ids: Sequence[str],
@@ -183,19 +183,19 @@ class SyncEngine:
 
     # A round with the upstream.
 
-    async def exchange(self, client: XrpcClient, now_ms: int) -> None:
+    async def exchange(self, client: PeerClient, now_ms: int) -> None:
         """Upload what is due and pull what is new, for every list. Raises what the client raises;
         what was answered before that is kept."""
         for list_id in self.list_ids:
             await self._run(client, list_id, self._step(list_id, Tick(now_ms)))
 
-    async def pull_now(self, client: XrpcClient, list_id: str, peer: str) -> None:
+    async def pull_now(self, client: PeerClient, list_id: str, peer: str) -> None:
         """Catch up with ``peer``'s records of one list at once (before an offline decision); what
         a peer other than the upstream gives is queued for the upstream."""
         cursor = self.replicas[list_id].cursors.get(peer, 0)
         await self._run(client, list_id, (PullSince(peer, cursor),))
 
-    async def _run(self, client: XrpcClient, list_id: str, commands: Iterable[Command]) -> None:
+    async def _run(self, client: PeerClient, list_id: str, commands: Iterable[Command]) -> None:
         queue = deque(commands)
         done: set[str] = set()  # peers that have nothing more to give in this round
         while queue:
@@ -216,7 +216,7 @@ class SyncEngine:
                     pass
 
     async def _upload(
-        self, client: XrpcClient, list_id: str, batch: tuple[Record, ...]
+        self, client: PeerClient, list_id: str, batch: tuple[Record, ...]
     ) -> tuple[Command, ...]:
         """Send ``batch`` up. The server is sent this desk's own records only: the others are
         answered here as refused, which is what the server would answer for them. A hub's answer
@@ -234,7 +234,7 @@ class SyncEngine:
         return self._step(list_id, UploadAcked(tuple(answered), tuple(answered.values())))
 
     async def _pull(
-        self, client: XrpcClient, list_id: str, command: PullSince
+        self, client: PeerClient, list_id: str, command: PullSince
     ) -> tuple[bool, tuple[Command, ...]]:
         """One page; answers whether the peer says it has more at once (a full page), and the
         commands that follow."""

@@ -23,13 +23,15 @@ from textual.binding import Binding
 from textual.message import Message
 
 from scanner_app.core import texts
-from scanner_app.core.camera import watch
-from scanner_app.core.client import DeviceRevokedError, wall_ms
 from scanner_app.core.config import ScannerSettings, get_settings
-from scanner_app.core.decoders import DecoderUnavailable, make_decoder
-from scanner_app.core.desk import DeskCore, NotReady, ScanResult, Source
-from scanner_app.core.frames import FrameSourceError, open_source
-from scanner_app.core.vault import PinRequired, WrongPin
+from scanner_app.core.desk import DeskNotReady, ScanResult, Source
+from scanner_app.core.ports import DeviceRevokedError
+from scanner_app.io.camera import watch
+from scanner_app.io.decoders import DecoderUnavailable, make_decoder
+from scanner_app.io.frames import FrameSourceError, open_source
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
+from scanner_app.io.vault import PinRequired, WrongPin
+from scanner_app.start import open_desk
 from scanner_app.ui.desk import AdmittingByHand, Desk, Searching
 from scanner_app.ui.messages import (
     CodeScanned,
@@ -73,7 +75,7 @@ class ScannerApp(App[None]):
         desk: ScannerSettings | DeskFactory | None = None,
         *,
         camera: str | None = None,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = SYSTEM_DESK_CLOCK.wall_ms,
         list_id: str | None = None,
         gate: str | None = None,
     ) -> None:
@@ -85,11 +87,11 @@ class ScannerApp(App[None]):
         super().__init__()
         settings = get_settings() if desk is None else desk
         self.open_desk: DeskFactory = (
-            (lambda: DeskCore.open(settings)) if isinstance(settings, ScannerSettings) else settings
+            (lambda: open_desk(settings)) if isinstance(settings, ScannerSettings) else settings
         )
         # A desk locked with a PIN is opened again with the PIN typed on the PIN screen.
         self.open_locked: Callable[[str], Awaitable[Desk]] | None = (
-            (lambda pin: DeskCore.open(settings, pin)) if isinstance(settings, ScannerSettings) else None
+            (lambda pin: open_desk(settings, pin)) if isinstance(settings, ScannerSettings) else None
         )
         self.camera = camera
         self.clock = clock
@@ -150,7 +152,7 @@ class ScannerApp(App[None]):
             return
         try:
             await self.desk.select_list(list_id, gate or self.desk.gate)
-        except NotReady as problem:
+        except DeskNotReady as problem:
             self.notify(str(problem), title="--list", severity="error", timeout=30)
 
     def tell(self, message: Message) -> None:
@@ -216,7 +218,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await self.desk.scan(text, self.desk.direction, source)
-            except (NotReady, DeviceRevokedError) as problem:
+            except (DeskNotReady, DeviceRevokedError) as problem:
                 self.failed(problem)
                 return
         self.decided(result, source)
@@ -268,7 +270,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await desk.admit_by_hand(why)
-            except NotReady as problem:
+            except DeskNotReady as problem:
                 self.failed(problem)
                 return
         self.decided(result, "manual")
@@ -286,7 +288,7 @@ class ScannerApp(App[None]):
         async with self._deciding:
             try:
                 result = await desk.check_in_searched(ticket_id, self.desk.direction)
-            except (NotReady, DeviceRevokedError) as problem:
+            except (DeskNotReady, DeviceRevokedError) as problem:
                 self.failed(problem)
                 return
         self.decided(result, "manual")

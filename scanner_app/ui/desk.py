@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import ConflictRow, Counters, ListInfo, ScanResult, Source, SyncStatus
-from scanner_app.core.store import Enrollment
+from scanner_app.core.desk import Counters, DeskConflictRow, FoundTicket, ScanResult, Source, SyncStatus
+from scanner_app.core.ports import DeskEnrollment, ListInfo
 from sync.checkin import Direction
 
 
 class Desk(Protocol):
     settings: ScannerSettings
-    enrollment: Enrollment | None
+    enrollment: DeskEnrollment | None
 
     @property
     def enrolled(self) -> bool: ...
@@ -39,7 +39,7 @@ class Desk(Protocol):
 
     def status(self) -> SyncStatus: ...
 
-    def conflict_rows(self) -> list[ConflictRow]: ...
+    def conflict_rows(self) -> list[DeskConflictRow]: ...
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None: ...
 
@@ -58,28 +58,6 @@ class Desk(Protocol):
     async def close(self) -> None: ...
 
 
-class TicketMatch(Protocol):
-    """A ticket found by a manual search, checked in by its id."""
-
-    @property
-    def ticket_id(self) -> str: ...
-
-    @property
-    def ticket_number(self) -> str: ...
-
-    @property
-    def display_name(self) -> str | None: ...
-
-    @property
-    def tier_title(self) -> str | None: ...
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def door_state(self) -> str: ...
-
-
 @runtime_checkable
 class AdmittingByHand(Protocol):
     """A desk whose amber scans door staff may admit by hand."""
@@ -94,6 +72,6 @@ class AdmittingByHand(Protocol):
 class Searching(Protocol):
     """A desk that can search the server's tickets by name or number (online only)."""
 
-    async def search(self, query: str) -> Sequence[TicketMatch]: ...
+    async def search(self, query: str) -> Sequence[FoundTicket]: ...
 
     async def check_in_searched(self, ticket_id: str, direction: Direction = ...) -> ScanResult: ...

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from textual.message import Message
 
-from scanner_app.core.desk import Counters, ListInfo, ScanResult, Source, SyncStatus
-from scanner_app.ui.desk import TicketMatch
+from scanner_app.core.desk import Counters, FoundTicket, ScanResult, Source, SyncStatus
+from scanner_app.core.ports import ListInfo
 from sync.checkin import Direction
 
 
@@ -106,7 +106,7 @@ class ListSelected(Message):
 class SearchAnswered(Message):
     """The server's matches for a manual search."""
 
-    def __init__(self, query: str, matches: Sequence[TicketMatch]) -> None:
+    def __init__(self, query: str, matches: Sequence[FoundTicket]) -> None:
         super().__init__()
         self.query = query
         self.matches = matches

@@ -8,9 +8,9 @@ from textual import events
 from textual.app import App
 
 from scanner_app.core import texts
-from scanner_app.core.client import wall_ms
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.wedge import TERMINATORS, WedgeDetector, WedgeRead
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
 from scanner_app.ui.messages import CodeScanned, ScanFailed
 
 _KEYS = {"enter": "\r", "tab": "\t"}
@@ -44,5 +44,5 @@ def wedge_message(read: WedgeRead, app: App[None]) -> CodeScanned | ScanFailed:
     time by the app's wall clock (a test's fixed one when it has one)."""
     if read.complete:
         return CodeScanned(read.text, "wedge")
-    clock = getattr(app, "clock", wall_ms)
+    clock = getattr(app, "clock", SYSTEM_DESK_CLOCK.wall_ms)
     return ScanFailed(texts.INCOMPLETE_SCAN, clock())

@@ -26,6 +26,8 @@ from support.server import LiveServer
 
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
+from scanner_app.io.system import SYSTEM_DESK_CLOCK
+from scanner_app.start import open_desk
 from server.db.engine import Database
 from server.db.models import CheckInRecord as Row
 from server.domain.devices import service as devices
@@ -134,11 +136,29 @@ def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
     return ScannerSettings(**values)
 
 
+class SteppedClock:
+    """A desk clock whose monotonic time moves only when the test moves it; wall time is the
+    machine's (the server's records and bundles are timed by it)."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.now_s = start_s
+
+    def wall_ms(self) -> int:
+        return SYSTEM_DESK_CLOCK.wall_ms()
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+
 async def enrolled_desk(
     h: Harness, folder: Path, list_ids: list[str], name: str = "North door", **overrides: Any
 ) -> DeskCore:
     """A desk enrolled (by the scanned enrollment text) for ``list_ids``, the first one chosen."""
-    core = await DeskCore.open(desk_settings(folder, **overrides))
+    return await enroll(h, await open_desk(desk_settings(folder, **overrides)), list_ids, name)
+
+
+async def enroll(h: Harness, core: DeskCore, list_ids: list[str], name: str = "North door") -> DeskCore:
+    """``core`` enrolled as :func:`enrolled_desk` enrolls a desk (for a desk opened by the test)."""
     code = await enrollment_code(h, list_ids, name)
     await core.enroll("", f"tickets-enroll:{code}@{h.server.url}", name)
     await core.select_list(list_ids[0], "Gate 2")

@@ -11,7 +11,7 @@ from conftest import Harness
 
 from scanner.desks import enrollment_code, frame, sell, tickets_scanner
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import DeskCore
+from scanner_app.start import open_desk
 
 
 async def test_enroll_join_a_hub_and_scan_headless(harness: Harness, tmp_path: Path) -> None:
@@ -35,6 +35,6 @@ async def test_enroll_join_a_hub_and_scan_headless(harness: Harness, tmp_path: P
     assert out.startswith("admit ok online ") and "| Admitted | GA, ticket" in out
     assert (await tickets_scanner(data, "--headless", "--source", "98"))[0] == 1  # no camera there
 
-    desk = await DeskCore.open(ScannerSettings(data_dir=data))
+    desk = await open_desk(ScannerSettings(data_dir=data))
     assert desk.gate == "East" and desk.store.setting("hub") == "tickets-hub:secret@http://127.0.0.1:9"
     await desk.close()

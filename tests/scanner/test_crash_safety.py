@@ -16,7 +16,7 @@ import pytest
 from conftest import Harness
 
 from scanner.desks import Degradation, enrolled_desk, frame, restart_server, sell, server_records
-from scanner_app.core.store import Store
+from scanner_app.io.sqlite_store import SqliteDeskStore
 
 SCANNER = Path(sys.executable).with_name("tickets-scanner")
 PRINTED_BEFORE_KILL = 6
@@ -103,7 +103,8 @@ async def test_kill_9_mid_scan_and_mid_upload_loses_and_doubles_nothing(
     printed = first.decisions()
     assert len(printed) >= PRINTED_BEFORE_KILL
     stored = {
-        r.record_id: (r.decision.value, r.reason.value) for r in Store(data / "scanner.sqlite3").records()
+        r.record_id: (r.decision.value, r.reason.value)
+        for r in SqliteDeskStore(data / "scanner.sqlite3").records()
     }
     assert printed.items() <= stored.items()
 
@@ -129,7 +130,7 @@ async def test_kill_9_mid_scan_and_mid_upload_loses_and_doubles_nothing(
     assert 0 < held < len(printed)
     assert await Headless(data, empty).run() == 0
 
-    store = Store(data / "scanner.sqlite3")
+    store = SqliteDeskStore(data / "scanner.sqlite3")
     mine = {r.record_id: (r.decision.value, r.reason.value) for r in store.records() if r.device_id == device}
     on_server = [r for r in await server_records(harness, sale.main_list) if r[0] == device]
     assert len(on_server) == len({r[1] for r in on_server}) == len(mine) == scanned + 3 + 30 - scanned

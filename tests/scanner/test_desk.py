@@ -22,8 +22,9 @@ from scanner.desks import (
     sell,
     server_records,
 )
-from scanner_app.core.client import DeviceRevokedError
-from scanner_app.core.desk import DeskCore, EnrollmentFailed, NotReady, ScanResult
+from scanner_app.core.desk import DeskNotReady, EnrollmentFailed, ScanResult
+from scanner_app.core.ports import DeviceRevokedError
+from scanner_app.start import open_desk
 from sync.checkin import Direction, Reason, Verdict
 from sync.merge import ConflictKind
 from sync.passes import decode_pass, encode_pass
@@ -43,9 +44,9 @@ def expect(result: ScanResult, verdict: Verdict, reason: Reason, *, online: bool
 
 async def test_enrollment_by_code_or_scanned_text(harness: Harness, tmp_path: Path) -> None:
     sale = await sell(harness, 2)
-    core = await DeskCore.open(desk_settings(tmp_path / "a"))
+    core = await open_desk(desk_settings(tmp_path / "a"))
     assert not core.enrolled
-    with pytest.raises(NotReady):
+    with pytest.raises(DeskNotReady):
         await core.scan(sale.token(0))
     with pytest.raises(EnrollmentFailed, match="unknown, used or expired"):
         await core.enroll(harness.server.url, "AAAA-BBBB-CCCC", "North door")
@@ -60,11 +61,11 @@ async def test_enrollment_by_code_or_scanned_text(harness: Harness, tmp_path: Pa
         await core.enroll(harness.server.url, code, None)
     await core.close()
 
-    reopened = await DeskCore.open(desk_settings(tmp_path / "a"))
+    reopened = await open_desk(desk_settings(tmp_path / "a"))
     assert reopened.enrolled and reopened.counters().total_admissible == 2
     await reopened.close()
 
-    scanned = await DeskCore.open(desk_settings(tmp_path / "b"))
+    scanned = await open_desk(desk_settings(tmp_path / "b"))
     text = f"tickets-enroll:{await enrollment_code(harness, [sale.main_list])}@{harness.server.url}"
     await scanned.enroll("", text, "South door")
     assert scanned.enrolled and scanned.enrollment is not None
@@ -173,7 +174,7 @@ async def test_undo_takes_back_the_last_admission(harness: Harness, tmp_path: Pa
     expect(await core.scan(sale.token(0)), Verdict.ADMIT, Reason.OK, online=False)
     assert core.counters().admitted_here == 1 and core.counters().inside_now == 1
     await core.close()
-    reopened = await DeskCore.open(core.settings)
+    reopened = await open_desk(core.settings)
     assert reopened.counters().admitted_here == 1 and reopened.counters().inside_now == 1
     expect(await reopened.scan(sale.token(0)), Verdict.REFUSE, Reason.ALREADY_CHECKED_IN, online=False)
     await reopened.close()
@@ -213,7 +214,7 @@ async def test_scans_survive_a_restart_of_the_desk(harness: Harness, tmp_path: P
     await asyncio.to_thread(harness.server.stop)
     expect(await core.scan(sale.token(0)), Verdict.ADMIT, Reason.OK, online=False)
     await core.close()
-    reopened = await DeskCore.open(core.settings)
+    reopened = await open_desk(core.settings)
     assert reopened.status().pending_uploads == 1 and reopened.counters().inside_now == 1
     expect(await reopened.scan(sale.token(0)), Verdict.REFUSE, Reason.ALREADY_CHECKED_IN, online=False)
     await reopened.close()
@@ -230,7 +231,7 @@ async def test_a_revoked_desk_wipes_its_data(harness: Harness, tmp_path: Path) -
     assert not core.enrolled and core.revoked and core.status().problem is not None
     assert core.status().pending_uploads == 0
     await core.close()
-    reopened = await DeskCore.open(core.settings)
+    reopened = await open_desk(core.settings)
     assert not reopened.enrolled
     assert sqlite3.connect(core.settings.database_path).execute(
         "SELECT count(*) FROM records"

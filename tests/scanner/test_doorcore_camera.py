@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from scanner.desks import Degradation, frame
-from scanner_app.core.camera import HINT_AFTER_S, UnreadHint, watch
-from scanner_app.core.decoders import qr_in_view
-from scanner_app.core.frames import Frame, Image
+from scanner_app.core.sightings import HINT_AFTER_S, UnreadHint
+from scanner_app.io.camera import watch
+from scanner_app.io.decoders import qr_in_view
+from scanner_app.io.frames import Frame, Image
 
 
 def test_the_hint_comes_once_a_code_stays_unread() -> None:

@@ -12,10 +12,20 @@ from pathlib import Path
 import pytest
 from conftest import Harness
 
-from scanner.desks import buy, desk_settings, enrolled_desk, restart_server, sell, server_records
+from scanner.desks import (
+    SteppedClock,
+    buy,
+    desk_settings,
+    enroll,
+    enrolled_desk,
+    restart_server,
+    sell,
+    server_records,
+)
 from scanner_app.core import texts
-from scanner_app.core.desk import DeskCore, NotReady
+from scanner_app.core.desk import DeskNotReady
 from scanner_app.core.wedge import ABANDON_S, WedgeDetector, WedgeRead
+from scanner_app.start import open_desk
 from sync.checkin import Reason, Verdict
 
 
@@ -66,17 +76,17 @@ async def test_a_pass_shown_again_just_after_its_admission_is_just_admitted(
     harness: Harness, tmp_path: Path
 ) -> None:
     sale = await sell(harness, 1)
-    desk = await enrolled_desk(harness, tmp_path / "desk", [sale.main_list], representation_seconds=5)
-    clock = [1000.0]
-    desk.monotonic = lambda: clock[0]
+    clock = SteppedClock()
+    settings = desk_settings(tmp_path / "desk", representation_seconds=5)
+    desk = await enroll(harness, await open_desk(settings, clock=clock), [sale.main_list])
     admitted = await desk.scan(sale.token(0))
     assert (admitted.verdict, admitted.repeat) == (Verdict.ADMIT, False)
-    clock[0] += 4.9
+    clock.now_s += 4.9
     again = await desk.scan(sale.token(0), source="camera")
     assert (again.verdict, again.repeat, again.headline) == (Verdict.ADMIT, True, texts.JUST_ADMITTED)
     assert again.record == admitted.record and len(desk.store.records()) == 1  # nothing new recorded
     assert desk.counters().admitted_here == 1
-    clock[0] += 0.2
+    clock.now_s += 0.2
     late = await desk.scan(sale.token(0))
     assert (late.verdict, late.reason, late.repeat) == (Verdict.REFUSE, Reason.ALREADY_CHECKED_IN, False)
     assert len(desk.store.records()) == 2
@@ -91,7 +101,7 @@ async def test_the_status_keeps_the_last_sync_and_says_connecting_until_it_knows
     synced = desk.status()
     assert synced.link == "online" and synced.last_sync_ms is not None
     await desk.close()
-    reopened = await DeskCore.open(desk_settings(tmp_path / "desk"))
+    reopened = await open_desk(desk_settings(tmp_path / "desk"))
     status = reopened.status()
     assert (status.link, status.online, status.last_sync_ms) == ("connecting", False, synced.last_sync_ms)
     result = await reopened.scan(sale.token(0))
@@ -109,7 +119,7 @@ async def test_a_manual_admission_is_a_record_refused_at_other_doors(
     _, (late,) = await buy(harness, sale.tiers["GA"], ["Late buyer"])  # after both bundles
     await asyncio.to_thread(harness.server.stop)
 
-    with pytest.raises(NotReady):
+    with pytest.raises(DeskNotReady):
         await north.admit_by_hand("booking checked")  # nothing amber to admit yet
     amber = await north.scan(late["passToken"])
     assert (amber.verdict, amber.reason) == (Verdict.ATTENTION, Reason.UNKNOWN_TICKET)

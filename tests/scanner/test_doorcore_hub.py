@@ -17,7 +17,7 @@ from conftest import Harness
 from scanner.desks import Sale, enrolled_desk, hang_server, restart_server, sell
 from scanner.test_hub import until
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.hub import Hub
+from scanner_app.io.hub import Hub
 from sync.checkin import Reason, Verdict
 
 # Short sync-round deadlines, so the hung server is found out by the first round; the scan's own

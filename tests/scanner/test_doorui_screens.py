@@ -22,7 +22,7 @@ from scanner.test_ui import Recorder, shown, text_of, until, wedge
 from scanner.test_ui_sample import ADA, BOB, NOW_MS, sample_app, scanning, utc
 from scanner_app import cli
 from scanner_app.core.config import ScannerSettings
-from scanner_app.core.desk import ConflictRow
+from scanner_app.core.desk import DeskConflictRow
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed
 from scanner_app.ui.screens.conflicts import ConflictsScreen
@@ -38,17 +38,17 @@ __all__ = ["utc"]  # the sample screens' fixture: local time is UTC
 SMALL, LARGE = (80, 24), (120, 40)
 UNKNOWN = "NEWPASSNEWPASSNEWPASS"  # the sample desk cannot decide it: amber
 CONFLICTS = [
-    ConflictRow(
+    DeskConflictRow(
         "c1", "Admitted twice", "Main entrance", ("North door", "South door (laptop 2)"), NOW_MS - 5 * 60_000
     ),
-    ConflictRow(
+    DeskConflictRow(
         "c2",
         "Old copy of a transferred ticket admitted",
         "VIP lounge",
         ("Lounge desk with a rather long name",),
         NOW_MS - 42 * 60_000,
     ),
-    ConflictRow("c3", "Checked out without an entry", "Main entrance", ("another desk",), None),
+    DeskConflictRow("c3", "Checked out without an entry", "Main entrance", ("another desk",), None),
 ]
 
 
@@ -286,7 +286,7 @@ async def test_doorui_no_out_of_date_before_a_list_is_chosen(tmp_path: Path) -> 
 KIOSK = {"kiosk_pin": "2468"}
 
 
-class Clock:
+class DeskClock:
     """Wall time in ms that a test moves on by hand."""
 
     def __init__(self) -> None:
@@ -307,7 +307,7 @@ async def _pin_asked_escaped_and_asked_again(pilot: Pilot[None], key: str) -> No
 
 
 async def test_doorui_kiosk_pin_guards_list_and_gate(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = DeskClock()
     async with sample_app(tmp_path, KIOSK, app={"clock": clock}).run_test(size=LARGE) as pilot:
         await _pin_asked_escaped_and_asked_again(pilot, "f9")
         await pilot.press("1", "3", "5", "7", "enter")

@@ -11,10 +11,10 @@ import numpy as np
 from conftest import Harness
 
 from scanner.desks import Degradation, enrolled_desk, frame, restart_server, sell, server_records, write_video
-from scanner_app.core.camera import watch
-from scanner_app.core.decoders import make_decoder
 from scanner_app.core.desk import ScanResult
-from scanner_app.core.frames import open_source
+from scanner_app.io.camera import watch
+from scanner_app.io.decoders import make_decoder
+from scanner_app.io.frames import open_source
 from sync.checkin import Reason, Verdict
 
 GAP = 12  # empty frames after each pass: it has left the view (> 1 s at 10 fps) when shown again

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from scanner.desks import Degradation, frame, write_video
-from scanner_app.core.camera import SeenFilter, watch
-from scanner_app.core.decoders import DecoderUnavailable, make_decoder
-from scanner_app.core.frames import FrameSourceError, open_source
+from scanner_app.core.sightings import SeenFilter
+from scanner_app.io.camera import watch
+from scanner_app.io.decoders import DecoderUnavailable, make_decoder
+from scanner_app.io.frames import FrameSourceError, open_source
 from sync.passes import ListSigningKey, PassPayload, encode_pass
 
 LISTS = [ListSigningKey.from_seed(bytes([seed]) * 32) for seed in (0x31, 0x32)]

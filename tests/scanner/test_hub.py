@@ -14,7 +14,7 @@ from conftest import Harness
 
 from scanner.desks import enrolled_desk, restart_server, sell, server_records
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.hub import Hub
+from scanner_app.io.hub import Hub
 from sync.checkin import Reason, Verdict
 from sync.records import RecordKey
 

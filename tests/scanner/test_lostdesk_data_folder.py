@@ -14,9 +14,9 @@ from conftest import Harness
 from support.folders import leaks, modes
 
 from scanner.desks import desk_settings, enrolled_desk, restart_server, sell
-from scanner_app.core import vault
-from scanner_app.core.desk import DeskCore
-from scanner_app.core.store import Store
+from scanner_app.io import vault
+from scanner_app.io.sqlite_store import SqliteDeskStore
+from scanner_app.start import open_desk
 from sync.bundle import BundleError, open_entry, tier_refs
 from sync.checkin import Reason, Verdict
 from sync.passes import ticket_id_from_bytes
@@ -68,7 +68,7 @@ async def test_lostdesk_a_stolen_folder_gives_away_no_guest(harness: Harness, tm
     tickets = [t for (t,) in db.execute("SELECT ticket_id FROM records WHERE ticket_id IS NOT NULL")]
     db.close()
     assert len(tickets) == 5 and all(is_ticket_ref(t) for t in tickets)
-    store = Store(folder / "scanner.sqlite3")
+    store = SqliteDeskStore(folder / "scanner.sqlite3")
     try:
         entries = store.entries(sale.main_list)
         tiers = tier_refs(store.bundles()[sale.main_list].body["tiers"])
@@ -90,7 +90,7 @@ async def test_lostdesk_a_stolen_folder_gives_away_no_guest(harness: Harness, tm
 
     # With the PIN, the desk still tells who came in, offline, from the references it keeps.
     await asyncio.to_thread(harness.server.stop)
-    again = await DeskCore.open(desk_settings(folder), PIN)
+    again = await open_desk(desk_settings(folder), PIN)
     try:
         for n in (0, 1, 3, 4):
             seen = await again.scan(sale.token(n))

@@ -12,8 +12,9 @@ import pytest
 from conftest import Harness
 
 from scanner.desks import enrolled_desk, frame, revoke, sell, tickets_scanner
-from scanner_app.core import texts, vault
-from scanner_app.core.store import Store
+from scanner_app.core import texts
+from scanner_app.io import vault
+from scanner_app.io.sqlite_store import SqliteDeskStore
 
 
 @pytest.mark.parametrize("pin", ["", "13579"], ids=["no-pin", "pin"])
@@ -36,7 +37,7 @@ async def test_lostdesk_a_revoked_desk_headless_wipes_and_says_so(
     assert status == 3, err
     assert err.splitlines() == [texts.REVOKED] and "Traceback" not in out + err
     assert not (data / vault.KEY_FILE).exists()
-    store = Store(data / "scanner.sqlite3")
+    store = SqliteDeskStore(data / "scanner.sqlite3")
     try:
         assert store.enrollment() is None and store.setting("credential") is None and store.records() == []
     finally:

@@ -15,9 +15,11 @@ from conftest import Harness
 from support.folders import folder_bytes, leaks, modes
 
 from scanner.desks import desk_settings, enrolled_desk, enrollment_code, frame, sell, tickets_scanner
-from scanner_app.core import vault
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.store import Store
+from scanner_app.io import vault
+from scanner_app.io.http_peer import HttpPeerClient
+from scanner_app.io.sqlite_store import SqliteDeskStore
+from scanner_app.start import open_desk
 from sync.records import ticket_ref
 
 PIN = "271828"
@@ -26,25 +28,25 @@ PIN = "271828"
 def credential_of(core: DeskCore) -> str:
     """The credential the desk authenticates with (held in memory only)."""
     server = core._server
-    assert server is not None
+    assert isinstance(server, HttpPeerClient)
     return server.credential
 
 
 async def test_lostdesk_store_and_folder_are_private(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh" / "desk"
-    core = await DeskCore.open(desk_settings(fresh))
+    core = await open_desk(desk_settings(fresh))
     await core.close()
     assert modes(fresh) == {".": 0o700, "scanner.sqlite3": 0o600}
 
     # A folder and a store made world-readable (by hand, an old desk, a careless copy) are fixed on open.
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
-    store = Store(loose / "scanner.sqlite3")
+    store = SqliteDeskStore(loose / "scanner.sqlite3")
     store.put_settings({"gate": "North"})
     for path in loose.iterdir():
         path.chmod(0o644)
     loose.chmod(0o755)
-    core = await DeskCore.open(desk_settings(loose))
+    core = await open_desk(desk_settings(loose))
     try:
         assert modes(loose) == {".": 0o700, **{name: 0o600 for name in modes(loose) if name != "."}}
         assert {"scanner.sqlite3", "scanner.sqlite3-wal"} <= set(modes(loose))
@@ -64,12 +66,12 @@ async def test_lostdesk_the_pin_seals_the_credential(harness: Harness, tmp_path:
     assert not (folder / vault.KEY_FILE).exists()
 
     with pytest.raises(vault.PinRequired):
-        await DeskCore.open(desk_settings(folder))
+        await open_desk(desk_settings(folder))
     with pytest.raises(vault.WrongPin):
-        await DeskCore.open(desk_settings(folder), "314159")
+        await open_desk(desk_settings(folder), "314159")
     pin_file = tmp_path / "pin"
     pin_file.write_text(PIN + "\n")
-    core = await DeskCore.open(desk_settings(folder, pin_file=pin_file))
+    core = await open_desk(desk_settings(folder, pin_file=pin_file))
     try:
         assert credential_of(core) == credential
         await core.sync_once()
@@ -88,7 +90,7 @@ async def test_lostdesk_without_a_pin_the_credential_is_not_in_the_store(
     await core.close()
     assert all(secret.encode() not in content for content in folder_bytes(folder).values())
     assert modes(folder)[vault.KEY_FILE] == 0o600  # the key that seals it lives beside the store
-    core = await DeskCore.open(desk_settings(folder))
+    core = await open_desk(desk_settings(folder))
     try:
         await core.sync_once()
         assert core.status().online
@@ -116,7 +118,7 @@ async def test_lostdesk_an_older_desks_store_is_rewritten_on_open(harness: Harne
     db.close()
     assert leaks(folder, sale.tickets[:1]) != []
 
-    core = await DeskCore.open(desk_settings(folder), PIN)
+    core = await open_desk(desk_settings(folder), PIN)
     try:
         assert credential_of(core) == credential
         assert [record.ticket_id for record in core.store.records()] == [ticket_ref(sale.ticket(0)["id"])]
@@ -126,7 +128,7 @@ async def test_lostdesk_an_older_desks_store_is_rewritten_on_open(harness: Harne
     assert all(secret.encode() not in content for content in folder_bytes(folder).values())
     assert leaks(folder, sale.tickets) == []
     with pytest.raises(vault.PinRequired):  # sealed under the PIN it was opened with
-        await DeskCore.open(desk_settings(folder))
+        await open_desk(desk_settings(folder))
 
 
 async def test_lostdesk_the_pin_on_the_command_line(harness: Harness, tmp_path: Path) -> None:

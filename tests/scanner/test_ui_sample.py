@@ -19,16 +19,16 @@ from textual.widgets import OptionList
 from scanner.test_ui import Recorder, shown, text_of, until, wedge
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import (
-    ConflictRow,
     Counters,
+    DeskConflictRow,
+    DeskNotReady,
     FirstEntry,
-    ListInfo,
-    NotReady,
+    FoundTicket,
     ScanResult,
     Source,
     SyncStatus,
 )
-from scanner_app.core.store import Enrollment
+from scanner_app.core.ports import DeskEnrollment, ListInfo
 from scanner_app.core.texts import headline
 from scanner_app.ui.app import ScannerApp
 from scanner_app.ui.messages import ScanDecided, ScanFailed, SearchAnswered, SearchFailed
@@ -75,19 +75,9 @@ RESULTS = {
 }
 
 
-@dataclass(frozen=True)
-class Match:
-    ticket_id: str
-    ticket_number: str
-    display_name: str | None
-    tier_title: str | None
-    status: str
-    door_state: str
-
-
 MATCHES = (
-    Match("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active", "not checked in"),
-    Match("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided", "checked in 19:02"),
+    FoundTicket("ticket_ada", "7K3QX-9TB2M", "Ada Lovelace", "VIP", "active", "not checked in"),
+    FoundTicket("ticket_byron", "AD4QX-1TB2M", "Ada Byron", "GA", "voided", "checked in 19:02"),
 )
 PASSES = {"ticket_ada": ADA}  # what the server decides a searched ticket on: its pass
 
@@ -104,9 +94,9 @@ class SampleDesk:
     door: Counters = field(default_factory=lambda: Counters(41, 37, 250))
     online: bool = True
     stale: bool = False
-    conflicts: list[ConflictRow] = field(default_factory=list)
-    enrollment: Enrollment | None = field(
-        default_factory=lambda: Enrollment(
+    conflicts: list[DeskConflictRow] = field(default_factory=list)
+    enrollment: DeskEnrollment | None = field(
+        default_factory=lambda: DeskEnrollment(
             "https://tickets.example.org", "dev_sample", "North door", "live", "event_1", LISTS
         )
     )
@@ -131,7 +121,7 @@ class SampleDesk:
             False, NOW_MS - 6 * 60_000, 3, 7 * 60_000, self.stale, conflicts=len(self.conflicts)
         )
 
-    def conflict_rows(self) -> list[ConflictRow]:
+    def conflict_rows(self) -> list[DeskConflictRow]:
         return self.conflicts
 
     async def enroll(self, server_url: str, code: str, device_name: str | None = None) -> None:
@@ -148,7 +138,9 @@ class SampleDesk:
         self, text: str, direction: Direction = Direction.ENTRY, source: Source = "wedge"
     ) -> ScanResult:
         if text not in RESULTS:
-            raise NotReady("the server cannot be reached and this desk has no offline data for the list yet")
+            raise DeskNotReady(
+                "the server cannot be reached and this desk has no offline data for the list yet"
+            )
         result = RESULTS[text]
         if result.verdict is Verdict.ADMIT:
             here, inside, total = self.door.admitted_here, self.door.inside_now, self.door.total_admissible
@@ -157,7 +149,7 @@ class SampleDesk:
             result, direction=direction, headline=headline(result.verdict, result.reason, direction)
         )
 
-    async def search(self, query: str) -> Sequence[Match]:
+    async def search(self, query: str) -> Sequence[FoundTicket]:
         return [m for m in MATCHES if query.lower() in (m.display_name or "").lower()]
 
     async def check_in_searched(self, ticket_id: str, direction: Direction = Direction.ENTRY) -> ScanResult:

@@ -10,11 +10,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
-from scanner_app.core.desk import ConflictRow
+from scanner_app.core.desk import DeskConflictRow
 from scanner_app.core.texts import clock
 
 
-def describe(row: ConflictRow) -> str:
+def describe(row: DeskConflictRow) -> str:
     """Two lines that wrap within the screen: ``19:02  Admitted twice · Main entrance`` and the desks."""
     at = "--:--" if row.at_ms is None else clock(row.at_ms)
     return f"{at}  {row.what} · {row.list_name}\n       by {', '.join(row.desks)}"
@@ -32,7 +32,7 @@ class ConflictsScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,f6", "close", "Back to scanning")]
 
-    def __init__(self, rows: list[ConflictRow]) -> None:
+    def __init__(self, rows: list[DeskConflictRow]) -> None:
         super().__init__()
         self.rows = rows
 

@@ -14,16 +14,16 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from scanner_app.core.client import DeviceRevokedError, ServerRefused, ServerUnreachable
-from scanner_app.core.desk import NotReady
-from scanner_app.ui.desk import Desk, Searching, TicketMatch
+from scanner_app.core.desk import DeskNotReady, FoundTicket
+from scanner_app.core.ports import DeviceRevokedError, ServerRefused, ServerUnreachable
+from scanner_app.ui.desk import Desk, Searching
 from scanner_app.ui.messages import SearchAnswered, SearchFailed
 
 MIN_QUERY = 2
 NEEDS_SERVER = "Search needs the server"
 
 
-def describe(match: TicketMatch) -> str:
+def describe(match: FoundTicket) -> str:
     parts = [match.display_name or "(no name)", match.tier_title, f"ticket {match.ticket_number}"]
     line = " · ".join(part for part in parts if part)
     state = match.door_state if match.status == "active" else f"{match.status}, {match.door_state}"
@@ -82,7 +82,7 @@ class SearchScreen(ModalScreen[str | None]):
             return
         try:
             matches = await desk.search(query)
-        except (ServerUnreachable, ServerRefused, NotReady, DeviceRevokedError) as problem:
+        except (ServerUnreachable, ServerRefused, DeskNotReady, DeviceRevokedError) as problem:
             self.post_message(SearchFailed(query, f"{NEEDS_SERVER}: {problem}"))
             return
         self.post_message(SearchAnswered(query, matches))

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from scanner_app.core.desk import ENROLL_PREFIX, EnrollmentFailed, NotReady
+from scanner_app.core.desk import ENROLL_PREFIX, DeskNotReady, EnrollmentFailed
 from scanner_app.ui.desk import Desk
 from scanner_app.ui.messages import Enrolled, EnrollmentRefused, ListSelected
 from scanner_app.ui.widgets.status import StatusBar
@@ -152,7 +152,7 @@ class SetupScreen(Screen[None]):
         desk = self.desk
         try:
             await desk.select_list(list_id, gate)
-        except NotReady as problem:
+        except DeskNotReady as problem:
             self.query_one("#problem", Static).update(str(problem))
             return
         chosen = desk.selected_list

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from scanner_app.core.desk import ListInfo
+from scanner_app.core.ports import ListInfo
 from sync.checkin import Direction
 
 

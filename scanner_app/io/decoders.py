@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import cv2
 
-from scanner_app.core.frames import Image
+from scanner_app.io.frames import Image
 
 
 class DecoderUnavailable(Exception):

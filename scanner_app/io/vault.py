@@ -96,3 +96,21 @@ def unseal(sealed: str, pin: str | None, folder: Path) -> str:
 def forget(folder: Path) -> None:
     """Remove the key file (a wiped desk)."""
     (folder / KEY_FILE).unlink(missing_ok=True)
+
+
+class SecretBoxVault:
+    """The credential of the desk whose files are in ``folder``, sealed under ``pin`` (or the
+    folder's key file): the core's :class:`~scanner_app.core.ports.CredentialVault`."""
+
+    def __init__(self, folder: Path, pin: str | None) -> None:
+        self.folder = folder
+        self.pin = pin
+
+    def seal(self, credential: str) -> str:
+        return seal(credential, self.pin, self.folder)
+
+    def unseal(self, sealed: str) -> str:
+        return unseal(sealed, self.pin, self.folder)
+
+    def forget(self) -> None:
+        forget(self.folder)

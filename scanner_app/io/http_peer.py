@@ -1,73 +1,36 @@
-"""The device methods over HTTP (httpx), against the server or a hub desk (same paths, same shapes).
+"""The device methods over HTTP (httpx), against the server or a hub desk (same paths, same shapes):
+the desk's :class:`~scanner_app.core.ports.PeerClient`.
 
-Every answer carrying ``serverTimeMs`` feeds the clock offset estimate (NTP-style: the server's
-time against the midpoint of the request's send and receive times, keeping the sample with the
-shortest round trip of the last few, whose midpoint is the least uncertain). A revoked device is
-told so by a typed exception; a network failure or timeout by another, so callers can fall back to
+Every answer carrying ``serverTimeMs`` feeds the desk's clock offset estimate
+(:class:`~scanner_app.core.ports.ClockOffset`, timed by the desk's clock). A revoked device is told
+so by a typed exception; a network failure or timeout by another, so callers can fall back to
 deciding offline.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Any
 
 import httpx
 
+from scanner_app.core.ports import (
+    ClockOffset,
+    DeviceRevokedError,
+    ServerRefused,
+    ServerUnreachable,
+)
+
 NAMESPACE = "tickets.atmosphere."
-CLOCK_SAMPLES = 8
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class DeviceRevokedError(Exception):
-    """The server revoked this desk: its local data must be wiped."""
-
-
-class ServerUnreachable(Exception):
-    """No answer: the network is down, the server is stopped, or it did not answer in time."""
-
-
-class ServerRefused(Exception):
-    """The server answered with an error ``{error, message}``."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(f"{status} {error}: {message}")
-        self.status = status
-        self.error = error
-        self.message = message
-
-
-class ClockOffset:
-    """Server time minus this desk's time, in milliseconds (0 until measured)."""
-
-    def __init__(self, initial_ms: int = 0) -> None:
-        self._initial = initial_ms
-        self._samples: deque[tuple[int, int]] = deque(maxlen=CLOCK_SAMPLES)
-
-    def add(self, sent_ms: int, received_ms: int, server_ms: int) -> None:
-        self._samples.append((received_ms - sent_ms, server_ms - (sent_ms + received_ms) // 2))
-
-    @property
-    def value_ms(self) -> int:
-        return min(self._samples)[1] if self._samples else self._initial
-
-    def now_ms(self) -> int:
-        """The server's clock, as well as this desk can tell."""
-        return wall_ms() + self.value_ms
-
-
-class XrpcClient:
-    """One peer (the server or a hub desk), authenticated by ``Bearer <credential>``."""
+class HttpPeerClient:
+    """One peer (the server or a hub desk) over HTTP, authenticated by ``Bearer <credential>``."""
 
     def __init__(
         self,
         base_url: str,
         credential: str,
-        clock: ClockOffset,
+        offset: ClockOffset,
         timeout_s: float,
         connect_s: float | None = None,
     ) -> None:
@@ -75,7 +38,7 @@ class XrpcClient:
         bounds connecting, short, so a stopped peer is known at once."""
         self.base_url = base_url.rstrip("/")
         self.credential = credential
-        self.clock = clock
+        self.offset = offset
         self.timeout_s = timeout_s
         self.connect_s = connect_s or timeout_s
         self._http = httpx.AsyncClient()
@@ -96,7 +59,7 @@ class XrpcClient:
         headers = {"authorization": f"Bearer {self.credential}"} if self.credential else {}
         limit = timeout_s or self.timeout_s
         timeout = httpx.Timeout(limit, connect=min(limit, self.connect_s))
-        sent = wall_ms()
+        sent = self.offset.clock.wall_ms()
         try:
             if body is None:
                 response = await self._http.get(url, params=params, headers=headers, timeout=timeout)
@@ -104,7 +67,7 @@ class XrpcClient:
                 response = await self._http.post(url, json=body, headers=headers, timeout=timeout)
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"{type(exc).__name__}: {exc}") from None
-        received = wall_ms()
+        received = self.offset.clock.wall_ms()
         try:
             data = response.json()
         except ValueError:
@@ -118,7 +81,7 @@ class XrpcClient:
             raise ServerRefused(response.status_code, error, message)
         server_ms = data.get("serverTimeMs")
         if isinstance(server_ms, int) and not isinstance(server_ms, bool):
-            self.clock.add(sent, received, server_ms)
+            self.offset.add(sent, received, server_ms)
         return data
 
     async def enroll(self, code: str, device_name: str | None) -> dict[str, Any]:
@@ -145,3 +108,17 @@ class XrpcClient:
 
     async def pull(self, list_id: str, cursor: int) -> dict[str, Any]:
         return await self.call("pullCheckIns", params={"checkInListId": list_id, "cursor": str(cursor)})
+
+
+class HttpPeers:
+    """Connects the desk to its peers over HTTP (:class:`~scanner_app.core.ports.Peers`)."""
+
+    def connect(
+        self,
+        base_url: str,
+        credential: str,
+        offset: ClockOffset,
+        timeout_s: float,
+        connect_s: float | None = None,
+    ) -> HttpPeerClient:
+        return HttpPeerClient(base_url, credential, offset, timeout_s, connect_s)

@@ -25,8 +25,8 @@ import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException, SerializationException
 
-from scanner_app.core.client import NAMESPACE
 from scanner_app.core.desk import HUB_PREFIX, DeskCore
+from scanner_app.io.http_peer import NAMESPACE
 from sync.records import Record, RecordFormatError
 
 PAGE_LIMIT = 1000
@@ -81,7 +81,7 @@ def hub_app(core: DeskCore, run: int) -> Litestar:
                     {"deviceId": r.device_id, "id": r.record_id, "status": result.value}
                     for r, result in zip(records, results, strict=True)
                 ],
-                "serverTimeMs": core.clock.now_ms(),
+                "serverTimeMs": core.offset.now_ms(),
             }
         )
 
@@ -106,7 +106,7 @@ def hub_app(core: DeskCore, run: int) -> Litestar:
                 "records": [record.to_wire() for record in records],
                 "cursor": str(run << _RUN_SHIFT | after),
                 "more": len(records) == limit,
-                "serverTimeMs": core.clock.now_ms(),
+                "serverTimeMs": core.offset.now_ms(),
             }
         )
 

@@ -1,6 +1,6 @@
 """The desk's local store: one SQLite file (stdlib ``sqlite3``, WAL, ``synchronous=FULL``).
 
-It holds the enrollment (its credential sealed, :mod:`scanner_app.core.vault`), each list's
+It holds the enrollment (its credential sealed, :mod:`scanner_app.io.vault`), each list's
 verified offline bundle and ticket index, every check-in record the desk knows (its own and those
 pulled from other desks, once per ``(device, record id)``), which records still have to go
 upstream, the pull cursors and the door staff's choices. Every write is one committed transaction,
@@ -20,11 +20,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scanner_app.core.vault import private_file
+from scanner_app.core.ports import BundleState, DeskEnrollment, ListInfo, OwnAdmission
+from scanner_app.io.vault import private_file
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record, RecordKey, is_ticket_ref, ticket_ref
 
@@ -77,42 +77,6 @@ _COLUMNS = (
 _INSERT = f"INSERT OR IGNORE INTO records ({_COLUMNS}, undoes) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 
 
-@dataclass(frozen=True, slots=True)
-class ListInfo:
-    """A check-in list the desk is enrolled for."""
-
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Enrollment:
-    server_url: str
-    device_id: str
-    device_name: str
-    environment: str
-    event_id: str
-    lists: tuple[ListInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BundleState:
-    """A list's verified bundle: its body without the entries (those are in the ticket index)."""
-
-    body: Mapping[str, Any]
-    seq: int
-    issued_at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class OwnAdmission:
-    """This desk's latest admission, and whether it is itself an undo or has been undone."""
-
-    record: Record
-    is_undo: bool
-    undone: bool
-
-
 def _row(record: Record, undoes: str | None = None) -> tuple[Any, ...]:
     return (
         record.device_id,
@@ -150,8 +114,9 @@ def _record(row: tuple[Any, ...]) -> Record:
     )
 
 
-class Store:
-    """The SQLite file of one desk. Used from one thread (the desk's event loop)."""
+class SqliteDeskStore:
+    """The SQLite file of one desk (the core's :class:`~scanner_app.core.ports.DeskStore`). Used
+    from one thread (the desk's event loop)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -184,7 +149,7 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("UPDATE records SET ticket_id = ? WHERE seq = ?", clear)
             db.execute("COMMIT")
-            Store._scrub(db)
+            SqliteDeskStore._scrub(db)
 
     @staticmethod
     def _scrub(db: sqlite3.Connection) -> None:
@@ -228,17 +193,17 @@ class Store:
                 else:
                     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def enrollment(self) -> Enrollment | None:
+    def enrollment(self) -> DeskEnrollment | None:
         text = self.setting("enrollment")
         if text is None:
             return None
         data = json.loads(text)
         data.pop("credential", None)  # kept in clear by older desks: see take_clear_credential
         data["lists"] = tuple(ListInfo(**item) for item in data["lists"])
-        return Enrollment(**data)
+        return DeskEnrollment(**data)
 
-    def save_enrollment(self, enrollment: Enrollment, sealed_credential: str) -> None:
-        """The enrollment, and its credential sealed (:func:`scanner_app.core.vault.seal`)."""
+    def save_enrollment(self, enrollment: DeskEnrollment, sealed_credential: str) -> None:
+        """The enrollment, and its credential sealed (:func:`scanner_app.io.vault.seal`)."""
         data = {
             "server_url": enrollment.server_url,
             "device_id": enrollment.device_id,
