@@ -18,11 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.atproto.uri import parse_record_uri
 from server.db.models import App, OrganizerConsent
 from server.domain.caller import Caller
-from server.domain.errors import (
-    OrganizerConsentNotFound,
-    OrganizerConsentRequired,
-    OrganizerNotEventAuthority,
-)
+from server.errors import OrganizerConsentNotFound, OrganizerConsentRequired, OrganizerNotEventAuthority
 
 
 @dataclass(frozen=True, slots=True)

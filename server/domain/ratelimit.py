@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, Driver
 from server.db.models import RateCounter
-from server.domain.errors import RateLimitExceeded
+from server.errors import RateLimitExceeded
 
 T = TypeVar("T")
 

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.eventgraph import CALENDAR_EVENT
 from server.db.models import App, Event, Offer
 from server.domain.caller import Caller
-from server.domain.catalog.eventgraph import CALENDAR_EVENT
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, inventory
-from server.domain.errors import EventNotFound, InvalidRequest
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Line, price
+from server.errors import EventNotFound, InvalidRequest
 
 # Environments in the order a public page prefers them when one record is ticketed in both.
 _PREFERRED = {"live": 0, "test": 1}
@@ -82,7 +82,7 @@ async def listing(
     session: AsyncSession, event: Event, code: str | None, now_ms: int
 ) -> tuple[list[TierOffer], str | None]:
     """The tiers a buyer may see (public ones, and those ``code`` opens), and the code when it is a
-    valid one (:class:`~server.domain.errors.InvalidOfferCode` otherwise)."""
+    valid one (:class:`~server.errors.InvalidOfferCode` otherwise)."""
     everything = await inventory(session, event, now_ms)
     unlocked: frozenset[str] = frozenset()
     offer = None

@@ -18,7 +18,6 @@ from server.db.models import Event, Hold, Ticket
 from server.domain import ratelimit
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import DomainError, InvalidOfferCode, InvalidRequest
 from server.domain.eventimage import EventImages, version
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect
@@ -28,6 +27,7 @@ from server.domain.offers import limits
 from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
 from server.domain.storefront import TierOffer, listing, local_time, ordered_items, page_caller, public_event
+from server.errors import DomainError, InvalidOfferCode, InvalidRequest
 from server.settings import Settings
 from server.web.pages import money, not_found, page
 from server.xrpc.codes import code_limits

@@ -11,11 +11,11 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect
 from sqlalchemy import select
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import Event, Hold, HoldItem, Ticket, Tier
-from server.domain.common import format_datetime
 from server.domain.holds.rules import redirect_problem
 from server.domain.holds.service import effective_status, end_hold
-from server.domain.issuance.keys import pass_access_key
+from server.domain.issuance.list_keys import pass_access_key
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.payments.devpay import pay, serves_checkout
 from server.domain.payments.inbound import receive

@@ -7,13 +7,13 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import parse_optional_datetime
 from server.db.models import Event
 from server.domain import consents
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import UNSET, EventInput, EventRecord, TierInput
-from server.domain.common import parse_optional_datetime
-from server.domain.errors import EventNotFound, InvalidRequest
 from server.domain.offers import service as offers
+from server.errors import EventNotFound, InvalidRequest
 from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.views import availability_view, event_view, group_view, tier_view

@@ -7,16 +7,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
+from server.atproto.datetimes import format_datetime, format_optional_datetime, parse_optional_datetime
 from server.db.models import CheckInList, Event, Ticket, Tier
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin import lists
 from server.domain.checkin.service import Outcome, Scan, check_in, door_access, evaluate
-from server.domain.common import format_datetime, format_optional_datetime, parse_optional_datetime
-from server.domain.devices.service import DeviceAuthRequired
-from server.domain.errors import InvalidRequest, NotOwner
 from server.domain.exports.service import export_list
 from server.domain.idempotency import check_key
-from server.domain.issuance.service import TicketNotFound
+from server.errors import DeviceAuthRequired, InvalidRequest, NotOwner, TicketNotFound
 from server.xrpc.framework import NAMESPACE, Call, RawOutput, write_once, xrpc_method
 from server.xrpc.principals import app_or_device_auth
 from server.xrpc.views import compact, event_summary, presentation_view, tier_summary

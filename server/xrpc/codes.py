@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from server.domain import ratelimit
-from server.domain.errors import InvalidOfferCode
 from server.domain.offers import limits
 from server.domain.offers.service import buyer_key
+from server.errors import InvalidOfferCode
 from server.settings import Settings
 from server.xrpc.framework import Call
 

@@ -18,9 +18,8 @@ from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
 from server.domain.devices.records import resolve_tickets, store_records
 from server.domain.devices.searches import log_search
-from server.domain.errors import InvalidRequest
-from server.domain.issuance.keys import pass_signer
-from server.domain.issuance.service import TicketNotFound
+from server.domain.issuance.list_keys import pass_signer
+from server.errors import DeviceAuthRequired, EnrollmentCodeInvalid, InvalidRequest, TicketNotFound
 from server.xrpc.checkin import check_in_ticket
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
@@ -42,7 +41,7 @@ async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         enrollment_scopes(call.settings, call.client_address),
         ratelimit.Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
         "too many wrong enrollment codes",
-        devices.EnrollmentCodeInvalid,
+        EnrollmentCodeInvalid,
         lambda: _enroll(call, params),
     )
 
@@ -64,7 +63,7 @@ async def _enroll(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 
 def _device_list(call: Call, list_id: str) -> None:
     if list_id not in call.caller.device_lists:
-        raise devices.DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
+        raise DeviceAuthRequired(f"this device is not enrolled for check-in list {list_id}")
 
 
 @xrpc_method(NAMESPACE + "getScannerBundle", auth=device_auth)

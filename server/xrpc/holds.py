@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect, merge_items
 from server.domain.holds.service import HoldRequest, effective_status
 from server.domain.payments.devpay import check_payments_ready, checkout_url
+from server.errors import InvalidRequest
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
 from server.xrpc.codes import guarding_codes

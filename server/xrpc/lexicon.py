@@ -25,7 +25,8 @@ from typing import Final, Literal, cast
 
 import regex
 
-from server.domain.errors import InvalidRequest, MethodNotImplemented
+from server.errors import InvalidRequest
+from server.xrpc.transport import MethodNotImplemented
 
 # The lexicons ship inside the package: ``server/lexicons`` links to the repository's ``lexicons/``,
 # and the wheel carries the documents themselves.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain.common import decode_cursor, encode_cursor, parse_optional_datetime
+from server.atproto.datetimes import parse_optional_datetime
+from server.domain.common import decode_cursor, encode_cursor
 from server.domain.offers import service as offers
 from server.domain.offers.service import OfferInput
 from server.xrpc.catalog import changes_from

@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import App
 from server.domain.caller import Caller
-from server.domain.common import compact, format_datetime
-from server.domain.errors import PaymentMethodAtBroker
+from server.domain.common import compact
 from server.domain.payments import checkout as payments
 from server.xrpc.auth import authenticate
 from server.xrpc.framework import Call, Services, xrpc_method
+from server.xrpc.transport import PaymentMethodAtBroker
 
 PAYMENT_STATUS = "network.attested.payment.status"
 PAYOUT_STATUS = "money.atmosphere.actor.getPayoutStatus"

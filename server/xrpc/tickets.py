@@ -10,21 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import Event, Ticket
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
-from server.domain.errors import DomainError, InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import merge_items
 from server.domain.issuance import service as issuance
 from server.domain.issuance.queries import in_context, page
+from server.errors import InvalidRequest, TicketNotFound, TierNotFree
 from server.xrpc.auth import verify_buyer
 from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, write_once, xrpc_method
 from server.xrpc.holds import BUYER_RETRY_FIELDS, hold_request
 from server.xrpc.views import ticket_view
-
-
-class TierNotFree(DomainError):
-    code = "TierNotFree"
-    status = 400
 
 
 async def views(call: Call, session: AsyncSession, tickets: list[Ticket]) -> list[dict[str, Any]]:
@@ -166,7 +161,7 @@ async def resend_ticket_email(call: Call, params: dict[str, Any]) -> dict[str, A
     async with call.db.write() as session:
         ticket = await issuance.find_ticket(session, call.caller.environment, params["ticketId"])
         if ticket.app_id != call.caller.app_id:
-            raise issuance.TicketNotFound(f"ticket {params['ticketId']} not found")
+            raise TicketNotFound(f"ticket {params['ticketId']} not found")
         await issuance.resend_pass(session, ticket, call.now_ms, actor=call.caller.app_did)
     return {"ticketId": ticket.id, "queued": True}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.db.models import Event, Hold, Offer, Tier
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
-from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.consents import Consent
 from server.domain.holds.service import HoldResult
 from server.domain.issuance.queries import TicketInContext

@@ -18,7 +18,7 @@ from support.server import AppClient, Identity, make_settings, register
 
 from server import outbound
 from server.atproto.client import PdsError, XrpcClient
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.domain.outbox.delivery import RECEIVER_UNREACHABLE, Claimed, deliver
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import InvalidRequest
 from server.domain.storefront import TierOffer, calendar_entry, local_time, ordered_items
+from server.errors import InvalidRequest
 
 NEW_YEAR_UTC_MS = 1_798_747_200_000  # 2026-12-31T20:00:00Z
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.domain.errors import InvalidRequest, MethodNotImplemented
+from server.errors import InvalidRequest
 from server.xrpc.lexicon import (
     FORMATS,
     LexiconLoadError,
@@ -19,6 +19,7 @@ from server.xrpc.lexicon import (
     grapheme_length,
     utf8_length,
 )
+from server.xrpc.transport import MethodNotImplemented
 
 CID = "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"
 CID_V0 = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"

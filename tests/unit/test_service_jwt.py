@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.auth.did import DidResolver
-from server.auth.keys import SigningKey, b64url, mint_service_jwt, sign_jws
 from server.auth.multikey import PublicKey, curve_order
 from server.auth.service_jwt import ServiceJwtClaims, verify_service_jwt
-from server.domain.errors import (
+from server.auth.signing import SigningKey, b64url, sign_jws
+from server.devtools import mint_service_jwt
+from server.errors import (
     AuthenticationRequired,
     BadJwt,
     BadJwtAudience,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 
 EVENT_STATUSES = ("active", "paused", "archived")
 TIER_STATUSES = ("active", "paused", "archived")

@@ -17,27 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Device, Event
 from server.domain.common import new_id
-from server.domain.errors import AuthError, DomainError, InvalidRequest, NotFound
+from server.errors import (
+    DeviceAuthRequired,
+    DeviceNotFound,
+    DeviceRevoked,
+    EnrollmentCodeInvalid,
+    InvalidRequest,
+    NotFound,
+)
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_TTL_MS = 24 * 3600 * 1000
-
-
-class EnrollmentCodeInvalid(AuthError):
-    code = "EnrollmentCodeInvalid"
-
-
-class DeviceAuthRequired(AuthError):
-    code = "DeviceAuthenticationRequired"
-
-
-class DeviceRevoked(DomainError):
-    code = "DeviceRevoked"
-    status = 403
-
-
-class DeviceNotFound(NotFound):
-    code = "DeviceNotFound"
 
 
 def _digest(secret: str) -> str:

@@ -10,9 +10,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
-from server.domain.common import format_datetime
 
 NO_NAME = "—"
 

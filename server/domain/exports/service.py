@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import Event
 from server.domain.checkin.lists import find_list
-from server.domain.common import SystemClock, format_datetime
-from server.domain.errors import InvalidRequest
+from server.domain.common import SystemClock
 from server.domain.exports import writers
 from server.domain.exports.rows import conflict_rows, list_rows, scan_rows
+from server.errors import InvalidRequest
 
 CSV = "text/csv; charset=utf-8"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

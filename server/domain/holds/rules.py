@@ -9,12 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from server.domain.catalog.rules import Pool
-from server.domain.errors import (
-    InsufficientAvailability,
-    InvalidRequest,
-    SoldOut,
-    TierSoldOut,
-)
+from server.errors import InsufficientAvailability, InvalidRequest, SoldOut, TierSoldOut
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, Ticket, Tier
 from server.domain.common import decode_cursor, encode_cursor
-from server.domain.issuance.keys import Keyring, PassSigner, pass_access_key, pass_signer
+from server.domain.issuance.list_keys import Keyring, PassSigner, pass_access_key, pass_signer
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,24 +28,15 @@ from server.db.models import (
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups
 from server.domain.common import new_id
-from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
 from server.domain.holds.service import price_parts
-from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.issuance.list_keys import Keyring, ensure_default_list
 from server.domain.mail import outbox as mail
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
+from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class TicketNotFound(NotFound):
-    code = "TicketNotFound"
-
-
-class TicketNotActive(DomainError):
-    code = "TicketNotActive"
-    status = 409
 
 
 def ticket_number() -> str:

@@ -21,7 +21,7 @@ from server.db.engine import Database
 from server.db.lease import lease_rows
 from server.db.models import MailMessage, Ticket
 from server.domain.common import Clock
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.queries import in_context
 from server.domain.mail.messages import compose
 from server.settings import Settings

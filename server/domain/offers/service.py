@@ -22,7 +22,8 @@ from server.domain.caller import Caller
 from server.domain.catalog.rules import check_status
 from server.domain.catalog.service import ensure_can_manage, find_event, note_change
 from server.domain.common import new_id
-from server.domain.errors import (
+from server.domain.offers.pricing import Terms
+from server.errors import (
     CapacityBelowCommitted,
     InvalidOfferCode,
     InvalidRequest,
@@ -30,7 +31,6 @@ from server.domain.errors import (
     OfferNotFound,
     TierNotFound,
 )
-from server.domain.offers.pricing import Terms
 
 KINDS = ("discount", "presale", "affiliate", "access-window")
 # Offers of these kinds let their code's holders see and buy hidden tiers, and buy before sales open.

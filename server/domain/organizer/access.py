@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import Event
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
-from server.domain.errors import EventNotFound
+from server.errors import EventNotFound
 
 
 @dataclass(frozen=True, slots=True)

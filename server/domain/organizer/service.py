@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.db.models import (
     CapacityGroup,
     CheckInConflict,
@@ -28,13 +29,18 @@ from server.db.models import (
 from server.domain import ledger
 from server.domain.catalog.service import held_places
 from server.domain.checkin.lists import counts, escape_like
-from server.domain.common import compact, format_datetime, format_optional_datetime
+from server.domain.common import compact
 from server.domain.devices import service as devices
 from server.domain.devices.conflicts import conflict_view
-from server.domain.errors import ConflictNotFound, InvalidRequest, WebhookDeliveryNotFound
-from server.domain.issuance.service import TicketNotFound
 from server.domain.organizer.access import Viewer
 from server.domain.outbox import service as outbox
+from server.errors import (
+    ConflictNotFound,
+    DeviceNotFound,
+    InvalidRequest,
+    TicketNotFound,
+    WebhookDeliveryNotFound,
+)
 
 ATTENTION = ("needs_refund", "needs_review")
 PAYMENT_ISSUES = (*ATTENTION, "partially_refunded")
@@ -407,7 +413,7 @@ async def revoke_device(
     """Revoke one of the event's desks: refused from now on, and told to wipe its data."""
     found = await session.get(Device, device_id)
     if found is None or found.event_id != event.id:
-        raise devices.DeviceNotFound("no desk with this id belongs to the event")
+        raise DeviceNotFound("no desk with this id belongs to the event")
     device = await devices.revoke(session, device_id, now_ms)
     ledger.record(
         session,

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, Hold, Payment
 from server.domain.caller import Caller
-from server.domain.errors import PaymentNotFound
 from server.domain.holds.service import effective_status
+from server.errors import PaymentNotFound
 
 # A hold's status, as the broker names the state of its checkout.
 CHECKOUT_STATUSES = {

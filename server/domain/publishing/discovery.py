@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Event, PublishedRecord
 from server.domain.common import decode_cursor, encode_cursor
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 
 
 @dataclass(frozen=True, slots=True)

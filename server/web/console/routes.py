@@ -19,15 +19,15 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInList, ConsoleSession, Event, Ticket
-from server.domain.common import format_datetime
 from server.domain.devices.service import enrollment_text
-from server.domain.errors import CustomerEmailMissing, DomainError
 from server.domain.exports.service import DOOR_LIST_FORMATS, export_list
 from server.domain.issuance import service as issuance
 from server.domain.organizer import service as organizer
 from server.domain.organizer import signin
 from server.domain.organizer.access import Viewer, console_viewer, viewed_event, viewed_events
+from server.errors import CustomerEmailMissing, DomainError, TicketNotActive
 from server.web.console.charts import bars
 from server.xrpc.framework import Services
 
@@ -336,7 +336,7 @@ async def ticket_action(
             # Refused before it writes anything: the page says why instead of an error page.
             try:
                 await issuance.resend_pass(session, locked, now, actor=viewer.actor)
-            except issuance.TicketNotActive:
+            except TicketNotActive:
                 return f"{here}?done=not-active"
             except CustomerEmailMissing:
                 return f"{here}?done=no-email"
