@@ -17,7 +17,7 @@ from litestar.types import ASGIApp
 from sqlalchemy import text
 
 from server import __version__, log_redaction, metrics
-from server.atproto.client import XrpcClient
+from server.atproto.client import PdsClient
 from server.atproto.eventgraph import EventGraph
 from server.auth.did import DidResolver
 from server.db import migrate
@@ -216,7 +216,7 @@ def atproto_parts(
 ) -> tuple[EventGraph, Publisher]:
     """The event graph (reading calendar event records) and the publisher (writing the public
     records), sharing one XRPC client."""
-    client = XrpcClient(
+    client = PdsClient(
         http,
         timeout=settings.pds_timeout_seconds,
         max_response_bytes=settings.pds_max_response_bytes,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.atproto.cid import NotInDataModel, record_cid
-from server.atproto.client import PdsError, XrpcClient, XrpcError, pds_endpoint
+from server.atproto.client import PdsClient, PdsError, XrpcError, pds_endpoint
 from server.atproto.datetimes import parse_optional_datetime
 from server.atproto.place import place_text
 from server.atproto.text import clip
@@ -102,7 +102,7 @@ def read_calendar_event(uri: str, cid: str, value: object, validator: RecordVali
 class EventGraph:
     """Reads calendar event records from their PDS."""
 
-    def __init__(self, resolver: DidResolver, client: XrpcClient, validator: RecordValidator) -> None:
+    def __init__(self, resolver: DidResolver, client: PdsClient, validator: RecordValidator) -> None:
         self._resolver = resolver
         self._client = client
         self._validator = validator

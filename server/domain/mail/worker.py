@@ -32,7 +32,7 @@ LEASE_MARGIN_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
+class ClaimedMail:
     id: int
     kind: str
     recipient: str
@@ -40,7 +40,7 @@ class Claimed:
     attempts: int
 
 
-async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH) -> list[Claimed]:
+async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH) -> list[ClaimedMail]:
     async with db.write() as session:
         rows = list(
             await session.scalars(
@@ -51,7 +51,7 @@ async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH
                 .with_for_update(skip_locked=True)
             )
         )
-        claimed = [Claimed(m.id, m.kind, m.recipient, list(m.ticket_ids), m.attempts) for m in rows]
+        claimed = [ClaimedMail(m.id, m.kind, m.recipient, list(m.ticket_ids), m.attempts) for m in rows]
         await lease_rows(session, MailMessage.id, [m.id for m in rows], now_ms + lease_ms)
     return claimed
 
@@ -87,7 +87,7 @@ def _reason(exc: Exception) -> str:
 
 
 async def _compose(
-    db: Database, keyring: Keyring, settings: Settings, job: Claimed, now_ms: int
+    db: Database, keyring: Keyring, settings: Settings, job: ClaimedMail, now_ms: int
 ) -> EmailMessage | None:
     async with db.read() as session:
         tickets = list(
@@ -99,7 +99,7 @@ async def _compose(
     return compose(job.kind, job.recipient, settings.smtp_from, items, settings.public_url, now_ms)
 
 
-async def send_one(db: Database, keyring: Keyring, settings: Settings, job: Claimed, now_ms: int) -> bool:
+async def send_one(db: Database, keyring: Keyring, settings: Settings, job: ClaimedMail, now_ms: int) -> bool:
     """Compose and send one claimed message; record the outcome. Answers whether it went out."""
     error: str | None = None
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from server.atproto.cid import record_cid
-from server.atproto.client import PdsError, XrpcClient, XrpcError
+from server.atproto.client import PdsClient, PdsError, XrpcError
 from server.atproto.eventgraph import EventGraph, RecordValidator, Unresolved
 from server.atproto.session import AccountSession, Tokens
 from server.atproto.uri import parse_record_uri
@@ -88,7 +88,7 @@ class _Catalog:
 class Publisher:
     db: Database
     graph: EventGraph
-    client: XrpcClient
+    client: PdsClient
     sealer: accounts.Sealer
     validator: RecordValidator
     service_did: str
