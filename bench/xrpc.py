@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from bench.deploy import SERVICE_DID
-from server.auth.keys import SigningKey, mint_service_jwt
+from server.auth.signing import SigningKey
+from server.devtools import mint_service_jwt
 
 NS = "tickets.atmosphere."
 APP_DID = "did:web:bench-app.example"

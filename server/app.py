@@ -17,17 +17,16 @@ from litestar.types import ASGIApp
 from sqlalchemy import text
 
 from server import __version__, log_redaction, metrics
-from server.atproto.client import XrpcClient
+from server.atproto.client import PdsClient
+from server.atproto.eventgraph import EventGraph
 from server.auth.did import DidResolver
 from server.db import migrate
 from server.db.engine import Database
 from server.domain.apps import RegisteredApps, forget_spent_jtis
-from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock, SystemClock
-from server.domain.errors import DomainError, NotReady
 from server.domain.eventimage import EventImages
 from server.domain.holds.service import sweep_expired
-from server.domain.issuance.keys import Keyring, load_server_key
+from server.domain.issuance.list_keys import Keyring, load_server_key
 from server.domain.mail.worker import announce as announce_mail
 from server.domain.mail.worker import run_mail_worker
 from server.domain.outbox.delivery import run_delivery_worker
@@ -38,6 +37,7 @@ from server.domain.publishing.accounts import Sealer
 from server.domain.publishing.service import Publisher
 from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
+from server.errors import ServiceError
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
 from server.web.console.routes import CONSOLE
@@ -58,10 +58,11 @@ from server.xrpc import (  # noqa: F401  (registers the methods)
     tickets,
 )
 from server.xrpc.auth import authenticate
-from server.xrpc.errors import handle_domain_error, handle_http_exception, handle_unexpected
+from server.xrpc.errors import handle_http_exception, handle_service_error, handle_unexpected
 from server.xrpc.framework import METHODS, RawOutput, Services, dispatch
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 from server.xrpc.ratelimits import check_methods, client_ip, longest_window_seconds
+from server.xrpc.transport import NotReady
 
 log = logging.getLogger("tickets")
 # How long readiness waits for the database before answering that it is not ready.
@@ -215,7 +216,7 @@ def atproto_parts(
 ) -> tuple[EventGraph, Publisher]:
     """The event graph (reading calendar event records) and the publisher (writing the public
     records), sharing one XRPC client."""
-    client = XrpcClient(
+    client = PdsClient(
         http,
         timeout=settings.pds_timeout_seconds,
         max_response_bytes=settings.pds_max_response_bytes,
@@ -307,7 +308,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         ],
         lifespan=[lifespan],
         exception_handlers={
-            DomainError: handle_domain_error,
+            ServiceError: handle_service_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

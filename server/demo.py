@@ -17,19 +17,21 @@ import httpx
 import segno
 from sqlalchemy import select
 
-from server.auth.keys import SigningKey, mint_service_jwt
+from server.atproto.datetimes import parse_datetime
+from server.auth.signing import SigningKey
 from server.db import migrate
 from server.db.engine import Database
 from server.db.models import App, CheckInList, Ticket, Tier
+from server.devtools import mint_service_jwt
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
 from server.domain.checkin.lists import create_list
-from server.domain.common import SystemClock, parse_datetime
+from server.domain.common import SystemClock
 from server.domain.devices.service import create_enrollment
 from server.domain.holds.service import HoldRequest, create_hold
-from server.domain.issuance.keys import Keyring, ensure_default_list, load_server_key
+from server.domain.issuance.list_keys import Keyring, ensure_default_list, load_server_key
 from server.domain.issuance.queries import in_context
 from server.domain.offers import service as offers
 from server.domain.offers.service import OfferInput

@@ -24,7 +24,7 @@ from support.pds import ORGANIZER as PDS_ORGANIZER
 from support.pds import ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"

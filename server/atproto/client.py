@@ -66,7 +66,7 @@ def pds_endpoint(document: Mapping[str, Any]) -> str | None:
     return service_endpoint(document, PDS_SERVICE_ID, PDS_SERVICE_TYPE)
 
 
-class XrpcClient:
+class PdsClient:
     """One client for every PDS the service talks to. ``allow_http`` admits ``http://`` endpoints
     (development and tests); otherwise only ``https://`` is called."""
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from server.atproto.client import PdsError, XrpcClient, XrpcError
+from server.atproto.client import PdsClient, PdsError, XrpcError
 
 CREATE_SESSION = "com.atproto.server.createSession"
 REFRESH_SESSION = "com.atproto.server.refreshSession"
@@ -39,7 +39,7 @@ class Login:
 class AccountSession:
     def __init__(
         self,
-        client: XrpcClient,
+        client: PdsClient,
         pds_url: str,
         login: Login,
         tokens: Tokens | None,

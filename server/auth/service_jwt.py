@@ -19,7 +19,7 @@ from typing import Any
 
 from server.auth.did import DidResolutionError, DidResolver
 from server.auth.multikey import JWT_ALGS, JwtAlg, is_canonical_signature
-from server.domain.errors import (
+from server.errors import (
     AuthenticationRequired,
     BadJwt,
     BadJwtAudience,
@@ -27,7 +27,7 @@ from server.domain.errors import (
     BadJwtSignature,
     JwtExpired,
 )
-from server.domain.wire import contains_nul
+from server.wire import contains_nul
 
 MAX_TOKEN_LENGTH = 8192
 MAX_JTI_LENGTH = 200
@@ -75,7 +75,7 @@ async def verify_service_jwt(
 ) -> ServiceJwtClaims:
     """Verify a service-auth JWT for the XRPC method ``lxm`` (or one of several) and return its claims.
 
-    Raises a :class:`~server.domain.errors.AuthError` subclass naming the first problem found.
+    Raises a :class:`~server.errors.AuthError` subclass naming the first problem found.
     Whether the ``jti`` was seen before is the caller's to check, once the token verified.
     """
     jws = _parse(token)

@@ -11,8 +11,8 @@ from server.auth.service_jwt import ServiceJwtClaims
 from server.db.engine import Database, Driver
 from server.db.models import App, JwtReplay
 from server.domain.common import ENVIRONMENTS, new_id
-from server.domain.errors import AppNotRegistered, InvalidRequest, JwtReplayed, TicketsModuleDisabled
 from server.domain.offers.pricing import BASIS_POINTS, Fees
+from server.errors import AppNotRegistered, InvalidRequest, JwtReplayed, TicketsModuleDisabled
 
 MAX_REMEMBERED_APPS = 10_000
 # How an app receives its lifecycle events: signed webhooks, or XRPC calls to its receiver.

@@ -1,4 +1,4 @@
-"""Small shared vocabulary: identifiers, clocks and the wire datetime format."""
+"""Small shared vocabulary: identifiers, clocks, environments and paging cursors."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import re
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 
 ENVIRONMENTS = ("test", "live")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -46,34 +44,6 @@ class Clock(Protocol):
 class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-
-def format_datetime(ms: int) -> str:
-    """RFC 3339, UTC, millisecond precision, uppercase ``T`` and ``Z``."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def format_optional_datetime(ms: int | None) -> str | None:
-    return None if ms is None else format_datetime(ms)
-
-
-def parse_datetime(value: str, field: str) -> int:
-    """An RFC 3339 datetime (any offset) to epoch milliseconds; sub-millisecond digits truncate."""
-    text = value.strip()
-    if text.endswith(("z", "Z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{field} must be an RFC 3339 datetime") from None
-    if moment.tzinfo is None:
-        raise InvalidRequest(f"{field} must include a timezone offset")
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def parse_optional_datetime(value: str | None, field: str) -> int | None:
-    return None if value is None else parse_datetime(value, field)
 
 
 def compact(values: dict[str, Any]) -> dict[str, Any]:

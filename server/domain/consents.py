@@ -19,11 +19,7 @@ from server.atproto.uri import parse_record_uri
 from server.db.engine import Database
 from server.db.models import App, OrganizerConsent
 from server.domain.caller import Caller
-from server.domain.errors import (
-    OrganizerConsentNotFound,
-    OrganizerConsentRequired,
-    OrganizerNotEventAuthority,
-)
+from server.errors import OrganizerConsentNotFound, OrganizerConsentRequired, OrganizerNotEventAuthority
 
 
 @dataclass(frozen=True, slots=True)

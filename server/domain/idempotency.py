@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.engine import Database
 from server.db.models import IdempotencyKey
 from server.domain.caller import Caller
-from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
+from server.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from server.domain.errors import RateLimitExceeded
+from server.errors import RateLimitExceeded
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from server.domain.common import format_datetime
-from server.domain.errors import DomainError
+from server.atproto.datetimes import format_datetime
+from server.errors import WebhookSignatureInvalid
 
 API_VERSION = "2026-07"
 # ``data.$type`` of every webhook in both directions (broker → us, us → apps): ``<base>#<lowerCamel type>``.
@@ -22,11 +22,6 @@ DELIVERY_HEADER = "atm-delivery-id"
 EVENT_HEADER = "atm-event"
 VERSION_HEADER = "atm-api-version"
 ENVIRONMENT_HEADER = "atm-environment"
-
-
-class WebhookSignatureInvalid(DomainError):
-    code = "InvalidSignature"
-    status = 401
 
 
 def signature(secret: str, timestamp: int, delivery_id: str, body: bytes) -> str:

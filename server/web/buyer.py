@@ -16,7 +16,6 @@ from litestar.response import Redirect
 
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import DomainError, InvalidRequest
 from server.domain.eventimage import EventImages, version
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect
@@ -27,6 +26,7 @@ from server.domain.offers.pricing import Quote
 from server.domain.payments.devpay import check_payments_ready, checkout_url
 from server.domain.storefront.rules import local_time, ordered_items
 from server.domain.storefront.service import TierOffer, buy, checkout_outcome, listed, page_event
+from server.errors import DomainError, InvalidRequest
 from server.settings import Settings
 from server.web.pages import money, not_found, page
 from server.xrpc.codes import code_limits

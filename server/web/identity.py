@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.xrpc.framework import Services
 
 SERVICE_ID = "#AttestedNetwork"

@@ -9,7 +9,7 @@ import segno
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
-from server.domain.common import format_datetime
+from server.atproto.datetimes import format_datetime
 from server.domain.holds.rules import redirect_problem
 from server.domain.holds.service import effective_status
 from server.domain.issuance.queries import TicketInContext, hold_tickets, pass_of

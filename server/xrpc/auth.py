@@ -9,7 +9,7 @@ from server.auth.service_jwt import ServiceJwtClaims, unverified_issuer, verify_
 from server.domain import consents
 from server.domain.apps import check_environment, spend_assertion, spend_token
 from server.domain.caller import Caller
-from server.domain.errors import (
+from server.errors import (
     AuthenticationRequired,
     AuthError,
     BadJwt,

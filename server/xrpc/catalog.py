@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
+from server.atproto.datetimes import parse_optional_datetime
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import UNSET, EventInput, TierInput
-from server.domain.common import parse_optional_datetime
-from server.domain.errors import InvalidRequest
 from server.domain.offers import service as offers
+from server.errors import InvalidRequest
 from server.xrpc.codes import guarding_codes
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.views import availability_view, event_view, group_view, tier_view

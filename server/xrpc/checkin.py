@@ -6,13 +6,12 @@ from functools import partial
 from typing import Any
 
 from server import metrics
+from server.atproto.datetimes import parse_optional_datetime
 from server.domain.checkin import lists
 from server.domain.checkin.service import Scan, scan_once, verify
-from server.domain.common import parse_optional_datetime
-from server.domain.devices.service import DeviceAuthRequired
-from server.domain.errors import InvalidRequest
 from server.domain.exports.service import export_managed_list
 from server.domain.idempotency import check_key
+from server.errors import DeviceAuthRequired, InvalidRequest
 from server.xrpc.framework import NAMESPACE, Call, RawOutput, once, xrpc_method
 from server.xrpc.principals import app_or_device_auth
 from server.xrpc.views import check_in_view, list_view, not_valid_view, verification_view

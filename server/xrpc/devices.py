@@ -10,6 +10,7 @@ from server.domain import ratelimit
 from server.domain.common import decode_seq_cursor
 from server.domain.devices import service as devices
 from server.domain.ratewindows import Window
+from server.errors import EnrollmentCodeInvalid
 from server.xrpc.checkin import check_in_ticket
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.principals import code_auth, device_auth
@@ -33,7 +34,7 @@ async def enroll_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         enrollment_scopes(call.settings, call.client_address),
         Window(call.now_ms, call.settings.enroll_window_seconds * 1000),
         "too many wrong enrollment codes",
-        devices.EnrollmentCodeInvalid,
+        EnrollmentCodeInvalid,
         enroll,
     )
     return enrollment_view(enrolled, call.now_ms)

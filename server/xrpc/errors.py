@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from server.domain.errors import DomainError, InsufficientAvailability
+from server.errors import InsufficientAvailability, ServiceError
 
 log = logging.getLogger("tickets.xrpc")
 
@@ -31,15 +31,15 @@ def xrpc_error(
     return Response({"error": error, "message": message, **extra}, status_code=status, headers=headers)
 
 
-def domain_error_response(exc: DomainError) -> Response[dict[str, Any]]:
+def service_error_response(exc: ServiceError) -> Response[dict[str, Any]]:
     extra: dict[str, Any] = {}
     if isinstance(exc, InsufficientAvailability):
         extra["shortages"] = exc.shortages
     return xrpc_error(exc.status, exc.code, exc.message, exc.headers or None, **extra)
 
 
-def handle_domain_error(_request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return domain_error_response(exc)
+def handle_service_error(_request: Request[Any, Any, Any], exc: ServiceError) -> Response[dict[str, Any]]:
+    return service_error_response(exc)
 
 
 def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

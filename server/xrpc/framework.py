@@ -12,20 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from server.atproto.eventgraph import EventGraph
 from server.auth.did import DidResolver
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.domain.apps import RegisteredApps
 from server.domain.caller import Caller
-from server.domain.catalog.eventgraph import EventGraph
 from server.domain.common import Clock
-from server.domain.errors import InvalidRequest, MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
 from server.domain.idempotency import Once, call_scope, check_key, request_hash
-from server.domain.issuance.keys import Keyring
-from server.domain.wire import NUL_MESSAGE, contains_nul, nesting_exceeds
+from server.domain.issuance.list_keys import Keyring
+from server.errors import InvalidRequest
 from server.observability import note_caller, note_method
 from server.settings import Settings
+from server.wire import NUL_MESSAGE, contains_nul, nesting_exceeds
 from server.xrpc import ratelimits
 from server.xrpc.lexicon import Lexicons
+from server.xrpc.transport import MethodNotAllowed, MethodNotImplemented, PayloadTooLarge
 
 if TYPE_CHECKING:
     from server.db.engine import Database

@@ -6,11 +6,11 @@ from functools import partial
 from typing import Any
 
 from server import metrics
-from server.domain.errors import InvalidRequest
 from server.domain.holds import service as holds
 from server.domain.holds.rules import check_redirect, merge_items
 from server.domain.holds.service import HoldRequest
 from server.domain.payments.devpay import check_payments_ready
+from server.errors import InvalidRequest
 from server.xrpc.auth import verify_buyer
 from server.xrpc.catalog import checked_metadata
 from server.xrpc.codes import code_limits, guarding_codes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain.common import parse_optional_datetime
+from server.atproto.datetimes import parse_optional_datetime
 from server.domain.offers import service as offers
 from server.domain.offers.service import OfferInput
 from server.xrpc.catalog import changes_from

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from server.domain.caller import Caller
-from server.domain.errors import PaymentMethodAtBroker
 from server.domain.payments import checkout as payments
 from server.xrpc.auth import authenticate
 from server.xrpc.framework import Call, Services, xrpc_method
+from server.xrpc.transport import PaymentMethodAtBroker
 from server.xrpc.views import app_config_view, payment_status_view, recipient_approval_view
 
 PAYMENT_STATUS = "network.attested.payment.status"

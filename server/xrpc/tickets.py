@@ -5,21 +5,16 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from server.domain.errors import DomainError, InvalidRequest
 from server.domain.holds.rules import merge_items
 from server.domain.issuance import queries
 from server.domain.issuance import service as issuance
 from server.domain.issuance.queries import TicketInContext
+from server.errors import InvalidRequest
 from server.xrpc.auth import verify_buyer
 from server.xrpc.codes import code_limits
 from server.xrpc.framework import NAMESPACE, Call, once, xrpc_method
 from server.xrpc.holds import BUYER_RETRY_FIELDS, hold_request
 from server.xrpc.views import claim_view, ticket_page_view, ticket_view
-
-
-class TierNotFree(DomainError):
-    code = "TierNotFree"
-    status = 400
 
 
 @xrpc_method(NAMESPACE + "claimFreeTicket")
@@ -41,7 +36,6 @@ async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any
         call.settings.hold_ttl_seconds * 1000,
         codes=code_limits(call.settings),
         once=once(call, params, unhashed=BUYER_RETRY_FIELDS),
-        not_free=TierNotFree,
         encode=partial(claim_view, call.settings.public_url),
     )
 

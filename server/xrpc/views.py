@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.atproto.uri import RecordUri
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
 from server.domain.checkin.lists import ListFacts
 from server.domain.checkin.service import Outcome, Verification, record_of
-from server.domain.common import format_datetime, format_optional_datetime
 from server.domain.consents import Consent
 from server.domain.devices.conflicts import conflict_view
 from server.domain.devices.service import Enrolled, Found, Pulled

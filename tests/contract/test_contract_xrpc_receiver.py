@@ -27,7 +27,7 @@ from support.serve_process import tickets_command
 from support.server import SERVICE_DID, AppClient, Identity
 from support.webhooks import Receiver
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 
 RECEIVE = "money.atmosphere.event.receive"
 APP = "did:web:receiver.app.example"

@@ -16,7 +16,7 @@ from support.mailbox import attachment, eml_files, qr_tokens, smtp_server, smtp_
 from support.payments import rows
 from support.storefront import pass_links, served_at_its_own_url, storefront
 
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.db.models import LedgerEntry, MailMessage
 
 pytestmark = pytest.mark.usefixtures("database_url")

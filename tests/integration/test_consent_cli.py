@@ -9,7 +9,7 @@ import pytest
 from conftest import APP_DID, Harness
 from support.catalog import ORGANIZER, active_event
 
-from server.cli import build_parser
+from server.cli.main import build_parser
 
 
 async def test_the_operator_lists_and_revokes_consents(

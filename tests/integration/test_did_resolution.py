@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from server.auth.did import DidResolutionError, DidResolver
-from server.auth.keys import SigningKey, mint_service_jwt
 from server.auth.service_jwt import verify_service_jwt
+from server.auth.signing import SigningKey
+from server.devtools import mint_service_jwt
 from server.outbound import OutboundPolicy, outbound_client
 
 PLC_DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"

@@ -12,7 +12,7 @@ from conftest import Harness
 from support.pds import CALENDAR, ORGANIZER, LocalPds, calendar_event, uri_of
 from support.server import Identity
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.xrpc.lexicon.formats import grapheme_length, utf8_length
 
 

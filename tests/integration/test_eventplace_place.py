@@ -13,9 +13,9 @@ from support.payments import rows
 from support.pds import CALENDAR, ORGANIZER, LocalPds, calendar_event, uri_of
 from support.storefront import pass_links, served_at_its_own_url, storefront
 
+from server.atproto.place import place_text
 from server.db.engine import Database
 from server.db.models import Event
-from server.domain.catalog.place import place_text
 from server.domain.storefront.rules import calendar_entry
 
 ADDRESS = {

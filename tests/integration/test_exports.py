@@ -30,11 +30,10 @@ from support.serve_process import tickets_env
 
 from server.db.engine import Database
 from server.db.models import CheckInList, CheckInRecord, Ticket, Tier
-from server.domain.checkin.lists import CheckInListNotFound
-from server.domain.errors import InvalidRequest
 from server.domain.exports.rows import DoorRow
 from server.domain.exports.service import export_list
 from server.domain.exports.writers import ROWS_PER_PAGE, sheet_title, to_csv, to_pdf, to_xlsx
+from server.errors import CheckInListNotFound, InvalidRequest
 from server.settings import Settings
 
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from server.db.engine import Database
 from server.db.models import IdempotencyKey
 from server.domain import apps, ledger
 from server.domain.caller import Caller
-from server.domain.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from server.domain.idempotency import app_scope, request_hash, run_once
+from server.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 
 LEASE_MS = 30_000
 

@@ -19,11 +19,11 @@ from support.catalog import ORGANIZER, active_event
 from support.races import without_hold_locks
 from support.server import make_settings, register, set_fees
 
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.db.engine import Database
 from server.db.models import OutboxMessage
-from server.domain.errors import AppNotRegistered, InvalidRequest
 from server.domain.offers.pricing import Fees
+from server.errors import AppNotRegistered, InvalidRequest
 
 BROKER = FakeBroker()
 BUYER = "did:plc:buyer00000000000000000001"

@@ -10,8 +10,8 @@ import pytest
 from conftest import Harness
 from support.catalog import ORGANIZER, active_event
 
-from server.cli import build_parser
-from server.cli_console import duration_ms
+from server.cli.console import duration_ms
+from server.cli.main import build_parser
 
 
 async def test_the_operator_prints_a_link_that_signs_in_once(

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from server import http_server
-from server.cli import default_public_url
+from server.cli.main import default_public_url
 from server.operator_errors import OperatorError, explain
 from server.settings import Settings, get_settings
 

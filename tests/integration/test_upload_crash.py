@@ -22,7 +22,7 @@ from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput
 from server.domain.devices import service as devices
-from server.domain.issuance.keys import Keyring, ensure_default_list, load_server_key
+from server.domain.issuance.list_keys import Keyring, ensure_default_list, load_server_key
 from server.settings import Settings
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record

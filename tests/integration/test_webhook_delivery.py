@@ -27,7 +27,7 @@ from support.webhooks import (
     wait_until,
 )
 
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.db.engine import Database
 from server.db.models import OutboxMessage
 from server.domain.common import SystemClock

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from support.catalog import ORGANIZER, active_event, event_input
 from support.server import Identity, LiveServer, register
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 from server.db.engine import Database
 from server.db.models import CapacityGroup
 from server.domain import apps

@@ -23,10 +23,10 @@ from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
-from server.domain.errors import CapacityBelowCommitted, InsufficientAvailability
 from server.domain.holds import service as holds
 from server.domain.holds.service import HoldRequest
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
+from server.errors import CapacityBelowCommitted, InsufficientAvailability
 
 TTL_MS = 1_000
 START_MS = 1_800_000_000_000

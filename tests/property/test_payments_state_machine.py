@@ -22,7 +22,7 @@ from server.db.models import Hold, Payment, Ticket, TicketEvent, Tier
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.common import SystemClock
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.payments.inbound import receive
 from server.settings import Settings
 

@@ -8,7 +8,7 @@ from conftest import APP_DID, Harness
 from support.consent import calendar_uri, event_body, legacy_event, refused, tier_body
 from support.server import AppClient, Identity
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 
 NS = "tickets.atmosphere."
 ORGANIZER = "did:plc:consentorganizer000000000"

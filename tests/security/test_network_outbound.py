@@ -17,9 +17,9 @@ from support.catalog import ORGANIZER, event_input
 from support.server import AppClient, Identity, make_settings, register
 
 from server import outbound
-from server.atproto.client import PdsError, XrpcClient
-from server.auth.keys import SigningKey
-from server.domain.outbox.delivery import RECEIVER_UNREACHABLE, Claimed, deliver
+from server.atproto.client import PdsClient, PdsError
+from server.auth.signing import SigningKey
+from server.domain.outbox.delivery import RECEIVER_UNREACHABLE, ClaimedDelivery, deliver
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings
 
@@ -181,7 +181,7 @@ async def test_network_pds_endpoints_never_reach_loopback(
     tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
     async def attempt(http: httpx.AsyncClient, _: Settings, host: str) -> str:
-        client = XrpcClient(http, timeout=2, max_response_bytes=1024 * 1024, allow_http=True)
+        client = PdsClient(http, timeout=2, max_response_bytes=1024 * 1024, allow_http=True)
         with pytest.raises(PdsError) as refused:
             await client.query(f"http://{host}", "com.atproto.repo.getRecord", {"repo": "x"})
         assert refused.value.transient
@@ -195,7 +195,7 @@ async def test_network_webhooks_never_reach_loopback(
     tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
     async def attempt(http: httpx.AsyncClient, settings: Settings, host: str) -> str | None:
-        claimed = Claimed(
+        claimed = ClaimedDelivery(
             id=1,
             delivery_id="whd_1",
             event_type="ticket.issued",
@@ -220,7 +220,7 @@ async def test_network_private_addresses_are_reachable_when_allowed(
     settings = make_settings("sqlite+aiosqlite://", tmp_path, webhook_timeout_seconds=0.2)
     assert settings.outbound_allow_private
     async with outbound_client(OutboundPolicy.from_settings(settings)) as http:
-        claimed = Claimed(
+        claimed = ClaimedDelivery(
             1, "whd_1", "ticket.issued", "test", b"{}", 0, f"http://{PRIVATE_NAME}:{listener.port}/", "s"
         )
         result = await deliver(claimed, http, settings, 0)

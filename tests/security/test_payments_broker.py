@@ -22,13 +22,13 @@ from support.payments import new_hold, rows, tier_with_holds
 from support.server import register
 
 from server.app import warn_about_payments
-from server.cli import build_parser
+from server.cli.main import build_parser
 from server.db.engine import Database
 from server.db.models import Hold, IdempotencyKey, OutboxMessage, Payment, Ticket
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.common import SystemClock
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.webhook_format import signature_header
 from server.settings import Settings
 

@@ -15,7 +15,7 @@ from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
 from server.domain.holds import service as holds
 from server.domain.holds.service import HoldRequest
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.settings import Settings
 from support.catalog import active_event, consenting, shared_group
 from support.server import AppClient

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import libipld
 
-from server.auth.keys import SigningKey
+from server.auth.signing import SigningKey
 
 ACCESS_SCOPE = "com.atproto.access"
 REFRESH_SCOPE = "com.atproto.refresh"

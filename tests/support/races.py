@@ -14,7 +14,7 @@ from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.checkin import service as checkin
 from server.domain.holds import service as holds
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 
 
 def _server_databases(monkeypatch: pytest.MonkeyPatch) -> list[Database]:

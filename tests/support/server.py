@@ -15,8 +15,9 @@ import httpx
 import uvicorn
 
 from server.app import create_app
-from server.auth.keys import SigningKey, mint_service_jwt
+from server.auth.signing import SigningKey
 from server.db.engine import Database
+from server.devtools import mint_service_jwt
 from server.domain import apps
 from server.domain.offers.pricing import Fees
 from server.http_server import server_config

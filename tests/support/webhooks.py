@@ -21,6 +21,7 @@ from server.domain import apps, webhook_format
 from server.domain.common import SystemClock
 from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.service import enqueue
+from server.errors import WebhookSignatureInvalid
 from server.settings import Settings
 
 SECRET = "whsec_receiver-test-secret"
@@ -106,7 +107,7 @@ class Receiver:
                 [self.secret],
                 int(time.time()),
             )
-        except webhook_format.WebhookSignatureInvalid:
+        except WebhookSignatureInvalid:
             return 401
         return 200
 

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, LargeBinary, inspect
 
 from server.atproto.cid import NotInDataModel, cid_of_bytes, record_cid
+from server.atproto.eventgraph import CALENDAR_EVENT, read_calendar_event
 from server.atproto.text import clip
 from server.db.models import CapacityGroup, CheckInList, Event, Offer, Tier
-from server.domain.catalog.eventgraph import CALENDAR_EVENT, read_calendar_event
-from server.domain.errors import InvalidEventRecord
 from server.domain.publishing.records import (
     StrongRef,
     capacity_group_record,
@@ -27,6 +26,7 @@ from server.domain.publishing.records import (
     ticket_tier_record,
     ticketed_event_record,
 )
+from server.errors import InvalidEventRecord
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 from server.xrpc.lexicon.formats import grapheme_length, is_tid
 

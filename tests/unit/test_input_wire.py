@@ -10,11 +10,12 @@ import time
 
 import pytest
 
-from server.auth.keys import SigningKey, mint_service_jwt
 from server.auth.service_jwt import unverified_issuer
+from server.auth.signing import SigningKey
+from server.devtools import mint_service_jwt
 from server.domain.common import decode_cursor, decode_seq_cursor, encode_cursor
-from server.domain.errors import BadJwt, InvalidRequest
-from server.domain.wire import contains_nul, nesting_exceeds
+from server.errors import BadJwt, InvalidRequest
+from server.wire import contains_nul, nesting_exceeds
 from server.xrpc.lexicon import LEXICON_DIR, Lexicons, LexiconValidationError
 
 LEXICONS = Lexicons.load(LEXICON_DIR)

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain.errors import InvalidRequest, MethodNotImplemented
+from server.errors import InvalidRequest
 from server.xrpc.lexicon import LexiconLoadError, Lexicons, LexiconValidationError
 from server.xrpc.lexicon.formats import FORMATS, grapheme_length, utf8_length
+from server.xrpc.transport import MethodNotImplemented
 
 CID = "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"
 CID_V0 = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.auth.keys import SigningKey
 from server.auth.multikey import (
     JwtAlg,
     MultikeyError,
@@ -22,6 +21,7 @@ from server.auth.multikey import (
     decode_multikey,
     encode_multikey,
 )
+from server.auth.signing import SigningKey
 
 ALGS: list[JwtAlg] = ["ES256K", "ES256"]
 

@@ -38,7 +38,7 @@ def test_the_walk_sees_the_repository() -> None:
     names = {path.relative_to(ROOT).as_posix() for path in repository_files()}
     assert {
         "docs/operations.md",
-        "server/cli.py",
+        "server/cli/main.py",
         "lexicons/tickets/atmosphere/createTicketHold.json",
     } <= names
 

@@ -21,7 +21,7 @@ from server.domain.catalog.rules import (
     sale_state,
     tier_available,
 )
-from server.domain.errors import CapacityBelowCommitted, InvalidRequest
+from server.errors import CapacityBelowCommitted, InvalidRequest
 
 counts = st.integers(0, 10_000)
 pools = st.builds(Pool, capacity=counts, sold=counts, held=counts)

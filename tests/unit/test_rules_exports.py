@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from server.domain.errors import InvalidRequest
 from server.domain.exports.rules import (
     DOOR_LIST_FORMATS,
     FORMATS,
@@ -16,6 +15,7 @@ from server.domain.exports.rules import (
     name_order,
     price,
 )
+from server.errors import InvalidRequest
 
 BASE_MS = 1_798_747_200_000  # 2026-12-31T20:00:00.000Z
 

@@ -9,14 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.domain.catalog.rules import Pool, SaleState
-from server.domain.errors import (
-    InsufficientAvailability,
-    InvalidRequest,
-    OrderLimitExceeded,
-    SoldOut,
-    TicketHoldUnavailable,
-    TierSoldOut,
-)
 from server.domain.holds.rules import (
     Shortage,
     check_on_sale,
@@ -28,6 +20,14 @@ from server.domain.holds.rules import (
     redirect_problem,
     released_status,
     shortage_error,
+)
+from server.errors import (
+    InsufficientAvailability,
+    InvalidRequest,
+    OrderLimitExceeded,
+    SoldOut,
+    TicketHoldUnavailable,
+    TierSoldOut,
 )
 
 TIERS = ("t1", "t2", "t3")

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain.errors import CapacityBelowCommitted, InvalidOfferCode, InvalidRequest, OfferCodeExhausted
 from server.domain.offers.pricing import Fees, Line, Terms, price, round_half_up
 from server.domain.offers.rules import (
     buyer_key,
@@ -22,6 +21,7 @@ from server.domain.offers.rules import (
     remaining,
     unlocked_tiers,
 )
+from server.errors import CapacityBelowCommitted, InvalidOfferCode, InvalidRequest, OfferCodeExhausted
 
 
 def test_codes_match_whatever_their_case_and_surrounding_blanks() -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain.errors import RateLimitExceeded
 from server.domain.ratewindows import Window
+from server.errors import RateLimitExceeded
 
 
 def test_a_window_starts_on_a_multiple_of_its_length() -> None:

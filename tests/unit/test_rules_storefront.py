@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import InvalidRequest
 from server.domain.offers.pricing import Terms
 from server.domain.storefront.rules import (
     PAGE_MAX_QUANTITY,
@@ -21,6 +20,7 @@ from server.domain.storefront.rules import (
     quantity_bound,
 )
 from server.domain.storefront.service import TierOffer
+from server.errors import InvalidRequest
 
 NEW_YEAR_UTC_MS = 1_798_747_200_000  # 2026-12-31T20:00:00Z
 

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.auth.did import DidResolver
-from server.auth.keys import SigningKey, b64url, mint_service_jwt, sign_jws
 from server.auth.multikey import PublicKey, curve_order
 from server.auth.service_jwt import ServiceJwtClaims, verify_service_jwt
-from server.domain.errors import (
+from server.auth.signing import SigningKey, b64url, service_jwt, sign_jws
+from server.devtools import mint_service_jwt
+from server.errors import (
     AuthenticationRequired,
     BadJwt,
     BadJwtAudience,
@@ -110,6 +111,24 @@ async def test_valid_token_is_accepted(app_key: SigningKey, resolver: RecordingR
         iss=APP_DID, aud=SERVICE_AUD, lxm=METHOD, exp=NOW + 60, iat=NOW, jti="abc"
     )
     assert resolver.lookups == [(APP_DID, False)]
+
+
+async def test_the_services_own_token_is_accepted_with_a_fresh_jti_each_time(
+    app_key: SigningKey, resolver: RecordingResolver
+) -> None:
+    issued = [
+        service_jwt(app_key, iss=APP_DID, aud=SERVICE_AUD, lxm=METHOD, lifetime_s=60, now_s=NOW + 0.9)
+        for _ in range(2)
+    ]
+    first, second = [await verify(token, resolver) for token in issued]
+    assert (first.iss, first.aud, first.lxm, first.iat, first.exp) == (
+        APP_DID,
+        SERVICE_AUD,
+        METHOD,
+        NOW,
+        NOW + 60,
+    )
+    assert first.jti and second.jti and first.jti != second.jti
 
 
 async def test_iss_may_carry_a_service_fragment(app_key: SigningKey, resolver: RecordingResolver) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from server.domain.errors import CapacityBelowCommitted, InvalidRequest
+from server.errors import CapacityBelowCommitted, InvalidRequest
 
 EVENT_STATUSES = ("active", "paused", "archived")
 TIER_STATUSES = ("active", "paused", "archived")

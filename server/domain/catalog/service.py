@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.eventgraph import CalendarEvent, EventGraph, Unresolved
 from server.db.engine import Database
 from server.db.models import CapacityGroup, Event, EventRecordPin, HoldItem, Tier
 from server.domain import consents, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.eventgraph import CalendarEvent, EventGraph, Unresolved
 from server.domain.catalog.rules import (
     EVENT_STATUSES,
     GROUP_STATUSES,
@@ -32,7 +32,9 @@ from server.domain.catalog.rules import (
     tier_available,
 )
 from server.domain.common import new_id
-from server.domain.errors import (
+from server.domain.issuance.list_keys import Keyring, ensure_default_list
+from server.domain.publishing.marks import mark_changed
+from server.errors import (
     CapacityGroupMismatch,
     CapacityGroupNotFound,
     EventNotFound,
@@ -42,8 +44,6 @@ from server.domain.errors import (
     OrganizerReassignmentNotAllowed,
     TierNotFound,
 )
-from server.domain.issuance.keys import Keyring, ensure_default_list
-from server.domain.publishing.marks import mark_changed
 
 UNSET: Any = object()
 

@@ -15,14 +15,9 @@ from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.common import new_id
-from server.domain.errors import InvalidRequest, NotFound, TierNotFound
-from server.domain.issuance.keys import Keyring, add_list_key, ensure_default_list
+from server.domain.issuance.list_keys import Keyring, add_list_key, ensure_default_list
 from server.domain.publishing.marks import mark_changed
-
-
-class CheckInListNotFound(NotFound):
-    code = "CheckInListNotFound"
-
+from server.errors import CheckInListNotFound, InvalidRequest, TierNotFound
 
 LIST_STATUSES = ("active", "archived")
 

@@ -12,7 +12,7 @@ other and exactly one entry is admitted.
 A scan of the event's default list reads the ticket, the list, its event and the seller's webhook
 URL in one statement (two when a list is named), its prior admissions in a second, and writes the
 log entry in a third (the ``ticket.checked-in`` message goes in when the transaction commits).
-The lists' public keys come from the process's :class:`~server.domain.issuance.keys.Keyring`."""
+The lists' public keys come from the process's :class:`~server.domain.issuance.list_keys.Keyring`."""
 
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ from server.db.engine import Database
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket, Tier
 from server.domain import idempotency
 from server.domain.caller import Caller
-from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, CheckInListNotFound, find_list
+from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, find_list
 from server.domain.common import new_id
-from server.domain.errors import NotOwner
-from server.domain.issuance.keys import Keyring
-from server.domain.issuance.service import TicketNotFound
+from server.domain.issuance.list_keys import Keyring
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import DESTINATION, enqueue_to
+from server.errors import CheckInListNotFound, NotOwner, TicketNotFound
 from sync.checkin import (
     Decision,
     Direction,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Device, Event, ListKey, Ticket, TicketChange, Tier
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle, tier_refs
 
 # Changes younger than this may still be joined by others committing with lower sequence numbers:

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket, TicketEvent
 from server.domain.checkin.service import record_of, rules_of
-from server.domain.common import compact, format_datetime
+from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
 from server.domain.outbox.service import enqueue
 from sync.merge import Conflict, ConflictKind, StatusChange, TicketHistory, derive

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import CheckInRecord, Ticket
 from server.domain.checkin.service import record_of
 from server.domain.devices.conflicts import record_conflicts, record_key_reuse
-from server.domain.errors import RecordDeviceMismatch
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, event_uri
+from server.errors import RecordDeviceMismatch
 from sync.checkin import Direction
 from sync.records import Record, RecordKey, is_ticket_ref
 

@@ -26,30 +26,20 @@ from server.domain.common import new_id
 from server.domain.devices.bundles import SETTLE_MS, build_bundle
 from server.domain.devices.records import resolve_tickets, store_records
 from server.domain.devices.searches import log_search
-from server.domain.errors import AuthError, DomainError, InvalidRequest, NotFound
-from server.domain.issuance.keys import Keyring, pass_signer
-from server.domain.issuance.service import TicketNotFound
+from server.domain.issuance.list_keys import Keyring, pass_signer
+from server.errors import (
+    DeviceAuthRequired,
+    DeviceNotFound,
+    DeviceRevoked,
+    EnrollmentCodeInvalid,
+    InvalidRequest,
+    NotFound,
+    TicketNotFound,
+)
 from sync.records import Record
 
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_TTL_MS = 24 * 3600 * 1000
-
-
-class EnrollmentCodeInvalid(AuthError):
-    code = "EnrollmentCodeInvalid"
-
-
-class DeviceAuthRequired(AuthError):
-    code = "DeviceAuthenticationRequired"
-
-
-class DeviceRevoked(DomainError):
-    code = "DeviceRevoked"
-    status = 403
-
-
-class DeviceNotFound(NotFound):
-    code = "DeviceNotFound"
 
 
 def _digest(secret: str) -> str:

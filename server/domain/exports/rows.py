@@ -9,9 +9,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
-from server.domain.common import format_datetime
 from server.domain.exports.rules import display_name, name_order, price
 
 

@@ -8,8 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 
-from server.domain.common import format_datetime
-from server.domain.errors import InvalidRequest
+from server.atproto.datetimes import format_datetime
+from server.errors import InvalidRequest
 
 CSV = "text/csv; charset=utf-8"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

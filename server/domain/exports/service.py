@@ -7,12 +7,13 @@ import asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.engine import Database
 from server.db.models import Event
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin.lists import find_list
-from server.domain.common import SystemClock, format_datetime
+from server.domain.common import SystemClock
 from server.domain.exports import writers
 from server.domain.exports.rows import conflict_rows, list_rows, scan_rows
 from server.domain.exports.rules import check_format, file_name

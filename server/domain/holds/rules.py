@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from server.domain.catalog.rules import Pool, SaleState
-from server.domain.errors import (
+from server.errors import (
     InsufficientAvailability,
     InvalidRequest,
     OrderLimitExceeded,

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.datetimes import format_datetime
 from server.db.engine import Database
 from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
-from server.domain.common import format_datetime, new_id
-from server.domain.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
+from server.domain.common import new_id
 from server.domain.holds.rules import (
     check_on_sale,
     check_order_limits,
@@ -33,6 +33,7 @@ from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import enqueue, event_uri
+from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
 

@@ -14,7 +14,7 @@ from server.db.models import Event, Ticket, Tier
 from server.domain.caller import Caller
 from server.domain.catalog.service import find_event
 from server.domain.common import decode_cursor, encode_cursor
-from server.domain.issuance.keys import Keyring, PassSigner, pass_access_key, pass_signer
+from server.domain.issuance.list_keys import Keyring, PassSigner, pass_access_key, pass_signer
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,8 @@ from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
-from server.domain.errors import CustomerEmailMissing, DomainError, NotFound
 from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
-from server.domain.issuance.keys import Keyring, ensure_default_list
+from server.domain.issuance.list_keys import Keyring, ensure_default_list
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.issuance.rules import Holder, attendee, transferred
 from server.domain.mail import outbox as mail
@@ -40,17 +39,9 @@ from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
+from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound, TierNotFree
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class TicketNotFound(NotFound):
-    code = "TicketNotFound"
-
-
-class TicketNotActive(DomainError):
-    code = "TicketNotActive"
-    status = 409
 
 
 def ticket_number() -> str:
@@ -349,19 +340,18 @@ async def claim_free(
     *,
     codes: limits.CodeLimits,
     once: idempotency.Once | None,
-    not_free: type[DomainError],
     encode: Callable[[Claim], dict[str, Any]],
 ) -> dict[str, Any]:
     """Free tickets (or made free by an offer code) as ``claimFreeTicket`` issues them: held and
     issued in one write transaction, once per idempotency key, guarded against guessed codes. An
-    order that costs anything is refused with ``not_free``, naming the priced tiers. ``encode``
+    order that costs anything is refused (``TierNotFree``), naming the priced tiers. ``encode``
     turns the claim into the answer, which a replay of the key answers again."""
 
     async def claim(session: AsyncSession) -> dict[str, Any]:
         held = await create_hold(session, caller, request, now_ms, ttl_ms)
         if held.hold.amount != 0:
             priced = ", ".join(line.tier.id for line in held.lines if line.tier.unit_amount != 0)
-            raise not_free(f"only free tickets can be claimed (or made free by an offer code): {priced}")
+            raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
         items = await hold_items(session, held.hold.id)
         seller_url = await prepare_issue(session, keyring, held.hold, now_ms)
         groups = await lock_groups(session, (i.capacity_group_id for i in items))

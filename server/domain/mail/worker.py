@@ -21,7 +21,7 @@ from server.db.engine import Database
 from server.db.lease import lease_rows
 from server.db.models import MailMessage, Ticket
 from server.domain.common import Clock
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.queries import in_context
 from server.domain.mail.messages import compose
 from server.domain.mail.rules import NO_SUCH_TICKETS, given_up, retry_delay_ms
@@ -33,7 +33,7 @@ LEASE_MARGIN_MS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
+class ClaimedMail:
     id: int
     kind: str
     recipient: str
@@ -41,7 +41,7 @@ class Claimed:
     attempts: int
 
 
-async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH) -> list[Claimed]:
+async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH) -> list[ClaimedMail]:
     async with db.write() as session:
         rows = list(
             await session.scalars(
@@ -52,7 +52,7 @@ async def claim_due(db: Database, now_ms: int, lease_ms: int, limit: int = BATCH
                 .with_for_update(skip_locked=True)
             )
         )
-        claimed = [Claimed(m.id, m.kind, m.recipient, list(m.ticket_ids), m.attempts) for m in rows]
+        claimed = [ClaimedMail(m.id, m.kind, m.recipient, list(m.ticket_ids), m.attempts) for m in rows]
         await lease_rows(session, MailMessage.id, [m.id for m in rows], now_ms + lease_ms)
     return claimed
 
@@ -83,7 +83,7 @@ def _reason(exc: Exception) -> str:
 
 
 async def _compose(
-    db: Database, keyring: Keyring, settings: Settings, job: Claimed, now_ms: int
+    db: Database, keyring: Keyring, settings: Settings, job: ClaimedMail, now_ms: int
 ) -> EmailMessage | None:
     async with db.read() as session:
         tickets = list(
@@ -95,7 +95,7 @@ async def _compose(
     return compose(job.kind, job.recipient, settings.smtp_from, items, settings.public_url, now_ms)
 
 
-async def send_one(db: Database, keyring: Keyring, settings: Settings, job: Claimed, now_ms: int) -> bool:
+async def send_one(db: Database, keyring: Keyring, settings: Settings, job: ClaimedMail, now_ms: int) -> bool:
     """Compose and send one claimed message; record the outcome. Answers whether it went out."""
     error: str | None = None
     try:

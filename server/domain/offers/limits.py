@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from server.db.engine import Database
 from server.domain.caller import Caller
-from server.domain.errors import InvalidOfferCode
 from server.domain.ratelimit import guarding
 from server.domain.ratewindows import Scope, Window
+from server.errors import InvalidOfferCode
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from server.domain.errors import CapacityBelowCommitted, InvalidOfferCode, InvalidRequest, OfferCodeExhausted
 from server.domain.offers.pricing import Terms
+from server.errors import CapacityBelowCommitted, InvalidOfferCode, InvalidRequest, OfferCodeExhausted
 
 KINDS = ("discount", "presale", "affiliate", "access-window")
 # Offers of these kinds let their code's holders see and buy hidden tiers, and buy before sales open.

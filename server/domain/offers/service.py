@@ -22,15 +22,9 @@ from server.domain.caller import Caller
 from server.domain.catalog.rules import check_status
 from server.domain.catalog.service import Inventory, ensure_can_manage, find_event, inventory, note_change
 from server.domain.common import decode_cursor, encode_cursor, new_id
-from server.domain.errors import (
-    InvalidOfferCode,
-    InvalidRequest,
-    OfferCodeExhausted,
-    OfferNotFound,
-    TierNotFound,
-)
 from server.domain.offers import rules
 from server.domain.offers.pricing import Terms
+from server.errors import InvalidOfferCode, InvalidRequest, OfferCodeExhausted, OfferNotFound, TierNotFound
 
 
 @dataclass(slots=True)

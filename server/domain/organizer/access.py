@@ -12,7 +12,7 @@ from server.db.engine import Database
 from server.db.models import Event
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
-from server.domain.errors import EventNotFound
+from server.errors import EventNotFound
 
 
 @dataclass(frozen=True, slots=True)

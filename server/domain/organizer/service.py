@@ -33,20 +33,23 @@ from server.db.models import (
 from server.domain import ledger
 from server.domain.catalog.rules import Pool, tier_available
 from server.domain.catalog.service import held_places
-from server.domain.checkin.lists import CheckInListNotFound, ListCounts, counts, escape_like
+from server.domain.checkin.lists import ListCounts, counts, escape_like
 from server.domain.devices import service as devices
-from server.domain.errors import (
-    ConflictNotFound,
-    CustomerEmailMissing,
-    InvalidRequest,
-    WebhookDeliveryNotFound,
-)
 from server.domain.exports.service import export_list
 from server.domain.issuance import service as issuance
-from server.domain.issuance.service import TicketNotFound
 from server.domain.organizer.access import Viewer, viewed_event
 from server.domain.organizer.rules import OrderLine, TierMoney, add_order, entry_buckets
 from server.domain.outbox import service as outbox
+from server.errors import (
+    CheckInListNotFound,
+    ConflictNotFound,
+    CustomerEmailMissing,
+    DeviceNotFound,
+    InvalidRequest,
+    TicketNotActive,
+    TicketNotFound,
+    WebhookDeliveryNotFound,
+)
 
 ATTENTION = ("needs_refund", "needs_review")
 PAYMENT_ISSUES = (*ATTENTION, "partially_refunded")
@@ -344,7 +347,7 @@ async def revoke_device(
     """Revoke one of the event's desks: refused from now on, and told to wipe its data."""
     found = await session.get(Device, device_id)
     if found is None or found.event_id != event.id:
-        raise devices.DeviceNotFound("no desk with this id belongs to the event")
+        raise DeviceNotFound("no desk with this id belongs to the event")
     device = await devices.revoke(session, device_id, now_ms)
     ledger.record(
         session,
@@ -567,7 +570,7 @@ async def change_event_ticket(
         if action == "resend":
             try:
                 await issuance.resend_pass(session, locked, now_ms, actor=viewer.actor)
-            except issuance.TicketNotActive:
+            except TicketNotActive:
                 return "not-active"
             except CustomerEmailMissing:
                 return "no-email"

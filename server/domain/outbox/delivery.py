@@ -51,7 +51,7 @@ LEASE_MARGIN_MS = 30_000
 
 
 @dataclass(frozen=True)
-class Claimed:
+class ClaimedDelivery:
     """A message taken for one delivery attempt, with where and how to send it."""
 
     id: int
@@ -86,7 +86,7 @@ def lease_ms(settings: Settings) -> int:
     return int(settings.webhook_timeout_seconds * 1000) + LEASE_MARGIN_MS
 
 
-async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[Claimed]:
+async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
     """Take up to ``limit`` due pending messages, oldest due first, for ``lease_ms``."""
     async with db.write() as session:
         rows = (
@@ -113,7 +113,7 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
         ).all()
         await lease_rows(session, OutboxMessage.id, [row.id for row in rows], now_ms + lease_ms)
     return [
-        Claimed(
+        ClaimedDelivery(
             id=row.id,
             delivery_id=row.delivery_id,
             event_type=row.event_type,
@@ -131,7 +131,7 @@ async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> lis
     ]
 
 
-async def give_back(db: Database, claims: list[Claimed], now_ms: int) -> None:
+async def give_back(db: Database, claims: list[ClaimedDelivery], now_ms: int) -> None:
     """Make claimed messages due again at once (a stopping worker's unfinished claims); a message
     recorded since, or claimed again by another worker, is left alone."""
     async with db.write() as session:
@@ -159,7 +159,7 @@ async def _excerpt(response: httpx.Response) -> str:
 
 
 async def _destination(
-    claimed: Claimed, receivers: XrpcReceivers | None, now_ms: int
+    claimed: ClaimedDelivery, receivers: XrpcReceivers | None, now_ms: int
 ) -> tuple[str, dict[str, str]] | str:
     """Where to POST the message and with which headers; or why it cannot be sent now."""
     headers = webhook_format.delivery_headers(claimed.delivery_id, claimed.event_type, claimed.environment)
@@ -182,7 +182,7 @@ async def _destination(
 
 
 async def deliver(
-    claimed: Claimed,
+    claimed: ClaimedDelivery,
     http: httpx.AsyncClient,
     settings: Settings,
     now_ms: int,
@@ -222,7 +222,7 @@ async def deliver(
 
 
 async def record(
-    db: Database, claimed: Claimed, result: AttemptResult, settings: Settings, rng: random.Random
+    db: Database, claimed: ClaimedDelivery, result: AttemptResult, settings: Settings, rng: random.Random
 ) -> None:
     """Log the attempt and move the message on: delivered, due again after a backoff, or dead
     after ``webhook_max_attempts``. A failure reported for a message that is no longer pending
@@ -270,7 +270,7 @@ async def record(
 
 async def _send(
     db: Database,
-    claimed: Claimed,
+    claimed: ClaimedDelivery,
     http: httpx.AsyncClient,
     settings: Settings,
     clock: Clock,
@@ -308,12 +308,12 @@ async def run_delivery_worker(
     the lease) and gives their claims back."""
     rng = rng or random.Random()  # noqa: S311  (retry jitter, not a secret)
     lease = lease_ms(settings)
-    in_flight: dict[asyncio.Task[bool], Claimed] = {}
+    in_flight: dict[asyncio.Task[bool], ClaimedDelivery] = {}
     reports: set[asyncio.Task[None]] = set()
     try:
         while True:
             free = settings.webhook_batch_size - len(in_flight)
-            claimed: list[Claimed] = []
+            claimed: list[ClaimedDelivery] = []
             if free:
                 try:
                     claimed = await claim_due(db, clock.now_ms(), free, lease)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from server.atproto.datetimes import format_datetime
 from server.db.models import Ticket
-from server.domain.common import compact, format_datetime
+from server.domain.common import compact
 
 
 def ticket_entry(ticket: Ticket, event_uri: str, *, status: str | None = None) -> dict[str, Any]:

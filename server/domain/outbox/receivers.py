@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from server.atproto.client import service_endpoint
 from server.auth.did import DidResolutionError, DidResolver
-from server.auth.keys import SigningKey, mint_service_jwt
+from server.auth.signing import SigningKey, service_jwt
 from server.keyfiles import read_or_create
 from server.settings import Settings
 
@@ -54,12 +54,12 @@ class XrpcReceivers:
 
     def authorization(self, app_did: str, now_s: float) -> str:
         """A fresh ``Bearer`` service-auth JWT for one delivery attempt (its own ``jti``)."""
-        token = mint_service_jwt(
+        token = service_jwt(
             self.key,
             iss=self.service_did,
             aud=f"{app_did}{RECEIVER_SERVICE_ID}",
             lxm=RECEIVE_NSID,
-            exp_in=TOKEN_LIFETIME_S,
-            now=now_s,
+            lifetime_s=TOKEN_LIFETIME_S,
+            now_s=now_s,
         )
         return f"Bearer {token}"

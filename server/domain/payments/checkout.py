@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.engine import Database
 from server.db.models import App, Event, Hold, Payment
 from server.domain.caller import Caller
-from server.domain.errors import PaymentNotFound
 from server.domain.holds.service import effective_status
 from server.domain.payments.rules import CHECKOUT_STATUSES
+from server.errors import PaymentNotFound
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.engine import Database
 from server.db.models import App, Event, Hold, HoldItem, Tier
 from server.domain.common import new_id
-from server.domain.errors import PaymentSetupIncomplete
 from server.domain.holds.service import end_hold
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.payments.inbound import Reply, broker_secrets, receive
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope, headers, signature_header
+from server.errors import PaymentSetupIncomplete
 from server.settings import Settings
 
 DEV_ENVIRONMENT = "test"

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database
-from server.domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
 from server.domain.idempotency import run_once_atomically
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.payments.reports import COMPLETED, HANDLED_TYPES, REFUNDED, read_report
 from server.domain.payments.service import payment_completed, payment_failed, payment_refunded
 from server.domain.webhook_format import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
+from server.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
 from server.settings import Settings
 
 # What the two headers may carry: printable ASCII (a delivery id fits its dedupe key's column).

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 
 COMPLETED, REFUNDED, FAILED = "payment.completed", "payment.refunded", "payment.failed"
 HANDLED_TYPES = (COMPLETED, REFUNDED, FAILED)

@@ -22,7 +22,7 @@ from server.domain import ledger
 from server.domain.catalog.service import lock_groups, tier_states
 from server.domain.holds.rules import find_shortages, hold_status
 from server.domain.holds.service import end_hold
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data

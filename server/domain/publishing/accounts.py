@@ -13,14 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.session import Login, Tokens
 from server.db.models import OrganizerAccount
-from server.domain.errors import DomainError
+from server.errors import OrganizerLoginMissing
 
 _PURPOSE = b"organizer-login"
-
-
-class OrganizerLoginMissing(DomainError):
-    code = "OrganizerLoginMissing"
-    status = 409
 
 
 class Sealer:

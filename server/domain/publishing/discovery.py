@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_
 from server.db.engine import Database
 from server.db.models import Event, PublishedRecord
 from server.domain.common import decode_cursor, encode_cursor
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 
 
 @dataclass(frozen=True, slots=True)

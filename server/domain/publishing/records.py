@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.db.models import CapacityGroup, CheckInList, Event, Offer, Tier
-from server.domain.common import format_datetime, format_optional_datetime
 
 TICKETED_EVENT = "tickets.atmosphere.ticketedEvent"
 CAPACITY_GROUP = "tickets.atmosphere.capacityGroup"

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from server.atproto.cid import record_cid
-from server.atproto.client import PdsError, XrpcClient, XrpcError
+from server.atproto.client import PdsClient, PdsError, XrpcError
+from server.atproto.eventgraph import EventGraph, RecordValidator, Unresolved
 from server.atproto.session import AccountSession, Tokens
 from server.atproto.uri import parse_record_uri
 from server.auth.did import DidResolutionError
@@ -34,10 +35,8 @@ from server.db.models import (
     PublishedRecord,
     Tier,
 )
-from server.domain.catalog.eventgraph import EventGraph, RecordValidator, Unresolved
 from server.domain.catalog.service import pin_record
 from server.domain.common import Clock
-from server.domain.errors import DomainError, EventNotFound, InvalidRequest
 from server.domain.publishing import accounts
 from server.domain.publishing.records import (
     CAPACITY_GROUP,
@@ -54,6 +53,7 @@ from server.domain.publishing.records import (
     ticketed_event_record,
 )
 from server.domain.publishing.rules import refs_in_scope, retry_delay_ms, unwanted
+from server.errors import DomainError, EventNotFound, InvalidRequest, PublishFailed
 
 log = logging.getLogger("tickets.publishing")
 
@@ -61,13 +61,6 @@ PUT_RECORD = "com.atproto.repo.putRecord"
 DELETE_RECORD = "com.atproto.repo.deleteRecord"
 GET_RECORD = "com.atproto.repo.getRecord"
 LEASE_MS = 5 * 60_000
-
-
-class PublishFailed(DomainError):
-    """The records could not be brought up to date; ``message`` says why."""
-
-    code = "PublishFailed"
-    status = 502
 
 
 @dataclass
@@ -96,7 +89,7 @@ class _Catalog:
 class Publisher:
     db: Database
     graph: EventGraph
-    client: XrpcClient
+    client: PdsClient
     sealer: accounts.Sealer
     validator: RecordValidator
     service_did: str

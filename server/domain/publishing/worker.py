@@ -7,8 +7,8 @@ import logging
 
 from server.atproto.client import PdsError
 from server.auth.did import DidResolutionError
-from server.domain.errors import DomainError
 from server.domain.publishing.service import Publisher
+from server.errors import DomainError
 
 log = logging.getLogger("tickets.publishing")
 

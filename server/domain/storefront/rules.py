@@ -10,8 +10,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.domain.catalog.rules import SaleState
-from server.domain.errors import InvalidRequest
 from server.domain.offers.pricing import NO_FEES, Line, Terms, price
+from server.errors import InvalidRequest
 
 # Environments in the order a public page prefers them when one record is ticketed in both.
 _PREFERRED = {"live": 0, "test": 1}

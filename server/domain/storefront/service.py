@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.atproto.eventgraph import CALENDAR_EVENT
 from server.db.engine import Database
 from server.db.models import App, Event, Hold, Offer, Ticket
 from server.domain.caller import Caller
-from server.domain.catalog.eventgraph import CALENDAR_EVENT
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, inventory
-from server.domain.errors import EventNotFound
 from server.domain.holds.service import HoldRequest, create_hold, effective_status
-from server.domain.issuance.keys import Keyring
+from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.offers import service as offers
 from server.domain.storefront.rules import code_price, environment_rank, quantity_bound
+from server.errors import EventNotFound
 
 
 def event_uri(organizer_did: str, rkey: str) -> str:
@@ -85,7 +85,7 @@ async def listing(
     session: AsyncSession, event: Event, code: str | None, now_ms: int
 ) -> tuple[list[TierOffer], str | None]:
     """The tiers a buyer may see (public ones, and those ``code`` opens), and the code when it is a
-    valid one (:class:`~server.domain.errors.InvalidOfferCode` otherwise)."""
+    valid one (:class:`~server.errors.InvalidOfferCode` otherwise)."""
     everything = await inventory(session, event, now_ms)
     unlocked: frozenset[str] = frozenset()
     offer = None

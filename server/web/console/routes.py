@@ -16,13 +16,13 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
-from server.domain.common import format_datetime
+from server.atproto.datetimes import format_datetime
 from server.domain.devices.service import enrollment_text
-from server.domain.errors import DomainError
 from server.domain.exports.rules import DOOR_LIST_FORMATS
 from server.domain.organizer import service as organizer
 from server.domain.organizer import signin
 from server.domain.organizer.access import Viewer, console_viewer, viewed_events
+from server.errors import DomainError
 from server.web.console.charts import bars
 from server.xrpc import views
 from server.xrpc.framework import Services

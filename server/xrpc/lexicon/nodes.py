@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from server.domain.errors import InvalidRequest
+from server.errors import InvalidRequest
 from server.xrpc.lexicon.formats import grapheme_length, is_cid, utf8_length
 
 

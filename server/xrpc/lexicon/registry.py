@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, cast
 
-from server.domain.errors import MethodNotImplemented
 from server.xrpc.lexicon.compiler import Compiler, Method, compile_document
 from server.xrpc.lexicon.nodes import LexiconValidationError, Node, fail
 from server.xrpc.lexicon.syntax import LexiconLoadError, MethodSchema, read_documents
+from server.xrpc.transport import MethodNotImplemented
 
 # The lexicons ship inside the package: ``server/lexicons`` links to the repository's ``lexicons/``,
 # and the wheel carries the documents themselves.

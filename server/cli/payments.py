@@ -7,9 +7,10 @@ import argparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction, table
+from server.atproto.datetimes import format_datetime
+from server.cli.support import ensure_schema, in_transaction, table
 from server.db.models import PAYMENT_STATUSES, Payment
-from server.domain.common import ENVIRONMENTS, format_datetime
+from server.domain.common import ENVIRONMENTS
 from server.domain.payments.service import list_payments
 from server.settings import Settings
 

@@ -1,7 +1,8 @@
-"""The signing side of service auth: keys, DID documents and service JWTs.
+"""The signing side of service auth: the service's own key, its DID document entry and the
+service-auth JWTs it sends when it calls an app's XRPC receiver.
 
-The server signs with it only when it calls an app's XRPC receiver (its own service key); otherwise
-this module serves the tests, the benchmarks and the developer tooling that play a calling app.
+Playing a calling app (tokens with any claim overridden, for tests, the demo and the benchmarks) is
+:mod:`server.devtools`'s job, on top of this module.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,34 +117,24 @@ def sign_jws(key: SigningKey, header: Mapping[str, Any], claims: Mapping[str, An
     return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
 
 
-def mint_service_jwt(
-    key: SigningKey,
-    *,
-    iss: str,
-    aud: str,
-    lxm: str | None,
-    exp_in: int = 60,
-    iat: int | None = None,
-    jti: str | None = None,
-    extra_header: Mapping[str, Any] | None = None,
-    extra_claims: Mapping[str, Any] | None = None,
-    now: float | None = None,
-) -> str:
-    """An atproto service-auth JWT, as a calling app would send it.
+def jwt_header(key: SigningKey) -> dict[str, Any]:
+    return {"typ": "JWT", "alg": key.alg}
 
-    ``exp`` is ``now + exp_in``; ``iat`` defaults to now and ``jti`` to a random value; ``lxm=None``
-    leaves the claim out. ``extra_header`` and ``extra_claims`` are merged last and win.
-    """
-    issued_at = int(time.time() if now is None else now)
-    header: dict[str, Any] = {"typ": "JWT", "alg": key.alg, **(extra_header or {})}
-    claims: dict[str, Any] = {
-        "iat": issued_at if iat is None else iat,
+
+def service_claims(*, iss: str, aud: str, lxm: str, lifetime_s: int, now_s: float) -> dict[str, Any]:
+    """The claims of an atproto service-auth JWT issued at ``now_s``, with a fresh random ``jti``."""
+    issued_at = int(now_s)
+    return {
+        "iat": issued_at,
         "iss": iss,
         "aud": aud,
-        "exp": issued_at + exp_in,
-        "jti": secrets.token_hex(16) if jti is None else jti,
+        "exp": issued_at + lifetime_s,
+        "jti": secrets.token_hex(16),
+        "lxm": lxm,
     }
-    if lxm is not None:
-        claims["lxm"] = lxm
-    claims.update(extra_claims or {})
-    return sign_jws(key, header, claims)
+
+
+def service_jwt(key: SigningKey, *, iss: str, aud: str, lxm: str, lifetime_s: int, now_s: float) -> str:
+    """An atproto service-auth JWT signed by ``key``: how this service authorizes its own calls."""
+    claims = service_claims(iss=iss, aud=aud, lxm=lxm, lifetime_s=lifetime_s, now_s=now_s)
+    return sign_jws(key, jwt_header(key), claims)

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from server.cli_support import ensure_schema
+from server.cli.support import ensure_schema
 from server.db.engine import Database
 from server.domain.common import ENVIRONMENTS
 from server.domain.exports.rules import DOOR_LIST_FORMATS, FORMATS

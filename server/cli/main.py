@@ -1,4 +1,4 @@
-"""``tickets``: the operator's command line ([docs/operations.md](../docs/operations.md)).
+"""``tickets``: the operator's command line ([docs/operations.md](../../docs/operations.md)).
 
 A deployment mistake ends a command with one line on stderr and exit code 2
 (:mod:`server.operator_errors`)."""
@@ -19,23 +19,16 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import (
-    cli_console,
-    cli_devices,
-    cli_exports,
-    cli_payments,
-    cli_publish,
-    cli_tickets,
-    cli_webhooks,
-    http_server,
-)
-from server.cli_support import ensure_schema, in_transaction
+from server import http_server
+from server.atproto.datetimes import format_datetime
+from server.cli import console, devices, exports, payments, publish, tickets, webhooks
+from server.cli.support import ensure_schema, in_transaction
 from server.db import backup, migrate
 from server.db.models import App
 from server.domain import apps
-from server.domain.common import SystemClock, format_datetime
-from server.domain.errors import DomainError
+from server.domain.common import SystemClock
 from server.domain.offers.pricing import Fees
+from server.errors import DomainError
 from server.operator_errors import EXIT_CODE, OperatorError, explain
 from server.settings import Settings, get_settings
 
@@ -282,13 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve-only", action="store_true", help="only the server, no desk")
     demo.add_argument("--headless", action="store_true", help="the desk prints its decisions, no screen")
     demo.set_defaults(func=cmd_demo)
-    cli_devices.register(sub)
-    cli_webhooks.register(sub)
-    cli_payments.register(sub)
-    cli_exports.register(sub)
-    cli_publish.register(sub)
-    cli_console.register(sub)
-    cli_tickets.register(sub)
+    devices.register(sub)
+    webhooks.register(sub)
+    payments.register(sub)
+    exports.register(sub)
+    publish.register(sub)
+    console.register(sub)
+    tickets.register(sub)
 
     call = sub.add_parser("call", help="call an XRPC method as the demo app (after `tickets demo`)")
     call.add_argument("method", help="e.g. getTicketAvailability or tickets.atmosphere.createTicketHold")

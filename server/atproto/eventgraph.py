@@ -6,7 +6,7 @@ encoding, so the pinned CID is one this service verified. Real-world records are
 defensively: unknown fields are ignored, bare ``status``/``mode`` values (``"scheduled"``) are
 read as the lexicon's tokens, a name longer than a ticketed event's title is cut on a grapheme
 boundary, and only the fields the service uses are validated against the pinned lexicon. The
-record's ``locations`` become a short place text (:mod:`server.domain.catalog.place`), skipping
+record's ``locations`` become a short place text (:mod:`server.atproto.place`), skipping
 what cannot be read rather than refusing the record.
 """
 
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.atproto.cid import NotInDataModel, record_cid
-from server.atproto.client import PdsError, XrpcClient, XrpcError, pds_endpoint
+from server.atproto.client import PdsClient, PdsError, XrpcError, pds_endpoint
+from server.atproto.datetimes import parse_optional_datetime
+from server.atproto.place import place_text
 from server.atproto.text import clip
 from server.atproto.uri import parse_record_uri
 from server.auth.did import DidResolutionError, DidResolver
-from server.domain.catalog.place import place_text
-from server.domain.common import parse_optional_datetime
-from server.domain.errors import EventRecordNotFound, InvalidEventRecord, InvalidRequest
+from server.errors import EventRecordNotFound, InvalidEventRecord, InvalidRequest
 
 CALENDAR_EVENT = "community.lexicon.calendar.event"
 GET_RECORD = "com.atproto.repo.getRecord"
@@ -102,7 +102,7 @@ def read_calendar_event(uri: str, cid: str, value: object, validator: RecordVali
 class EventGraph:
     """Reads calendar event records from their PDS."""
 
-    def __init__(self, resolver: DidResolver, client: XrpcClient, validator: RecordValidator) -> None:
+    def __init__(self, resolver: DidResolver, client: PdsClient, validator: RecordValidator) -> None:
         self._resolver = resolver
         self._client = client
         self._validator = validator

@@ -6,10 +6,10 @@ import argparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction
+from server.cli.support import ensure_schema, in_transaction
 from server.domain.common import ENVIRONMENTS, SystemClock
-from server.domain.errors import DomainError
 from server.domain.issuance.service import find_ticket, resend_pass
+from server.errors import DomainError
 from server.settings import Settings
 
 

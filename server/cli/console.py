@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction
+from server.cli.support import ensure_schema, in_transaction
 from server.domain.common import SystemClock
 from server.domain.organizer import signin
 from server.settings import Settings

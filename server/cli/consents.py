@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from server.cli_support import ensure_schema, in_transaction
+from server.atproto.datetimes import format_datetime, format_optional_datetime
+from server.cli.support import ensure_schema, in_transaction
 from server.domain import consents
-from server.domain.common import ENVIRONMENTS, SystemClock, format_datetime, format_optional_datetime
+from server.domain.common import ENVIRONMENTS, SystemClock
 from server.settings import Settings
 
 

@@ -6,8 +6,9 @@ import argparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction, table
-from server.domain.common import SystemClock, format_datetime
+from server.atproto.datetimes import format_datetime
+from server.cli.support import ensure_schema, in_transaction, table
+from server.domain.common import SystemClock
 from server.domain.outbox import service as outbox
 from server.settings import Settings
 

@@ -7,8 +7,9 @@ import argparse
 import segno
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli_support import ensure_schema, in_transaction
-from server.domain.common import SystemClock, format_datetime, format_optional_datetime
+from server.atproto.datetimes import format_datetime, format_optional_datetime
+from server.cli.support import ensure_schema, in_transaction
+from server.domain.common import SystemClock
 from server.domain.devices import service as devices
 from server.domain.devices.searches import searches
 from server.settings import Settings

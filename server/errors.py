@@ -1,8 +1,11 @@
 """The one error hierarchy of the service.
 
-Every error a caller can see is a :class:`DomainError` with a stable ``code`` (the XRPC ``error``
+Every error a caller can see is a :class:`ServiceError` with a stable ``code`` (the XRPC ``error``
 name, fixed by the published contract where it names one) and an HTTP ``status``. The XRPC layer
 maps them to ``{"error": code, "message": message}`` in one place (:mod:`server.xrpc.errors`).
+The refusals of the service's rules, whoever raises them, are the :class:`DomainError` classes
+here; the few that only the HTTP transport raises (an unknown method, the wrong verb, a body too
+large...) live with it in :mod:`server.xrpc.transport`. This module imports nothing of the server.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 
-class DomainError(Exception):
-    """Base class: a refusal the caller can act on."""
+class ServiceError(Exception):
+    """Base class: a refusal the caller sees as ``{"error": code, "message": message}``."""
 
     code: ClassVar[str] = "InvalidRequest"
     status: ClassVar[int] = 400
@@ -22,27 +25,16 @@ class DomainError(Exception):
         self.headers = headers or {}
 
 
+class DomainError(ServiceError):
+    """A refusal by the service's rules: the caller can act on it."""
+
+
 # --- request shape -------------------------------------------------------------------------------
 
 
 class InvalidRequest(DomainError):
     code = "InvalidRequest"
     status = 400
-
-
-class MethodNotImplemented(DomainError):
-    code = "MethodNotImplemented"
-    status = 404
-
-
-class MethodNotAllowed(DomainError):
-    code = "InvalidRequest"
-    status = 405
-
-
-class PayloadTooLarge(DomainError):
-    code = "PayloadTooLarge"
-    status = 413
 
 
 # --- caller authentication -----------------------------------------------------------------------
@@ -208,6 +200,11 @@ class PaymentSetupIncomplete(DomainError):
     status = 409
 
 
+class TierNotFree(DomainError):
+    code = "TierNotFree"
+    status = 400
+
+
 # --- offers --------------------------------------------------------------------------------------
 
 
@@ -239,6 +236,39 @@ class RecordDeviceMismatch(DomainError):
 
     code = "RecordDeviceMismatch"
     status = 403
+
+
+class EnrollmentCodeInvalid(AuthError):
+    code = "EnrollmentCodeInvalid"
+
+
+class DeviceAuthRequired(AuthError):
+    code = "DeviceAuthenticationRequired"
+
+
+class DeviceRevoked(DomainError):
+    code = "DeviceRevoked"
+    status = 403
+
+
+class DeviceNotFound(NotFound):
+    code = "DeviceNotFound"
+
+
+# --- tickets and check-in lists ------------------------------------------------------------------
+
+
+class TicketNotFound(NotFound):
+    code = "TicketNotFound"
+
+
+class TicketNotActive(DomainError):
+    code = "TicketNotActive"
+    status = 409
+
+
+class CheckInListNotFound(NotFound):
+    code = "CheckInListNotFound"
 
 
 # --- idempotency ---------------------------------------------------------------------------------
@@ -289,19 +319,26 @@ class InvalidEventRecord(DomainError):
     status = 400
 
 
-class NotReady(DomainError):
-    """Readiness (``/readyz``): the database does not answer, or its schema is not at the head
-    migration."""
-
-    code = "NotReady"
-    status = 503
-
-
 class EventRecordUnavailable(DomainError):
     """The calendar event record could not be read now (DID or PDS unreachable) and the call gave
     no details to ticket the event with; retrying later may work."""
 
     code = "EventRecordUnavailable"
+    status = 502
+
+
+# --- public records in organizers' repositories -------------------------------------------------
+
+
+class OrganizerLoginMissing(DomainError):
+    code = "OrganizerLoginMissing"
+    status = 409
+
+
+class PublishFailed(DomainError):
+    """The records could not be brought up to date; ``message`` says why."""
+
+    code = "PublishFailed"
     status = 502
 
 
@@ -314,11 +351,9 @@ class PaymentNotFound(NotFound):
     code = "PaymentNotFound"
 
 
-class PaymentMethodAtBroker(DomainError):
-    """A real payment broker is configured: the payment-side methods are the broker's to answer."""
-
-    code = "PaymentMethodAtBroker"
-    status = 421
+class WebhookSignatureInvalid(DomainError):
+    code = "InvalidSignature"
+    status = 401
 
 
 # --- the organizer's view ------------------------------------------------------------------------

@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from server import cli_consents
 from server.atproto.client import PdsError
+from server.atproto.datetimes import format_datetime
 from server.atproto.session import AccountSession, Login, Tokens
 from server.auth.did import DidResolutionError, DidResolver
-from server.cli_support import ensure_schema
+from server.cli import consents
+from server.cli.support import ensure_schema
 from server.db.engine import Database
-from server.domain.common import SystemClock, format_datetime
-from server.domain.issuance.keys import load_server_key
+from server.domain.common import SystemClock
+from server.domain.issuance.list_keys import load_server_key
 from server.domain.publishing import accounts
 from server.domain.publishing.service import Publisher
 from server.outbound import OutboundPolicy, outbound_client
@@ -154,7 +155,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     logout.add_argument("--did", required=True)
     logout.set_defaults(func=cmd_logout)
     organizer.add_parser("list", help="organizers with a stored login").set_defaults(func=cmd_list)
-    cli_consents.register(organizer)
+    consents.register(organizer)
 
     publish = sub.add_parser(
         "publish", help="write an event's public records into its organizer's repository, and keep them"
