@@ -20,7 +20,7 @@ from server.domain.issuance.service import TicketNotFound
 from server.xrpc.framework import NAMESPACE, Call, RawOutput, write_once, xrpc_method
 from server.xrpc.principals import app_or_device_auth
 from server.xrpc.views import compact, event_summary, presentation_view, tier_summary
-from sync.checkin import Direction, Reason, Verdict
+from sync.checkin import Direction, OnlineStatus, Reason, Verdict, online_status
 from sync.passes import PassRejected, decode_pass
 
 # Our reason codes, mapped onto the published verificationResult reasons (pretix's vocabulary).
@@ -39,7 +39,7 @@ PUBLISHED_REASONS = {
     Reason.LIST_CLOSED: "blocked",
 }
 
-NOT_VALID = {"ok": False, "status": "not_valid", "reason": Reason.INVALID.value}
+NOT_VALID = {"ok": False, "status": OnlineStatus.NOT_VALID.value, "reason": Reason.INVALID.value}
 
 LIST_FIELDS = {
     "name": "name",
@@ -130,15 +130,6 @@ async def verify_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _status(outcome: Outcome, direction: Direction) -> str:
-    decision = outcome.decision
-    if decision.admitted:
-        return "checked_in" if direction is Direction.ENTRY else "checked_out"
-    if decision.reason is Reason.ALREADY_CHECKED_IN:
-        return "already_checked_in"
-    return "not_valid"
-
-
 def direction_of(params: dict[str, Any]) -> Direction:
     """``direction`` is open (``knownValues``) on the wire; a door only knows entry and exit."""
     try:
@@ -172,7 +163,7 @@ async def _check_in(call: Call, params: dict[str, Any], session: AsyncSession) -
     _, extra = _context(call, outcome)
     answer: dict[str, Any] = {
         "ok": outcome.decision.admitted,
-        "status": _status(outcome, direction),
+        "status": online_status(outcome.decision, direction).value,
         "reason": outcome.decision.reason.value,
         "checkInListId": outcome.checklist.id,
         "direction": direction.value,

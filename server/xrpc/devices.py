@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, CheckInRecord, Device, Ticket, Tier
 from server.domain import ratelimit
+from server.domain.checkin.door import record_of
 from server.domain.checkin.lists import find_list, search
-from server.domain.checkin.service import record_of
 from server.domain.common import decode_seq_cursor
 from server.domain.devices import service as devices
 from server.domain.devices.bundles import SETTLE_MS, build_bundle

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
+from server.domain.checkin.door import admitted_tickets
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.common import format_datetime
 
@@ -126,10 +127,8 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             Ticket.payment_id,
         )
         .join(Tier, Tier.id == Ticket.tier_id)
-        .where(Ticket.event_id == checklist.event_id)
+        .where(Ticket.event_id == checklist.event_id, admitted_tickets(checklist))
     )
-    if checklist.tier_ids is not None:
-        tickets = tickets.where(Ticket.tier_id.in_(checklist.tier_ids))
     scans = await session.execute(
         select(
             CheckInRecord.ticket_id,
@@ -139,7 +138,11 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             CheckInRecord.gate,
             *UNDO_COLUMNS,
         )
-        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.ticket_id.is_not(None))
+        .where(
+            CheckInRecord.list_id == checklist.id,
+            CheckInRecord.ticket_id.is_not(None),
+            CheckInRecord.kept.is_(True),
+        )
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
     )
     # By ticket id (never None here: the query leaves out scans of unknown passes).
@@ -199,7 +202,7 @@ async def scan_rows(session: AsyncSession, checklist: CheckInList) -> list[ScanR
             CheckInRecord.ticket_id,
         )
         .outerjoin(Ticket, Ticket.id == CheckInRecord.ticket_id)
-        .where(CheckInRecord.list_id == checklist.id)
+        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.kept.is_(True))
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
     )
     return [
