@@ -16,11 +16,11 @@ import httpx
 from conftest import start_harness
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 from support.doors import Desk, enrollment, sold
 
 from server.db.engine import Database
-from server.db.models import CheckInConflict, CheckInList, CheckInRecord, OutboxMessage
+from server.db.models import App, CheckInConflict, CheckInList, CheckInRecord, OutboxMessage
 from server.domain.checkin.door import record_of, rules_of
 from server.domain.checkin.lists import counts
 from server.domain.checkin.service import history
@@ -29,6 +29,7 @@ from sync.checkin import Direction, Reason, Verdict
 from sync.merge import TicketHistory, derive, sort_variants
 from sync.protocol import (
     AnswerUpload,
+    BundleReceived,
     Replica,
     SurfaceConflict,
     SyncConfig,
@@ -131,24 +132,21 @@ async def one_desk(
         st.lists(st.lists(st.sampled_from(pool), min_size=1, max_size=6), max_size=4), "batches"
     )
     batches.append(pool)  # everything arrives in the end, some of it again
+    by_ref = {ticket_ref(t["id"]): t["id"] for t in tickets}
+    rules, histories = (await server_state(h.settings.resolved_database_url, list_id, list(by_ref.values())))[
+        "facts"
+    ]
+    facts = {ref: TicketHistory(ref, histories[t].tier_id, histories[t].changes) for ref, t in by_ref.items()}
+    kernel.replica, _ = step(kernel.replica, BundleReceived(1, 0, {list_id: rules}, facts))  # once: seq 1
     for batch in batches:
         answer = await desk.ok("uploadCheckIns", {"records": [r.to_wire() for r in batch]})
         assert [r["status"] for r in answer["results"]] == kernel.upload(batch)
 
-    by_ref = {ticket_ref(t["id"]): t["id"] for t in tickets}
     state = await server_state(h.settings.resolved_database_url, list_id, list(by_ref.values()))
     held = kernel.replica.store
     assert state["stored"] == set(held.log)  # every record stored, each once
     assert state["kept"] == {sort_variants(held.variants(r.key))[0] for r in held.log}
-    rules, histories = state["facts"]
-    derived = derive(
-        held.log,
-        {list_id: rules},
-        {
-            ref: TicketHistory(ref, h.tier_id, h.changes)
-            for ref, h in ((ticket_ref(t), h) for t, h in histories.items())
-        },
-    )
+    derived = derive(held.log, {list_id: rules}, facts)
     for ref, ticket_id in by_ref.items():
         assert state["doors"][ticket_id] == list(derived.scans.get((list_id, ref), ()))
     expected = derived.count(list_id)
@@ -165,10 +163,21 @@ async def one_desk(
     assert all(n == 1 for n in Counter(state["told"]).values())  # once per key
 
 
+async def with_webhook(database_url: str) -> None:
+    """The app gets a webhook URL nobody listens at: its messages stay in the outbox."""
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(update(App).values(webhook_url="http://127.0.0.1:9/atm-events"))
+    finally:
+        await db.dispose()
+
+
 def test_uploads_follow_the_kernels_acceptance_rule(database_url: str, tmp_path: Path) -> None:
     harness = asyncio.run(start_harness(database_url, tmp_path))
     try:
         _, tickets, list_id = asyncio.run(sold(harness))
+        asyncio.run(with_webhook(harness.settings.resolved_database_url))
         kernel = Kernel()
 
         # No shrinking: the server and the kernel keep every example's records, so a smaller
