@@ -269,6 +269,7 @@ async def check_in(
         clock_offset_ms=scan.clock_offset_ms,
         server_ms=now_ms,
         metadata_=scan.metadata,
+        kept=True,  # an online scan is the first record under its key
     )
     connection = await session.connection()
     await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})
