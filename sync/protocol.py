@@ -148,10 +148,12 @@ def accept(held: Iterable[Record], batch: Iterable[Record]) -> Acceptance:
         results.append(UploadResult.DUPLICATE if duplicate else UploadResult.STORED)
         if not duplicate:
             new[record] = None
-    grown = {record.key for record in new}
-    after = {key: sort_variants(before[key] | {r for r in new if r.key == key}) for key in grown}
-    was = {key: sort_variants(before[key])[0] for key in grown if before[key]}
-    kept = tuple(after[key][0] for key in grown if was.get(key) != after[key][0])
+    added: dict[RecordKey, set[Record]] = {}  # in the order the keys' first new records came
+    for record in new:
+        added.setdefault(record.key, set()).add(record)
+    after = {key: sort_variants(before[key] | records) for key, records in added.items()}
+    was = {key: sort_variants(before[key])[0] for key in added if before[key]}
+    kept = tuple(after[key][0] for key in added if was.get(key) != after[key][0])
     return Acceptance(
         results=tuple(results),
         stored=tuple(new),

@@ -141,8 +141,10 @@ async def store_records(
     changed = [by_id(record) for record in (*accepted.kept, *accepted.superseded)]
     await record_conflicts(session, environment, changed, now_ms)
     for variants in accepted.reused.values():
+        kept_one = variants[0]
+        event_id = event_ids[kept_one.list_id] if kept_one in plain else as_desks[kept_one].event_id
         reuse = key_reuse(tuple(by_id(record) for record in variants))
-        await keep_conflict(session, environment, event_ids[reuse.list_id], reuse, now_ms)
+        await keep_conflict(session, environment, event_id, reuse, now_ms)
     await tell_apps(session, environment, [plain[record] for record in accepted.first_entries], now_ms)
     return statuses
 
