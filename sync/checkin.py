@@ -1,5 +1,7 @@
-"""The door decision: admit, refuse (with a reason) or needs attention — one pure function, used
-online by the server and offline by the scanner, with shared vectors (``tests/vectors/checkin.json``).
+"""The door facts: the decision (admit, refuse with a reason, or needs attention — one pure
+function, used online by the server and offline by the scanner, with shared vectors in
+``tests/vectors/checkin.json``), what a pass's signature check means for it, the tickets a list
+admits, the list rules' wire form and the status words of an online answer.
 
 Inputs are plain facts: the outcome of checking the pass signature against the list's keys, the
 list's rules, what is known of the ticket, and the ticket's earlier admitted scans on this list.
@@ -7,9 +9,12 @@ list's rules, what is known of the ticket, and the ticket's earlier admitted sca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from sync.passes import RejectReason
 
 
 class Direction(StrEnum):
@@ -54,6 +59,14 @@ class PassCheck(StrEnum):
     BAD_SIGNATURE = "bad_signature"
 
 
+def pass_check(rejected: RejectReason) -> PassCheck:
+    """What a pass the signature check refused means at the door: a pass signed by no key of the
+    list is not signed for it (perhaps a genuine pass of another list); the rest say it themselves."""
+    return (
+        PassCheck.NOT_SIGNED_FOR_LIST if rejected is RejectReason.UNKNOWN_KEY else PassCheck(rejected.value)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ListRules:
     list_id: str
@@ -63,6 +76,35 @@ class ListRules:
     valid_from_ms: int | None = None
     valid_until_ms: int | None = None
     active: bool = True
+
+    def admits_tier(self, tier_id: str) -> bool:
+        """The list rule of which tickets a list admits: those of its tiers, or of every tier."""
+        return self.tier_ids is None or tier_id in self.tier_ids
+
+    def to_wire(self) -> dict[str, Any]:
+        """The door rules as offline bundles carry them (``list`` of a bundle, besides its name and
+        gates): camelCase, times in epoch milliseconds, ``tierIds`` null for every tier."""
+        return {
+            "status": "active" if self.active else "archived",
+            "tierIds": None if self.tier_ids is None else sorted(self.tier_ids),
+            "allowMultipleEntries": self.allow_multiple_entries,
+            "allowReentry": self.allow_reentry,
+            "validFromMs": self.valid_from_ms,
+            "validUntilMs": self.valid_until_ms,
+        }
+
+    @classmethod
+    def from_wire(cls, list_id: str, wire: Mapping[str, Any]) -> ListRules:
+        tier_ids = wire.get("tierIds")
+        return cls(
+            list_id=list_id,
+            tier_ids=None if tier_ids is None else frozenset(tier_ids),
+            allow_multiple_entries=bool(wire.get("allowMultipleEntries")),
+            allow_reentry=bool(wire.get("allowReentry")),
+            valid_from_ms=wire.get("validFromMs"),
+            valid_until_ms=wire.get("validUntilMs"),
+            active=wire.get("status") == "active",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +174,7 @@ def decide(
         return refuse(Reason.REFUNDED)
     if token_generation is not None and token_generation < ticket.generation:
         return refuse(Reason.REVOKED)
-    if rules.tier_ids is not None and ticket.tier_id not in rules.tier_ids:
+    if not rules.admits_tier(ticket.tier_id):
         return refuse(Reason.WRONG_LIST)
     if rules.valid_from_ms is not None and now_ms < rules.valid_from_ms:
         return refuse(Reason.NOT_YET_VALID)
@@ -146,3 +188,23 @@ def decide(
     if rules.allow_reentry and not is_inside(history):
         return Decision(Verdict.ADMIT, Reason.OK)
     return refuse(Reason.ALREADY_CHECKED_IN, entries[0])
+
+
+class OnlineStatus(StrEnum):
+    """The status word of an online check-in's answer, which the desk shows and reads back."""
+
+    CHECKED_IN = "checked_in"
+    CHECKED_OUT = "checked_out"
+    ALREADY_CHECKED_IN = "already_checked_in"
+    NOT_VALID = "not_valid"
+
+
+ONLINE_ADMITTED = frozenset({OnlineStatus.CHECKED_IN, OnlineStatus.CHECKED_OUT})
+
+
+def online_status(decision: Decision, direction: Direction) -> OnlineStatus:
+    if decision.admitted:
+        return OnlineStatus.CHECKED_IN if direction is Direction.ENTRY else OnlineStatus.CHECKED_OUT
+    if decision.reason is Reason.ALREADY_CHECKED_IN:
+        return OnlineStatus.ALREADY_CHECKED_IN
+    return OnlineStatus.NOT_VALID

@@ -257,7 +257,7 @@ def _ticket_conflicts(record: Record, rules: ListRules, ticket: TicketHistory) -
         yield _conflict(ConflictKind.ADMITTED_AFTER_REFUND, record)
     if record.token_generation is not None and record.token_generation < facts.generation:
         yield _conflict(ConflictKind.REVOKED_GENERATION, record)
-    if rules.tier_ids is not None and facts.tier_id not in rules.tier_ids:
+    if not rules.admits_tier(facts.tier_id):
         yield _conflict(ConflictKind.WRONG_LIST, record)
 
 

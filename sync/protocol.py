@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sync.checkin import ListRules
+from sync.checkin import Direction, ListRules
 from sync.merge import (
     Conflict,
     GroupKey,
@@ -111,19 +111,75 @@ class Store:
         return [at for at in index.get(entry, ()) if at < self._size]
 
 
-def accept_upload(store: Store, records: Iterable[Record]) -> tuple[Store, tuple[UploadResult, ...]]:
-    """Add records, idempotently: a record already held is a duplicate. A second, different record
-    under a held key is stored too (and surfaces as ``key_reuse``), so every replica ends with the
-    same set and keeps the same one."""
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What a replica does with a batch, given what it held under the batch's keys."""
+
+    results: tuple[UploadResult, ...]  # one per record of the batch, in order
+    stored: tuple[Record, ...]  # the records new here, each once, in the order they came
+    kept: tuple[Record, ...]  # the stored records that are now their key's canonical record
+    superseded: tuple[Record, ...]  # records that were canonical before and are not any more
+    reused: Mapping[RecordKey, tuple[Record, ...]]  # keys of stored records holding several: all, kept first
+    # Kept records that are admitted entries of a ticket where nothing held before under their key
+    # was one: the check-ins to tell of, once per key however often a key is sent or reused.
+    first_entries: tuple[Record, ...]
+
+    @property
+    def touched(self) -> set[GroupKey]:
+        """The ``(list, ticket)`` groups whose kept records changed: to be judged again."""
+        return {(r.list_id, r.ticket_id) for r in (*self.kept, *self.superseded) if r.ticket_id is not None}
+
+
+def accept(held: Iterable[Record], batch: Iterable[Record]) -> Acceptance:
+    """The upload acceptance rule. Every record not held yet is stored, a different record under a
+    held key too (so every replica ends with the same set); a record already held, or earlier in
+    the batch, is a duplicate. Of the records under one key the canonical one
+    (:func:`sync.merge.sort_variants`) is kept, whatever the order they arrived in, and a key with
+    several is a ``key_reuse``. ``held`` may hold records of other keys; they are ignored."""
+    records = tuple(batch)
+    before: dict[RecordKey, set[Record]] = {record.key: set() for record in records}
+    for record in held:
+        if record.key in before:
+            before[record.key].add(record)
     results: list[UploadResult] = []
     new: dict[Record, None] = {}
     for record in records:
-        if record in new or store.holds(record):
-            results.append(UploadResult.DUPLICATE)
-        else:
+        duplicate = record in new or record in before[record.key]
+        results.append(UploadResult.DUPLICATE if duplicate else UploadResult.STORED)
+        if not duplicate:
             new[record] = None
-            results.append(UploadResult.STORED)
-    return (store._extended(new) if new else store), tuple(results)
+    added: dict[RecordKey, set[Record]] = {}  # in the order the keys' first new records came
+    for record in new:
+        added.setdefault(record.key, set()).add(record)
+    after = {key: sort_variants(before[key] | records) for key, records in added.items()}
+    was = {key: sort_variants(before[key])[0] for key in added if before[key]}
+    kept = tuple(after[key][0] for key in added if was.get(key) != after[key][0])
+    return Acceptance(
+        results=tuple(results),
+        stored=tuple(new),
+        kept=kept,
+        superseded=tuple(was[record.key] for record in kept if record.key in was),
+        reused={key: variants for key, variants in after.items() if len(variants) > 1},
+        first_entries=tuple(
+            record
+            for record in kept
+            if _is_entry(record) and not any(_is_entry(earlier) for earlier in before[record.key])
+        ),
+    )
+
+
+def _is_entry(record: Record) -> bool:
+    return record.admitted and record.direction is Direction.ENTRY and record.ticket_id is not None
+
+
+def accept_upload(store: Store, records: Iterable[Record]) -> tuple[Store, tuple[UploadResult, ...]]:
+    """Add records by :func:`accept`, idempotently: a re-sent batch changes nothing."""
+    accepted = _accepted(store, tuple(records))
+    return (store._extended(accepted.stored) if accepted.stored else store), accepted.results
+
+
+def _accepted(store: Store, batch: Sequence[Record]) -> Acceptance:
+    return accept((held for key in {r.key for r in batch} for held in store.variants(key)), batch)
 
 
 def records_since(store: Store, cursor: int, limit: int) -> tuple[tuple[Record, ...], int]:
@@ -295,27 +351,18 @@ def resume(
 def _absorb(
     state: Replica, records: Sequence[Record], *, queue: bool
 ) -> tuple[Replica, tuple[UploadResult, ...], tuple[Command, ...]]:
-    """Store records, queue the new ones for the upstream, and judge again the tickets whose kept
-    records changed (a new record, or a new variant that is kept in place of another)."""
-    store, results = accept_upload(state.store, records)
-    if store is state.store:
-        return state, results, ()
-    new = [record for record, result in zip(records, results, strict=True) if result is UploadResult.STORED]
-    touched: set[GroupKey] = set()
-    reused: list[Conflict] = []
-    for key in dict.fromkeys(record.key for record in new):
-        before, after = state.store.variants(key), store.variants(key)
-        if before[:1] != after[:1]:
-            touched.update(
-                (r.list_id, r.ticket_id) for r in (*before[:1], after[0]) if r.ticket_id is not None
-            )
-        if len(after) > 1:
-            reused.append(key_reuse(after))
+    """Store records by :func:`accept`, queue the new ones for the upstream, and judge again the
+    tickets whose kept records changed (a new record, or a new variant kept in place of another)."""
+    accepted = _accepted(state.store, records)
+    if not accepted.stored:
+        return state, accepted.results, ()
+    store = state.store._extended(accepted.stored)
     pending = state.pending
     if queue and state.config.upstream is not None:
-        pending = {**pending, **dict.fromkeys(new)}
-    state, commands = _surface(replace(state, store=store, pending=pending), reused, touched)
-    return state, results, commands
+        pending = {**pending, **dict.fromkeys(accepted.stored)}
+    reused = [key_reuse(variants) for variants in accepted.reused.values()]
+    state, commands = _surface(replace(state, store=store, pending=pending), reused, accepted.touched)
+    return state, accepted.results, commands
 
 
 def _surface(

@@ -47,6 +47,7 @@ from scanner_app.core.syncer import HUB, SERVER, SyncEngine
 from sync.bundle import FORMAT_VERSION as BUNDLE_FORMAT
 from sync.bundle import BundleError, TicketEntry, TicketIndex, unpack_entries, verify_bundle
 from sync.checkin import (
+    ONLINE_ADMITTED,
     Decision,
     Direction,
     Reason,
@@ -59,7 +60,6 @@ from sync.records import MANUAL_REASON_CHARS, Record, RecordKey, ticket_ref
 
 ENROLL_PREFIX = "tickets-enroll:"
 HUB_PREFIX = "tickets-hub:"
-ONLINE_ADMITTED = ("checked_in", "checked_out")
 MAX_TOKEN_TEXT = 4000  # checkInTicket's limit; longer text is no pass anyway
 
 Source = Literal["wedge", "camera", "manual"]

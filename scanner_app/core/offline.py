@@ -16,14 +16,13 @@ from typing import Any
 
 from scanner_app.core.ports import BundleState
 from sync.bundle import BundleError, TicketEntry, TicketIndex
-from sync.checkin import ListRules, PassCheck, PriorScan, TicketFacts, is_inside
+from sync.checkin import ListRules, PassCheck, PriorScan, TicketFacts, is_inside, pass_check
 from sync.merge import GroupKey, prior_scans
 from sync.passes import (
     DecodedPass,
     ListVerifyKey,
     PassPayload,
     PassRejected,
-    RejectReason,
     decode_pass,
     keys_by_id,
     verify_for_keys,
@@ -44,17 +43,7 @@ class ListBundle:
     def __post_init__(self) -> None:
         body = self.state.body
         self.keys = bundle_keys(body)
-        rules = body["list"]
-        tier_ids = rules.get("tierIds")
-        self.rules = ListRules(
-            list_id=str(body["checkInListId"]),
-            tier_ids=None if tier_ids is None else frozenset(tier_ids),
-            allow_multiple_entries=bool(rules.get("allowMultipleEntries")),
-            allow_reentry=bool(rules.get("allowReentry")),
-            valid_from_ms=rules.get("validFromMs"),
-            valid_until_ms=rules.get("validUntilMs"),
-            active=rules.get("status") == "active",
-        )
+        self.rules = ListRules.from_wire(str(body["checkInListId"]), body["list"])
         self.tiers = dict(body.get("tiers") or {})
         self.index.learn_tiers(self.tiers)
 
@@ -85,10 +74,6 @@ class PassReading:
     check: PassCheck
     payload: PassPayload | None
     entry: TicketEntry | None
-
-
-def pass_check(reason: RejectReason) -> PassCheck:
-    return PassCheck.NOT_SIGNED_FOR_LIST if reason is RejectReason.UNKNOWN_KEY else PassCheck(reason.value)
 
 
 def pass_payload(text: str) -> PassPayload | None:

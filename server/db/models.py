@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -542,12 +544,22 @@ class WebhookAttempt(Base):
 class CheckInRecord(Base):
     """One scan, admitted or refused, online or from a device: the append-only check-in log.
 
-    ``(device_id, id)`` is unique: a device's record is stored once however often it is uploaded.
-    Online scans carry the device id ``online``."""
+    ``(device_id, id)`` is a record's key. Every distinct record is stored once however often it is
+    uploaded; of two different records under one key (a reused key) both are stored, and the one
+    the kernel's acceptance rule keeps (:func:`sync.protocol.accept`) is ``kept``: door state,
+    counts and exports read kept records only, pulls serve them all. Online scans carry the device
+    id ``online``."""
 
     __tablename__ = "check_in_records"
     __table_args__ = (
-        UniqueConstraint("device_id", "id"),
+        Index(
+            "uq_check_in_records_kept",
+            "device_id",
+            "id",
+            unique=True,
+            postgresql_where=text("kept"),
+            sqlite_where=text("kept"),
+        ),
         CheckConstraint("direction IN ('entry', 'exit')", name="direction"),
         CheckConstraint("decision IN ('admit', 'refuse', 'attention')", name="decision"),
         Index("ix_check_in_records_ticket", "ticket_id", "list_id", "server_ms"),
@@ -575,6 +587,7 @@ class CheckInRecord(Base):
     clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     server_ms: Mapped[int] = mapped_column(BigInteger)
     metadata_: Mapped[Any] = mapped_column("metadata", JsonType, nullable=True)
+    kept: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Device(Base):

@@ -9,8 +9,9 @@ from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.atproto.uri import RecordUri
 from server.domain import common
 from server.domain.catalog.service import GroupState, Inventory, TierState
+from server.domain.checkin.door import record_of
 from server.domain.checkin.lists import ListFacts
-from server.domain.checkin.service import Outcome, Verification, record_of
+from server.domain.checkin.service import Outcome, Verification
 from server.domain.consents import Consent
 from server.domain.devices.conflicts import conflict_view
 from server.domain.devices.service import Enrolled, Found, Pulled
@@ -23,7 +24,7 @@ from server.domain.payments.checkout import Checkout
 from server.domain.payments.devpay import checkout_url
 from server.domain.publishing.discovery import PublicRecord
 from server.settings import Settings
-from sync.checkin import Direction, Reason, Verdict
+from sync.checkin import Direction, OnlineStatus, Reason, Verdict, online_status
 from sync.records import Record, RecordFormatError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ PUBLISHED_REASONS = {
     Reason.LIST_CLOSED: "blocked",
 }
 
-NOT_VALID = {"ok": False, "status": "not_valid", "reason": Reason.INVALID.value}
+NOT_VALID = {"ok": False, "status": OnlineStatus.NOT_VALID.value, "reason": Reason.INVALID.value}
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -395,22 +396,13 @@ def not_valid_view() -> dict[str, Any]:
     return dict(NOT_VALID)
 
 
-def _scan_status(outcome: Outcome, direction: Direction) -> str:
-    decision = outcome.decision
-    if decision.admitted:
-        return "checked_in" if direction is Direction.ENTRY else "checked_out"
-    if decision.reason is Reason.ALREADY_CHECKED_IN:
-        return "already_checked_in"
-    return "not_valid"
-
-
 def check_in_view(direction: Direction, outcome: Outcome) -> dict[str, Any]:
     """``checkInTicket``'s answer."""
     if outcome.checklist is None:
         return not_valid_view()
     answer: dict[str, Any] = {
         "ok": outcome.decision.admitted,
-        "status": _scan_status(outcome, direction),
+        "status": online_status(outcome.decision, direction).value,
         "reason": outcome.decision.reason.value,
         "checkInListId": outcome.checklist.id,
         "direction": direction.value,

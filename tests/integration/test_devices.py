@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,9 +14,12 @@ from sqlalchemy import select
 from support.doors import Desk, enrolled_desk, record, sold
 
 from server.db.engine import Database
-from server.db.models import CheckInConflict
+from server.db.models import CheckInConflict, CheckInRecord
+from server.domain.checkin.door import record_of
 from server.domain.devices import service as devices
 from sync.bundle import BundleError, TicketIndex, verify_bundle
+from sync.checkin import Reason, Verdict
+from sync.merge import Conflict, ConflictKind, sort_variants
 from sync.passes import ListVerifyKey, decode_pass
 from sync.records import Record
 
@@ -171,3 +175,34 @@ async def test_a_desk_checks_in_online_under_its_own_record_id(harness: Harness)
     assert "passToken" not in match
     manual = await desk.ok("checkInSearchedTicket", {"ticketId": match["ticketId"], "checkInListId": list_id})
     assert manual["status"] == "checked_in"
+
+
+async def test_a_reused_key_keeps_the_kernels_record_whatever_arrived_first(harness: Harness) -> None:
+    """Two different records under one key: both are stored, the kernel's canonical one (the smaller
+    wire JSON) is kept for the door, and the reuse is a conflict, in either arrival order."""
+    _, tickets, list_id = await sold(harness, 2)
+    for order in ("refused first", "admitted first"):
+        desk = await enrolled_desk(harness, list_id)
+        admitted = record(desk.device_id, 1, list_id, tickets[0]).with_ticket_ref()
+        refused = replace(admitted, decision=Verdict.REFUSE, reason=Reason.ALREADY_CHECKED_IN)
+        kept = sort_variants([admitted, refused])[0]
+        batches = [[refused], [admitted]] if order == "refused first" else [[admitted], [refused]]
+        statuses = [
+            (await desk.ok("uploadCheckIns", {"records": [r.to_wire() for r in b]}))["results"]
+            for b in batches
+        ]
+        assert [s[0]["status"] for s in statuses] == ["stored", "stored"], order
+        pulled = await desk.ok("pullCheckIns", {"checkInListId": list_id}, query=True)
+        mine = {r for r in map(Record.from_wire, pulled["records"]) if r.device_id == desk.device_id}
+        assert mine == {admitted, refused}, order
+        db = Database(harness.settings.resolved_database_url)
+        try:
+            async with db.read() as session:
+                rows = await session.scalars(
+                    select(CheckInRecord).where(CheckInRecord.device_id == desk.device_id)
+                )
+                assert [record_of(r).with_ticket_ref() for r in rows if r.kept] == [kept], order
+                reuse = Conflict(ConflictKind.KEY_REUSE, list_id, tickets[0]["id"], (admitted.key,))
+                assert await session.get(CheckInConflict, reuse.conflict_id) is not None, order
+        finally:
+            await db.dispose()

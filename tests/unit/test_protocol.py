@@ -25,6 +25,7 @@ from sync.protocol import (
     UploadReceived,
     UploadResult,
     WarnStaleBundle,
+    accept,
     accept_upload,
     records_since,
     resume,
@@ -133,6 +134,37 @@ def test_a_different_record_under_a_held_key_is_kept_as_a_variant() -> None:
     assert results == (UploadResult.STORED,)
     assert store.variants(a.key) == (reused, a)  # the smaller wire JSON first: it is the kept one
     assert records_since(store, 0, 10) == ((a, reused), 2)
+
+
+def test_acceptance_keeps_the_canonical_record_whatever_the_arrival_order() -> None:
+    refused = Record("dev_a", "r1", "main", "t2", 1, Direction.ENTRY, Verdict.REFUSE, Reason.VOIDED, 900)
+    admitted = record(record_id="r1", ticket="t1")  # its wire JSON is the smaller: the kept one
+    first = accept([], [refused, refused])
+    assert first.results == (UploadResult.STORED, UploadResult.DUPLICATE)
+    assert (first.stored, first.kept, first.superseded, first.first_entries) == (
+        (refused,),
+        (refused,),
+        (),
+        (),
+    )
+    second = accept([refused], [admitted, refused])
+    assert second.results == (UploadResult.STORED, UploadResult.DUPLICATE)
+    assert (second.stored, second.kept, second.superseded) == ((admitted,), (admitted,), (refused,))
+    assert second.reused == {admitted.key: (admitted, refused)}
+    assert second.first_entries == (admitted,)  # told now: the key's kept record is an entry
+    assert second.touched == {("main", "t1"), ("main", "t2")}
+    other_order = accept([admitted], [refused])
+    assert (other_order.stored, other_order.kept, other_order.superseded) == ((refused,), (), ())
+    assert other_order.reused == second.reused and other_order.first_entries == ()
+
+
+def test_a_key_is_told_as_an_entry_once_however_often_it_is_reused() -> None:
+    entry = record(record_id="r1", ticket="t3")
+    smaller = record(record_id="r1", ticket="t1")
+    assert accept([], [entry]).first_entries == (entry,)
+    later = accept([entry], [smaller])
+    assert later.kept == (smaller,) and later.first_entries == ()
+    assert accept([entry, smaller], [entry, smaller]).stored == ()
 
 
 def test_the_cursor_is_the_arrival_order_so_late_records_are_not_missed() -> None:

@@ -3,6 +3,7 @@ rendered, a list created or changed after issuance is on every pass rendered aft
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,13 @@ from server.db.engine import Database
 from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket, Tier
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
-from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
+from server.domain.checkin.door import admitted_tickets, record_of
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring, add_list_key, ensure_default_list
 from server.domain.publishing.marks import mark_changed
 from server.errors import CheckInListNotFound, InvalidRequest, TierNotFound
+from sync.merge import judge_ticket
+from sync.records import Record
 
 LIST_STATUSES = ("active", "archived")
 
@@ -146,33 +149,35 @@ async def key_ids(session: AsyncSession, list_id: str) -> list[str]:
 
 
 async def counts(session: AsyncSession, checklist: CheckInList) -> ListCounts:
-    """Live counts: from the log (admitted entries and exits that stand, see
-    :mod:`server.domain.checkin.undo`) and the active tickets the list admits."""
-    admitted = await session.execute(
-        select(CheckInRecord.ticket_id, CheckInRecord.direction, CheckInRecord.decision, *UNDO_COLUMNS)
-        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.decision == "admit")
-        .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
+    """Live counts of the kept records: each ticket's door state as the kernel folds it
+    (:func:`sync.merge.judge_ticket`: the admissions that stand, in the total order), the scans and
+    refusals, and the active tickets the list admits."""
+    admitted = await session.scalars(
+        select(CheckInRecord).where(
+            CheckInRecord.list_id == checklist.id,
+            CheckInRecord.decision == "admit",
+            CheckInRecord.ticket_id.is_not(None),
+            CheckInRecord.kept.is_(True),
+        )
     )
-    last: dict[str, str] = {}
-    for row in without_undone(admitted.all()):
-        if row.ticket_id is not None:
-            last[row.ticket_id] = row.direction
+    by_ticket: dict[str | None, list[Record]] = defaultdict(list)
+    for row in admitted:
+        by_ticket[row.ticket_id].append(record_of(row))
+    doors = [judge_ticket(records, None, None).door for records in by_ticket.values()]
     totals = await session.execute(
         select(CheckInRecord.decision, func.count())
-        .where(CheckInRecord.list_id == checklist.id)
+        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.kept.is_(True))
         .group_by(CheckInRecord.decision)
     )
     by_decision = dict(totals.all())
     admissible = (
         select(func.count())
         .select_from(Ticket)
-        .where(Ticket.event_id == checklist.event_id, Ticket.status == "active")
+        .where(Ticket.event_id == checklist.event_id, Ticket.status == "active", admitted_tickets(checklist))
     )
-    if checklist.tier_ids is not None:
-        admissible = admissible.where(Ticket.tier_id.in_(checklist.tier_ids))
     return ListCounts(
-        checked_in=len(last),
-        inside=sum(1 for d in last.values() if d == "entry"),
+        checked_in=sum(1 for door in doors if door.entries),
+        inside=sum(1 for door in doors if door.inside),
         admissible=int(await session.scalar(admissible) or 0),
         scans=sum(by_decision.values()),
         refused=by_decision.get("refuse", 0),
@@ -187,9 +192,8 @@ async def search(session: AsyncSession, checklist: CheckInList, text: str, limit
         Ticket.event_id == checklist.event_id,
         func.replace(Ticket.ticket_number, "-", "").like(f"{escape_like(number)}%", escape="\\")
         | func.lower(Ticket.attendee_name).like(f"%{escape_like(text.lower())}%", escape="\\"),
+        admitted_tickets(checklist),
     )
-    if checklist.tier_ids is not None:
-        query = query.where(Ticket.tier_id.in_(checklist.tier_ids))
     return list(
         await session.scalars(query.order_by(Ticket.attendee_name, Ticket.ticket_number).limit(limit))
     )

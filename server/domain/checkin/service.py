@@ -27,6 +27,7 @@ from server.db.engine import Database
 from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket, Tier
 from server.domain import idempotency
 from server.domain.caller import Caller
+from server.domain.checkin.door import record_of, rules_of
 from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
@@ -39,23 +40,13 @@ from sync.checkin import (
     ListRules,
     PassCheck,
     PriorScan,
-    Reason,
     TicketFacts,
-    Verdict,
     decide,
+    pass_check,
 )
 from sync.merge import prior_scans
-from sync.passes import PassRejected, RejectReason, VerifiedPass, decode_pass, verify_for_keys
-from sync.records import Record
-
-ONLINE_DEVICE = "online"
-
-_CHECKS = {
-    RejectReason.MALFORMED: PassCheck.MALFORMED,
-    RejectReason.UNSUPPORTED_VERSION: PassCheck.UNSUPPORTED_VERSION,
-    RejectReason.UNKNOWN_KEY: PassCheck.NOT_SIGNED_FOR_LIST,
-    RejectReason.BAD_SIGNATURE: PassCheck.BAD_SIGNATURE,
-}
+from sync.passes import PassRejected, VerifiedPass, decode_pass, verify_for_keys
+from sync.records import ONLINE_DEVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,37 +94,6 @@ class Outcome:
         return self.facts.ticket
 
 
-def rules_of(checklist: CheckInList) -> ListRules:
-    return ListRules(
-        list_id=checklist.id,
-        tier_ids=frozenset(checklist.tier_ids) if checklist.tier_ids is not None else None,
-        allow_multiple_entries=checklist.allow_multiple_entries,
-        allow_reentry=checklist.allow_reentry,
-        valid_from_ms=checklist.valid_from_ms,
-        valid_until_ms=checklist.valid_until_ms,
-        active=checklist.status == "active",
-    )
-
-
-def record_of(row: CheckInRecord) -> Record:
-    """A logged scan as a sync record (the merge rules' and the wire's form)."""
-    return Record(
-        device_id=row.device_id,
-        record_id=row.id,
-        list_id=row.list_id,
-        ticket_id=row.ticket_id,
-        token_generation=row.token_generation,
-        direction=Direction(row.direction),
-        decision=Verdict(row.decision),
-        reason=Reason(row.reason),
-        device_ms=row.device_ms,
-        clock_offset_ms=row.clock_offset_ms,
-        gate=row.gate,
-        scanner_did=row.scanner_did,
-        manual_reason=row.manual_reason,
-    )
-
-
 def facts_of(ticket: Ticket) -> TicketFacts:
     return TicketFacts(ticket.id, ticket.tier_id, ticket.status, ticket.generation)
 
@@ -169,6 +129,7 @@ _HISTORY = select(CheckInRecord).where(
     CheckInRecord.ticket_id == bindparam("ticket_id"),
     CheckInRecord.list_id == bindparam("list_id"),
     CheckInRecord.decision == "admit",
+    CheckInRecord.kept.is_(True),
 )
 
 
@@ -197,7 +158,7 @@ async def _genuine(session: AsyncSession, keyring: Keyring, token: str) -> Verif
         known = await keyring.known_keys(session, [s.key_id for s in decoded.signatures])
         return verify_for_keys(decoded, known)
     except PassRejected as rejected:
-        return _CHECKS[rejected.reason]
+        return pass_check(rejected.reason)
 
 
 async def _pass_check(
@@ -313,6 +274,7 @@ async def check_in(
         clock_offset_ms=scan.clock_offset_ms,
         server_ms=now_ms,
         metadata_=scan.metadata,
+        kept=True,  # an online scan is the first record under its key
     )
     connection = await session.connection()
     await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, Device, Event, ListKey, Ticket, TicketChange, Tier
+from server.domain.checkin.door import admitted_tickets, rules_of
 from server.domain.issuance.list_keys import Keyring
 from sync.bundle import FORMAT_VERSION, TicketEntry, pack_entries, seal_entry, sign_bundle, tier_refs
 
@@ -31,8 +32,7 @@ async def build_bundle(
         changes = changes.where(TicketChange.seq > since)
     latest = changes.group_by(TicketChange.ticket_id).subquery()
     query = select(Ticket, latest.c.version).join(latest, latest.c.ticket_id == Ticket.id)
-    if checklist.tier_ids is not None:
-        query = query.where(Ticket.tier_id.in_(checklist.tier_ids))
+    query = query.where(admitted_tickets(checklist))
     rows = (await session.execute(query.order_by(Ticket.id))).all()
     settled = await session.scalar(
         select(func.max(TicketChange.seq)).where(
@@ -51,10 +51,10 @@ async def build_bundle(
     tiers = dict((await session.execute(select(Tier.id, Tier.title).where(Tier.event_id == event.id))).all())
     tier_refs(tiers)  # every entry's tier reference resolves to one tier
     admissible = (
-        select(func.count()).select_from(Ticket).where(Ticket.event_id == event.id, Ticket.status == "active")
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.event_id == event.id, Ticket.status == "active", admitted_tickets(checklist))
     )
-    if checklist.tier_ids is not None:
-        admissible = admissible.where(Ticket.tier_id.in_(checklist.tier_ids))
     desks = await session.execute(select(Device.id, Device.name).where(Device.event_id == event.id))
     active = next(k for k in keys if k.status == "active")
     body = {
@@ -66,16 +66,7 @@ async def build_bundle(
         "since": since,
         "seq": cursor,
         "issuedAtMs": now_ms,
-        "list": {
-            "name": checklist.name,
-            "status": checklist.status,
-            "tierIds": checklist.tier_ids,
-            "allowMultipleEntries": checklist.allow_multiple_entries,
-            "allowReentry": checklist.allow_reentry,
-            "validFromMs": checklist.valid_from_ms,
-            "validUntilMs": checklist.valid_until_ms,
-            "gates": checklist.gates,
-        },
+        "list": {"name": checklist.name, **rules_of(checklist).to_wire(), "gates": checklist.gates},
         "keys": [
             {"keyId": k.key_id, "publicKey": base64.b64encode(k.public_key).decode(), "status": k.status}
             for k in sorted(keys, key=lambda k: k.key_id)

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket, TicketEvent
-from server.domain.checkin.service import record_of, rules_of
+from server.domain.checkin.door import record_of, rules_of
 from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
 from server.domain.outbox.service import enqueue
-from sync.merge import Conflict, ConflictKind, StatusChange, TicketHistory, derive
+from sync.merge import Conflict, StatusChange, TicketHistory, derive
 from sync.records import Record
 
 
@@ -44,7 +44,10 @@ async def record_conflicts(
         return
     rows = list(
         await session.scalars(
-            select(CheckInRecord).where(tuple_(CheckInRecord.list_id, CheckInRecord.ticket_id).in_(pairs))
+            select(CheckInRecord).where(
+                tuple_(CheckInRecord.list_id, CheckInRecord.ticket_id).in_(pairs),
+                CheckInRecord.kept.is_(True),
+            )
         )
     )
     lists = {
@@ -57,17 +60,10 @@ async def record_conflicts(
         await ticket_histories(session, (p[1] for p in pairs)),
     )
     for conflict in derived.conflicts:
-        await _keep(session, environment, lists[conflict.list_id].event_id, conflict, now_ms)
+        await keep_conflict(session, environment, lists[conflict.list_id].event_id, conflict, now_ms)
 
 
-async def record_key_reuse(session: AsyncSession, environment: str, kept: CheckInRecord, now_ms: int) -> None:
-    """A desk sent a different record under a key already stored: the stored one stays (first come),
-    and the reuse is kept as a conflict for the organizer."""
-    conflict = Conflict(ConflictKind.KEY_REUSE, kept.list_id, kept.ticket_id, (record_of(kept).key,))
-    await _keep(session, environment, kept.event_id, conflict, now_ms)
-
-
-async def _keep(
+async def keep_conflict(
     session: AsyncSession, environment: str, event_id: str, conflict: Conflict, now_ms: int
 ) -> None:
     """Store a conflict once, under its stable id, and tell the event's app (``ticket.conflict``)

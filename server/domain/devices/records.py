@@ -1,36 +1,41 @@
-"""Storing the check-in records desks upload: each once by ``(device id, record id)``, in a few
-set-based statements per batch. A desk uploads only its own records: a batch carrying another
-device's id (another desk's, or the server's own ``online``) is refused whole, before anything is
-read or written, so no desk can take a key another device will write under."""
+"""Storing the check-in records desks upload by the kernel's acceptance rule
+(:func:`sync.protocol.accept`), in a few set-based statements per batch. A desk uploads only its
+own records: a batch carrying another device's id (another desk's, or the server's own
+``online``) is refused whole, before anything is read or written, so no desk can take a key
+another device will write under."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInRecord, Ticket
-from server.domain.checkin.service import record_of
-from server.domain.devices.conflicts import record_conflicts, record_key_reuse
+from server.domain.checkin.door import record_of
+from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, event_uri
 from server.errors import RecordDeviceMismatch
-from sync.checkin import Direction
+from sync.merge import key_reuse
+from sync.protocol import accept
 from sync.records import Record, RecordKey, is_ticket_ref
 
 CHUNK = 500
 
 
-async def _stored(session: AsyncSession, keys: Sequence[RecordKey]) -> dict[RecordKey, CheckInRecord]:
-    found: dict[RecordKey, CheckInRecord] = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = [(k.device_id, k.record_id) for k in keys[start : start + CHUNK]]
+async def _held(session: AsyncSession, keys: Iterable[RecordKey]) -> list[CheckInRecord]:
+    """Every record stored under ``keys``, kept or not."""
+    wanted = sorted({(k.device_id, k.record_id) for k in keys})
+    found: list[CheckInRecord] = []
+    for start in range(0, len(wanted), CHUNK):
         rows = await session.scalars(
-            select(CheckInRecord).where(tuple_(CheckInRecord.device_id, CheckInRecord.id).in_(chunk))
+            select(CheckInRecord).where(
+                tuple_(CheckInRecord.device_id, CheckInRecord.id).in_(wanted[start : start + CHUNK])
+            )
         )
-        found.update({RecordKey(r.device_id, r.id): r for r in rows})
+        found.extend(rows)
     return found
 
 
@@ -76,27 +81,32 @@ async def store_records(
     now_ms: int,
 ) -> list[str]:
     """The records of the desk ``uploader`` (any other device's refuse the batch), one status per
-    record: ``stored``, ``duplicate`` (already here — a different record under a
-    stored key is kept out and recorded as a ``key_reuse`` conflict) or ``rejected`` (a list the
-    uploading desk is not enrolled for). Conflicts of the new records are derived in the same
-    transaction."""
+    record: ``rejected`` for a list the uploading desk is not enrolled for, else as the kernel's
+    acceptance rule (:func:`sync.protocol.accept`) says: ``stored`` (new here, a different record
+    under a stored key too) or ``duplicate`` (already here). Of the records under one key the
+    kernel's canonical one is kept, whatever the arrival order; the door state, the conflicts
+    (``key_reuse`` among them) and the apps' ``ticket.checked-in`` follow the kept records, all in
+    the same transaction.
+
+    The kernel compares records as desks hold them, their tickets named by reference
+    (:meth:`Record.with_ticket_ref`), so the server keeps the record every desk keeps."""
     ensure_own(uploader, records)
-    existing = await _stored(session, [r.key for r in records])
-    statuses: list[str] = []
-    fresh: dict[RecordKey, Record] = {}
-    for record in records:
-        if record.list_id not in event_ids:
-            statuses.append("rejected")
-            continue
-        kept = existing.get(record.key)
-        if kept is not None or record.key in fresh:
-            if kept is not None and record_of(kept) != record:
-                await record_key_reuse(session, environment, kept, now_ms)
-            statuses.append("duplicate")
-            continue
-        fresh[record.key] = record
-        statuses.append("stored")
+    batch = [record for record in records if record.list_id in event_ids]
+    rows = await _held(session, (record.key for record in batch))
+    as_desks = {record_of(row).with_ticket_ref(): row for row in rows}
+    plain = {record.with_ticket_ref(): record for record in batch}
+    accepted = accept(as_desks, [record.with_ticket_ref() for record in batch])
+    results = iter(accepted.results)
+    statuses = [next(results).value if record.list_id in event_ids else "rejected" for record in records]
+    if accepted.superseded:
+        await session.execute(
+            update(CheckInRecord)
+            .where(CheckInRecord.seq.in_([as_desks[record].seq for record in accepted.superseded]))
+            .values(kept=False)
+        )
+    fresh = [plain[record] for record in accepted.stored]
     if fresh:
+        kept = set(accepted.kept)
         await session.execute(
             insert(CheckInRecord),
             [
@@ -118,26 +128,38 @@ async def store_records(
                     "device_ms": r.device_ms,
                     "clock_offset_ms": r.clock_offset_ms,
                     "server_ms": now_ms,
+                    "kept": r.with_ticket_ref() in kept,
                 }
-                for r in fresh.values()
+                for r in fresh
             ],
         )
-        await record_conflicts(session, environment, list(fresh.values()), now_ms)
-        await tell_apps(session, environment, list(fresh.values()), now_ms)
+
+    def by_id(record: Record) -> Record:
+        """A record of the kernel's answer as the server holds it: its ticket named by id."""
+        return plain[record] if record in plain else record_of(as_desks[record])
+
+    changed = [by_id(record) for record in (*accepted.kept, *accepted.superseded)]
+    await record_conflicts(session, environment, changed, now_ms)
+    for variants in accepted.reused.values():
+        kept_one = variants[0]
+        event_id = event_ids[kept_one.list_id] if kept_one in plain else as_desks[kept_one].event_id
+        reuse = key_reuse(tuple(by_id(record) for record in variants))
+        await keep_conflict(session, environment, event_id, reuse, now_ms)
+    await tell_apps(session, environment, [plain[record] for record in accepted.first_entries], now_ms)
     return statuses
 
 
 async def tell_apps(session: AsyncSession, environment: str, records: Sequence[Record], now_ms: int) -> None:
     """``ticket.checked-in`` for each admitted entry a desk decided offline, to the app that sold
-    the ticket, with the scan's time and ``offline: true``. Called for newly stored records only
-    (a record is stored once by its key), so each is told once, however often a desk uploads it;
-    an entry the server decided online was told then, and its upload is a duplicate."""
-    told = [r for r in records if r.admitted and r.direction is Direction.ENTRY and r.ticket_id is not None]
-    if not told:
+    the ticket, with the scan's time and ``offline: true``. Called for the kernel's first entries
+    of a batch (:attr:`sync.protocol.Acceptance.first_entries`), so a key is told once, however
+    often a desk uploads it or reuses it; an entry the server decided online was told then, and
+    its upload is a duplicate."""
+    if not records:
         return
-    rows = await session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in told})))
+    rows = await session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in records})))
     tickets = {ticket.id: ticket for ticket in rows}
-    for record in told:
+    for record in records:
         ticket = tickets.get(record.ticket_id or "")
         if ticket is None:
             continue

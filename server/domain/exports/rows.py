@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
+from server.domain.checkin.door import admitted_tickets
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.exports.rules import display_name, name_order, price
 
@@ -76,10 +77,8 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             Ticket.payment_id,
         )
         .join(Tier, Tier.id == Ticket.tier_id)
-        .where(Ticket.event_id == checklist.event_id)
+        .where(Ticket.event_id == checklist.event_id, admitted_tickets(checklist))
     )
-    if checklist.tier_ids is not None:
-        tickets = tickets.where(Ticket.tier_id.in_(checklist.tier_ids))
     scans = await session.execute(
         select(
             CheckInRecord.ticket_id,
@@ -89,7 +88,11 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             CheckInRecord.gate,
             *UNDO_COLUMNS,
         )
-        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.ticket_id.is_not(None))
+        .where(
+            CheckInRecord.list_id == checklist.id,
+            CheckInRecord.ticket_id.is_not(None),
+            CheckInRecord.kept.is_(True),
+        )
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
     )
     # By ticket id (never None here: the query leaves out scans of unknown passes).
@@ -149,7 +152,7 @@ async def scan_rows(session: AsyncSession, checklist: CheckInList) -> list[ScanR
             CheckInRecord.ticket_id,
         )
         .outerjoin(Ticket, Ticket.id == CheckInRecord.ticket_id)
-        .where(CheckInRecord.list_id == checklist.id)
+        .where(CheckInRecord.list_id == checklist.id, CheckInRecord.kept.is_(True))
         .order_by(CheckInRecord.server_ms, CheckInRecord.seq)
     )
     return [

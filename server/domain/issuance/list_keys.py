@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import CheckInList, ListKey, Ticket
+from server.domain.checkin.door import rules_of
 from server.domain.common import new_id
 from server.domain.publishing.marks import mark_changed
 from server.keyfiles import read_or_create
@@ -150,7 +151,8 @@ async def ensure_default_list(
 
 
 def admits_tier(checklist: CheckInList, tier_id: str) -> bool:
-    return checklist.status == "active" and (checklist.tier_ids is None or tier_id in checklist.tier_ids)
+    rules = rules_of(checklist)
+    return rules.active and rules.admits_tier(tier_id)
 
 
 @dataclass(frozen=True, slots=True)

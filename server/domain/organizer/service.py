@@ -133,6 +133,7 @@ async def _breakdown(session: AsyncSession, list_id: str, column: Any) -> list[t
             CheckInRecord.list_id == list_id,
             CheckInRecord.decision == "admit",
             CheckInRecord.direction == "entry",
+            CheckInRecord.kept.is_(True),
         )
         .group_by(column)
         .order_by(column)
@@ -327,7 +328,9 @@ async def ticket_history(session: AsyncSession, event: Event, ticket_id: str) ->
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
     )
     scans = await session.scalars(
-        select(CheckInRecord).where(CheckInRecord.ticket_id == ticket.id).order_by(CheckInRecord.seq)
+        select(CheckInRecord)
+        .where(CheckInRecord.ticket_id == ticket.id, CheckInRecord.kept.is_(True))
+        .order_by(CheckInRecord.seq)
     )
     sent = await session.scalars(_mentioning(event, ticket.id).order_by(OutboxMessage.id))
     return TicketHistory(ticket, list(changes), list(scans), list(sent))
@@ -413,6 +416,7 @@ async def entries_over_time(session: AsyncSession, event: Event, bucket_ms: int)
                 CheckInRecord.event_id == event.id,
                 CheckInRecord.decision == "admit",
                 CheckInRecord.direction == "entry",
+                CheckInRecord.kept.is_(True),
             )
             .order_by(CheckInRecord.server_ms)
         )

@@ -1,0 +1,49 @@
+"""The server's rows in the kernel's terms (:mod:`sync.checkin`, :mod:`sync.records`): a check-in
+list as its door rules, a logged scan as a sync record, and the kernel's rule of which tickets a
+list admits as a condition on the ``tickets`` table."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, true
+
+from server.db.models import CheckInList, CheckInRecord, Ticket
+from sync.checkin import Direction, ListRules, Reason, Verdict
+from sync.records import Record
+
+
+def rules_of(checklist: CheckInList) -> ListRules:
+    return ListRules(
+        list_id=checklist.id,
+        tier_ids=frozenset(checklist.tier_ids) if checklist.tier_ids is not None else None,
+        allow_multiple_entries=checklist.allow_multiple_entries,
+        allow_reentry=checklist.allow_reentry,
+        valid_from_ms=checklist.valid_from_ms,
+        valid_until_ms=checklist.valid_until_ms,
+        active=checklist.status == "active",
+    )
+
+
+def admitted_tickets(checklist: CheckInList) -> ColumnElement[bool]:
+    """:meth:`sync.checkin.ListRules.admits_tier` over ``tickets``: the tickets of the list's tiers,
+    or of every tier."""
+    tier_ids = rules_of(checklist).tier_ids
+    return true() if tier_ids is None else Ticket.tier_id.in_(sorted(tier_ids))
+
+
+def record_of(row: CheckInRecord) -> Record:
+    """A logged scan as a sync record (the merge rules' and the wire's form)."""
+    return Record(
+        device_id=row.device_id,
+        record_id=row.id,
+        list_id=row.list_id,
+        ticket_id=row.ticket_id,
+        token_generation=row.token_generation,
+        direction=Direction(row.direction),
+        decision=Verdict(row.decision),
+        reason=Reason(row.reason),
+        device_ms=row.device_ms,
+        clock_offset_ms=row.clock_offset_ms,
+        gate=row.gate,
+        scanner_did=row.scanner_did,
+        manual_reason=row.manual_reason,
+    )
