@@ -14,14 +14,14 @@ import httpx
 import openpyxl
 import pytest
 from conftest import Harness
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize
 from support.browser import chromium, keep_screenshot
 from support.catalog import ORGANIZER
 from support.console import console_link
 from support.doors import NS, Desk, enrolled_desk, record, sold
 
 pytestmark = pytest.mark.slow
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def desk_call(

@@ -147,9 +147,10 @@ async def test_two_processes_are_summed(pg_database: str, tmp_path: Path) -> Non
 def healthz_calls(file: Path) -> float:
     """What one process counted, from its own file."""
     families = MultiProcessCollector.merge([str(file)], accumulate=False)  # type: ignore[no-untyped-call]
-    return sum(
+    counted: float = sum(
         sample.value
         for family in families
         for sample in family.samples
         if sample.name == "tickets_requests_total" and sample.labels.get("nsid") == "/healthz"
     )
+    return counted
