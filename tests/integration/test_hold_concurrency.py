@@ -27,6 +27,10 @@ from server.db.engine import Database
 from server.db.models import HoldItem
 from server.domain.common import SystemClock
 
+# Alone on the machine: the negative control needs the race to happen (requests truly concurrent),
+# and the last test runs two server processes.
+pytestmark = pytest.mark.serial
+
 CAPACITY = 50
 BURST = 220
 TOP_UP = 60

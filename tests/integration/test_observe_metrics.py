@@ -113,6 +113,7 @@ async def test_metrics_answer_only_this_machine_by_default(database_url: str, tm
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.serial  # two server processes
 async def test_two_processes_are_summed(pg_database: str, tmp_path: Path) -> None:
     await empty_pg(pg_database)
     folder = tmp_path / "metrics"
