@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import Chromium
 from support.catalog import ORGANIZER
 from support.databases import (
     create_pg_database,
@@ -140,3 +141,11 @@ async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
     server = harness.start_pds()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """The session's headless Chromium (the page tests'); each test opens its own context."""
+    browser = Chromium()
+    yield browser
+    browser.close()
