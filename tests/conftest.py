@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from support.browser import Chromium
 from support.catalog import ORGANIZER
 from support.databases import (
@@ -29,6 +30,13 @@ from server.auth.keys import SigningKey
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"
+
+# Every property test names its own example count, as many as its property needs. The "ci" profile
+# (CI=true) adds what a build wants besides: no example database written into the checkout, and the
+# blob that reproduces a failure printed with it.
+settings.register_profile("ci", database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session", autouse=True)
