@@ -157,7 +157,7 @@ async def server_records(h: Harness, list_id: str) -> list[tuple[str, str, str, 
                 .where(Row.list_id == list_id)
                 .order_by(Row.seq)
             )
-            return list(rows.tuples().all())
+            return [(device, record, decision, reason) for device, record, decision, reason in rows]
     finally:
         await db.dispose()
 
