@@ -11,11 +11,12 @@ setup:
 demo: setup
 	.venv/bin/tickets demo --port $(PORT)
 
+# The suite in parallel, then the few tests that must run alone (scripts/test, docs/testing.md).
 test: setup
-	$(PY) -m pytest -q
+	PY=$(PY) scripts/test
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	PY=$(PY) scripts/test "not slow"
 
 lint: setup
 	.venv/bin/ruff check .

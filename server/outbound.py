@@ -20,8 +20,10 @@ documents (``did:web`` and the PLC directory), PDS calls and lifecycle webhooks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -175,15 +177,22 @@ class _BoundedStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
+@functools.cache
+def verifying_tls() -> ssl.SSLContext:
+    """The TLS context every outbound client verifies servers with: the CA bundle is read once a
+    process, not once a client (each read costs tens of milliseconds of CPU)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport over a connection pool whose network backend checks addresses; every
     exchange ends by the policy's total deadline and reads at most its size bound."""
 
     def __init__(self, policy: OutboundPolicy) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=verifying_tls(), trust_env=False)
         self._policy = policy
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=verifying_tls(),
             network_backend=_CheckedBackend(policy),
         )
 

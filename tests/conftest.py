@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from support.browser import Chromium
 from support.catalog import ORGANIZER
 from support.databases import (
     create_pg_database,
     drop_pg_database,
+    empty_pg,
     pg_reachable,
     sqlite_copy,
     sqlite_template,
-    truncate_pg,
 )
 from support.pds import ORGANIZER as PDS_ORGANIZER
 from support.pds import ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
@@ -29,10 +31,28 @@ from server.settings import Settings
 
 APP_DID = "did:web:app.example"
 
+# Every property test names its own example count, as many as its property needs. The "ci" profile
+# (CI=true) adds what a build wants besides: no example database written into the checkout, and the
+# blob that reproduces a failure printed with it.
+settings.register_profile("ci", database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process (a pytest-xdist worker, or the serial pass) has default data folders
+    (``$XDG_DATA_HOME``) of its own, apart from the other workers' and from the user's; like
+    ``tmp_path`` (per worker) and ``pg_database`` (one database per process)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        yield
+
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """One migrated PostgreSQL database for the run. In CI an unreachable server fails the run."""
+    """One migrated PostgreSQL database for the run (for each worker of a parallel run). In CI an
+    unreachable server fails the run."""
     problem = asyncio.run(pg_reachable())
     if problem is not None:
         if os.environ.get("CI"):
@@ -53,7 +73,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     if request.param == "sqlite":
         return sqlite_copy(sqlite_template_file, tmp_path)
     url: str = request.getfixturevalue("pg_database")
-    asyncio.run(truncate_pg(url))
+    asyncio.run(empty_pg(url))
     return url
 
 
@@ -129,3 +149,11 @@ async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
     server = harness.start_pds()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """The session's headless Chromium (the page tests'); each test opens its own context."""
+    browser = Chromium()
+    yield browser
+    browser.close()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import running_harness
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from support.a11y import problems
-from support.browser import chromium, keep_screenshot
+from support.browser import Chromium, keep_screenshot, new_page
 from support.mailbox import qr_tokens, smtp_server, smtp_settings
 from support.storefront import OFFER_CODE, Storefront, outcome, served_at_its_own_url, storefront
 
@@ -30,10 +30,9 @@ def _watch_policy(page: Page) -> list[str]:
     return refused
 
 
-def _buy_as_guest(base: str, shop: Storefront, name: str) -> tuple[list[str], list[str]]:
+def _buy_as_guest(browser: Browser, base: str, shop: Storefront, name: str) -> tuple[list[str], list[str]]:
     """Drive the browser through the purchase; answers (pass links shown, policy refusals)."""
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    with new_page(browser, viewport={"width": 390, "height": 844}) as page:  # a phone
         refused = _watch_policy(page)
         page.goto(base + shop.path)
         assert page.locator(".state.sold-out").all_inner_texts() == ["Sold out"]
@@ -62,9 +61,8 @@ def _buy_as_guest(base: str, shop: Storefront, name: str) -> tuple[list[str], li
     return links, refused
 
 
-def _voided_pass(link: str, name: str) -> str:
-    with chromium() as browser:
-        page = browser.new_page()
+def _voided_pass(browser: Browser, link: str, name: str) -> str:
+    with new_page(browser) as page:
         page.goto(link)
         keep_screenshot(page, f"{name}-voided-pass")
         assert problems(page) == []
@@ -73,14 +71,14 @@ def _voided_pass(link: str, name: str) -> str:
 
 @pytest.mark.usefixtures("database_url")
 async def test_a_guest_buys_with_a_code_and_the_mailed_passes_admit(
-    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest, chromium: Chromium
 ) -> None:
     name = request.node.name
     with smtp_server() as box:
         async with running_harness(database_url, tmp_path, **smtp_settings(box)) as h:
             served_at_its_own_url(h.server)
             shop = await storefront(h.app)
-            links, refused = await asyncio.to_thread(_buy_as_guest, h.server.url, shop, name)
+            links, refused = await chromium.run(_buy_as_guest, h.server.url, shop, name)
             assert len(links) == 2 and refused == []
 
             (message,) = await asyncio.to_thread(box.wait_for, 1)
@@ -91,13 +89,12 @@ async def test_a_guest_buys_with_a_code_and_the_mailed_passes_admit(
 
             ticket_id = links[0].split("/passes/", 1)[1].split("?", 1)[0]
             await h.app.ok("voidTicket", {"ticketId": ticket_id})
-            said = await asyncio.to_thread(_voided_pass, links[0], name)
+            said = await chromium.run(_voided_pass, links[0], name)
             assert "This ticket was voided." in said
 
 
-def _not_found_page(url: str, name: str) -> tuple[int, str]:
-    with chromium() as browser:
-        page = browser.new_page()
+def _not_found_page(browser: Browser, url: str, name: str) -> tuple[int, str]:
+    with new_page(browser) as page:
         response = page.goto(url)
         keep_screenshot(page, f"{name}-404")
         assert response is not None
@@ -105,11 +102,11 @@ def _not_found_page(url: str, name: str) -> tuple[int, str]:
 
 
 async def test_an_unknown_event_is_a_404_page(
-    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest, chromium: Chromium
 ) -> None:
     async with running_harness(database_url, tmp_path) as h:
         shop = await storefront(h.app)
-        status, heading = await asyncio.to_thread(
+        status, heading = await chromium.run(
             _not_found_page, h.server.url + shop.path + "-nope", request.node.name
         )
         assert (status, heading) == (404, "Event not found")
@@ -123,15 +120,14 @@ BAD_PAGE = """<!doctype html><html><head><title>Bad</title></head><body>
 <div role="img"></div></body></html>"""
 
 
-def _bad_page_findings() -> list[str]:
-    with chromium() as browser:
-        page = browser.new_page()
+def _bad_page_findings(browser: Browser) -> list[str]:
+    with new_page(browser) as page:
         page.set_content(BAD_PAGE)
         return problems(page)
 
 
-async def test_the_accessibility_check_finds_what_it_looks_for() -> None:
-    found = "\n".join(await asyncio.to_thread(_bad_page_findings))
+async def test_the_accessibility_check_finds_what_it_looks_for(chromium: Chromium) -> None:
+    found = "\n".join(await chromium.run(_bad_page_findings))
     for expected in [
         "html without lang",
         "control without label: unlabelled",

@@ -5,7 +5,6 @@ desk and see it refused. Every page is kept as a screenshot."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,14 @@ import httpx
 import openpyxl
 import pytest
 from conftest import Harness
-from playwright.sync_api import Page
-from support.browser import chromium, keep_screenshot
+from playwright.sync_api import Browser, ViewportSize
+from support.browser import Chromium, keep_screenshot, new_page
 from support.catalog import ORGANIZER
 from support.console import console_link
 from support.doors import NS, Desk, enrolled_desk, record, sold
 
 pytestmark = pytest.mark.slow
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def desk_call(
@@ -53,6 +52,7 @@ def scan(base_url: str, credential: str, list_id: str, ticket: dict[str, Any]) -
 
 
 def walk(
+    browser: Browser,
     h: Harness,
     link: str,
     event: dict[str, Any],
@@ -63,8 +63,7 @@ def walk(
 ) -> None:
     base_url = h.server.url
     north, south = desks
-    with chromium() as browser:
-        page: Page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    with new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True) as page:
         page.goto(link)
         keep_screenshot(page, "organizer-signin")
         page.click("#signin")
@@ -127,8 +126,10 @@ def walk(
             keep_screenshot(page, f"organizer-{name}")
 
 
-async def test_the_door_lead_runs_the_night_from_a_phone(harness: Harness, tmp_path: Path) -> None:
+async def test_the_door_lead_runs_the_night_from_a_phone(
+    harness: Harness, tmp_path: Path, chromium: Chromium
+) -> None:
     event, tickets, list_id = await sold(harness, 3)
     desks = [await enrolled_desk(harness, list_id), await enrolled_desk(harness, list_id)]
     link = await console_link(harness, ORGANIZER)
-    await asyncio.to_thread(walk, harness, link, event, tickets, list_id, desks, tmp_path)
+    await chromium.run(walk, harness, link, event, tickets, list_id, desks, tmp_path)

@@ -5,7 +5,6 @@ bytes queued for delivery, after real calls over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,6 @@ async def test_every_lifecycle_event_carries_the_sdks_data(database_url: str, tm
             bodies = await outbox_bodies(database_url)
             return bodies if "ticket.hold.expired" in bodies else None
 
-        await asyncio.sleep(2)
         bodies = await poll(all_queued)
 
     assert set(TYPES) <= set(bodies)

@@ -55,7 +55,7 @@ async def pilot(h: Harness, method: str, body: dict[str, Any] | None = None) -> 
 async def published_event(h: Harness, pds: LocalPds) -> dict[str, Any]:
     """An organizer's calendar event, ticketed (with a tier) and published to their repository."""
     pds.put(ORGANIZER, "community.lexicon.calendar.event", "3kpilot000001", calendar_event("Pilot night"))
-    event = (
+    event: dict[str, Any] = (
         await pilot(
             h,
             "createTicketEvent",
@@ -256,7 +256,8 @@ async def test_a_checkout_that_runs_out_is_expired(database_url: str, tmp_path: 
         hold = await pilot(h, "createTicketHold", {"items": [{"tierId": tier["tier"]["id"], "quantity": 1}]})
 
         async def expired() -> bool:
-            return (await pilot(h, STATUS, {"token": hold["token"]}))["status"] == "expired"
+            status: str = (await pilot(h, STATUS, {"token": hold["token"]}))["status"]
+            return status == "expired"
 
         await poll(expired)
 

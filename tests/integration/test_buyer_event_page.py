@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("database_url")
 
 
 def _csp(response: httpx.Response) -> str:
-    return response.headers.get("content-security-policy", "")
+    policy: str = response.headers.get("content-security-policy", "")
+    return policy
 
 
 async def _one_general_checkout(harness: Harness) -> tuple[str, dict[str, str], str]:

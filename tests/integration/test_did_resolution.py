@@ -340,6 +340,7 @@ async def test_oversized_document_is_refused(
         await make_resolver().resolve(PLC_DID)
 
 
+@pytest.mark.serial  # measures time
 async def test_slow_server_times_out(server: FakeServer, make_resolver: Callable[..., DidResolver]) -> None:
     server.serve_json(f"/{PLC_DID}", plc_document(PLC_DID, SigningKey.generate()))
     server.delay = 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from support.databases import sqlite_copy
 
@@ -66,17 +66,16 @@ async def test_sqlite_statements_keep_the_cursor_semantics_sqlalchemy_relies_on(
     """Each SQLite statement runs in one trip to aiosqlite's thread (server/db/sqlite_driver.py):
     row counts, inserted ids, fetched rows and errors come back as from aiosqlite's own cursor."""
     db = Database(sqlite_copy(sqlite_template_file, tmp_path))
-    table = JwtReplay.__table__
     try:
         async with db.write() as session:
             connection = await session.connection()
             many = await connection.execute(
-                table.insert(), [{"iss": "did:web:a", "jti": f"j{n}", "exp": n} for n in range(3)]
+                insert(JwtReplay), [{"iss": "did:web:a", "jti": f"j{n}", "exp": n} for n in range(3)]
             )
             assert many.rowcount == 3
-            changed = await connection.execute(table.update().where(table.c.exp >= 1).values(exp=9))
+            changed = await connection.execute(update(JwtReplay).where(JwtReplay.exp >= 1).values(exp=9))
             assert changed.rowcount == 2
-            rows = await connection.execute(select(table.c.jti, table.c.exp).order_by(table.c.jti))
+            rows = await connection.execute(select(JwtReplay.jti, JwtReplay.exp).order_by(JwtReplay.jti))
             assert rows.all() == [("j0", 0), ("j1", 9), ("j2", 9)]
         with pytest.raises(IntegrityError):
             async with db.write() as session:

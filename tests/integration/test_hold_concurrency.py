@@ -28,6 +28,10 @@ from server.db.engine import Database
 from server.db.models import HoldItem
 from server.domain.common import SystemClock
 
+# Alone on the machine: the negative control needs the race to happen (requests truly concurrent),
+# and the last test runs two server processes.
+pytestmark = pytest.mark.serial
+
 CAPACITY = 50
 BURST = 220
 TOP_UP = 60
@@ -107,9 +111,9 @@ def free_port() -> int:
 @pytest.fixture
 async def two_process_server(pg_database: str, tmp_path: Path) -> AsyncIterator[AppClient]:
     """``tickets serve --workers 2`` on the PostgreSQL test database."""
-    from support.databases import truncate_pg
+    from support.databases import empty_pg
 
-    await truncate_pg(pg_database)
+    await empty_pg(pg_database)
     settings = make_settings(pg_database, tmp_path)
     assert settings.did_docs is not None
     identity = Identity.create(APP_DID, settings.did_docs)

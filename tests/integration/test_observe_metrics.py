@@ -15,7 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from support.catalog import ORGANIZER, active_event, shared_group
-from support.databases import truncate_pg
+from support.databases import empty_pg
 from support.doors import sold
 from support.serve_process import ServeProcess, server_env
 from support.webhooks import Receiver, point_webhooks, wait_until
@@ -113,8 +113,9 @@ async def test_metrics_answer_only_this_machine_by_default(database_url: str, tm
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.serial  # two server processes
 async def test_two_processes_are_summed(pg_database: str, tmp_path: Path) -> None:
-    await truncate_pg(pg_database)
+    await empty_pg(pg_database)
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"left over by an earlier run")
@@ -147,9 +148,10 @@ async def test_two_processes_are_summed(pg_database: str, tmp_path: Path) -> Non
 def healthz_calls(file: Path) -> float:
     """What one process counted, from its own file."""
     families = MultiProcessCollector.merge([str(file)], accumulate=False)  # type: ignore[no-untyped-call]
-    return sum(
+    counted: float = sum(
         sample.value
         for family in families
         for sample in family.samples
         if sample.name == "tickets_requests_total" and sample.labels.get("nsid") == "/healthz"
     )
+    return counted

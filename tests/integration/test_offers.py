@@ -84,8 +84,8 @@ async def issued_webhook_hold(database_url: str) -> dict[str, Any]:
 
 
 async def usage(h: Harness, event: dict[str, Any], offer_id: str) -> dict[str, Any]:
-    out = await h.app.ok("listOffers", {"eventId": event["id"]})
-    (found,) = [o for o in out["offers"] if o["id"] == offer_id]
+    offers: list[dict[str, Any]] = (await h.app.ok("listOffers", {"eventId": event["id"]}))["offers"]
+    (found,) = [o for o in offers if o["id"] == offer_id]
     return found
 
 
@@ -252,11 +252,12 @@ async def test_guessing_codes_is_limited_per_buyer_and_per_app(database_url: str
         assert (await hold(h, tier_id, customerEmail="guesser@example.org")).status_code == 200  # no code
         for n in range(2):  # the app's fourth and fifth wrong codes, from other buyers
             await hold(h, tier_id, offerCode=f"MORE{n}", customerEmail=f"b{n}@example.org")
-        for call, body in [
+        guarded: list[tuple[str, dict[str, Any]]] = [
             ("createTicketHold", {"items": [{"tierId": tier_id, "quantity": 1}], "offerCode": "REAL"}),
             ("previewTicketOrder", {"tierId": tier_id, "quantity": 1, "offerCode": "REAL"}),
             ("getTicketAvailability", {"eventId": event["id"], "offerCode": "REAL"}),
-        ]:
+        ]
+        for call, body in guarded:
             response = await h.app.call(call, body)
             assert (response.status_code, response.json()["error"]) == (429, "RateLimitExceeded"), call
             assert "retry-after" in response.headers
@@ -331,7 +332,7 @@ async def test_managing_offers(harness: Harness) -> None:
     foreign = await tier(harness, other)
     created = await offer(harness, event, "Spring-25", discountPercent=25, maxRedemptions=5, public=True)
     assert created["code"] == "Spring-25" and created["public"] is True and created["remainingQuantity"] == 5
-    for body, error in [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"code": "SPRING-25", "discountPercent": 5}, "InvalidRequest"),  # codes match without case
         (
             {"code": "BOTH", "discountPercent": 5, "discountAmount": {"amount": 1, "currency": "eur"}},
@@ -344,7 +345,8 @@ async def test_managing_offers(harness: Harness) -> None:
             {"code": "BACKWARDS", "startsAt": "2027-01-02T00:00:00Z", "endsAt": "2027-01-01T00:00:00Z"},
             "InvalidRequest",
         ),
-    ]:
+    ]
+    for body, error in refusals:
         response = await harness.app.call(
             "createOffer", {"eventId": event["id"], "name": "x", "kind": "discount", **body}
         )

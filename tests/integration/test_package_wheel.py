@@ -23,7 +23,9 @@ NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "build", "*.egg-info", "__pycache__", "test-artifacts", "data", ".*_cache"
 )
 
-pytestmark = pytest.mark.slow
+# Alone on the machine: building the wheel and installing it with its dependencies runs many
+# processes (and the installed virtualenv is built once, for the module).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def attempt(

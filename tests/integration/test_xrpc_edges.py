@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +69,11 @@ async def test_a_replayed_procedure_token_writes_nothing(harness: Harness) -> No
     token = harness.app.identity.token(nsid)
     body = {"organizerDid": ORGANIZER, "event": event_input(), "status": "active"}
     assert (await harness.app.call("createTicketEvent", body, token=token)).status_code == 200
-    other = {"organizerDid": ORGANIZER, "event": event_input("Another night"), "status": "active"}
+    other: dict[str, Any] = {
+        "organizerDid": ORGANIZER,
+        "event": event_input("Another night"),
+        "status": "active",
+    }
     assert_xrpc_error(await harness.app.call("createTicketEvent", other, token=token), 401, "JwtReplayed")
     missing = await harness.app.call("getTicketAvailability", {"eventUri": other["event"]["uri"]})
     assert_xrpc_error(missing, 404, "EventNotFound")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from support.catalog import consenting
-from support.databases import sqlite_copy, truncate_pg
+from support.databases import empty_pg, sqlite_copy
 
 from server.db.engine import Database
 from server.domain import apps
@@ -258,7 +258,7 @@ def test_ledger_rules_hold_for_any_sequence(
             if database_url.startswith("sqlite"):
                 type(self).database_url = sqlite_copy(sqlite_template_file, folder)
             else:
-                asyncio.run(truncate_pg(database_url))
+                asyncio.run(empty_pg(database_url))
                 type(self).database_url = database_url
             super().__init__()
 

@@ -67,9 +67,9 @@ async def one_order(
         amount = order["discount"].get("discountAmount")
         terms = Terms(percent=order["discount"].get("discountPercent"), amount=amount and amount["amount"])
     quote = await client.ok("previewTicketOrder", body)
-    code = {"offerCode": body["offerCode"]} if "offerCode" in body else {}
+    offer = {"offerCode": body["offerCode"]} if "offerCode" in body else {}
     hold = await client.ok(
-        "createTicketHold", {"items": [{"tierId": tier_id, "quantity": order["quantity"]}], **code}
+        "createTicketHold", {"items": [{"tierId": tier_id, "quantity": order["quantity"]}], **offer}
     )
     amounts = [quote[k] for k in ("subtotalAmount", "discountAmount", "buyerFeeAmount", "totalAmount")]
     assert all(isinstance(a, int) and a >= 0 for a in amounts), quote

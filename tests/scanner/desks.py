@@ -123,7 +123,9 @@ async def revoke(h: Harness, device_id: str) -> None:
 def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
     values: dict[str, Any] = {
         "data_dir": folder,
-        "online_timeout_seconds": 2.0,  # a loaded test machine must not push scans offline
+        # A deadline only a hung server reaches: a loaded machine (a parallel run) answered a first
+        # scan after more than 2 s and pushed it offline. Tests of the fallback set their own.
+        "online_timeout_seconds": 10.0,
         "sync_interval_seconds": 0.2,
         "bundle_refresh_seconds": 0.5,
         "hub_port": 0,
@@ -175,7 +177,7 @@ async def server_records(h: Harness, list_id: str) -> list[tuple[str, str, str, 
                 .where(Row.list_id == list_id)
                 .order_by(Row.seq)
             )
-            return [tuple(row) for row in rows.all()]
+            return [(device, record, decision, reason) for device, record, decision, reason in rows]
     finally:
         await db.dispose()
 
@@ -223,7 +225,9 @@ async def tickets_scanner(data_dir: Path, *argv: str, **env: str) -> tuple[int, 
 def qr_image(text: str, scale: int) -> np.ndarray:
     buffer = io.BytesIO()
     segno.make(text, error="m", micro=False).save(buffer, kind="png", scale=scale, border=4)
-    return cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    image = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image is not None
+    return image
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,7 @@ class Degradation:
 def frame(text: str | None, rng: np.random.Generator, look: Degradation = Degradation()) -> np.ndarray:
     """A 1280x720 BGR frame with ``text`` as a QR code (None: an empty scene), degraded."""
     width, height = FRAME_SIZE
-    canvas = np.full((height, width), 200, np.uint8)
+    canvas: np.ndarray = np.full((height, width), 200, np.uint8)
     if text is not None:
         code = qr_image(text, look.scale)
         top, left = (height - code.shape[0]) // 2, (width - code.shape[1]) // 2
@@ -264,7 +268,7 @@ def frame(text: str | None, rng: np.random.Generator, look: Degradation = Degrad
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 10.0) -> Path:
     """An MJPG AVI of the frames: the camera of the end-to-end tests."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, FRAME_SIZE)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, FRAME_SIZE)
     assert writer.isOpened()
     for image in frames:
         writer.write(image)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Harness
 
 from scanner.desks import Sale, enrolled_desk, hang_server, restart_server, sell
@@ -43,6 +44,7 @@ async def _two_desks_on_a_hub(
     await b.close()
 
 
+@pytest.mark.serial  # measures time
 async def test_a_hung_server_costs_one_timeout_and_desks_still_share_admissions(
     harness: Harness, tmp_path: Path
 ) -> None:

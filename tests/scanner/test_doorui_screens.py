@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -83,7 +84,7 @@ def test_doorui_result_screens(
     snap_compare: Callable[..., bool],
     tmp_path: Path,
     size: tuple[int, int],
-    desk: dict[str, object],
+    desk: dict[str, Any],
     code: str,
 ) -> None:
     app = sample_app(tmp_path, conflicts=CONFLICTS[:2], **desk)
@@ -165,11 +166,12 @@ async def test_doorui_admit_refuse_and_attention_sound_different(tmp_path: Path)
         assert bells.rung == 6
 
 
-async def test_doorui_sound_off_is_silent(tmp_path: Path) -> None:
+async def test_doorui_sound_off_is_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = Recorder()
     app = sample_app(tmp_path, {"sound": False, "sound_command": "never-run"})
     played: list[object] = []
-    app.ring = app.play = lambda *args: played.append(args)  # type: ignore[method-assign]
+    for cue in ("ring", "play"):
+        monkeypatch.setattr(app, cue, lambda *args: played.append(args))
     async with app.run_test(size=LARGE, message_hook=seen) as pilot:
         await wedge(pilot, ADA)
         await until(pilot, lambda: seen.of(ScanDecided))  # the sound is cued before the screen hears

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import Harness
 
 from scanner.desks import enrolled_desk, restart_server, sell, server_records
@@ -28,6 +29,7 @@ async def until(condition: Callable[[], bool], seconds: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.serial  # measures time
 async def test_two_desks_offline_share_admissions_through_the_hub(harness: Harness, tmp_path: Path) -> None:
     sale = await sell(harness, 3)
     a = await enrolled_desk(harness, tmp_path / "a", [sale.main_list], "North door")

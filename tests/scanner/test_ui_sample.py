@@ -7,7 +7,7 @@ Accept a deliberate change of a screen with ``pytest tests/scanner/test_ui_sampl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -175,8 +175,8 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def sample_app(
     folder: Path,
-    settings: dict[str, object] | None = None,
-    app: dict[str, object] | None = None,
+    settings: Mapping[str, object] | None = None,
+    app: Mapping[str, object] | None = None,
     **desk: object,
 ) -> ScannerApp:
     """The app on a :class:`SampleDesk` (``desk``: its fields), with ``settings`` for the desk's

@@ -110,7 +110,7 @@ def kinds_of(target: str) -> tuple[str, ...]:
 def _token(h: Harness, nsid: str, kind: str) -> str:
     """The caller's token for ``nsid``: the organizer's for the organizer methods, else the app's."""
     identity = h.identity(ORGANIZER) if METHODS[nsid].authenticator is organizer_auth else h.app.identity
-    claims: dict[str, Any] = {
+    claims: dict[str, dict[str, Any]] = {
         "none": {},
         "nul-jti": {"jti": "j\x00ti"},
         "nul-iss": {"iss": identity.did + "\x00"},
@@ -118,8 +118,8 @@ def _token(h: Harness, nsid: str, kind: str) -> str:
         "non-ascii-claim": {"jti": "caf\u00e9", "iss": identity.did + "\u00e9"},
         "huge-exp": {"exp": 2**64},
         "deep-claim": {"x": json.loads("[" * 500 + "]" * 500)},
-    }[kind]
-    return identity.token(nsid, extra_claims=claims)
+    }
+    return identity.token(nsid, extra_claims=claims[kind])
 
 
 def _headers(h: Harness, seeded: Seeded, nsid: str, jwt: str, use_device: bool) -> list[tuple[bytes, bytes]]:

@@ -21,7 +21,7 @@ from server.db.engine import Database, Driver
 from server.db.models import App
 from server.domain.common import new_id
 from server.log_redaction import redact
-from server.xrpc.framework import Services
+from server.xrpc.framework import Services, dispatch
 
 EMAIL = "zoe.quillfeather@example.org"
 ATTENDEE_EMAIL = "b.nightingale+door@mail.example.net"
@@ -106,18 +106,17 @@ async def test_network_no_personal_data_in_logs(
         },
     )
     checkout = hold["token"]
-    real_dispatch = server.app.dispatch
 
-    async def dispatch(services: Services, authenticate: Any, **call: Any) -> Any:
+    async def failing_dispatch(services: Services, authenticate: Any, **call: Any) -> Any:
         reason = json.loads(call["body"] or b"{}").get("reason") if call["nsid"] == HOOK else None
         if reason is not None:
             await failing_database_work(services.db, reason, checkout)
-        return await real_dispatch(services, authenticate, **call)
+        return await dispatch(services, authenticate, **call)
 
     jwt = harness.app.identity.token(HOOK)
     values = [EMAIL, ATTENDEE_EMAIL, NAME, ATTENDEE_NAME, checkout, jwt, WEBHOOK_SECRET, DEVICE_CREDENTIAL]
 
-    monkeypatch.setattr(server.app, "dispatch", dispatch)
+    monkeypatch.setattr(server.app, "dispatch", failing_dispatch)
     for reason in ("orm", "driver", "nul"):
         response = await harness.app.call(HOOK, {"holdId": hold["holdId"], "reason": reason})
         assert response.status_code == 500, response.text

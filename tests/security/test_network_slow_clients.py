@@ -15,6 +15,9 @@ import pytest
 from conftest import Harness, running_harness
 from support.databases import sqlite_copy
 
+# Alone on the machine: each test measures how long the server keeps a connection open.
+pytestmark = pytest.mark.serial
+
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
 KEEP_ALIVE = 1

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import time
+from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,8 @@ async def test_garbled_headers_and_bodies_are_refused(harness: Harness) -> None:
         assert (await send(harness, signed)).status_code == 400, delivery_id
     deep = b'{"type":"payment.completed","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     for body in (deep, b"[1, 2]", b"\xff\xfe not json"):
-        signed = signature_header(BROKER.secrets, int(time.time()), "evt_raw", body)
-        sent = {"atm-signature": signed, "atm-delivery-id": "evt_raw", "content-type": "application/json"}
+        signature = signature_header(BROKER.secrets, int(time.time()), "evt_raw", body)
+        sent = {"atm-signature": signature, "atm-delivery-id": "evt_raw", "content-type": "application/json"}
         response = await harness.app.http.post(
             f"{harness.server.url}/webhooks/atm", content=body, headers=sent
         )
@@ -333,9 +334,7 @@ async def test_a_live_hold_needs_a_broker(harness: Harness) -> None:
     assert await rows(harness.settings, Hold) == []
     await live.aclose()
 
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = BufferingHandler(capacity=100)  # keeps the records it is handed
     logging.getLogger("tickets").addHandler(handler)
     db = Database(harness.settings.resolved_database_url)
     try:
@@ -346,8 +345,8 @@ async def test_a_live_hold_needs_a_broker(harness: Harness) -> None:
     finally:
         logging.getLogger("tickets").removeHandler(handler)
         await db.dispose()
-    assert len(records) == 1 and records[0].levelno == logging.WARNING
-    assert "PaymentSetupIncomplete" in records[0].getMessage()
+    assert len(handler.buffer) == 1 and handler.buffer[0].levelno == logging.WARNING
+    assert "PaymentSetupIncomplete" in handler.buffer[0].getMessage()
 
 
 BAD_URLS = [

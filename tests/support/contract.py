@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from server.db.models import OutboxMessage
 from support.catalog import ORGANIZER, event_input
 from support.server import AppClient, Identity
 
-Shape = dict[str, type | tuple[type, ...]]
+Shape = Mapping[str, type | tuple[type, ...]]
 
 # The SDK's ticket summary, wherever tickets are listed, issued, verified or checked in.
 TICKET_SUMMARY: Shape = {

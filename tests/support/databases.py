@@ -1,5 +1,5 @@
 """Real databases for tests: a migrated SQLite file per test, and one migrated PostgreSQL database
-per run that is emptied between tests."""
+per run (per worker of a parallel run) that is emptied between tests."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ async def create_pg_database(*, migrated: bool = True) -> str:
     conn = await asyncpg.connect(_dsn(PG_ADMIN_URL))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+        # No test needs its commits to outlive a crash of PostgreSQL itself: they return without
+        # waiting for the disk, several times faster (a server process killed mid-test still
+        # leaves every commit it made behind).
+        await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     finally:
         await conn.close()
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -55,11 +59,31 @@ async def drop_pg_database(url: str) -> None:
         await conn.close()
 
 
-async def truncate_pg(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+async def empty_pg(url: str) -> None:
+    """Every table emptied and every sequence restarted, as in a freshly migrated database. DELETE,
+    children before parents, rather than TRUNCATE: on tables this small it is several times faster
+    (TRUNCATE gives every table and index new files). The append-only tables, whose triggers refuse
+    a DELETE, are truncated."""
     conn = await asyncpg.connect(_dsn(url))
     try:
-        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        append_only = {
+            row["relname"]
+            for row in await conn.fetch(
+                "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE NOT t.tgisinternal"
+            )
+        }
+        sequences = await conn.fetch(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+        )
+        statements = [f'TRUNCATE "{name}" CASCADE' for name in sorted(append_only)]
+        statements += [
+            f'DELETE FROM "{t.name}"'
+            for t in reversed(Base.metadata.sorted_tables)
+            if t.name not in append_only
+        ]
+        statements += [f'ALTER SEQUENCE "{row["sequencename"]}" RESTART' for row in sequences]
+        await conn.execute("; ".join(statements))  # one round trip, one transaction
     finally:
         await conn.close()
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -171,7 +171,11 @@ class LexiconValues:
         """Valid-ish parameters (queries) or input body (procedures) of ``nsid``."""
         method = LEXICONS.method(nsid)
         assert method is not None
-        schema = method.parameters if method.kind == "query" else (method.input or {}).get("schema")
+        schema = method.parameters
+        if method.kind == "procedure":
+            body = (method.input or {}).get("schema")
+            assert body is None or isinstance(body, Mapping)
+            schema = body
         if schema is None:
             return st.just({})
         return (
@@ -218,12 +222,12 @@ def mutated(draw: st.DrawFn, value: dict[str, Any], kind: str) -> dict[str, Any]
     """``value`` bent at one place by the mutation ``kind``."""
     places = [place for place in _places(value) if place]  # the top stays an object
     if not places:
-        return _add_key(value, "a\x00b" if kind == "nul" else "x")
+        return _object(_add_key(value, "a\x00b" if kind == "nul" else "x"))
     path = draw(st.sampled_from(places))
     if kind == "drop":
-        return _drop(value, path)
+        return _object(_drop(value, path))
     if kind == "nul" and draw(st.booleans()):
-        return _replace(value, path[:-1], lambda o: _add_key(o, "a\x00b"))
+        return _object(_replace(value, path[:-1], lambda o: _add_key(o, "a\x00b")))
     replacements: dict[str, Callable[[Any], Any]] = {
         "retype": lambda _: draw(json_values),
         "nul": lambda old: (old if isinstance(old, str) else "") + "\x00",
@@ -231,7 +235,13 @@ def mutated(draw: st.DrawFn, value: dict[str, Any], kind: str) -> dict[str, Any]
         "deep": lambda _: DEEP,
         "text": lambda _: draw(st.sampled_from(HOSTILE_TEXT)),
     }
-    return _replace(value, path, replacements[kind])
+    return _object(_replace(value, path, replacements[kind]))
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A mutated top-level value, which every mutation leaves an object."""
+    assert isinstance(value, dict)
+    return value
 
 
 def _add_key(container: Any, key: str) -> Any:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database
-from server.db.models import Hold
+from server.db.models import Base, Hold
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput, TierInput
@@ -20,8 +20,10 @@ from server.settings import Settings
 from support.catalog import active_event, consenting, shared_group
 from support.server import AppClient
 
+ModelT = TypeVar("ModelT", bound=Base)
 
-async def rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
+
+async def rows(settings: Settings, model: type[ModelT], *where: Any) -> list[ModelT]:
     """Every row of ``model`` matching ``where``, in primary-key order."""
     db = Database(settings.resolved_database_url)
     try:

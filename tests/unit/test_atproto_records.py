@@ -198,9 +198,10 @@ def row(model: type[Any], public: dict[str, Any], marker: str) -> Any:
     return model(**values)
 
 
-# NUL never gets past the lexicon validator at the boundary, so no record is built with one.
+# NUL never gets past the lexicon validator at the boundary, so no record is built with one (nor a
+# lone surrogate, which UTF-8 cannot encode: the codec leaves them out).
 texts = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    st.characters(codec="utf-8", exclude_characters="\x00"),
     min_size=1,
     max_size=60,
 )

@@ -38,6 +38,7 @@ def test_input_brackets_inside_strings_do_not_count() -> None:
     assert nesting_exceeds(b'{"a": "\\"", "b": ' + b"[" * 3 + b"]" * 3 + b"}", 3)
 
 
+@pytest.mark.serial  # measures time
 def test_input_the_nesting_scan_is_linear_on_adversarial_text() -> None:
     """A megabyte that would make a backtracking scan quadratic (minutes) takes a fraction of a
     second: unterminated strings of escapes, and a wide array of many small ones."""

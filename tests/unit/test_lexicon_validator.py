@@ -715,6 +715,7 @@ def test_unknown_method_is_not_implemented(lex: Lexicons) -> None:
         lex.validate_params("com.example.nothing", {})
 
 
+@pytest.mark.serial  # measures time per call
 def test_validation_is_fast() -> None:
     lexicons = Lexicons.load(Path(__file__).resolve().parents[2] / "lexicons")
     hold = {

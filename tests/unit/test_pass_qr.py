@@ -22,9 +22,10 @@ def qr_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     qr = segno.make(TOKEN, error="m", boost_error=False, micro=False)
     assert qr.mode == "alphanumeric"
     assert qr.error == "M"
+    assert isinstance(qr.version, int)  # not a Micro QR symbol ("M1"…"M4")
     assert qr.version <= 10, f"two-list pass needs QR version {qr.version}"
     path = tmp_path_factory.mktemp("qr") / "pass.png"
-    qr.save(path, scale=4, border=4)
+    qr.save(str(path), scale=4, border=4)
     return path
 
 
