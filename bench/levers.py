@@ -35,7 +35,8 @@ from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server import log_redaction
 from server.db import migrate
 from server.db.engine import Database
-from server.domain.ratelimit import Scope, Window, count
+from server.domain.ratelimit import count
+from server.domain.ratewindows import Scope, Window
 from server.observability import RequestContext, logging_config
 from server.web import observe
 

@@ -20,8 +20,8 @@ def every_server_module() -> None:
             importlib.import_module(module.name)
 
 
-def subclasses(base: type) -> set[type]:
-    found: set[type] = set()
+def subclasses(base: type[ServiceError]) -> set[type[ServiceError]]:
+    found: set[type[ServiceError]] = set()
     for child in base.__subclasses__():
         found |= {child} | subclasses(child)
     return found
