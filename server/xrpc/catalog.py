@@ -9,7 +9,7 @@ import msgspec
 
 from server.atproto.datetimes import parse_optional_datetime
 from server.domain.catalog import service as catalog
-from server.domain.catalog.service import UNSET, EventInput, TierInput
+from server.domain.catalog.service import UNSET, EventInput, Ticketing, TierInput
 from server.domain.offers import service as offers
 from server.errors import InvalidRequest
 from server.xrpc.codes import guarding_codes
@@ -28,6 +28,19 @@ def event_input(data: dict[str, Any], metadata: Any = None) -> EventInput:
         url=data.get("url"),
         image_url=data.get("imageUrl"),
         metadata=metadata,
+    )
+
+
+def ticketing(call: Call, params: dict[str, Any], metadata: Any = None) -> Ticketing:
+    """The event ``params["event"]`` names, to ticket for ``params["organizerDid"]``."""
+    return Ticketing(
+        call.db,
+        call.services.event_graph,
+        call.services.keyring,
+        call.caller,
+        params["organizerDid"],
+        event_input(params["event"], metadata),
+        call.now_ms,
     )
 
 
@@ -55,14 +68,7 @@ def changes_from(
 @xrpc_method(NAMESPACE + "createTicketEvent")
 async def create_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     event = await catalog.create_ticketed_event(
-        call.db,
-        call.services.event_graph,
-        call.services.keyring,
-        call.caller,
-        params["organizerDid"],
-        event_input(params["event"], checked_metadata(call, params.get("metadata"))),
-        params.get("status"),
-        call.now_ms,
+        ticketing(call, params, checked_metadata(call, params.get("metadata"))), params.get("status")
     )
     return {"event": event_view(event)}
 
@@ -98,16 +104,10 @@ async def update_ticket_event(call: Call, params: dict[str, Any]) -> dict[str, A
 @xrpc_method(NAMESPACE + "createCapacityGroup")
 async def create_capacity_group(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     event, state = await catalog.create_event_group(
-        call.db,
-        call.services.event_graph,
-        call.services.keyring,
-        call.caller,
-        params["organizerDid"],
-        event_input(params["event"]),
+        ticketing(call, params),
         params["name"],
         params["totalCapacity"],
         checked_metadata(call, params.get("metadata")),
-        call.now_ms,
     )
     return {"event": event_view(event), "capacityGroup": group_view(state)}
 
@@ -144,15 +144,7 @@ async def create_ticket_tier(call: Call, params: dict[str, Any]) -> dict[str, An
         visibility=params.get("visibility", "public"),
     )
     event, state = await catalog.create_event_tier(
-        call.db,
-        call.services.event_graph,
-        call.services.keyring,
-        call.caller,
-        params["organizerDid"],
-        event_input(params["event"]),
-        given,
-        params.get("capacityGroupId"),
-        call.now_ms,
+        ticketing(call, params), given, params.get("capacityGroupId")
     )
     return {"event": event_view(event), "capacityGroup": group_view(state.group), "tier": tier_view(state)}
 

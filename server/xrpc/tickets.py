@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -15,6 +16,9 @@ from server.xrpc.codes import code_limits
 from server.xrpc.framework import NAMESPACE, Call, once, xrpc_method
 from server.xrpc.holds import BUYER_RETRY_FIELDS, hold_request
 from server.xrpc.views import claim_view, ticket_page_view, ticket_view
+
+# A ticket listing of ``queries`` (buyer_tickets, organizer_tickets): a page and the next cursor.
+Listing = Callable[..., Awaitable[tuple[list[TicketInContext], str | None]]]
 
 
 @xrpc_method(NAMESPACE + "claimFreeTicket")
@@ -40,38 +44,43 @@ async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any
     )
 
 
-def _limit(params: dict[str, Any]) -> int:
-    return int(params.get("limit", 50))
+async def _ticket_page(
+    call: Call, params: dict[str, Any], listing: Listing, **filters: str | None
+) -> dict[str, Any]:
+    """One page of a listing of the tickets the calling app originated, narrowed by ``filters``."""
+    found = await listing(
+        call.db,
+        call.services.keyring,
+        call.caller,
+        limit=int(params.get("limit", 50)),
+        cursor=params.get("cursor"),
+        **filters,
+    )
+    return ticket_page_view(*found, call.settings.public_url)
 
 
 @xrpc_method(NAMESPACE + "listBuyerTickets")
 async def list_buyer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Tickets the calling app originated, by buyer and/or payment."""
-    found = await queries.buyer_tickets(
-        call.db,
-        call.services.keyring,
-        call.caller,
+    return await _ticket_page(
+        call,
+        params,
+        queries.buyer_tickets,
         buyer_did=params.get("buyerDid"),
         payment_id=params.get("paymentId"),
-        limit=_limit(params),
-        cursor=params.get("cursor"),
     )
-    return ticket_page_view(*found, call.settings.public_url)
 
 
 @xrpc_method(NAMESPACE + "listOrganizerTickets")
 async def list_organizer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Tickets the calling app originated, by organizer and/or event."""
-    found = await queries.organizer_tickets(
-        call.db,
-        call.services.keyring,
-        call.caller,
+    return await _ticket_page(
+        call,
+        params,
+        queries.organizer_tickets,
         event_id=params.get("eventId"),
         organizer_did=params.get("organizerDid"),
-        limit=_limit(params),
-        cursor=params.get("cursor"),
     )
-    return ticket_page_view(*found, call.settings.public_url)
 
 
 def _one(call: Call, item: TicketInContext) -> dict[str, Any]:

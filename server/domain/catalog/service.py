@@ -729,27 +729,32 @@ async def record_of_new_event(
     return None
 
 
-async def create_ticketed_event(
-    db: Database,
-    graph: EventGraph,
-    keyring: Keyring,
-    caller: Caller,
-    organizer_did: str,
-    given: EventInput,
-    status: str | None,
-    now_ms: int,
-) -> Event:
+@dataclass(frozen=True, slots=True)
+class Ticketing:
+    """A call that names an event to ticket here (``createTicketEvent``, and the group and tier
+    methods that ticket their event first if it is new): who asks, for which organizer, and with what."""
+
+    db: Database
+    graph: EventGraph
+    keyring: Keyring
+    caller: Caller
+    organizer_did: str
+    given: EventInput
+    now_ms: int
+
+
+async def create_ticketed_event(call: Ticketing, status: str | None) -> Event:
     """``createTicketEvent``: the event, its record read again from its PDS."""
-    await consent_before_reading(db, caller, organizer_did, given)
-    record = await graph.resolve(given.uri)
-    async with db.write() as session:
+    await consent_before_reading(call.db, call.caller, call.organizer_did, call.given)
+    record = await call.graph.resolve(call.given.uri)
+    async with call.db.write() as session:
         return await ensure_event(
             session,
-            caller,
-            organizer_did,
-            given,
-            now_ms,
-            keyring=keyring,
+            call.caller,
+            call.organizer_did,
+            call.given,
+            call.now_ms,
+            keyring=call.keyring,
             status=status,
             refresh=True,
             record=record,
@@ -777,42 +782,35 @@ async def update_ticketed_event(
 
 
 @asynccontextmanager
-async def _ticketing(
-    db: Database,
-    graph: EventGraph,
-    keyring: Keyring,
-    caller: Caller,
-    organizer_did: str,
-    given: EventInput,
-    now_ms: int,
-) -> AsyncIterator[tuple[AsyncSession, Event]]:
-    """A write transaction on the event ``given`` names, ticketed here first if it is new (its
+async def _ticketing(call: Ticketing) -> AsyncIterator[tuple[AsyncSession, Event]]:
+    """A write transaction on the event the call names, ticketed here first if it is new (its
     record read from its PDS before the transaction)."""
-    record = await record_of_new_event(db, graph, caller, organizer_did, given)
-    async with db.write() as session:
+    record = await record_of_new_event(call.db, call.graph, call.caller, call.organizer_did, call.given)
+    async with call.db.write() as session:
         yield (
             session,
-            await ensure_event(session, caller, organizer_did, given, now_ms, keyring=keyring, record=record),
+            await ensure_event(
+                session,
+                call.caller,
+                call.organizer_did,
+                call.given,
+                call.now_ms,
+                keyring=call.keyring,
+                record=record,
+            ),
         )
 
 
 async def create_event_group(
-    db: Database,
-    graph: EventGraph,
-    keyring: Keyring,
-    caller: Caller,
-    organizer_did: str,
-    given: EventInput,
-    name: str,
-    total_capacity: int,
-    metadata: Any,
-    now_ms: int,
+    call: Ticketing, name: str, total_capacity: int, metadata: Any
 ) -> tuple[Event, GroupState]:
     """``createCapacityGroup``: the group, and its event, ticketed here first if it is new."""
-    async with _ticketing(db, graph, keyring, caller, organizer_did, given, now_ms) as (session, event):
-        group = await create_group(session, caller, event, name, total_capacity, now_ms, metadata=metadata)
+    async with _ticketing(call) as (session, event):
+        group = await create_group(
+            session, call.caller, event, name, total_capacity, call.now_ms, metadata=metadata
+        )
         await session.flush()
-        return event, await group_state(session, group, now_ms)
+        return event, await group_state(session, group, call.now_ms)
 
 
 async def update_event_group(
@@ -826,20 +824,12 @@ async def update_event_group(
 
 
 async def create_event_tier(
-    db: Database,
-    graph: EventGraph,
-    keyring: Keyring,
-    caller: Caller,
-    organizer_did: str,
-    event_given: EventInput,
-    given: TierInput,
-    group_id: str | None,
-    now_ms: int,
+    call: Ticketing, given: TierInput, group_id: str | None
 ) -> tuple[Event, TierState]:
     """``createTicketTier``: the tier, and its event, ticketed here first if it is new."""
-    async with _ticketing(db, graph, keyring, caller, organizer_did, event_given, now_ms) as (session, event):
-        tier = await create_tier(session, caller, event, given, now_ms, group_id=group_id)
-        return event, await tier_state(session, tier, now_ms)
+    async with _ticketing(call) as (session, event):
+        tier = await create_tier(session, call.caller, event, given, call.now_ms, group_id=group_id)
+        return event, await tier_state(session, tier, call.now_ms)
 
 
 async def change_tier(

@@ -15,8 +15,7 @@ from server.db.models import CheckInList, CheckInRecord, Event, ListKey, Ticket,
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event
 from server.domain.checkin.door import admitted_tickets, record_of
-from server.domain.common import new_id
-from server.domain.issuance.list_keys import Keyring, add_list_key, ensure_default_list
+from server.domain.issuance.list_keys import Keyring, add_list, add_list_key, ensure_default_list
 from server.domain.publishing.marks import mark_changed
 from server.errors import CheckInListNotFound, InvalidRequest, TierNotFound
 from sync.merge import judge_ticket
@@ -80,20 +79,7 @@ async def create_list(
     await ensure_default_list(session, keyring, event.id, now_ms)
     await _check_tiers(session, event.id, fields.get("tier_ids"))
     _check_window(fields.get("valid_from_ms"), fields.get("valid_until_ms"))
-    made = CheckInList(
-        id=new_id("checklist", now_ms),
-        event_id=event.id,
-        is_default=False,
-        status="active",
-        created_ms=now_ms,
-        updated_ms=now_ms,
-        **fields,
-    )
-    session.add(made)
-    await session.flush()
-    await add_list_key(session, keyring, made.id, now_ms)
-    await mark_changed(session, event.id)
-    return made
+    return await add_list(session, keyring, event.id, now_ms, is_default=False, **fields)
 
 
 async def update_list(

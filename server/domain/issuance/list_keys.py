@@ -11,6 +11,7 @@ import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import nacl.secret
 from sqlalchemy import bindparam, select
@@ -133,15 +134,23 @@ async def ensure_default_list(
     found = await session.scalar(_DEFAULT_LIST, {"event_id": event_id})
     if found is not None:
         return found
+    return await add_list(
+        session, keyring, event_id, now_ms, name="Main entrance", is_default=True, tier_ids=None
+    )
+
+
+async def add_list(
+    session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int, **fields: Any
+) -> CheckInList:
+    """A new active check-in list of the event with its first signing key; the event's public
+    records are marked changed. ``fields`` are the list's other column values."""
     made = CheckInList(
         id=new_id("checklist", now_ms),
         event_id=event_id,
-        name="Main entrance",
-        is_default=True,
-        tier_ids=None,
         status="active",
         created_ms=now_ms,
         updated_ms=now_ms,
+        **fields,
     )
     session.add(made)
     await session.flush()
