@@ -44,43 +44,36 @@ async def claim_free_ticket(call: Call, params: dict[str, Any]) -> dict[str, Any
     )
 
 
+# The ticket listings of the calling app's tickets: each method's query, and the parameters that
+# narrow it (parameter: the query's argument).
+TICKET_LISTINGS: dict[str, tuple[Listing, dict[str, str]]] = {
+    # by buyer and/or payment
+    "listBuyerTickets": (queries.buyer_tickets, {"buyerDid": "buyer_did", "paymentId": "payment_id"}),
+    # by organizer and/or event
+    "listOrganizerTickets": (
+        queries.organizer_tickets,
+        {"eventId": "event_id", "organizerDid": "organizer_did"},
+    ),
+}
+
+
 async def _ticket_page(
-    call: Call, params: dict[str, Any], listing: Listing, **filters: str | None
+    call: Call, params: dict[str, Any], *, listing: Listing, filters: dict[str, str]
 ) -> dict[str, Any]:
-    """One page of a listing of the tickets the calling app originated, narrowed by ``filters``."""
+    """One page of the tickets the calling app originated, narrowed by the ``filters`` sent."""
     found = await listing(
         call.db,
         call.services.keyring,
         call.caller,
         limit=int(params.get("limit", 50)),
         cursor=params.get("cursor"),
-        **filters,
+        **{argument: params.get(name) for name, argument in filters.items()},
     )
     return ticket_page_view(*found, call.settings.public_url)
 
 
-@xrpc_method(NAMESPACE + "listBuyerTickets")
-async def list_buyer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """Tickets the calling app originated, by buyer and/or payment."""
-    return await _ticket_page(
-        call,
-        params,
-        queries.buyer_tickets,
-        buyer_did=params.get("buyerDid"),
-        payment_id=params.get("paymentId"),
-    )
-
-
-@xrpc_method(NAMESPACE + "listOrganizerTickets")
-async def list_organizer_tickets(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    """Tickets the calling app originated, by organizer and/or event."""
-    return await _ticket_page(
-        call,
-        params,
-        queries.organizer_tickets,
-        event_id=params.get("eventId"),
-        organizer_did=params.get("organizerDid"),
-    )
+for _method, (_listing, _filters) in TICKET_LISTINGS.items():
+    xrpc_method(NAMESPACE + _method)(partial(_ticket_page, listing=_listing, filters=_filters))
 
 
 def _one(call: Call, item: TicketInContext) -> dict[str, Any]:

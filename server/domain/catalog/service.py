@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +45,9 @@ from server.errors import (
 )
 
 UNSET: Any = object()
+
+Row = TypeVar("Row")
+State = TypeVar("State")
 
 
 @dataclass(frozen=True, slots=True)
@@ -781,36 +783,48 @@ async def update_ticketed_event(
         return await update_event(session, caller, event_id, changes, now_ms, record=record)
 
 
-@asynccontextmanager
-async def _ticketing(call: Ticketing) -> AsyncIterator[tuple[AsyncSession, Event]]:
-    """A write transaction on the event the call names, ticketed here first if it is new (its
-    record read from its PDS before the transaction)."""
+async def _write_then_state(
+    session: AsyncSession,
+    row: Awaitable[Row],
+    state: Callable[[AsyncSession, Row, int], Awaitable[State]],
+    now_ms: int,
+) -> State:
+    """The state of the group or tier ``row`` writes, once the write is flushed."""
+    written = await row
+    await session.flush()
+    return await state(session, written, now_ms)
+
+
+async def _on_ticketed_event(
+    call: Ticketing,
+    write: Callable[[AsyncSession, Event], Awaitable[Row]],
+    state: Callable[[AsyncSession, Row, int], Awaitable[State]],
+) -> tuple[Event, State]:
+    """``write`` on the event the call names, ticketed here first if it is new (its record read
+    from its PDS before the transaction), in one transaction."""
     record = await record_of_new_event(call.db, call.graph, call.caller, call.organizer_did, call.given)
     async with call.db.write() as session:
-        yield (
+        event = await ensure_event(
             session,
-            await ensure_event(
-                session,
-                call.caller,
-                call.organizer_did,
-                call.given,
-                call.now_ms,
-                keyring=call.keyring,
-                record=record,
-            ),
+            call.caller,
+            call.organizer_did,
+            call.given,
+            call.now_ms,
+            keyring=call.keyring,
+            record=record,
         )
+        return event, await _write_then_state(session, write(session, event), state, call.now_ms)
 
 
 async def create_event_group(
     call: Ticketing, name: str, total_capacity: int, metadata: Any
 ) -> tuple[Event, GroupState]:
     """``createCapacityGroup``: the group, and its event, ticketed here first if it is new."""
-    async with _ticketing(call) as (session, event):
-        group = await create_group(
-            session, call.caller, event, name, total_capacity, call.now_ms, metadata=metadata
-        )
-        await session.flush()
-        return event, await group_state(session, group, call.now_ms)
+
+    def write(session: AsyncSession, event: Event) -> Awaitable[CapacityGroup]:
+        return create_group(session, call.caller, event, name, total_capacity, call.now_ms, metadata=metadata)
+
+    return await _on_ticketed_event(call, write, group_state)
 
 
 async def update_event_group(
@@ -818,18 +832,20 @@ async def update_event_group(
 ) -> GroupState:
     """``updateCapacityGroup``."""
     async with db.write() as session:
-        group = await update_group(session, caller, group_id, changes, now_ms)
-        await session.flush()
-        return await group_state(session, group, now_ms)
+        return await _write_then_state(
+            session, update_group(session, caller, group_id, changes, now_ms), group_state, now_ms
+        )
 
 
 async def create_event_tier(
     call: Ticketing, given: TierInput, group_id: str | None
 ) -> tuple[Event, TierState]:
     """``createTicketTier``: the tier, and its event, ticketed here first if it is new."""
-    async with _ticketing(call) as (session, event):
-        tier = await create_tier(session, call.caller, event, given, call.now_ms, group_id=group_id)
-        return event, await tier_state(session, tier, call.now_ms)
+
+    def write(session: AsyncSession, event: Event) -> Awaitable[Tier]:
+        return create_tier(session, call.caller, event, given, call.now_ms, group_id=group_id)
+
+    return await _on_ticketed_event(call, write, tier_state)
 
 
 async def change_tier(
@@ -837,6 +853,6 @@ async def change_tier(
 ) -> TierState:
     """``updateTicketTier``, ``archiveTicketTier``."""
     async with db.write() as session:
-        tier = await update_tier(session, caller, tier_id, changes, now_ms)
-        await session.flush()
-        return await tier_state(session, tier, now_ms)
+        return await _write_then_state(
+            session, update_tier(session, caller, tier_id, changes, now_ms), tier_state, now_ms
+        )
