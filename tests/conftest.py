@@ -27,6 +27,7 @@ from support.pds import ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
 from server.auth.signing import SigningKey
+from server.db.engine import Database
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"
@@ -75,6 +76,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     url: str = request.getfixturevalue("pg_database")
     asyncio.run(empty_pg(url))
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The service's database on ``database_url``, for tests that call the domain directly."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
 
 
 @dataclass

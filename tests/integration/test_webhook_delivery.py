@@ -46,13 +46,6 @@ class FixedJitter(random.Random):
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     endpoint = Receiver()
     await endpoint.start()
