@@ -4,10 +4,12 @@ organizer's standing consent. The console renders the same answers (``server/web
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from server.domain.organizer import service as organizer
-from server.domain.organizer.access import app_viewer
+from server.domain.organizer.access import Viewer, app_viewer
+from server.domain.organizer.service import Viewed
 from server.xrpc.framework import NAMESPACE, Call, xrpc_method
 from server.xrpc.views import (
     conflict_history_view,
@@ -17,6 +19,24 @@ from server.xrpc.views import (
     summary_view,
     ticket_history_view,
 )
+
+if TYPE_CHECKING:
+    from server.db.engine import Database
+
+
+Row = TypeVar("Row")
+
+
+async def _rows_of_event(
+    call: Call,
+    params: dict[str, Any],
+    rows_of: Callable[[Database, Viewer, str], Awaitable[Viewed[list[Row]]]],
+    key: str,
+    view: Callable[[Row], dict[str, Any]],
+) -> dict[str, Any]:
+    """The event's rows of one kind (``rows_of``), each shown by ``view``, under ``key``."""
+    found = await rows_of(call.db, app_viewer(call.caller), params["eventId"])
+    return {key: [view(row) for row in found.value]}
 
 
 @xrpc_method(NAMESPACE + "getEventSummary")
@@ -49,8 +69,7 @@ async def resolve_conflict(call: Call, params: dict[str, Any]) -> dict[str, Any]
 
 @xrpc_method(NAMESPACE + "listPaymentIssues")
 async def list_payment_issues(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    found = await organizer.payment_issues_of(call.db, app_viewer(call.caller), params["eventId"])
-    return {"payments": [payment_issue_view(p) for p in found.value]}
+    return await _rows_of_event(call, params, organizer.payment_issues_of, "payments", payment_issue_view)
 
 
 @xrpc_method(NAMESPACE + "getTicketHistory")
@@ -63,8 +82,7 @@ async def get_ticket_history(call: Call, params: dict[str, Any]) -> dict[str, An
 
 @xrpc_method(NAMESPACE + "listDevices")
 async def list_devices(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    found = await organizer.devices_of(call.db, app_viewer(call.caller), params["eventId"])
-    return {"devices": [device_view(d) for d in found.value]}
+    return await _rows_of_event(call, params, organizer.devices_of, "devices", device_view)
 
 
 @xrpc_method(NAMESPACE + "revokeDevice")

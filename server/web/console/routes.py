@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from server.xrpc import views
 from server.xrpc.framework import Services
 
 if TYPE_CHECKING:
+    from server.db.engine import Database
     from server.db.models import ConsoleSession
 
 log = logging.getLogger("tickets.console")
@@ -107,6 +109,20 @@ def _changed(event_id: str, action: str, where: str | None = None) -> Response[A
     log.info("console change %s on event %s (who: see the ledger)", action, event_id)
     page = action.split(".", maxsplit=1)[0]
     return Redirect(where or f"{PREFIX}/events/{event_id}/{page}", status_code=303)
+
+
+async def _act_on(
+    request: Request[Any, Any, Any],
+    event_id: str,
+    item_id: str,
+    act: Callable[[Database, Viewer, str, str, int], Awaitable[object]],
+    action: str,
+) -> Response[Any]:
+    """A form's ``act`` on one item of the event (a desk to revoke, a delivery to redrive)."""
+    console, _ = await _form(request)
+    services = _services(request)
+    await act(services.db, _viewer(console), event_id, item_id, services.clock.now_ms())
+    return _changed(event_id, action)
 
 
 # --- sign-in -------------------------------------------------------------------------------------
@@ -346,12 +362,7 @@ async def enroll(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Re
 async def revoke(
     request: Request[Any, Any, Any], event_id: FromPath[str], device_id: FromPath[str]
 ) -> Response[Any]:
-    console, _ = await _form(request)
-    services = _services(request)
-    await organizer.revoke_event_device(
-        services.db, _viewer(console), event_id, device_id, services.clock.now_ms()
-    )
-    return _changed(event_id, "devices.revoke")
+    return await _act_on(request, event_id, device_id, organizer.revoke_event_device, "devices.revoke")
 
 
 @get("/events/{event_id:str}/exports")
@@ -390,12 +401,9 @@ async def deliveries(request: Request[Any, Any, Any], event_id: FromPath[str]) -
 async def redrive(
     request: Request[Any, Any, Any], event_id: FromPath[str], delivery_id: FromPath[str]
 ) -> Response[Any]:
-    console, _ = await _form(request)
-    services = _services(request)
-    await organizer.redrive_event_delivery(
-        services.db, _viewer(console), event_id, delivery_id, services.clock.now_ms()
+    return await _act_on(
+        request, event_id, delivery_id, organizer.redrive_event_delivery, "deliveries.redrive"
     )
-    return _changed(event_id, "deliveries.redrive")
 
 
 CONSOLE = Router(
