@@ -208,6 +208,30 @@ async def event_summary(session: AsyncSession, event: Event, now_ms: int) -> Sum
     )
 
 
+def _log(
+    session: AsyncSession,
+    viewer: Viewer,
+    event: Event,
+    subject: str,
+    subject_id: str,
+    action: str,
+    now_ms: int,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """The ledger entry of a change the viewer made to one of the event's things."""
+    ledger.record(
+        session,
+        environment=event.environment,
+        event_id=event.id,
+        subject=subject,
+        subject_id=subject_id,
+        action=action,
+        actor=viewer.actor,
+        now_ms=now_ms,
+        data=data,
+    )
+
+
 # --- conflicts -----------------------------------------------------------------------------------
 
 
@@ -269,17 +293,7 @@ async def resolve_conflict(
             conflict_id=conflict.id, outcome=outcome, reason=reason.strip(), actor=viewer.actor, at_ms=now_ms
         )
     )
-    ledger.record(
-        session,
-        environment=event.environment,
-        event_id=event.id,
-        subject="conflict",
-        subject_id=conflict.id,
-        action="resolved",
-        actor=viewer.actor,
-        now_ms=now_ms,
-        data={"outcome": outcome},
-    )
+    _log(session, viewer, event, "conflict", conflict.id, "resolved", now_ms, data={"outcome": outcome})
     await session.flush()
     (history,) = await _with_resolutions(session, [conflict])
     return history
@@ -352,16 +366,7 @@ async def revoke_device(
     if found is None or found.event_id != event.id:
         raise DeviceNotFound("no desk with this id belongs to the event")
     device = await devices.revoke(session, device_id, now_ms)
-    ledger.record(
-        session,
-        environment=event.environment,
-        event_id=event.id,
-        subject="device",
-        subject_id=device.id,
-        action="revoked",
-        actor=viewer.actor,
-        now_ms=now_ms,
-    )
+    _log(session, viewer, event, "device", device.id, "revoked", now_ms)
     return device
 
 
@@ -381,16 +386,7 @@ async def redrive_delivery(
     if message is None:
         raise WebhookDeliveryNotFound("no delivery with this id concerns the event")
     await outbox.redrive(session, delivery_ids=[delivery_id], state=None, now_ms=now_ms)
-    ledger.record(
-        session,
-        environment=event.environment,
-        event_id=event.id,
-        subject="delivery",
-        subject_id=delivery_id,
-        action="redriven",
-        actor=viewer.actor,
-        now_ms=now_ms,
-    )
+    _log(session, viewer, event, "delivery", delivery_id, "redriven", now_ms)
     await session.refresh(message)
     return message
 
@@ -432,16 +428,7 @@ async def enroll_desk(
     made = await devices.create_enrollment(
         session, event.environment, list_ids, name.strip() or "Desk", now_ms
     )
-    ledger.record(
-        session,
-        environment=event.environment,
-        event_id=event.id,
-        subject="device",
-        subject_id=made.device.id,
-        action="enrollment_created",
-        actor=viewer.actor,
-        now_ms=now_ms,
-    )
+    _log(session, viewer, event, "device", made.device.id, "enrollment_created", now_ms)
     return made
 
 
