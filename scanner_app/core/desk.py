@@ -38,6 +38,7 @@ from scanner_app.core.ports import (
     DeviceRevokedError,
     IdSource,
     ListInfo,
+    PeerAddress,
     PeerClient,
     Peers,
     ServerRefused,
@@ -333,7 +334,13 @@ class DeskCore:
         """A peer's client: short to connect, ``request_timeout_seconds`` to answer."""
         settings = self.settings
         return self.peers.connect(
-            url, credential, self.offset, settings.request_timeout_seconds, settings.connect_timeout_seconds
+            PeerAddress(
+                url,
+                credential,
+                self.offset,
+                settings.request_timeout_seconds,
+                settings.connect_timeout_seconds,
+            )
         )
 
     # What the screen shows.
@@ -440,7 +447,9 @@ class DeskCore:
             server_url = scanned_url or server_url
         if not server_url:
             raise EnrollmentFailed("the server address is missing")
-        client = self.peers.connect(server_url, "", self.offset, self.settings.request_timeout_seconds)
+        client = self.peers.connect(
+            PeerAddress(server_url, "", self.offset, self.settings.request_timeout_seconds)
+        )
         try:
             answer = await client.enroll(code.strip(), device_name)
         except ServerRefused as refused:

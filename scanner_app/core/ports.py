@@ -106,18 +106,22 @@ class PeerClient(Protocol):
     async def pull(self, list_id: str, cursor: int) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """A peer to call: at ``base_url``, authenticated by ``credential`` (empty: none), its time
+    feeding ``offset``. ``timeout_s`` bounds each read and write of a call; ``connect_s`` (default:
+    the same) bounds connecting, short, so a stopped peer is known at once."""
+
+    base_url: str
+    credential: str
+    offset: ClockOffset
+    timeout_s: float
+    connect_s: float | None = None
+
+
 class Peers(Protocol):
-    def connect(
-        self,
-        base_url: str,
-        credential: str,
-        offset: ClockOffset,
-        timeout_s: float,
-        connect_s: float | None = None,
-    ) -> PeerClient:
-        """A client of the peer at ``base_url``, authenticated by ``credential`` (empty: none).
-        ``timeout_s`` bounds each read and write of a call; ``connect_s`` (default: the same)
-        bounds connecting."""
+    def connect(self, peer: PeerAddress) -> PeerClient:
+        """A client of ``peer``."""
         ...
 
 

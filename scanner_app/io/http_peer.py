@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from scanner_app.core.ports import (
-    ClockOffset,
     DeviceRevokedError,
+    PeerAddress,
     ServerRefused,
     ServerUnreachable,
 )
@@ -26,21 +26,12 @@ NAMESPACE = "tickets.atmosphere."
 class HttpPeerClient:
     """One peer (the server or a hub desk) over HTTP, authenticated by ``Bearer <credential>``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        credential: str,
-        offset: ClockOffset,
-        timeout_s: float,
-        connect_s: float | None = None,
-    ) -> None:
-        """``timeout_s`` bounds each read and write of a call; ``connect_s`` (default: the same)
-        bounds connecting, short, so a stopped peer is known at once."""
-        self.base_url = base_url.rstrip("/")
-        self.credential = credential
-        self.offset = offset
-        self.timeout_s = timeout_s
-        self.connect_s = connect_s or timeout_s
+    def __init__(self, peer: PeerAddress) -> None:
+        self.base_url = peer.base_url.rstrip("/")
+        self.credential = peer.credential
+        self.offset = peer.offset
+        self.timeout_s = peer.timeout_s
+        self.connect_s = peer.connect_s or peer.timeout_s
         self._http = httpx.AsyncClient()
 
     async def aclose(self) -> None:
@@ -113,12 +104,5 @@ class HttpPeerClient:
 class HttpPeers:
     """Connects the desk to its peers over HTTP (:class:`~scanner_app.core.ports.Peers`)."""
 
-    def connect(
-        self,
-        base_url: str,
-        credential: str,
-        offset: ClockOffset,
-        timeout_s: float,
-        connect_s: float | None = None,
-    ) -> HttpPeerClient:
-        return HttpPeerClient(base_url, credential, offset, timeout_s, connect_s)
+    def connect(self, peer: PeerAddress) -> HttpPeerClient:
+        return HttpPeerClient(peer)

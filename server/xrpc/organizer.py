@@ -39,6 +39,19 @@ async def _rows_of_event(
     return {key: [view(row) for row in found.value]}
 
 
+async def _act_on_item(
+    call: Call,
+    params: dict[str, Any],
+    act: Callable[[Database, Viewer, str, str, int], Awaitable[Row]],
+    id_param: str,
+    key: str,
+    view: Callable[[Row], dict[str, Any]],
+) -> dict[str, Any]:
+    """``act`` on the event's item ``params[id_param]``; the item, shown by ``view``, under ``key``."""
+    item = await act(call.db, app_viewer(call.caller), params["eventId"], params[id_param], call.now_ms)
+    return {key: view(item)}
+
+
 @xrpc_method(NAMESPACE + "getEventSummary")
 async def get_event_summary(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     found = await organizer.summary_of(call.db, app_viewer(call.caller), params["eventId"], call.now_ms)
@@ -87,10 +100,7 @@ async def list_devices(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 
 @xrpc_method(NAMESPACE + "revokeDevice")
 async def revoke_device(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    device = await organizer.revoke_event_device(
-        call.db, app_viewer(call.caller), params["eventId"], params["deviceId"], call.now_ms
-    )
-    return {"device": device_view(device)}
+    return await _act_on_item(call, params, organizer.revoke_event_device, "deviceId", "device", device_view)
 
 
 @xrpc_method(NAMESPACE + "listWebhookDeliveries")
@@ -103,7 +113,6 @@ async def list_webhook_deliveries(call: Call, params: dict[str, Any]) -> dict[st
 
 @xrpc_method(NAMESPACE + "redriveWebhookDelivery")
 async def redrive_webhook_delivery(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    delivery = await organizer.redrive_event_delivery(
-        call.db, app_viewer(call.caller), params["eventId"], params["deliveryId"], call.now_ms
+    return await _act_on_item(
+        call, params, organizer.redrive_event_delivery, "deliveryId", "delivery", delivery_view
     )
-    return {"delivery": delivery_view(delivery)}

@@ -10,7 +10,7 @@ from typing import Any
 
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
-from scanner_app.core.ports import BundleState, ClockOffset, DeskEnrollment, ListInfo, ServerUnreachable
+from scanner_app.core.ports import BundleState, DeskEnrollment, ListInfo, PeerAddress, ServerUnreachable
 from scanner_app.io.sqlite_store import SqliteDeskStore
 from scanner_app.io.vault import SecretBoxVault
 from sync.bundle import FORMAT_VERSION, TicketEntry, TicketIndex, pack_entries, seal_entry
@@ -53,14 +53,7 @@ class Unreachable:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def connect(
-        self,
-        base_url: str,
-        credential: str,
-        offset: ClockOffset,
-        timeout_s: float,
-        connect_s: float | None = None,
-    ) -> Unreachable:
+    def connect(self, peer: PeerAddress) -> Unreachable:
         return self
 
     def _timed_out(self, method: str) -> dict[str, Any]:
