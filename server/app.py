@@ -237,8 +237,11 @@ def atproto_parts(
     return graph, publisher
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
+    """The server; ``clock`` is the time its services and workers read (the system's unless a test
+    moves it instead of waiting)."""
     settings = settings or get_settings()
+    clock = clock or SystemClock()
     check_methods(settings, METHODS)
     log_redaction.install()
 
@@ -253,7 +256,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 web_scheme=settings.did_web_scheme,
             )
             keyring = Keyring(load_server_key(settings))
-            lexicons, clock = Lexicons.load(LEXICON_DIR), SystemClock()
+            lexicons = Lexicons.load(LEXICON_DIR)
             graph, publisher = atproto_parts(
                 settings, db, resolver, http, lexicons, keyring.server_key, clock
             )

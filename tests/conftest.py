@@ -27,6 +27,7 @@ from support.pds import ORGANIZER_HANDLE, ORGANIZER_PASSWORD, LocalPds
 from support.server import AppClient, Identity, LiveServer, make_settings, register
 
 from server.auth.signing import SigningKey
+from server.domain.common import Clock
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"
@@ -114,12 +115,16 @@ class Harness:
         return server
 
 
-async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Harness:
+async def start_harness(
+    database_url: str, folder: Path, clock: Clock | None = None, **overrides: Any
+) -> Harness:
+    """A server on ``database_url`` with its settings and ``overrides``, reading ``clock`` (the
+    system's by default), and an app registered to call it."""
     settings = make_settings(database_url, folder, **overrides)
     assert settings.did_docs is not None
     identity = Identity.create(APP_DID, settings.did_docs)
     await register(database_url, APP_DID)
-    server = LiveServer(settings)
+    server = LiveServer(settings, clock)
     await asyncio.to_thread(server.start)
     harness = Harness(settings, server, AppClient(server.url, identity), folder, {APP_DID: identity})
     harness.app.acts_for[ORGANIZER] = harness.identity(ORGANIZER)  # the catalog builders' organizer
@@ -127,9 +132,11 @@ async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Ha
 
 
 @contextlib.asynccontextmanager
-async def running_harness(database_url: str, folder: Path, **overrides: Any) -> AsyncIterator[Harness]:
-    """A harness with its own settings, stopped on the way out."""
-    h = await start_harness(database_url, folder, **overrides)
+async def running_harness(
+    database_url: str, folder: Path, clock: Clock | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
+    """A harness with its own settings (and clock), stopped on the way out."""
+    h = await start_harness(database_url, folder, clock, **overrides)
     try:
         yield h
     finally:
