@@ -115,11 +115,10 @@ class Harness:
         return server
 
 
-async def start_harness(
-    database_url: str, folder: Path, clock: Clock | None = None, **overrides: Any
-) -> Harness:
-    """A server on ``database_url`` with its settings and ``overrides``, reading ``clock`` (the
-    system's by default), and an app registered to call it."""
+async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Harness:
+    """A server on ``database_url`` with an app registered to call it. ``overrides`` are settings,
+    but for ``clock``: the time the server reads (a ``MovedClock``; the system's by default)."""
+    clock: Clock | None = overrides.pop("clock", None)
     settings = make_settings(database_url, folder, **overrides)
     assert settings.did_docs is not None
     identity = Identity.create(APP_DID, settings.did_docs)
@@ -132,11 +131,9 @@ async def start_harness(
 
 
 @contextlib.asynccontextmanager
-async def running_harness(
-    database_url: str, folder: Path, clock: Clock | None = None, **overrides: Any
-) -> AsyncIterator[Harness]:
-    """A harness with its own settings (and clock), stopped on the way out."""
-    h = await start_harness(database_url, folder, clock, **overrides)
+async def running_harness(database_url: str, folder: Path, **overrides: Any) -> AsyncIterator[Harness]:
+    """A harness with its own settings, stopped on the way out."""
+    h = await start_harness(database_url, folder, **overrides)
     try:
         yield h
     finally:

@@ -27,10 +27,10 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def _publisher(settings: Settings) -> AsyncIterator[Publisher]:
-    from server.app import atproto_parts
     from server.auth.did import DidResolver
     from server.db.engine import Database
     from server.domain.issuance.list_keys import load_server_key
+    from server.domain.publishing.service import atproto_parts
     from server.outbound import OutboundPolicy, outbound_client
     from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 

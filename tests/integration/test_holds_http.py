@@ -97,7 +97,9 @@ async def test_sold_out_errors(harness: Harness) -> None:
 
 async def test_expired_holds_never_count_even_before_the_sweeper(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=3600)
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    )
     try:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
@@ -115,7 +117,9 @@ async def test_expired_holds_never_count_even_before_the_sweeper(database_url: s
 
 async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1)
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
+    )
     try:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)

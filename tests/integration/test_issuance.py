@@ -146,7 +146,9 @@ async def test_unknown_event_types_are_acknowledged(harness: Harness) -> None:
 
 async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1)
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
+    )
     try:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=5)
         clock.advance(61)
@@ -167,7 +169,9 @@ async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, 
 
 async def test_paid_after_expiry_when_sold_out_is_kept_for_refund(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=3600)
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    )
     try:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=2)
         clock.advance(61)  # lapsed (not yet swept)

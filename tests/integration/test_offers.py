@@ -126,7 +126,7 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
 ) -> None:
     clock = MovedClock()
     async with running_harness(
-        database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
     ) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
@@ -167,7 +167,7 @@ async def test_a_late_payment_whose_code_is_used_up_is_kept_for_refund(
 ) -> None:
     clock = MovedClock()
     async with running_harness(
-        database_url, tmp_path, clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
     ) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
