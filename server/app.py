@@ -10,15 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from litestar import Litestar, Request, Response, get, route
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.types import ASGIApp
 from sqlalchemy import text
 
 from server import __version__, log_redaction, metrics
-from server.atproto.client import PdsClient
-from server.atproto.eventgraph import EventGraph
 from server.auth.did import DidResolver
 from server.db import migrate
 from server.db.engine import Database
@@ -33,8 +30,7 @@ from server.domain.outbox.delivery import run_delivery_worker
 from server.domain.outbox.receivers import XrpcReceivers, load_service_signing_key
 from server.domain.outbox.service import backlog
 from server.domain.payments.devpay import live_apps_without_broker
-from server.domain.publishing.accounts import Sealer
-from server.domain.publishing.service import Publisher
+from server.domain.publishing.service import atproto_parts
 from server.domain.publishing.worker import run_publish_worker
 from server.domain.ratelimit import forget_old_windows
 from server.errors import ServiceError
@@ -205,40 +201,11 @@ async def warn_about_payments(db: Database, settings: Settings) -> None:
         )
 
 
-def atproto_parts(
-    settings: Settings,
-    db: Database,
-    resolver: DidResolver,
-    http: httpx.AsyncClient,
-    lexicons: Lexicons,
-    server_key: bytes,
-    clock: Clock,
-) -> tuple[EventGraph, Publisher]:
-    """The event graph (reading calendar event records) and the publisher (writing the public
-    records), sharing one XRPC client."""
-    client = PdsClient(
-        http,
-        timeout=settings.pds_timeout_seconds,
-        max_response_bytes=settings.pds_max_response_bytes,
-        allow_http=settings.pds_allow_http,
-    )
-    graph = EventGraph(resolver, client, lexicons)
-    publisher = Publisher(
-        db,
-        graph,
-        client,
-        Sealer(server_key),
-        lexicons,
-        settings.service_did,
-        clock,
-        retry_base_ms=int(settings.publish_retry_base_seconds * 1000),
-        retry_cap_ms=int(settings.publish_retry_cap_seconds * 1000),
-    )
-    return graph, publisher
-
-
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
+    """The server; ``clock`` is the time its services and workers read (the system's unless a test
+    moves it instead of waiting)."""
     settings = settings or get_settings()
+    clock = clock or SystemClock()
     check_methods(settings, METHODS)
     log_redaction.install()
 
@@ -253,7 +220,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 web_scheme=settings.did_web_scheme,
             )
             keyring = Keyring(load_server_key(settings))
-            lexicons, clock = Lexicons.load(LEXICON_DIR), SystemClock()
+            lexicons = Lexicons.load(LEXICON_DIR)
             graph, publisher = atproto_parts(
                 settings, db, resolver, http, lexicons, keyring.server_key, clock
             )

@@ -28,6 +28,7 @@ from support.server import AppClient, Identity, LiveServer, make_settings, regis
 
 from server.auth.signing import SigningKey
 from server.db.engine import Database
+from server.domain.common import Clock
 from server.settings import Settings
 
 APP_DID = "did:web:app.example"
@@ -124,11 +125,14 @@ class Harness:
 
 
 async def start_harness(database_url: str, folder: Path, **overrides: Any) -> Harness:
+    """A server on ``database_url`` with an app registered to call it. ``overrides`` are settings,
+    but for ``clock``: the time the server reads (a ``MovedClock``; the system's by default)."""
+    clock: Clock | None = overrides.pop("clock", None)
     settings = make_settings(database_url, folder, **overrides)
     assert settings.did_docs is not None
     identity = Identity.create(APP_DID, settings.did_docs)
     await register(database_url, APP_DID)
-    server = LiveServer(settings)
+    server = LiveServer(settings, clock)
     await asyncio.to_thread(server.start)
     harness = Harness(settings, server, AppClient(server.url, identity), folder, {APP_DID: identity})
     harness.app.acts_for[ORGANIZER] = harness.identity(ORGANIZER)  # the catalog builders' organizer

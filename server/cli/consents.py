@@ -7,12 +7,13 @@ import argparse
 
 from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.cli.support import ensure_schema, in_transaction
-from server.domain import consents
 from server.domain.common import ENVIRONMENTS, SystemClock
 from server.settings import Settings
 
 
 def cmd_consents(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import consents
+
     ensure_schema(settings)
     found = in_transaction(
         settings, lambda session: consents.list_consents(session, args.did, args.environment)
@@ -25,6 +26,8 @@ def cmd_consents(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import consents
+
     ensure_schema(settings)
     now = SystemClock().now_ms()
     in_transaction(

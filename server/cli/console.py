@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from server.cli.support import ensure_schema, in_transaction
 from server.domain.common import SystemClock
-from server.domain.organizer import signin
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 LONGEST_MS = 7 * UNITS_MS["d"]
@@ -28,6 +29,8 @@ def duration_ms(text: str) -> int:
 
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.organizer import signin
+
     if bool(args.organizer) == args.operator:
         raise SystemExit("name the organizer (--organizer DID), or pass --operator for every organizer")
     if args.organizer and not args.organizer.startswith("did:"):

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
-
-import segno
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from server.atproto.datetimes import format_datetime, format_optional_datetime
 from server.cli.support import ensure_schema, in_transaction
 from server.domain.common import SystemClock
-from server.domain.devices import service as devices
-from server.domain.devices.searches import searches
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.domain.devices.service import Enrollment
 
 
 def cmd_enroll(args: argparse.Namespace, settings: Settings) -> None:
-    async def work(session: AsyncSession) -> devices.Enrollment:
+    import segno
+
+    from server.domain.devices import service as devices
+
+    async def work(session: AsyncSession) -> Enrollment:
         return await devices.create_enrollment(
             session, args.environment, args.list, args.name, SystemClock().now_ms()
         )
@@ -33,6 +38,8 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.devices import service as devices
+
     async def work(session: AsyncSession) -> list[str]:
         return [
             "\t".join(
@@ -55,6 +62,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.devices import service as devices
+
     async def work(session: AsyncSession) -> str:
         device = await devices.revoke(session, args.device_id, SystemClock().now_ms())
         return f"revoked {device.id} ({device.name}); it will be told to wipe its data"
@@ -64,6 +73,8 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_searches(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.devices.searches import searches
+
     async def work(session: AsyncSession) -> list[str]:
         return [
             "\t".join((format_datetime(s.at_ms), s.list_id, s.query_kind, str(s.matches)))

@@ -8,10 +8,8 @@ import sys
 from pathlib import Path
 
 from server.cli.support import ensure_schema
-from server.db.engine import Database
 from server.domain.common import ENVIRONMENTS
 from server.domain.exports.rules import DOOR_LIST_FORMATS, FORMATS
-from server.domain.exports.service import export_list
 from server.settings import Settings
 
 STDOUT = "-"
@@ -22,6 +20,8 @@ def _export(args: argparse.Namespace, settings: Settings, fmt: str) -> None:
     ``<list name>-<date>.<ext>`` in the current folder."""
     if args.out == STDOUT and FORMATS[fmt].extension != "csv":
         raise SystemExit("only CSV can be written to standard output: give --out FILE")
+    from server.db.engine import Database
+    from server.domain.exports.service import export_list
 
     async def run() -> tuple[bytes, str, str]:
         db = Database(settings.resolved_database_url)

@@ -14,26 +14,27 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import http_server
 from server.atproto.datetimes import format_datetime
 from server.cli import console, devices, exports, payments, publish, tickets, webhooks
 from server.cli.support import ensure_schema, in_transaction
-from server.db import backup, migrate
-from server.db.models import App
-from server.domain import apps
 from server.domain.common import SystemClock
-from server.domain.offers.pricing import Fees
 from server.errors import DomainError
 from server.operator_errors import EXIT_CODE, OperatorError, explain
 from server.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.db.models import App
+
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    from server import http_server
+
     if args.workers > 1 and settings.resolved_database_url.startswith("sqlite"):
         raise OperatorError(
             f"--workers {args.workers} needs PostgreSQL: the embedded SQLite database takes one server "
@@ -69,21 +70,29 @@ def default_public_url(host: str, port: int) -> Settings:
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
+    from server.db import migrate
+
     migrate.upgrade(settings.resolved_database_url)
     print(f"database at {migrate.head_revision(settings.resolved_database_url)}")
 
 
 def cmd_db_backup(args: argparse.Namespace, settings: Settings) -> None:
+    from server.db import backup
+
     backup.backup(settings.resolved_database_url, args.out)
     print(f"backed up the database to {args.out}")
 
 
 def cmd_db_restore(args: argparse.Namespace, settings: Settings) -> None:
+    from server.db import backup
+
     backup.restore(settings.resolved_database_url, args.file)
     print(f"restored {args.file}; run `tickets db upgrade` if it comes from an older version")
 
 
 def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import apps
+
     async def work(session: AsyncSession) -> str:
         app = await apps.register_app(
             session,
@@ -106,6 +115,8 @@ def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import apps
+
     async def work(session: AsyncSession) -> list[str]:
         return [
             "\t".join(
@@ -130,6 +141,9 @@ def cmd_app_list(_args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_app_fees(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import apps
+    from server.domain.offers.pricing import Fees
+
     async def work(session: AsyncSession) -> str:
         fees = Fees(bps=args.bps, flat=args.flat, to_buyer=args.to_buyer)
         app = await apps.set_fees(session, args.did, args.environment, fees, SystemClock().now_ms())
@@ -147,6 +161,8 @@ def describe_fees(app: App) -> str:
 
 
 def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain import apps
+
     async def work(session: AsyncSession) -> str:
         app = await apps.disable_app(session, args.did, args.environment, SystemClock().now_ms())
         return f"disabled {app.did} in {app.environment}"
@@ -158,6 +174,7 @@ def cmd_app_disable(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     """The whole story on the embedded database: the server with a demo event, two door lists and
     sold tickets, and a desk enrolled at the main entrance scanning the guests' passes."""
+    from server import http_server
     from server.demo import run_desk, seed_demo
 
     http_server.listen("127.0.0.1", args.port).close()  # a bad or busy port is told before seeding
@@ -183,6 +200,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
 
 def wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     """Wait for the demo's server to answer; it has told the operator why when it exits first."""
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -196,6 +215,8 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout_s: flo
 
 
 def cmd_call(args: argparse.Namespace, settings: Settings) -> None:
+    import httpx
+
     from server.demo import call_as_demo_app
 
     try:

@@ -4,15 +4,18 @@ kept as ``needs_review`` or ``needs_refund``."""
 from __future__ import annotations
 
 import argparse
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from server.atproto.datetimes import format_datetime
 from server.cli.support import ensure_schema, in_transaction, table
-from server.db.models import PAYMENT_STATUSES, Payment
 from server.domain.common import ENVIRONMENTS
-from server.domain.payments.service import list_payments
+from server.domain.payments.rules import STATUSES
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.db.models import Payment
 
 REASON_CHARS = 80
 
@@ -20,6 +23,7 @@ REASON_CHARS = 80
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     if args.limit < 1:
         raise SystemExit("--limit must be at least 1")
+    from server.domain.payments.service import list_payments
 
     async def work(session: AsyncSession) -> list[Payment]:
         return await list_payments(
@@ -51,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="payments_command", required=True
     )
     listing = payments.add_parser("list", help="payments, most recently changed first")
-    listing.add_argument("--status", choices=PAYMENT_STATUSES)
+    listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--environment", choices=ENVIRONMENTS)
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(func=cmd_list)

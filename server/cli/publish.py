@@ -10,29 +10,29 @@ import getpass
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from server.atproto.client import PdsError
 from server.atproto.datetimes import format_datetime
-from server.atproto.session import AccountSession, Login, Tokens
-from server.auth.did import DidResolutionError, DidResolver
 from server.cli import consents
 from server.cli.support import ensure_schema
-from server.db.engine import Database
 from server.domain.common import SystemClock
-from server.domain.issuance.list_keys import load_server_key
-from server.domain.publishing import accounts
-from server.domain.publishing.service import Publisher
-from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings
-from server.xrpc.lexicon import LEXICON_DIR, Lexicons
+
+if TYPE_CHECKING:
+    from server.atproto.session import Tokens
+    from server.domain.publishing.service import Publisher
 
 T = TypeVar("T")
 
 
 @asynccontextmanager
 async def _publisher(settings: Settings) -> AsyncIterator[Publisher]:
-    from server.app import atproto_parts
+    from server.auth.did import DidResolver
+    from server.db.engine import Database
+    from server.domain.issuance.list_keys import load_server_key
+    from server.domain.publishing.service import atproto_parts
+    from server.outbound import OutboundPolicy, outbound_client
+    from server.xrpc.lexicon import LEXICON_DIR, Lexicons
 
     db = Database(settings.resolved_database_url)
     try:
@@ -55,6 +55,9 @@ async def _publisher(settings: Settings) -> AsyncIterator[Publisher]:
 
 
 def _run(settings: Settings, work: Callable[[Publisher], Awaitable[T]]) -> T:
+    from server.atproto.client import PdsError
+    from server.auth.did import DidResolutionError
+
     async def run() -> T:
         async with _publisher(settings) as publisher:
             return await work(publisher)
@@ -79,6 +82,9 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def cmd_login(args: argparse.Namespace, settings: Settings) -> None:
+    from server.atproto.session import AccountSession, Login
+    from server.domain.publishing import accounts
+
     login = Login(args.did, args.identifier, _password(args))
 
     async def work(publisher: Publisher) -> str:
@@ -100,6 +106,8 @@ def cmd_login(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_logout(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.publishing import accounts
+
     async def work(publisher: Publisher) -> bool:
         async with publisher.db.write() as session:
             return await accounts.forget_login(session, args.did)
@@ -110,6 +118,8 @@ def cmd_logout(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_list(_args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.publishing import accounts
+
     async def work(publisher: Publisher) -> list[str]:
         async with publisher.db.read() as session:
             return [

@@ -1,22 +1,27 @@
 """What every ``tickets`` command module shares: a transaction from the command line, and the
-schema check."""
+schema check.
+
+``tickets --help`` and every command import only what they use: the database, the server and the
+file writers are imported inside the commands that need them (a unit test keeps it so), because
+each ``tickets`` process pays for every module it imports."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from server.db import migrate
-from server.db.engine import Database
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
 
 def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from server.db.engine import Database
+
     async def run() -> T:
         db = Database(settings.resolved_database_url)
         try:
@@ -30,6 +35,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
 
 def ensure_schema(settings: Settings) -> None:
     """The embedded SQLite database migrates itself; a shared PostgreSQL is migrated on purpose."""
+    from server.db import migrate
+
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         migrate.upgrade(url)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from server.cli.support import ensure_schema, in_transaction
 from server.domain.common import ENVIRONMENTS, SystemClock
-from server.domain.issuance.service import find_ticket, resend_pass
 from server.errors import DomainError
 from server.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 
 def cmd_resend(args: argparse.Namespace, settings: Settings) -> None:
+    from server.domain.issuance.service import find_ticket, resend_pass
+
     async def work(session: AsyncSession) -> None:
         ticket = await find_ticket(session, args.environment, args.ticket, lock=True)
         await resend_pass(session, ticket, SystemClock().now_ms(), actor=None)  # the operator

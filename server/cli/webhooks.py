@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from server.atproto.datetimes import format_datetime
 from server.cli.support import ensure_schema, in_transaction, table
 from server.domain.common import SystemClock
-from server.domain.outbox import service as outbox
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.domain.outbox.service import MessageSummary
 
 STATES = ("pending", "delivered", "dead")
 ERROR_CHARS = 60
@@ -19,8 +22,9 @@ ERROR_CHARS = 60
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     if args.limit < 1:
         raise SystemExit("--limit must be at least 1")
+    from server.domain.outbox import service as outbox
 
-    async def work(session: AsyncSession) -> list[outbox.MessageSummary]:
+    async def work(session: AsyncSession) -> list[MessageSummary]:
         return await outbox.list_messages(session, state=args.state, app_did=args.app, limit=args.limit)
 
     ensure_schema(settings)
@@ -56,6 +60,7 @@ def cmd_redrive(args: argparse.Namespace, settings: Settings) -> None:
     if bool(args.delivery_ids) == args.all_dead:
         raise SystemExit("name the delivery ids to redrive, or pass --all-dead")
     wanted = set(args.delivery_ids)
+    from server.domain.outbox import service as outbox
 
     async def work(session: AsyncSession) -> int:
         now_ms = SystemClock().now_ms()

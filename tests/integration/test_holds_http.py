@@ -9,6 +9,7 @@ from typing import Any
 from conftest import Harness, start_harness
 from support.catalog import ORGANIZER, active_event, event_input, shared_group
 from support.consent import consented_app
+from support.server import MovedClock
 
 
 def hold_body(*items: tuple[str, int], **extra: Any) -> dict[str, Any]:
@@ -95,13 +96,16 @@ async def test_sold_out_errors(harness: Harness) -> None:
 
 
 async def test_expired_holds_never_count_even_before_the_sweeper(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=3600)
+    clock = MovedClock()
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    )
     try:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 3)))
         assert (await availability(h, event["id"]))[tier]["availableQuantity"] == 0
-        await asyncio.sleep(1.1)
+        clock.advance(61)
         assert (await availability(h, event["id"]))[tier]["availableQuantity"] == 3
         await h.app.ok("createTicketHold", hold_body((tier, 3)))
         released = await h.app.ok("releaseTicketHold", {"holdId": hold["holdId"]})
@@ -112,11 +116,15 @@ async def test_expired_holds_never_count_even_before_the_sweeper(database_url: s
 
 
 async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=0.1)
+    clock = MovedClock()
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
+    )
     try:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 1)))
+        clock.advance(61)
         from sqlalchemy import select
 
         from server.db.engine import Database

@@ -14,9 +14,11 @@ from conftest import Harness, start_harness
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event, shared_group, tier_id
 from support.payments import rows
+from support.server import MovedClock
+from support.webhooks import wait_until
 
 from server.db.engine import Database
-from server.db.models import OutboxMessage, Payment, TicketEvent
+from server.db.models import Hold, OutboxMessage, Payment, TicketEvent
 from sync.passes import decode_pass
 
 BROKER = FakeBroker()
@@ -143,10 +145,19 @@ async def test_unknown_event_types_are_acknowledged(harness: Harness) -> None:
 
 
 async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=0.1)
+    clock = MovedClock()
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
+    )
     try:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=5)
-        await asyncio.sleep(1.3)  # expired, and swept
+        clock.advance(61)
+
+        async def swept() -> bool:
+            (row,) = await rows(h.settings, Hold, Hold.id == hold["holdId"])
+            return row.status == "expired"
+
+        await wait_until(swept, what="the sweeper to expire the hold")
         delivery = BROKER.paid(hold, payment_id=(pid := new_payment_id()))
         assert (await BROKER.send(h.app.http, h.server.url, delivery)).json()["outcome"] == "issued"
         assert len(await tickets_of_payment(h, pid)) == 2
@@ -157,10 +168,13 @@ async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, 
 
 
 async def test_paid_after_expiry_when_sold_out_is_kept_for_refund(database_url: str, tmp_path: Path) -> None:
-    h = await start_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=3600)
+    clock = MovedClock()
+    h = await start_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    )
     try:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=2)
-        await asyncio.sleep(1.1)  # lapsed (not yet swept)
+        clock.advance(61)  # lapsed (not yet swept)
         await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
         delivery = BROKER.paid(hold, payment_id=(pid := new_payment_id()))
         response = await BROKER.send(h.app.http, h.server.url, delivery)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
 from support.races import without_hold_locks
-from support.server import make_settings, register, set_fees
+from support.server import MovedClock, make_settings, register, set_fees
 
 from server.cli.main import build_parser
 from server.db.engine import Database
@@ -124,7 +124,10 @@ async def test_negative_control_without_the_offer_lock_over_redeems(
 async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_spend_them(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running_harness(database_url, tmp_path, hold_ttl_seconds=2, sweep_interval_seconds=3600) as h:
+    clock = MovedClock()
+    async with running_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    ) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
         two = await offer(
@@ -144,7 +147,7 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
         assert (issued["amount"], issued["discountAmount"], issued["offerId"]) == (2_000, 500, two["id"])
         counters = await usage(h, event, two["id"])
         assert (counters["redeemedQuantity"], counters["reservedQuantity"]) == (1, 1)
-        await asyncio.sleep(2.2)  # the unpaid hold lapses (not yet swept): its redemption is back
+        clock.advance(61)  # the unpaid hold lapses (not yet swept): its redemption is back
         counters = await usage(h, event, two["id"])
         assert (
             counters["redeemedQuantity"],
@@ -162,12 +165,15 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
 async def test_a_late_payment_whose_code_is_used_up_is_kept_for_refund(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running_harness(database_url, tmp_path, hold_ttl_seconds=1, sweep_interval_seconds=3600) as h:
+    clock = MovedClock()
+    async with running_harness(
+        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
+    ) as h:
         event = await active_event(h.app)
         tier_id = await tier(h, event)
         await offer(h, event, "ONCE", discountPercent=50, maxRedemptions=1)
         late = (await hold(h, tier_id, offerCode="ONCE")).json()
-        await asyncio.sleep(1.1)
+        clock.advance(61)
         assert (await hold(h, tier_id, offerCode="ONCE")).status_code == 200  # took the redemption back
         answer = await BROKER.send(h.app.http, h.server.url, BROKER.paid(late, payment_id=new_payment_id()))
         assert answer.json()["outcome"] == "needs_refund"

@@ -19,6 +19,7 @@ from server.auth.signing import SigningKey
 from server.db.engine import Database
 from server.devtools import mint_service_jwt
 from server.domain import apps
+from server.domain.common import Clock, SystemClock
 from server.domain.offers.pricing import Fees
 from server.http_server import server_config
 from server.settings import Settings
@@ -52,17 +53,30 @@ def make_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
     return Settings(**values)
 
 
-class LiveServer:
-    """``create_app(settings)`` served by uvicorn on 127.0.0.1, port chosen by the OS."""
+class MovedClock:
+    """The system clock, which a test about time moves forward instead of waiting for it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self) -> None:
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        return SystemClock().now_ms() + self.offset_ms
+
+    def advance(self, seconds: float) -> None:
+        self.offset_ms += round(seconds * 1000)
+
+
+class LiveServer:
+    """``create_app(settings, clock)`` served by uvicorn on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = server_config(create_app(settings), settings, log_level="warning")
+        config = server_config(create_app(settings, clock), settings, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 
@@ -54,6 +54,12 @@ from server.domain.publishing.records import (
 )
 from server.domain.publishing.rules import refs_in_scope, retry_delay_ms, unwanted
 from server.errors import DomainError, EventNotFound, InvalidRequest, PublishFailed
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from server.auth.did import DidResolver
 
 log = logging.getLogger("tickets.publishing")
 
@@ -426,3 +432,35 @@ class _Writer:
                     )
                 )
             self.report.deleted.append(f"at://{self._repo}/{collection}/{rkey}")
+
+
+def atproto_parts(
+    settings: Settings,
+    db: Database,
+    resolver: DidResolver,
+    http: httpx.AsyncClient,
+    validator: RecordValidator,
+    server_key: bytes,
+    clock: Clock,
+) -> tuple[EventGraph, Publisher]:
+    """The event graph (reading calendar event records) and the publisher (writing the public
+    records), sharing one XRPC client."""
+    client = PdsClient(
+        http,
+        timeout=settings.pds_timeout_seconds,
+        max_response_bytes=settings.pds_max_response_bytes,
+        allow_http=settings.pds_allow_http,
+    )
+    graph = EventGraph(resolver, client, validator)
+    publisher = Publisher(
+        db,
+        graph,
+        client,
+        accounts.Sealer(server_key),
+        validator,
+        settings.service_did,
+        clock,
+        retry_base_ms=int(settings.publish_retry_base_seconds * 1000),
+        retry_cap_ms=int(settings.publish_retry_cap_seconds * 1000),
+    )
+    return graph, publisher
