@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.domain.offers.pricing import Fees
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -17,3 +19,6 @@ class Caller:
     # Set when the caller is an enrolled desk (its device id and the lists it may scan), not an app.
     device_id: str | None = None
     device_lists: tuple[str, ...] = ()
+    # The app's fees, when the caller's authentication already knows them current (an XRPC call's
+    # token spend answers the app row's version); otherwise a hold reads them in its transaction.
+    fees: Fees | None = None

@@ -120,6 +120,8 @@ class Priced:
 
 
 async def app_fees(session: AsyncSession, caller: Caller) -> Fees:
+    if caller.fees is not None:
+        return caller.fees
     app = await session.get(App, caller.app_id)
     if app is None:
         return NO_FEES
