@@ -16,7 +16,9 @@ DID = "did:web:fees.example"
 
 
 def token(jti: str) -> ServiceJwtClaims:
-    return ServiceJwtClaims(iss=DID, aud="did:web:tickets.test", lxm=None, exp=2_000_000_000, iat=None, jti=jti)
+    return ServiceJwtClaims(
+        iss=DID, aud="did:web:tickets.test", lxm=None, exp=2_000_000_000, iat=None, jti=jti
+    )
 
 
 async def test_fees_are_read_again_only_after_the_app_changed(database_url: str) -> None:
