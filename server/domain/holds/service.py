@@ -75,37 +75,37 @@ def effective_status(hold: Hold, now_ms: int) -> str:
     return hold_status(hold.status, hold.expires_ms, now_ms)
 
 
-async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> dict[str, Tier]:
-    tiers = {
-        t.id: t
-        for t in await session.scalars(
-            select(Tier)
+async def _load_tiers(
+    session: AsyncSession, caller: Caller, tier_ids: Sequence[str]
+) -> tuple[dict[str, Tier], dict[str, Event]]:
+    """The tiers asked for and their events, in one statement."""
+    rows = (
+        await session.execute(
+            select(Tier, Event)
             .join(Event, Event.id == Tier.event_id)
             .where(Tier.id.in_(tier_ids), Event.environment == caller.environment)
             .execution_options(populate_existing=True)
         )
-    }
+    ).all()
+    tiers = {tier.id: tier for tier, _ in rows}
     missing = [t for t in tier_ids if t not in tiers]
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
-    return tiers
+    return tiers, {event.id: event for _, event in rows}
 
 
 async def _hold_event(
-    session: AsyncSession, caller: Caller, request: HoldRequest, tiers: dict[str, Tier]
+    session: AsyncSession, caller: Caller, request: HoldRequest, events: dict[str, Event]
 ) -> Event:
-    event_ids = {t.event_id for t in tiers.values()}
-    if len(event_ids) != 1:
+    """The one event of the tiers asked for, which must be the event the request names, if any."""
+    if len(events) != 1:
         raise InvalidRequest("all items of a hold must be tiers of one event")
-    (event_id,) = event_ids
-    if request.event_id is not None or request.event_uri is not None:
-        named = await find_event(
-            session, caller.environment, event_id=request.event_id, event_uri=request.event_uri
-        )
-        if named.id != event_id:
-            raise InvalidRequest("the tiers asked for do not belong to the event named")
-        return named
-    return await find_event(session, caller.environment, event_id=event_id)
+    (event,) = events.values()
+    if request.event_id in (None, event.id) and request.event_uri in (None, event.uri):
+        return event
+    # Another event is named: refused as not found when there is no such event here.
+    await find_event(session, caller.environment, event_id=request.event_id, event_uri=request.event_uri)
+    raise InvalidRequest("the tiers asked for do not belong to the event named")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +144,8 @@ async def price_order(
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
     ``groups``: the tiers' capacity groups, locked by the caller."""
-    tiers = await _load_tiers(session, caller, list(request.items))
-    event = await _hold_event(session, caller, request, tiers)
+    tiers, events = await _load_tiers(session, caller, list(request.items))
+    event = await _hold_event(session, caller, request, events)
     if sale or request.offer_code is not None:
         await consents.require(session, caller.app_id, event.organizer_did)
     currencies = {t.currency for t in tiers.values()}
