@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service_jwt import ServiceJwtClaims
 from server.db.engine import Database, Driver
 from server.db.models import App, JwtReplay
+from server.domain.caller import AppSettings
 from server.domain.common import ENVIRONMENTS, new_id
 from server.domain.offers.pricing import BASIS_POINTS, Fees
+from server.domain.outbox.service import DESTINATION
 from server.errors import AppNotRegistered, InvalidRequest, JwtReplayed, TicketsModuleDisabled
 
 MAX_REMEMBERED_APPS = 10_000
@@ -101,17 +103,23 @@ async def caller_app(session: AsyncSession, did: str, environment: str) -> App:
     return app
 
 
+_SETTINGS = select(App.fee_bps, App.fee_flat, App.fee_to_buyer, DESTINATION, App.updated_ms).where(
+    App.id == bindparam("app_id")
+)
+
+
 class RegisteredApps:
     """What a call needs of its app, remembered per process. The id of each app seen registered,
     by DID and environment: an app's id never changes (disabling or re-enabling keeps the row), so
     nothing here goes stale; whether the app is still enabled is checked on every call, by
-    :func:`spend_token`. And each app's fees, with the row's ``updated_ms`` they were read at:
-    every change to an app moves its ``updated_ms`` on, and :func:`spend_token` answers the row's
-    current one, so fees are read again only after a change, in whichever process."""
+    :func:`spend_token`. And each app's settings (fees, where its events go), with the row's
+    ``updated_ms`` they were read at: every change to an app moves its ``updated_ms`` on, and
+    :func:`spend_token` answers the row's current one, so they are read again only after a change,
+    in whichever process."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, str], str] = {}
-        self._fees: dict[str, tuple[int, Fees]] = {}
+        self._settings: dict[str, tuple[int, AppSettings]] = {}
 
     async def app_id(self, db: Database, did: str, environment: str) -> str:
         """The id of the registered app ``did`` (an iss may carry a ``#service`` fragment); when it
@@ -126,25 +134,26 @@ class RegisteredApps:
             self._ids[key] = known
         return known
 
-    async def fees(self, db: Database, app_id: str, updated_ms: int) -> Fees:
-        """The fees of the app ``app_id`` as of its row's ``updated_ms`` (the one its token's spend
-        answered): remembered, or read again when the row changed since."""
-        known = self._fees.get(app_id)
+    async def settings(self, db: Database, app_id: str, updated_ms: int) -> AppSettings:
+        """The settings of the app ``app_id`` as of its row's ``updated_ms`` (the one its token's
+        spend answered): remembered, or read again when the row changed since."""
+        known = self._settings.get(app_id)
         if known is not None and known[0] == updated_ms:
             return known[1]
         async with db.read() as session:
-            app = await session.get(App, app_id)
-        if app is None:
+            row = (await session.execute(_SETTINGS, {"app_id": app_id})).one_or_none()
+        if row is None:
             raise AppNotRegistered(f"app {app_id} is not registered")
-        fees = Fees(bps=app.fee_bps, flat=app.fee_flat, to_buyer=app.fee_to_buyer)
-        if len(self._fees) >= MAX_REMEMBERED_APPS:
-            self._fees.clear()
-        self._fees[app_id] = (app.updated_ms, fees)
-        return fees
+        bps, flat, to_buyer, destination, version = row
+        settings = AppSettings(Fees(bps=bps, flat=flat, to_buyer=to_buyer), destination)
+        if len(self._settings) >= MAX_REMEMBERED_APPS:
+            self._settings.clear()
+        self._settings[app_id] = (version, settings)
+        return settings
 
 
 # One round trip: the (iss, jti) pair is recorded only while the app is enabled, and only once;
-# it answers the app row's ``updated_ms`` (what :class:`RegisteredApps` keeps the app's fees by).
+# it answers the app row's ``updated_ms`` (what :class:`RegisteredApps` keeps the app's settings by).
 _SPEND = (
     "INSERT INTO jwt_replays (iss, jti, exp) "
     "SELECT :iss, :jti, CAST(:exp AS BIGINT) FROM apps WHERE id = :app AND status = 'active' "

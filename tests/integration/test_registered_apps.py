@@ -1,5 +1,6 @@
-"""What a process remembers of the registered apps: their fees, kept by the app row's
-``updated_ms`` that every token's spend answers, read again only after the app changed."""
+"""What a process remembers of the registered apps: their settings (fees, where their events go),
+kept by the app row's ``updated_ms`` that every token's spend answers, read again only after the
+app changed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import event
 from server.auth.service_jwt import ServiceJwtClaims
 from server.db.engine import Database
 from server.domain import apps
+from server.domain.caller import AppSettings
 from server.domain.offers.pricing import NO_FEES, Fees
 
 DID = "did:web:fees.example"
@@ -21,7 +23,7 @@ def token(jti: str) -> ServiceJwtClaims:
     )
 
 
-async def test_fees_are_read_again_only_after_the_app_changed(database_url: str) -> None:
+async def test_settings_are_read_again_only_after_the_app_changed(database_url: str) -> None:
     db = Database(database_url)
     reads: list[str] = []
 
@@ -35,12 +37,12 @@ async def test_fees_are_read_again_only_after_the_app_changed(database_url: str)
             app_id = (await apps.register_app(session, did=DID, environment="test", now_ms=0)).id
         remembered = apps.RegisteredApps()
 
-        async def spend_and_fees(jti: str) -> Fees:
+        async def spend_and_read(jti: str) -> AppSettings:
             version = await db.autocommit(lambda driver: apps.spend_token(driver, app_id, token(jti)))
-            return await remembered.fees(db, app_id, version)
+            return await remembered.settings(db, app_id, version)
 
-        assert await spend_and_fees("a") == NO_FEES
-        assert await spend_and_fees("b") == NO_FEES
+        assert await spend_and_read("a") == AppSettings(NO_FEES, None)
+        assert await spend_and_read("b") == AppSettings(NO_FEES, None)
         assert len(reads) == 1  # the second call remembered them
 
         # Changed twice within the same millisecond (here 0), as another process would:
@@ -48,8 +50,13 @@ async def test_fees_are_read_again_only_after_the_app_changed(database_url: str)
         for fees in (Fees(bps=250, flat=30, to_buyer=True), Fees(bps=100, flat=0, to_buyer=False)):
             async with db.write() as session:
                 await apps.set_fees(session, DID, "test", fees, 0)
-            assert await spend_and_fees(f"after {fees.bps}") == fees
-        assert len(reads) == 3
+            assert (await spend_and_read(f"after {fees.bps}")).fees == fees
+        async with db.write() as session:
+            await apps.register_app(
+                session, did=DID, environment="test", now_ms=0, webhook_url="https://hooks.example/in"
+            )
+        assert (await spend_and_read("hooked")).destination == "https://hooks.example/in"
+        assert len(reads) == 4
     finally:
         await db.dispose()
 

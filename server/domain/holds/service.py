@@ -32,7 +32,7 @@ from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, event_uri
+from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
 from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -120,12 +120,19 @@ class Priced:
 
 
 async def app_fees(session: AsyncSession, caller: Caller) -> Fees:
-    if caller.fees is not None:
-        return caller.fees
+    if caller.settings is not None:
+        return caller.settings.fees
     app = await session.get(App, caller.app_id)
     if app is None:
         return NO_FEES
     return Fees(bps=app.fee_bps, flat=app.fee_flat, to_buyer=app.fee_to_buyer)
+
+
+async def app_destination(session: AsyncSession, caller: Caller) -> str | None:
+    """Where the app's lifecycle events go (``outbox.service.webhook_url``)."""
+    if caller.settings is not None:
+        return caller.settings.destination
+    return await webhook_url(session, caller.app_id)
 
 
 async def price_order(
@@ -268,14 +275,9 @@ async def create_hold(
             "offerId": hold.offer_id,
         },
     )
-    await enqueue(
-        session,
-        hold.app_id,
-        hold.environment,
-        "ticket.hold.created",
-        hold_webhook(hold, lines, event.uri),
-        now_ms,
-    )
+    destination = await app_destination(session, caller)
+    webhook = hold_webhook(hold, lines, event.uri)
+    enqueue_to(session, hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms)
     return HoldResult(hold, lines, checked.offer)
 
 
