@@ -75,23 +75,32 @@ def effective_status(hold: Hold, now_ms: int) -> str:
     return hold_status(hold.status, hold.expires_ms, now_ms)
 
 
-async def _load_tiers(
-    session: AsyncSession, caller: Caller, tier_ids: Sequence[str]
-) -> tuple[dict[str, Tier], dict[str, Event]]:
-    """The tiers asked for and their events, in one statement."""
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """The tiers asked for, their events, and whether the caller holds each event's organizer's
+    consent: one statement."""
+
+    tiers: dict[str, Tier]
+    events: dict[str, Event]
+    consented: dict[str, bool]
+
+
+async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
     rows = (
         await session.execute(
-            select(Tier, Event)
+            select(Tier, Event, consents.held_by(caller.app_id, Event.organizer_did))
             .join(Event, Event.id == Tier.event_id)
             .where(Tier.id.in_(tier_ids), Event.environment == caller.environment)
             .execution_options(populate_existing=True)
         )
     ).all()
-    tiers = {tier.id: tier for tier, _ in rows}
+    tiers = {tier.id: tier for tier, _, _ in rows}
     missing = [t for t in tier_ids if t not in tiers]
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
-    return tiers, {event.id: event for _, event in rows}
+    return _Loaded(
+        tiers, {event.id: event for _, event, _ in rows}, {event.id: bool(held) for _, event, held in rows}
+    )
 
 
 async def _hold_event(
@@ -151,10 +160,10 @@ async def price_order(
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
     ``groups``: the tiers' capacity groups, locked by the caller."""
-    tiers, events = await _load_tiers(session, caller, list(request.items))
-    event = await _hold_event(session, caller, request, events)
+    loaded = await _load_tiers(session, caller, list(request.items))
+    tiers, event = loaded.tiers, await _hold_event(session, caller, request, loaded.events)
     if sale or request.offer_code is not None:
-        await consents.require(session, caller.app_id, event.organizer_did)
+        consents.check(loaded.consented[event.id])
     currencies = {t.currency for t in tiers.values()}
     if len(currencies) != 1:
         raise InvalidRequest("all items of a hold must be priced in one currency")
