@@ -224,6 +224,23 @@ async def test_order_limit_sale_window_and_tier_status(harness: Harness) -> None
     assert limited["id"] not in await availability(harness, event["id"])
 
 
+async def test_a_hold_names_the_event_of_its_tiers(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    other = await active_event(harness.app)
+    _, (tier,) = await shared_group(harness.app, event, capacity=4, tiers=1)
+    for named in ({"eventId": event["id"]}, {"eventUri": event["uri"]}, {}):
+        assert (await harness.app.call("createTicketHold", hold_body((tier, 1), **named))).status_code == 200
+    for named, status, error in (
+        ({"eventId": other["id"]}, 400, "InvalidRequest"),
+        ({"eventUri": other["uri"]}, 400, "InvalidRequest"),
+        ({"eventId": event["id"], "eventUri": other["uri"]}, 404, "EventNotFound"),
+        ({"eventId": "event_nope"}, 404, "EventNotFound"),
+    ):
+        refused = await harness.app.call("createTicketHold", hold_body((tier, 1), **named))
+        assert (refused.status_code, refused.json()["error"]) == (status, error), named
+    assert (await availability(harness, event["id"]))[tier]["availableQuantity"] == 1
+
+
 async def test_capacity_never_goes_below_what_is_committed(harness: Harness) -> None:
     event = await active_event(harness.app)
     group, (tier,) = await shared_group(harness.app, event, capacity=10, tiers=1)
