@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import Harness, start_harness
+from conftest import Harness, running_harness
 from support.catalog import ORGANIZER, active_event, event_input, shared_group
 from support.consent import consented_app
 from support.server import MovedClock
@@ -97,10 +97,9 @@ async def test_sold_out_errors(harness: Harness) -> None:
 
 async def test_expired_holds_never_count_even_before_the_sweeper(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
+    async with running_harness(
         database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    )
-    try:
+    ) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 3)))
@@ -110,17 +109,13 @@ async def test_expired_holds_never_count_even_before_the_sweeper(database_url: s
         await h.app.ok("createTicketHold", hold_body((tier, 3)))
         released = await h.app.ok("releaseTicketHold", {"holdId": hold["holdId"]})
         assert released["hold"]["status"] == "expired"
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
+    async with running_harness(
         database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
-    )
-    try:
+    ) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 1)))
@@ -150,9 +145,6 @@ async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_pat
             assert actions == ["held", "expired"]
         finally:
             await db.dispose()
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_idempotency_key_replays_and_refuses_other_input(harness: Harness) -> None:
