@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import Harness, running_harness
+from conftest import Harness, lapsing_harness
 from support.catalog import ORGANIZER, active_event, event_input, shared_group
 from support.consent import consented_app
 from support.server import MovedClock
@@ -97,9 +97,7 @@ async def test_sold_out_errors(harness: Harness) -> None:
 
 async def test_expired_holds_never_count_even_before_the_sweeper(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    ) as h:
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 3)))
@@ -113,9 +111,7 @@ async def test_expired_holds_never_count_even_before_the_sweeper(database_url: s
 
 async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
-    ) as h:
+    async with lapsing_harness(database_url, tmp_path, clock, sweep_interval_seconds=0.1) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 1)))

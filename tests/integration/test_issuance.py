@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Harness, running_harness
+from conftest import Harness, lapsing_harness
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event, shared_group, tier_id
 from support.payments import rows
@@ -145,9 +145,7 @@ async def test_unknown_event_types_are_acknowledged(harness: Harness) -> None:
 
 async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
-    ) as h:
+    async with lapsing_harness(database_url, tmp_path, clock, sweep_interval_seconds=0.1) as h:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=5)
         clock.advance(61)
 
@@ -164,9 +162,7 @@ async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, 
 
 async def test_paid_after_expiry_when_sold_out_is_kept_for_refund(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    ) as h:
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=2)
         clock.advance(61)  # lapsed (not yet swept)
         await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP_DID, Harness, running_harness
+from conftest import APP_DID, Harness, lapsing_harness, running_harness
 from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
@@ -89,10 +89,8 @@ async def issued_webhook_hold(database_url: str) -> dict[str, Any]:
 async def lapsing_tier(
     database_url: str, tmp_path: Path, clock: MovedClock
 ) -> AsyncIterator[tuple[Harness, dict[str, Any], str]]:
-    """A harness whose holds lapse after 60 s on ``clock`` (never swept), with an active event and a tier."""
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    ) as h:
+    """A :func:`lapsing_harness` with an active event and a tier."""
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
         event = await active_event(h.app)
         yield h, event, await tier(h, event)
 
