@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Harness, lapsing_harness
-from support.catalog import ORGANIZER, active_event, event_input, shared_group
+from support.catalog import ORGANIZER, active_event, event_input, for_event, shared_group
 from support.consent import consented_app
 from support.server import MovedClock
 
@@ -178,13 +178,7 @@ async def test_a_refused_idempotent_call_can_be_retried(harness: Harness) -> Non
 
 async def test_order_limit_sale_window_and_tier_status(harness: Harness) -> None:
     event = await active_event(harness.app)
-    base = {
-        "organizerDid": ORGANIZER,
-        "event": {"uri": event["uri"]},
-        "currency": "usd",
-        "unitAmount": 100,
-        "quantityTotal": 50,
-    }
+    base = for_event(event, currency="usd", unitAmount=100, quantityTotal=50)
     limited = (await harness.app.ok("createTicketTier", {**base, "title": "Limited", "maxPerOrder": 2}))[
         "tier"
     ]
@@ -282,14 +276,7 @@ async def test_events_belong_to_their_app_until_the_organizer_hands_them_over(ha
     assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
     organizer = harness.identity(ORGANIZER)
     nsid = "tickets.atmosphere.createTicketTier"
-    body = {
-        "organizerDid": ORGANIZER,
-        "event": {"uri": event["uri"]},
-        "title": "Partner tier",
-        "currency": "eur",
-        "unitAmount": 10,
-        "quantityTotal": 5,
-    }
+    body = for_event(event, title="Partner tier", currency="eur", unitAmount=10, quantityTotal=5)
     no_assertion = await other.call("createTicketTier", body)
     assert no_assertion.status_code == 403 and no_assertion.json()["error"] == "OrganizerConsentRequired"
     forged = await other.call(
