@@ -101,7 +101,7 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     lines = []
     for c in CONFIGURATIONS:
         many, one = find(rows, c.name, MANY), find(rows, c.name, ONE)
-        target = TARGET_RATE / 2 if c.backend == "sqlite" else TARGET_RATE
+        target = c.rate_target(TARGET_RATE)
         if many:
             lines.append(
                 f"{MANY}  {c.name:<13} {many.rate:5.0f}/s p99 {many.p99_ms:5.1f} ms: "

@@ -49,6 +49,10 @@ class Configuration:
     backend: Literal["sqlite", "postgresql"]
     workers: int
 
+    def rate_target(self, postgresql_rate: float) -> float:
+        """The rate this deployment is held to: SQLite's target is half the PostgreSQL rate."""
+        return postgresql_rate / 2 if self.backend == "sqlite" else postgresql_rate
+
 
 CONFIGURATIONS = (
     Configuration("SQLite 1p", "sqlite", 1),

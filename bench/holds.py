@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from bench import floor, load
 from bench.deploy import CONFIGURATIONS, Configuration, deployed, read_scalar
-from bench.results import Options, Row, RunResult, Workload, find, ratio
+from bench.results import Options, Row, RunResult, Workload, find, measured, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp, Event
 from server.db.models import HoldItem
@@ -170,12 +170,8 @@ def ratios(rows: Sequence[Row]) -> list[str]:
                 f"{scenario:<11}  PostgreSQL 2p / 1p req/s: {ratio(pg2.rate, pg1.rate)}, "
                 f"p99: {ratio(pg2.p99_ms, pg1.p99_ms)}"
             )
-    for c in CONFIGURATIONS:
-        row = find(rows, c.name, "contended")
-        if row is None:
-            continue
-        # SQLite's target is half the PostgreSQL rate; its p99 is held to the same 50 ms.
-        target = TARGET_RATE / 2 if c.backend == "sqlite" else TARGET_RATE
+    for c, row in measured(rows, "contended"):
+        target = c.rate_target(TARGET_RATE)  # SQLite's p99 is held to the same 50 ms
         lines.append(
             f"contended    {c.name:<13} vs target {target:.0f}/s p99 {TARGET_P99_MS:.0f} ms: "
             f"rate {ratio(row.rate, target)}, p99 {ratio(row.p99_ms, TARGET_P99_MS)}; "

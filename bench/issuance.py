@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from bench import floor, load, procfs
 from bench.deploy import CONFIGURATIONS, Configuration, Server, deployed
 from bench.paid import hold_body, new_payment_id, pay, server_environment
-from bench.results import Options, Row, RunResult, Workload, find, ratio
+from bench.results import Options, Row, RunResult, Workload, find, measured, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp
 from server.db.engine import Database
@@ -286,11 +286,8 @@ async def run(options: Options) -> RunResult:
 def ratios(rows: Sequence[Row]) -> list[str]:
     """Issuance against the targets and pretix, SQLite against PostgreSQL, and the pass timings."""
     lines = []
-    for c in CONFIGURATIONS:
-        row = find(rows, c.name, "paid issuance")
-        if row is None:
-            continue
-        target = TARGET_RATE / 2 if c.backend == "sqlite" else TARGET_RATE
+    for c, row in measured(rows, "paid issuance"):
+        target = c.rate_target(TARGET_RATE)
         lines.append(
             f"paid issuance  {c.name:<13} {row.rate:6.0f}/s "
             f"(p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms): "

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from bench.deploy import CONFIGURATIONS, Configuration
 from bench.load import Phase
 
 
@@ -103,6 +104,11 @@ def ratio(value: float, reference: float) -> str:
 
 def find(rows: Sequence[Row], configuration: str, scenario: str) -> Row | None:
     return next((r for r in rows if (r.configuration, r.scenario) == (configuration, scenario)), None)
+
+
+def measured(rows: Sequence[Row], scenario: str) -> list[tuple[Configuration, Row]]:
+    """The configurations that measured ``scenario``, each with its row."""
+    return [(c, row) for c in CONFIGURATIONS if (row := find(rows, c.name, scenario))]
 
 
 def _number(value: float | None, digits: int = 1) -> str:

@@ -150,6 +150,15 @@ async def running_harness(database_url: str, folder: Path, **overrides: Any) -> 
         await asyncio.to_thread(h.server.stop)
 
 
+def lapsing_harness(
+    database_url: str, folder: Path, clock: Clock, sweep_interval_seconds: float = 3600
+) -> contextlib.AbstractAsyncContextManager[Harness]:
+    """A running harness on ``clock`` whose holds lapse after 60 s; the default sweep never comes."""
+    return running_harness(
+        database_url, folder, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=sweep_interval_seconds
+    )
+
+
 @pytest.fixture
 async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     async with running_harness(database_url, tmp_path) as h:

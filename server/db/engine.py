@@ -20,7 +20,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -68,7 +68,7 @@ class Driver:
         return [tuple(row) for row in rows]
 
 
-Statements = Callable[[Driver], Awaitable[None]]
+T = TypeVar("T")
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
@@ -141,14 +141,15 @@ class Database:
         async with self._write_sessions() as session, session.begin():
             yield session
 
-    async def autocommit(self, statements: Statements) -> None:
+    async def autocommit(self, statements: Callable[[Driver], Awaitable[T]]) -> T:
         """Run ``statements`` on a write connection outside any transaction (see the module's
-        docstring); on SQLite they queue for the one writer like a write transaction."""
+        docstring); on SQLite they queue for the one writer like a write transaction. Answers what
+        ``statements`` answer."""
         async with self.write_engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver = Driver(raw.driver_connection, sqlite=self.is_sqlite)
             try:
-                await statements(driver)
+                return await statements(driver)
             except BaseException:
                 if driver.failed:
                     # Sent behind SQLAlchemy's back: a connection the driver failed on is not reused.

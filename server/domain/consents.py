@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, SQLColumnExpression, exists, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,13 +61,28 @@ async def grant(session: AsyncSession, caller: Caller, now_ms: int) -> None:
     )
 
 
-async def require(session: AsyncSession, app_id: str, organizer_did: str) -> None:
+def held_by(app_id: str, organizer_did: SQLColumnExpression[str]) -> ColumnElement[bool]:
+    """Whether the app holds the standing consent of ``organizer_did``, as a column of a query
+    (its own statement saved where the query reads the event anyway)."""
+    return exists().where(
+        OrganizerConsent.app_id == app_id,
+        OrganizerConsent.organizer_did == organizer_did,
+        OrganizerConsent.revoked_ms.is_(None),
+    )
+
+
+def check(held: bool) -> None:
     """Refuse unless the app holds the organizer's standing consent."""
-    row = await session.get(OrganizerConsent, (app_id, organizer_did))
-    if row is None or row.revoked_ms is not None:
+    if not held:
         raise OrganizerConsentRequired(
             "this app has no consent of the organizer: send organizerAssertionJwt, signed by the organizer"
         )
+
+
+async def require(session: AsyncSession, app_id: str, organizer_did: str) -> None:
+    """Refuse unless the app holds the organizer's standing consent."""
+    row = await session.get(OrganizerConsent, (app_id, organizer_did))
+    check(row is not None and row.revoked_ms is None)
 
 
 async def has_any(session: AsyncSession, organizer_did: str) -> bool:

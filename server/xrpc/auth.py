@@ -76,7 +76,8 @@ async def authenticate(
 ) -> Caller:
     """The registered app behind the call. Registration is checked on the claimed issuer first, so
     that unknown callers never make this service resolve (fetch) a DID of their choosing. Once the
-    token verified, one statement spends it and checks that the app is still enabled."""
+    token verified, one statement spends it and checks that the app is still enabled; the app's
+    settings come from the process's memory unless the app changed since they were read."""
     token = bearer_token(authorization)
     environment = check_environment(params.get("environment") or DEFAULT_ENVIRONMENT)
     app_id = await services.apps.app_id(services.db, unverified_issuer(token), environment)
@@ -87,12 +88,14 @@ async def authenticate(
         resolver=services.resolver,
         max_lifetime_s=services.settings.jwt_max_lifetime_seconds,
     )
-    await services.db.autocommit(lambda driver: spend_token(driver, app_id, claims))
+    updated_ms = await services.db.autocommit(lambda driver: spend_token(driver, app_id, claims))
+    settings = await services.apps.settings(services.db, app_id, updated_ms)
     organizer = await verified_organizer(services, nsid, params)
     return Caller(
         app_id=app_id,
         app_did=claims.did,
         environment=environment,
+        settings=settings,
         organizer_did=None if organizer is None else organizer.did,
         organizer_jti=None if organizer is None else organizer.jti,
     )

@@ -247,25 +247,27 @@ async def test_fresh_re_resolves_but_not_more_often_than_the_refresh_interval(
     assert server.hits[f"/{PLC_DID}"] == 2
 
 
-async def test_concurrent_resolutions_share_one_request(
-    server: FakeServer, make_resolver: Callable[..., DidResolver]
-) -> None:
+@pytest.fixture
+def slow_resolver(server: FakeServer, make_resolver: Callable[..., DidResolver]) -> DidResolver:
+    """A resolver whose server answers ``PLC_DID`` after 0.2 s, long enough for callers to overlap."""
     server.serve_json(f"/{PLC_DID}", plc_document(PLC_DID, SigningKey.generate()))
     server.delay = 0.2
-    resolver = make_resolver()
-    documents = await asyncio.gather(*(resolver.resolve(PLC_DID) for _ in range(20)))
+    return make_resolver()
+
+
+async def test_concurrent_resolutions_share_one_request(
+    server: FakeServer, slow_resolver: DidResolver
+) -> None:
+    documents = await asyncio.gather(*(slow_resolver.resolve(PLC_DID) for _ in range(20)))
     assert all(document is documents[0] for document in documents)
     assert server.hits[f"/{PLC_DID}"] == 1
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_request(
-    server: FakeServer, make_resolver: Callable[..., DidResolver]
+    server: FakeServer, slow_resolver: DidResolver
 ) -> None:
-    server.serve_json(f"/{PLC_DID}", plc_document(PLC_DID, SigningKey.generate()))
-    server.delay = 0.2
-    resolver = make_resolver()
-    impatient = asyncio.create_task(resolver.resolve(PLC_DID))
-    patient = asyncio.create_task(resolver.resolve(PLC_DID))
+    impatient = asyncio.create_task(slow_resolver.resolve(PLC_DID))
+    patient = asyncio.create_task(slow_resolver.resolve(PLC_DID))
     await asyncio.sleep(0.05)
     impatient.cancel()
     assert (await patient)["id"] == PLC_DID

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import Harness, start_harness
-from support.catalog import ORGANIZER, active_event, event_input, shared_group
+from conftest import Harness, lapsing_harness
+from support.catalog import ORGANIZER, active_event, event_input, for_event, shared_group
 from support.consent import consented_app
 from support.server import MovedClock
 
@@ -97,10 +97,7 @@ async def test_sold_out_errors(harness: Harness) -> None:
 
 async def test_expired_holds_never_count_even_before_the_sweeper(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    )
-    try:
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 3)))
@@ -110,17 +107,11 @@ async def test_expired_holds_never_count_even_before_the_sweeper(database_url: s
         await h.app.ok("createTicketHold", hold_body((tier, 3)))
         released = await h.app.ok("releaseTicketHold", {"holdId": hold["holdId"]})
         assert released["hold"]["status"] == "expired"
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
-    )
-    try:
+    async with lapsing_harness(database_url, tmp_path, clock, sweep_interval_seconds=0.1) as h:
         event = await active_event(h.app)
         _, (tier,) = await shared_group(h.app, event, capacity=3, tiers=1)
         hold = await h.app.ok("createTicketHold", hold_body((tier, 1)))
@@ -150,9 +141,6 @@ async def test_the_sweeper_marks_lapsed_holds_expired(database_url: str, tmp_pat
             assert actions == ["held", "expired"]
         finally:
             await db.dispose()
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_idempotency_key_replays_and_refuses_other_input(harness: Harness) -> None:
@@ -190,13 +178,7 @@ async def test_a_refused_idempotent_call_can_be_retried(harness: Harness) -> Non
 
 async def test_order_limit_sale_window_and_tier_status(harness: Harness) -> None:
     event = await active_event(harness.app)
-    base = {
-        "organizerDid": ORGANIZER,
-        "event": {"uri": event["uri"]},
-        "currency": "usd",
-        "unitAmount": 100,
-        "quantityTotal": 50,
-    }
+    base = for_event(event, currency="usd", unitAmount=100, quantityTotal=50)
     limited = (await harness.app.ok("createTicketTier", {**base, "title": "Limited", "maxPerOrder": 2}))[
         "tier"
     ]
@@ -222,6 +204,23 @@ async def test_order_limit_sale_window_and_tier_status(harness: Harness) -> None
     archived = await harness.app.ok("archiveTicketTier", {"tierId": limited["id"]})
     assert archived["tier"]["status"] == "archived"
     assert limited["id"] not in await availability(harness, event["id"])
+
+
+async def test_a_hold_names_the_event_of_its_tiers(harness: Harness) -> None:
+    event = await active_event(harness.app)
+    other = await active_event(harness.app)
+    _, (tier,) = await shared_group(harness.app, event, capacity=4, tiers=1)
+    for named in ({"eventId": event["id"]}, {"eventUri": event["uri"]}, {}):
+        assert (await harness.app.call("createTicketHold", hold_body((tier, 1), **named))).status_code == 200
+    for named, status, error in (
+        ({"eventId": other["id"]}, 400, "InvalidRequest"),
+        ({"eventUri": other["uri"]}, 400, "InvalidRequest"),
+        ({"eventId": event["id"], "eventUri": other["uri"]}, 404, "EventNotFound"),
+        ({"eventId": "event_nope"}, 404, "EventNotFound"),
+    ):
+        refused = await harness.app.call("createTicketHold", hold_body((tier, 1), **named))
+        assert (refused.status_code, refused.json()["error"]) == (status, error), named
+    assert (await availability(harness, event["id"]))[tier]["availableQuantity"] == 1
 
 
 async def test_capacity_never_goes_below_what_is_committed(harness: Harness) -> None:
@@ -277,14 +276,7 @@ async def test_events_belong_to_their_app_until_the_organizer_hands_them_over(ha
     assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
     organizer = harness.identity(ORGANIZER)
     nsid = "tickets.atmosphere.createTicketTier"
-    body = {
-        "organizerDid": ORGANIZER,
-        "event": {"uri": event["uri"]},
-        "title": "Partner tier",
-        "currency": "eur",
-        "unitAmount": 10,
-        "quantityTotal": 5,
-    }
+    body = for_event(event, title="Partner tier", currency="eur", unitAmount=10, quantityTotal=5)
     no_assertion = await other.call("createTicketTier", body)
     assert no_assertion.status_code == 403 and no_assertion.json()["error"] == "OrganizerConsentRequired"
     forged = await other.call(

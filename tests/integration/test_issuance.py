@@ -3,14 +3,13 @@ ticket listings, pass pages, and void / refund / transfer — on SQLite and Post
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Harness, start_harness
+from conftest import Harness, lapsing_harness
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event, shared_group, tier_id
 from support.payments import rows
@@ -146,10 +145,7 @@ async def test_unknown_event_types_are_acknowledged(harness: Harness) -> None:
 
 async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=0.1
-    )
-    try:
+    async with lapsing_harness(database_url, tmp_path, clock, sweep_interval_seconds=0.1) as h:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=5)
         clock.advance(61)
 
@@ -162,17 +158,11 @@ async def test_paid_after_expiry_reissues_when_places_remain(database_url: str, 
         assert (await BROKER.send(h.app.http, h.server.url, delivery)).json()["outcome"] == "issued"
         assert len(await tickets_of_payment(h, pid)) == 2
         assert await availability(h, event["id"], tier) == 3
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_paid_after_expiry_when_sold_out_is_kept_for_refund(database_url: str, tmp_path: Path) -> None:
     clock = MovedClock()
-    h = await start_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    )
-    try:
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
         event, tier, hold = await paid_hold(h, quantity=2, capacity=2)
         clock.advance(61)  # lapsed (not yet swept)
         await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
@@ -183,9 +173,6 @@ async def test_paid_after_expiry_when_sold_out_is_kept_for_refund(database_url: 
         (payment,) = await rows(h.settings, Payment, Payment.payment_id == pid)
         assert payment.status == "needs_refund" and payment.hold_id == hold["holdId"]
         assert await availability(h, event["id"], tier) == 0
-    finally:
-        await h.app.aclose()
-        await asyncio.to_thread(h.server.stop)
 
 
 async def test_an_underpaid_hold_issues_nothing(harness: Harness) -> None:

@@ -6,13 +6,15 @@ the limit on guessing codes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP_DID, Harness, running_harness
+from conftest import APP_DID, Harness, lapsing_harness, running_harness
 from sqlalchemy import select
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event
@@ -83,6 +85,16 @@ async def issued_webhook_hold(database_url: str) -> dict[str, Any]:
     return hold
 
 
+@contextlib.asynccontextmanager
+async def lapsing_tier(
+    database_url: str, tmp_path: Path, clock: MovedClock
+) -> AsyncIterator[tuple[Harness, dict[str, Any], str]]:
+    """A :func:`lapsing_harness` with an active event and a tier."""
+    async with lapsing_harness(database_url, tmp_path, clock) as h:
+        event = await active_event(h.app)
+        yield h, event, await tier(h, event)
+
+
 async def usage(h: Harness, event: dict[str, Any], offer_id: str) -> dict[str, Any]:
     offers: list[dict[str, Any]] = (await h.app.ok("listOffers", {"eventId": event["id"]}))["offers"]
     (found,) = [o for o in offers if o["id"] == offer_id]
@@ -125,11 +137,7 @@ async def test_released_and_expired_holds_give_redemptions_back_and_paid_ones_sp
     database_url: str, tmp_path: Path
 ) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    ) as h:
-        event = await active_event(h.app)
-        tier_id = await tier(h, event)
+    async with lapsing_tier(database_url, tmp_path, clock) as (h, event, tier_id):
         two = await offer(
             h, event, "TWO", discountAmount={"amount": 500, "currency": "eur"}, maxRedemptions=2
         )
@@ -166,11 +174,7 @@ async def test_a_late_payment_whose_code_is_used_up_is_kept_for_refund(
     database_url: str, tmp_path: Path
 ) -> None:
     clock = MovedClock()
-    async with running_harness(
-        database_url, tmp_path, clock=clock, hold_ttl_seconds=60, sweep_interval_seconds=3600
-    ) as h:
-        event = await active_event(h.app)
-        tier_id = await tier(h, event)
+    async with lapsing_tier(database_url, tmp_path, clock) as (h, event, tier_id):
         await offer(h, event, "ONCE", discountPercent=50, maxRedemptions=1)
         late = (await hold(h, tier_id, offerCode="ONCE")).json()
         clock.advance(61)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import Harness
 from sqlalchemy import func, select
-from support.catalog import ORGANIZER, active_event, event_input
+from support.catalog import ORGANIZER, active_event, event_input, for_event
 from support.server import Identity, LiveServer, register
 
 from server.auth.signing import SigningKey
@@ -129,13 +129,7 @@ async def test_a_token_is_spent_once_across_servers(harness: Harness) -> None:
         create = "tickets.atmosphere.createCapacityGroup"
         for n in range(6):
             token = harness.app.identity.token(create)
-            body = {
-                "organizerDid": ORGANIZER,
-                "event": {"uri": event["uri"]},
-                "name": f"Hall {n}",
-                "totalCapacity": 10,
-                "environment": "test",
-            }
+            body = for_event(event, name=f"Hall {n}", totalCapacity=10, environment="test")
             answers = await asyncio.gather(
                 *(
                     harness.app.http.post(
@@ -228,14 +222,7 @@ async def test_invalid_hold_input_names_the_field(
 
 async def test_lexicon_bounds_on_catalog_input(harness: Harness) -> None:
     event = await active_event(harness.app)
-    base = {
-        "organizerDid": ORGANIZER,
-        "event": {"uri": event["uri"]},
-        "title": "T",
-        "currency": "eur",
-        "unitAmount": 100,
-        "quantityTotal": 10,
-    }
+    base = for_event(event, title="T", currency="eur", unitAmount=100, quantityTotal=10)
     for override in (
         {"unitAmount": 2_000_001},
         {"quantityTotal": 0},

@@ -5,6 +5,7 @@ manual search and the switch to offline decisions when the server goes away."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -169,7 +170,8 @@ async def test_enrollment_then_list_and_gate(harness: Harness, tmp_path: Path) -
         assert "VIP lounge · Lounge door" in text_of(pilot, "DirectionBar")
         assert count(pilot, "total_admissible") == 2  # the VIP tickets
         await until(pilot, lambda: "ONLINE" in text_of(pilot, "StatusBar"))
-        assert "offline data 0 s old" in text_of(pilot, "StatusBar")
+        age = re.search(r"offline data (\d+) s old", text_of(pilot, "StatusBar"))
+        assert age is not None and int(age[1]) <= 5  # just fetched (a loaded machine may round up)
         assert shown(pilot) == ("idle", "\nScan a ticket\n\n\n")
 
 

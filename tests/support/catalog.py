@@ -35,6 +35,12 @@ async def active_event(client: AppClient, title: str = "Test night") -> dict[str
     return event
 
 
+def for_event(event: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The body of an organizer's call about ``event`` (a tier, a capacity group): ``fields`` with
+    the organizer and the event's reference."""
+    return {"organizerDid": ORGANIZER, "event": {"uri": event["uri"]}, **fields}
+
+
 async def tier_id(
     client: AppClient, event: dict[str, Any], title: str, *, unit_amount: int, quantity: int, **fields: Any
 ) -> str:

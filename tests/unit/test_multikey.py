@@ -95,25 +95,25 @@ def test_base58_rejects_characters_outside_the_alphabet(bad: str) -> None:
         decode_multikey("z" + bad)
 
 
-@pytest.mark.parametrize(("seed", "did_key"), SECP256K1_VECTORS)
-def test_secp256k1_did_key_vectors(seed: str, did_key: str) -> None:
-    key = SigningKey.from_private_bytes(bytes.fromhex(seed), "ES256K")
+def assert_matches_did_key(key: SigningKey, did_key: str, alg: str) -> None:
+    """``key``'s public multikey is ``did_key``'s, and decodes to the same ``alg`` key and back."""
     multikey = did_key.removeprefix("did:key:")
     assert key.public_multikey == multikey
     decoded = decode_multikey(multikey)
-    assert decoded.alg == "ES256K"
+    assert decoded.alg == alg
     assert decoded == key.public_key
     assert encode_multikey(decoded) == multikey
+
+
+@pytest.mark.parametrize(("seed", "did_key"), SECP256K1_VECTORS)
+def test_secp256k1_did_key_vectors(seed: str, did_key: str) -> None:
+    key = SigningKey.from_private_bytes(bytes.fromhex(seed), "ES256K")
+    assert_matches_did_key(key, did_key, "ES256K")
 
 
 def test_p256_did_key_vector() -> None:
     key = SigningKey.from_private_bytes(libipld.decode_multibase("z" + P256_PRIVATE_KEY_B58)[1], "ES256")
-    multikey = P256_DID_KEY.removeprefix("did:key:")
-    assert key.public_multikey == multikey
-    decoded = decode_multikey(multikey)
-    assert decoded.alg == "ES256"
-    assert decoded == key.public_key
-    assert encode_multikey(decoded) == multikey
+    assert_matches_did_key(key, P256_DID_KEY, "ES256")
 
 
 @pytest.mark.parametrize(("alg", "prefix"), [("ES256K", "zQ3s"), ("ES256", "zDna")])

@@ -32,7 +32,7 @@ from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, event_uri
+from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
 from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -75,37 +75,46 @@ def effective_status(hold: Hold, now_ms: int) -> str:
     return hold_status(hold.status, hold.expires_ms, now_ms)
 
 
-async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> dict[str, Tier]:
-    tiers = {
-        t.id: t
-        for t in await session.scalars(
-            select(Tier)
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """The tiers asked for, their events, and whether the caller holds each event's organizer's
+    consent: one statement."""
+
+    tiers: dict[str, Tier]
+    events: dict[str, Event]
+    consented: dict[str, bool]
+
+
+async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
+    rows = (
+        await session.execute(
+            select(Tier, Event, consents.held_by(caller.app_id, Event.organizer_did))
             .join(Event, Event.id == Tier.event_id)
             .where(Tier.id.in_(tier_ids), Event.environment == caller.environment)
             .execution_options(populate_existing=True)
         )
-    }
+    ).all()
+    tiers = {tier.id: tier for tier, _, _ in rows}
     missing = [t for t in tier_ids if t not in tiers]
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
-    return tiers
+    return _Loaded(
+        tiers, {event.id: event for _, event, _ in rows}, {event.id: bool(held) for _, event, held in rows}
+    )
 
 
 async def _hold_event(
-    session: AsyncSession, caller: Caller, request: HoldRequest, tiers: dict[str, Tier]
+    session: AsyncSession, caller: Caller, request: HoldRequest, events: dict[str, Event]
 ) -> Event:
-    event_ids = {t.event_id for t in tiers.values()}
-    if len(event_ids) != 1:
+    """The one event of the tiers asked for, which must be the event the request names, if any."""
+    if len(events) != 1:
         raise InvalidRequest("all items of a hold must be tiers of one event")
-    (event_id,) = event_ids
-    if request.event_id is not None or request.event_uri is not None:
-        named = await find_event(
-            session, caller.environment, event_id=request.event_id, event_uri=request.event_uri
-        )
-        if named.id != event_id:
-            raise InvalidRequest("the tiers asked for do not belong to the event named")
-        return named
-    return await find_event(session, caller.environment, event_id=event_id)
+    (event,) = events.values()
+    if request.event_id in (None, event.id) and request.event_uri in (None, event.uri):
+        return event
+    # Another event is named: refused as not found when there is no such event here.
+    await find_event(session, caller.environment, event_id=request.event_id, event_uri=request.event_uri)
+    raise InvalidRequest("the tiers asked for do not belong to the event named")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +129,19 @@ class Priced:
 
 
 async def app_fees(session: AsyncSession, caller: Caller) -> Fees:
+    if caller.settings is not None:
+        return caller.settings.fees
     app = await session.get(App, caller.app_id)
     if app is None:
         return NO_FEES
     return Fees(bps=app.fee_bps, flat=app.fee_flat, to_buyer=app.fee_to_buyer)
+
+
+async def app_destination(session: AsyncSession, caller: Caller) -> str | None:
+    """Where the app's lifecycle events go (``outbox.service.webhook_url``)."""
+    if caller.settings is not None:
+        return caller.settings.destination
+    return await webhook_url(session, caller.app_id)
 
 
 async def price_order(
@@ -142,10 +160,10 @@ async def price_order(
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
     ``groups``: the tiers' capacity groups, locked by the caller."""
-    tiers = await _load_tiers(session, caller, list(request.items))
-    event = await _hold_event(session, caller, request, tiers)
+    loaded = await _load_tiers(session, caller, list(request.items))
+    tiers, event = loaded.tiers, await _hold_event(session, caller, request, loaded.events)
     if sale or request.offer_code is not None:
-        await consents.require(session, caller.app_id, event.organizer_did)
+        consents.check(loaded.consented[event.id])
     currencies = {t.currency for t in tiers.values()}
     if len(currencies) != 1:
         raise InvalidRequest("all items of a hold must be priced in one currency")
@@ -266,14 +284,9 @@ async def create_hold(
             "offerId": hold.offer_id,
         },
     )
-    await enqueue(
-        session,
-        hold.app_id,
-        hold.environment,
-        "ticket.hold.created",
-        hold_webhook(hold, lines, event.uri),
-        now_ms,
-    )
+    destination = await app_destination(session, caller)
+    webhook = hold_webhook(hold, lines, event.uri)
+    enqueue_to(session, hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms)
     return HoldResult(hold, lines, checked.offer)
 
 
