@@ -7,7 +7,9 @@ front instead of failing on upgrade, and readers use plain ``BEGIN`` and never w
 
 ``Database.autocommit()`` sends statements straight to the driver on a write connection, outside any
 transaction: each commits on its own, in one round trip (a call spends its token this way,
-``server.domain.apps.spend_token``).
+``server.domain.apps.spend_token``). ``driver_of(session)`` sends statements straight to the driver in
+a session's own transaction: the hot paths write their statements once as SQL and skip the ORM's
+work per statement (``server/db/rows.py``, ADR 0015).
 
 Every engine runs with ``hide_parameters=True``: a database error never carries the statement's
 parameters (buyer emails, names, tokens) into its text, and so into a log line.
@@ -33,7 +35,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     """``:name`` parameters as asyncpg's ``$1``, ``$2``…, and the names in that order."""
     names: list[str] = []
@@ -46,16 +48,39 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED_PARAMETER.sub(number, sql), tuple(names)
 
 
+@functools.lru_cache(maxsize=256)
+def _expanded(sql: str, lengths: tuple[tuple[str, int], ...]) -> str:
+    """``IN (:name)`` with a list of ``n`` values as ``IN (:name__0, …, :name__n-1)``."""
+    for name, length in lengths:
+        sql = re.sub(rf":{name}\b", ", ".join(f":{name}__{i}" for i in range(length)), sql)
+    return sql
+
+
 class Driver:
-    """The driver's own connection (asyncpg or sqlite3 through aiosqlite) outside any transaction:
-    each statement commits on its own. SQL is written once, with ``:name`` parameters."""
+    """The driver's own connection (asyncpg, or sqlite3 through aiosqlite): outside any transaction
+    (each statement commits on its own, ``Database.autocommit``) or in a session's transaction
+    (:func:`driver_of`). SQL is written once, with ``:name`` parameters; a list or tuple value is
+    spread over ``IN (:name)``. ``for_update`` is what locks the rows a SELECT reads, on this engine
+    (nothing on SQLite, whose write transactions hold the one write lock from their start)."""
 
     def __init__(self, connection: Any, *, sqlite: bool) -> None:
         self._connection = connection
         self._sqlite = sqlite
         self.failed = False
+        self.for_update = "" if sqlite else " FOR UPDATE"
+
+    @staticmethod
+    def _spread(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        lists = tuple((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple))
+        if not lists:
+            return sql, params
+        flat = {k: v for k, v in params.items() if not isinstance(v, list | tuple)}
+        for name, _ in lists:
+            flat.update((f"{name}__{i}", value) for i, value in enumerate(params[name]))
+        return _expanded(sql, lists), flat
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        sql, params = self._spread(sql, params)
         try:
             if self._sqlite:
                 rows = await self._connection.execute_fetchall(sql, params)
@@ -66,6 +91,37 @@ class Driver:
             self.failed = True
             raise
         return [tuple(row) for row in rows]
+
+    async def execute(self, sql: str, params: dict[str, Any]) -> None:
+        """A statement that answers no rows (an INSERT, an UPDATE)."""
+        sql, params = self._spread(sql, params)
+        try:
+            if self._sqlite:
+                await self._connection.execute(sql, params)
+            else:
+                numbered, names = _numbered(sql)
+                await self._connection.execute(numbered, *(params[n] for n in names))
+        except BaseException:
+            self.failed = True
+            raise
+
+
+async def driver_of(session: AsyncSession) -> Driver:
+    """The driver's connection of ``session``'s transaction, begun if it was not yet: statements sent
+    on it commit or roll back with the session's. Objects the session holds unwritten are written
+    first, so the statements see them."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    connection = await session.connection()  # begins the session's transaction (SQLite: BEGIN here)
+    fairy = await connection.get_raw_connection()
+    sqlite = connection.dialect.name == "sqlite"
+    if not sqlite:
+        adapted: Any = fairy.dbapi_connection
+        # SQLAlchemy's asyncpg adapter opens its transaction with the first statement it sends
+        # itself; open it now so ours run inside it (tests/unit/test_driver_of.py holds it to this).
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+    return Driver(fairy.driver_connection, sqlite=sqlite)
 
 
 T = TypeVar("T")

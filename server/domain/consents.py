@@ -71,6 +71,14 @@ def held_by(app_id: str, organizer_did: SQLColumnExpression[str]) -> ColumnEleme
     )
 
 
+def held_by_sql(app_param: str, organizer_column: str) -> str:
+    """:func:`held_by` as SQL for statements sent to the driver: ``:app_param`` names the app's id."""
+    return (
+        f"EXISTS (SELECT 1 FROM {OrganizerConsent.__tablename__} oc WHERE oc.app_id = :{app_param} "  # noqa: S608 (constant names)
+        f"AND oc.organizer_did = {organizer_column} AND oc.revoked_ms IS NULL)"
+    )
+
+
 def check(held: bool) -> None:
     """Refuse unless the app holds the organizer's standing consent."""
     if not held:

@@ -9,6 +9,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import LedgerEntry
 
 
+def entry(
+    *,
+    environment: str,
+    event_id: str | None,
+    subject: str,
+    subject_id: str,
+    action: str,
+    actor: str | None,
+    now_ms: int,
+    data: dict[str, Any] | None = None,
+) -> LedgerEntry:
+    """One entry of the ledger, to append (:func:`record`, or a :class:`server.db.rows.Shape`)."""
+    return LedgerEntry(
+        at_ms=now_ms,
+        environment=environment,
+        event_id=event_id,
+        subject=subject,
+        subject_id=subject_id,
+        action=action,
+        actor=actor,
+        data=data,
+    )
+
+
 def record(
     session: AsyncSession,
     *,
@@ -23,14 +47,14 @@ def record(
 ) -> None:
     """Append one entry to the ledger in the caller's transaction."""
     session.add(
-        LedgerEntry(
-            at_ms=now_ms,
+        entry(
             environment=environment,
             event_id=event_id,
             subject=subject,
             subject_id=subject_id,
             action=action,
             actor=actor,
+            now_ms=now_ms,
             data=data,
         )
     )

@@ -10,8 +10,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from support.databases import sqlite_copy
 
-from server.db.engine import Database, Driver
-from server.db.models import JwtReplay
+from server.db.engine import Database, Driver, driver_of
+from server.db.models import App, JwtReplay, LedgerEntry
+from server.db.rows import Shape, attach
 
 INSERT = "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp AS BIGINT)) RETURNING jti"
 
@@ -83,3 +84,84 @@ async def test_sqlite_statements_keep_the_cursor_semantics_sqlalchemy_relies_on(
         assert await replays(db) == 3
     finally:
         await db.dispose()
+
+
+class Abandoned(Exception):
+    """Raised to end a write transaction without committing it."""
+
+
+async def test_statements_sent_in_a_session_commit_and_roll_back_with_it(db: Database) -> None:
+    """``driver_of(session)`` sends statements in the session's own transaction, also when they are
+    its first (SQLAlchemy's asyncpg adapter begins lazily): they roll back with it, the session's
+    own statements see them, and the session's unwritten objects are written before them."""
+
+    async def abandoned() -> None:
+        async with db.write() as session:
+            driver = await driver_of(session)
+            await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "rolled-back", "exp": 1})
+            assert await session.scalar(select(func.count()).select_from(JwtReplay)) == 1
+            raise Abandoned
+
+    with pytest.raises(Abandoned):
+        await abandoned()
+    assert await replays(db) == 0
+    async with db.write() as session:
+        session.add(JwtReplay(iss="did:web:a", jti="pending", exp=1))
+        driver = await driver_of(session)
+        rows = await driver.fetch("SELECT jti FROM jwt_replays WHERE iss = :iss", {"iss": "did:web:a"})
+        assert rows == [("pending",)]
+        await driver.execute(INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "x", "exp": 2})
+    assert await replays(db) == 2
+
+
+async def test_a_list_parameter_spreads_over_in(db: Database) -> None:
+    async with db.write() as session:
+        session.add_all(JwtReplay(iss="did:web:a", jti=f"j{n}", exp=n) for n in range(5))
+    async with db.read() as session:
+        driver = await driver_of(session)
+        query = "SELECT jti FROM jwt_replays WHERE exp IN (:exps) AND iss = :iss ORDER BY jti"
+        assert await driver.fetch(query, {"exps": [1, 3], "iss": "did:web:a"}) == [("j1",), ("j3",)]
+        assert await driver.fetch(query, {"exps": (4,), "iss": "did:web:a"}) == [("j4",)]
+
+
+async def test_a_shape_writes_and_reads_what_the_orm_does(db: Database) -> None:
+    """A row inserted by a Shape reads back through the ORM as it was written (JSON, booleans,
+    defaults), the ORM's rows load through a Shape the same, and an attached object's later
+    changes are written by the session."""
+    shape = Shape(App, "a")
+    written = App(id="app_1", did="did:web:a", environment="test", created_ms=1, updated_ms=2)
+    async with db.write() as session:
+        await shape.insert(await driver_of(session), written)
+        attach(session, written)
+        written.name = "changed later"
+        written.fee_to_buyer = True
+    async with db.read() as session:
+        app = await session.get(App, "app_1")
+        assert app is not None
+        assert (app.name, app.status, app.fee_bps, app.fee_to_buyer, app.delivery) == (
+            "changed later",
+            "active",
+            0,
+            True,
+            "webhook",
+        )
+        rows = await (await driver_of(session)).fetch(f"SELECT {shape.columns} FROM apps a", {})
+        loaded = shape.load(rows[0])
+        assert {k: getattr(loaded, k) for k in ("id", "name", "fee_to_buyer", "updated_ms")} == {
+            "id": "app_1",
+            "name": "changed later",
+            "fee_to_buyer": True,
+            "updated_ms": 2,
+        }
+    entry = LedgerEntry(
+        at_ms=1,
+        environment="test",
+        subject="hold",
+        subject_id="h",
+        action="held",
+        data={"items": {"t": 2}, "none": None},
+    )
+    async with db.write() as session:
+        await Shape(LedgerEntry, "l").insert(await driver_of(session), entry)
+    async with db.read() as session:
+        assert (await session.scalars(select(LedgerEntry.data))).one() == {"items": {"t": 2}, "none": None}

@@ -10,8 +10,9 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.eventgraph import CalendarEvent, EventGraph, Unresolved
-from server.db.engine import Database
-from server.db.models import CapacityGroup, Event, EventRecordPin, HoldItem, Tier
+from server.db.engine import Database, driver_of
+from server.db.models import CapacityGroup, Event, EventRecordPin, Tier
+from server.db.rows import Shape
 from server.domain import consents, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.rules import (
@@ -135,6 +136,13 @@ class Held:
     per_group: dict[str, int]
 
 
+_HELD = (
+    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) FROM hold_items i "
+    "WHERE i.capacity_group_id IN (:group_ids) AND i.active_until_ms > :now_ms "
+    "GROUP BY i.capacity_group_id, i.tier_id"
+)
+
+
 async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> Held:
     """What unexpired holds reserve in the given groups, in one query (a hold line records the
     group its tier sells from)."""
@@ -142,12 +150,8 @@ async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: i
     held = Held({}, {})
     if not ids:
         return held
-    rows = await session.execute(
-        select(HoldItem.capacity_group_id, HoldItem.tier_id, func.sum(HoldItem.quantity))
-        .where(HoldItem.capacity_group_id.in_(ids), HoldItem.active_until_ms > now_ms)
-        .group_by(HoldItem.capacity_group_id, HoldItem.tier_id)
-    )
-    for group_id, tier_id, total in rows.all():
+    driver = await driver_of(session)
+    for group_id, tier_id, total in await driver.fetch(_HELD, {"group_ids": ids, "now_ms": now_ms}):
         held.per_tier[tier_id] = held.per_tier.get(tier_id, 0) + int(total)
         held.per_group[group_id] = held.per_group.get(group_id, 0) + int(total)
     return held
@@ -210,10 +214,20 @@ async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[s
     return await _lock(session, CapacityGroup.id.in_(sorted(set(group_ids))))
 
 
+GROUP = Shape(CapacityGroup, "g")
+_LOCK_OF_TIERS = (
+    f"SELECT {GROUP.columns} FROM capacity_groups g "  # noqa: S608 (constant names)
+    "WHERE g.id IN (SELECT t.capacity_group_id FROM tiers t WHERE t.id IN (:tier_ids)) ORDER BY g.id"
+)
+
+
 async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    """The groups the given tiers sell from, locked in one statement."""
-    of_tiers = select(Tier.capacity_group_id).where(Tier.id.in_(sorted(set(tier_ids))))
-    return await _lock(session, CapacityGroup.id.in_(of_tiers))
+    """The groups the given tiers sell from, locked in one statement sent to the driver, in the one
+    lock order. The groups answered are as read, not in the session: what changes a group locks it
+    with :func:`lock_groups`."""
+    driver = await driver_of(session)
+    rows = await driver.fetch(_LOCK_OF_TIERS + driver.for_update, {"tier_ids": sorted(set(tier_ids))})
+    return {group.id: group for group in map(GROUP.load, rows)}
 
 
 # --- loading and permissions ---------------------------------------------------------------------

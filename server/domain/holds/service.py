@@ -13,8 +13,19 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
-from server.db.engine import Database
-from server.db.models import App, CapacityGroup, Event, Hold, HoldItem, Offer, Tier
+from server.db.engine import Database, driver_of
+from server.db.models import (
+    App,
+    CapacityGroup,
+    Event,
+    Hold,
+    HoldItem,
+    LedgerEntry,
+    Offer,
+    OutboxMessage,
+    Tier,
+)
+from server.db.rows import Shape, attach
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
@@ -32,7 +43,7 @@ from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
 from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -85,22 +96,33 @@ class _Loaded:
     consented: dict[str, bool]
 
 
+TIER, EVENT = Shape(Tier, "t"), Shape(Event, "e")
+_TIERS = (
+    f"SELECT {TIER.columns}, {EVENT.columns}, {consents.held_by_sql('app_id', 'e.organizer_did')} "  # noqa: S608 (constant names)
+    "FROM tiers t JOIN events e ON e.id = t.event_id "
+    "WHERE t.id IN (:tier_ids) AND e.environment = :environment"
+)
+HOLD, HOLD_ITEM = Shape(Hold, "h"), Shape(HoldItem, "i")
+LEDGER_ENTRY, OUTBOX_MESSAGE = Shape(LedgerEntry, "l"), Shape(OutboxMessage, "o")
+
+
 async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
-    rows = (
-        await session.execute(
-            select(Tier, Event, consents.held_by(caller.app_id, Event.organizer_did))
-            .join(Event, Event.id == Tier.event_id)
-            .where(Tier.id.in_(tier_ids), Event.environment == caller.environment)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
-    tiers = {tier.id: tier for tier, _, _ in rows}
+    driver = await driver_of(session)
+    rows = await driver.fetch(
+        _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
+    )
+    tiers: dict[str, Tier] = {}
+    events: dict[str, Event] = {}
+    consented: dict[str, bool] = {}
+    for row in rows:
+        tier, event = TIER.load(row[: TIER.width]), EVENT.load(row[TIER.width : -1])
+        tiers[tier.id] = tier
+        event = events.setdefault(event.id, event)
+        consented[event.id] = bool(row[-1])
     missing = [t for t in tier_ids if t not in tiers]
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
-    return _Loaded(
-        tiers, {event.id: event for _, event, _ in rows}, {event.id: bool(held) for _, event, held in rows}
-    )
+    return _Loaded(tiers, events, consented)
 
 
 async def _hold_event(
@@ -251,9 +273,10 @@ async def create_hold(
         created_ms=now_ms,
         updated_ms=now_ms,
     )
-    session.add(hold)
-    session.add_all(
-        HoldItem(
+    driver = await driver_of(session)
+    await HOLD.insert(driver, hold)
+    for line in lines:
+        item = HoldItem(
             hold_id=hold.id,
             tier_id=line.tier.id,
             capacity_group_id=line.tier.capacity_group_id,
@@ -261,13 +284,11 @@ async def create_hold(
             unit_amount=line.tier.unit_amount,
             active_until_ms=expires_ms,
         )
-        for line in lines
-    )
+        await HOLD_ITEM.insert(driver, item)
+    attach(session, hold)
     if checked.offer is not None:
-        await session.flush()  # the hold row exists before the redemption that names it
         offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
-    ledger.record(
-        session,
+    entry = ledger.entry(
         environment=caller.environment,
         event_id=event.id,
         subject="hold",
@@ -284,9 +305,14 @@ async def create_hold(
             "offerId": hold.offer_id,
         },
     )
+    await LEDGER_ENTRY.insert(driver, entry)
     destination = await app_destination(session, caller)
     webhook = hold_webhook(hold, lines, event.uri)
-    enqueue_to(session, hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms)
+    message = outbox_message(
+        hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms
+    )
+    if message is not None:
+        await OUTBOX_MESSAGE.insert(driver, message)
     return HoldResult(hold, lines, checked.offer)
 
 

@@ -55,10 +55,25 @@ def enqueue_to(
 ) -> OutboxMessage | None:
     """:func:`enqueue`, where the app's events go (:func:`webhook_url`) read already in this
     transaction (with what the message reports)."""
+    message = outbox_message(app_id, webhook_url, environment, event_type, data, now_ms)
+    if message is not None:
+        session.add(message)
+    return message
+
+
+def outbox_message(
+    app_id: str,
+    webhook_url: str | None,
+    environment: str,
+    event_type: str,
+    data: dict[str, Any],
+    now_ms: int,
+) -> OutboxMessage | None:
+    """The message :func:`enqueue_to` adds, to add it otherwise (a :class:`server.db.rows.Shape`)."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
-    message = OutboxMessage(
+    return OutboxMessage(
         delivery_id=delivery_id,
         app_id=app_id,
         environment=environment,
@@ -70,8 +85,6 @@ def enqueue_to(
         created_ms=now_ms,
         request_id=current_request_id(),
     )
-    session.add(message)
-    return message
 
 
 async def backlog(session: AsyncSession) -> tuple[int, int | None]:
