@@ -60,14 +60,19 @@ class Driver:
     """The driver's own connection (asyncpg, or sqlite3 through aiosqlite): outside any transaction
     (each statement commits on its own, ``Database.autocommit``) or in a session's transaction
     (:func:`driver_of`). SQL is written once, with ``:name`` parameters; a list or tuple value is
-    spread over ``IN (:name)``. ``for_update`` is what locks the rows a SELECT reads, on this engine
-    (nothing on SQLite, whose write transactions hold the one write lock from their start)."""
+    spread over ``IN (:name)``."""
 
     def __init__(self, connection: Any, *, sqlite: bool) -> None:
         self._connection = connection
         self._sqlite = sqlite
         self.failed = False
-        self.for_update = "" if sqlite else " FOR UPDATE"
+
+    def for_update(self, of: str | None = None) -> str:
+        """What ends a SELECT that locks the rows it reads (of the table aliased ``of`` only): nothing
+        on SQLite, whose write transactions hold the one write lock from their start."""
+        if self._sqlite:
+            return ""
+        return " FOR UPDATE" if of is None else f" FOR UPDATE OF {of}"
 
     @staticmethod
     def _spread(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -40,7 +40,7 @@ class Shape(Generic[M]):
             kind = column.type
             is_json = isinstance(kind, JSON)
             self._attrs.append((prop.key, column.name, is_json, isinstance(kind, Boolean)))
-            if not (column.primary_key and column.autoincrement is True):
+            if not (column.primary_key and column.autoincrement is True) and column.computed is None:
                 scalar = column.default is not None and column.default.is_scalar
                 written.append((prop.key, column.name, column.default.arg if scalar else None))
         self.width = len(self._attrs)

@@ -226,7 +226,7 @@ async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -
     lock order. The groups answered are as read, not in the session: what changes a group locks it
     with :func:`lock_groups`."""
     driver = await driver_of(session)
-    rows = await driver.fetch(_LOCK_OF_TIERS + driver.for_update, {"tier_ids": sorted(set(tier_ids))})
+    rows = await driver.fetch(_LOCK_OF_TIERS + driver.for_update(), {"tier_ids": sorted(set(tier_ids))})
     return {group.id: group for group in map(GROUP.load, rows)}
 
 

@@ -18,21 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Database
-from server.db.models import App, CheckInList, CheckInRecord, Event, Ticket, Tier
+from server.db.engine import Database, driver_of
+from server.db.models import CheckInList, CheckInRecord, Event, OutboxMessage, Ticket, Tier
+from server.db.rows import Shape
 from server.domain import idempotency
 from server.domain.caller import Caller
 from server.domain.checkin.door import record_of, rules_of
-from server.domain.checkin.lists import LIST_IN_ENVIRONMENT, find_list
+from server.domain.checkin.lists import find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import DESTINATION, enqueue_to
+from server.domain.outbox.service import destination_sql, outbox_message
 from server.errors import CheckInListNotFound, NotOwner, TicketNotFound
 from sync.checkin import (
     Decision,
@@ -98,57 +98,65 @@ def facts_of(ticket: Ticket) -> TicketFacts:
     return TicketFacts(ticket.id, ticket.tier_id, ticket.status, ticket.generation)
 
 
-# Built once: a scan only binds values to them (no statement construction or cache key per call).
-_TICKET = (
-    select(Ticket, DESTINATION)
-    .join(App, App.id == Ticket.app_id)
-    .where(Ticket.id == bindparam("ticket_id"), Ticket.environment == bindparam("environment"))
-    .execution_options(populate_existing=True)
+# Written once: a scan only binds values to them, and sends them straight to the driver.
+TICKET, CHECKLIST, EVENT, RECORD = (
+    Shape(Ticket, "t"),
+    Shape(CheckInList, "l"),
+    Shape(Event, "e"),
+    Shape(CheckInRecord, "r"),
 )
+_TICKET_FROM = (
+    "FROM tickets t JOIN apps a ON a.id = t.app_id WHERE t.id = :ticket_id AND t.environment = :environment"
+)
+_TICKET = f"SELECT {TICKET.columns}, {destination_sql('a')} {_TICKET_FROM}"
 _WITH_DEFAULT_LIST = (
-    _TICKET.add_columns(CheckInList, Event)
-    .outerjoin(CheckInList, and_(CheckInList.event_id == Ticket.event_id, CheckInList.is_default.is_(True)))
-    .outerjoin(Event, Event.id == CheckInList.event_id)
-    .limit(1)
+    f"SELECT {TICKET.columns}, {destination_sql('a')}, {CHECKLIST.columns}, {EVENT.columns} "  # noqa: S608 (constant names)
+    "FROM tickets t JOIN apps a ON a.id = t.app_id "
+    "LEFT JOIN check_in_lists l ON l.event_id = t.event_id AND l.is_default "
+    "LEFT JOIN events e ON e.id = l.event_id "
+    "WHERE t.id = :ticket_id AND t.environment = :environment LIMIT 1"
 )
-_LOCKED = {
-    False: (_TICKET, _WITH_DEFAULT_LIST),
-    True: tuple(q.with_for_update(of=Ticket) for q in (_TICKET, _WITH_DEFAULT_LIST)),
-}
-_NAMED_LIST = LIST_IN_ENVIRONMENT.add_columns(Event)
-# The log entry is one Core INSERT (its sequence number comes from the database and is not needed
-# here): the ORM's unit of work would cost more than the statement.
-_LOG = insert(cast(Table, CheckInRecord.__table__))
-_LOGGED = [
-    (column.name, attribute.key)
-    for attribute in inspect(CheckInRecord).column_attrs
-    for column in attribute.columns
-    if column.name != "seq"
-]
-_HISTORY = select(CheckInRecord).where(
-    CheckInRecord.ticket_id == bindparam("ticket_id"),
-    CheckInRecord.list_id == bindparam("list_id"),
-    CheckInRecord.decision == "admit",
-    CheckInRecord.kept.is_(True),
+_NAMED_LIST = (
+    f"SELECT {CHECKLIST.columns}, {EVENT.columns} FROM check_in_lists l "  # noqa: S608 (constant names)
+    "JOIN events e ON e.id = l.event_id WHERE l.id = :list_id AND e.environment = :environment"
 )
+_HISTORY = (
+    f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
+    "WHERE r.ticket_id = :ticket_id AND r.list_id = :list_id AND r.decision = 'admit' AND r.kept"
+)
+OUTBOX_MESSAGE = Shape(OutboxMessage, "o")
+_TICKET_END = TICKET.width + 1  # the ticket's columns and where its seller's events go
+
+
+def _list_and_event(row: tuple[Any, ...]) -> tuple[CheckInList | None, Event | None]:
+    """The list and its event that end ``row`` (none when the outer join found no list)."""
+    tail = row[-(CHECKLIST.width + EVENT.width) :]
+    if tail[0] is None:
+        return None, None
+    return CHECKLIST.load(tail[: CHECKLIST.width]), EVENT.load(tail[CHECKLIST.width :])
 
 
 async def _facts(
     session: AsyncSession, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
 ) -> Facts:
     """The facts of a scan; the ticket's row locked when ``lock``."""
-    ticket, with_default_list = _LOCKED[lock]
+    driver = await driver_of(session)
+    locking = driver.for_update("t") if lock else ""
     params = {"ticket_id": ticket_id, "environment": environment}
     if list_id is None:
-        row = (await session.execute(with_default_list, params)).first()
-        return Facts() if row is None else Facts(row[0], row[2], row[3], row[1])
-    found = (await session.execute(ticket, params)).first()
-    named = (await session.execute(_NAMED_LIST, {"list_id": list_id, "environment": environment})).first()
-    if named is None:
+        rows = await driver.fetch(_WITH_DEFAULT_LIST + locking, params)
+        if not rows:
+            return Facts()
+        checklist, event = _list_and_event(rows[0])
+        return Facts(TICKET.load(rows[0][: TICKET.width]), checklist, event, rows[0][TICKET.width])
+    found = await driver.fetch(_TICKET + locking, params)
+    named = await driver.fetch(_NAMED_LIST, {"list_id": list_id, "environment": environment})
+    if not named:
         raise CheckInListNotFound(f"check-in list {list_id} not found")
-    if found is None:
-        return Facts(None, named[0], named[1])
-    return Facts(found[0], named[0], named[1], found[1])
+    checklist, event = _list_and_event(named[0])
+    if not found:
+        return Facts(None, checklist, event)
+    return Facts(TICKET.load(found[0][: TICKET.width]), checklist, event, found[0][TICKET.width])
 
 
 async def _genuine(session: AsyncSession, keyring: Keyring, token: str) -> VerifiedPass | PassCheck:
@@ -190,8 +198,8 @@ def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
 async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
     """The ticket's admitted scans on the list, from every device, in the merge rules' total order
     (sorted here, not in SQL, so that no database collation can change it)."""
-    rows = await session.scalars(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
-    return prior_scans([record_of(row) for row in rows], list_id, ticket_id)
+    rows = await (await driver_of(session)).fetch(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
+    return prior_scans([record_of(RECORD.load(row)) for row in rows], list_id, ticket_id)
 
 
 async def evaluate(
@@ -276,8 +284,8 @@ async def check_in(
         metadata_=scan.metadata,
         kept=True,  # an online scan is the first record under its key
     )
-    connection = await session.connection()
-    await connection.execute(_LOG, {column: getattr(record, key) for column, key in _LOGGED})
+    driver = await driver_of(session)
+    await RECORD.insert(driver, record)
     checklist_event = outcome.facts.event
     if (
         ticket is not None
@@ -285,8 +293,7 @@ async def check_in(
         and decision.admitted
         and scan.direction is Direction.ENTRY
     ):
-        enqueue_to(
-            session,
+        message = outbox_message(
             ticket.app_id,
             outcome.facts.webhook_url,
             environment,
@@ -300,6 +307,8 @@ async def check_in(
             ),
             now_ms,
         )
+        if message is not None:
+            await OUTBOX_MESSAGE.insert(driver, message)
     return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)
 
 

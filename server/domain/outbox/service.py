@@ -19,6 +19,13 @@ from server.observability import current_request_id
 # Where an app's lifecycle events go: its webhook URL, or (XRPC delivery) its DID, whose document
 # names its receiver. None: the app receives nothing, and nothing is queued for it.
 DESTINATION = case((App.delivery == "xrpc", App.did), else_=App.webhook_url)
+
+
+def destination_sql(apps: str) -> str:
+    """:data:`DESTINATION` as SQL for statements sent to the driver, of the ``apps`` row aliased so."""
+    return f"CASE WHEN {apps}.delivery = 'xrpc' THEN {apps}.did ELSE {apps}.webhook_url END"
+
+
 _WEBHOOK_URL = select(DESTINATION).where(App.id == bindparam("app_id"))
 
 
