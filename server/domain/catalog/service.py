@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.eventgraph import CalendarEvent, EventGraph, Unresolved
@@ -198,20 +198,19 @@ async def group_state(session: AsyncSession, group: CapacityGroup, now_ms: int) 
     return (await group_states(session, [group], now_ms))[group.id]
 
 
-async def _lock(session: AsyncSession, which: ColumnElement[bool]) -> dict[str, CapacityGroup]:
-    """Lock capacity-group rows in id order (the one lock order of the whole service)."""
-    rows = await session.scalars(
-        select(CapacityGroup)
-        .where(which)
-        .order_by(CapacityGroup.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {g.id: g for g in rows}
+_LOCK_GROUPS = (
+    select(CapacityGroup)
+    .where(CapacityGroup.id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(CapacityGroup.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    return await _lock(session, CapacityGroup.id.in_(sorted(set(group_ids))))
+    """The groups, locked in the one lock order, in the session: what changes them locks them so."""
+    rows = await session.scalars(_LOCK_GROUPS, {"group_ids": sorted(set(group_ids))})
+    return {g.id: g for g in rows}
 
 
 GROUP = Shape(CapacityGroup, "g")

@@ -16,7 +16,7 @@ from server.db.models import CheckInRecord, Ticket
 from server.domain.checkin.door import record_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import enqueue, event_uri
+from server.domain.outbox.service import enqueue_to, event_uri, webhook_url
 from server.errors import RecordDeviceMismatch
 from sync.merge import key_reuse
 from sync.protocol import accept
@@ -159,6 +159,9 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
         return
     rows = await session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in records})))
     tickets = {ticket.id: ticket for ticket in rows}
+    destinations = {
+        app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in tickets.values()}
+    }
     for record in records:
         ticket = tickets.get(record.ticket_id or "")
         if ticket is None:
@@ -172,4 +175,12 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
             offline=True,
         )
         data = ticket_event_data(ticket, await event_uri(session, ticket.event_id), checkIn=entry)
-        await enqueue(session, ticket.app_id, environment, "ticket.checked-in", data, now_ms)
+        enqueue_to(
+            session,
+            ticket.app_id,
+            destinations[ticket.app_id],
+            environment,
+            "ticket.checked-in",
+            data,
+            now_ms,
+        )

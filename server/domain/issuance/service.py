@@ -11,21 +11,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.db.engine import Database
+from server.db.engine import Database, driver_of
 from server.db.models import (
     CapacityGroup,
     Hold,
     HoldItem,
+    LedgerEntry,
     MailMessage,
     Ticket,
     TicketChange,
     TicketEvent,
     Tier,
 )
+from server.db.rows import Shape
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
@@ -40,6 +42,7 @@ from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
 from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
 from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound, TierNotFree
+from sync.records import ticket_ref
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -50,12 +53,46 @@ def ticket_number() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
-_HOLD_ITEMS = select(HoldItem).where(HoldItem.hold_id == bindparam("hold_id")).order_by(HoldItem.id)
+ITEM, TICKET, TICKET_EVENT, TICKET_CHANGE, LEDGER_ENTRY = (
+    Shape(HoldItem, "i"),
+    Shape(Ticket, "t"),
+    Shape(TicketEvent, "e"),
+    Shape(TicketChange, "c"),
+    Shape(LedgerEntry, "l"),
+)
+_HOLD_ITEMS = f"SELECT {ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
+_RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
 _TIERS = select(Tier).where(Tier.id.in_(bindparam("ids", expanding=True)))
 
 
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
-    return list(await session.scalars(_HOLD_ITEMS, {"hold_id": hold_id}))
+    """The hold's lines, as read (in no session: nothing here changes them)."""
+    rows = await (await driver_of(session)).fetch(_HOLD_ITEMS, {"hold_id": hold_id})
+    return [ITEM.load(row) for row in rows]
+
+
+def _history_rows(
+    ticket: Ticket,
+    action: str,
+    actor: str | None,
+    now_ms: int,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[TicketEvent, TicketChange]:
+    """The change in the ticket's history, and in its event's change feed (bundle deltas)."""
+    return (
+        TicketEvent(
+            ticket_id=ticket.id,
+            at_ms=now_ms,
+            action=action,
+            status=ticket.status,
+            generation=ticket.generation,
+            actor=actor,
+            reason=reason,
+            data=data,
+        ),
+        TicketChange(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms),
+    )
 
 
 def _history(
@@ -68,19 +105,7 @@ def _history(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append the change to the ticket's history and to its event's change feed (bundle deltas)."""
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            at_ms=now_ms,
-            action=action,
-            status=ticket.status,
-            generation=ticket.generation,
-            actor=actor,
-            reason=reason,
-            data=data,
-        )
-    )
-    session.add(TicketChange(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms))
+    session.add_all(_history_rows(ticket, action, actor, now_ms, reason, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +120,7 @@ async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now
     hold's items no longer counted as held (seen by others only when the transaction commits,
     together with the places sold). Answers the seller's webhook URL, for :func:`issue_hold`."""
     await ensure_default_list(session, keyring, hold.event_id, now_ms)
-    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    await (await driver_of(session)).execute(_RELEASE_ITEMS, {"hold_id": hold.id})
     return await webhook_url(session, hold.app_id)
 
 
@@ -133,8 +158,10 @@ async def issue_hold(
         groups[item.capacity_group_id].sold += item.quantity
         for _ in range(item.quantity):
             holder = attendee(attendees, len(tickets), hold.customer_email)
+            ticket_id = new_id("ticket", now_ms)
             ticket = Ticket(
-                id=new_id("ticket", now_ms),
+                id=ticket_id,
+                ticket_ref=ticket_ref(ticket_id),
                 environment=hold.environment,
                 app_id=hold.app_id,
                 event_id=hold.event_id,
@@ -155,24 +182,30 @@ async def issue_hold(
                 updated_ms=now_ms,
             )
             tickets.append(ticket)
-    session.add_all(tickets)  # flushed with their history rows (foreign keys order the inserts)
+    driver = await driver_of(session)
     for ticket in tickets:
-        _history(
-            session, ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
+        await TICKET.insert(driver, ticket)
+    for ticket in tickets:
+        happened, changed = _history_rows(
+            ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
         )
+        await TICKET_EVENT.insert(driver, happened)
+        await TICKET_CHANGE.insert(driver, changed)
     hold.status = "completed"
     hold.payment_id = payment_id
     hold.claim_id = claim_id
     hold.updated_ms = now_ms
-    ledger.note(
-        session,
-        "hold",
-        hold,
-        "completed",
-        actor,
-        now_ms,
-        {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
+    entry = ledger.entry(
+        environment=hold.environment,
+        event_id=hold.event_id,
+        subject="hold",
+        subject_id=hold.id,
+        action="completed",
+        actor=actor,
+        now_ms=now_ms,
+        data={"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
+    await LEDGER_ENTRY.insert(driver, entry)
     enqueue_to(
         session,
         hold.app_id,

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, case, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
+from server.db.engine import driver_of
 from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.domain.common import new_id
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
@@ -26,7 +27,7 @@ def destination_sql(apps: str) -> str:
     return f"CASE WHEN {apps}.delivery = 'xrpc' THEN {apps}.did ELSE {apps}.webhook_url END"
 
 
-_WEBHOOK_URL = select(DESTINATION).where(App.id == bindparam("app_id"))
+_WEBHOOK_URL = f"SELECT {destination_sql('a')} FROM apps a WHERE a.id = :app_id"  # noqa: S608 (constant names)
 
 
 async def enqueue(
@@ -47,7 +48,8 @@ async def event_uri(session: AsyncSession, event_id: str) -> str:
 
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
     """Where the app's lifecycle events go (:data:`DESTINATION`)."""
-    url: str | None = await session.scalar(_WEBHOOK_URL, {"app_id": app_id})
+    rows = await (await driver_of(session)).fetch(_WEBHOOK_URL, {"app_id": app_id})
+    url: str | None = rows[0][0] if rows else None
     return url
 
 
