@@ -52,9 +52,19 @@ class Keyring:
     _signing: dict[tuple[str, str], ListSigningKey] = field(default_factory=dict, repr=False)
     _verify: dict[str, dict[str, ListVerifyKey]] = field(default_factory=dict, repr=False)
     _known: dict[str, ListVerifyKey] = field(default_factory=dict, repr=False)
+    # Events seen with a committed default list: a default list is never deleted nor made another kind.
+    _with_default_list: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self._box = nacl.secret.SecretBox(self.server_key)
+
+    def knows_default_list(self, event_id: str) -> bool:
+        return event_id in self._with_default_list
+
+    def note_default_list(self, event_id: str) -> None:
+        if len(self._with_default_list) >= MAX_EVENTS_REMEMBERED:
+            self._with_default_list.clear()
+        self._with_default_list.add(event_id)
 
     def seal(self, seed: bytes) -> bytes:
         return bytes(self._box.encrypt(seed))
@@ -133,10 +143,19 @@ async def ensure_default_list(
     """Every ticketed event has a default check-in list admitting all its tiers."""
     found = await session.scalar(_DEFAULT_LIST, {"event_id": event_id})
     if found is not None:
+        keyring.note_default_list(event_id)
         return found
     return await add_list(
         session, keyring, event_id, now_ms, name="Main entrance", is_default=True, tier_ids=None
     )
+
+
+async def default_list_made(session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int) -> None:
+    """:func:`ensure_default_list` for callers that need only that it exists: no statement for an
+    event this process has seen with one (found, so not made by a transaction that may yet roll
+    back)."""
+    if not keyring.knows_default_list(event_id):
+        await ensure_default_list(session, keyring, event_id, now_ms)
 
 
 async def add_list(

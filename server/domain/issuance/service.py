@@ -33,7 +33,7 @@ from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
 from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
-from server.domain.issuance.list_keys import Keyring, ensure_default_list
+from server.domain.issuance.list_keys import Keyring, default_list_made
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.issuance.rules import Holder, attendee, transferred
 from server.domain.mail import outbox as mail
@@ -119,7 +119,7 @@ async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now
     taking the locks and hold them for less time: the event's default list made if it has none, the
     hold's items no longer counted as held (seen by others only when the transaction commits,
     together with the places sold). Answers the seller's webhook URL, for :func:`issue_hold`."""
-    await ensure_default_list(session, keyring, hold.event_id, now_ms)
+    await default_list_made(session, keyring, hold.event_id, now_ms)
     await (await driver_of(session)).execute(_RELEASE_ITEMS, {"hold_id": hold.id})
     return await webhook_url(session, hold.app_id)
 
@@ -141,7 +141,8 @@ async def issue_hold(
     or re-reserved). Only reads come before the rows made here, so they all go to the database in
     the one flush at commit; the offer's redemptions are spent after the groups' locks, in the one
     lock order."""
-    await offers.consume(session, hold.id)
+    if hold.offer_id is not None:  # only a hold with an offer has redemptions
+        await offers.consume(session, hold.id)
     tiers = {
         t.id: t
         for t in await session.scalars(

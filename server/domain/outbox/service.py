@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ColumnElement
 
 from server.db.engine import driver_of
@@ -27,6 +28,7 @@ def destination_sql(apps: str) -> str:
     return f"CASE WHEN {apps}.delivery = 'xrpc' THEN {apps}.did ELSE {apps}.webhook_url END"
 
 
+_EVENT_URI = "SELECT uri FROM events WHERE id = :event_id"
 _WEBHOOK_URL = f"SELECT {destination_sql('a')} FROM apps a WHERE a.id = :app_id"  # noqa: S608 (constant names)
 
 
@@ -41,9 +43,14 @@ async def enqueue(
 async def event_uri(session: AsyncSession, event_id: str) -> str:
     """The calendar event URI every lifecycle event names (``data.eventUri``); no statement when
     the transaction has the event loaded already."""
-    event = await session.get(Event, event_id)
-    assert event is not None  # every hold and ticket belongs to an event
-    return event.uri
+    loaded = session.identity_map.get(identity_key(Event, event_id))
+    if isinstance(loaded, Event):
+        return loaded.uri
+    (row,) = await (await driver_of(session)).fetch(
+        _EVENT_URI, {"event_id": event_id}
+    )  # every hold and ticket has one
+    uri: str = row[0]
+    return uri
 
 
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
