@@ -111,12 +111,20 @@ class Driver:
             raise
 
 
+_DRIVER = "tickets.driver"
+
+
 async def driver_of(session: AsyncSession) -> Driver:
     """The driver's connection of ``session``'s transaction, begun if it was not yet: statements sent
     on it commit or roll back with the session's. Objects the session holds unwritten are written
     first, so the statements see them."""
     if session.new or session.dirty or session.deleted:
         await session.flush()
+    transaction = session.get_transaction()
+    known = session.info.get(_DRIVER)
+    if known is not None and transaction is not None and known[0] is transaction:
+        driver: Driver = known[1]
+        return driver
     connection = await session.connection()  # begins the session's transaction (SQLite: BEGIN here)
     fairy = await connection.get_raw_connection()
     sqlite = connection.dialect.name == "sqlite"
@@ -126,7 +134,10 @@ async def driver_of(session: AsyncSession) -> Driver:
         # itself; open it now so ours run inside it (tests/unit/test_driver_of.py holds it to this).
         if adapted._transaction is None:
             await adapted._start_transaction()
-    return Driver(fairy.driver_connection, sqlite=sqlite)
+    driver = Driver(fairy.driver_connection, sqlite=sqlite)
+    # The same transaction asks again at no cost (a new one of the session gets its own).
+    session.info[_DRIVER] = (session.get_transaction(), driver)
+    return driver
 
 
 T = TypeVar("T")

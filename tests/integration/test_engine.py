@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 
 from server.db.engine import Database, Driver, driver_of
@@ -165,3 +166,22 @@ async def test_a_shape_writes_and_reads_what_the_orm_does(db: Database) -> None:
         await Shape(LedgerEntry, "l").insert(await driver_of(session), entry)
     async with db.read() as session:
         assert (await session.scalars(select(LedgerEntry.data))).one() == {"items": {"t": 2}, "none": None}
+
+
+async def test_a_session_asks_for_its_driver_again_in_each_transaction(db: Database) -> None:
+    """The driver a transaction got is answered again within it, and a later transaction of the same
+    session gets its own: what it sends rolls back with that one."""
+    async with AsyncSession(db.write_engine) as session:
+        first = await driver_of(session)
+        assert await driver_of(session) is first
+        await first.execute(
+            INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "kept", "exp": 1}
+        )
+        await session.commit()
+        second = await driver_of(session)
+        await second.execute(
+            INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "undone", "exp": 1}
+        )
+        await session.rollback()
+    async with db.read() as session:
+        assert list(await session.scalars(select(JwtReplay.jti))) == ["kept"]
