@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from sqlalchemy.pool import QueuePool
 from server.db import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Values of one ``IN (…)`` list per statement (:meth:`Driver.fetch_in`).
+IN_SLICE = 500
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -96,6 +98,30 @@ class Driver:
             self.failed = True
             raise
         return [tuple(row) for row in rows]
+
+    async def fetch_in(
+        self, sql: str, params: dict[str, Any], name: str, values: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """``sql`` with ``IN (:name)`` over ``values``, sent in slices of :data:`IN_SLICE` (the
+        engines bound the parameters of one statement), the rows of every slice together."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), IN_SLICE):
+            rows += await self.fetch(sql, {**params, name: list(values[start : start + IN_SLICE])})
+        return rows
+
+    async def execute_many(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
+        """One statement (no list parameters) for each of ``rows``: PostgreSQL pipelines them."""
+        if not rows:
+            return
+        try:
+            if self._sqlite:
+                await self._connection.executemany(sql, rows)
+            else:
+                numbered, names = _numbered(sql)
+                await self._connection.executemany(numbered, [tuple(row[n] for n in names) for row in rows])
+        except BaseException:
+            self.failed = True
+            raise
 
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         """A statement that answers no rows (an INSERT, an UPDATE)."""

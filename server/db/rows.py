@@ -13,6 +13,7 @@ as if it had loaded it: later changes to it are written by the session's flush.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, Boolean, inspect
@@ -76,6 +77,9 @@ class Shape(Generic[M]):
 
     async def insert(self, driver: Driver, instance: M) -> None:
         await driver.execute(self.insert_sql, self.params(instance))
+
+    async def insert_many(self, driver: Driver, instances: Iterable[M]) -> None:
+        await driver.execute_many(self.insert_sql, [self.params(instance) for instance in instances])
 
 
 def attach(session: AsyncSession, instance: object) -> None:

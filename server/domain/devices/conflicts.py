@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
-from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket, TicketEvent
+from server.db.engine import driver_of
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket
+from server.db.rows import Shape
 from server.domain.checkin.door import record_of, rules_of
 from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
@@ -20,17 +22,25 @@ from server.domain.outbox.service import enqueue
 from sync.merge import Conflict, StatusChange, TicketHistory, derive
 from sync.records import Record
 
+RECORD = Shape(CheckInRecord, "r")
+_TIERS_OF = "SELECT t.id, t.tier_id FROM tickets t WHERE t.id IN (:ticket_ids)"
+# Ordered per ticket as the merge rules read them (slices split by ticket, so each stays whole).
+_STATUS_CHANGES = (
+    "SELECT e.ticket_id, e.at_ms, e.status, e.generation FROM ticket_events e "
+    "WHERE e.ticket_id IN (:ticket_ids) ORDER BY e.ticket_id, e.at_ms, e.id"
+)
+_KEPT_OF_TICKETS = (
+    f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
+    "WHERE r.list_id IN (:list_ids) AND r.ticket_id IN (:ticket_ids) AND r.kept"
+)
+
 
 async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> dict[str, TicketHistory]:
     ids = sorted(set(ticket_ids))
-    tiers = dict((await session.execute(select(Ticket.id, Ticket.tier_id).where(Ticket.id.in_(ids)))).all())
+    driver = await driver_of(session)
+    tiers = dict(await driver.fetch_in(_TIERS_OF, {}, "ticket_ids", ids))
     changes: dict[str, list[StatusChange]] = {}
-    rows = await session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.at_ms, TicketEvent.status, TicketEvent.generation)
-        .where(TicketEvent.ticket_id.in_(ids))
-        .order_by(TicketEvent.ticket_id, TicketEvent.at_ms, TicketEvent.id)
-    )
-    for ticket_id, at_ms, status, generation in rows.all():
+    for ticket_id, at_ms, status, generation in await driver.fetch_in(_STATUS_CHANGES, {}, "ticket_ids", ids):
         changes.setdefault(ticket_id, []).append(StatusChange(at_ms, status, generation))
     return {t: TicketHistory(t, tiers[t], tuple(c)) for t, c in changes.items() if t in tiers}
 
@@ -42,14 +52,15 @@ async def record_conflicts(
     pairs = sorted({(r.list_id, r.ticket_id) for r in records if r.ticket_id is not None})
     if not pairs:
         return
-    rows = list(
-        await session.scalars(
-            select(CheckInRecord).where(
-                tuple_(CheckInRecord.list_id, CheckInRecord.ticket_id).in_(pairs),
-                CheckInRecord.kept.is_(True),
-            )
-        )
+    wanted = set(pairs)
+    driver = await driver_of(session)
+    touched = await driver.fetch_in(
+        _KEPT_OF_TICKETS,
+        {"list_ids": sorted({p[0] for p in pairs})},
+        "ticket_ids",
+        sorted({p[1] for p in pairs}),
     )
+    rows = [row for row in map(RECORD.load, touched) if (row.list_id, row.ticket_id) in wanted]
     lists = {
         c.id: c
         for c in await session.scalars(select(CheckInList).where(CheckInList.id.in_({p[0] for p in pairs})))

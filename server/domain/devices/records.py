@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
+from server.db.rows import Shape
 from server.domain.checkin.door import record_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
@@ -22,21 +25,27 @@ from sync.merge import key_reuse
 from sync.protocol import accept
 from sync.records import Record, RecordKey, is_ticket_ref
 
-CHUNK = 500
+RECORD, TICKET = Shape(CheckInRecord, "r"), Shape(Ticket, "t")
+_HELD = (
+    f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
+    "WHERE r.device_id = :device_id AND r.id IN (:record_ids)"
+)
+_TICKET_IDS = (
+    "SELECT t.ticket_ref, t.id FROM tickets t WHERE t.ticket_ref IN (:refs) AND t.environment = :environment"
+)
+_TICKETS = f"SELECT {TICKET.columns} FROM tickets t WHERE t.id IN (:ticket_ids)"  # noqa: S608 (constant names)
 
 
 async def _held(session: AsyncSession, keys: Iterable[RecordKey]) -> list[CheckInRecord]:
-    """Every record stored under ``keys``, kept or not."""
-    wanted = sorted({(k.device_id, k.record_id) for k in keys})
-    found: list[CheckInRecord] = []
-    for start in range(0, len(wanted), CHUNK):
-        rows = await session.scalars(
-            select(CheckInRecord).where(
-                tuple_(CheckInRecord.device_id, CheckInRecord.id).in_(wanted[start : start + CHUNK])
-            )
-        )
-        found.extend(rows)
-    return found
+    """Every record stored under ``keys``, kept or not (as read: in no session)."""
+    by_device: dict[str, set[str]] = {}
+    for key in keys:
+        by_device.setdefault(key.device_id, set()).add(key.record_id)
+    driver = await driver_of(session)
+    rows: list[tuple[Any, ...]] = []
+    for device_id, record_ids in sorted(by_device.items()):
+        rows += await driver.fetch_in(_HELD, {"device_id": device_id}, "record_ids", sorted(record_ids))
+    return [RECORD.load(row) for row in rows]
 
 
 def ensure_own(uploader: str, records: Sequence[Record]) -> None:
@@ -56,14 +65,8 @@ async def resolve_tickets(
     (:func:`sync.records.ticket_ref`), resolved here; None for a reference no ticket of the
     environment has."""
     refs = sorted({r.ticket_id for r in records if r.ticket_id is not None and is_ticket_ref(r.ticket_id)})
-    ids: dict[str, str] = {}
-    for start in range(0, len(refs), CHUNK):
-        rows = await session.execute(
-            select(Ticket.ticket_ref, Ticket.id).where(
-                Ticket.ticket_ref.in_(refs[start : start + CHUNK]), Ticket.environment == environment
-            )
-        )
-        ids.update((ref, ticket_id) for ref, ticket_id in rows.all())
+    driver = await driver_of(session)
+    ids = dict(await driver.fetch_in(_TICKET_IDS, {"environment": environment}, "refs", refs))
     return [
         record
         if record.ticket_id is None or not is_ticket_ref(record.ticket_id)
@@ -107,31 +110,32 @@ async def store_records(
     fresh = [plain[record] for record in accepted.stored]
     if fresh:
         kept = set(accepted.kept)
-        await session.execute(
-            insert(CheckInRecord),
-            [
-                {
-                    "id": r.record_id,
-                    "device_id": r.device_id,
-                    "environment": environment,
-                    "event_id": event_ids[r.list_id],
-                    "list_id": r.list_id,
-                    "ticket_id": r.ticket_id,
-                    "token_generation": r.token_generation,
-                    "direction": r.direction.value,
-                    "decision": r.decision.value,
-                    "reason": r.reason.value,
-                    "gate": r.gate,
-                    "scanner_did": r.scanner_did,
-                    "manual_reason": r.manual_reason,
-                    "app_id": None,
-                    "device_ms": r.device_ms,
-                    "clock_offset_ms": r.clock_offset_ms,
-                    "server_ms": now_ms,
-                    "kept": r.with_ticket_ref() in kept,
-                }
+        await RECORD.insert_many(
+            await driver_of(session),
+            (
+                CheckInRecord(
+                    id=r.record_id,
+                    device_id=r.device_id,
+                    environment=environment,
+                    event_id=event_ids[r.list_id],
+                    list_id=r.list_id,
+                    ticket_id=r.ticket_id,
+                    token_generation=r.token_generation,
+                    direction=r.direction.value,
+                    decision=r.decision.value,
+                    reason=r.reason.value,
+                    gate=r.gate,
+                    scanner_did=r.scanner_did,
+                    manual_reason=r.manual_reason,
+                    app_id=None,
+                    device_ms=r.device_ms,
+                    clock_offset_ms=r.clock_offset_ms,
+                    server_ms=now_ms,
+                    metadata_=None,
+                    kept=r.with_ticket_ref() in kept,
+                )
                 for r in fresh
-            ],
+            ),
         )
 
     def by_id(record: Record) -> Record:
@@ -157,8 +161,9 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
     its upload is a duplicate."""
     if not records:
         return
-    rows = await session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in records})))
-    tickets = {ticket.id: ticket for ticket in rows}
+    driver = await driver_of(session)
+    rows = await driver.fetch_in(_TICKETS, {}, "ticket_ids", sorted({r.ticket_id or "" for r in records}))
+    tickets = {ticket.id: ticket for ticket in map(TICKET.load, rows)}
     destinations = {
         app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in tickets.values()}
     }

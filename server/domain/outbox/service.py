@@ -29,6 +29,7 @@ def destination_sql(apps: str) -> str:
 
 
 _EVENT_URI = "SELECT uri FROM events WHERE id = :event_id"
+_EVENT_URIS = "tickets.event_uris"
 _WEBHOOK_URL = f"SELECT {destination_sql('a')} FROM apps a WHERE a.id = :app_id"  # noqa: S608 (constant names)
 
 
@@ -42,15 +43,16 @@ async def enqueue(
 
 async def event_uri(session: AsyncSession, event_id: str) -> str:
     """The calendar event URI every lifecycle event names (``data.eventUri``); no statement when
-    the transaction has the event loaded already."""
+    the session has the event loaded, or has read its URI, already."""
     loaded = session.identity_map.get(identity_key(Event, event_id))
     if isinstance(loaded, Event):
         return loaded.uri
-    (row,) = await (await driver_of(session)).fetch(
-        _EVENT_URI, {"event_id": event_id}
-    )  # every hold and ticket has one
-    uri: str = row[0]
-    return uri
+    known: dict[str, str] = session.info.setdefault(_EVENT_URIS, {})  # an event's URI never changes
+    if event_id not in known:
+        # Every hold and ticket belongs to an event.
+        (row,) = await (await driver_of(session)).fetch(_EVENT_URI, {"event_id": event_id})
+        known[event_id] = row[0]
+    return known[event_id]
 
 
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
