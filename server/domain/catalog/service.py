@@ -220,13 +220,27 @@ _LOCK_OF_TIERS = (
 )
 
 
-async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    """The groups the given tiers sell from, locked in one statement sent to the driver, in the one
-    lock order. The groups answered are as read, not in the session: what changes a group locks it
-    with :func:`lock_groups`."""
+_LOCK_TO_SELL = f"SELECT {GROUP.columns} FROM capacity_groups g WHERE g.id IN (:group_ids) ORDER BY g.id"  # noqa: S608 (constant names)
+
+
+async def _locked(session: AsyncSession, sql: str, params: dict[str, Any]) -> dict[str, CapacityGroup]:
+    """Capacity groups locked by ``sql`` (sent to the driver, in the one lock order), as read: not in
+    the session, so what the ORM changes of a group locks it with :func:`lock_groups`."""
     driver = await driver_of(session)
-    rows = await driver.fetch(_LOCK_OF_TIERS + driver.for_update(), {"tier_ids": sorted(set(tier_ids))})
-    return {group.id: group for group in map(GROUP.load, rows)}
+    return {
+        group.id: group for group in map(GROUP.load, await driver.fetch(sql + driver.for_update(), params))
+    }
+
+
+async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+    """The groups the given tiers sell from, locked in one statement (see :func:`_locked`)."""
+    return await _locked(session, _LOCK_OF_TIERS, {"tier_ids": sorted(set(tier_ids))})
+
+
+async def lock_groups_to_sell(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+    """The groups, locked in one statement, to sell their places by counting them in SQL
+    (``issuance.issue_hold``; see :func:`_locked`)."""
+    return await _locked(session, _LOCK_TO_SELL, {"group_ids": sorted(set(group_ids))})
 
 
 # --- loading and permissions ---------------------------------------------------------------------

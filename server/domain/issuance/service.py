@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
@@ -30,7 +30,7 @@ from server.db.models import (
 from server.db.rows import Shape
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
+from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups, lock_groups_to_sell
 from server.domain.common import new_id
 from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
 from server.domain.issuance.list_keys import Keyring, default_list_made
@@ -62,7 +62,10 @@ ITEM, TICKET, TICKET_EVENT, TICKET_CHANGE, LEDGER_ENTRY = (
 )
 _HOLD_ITEMS = f"SELECT {ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
 _RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
-_TIERS = select(Tier).where(Tier.id.in_(bindparam("ids", expanding=True)))
+# Places sold: counted by the database (the groups are locked; a tier's own count cannot pass its
+# quantity, a constraint).
+_SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
+_SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
 
 
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
@@ -137,26 +140,20 @@ async def issue_hold(
     claim_id: str | None = None,
 ) -> Issued:
     """Sell the hold's places and issue one ticket per place, after :func:`prepare_issue` (which
-    answered ``seller_url``). The groups must be locked and the places known to fit (still held,
-    or re-reserved). Only reads come before the rows made here, so they all go to the database in
-    the one flush at commit; the offer's redemptions are spent after the groups' locks, in the one
-    lock order."""
+    answered ``seller_url``). The groups must be locked (:func:`lock_groups_to_sell`) and the places
+    known to fit (still held, or re-reserved); what the groups' locks guard is written in as few
+    round trips as it can, to hold them for less time. The offer's redemptions are spent after the
+    groups' locks, in the one lock order."""
     if hold.offer_id is not None:  # only a hold with an offer has redemptions
         await offers.consume(session, hold.id)
-    tiers = {
-        t.id: t
-        for t in await session.scalars(
-            _TIERS,
-            {"ids": [i.tier_id for i in items]},
-            execution_options={"populate_existing": True},
-        )
-    }
+    driver = await driver_of(session)
+    sold = [{"tier_id": i.tier_id, "group_id": i.capacity_group_id, "quantity": i.quantity} for i in items]
+    await driver.execute_many(_SELL_FROM_TIER, sold)
+    await driver.execute_many(_SELL_FROM_GROUP, sold)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:
-        tier = tiers[item.tier_id]
-        tier.sold += item.quantity
-        groups[item.capacity_group_id].sold += item.quantity
+        groups[item.capacity_group_id].sold += item.quantity  # the locked row, as it now is
         for _ in range(item.quantity):
             holder = attendee(attendees, len(tickets), hold.customer_email)
             ticket_id = new_id("ticket", now_ms)
@@ -166,7 +163,7 @@ async def issue_hold(
                 environment=hold.environment,
                 app_id=hold.app_id,
                 event_id=hold.event_id,
-                tier_id=tier.id,
+                tier_id=item.tier_id,
                 capacity_group_id=item.capacity_group_id,
                 hold_id=hold.id,
                 payment_id=payment_id,
@@ -183,15 +180,13 @@ async def issue_hold(
                 updated_ms=now_ms,
             )
             tickets.append(ticket)
-    driver = await driver_of(session)
-    for ticket in tickets:
-        await TICKET.insert(driver, ticket)
-    for ticket in tickets:
-        happened, changed = _history_rows(
-            ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id}
-        )
-        await TICKET_EVENT.insert(driver, happened)
-        await TICKET_CHANGE.insert(driver, changed)
+    await TICKET.insert_many(driver, tickets)
+    history = [
+        _history_rows(ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id})
+        for ticket in tickets
+    ]
+    await TICKET_EVENT.insert_many(driver, (happened for happened, _ in history))
+    await TICKET_CHANGE.insert_many(driver, (changed for _, changed in history))
     hold.status = "completed"
     hold.payment_id = payment_id
     hold.claim_id = claim_id
@@ -388,7 +383,7 @@ async def claim_free(
             raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
         items = await hold_items(session, held.hold.id)
         seller_url = await prepare_issue(session, keyring, held.hold, now_ms)
-        groups = await lock_groups(session, (i.capacity_group_id for i in items))
+        groups = await lock_groups_to_sell(session, (i.capacity_group_id for i in items))
         claim_id = new_id("claim", now_ms)
         issued = await issue_hold(
             session,

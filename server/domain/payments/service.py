@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Hold, Payment, Ticket, Tier
 from server.domain import ledger
-from server.domain.catalog.service import lock_groups, tier_states
+from server.domain.catalog.service import lock_groups_to_sell, tier_states
 from server.domain.holds.rules import find_shortages, hold_status
 from server.domain.holds.service import end_hold
 from server.domain.issuance.list_keys import Keyring
@@ -178,7 +178,7 @@ async def payment_completed(
     # A live hold's places are its own: what needs no lock is done before the capacity groups are
     # locked, so that every other hold and payment of those groups waits for less.
     seller_url = await prepare_issue(session, keyring, hold, now_ms) if live else None
-    groups = await lock_groups(session, [i.capacity_group_id for i in items])
+    groups = await lock_groups_to_sell(session, [i.capacity_group_id for i in items])
     if not live:
         # The places were given back: take them again if nobody else has.
         tiers = await session.scalars(
