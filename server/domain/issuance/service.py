@@ -121,9 +121,11 @@ async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now
     """The part of issuing ``hold`` that no capacity lock guards, so that a caller can do it before
     taking the locks and hold them for less time: the event's default list made if it has none, the
     hold's items no longer counted as held (seen by others only when the transaction commits,
-    together with the places sold). Answers the seller's webhook URL, for :func:`issue_hold`."""
+    together with the places sold), the event's URI read for the webhook (the session keeps it).
+    Answers the seller's webhook URL, for :func:`issue_hold`."""
     await default_list_made(session, keyring, hold.event_id, now_ms)
     await (await driver_of(session)).execute(_RELEASE_ITEMS, {"hold_id": hold.id})
+    await event_uri(session, hold.event_id)
     return await webhook_url(session, hold.app_id)
 
 
