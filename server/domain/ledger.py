@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from server.db.models import LedgerEntry
 
 
@@ -20,7 +18,8 @@ def entry(
     now_ms: int,
     data: dict[str, Any] | None = None,
 ) -> LedgerEntry:
-    """One entry of the ledger, to append (:func:`record`, or a :class:`server.db.rows.Shape`)."""
+    """One entry of the ledger, to append in the caller's transaction (``session.add``, or a
+    :class:`server.db.rows.Shape`)."""
     return LedgerEntry(
         at_ms=now_ms,
         environment=environment,
@@ -33,33 +32,6 @@ def entry(
     )
 
 
-def record(
-    session: AsyncSession,
-    *,
-    environment: str,
-    event_id: str | None,
-    subject: str,
-    subject_id: str,
-    action: str,
-    actor: str | None,
-    now_ms: int,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Append one entry to the ledger in the caller's transaction."""
-    session.add(
-        entry(
-            environment=environment,
-            event_id=event_id,
-            subject=subject,
-            subject_id=subject_id,
-            action=action,
-            actor=actor,
-            now_ms=now_ms,
-            data=data,
-        )
-    )
-
-
 class Recorded(Protocol):
     """A hold or a ticket: what the ledger needs to file an entry under it."""
 
@@ -68,18 +40,16 @@ class Recorded(Protocol):
     event_id: str
 
 
-def note(
-    session: AsyncSession,
+def about(
     subject: str,
     row: Recorded,
     action: str,
     actor: str | None,
     now_ms: int,
     data: dict[str, Any] | None = None,
-) -> None:
-    """Append an entry about ``row`` (a ``hold`` or a ``ticket``)."""
-    record(
-        session,
+) -> LedgerEntry:
+    """The entry about ``row`` (a ``hold`` or a ``ticket``), to append in the caller's transaction."""
+    return entry(
         environment=row.environment,
         event_id=row.event_id,
         subject=subject,

@@ -103,15 +103,16 @@ async def test_a_failed_call_gives_its_key_back(db: Database, caller: Caller) ->
 
 async def test_the_ledger_refuses_updates_and_deletes(db: Database) -> None:
     async with db.write() as session:
-        ledger.record(
-            session,
-            environment="test",
-            event_id=None,
-            subject="hold",
-            subject_id="hold_1",
-            action="held",
-            actor=None,
-            now_ms=1,
+        session.add(
+            ledger.entry(
+                environment="test",
+                event_id=None,
+                subject="hold",
+                subject_id="hold_1",
+                action="held",
+                actor=None,
+                now_ms=1,
+            )
         )
     for statement in ("UPDATE ledger SET action = 'forged'", "DELETE FROM ledger"):
         with pytest.raises(DBAPIError, match="append-only"):

@@ -327,16 +327,17 @@ async def note_change(
 ) -> None:
     """A catalog change: its ledger entry, and the mark that the event's public records may change."""
     await mark_changed(session, event_id)
-    ledger.record(
-        session,
-        environment=caller.environment,
-        event_id=event_id,
-        subject=subject,
-        subject_id=subject_id,
-        action=action,
-        actor=caller.app_did,
-        now_ms=now_ms,
-        data=data,
+    session.add(
+        ledger.entry(
+            environment=caller.environment,
+            event_id=event_id,
+            subject=subject,
+            subject_id=subject_id,
+            action=action,
+            actor=caller.app_did,
+            now_ms=now_ms,
+            data=data,
+        )
     )
 
 

@@ -4,11 +4,48 @@ list admits as a condition on the ``tickets`` table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, true
 
 from server.db.models import CheckInList, CheckInRecord, Ticket
 from sync.checkin import Direction, ListRules, Reason, Verdict
 from sync.records import Record
+
+
+def row_of(
+    record: Record,
+    *,
+    environment: str,
+    event_id: str,
+    server_ms: int,
+    kept: bool,
+    app_id: str | None = None,
+    metadata: Any = None,
+) -> CheckInRecord:
+    """The row that logs ``record`` (the inverse of :func:`record_of`), received at ``server_ms``
+    from a desk or the server's own door (``app_id``: the app that scanned online)."""
+    return CheckInRecord(
+        id=record.record_id,
+        device_id=record.device_id,
+        environment=environment,
+        event_id=event_id,
+        list_id=record.list_id,
+        ticket_id=record.ticket_id,
+        token_generation=record.token_generation,
+        direction=record.direction.value,
+        decision=record.decision.value,
+        reason=record.reason.value,
+        gate=record.gate,
+        scanner_did=record.scanner_did,
+        manual_reason=record.manual_reason,
+        app_id=app_id,
+        device_ms=record.device_ms,
+        clock_offset_ms=record.clock_offset_ms,
+        server_ms=server_ms,
+        metadata_=metadata,
+        kept=kept,
+    )
 
 
 def rules_of(checklist: CheckInList) -> ListRules:

@@ -27,7 +27,7 @@ from server.db.models import CheckInList, CheckInRecord, Event, OutboxMessage, T
 from server.db.rows import Shape
 from server.domain import idempotency
 from server.domain.caller import Caller
-from server.domain.checkin.door import record_of, rules_of
+from server.domain.checkin.door import record_of, row_of, rules_of
 from server.domain.checkin.lists import find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
@@ -46,7 +46,7 @@ from sync.checkin import (
 )
 from sync.merge import prior_scans
 from sync.passes import PassRejected, VerifiedPass, decode_pass, verify_for_keys
-from sync.records import ONLINE_DEVICE
+from sync.records import ONLINE_DEVICE, Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,25 +264,28 @@ async def check_in(
     if checklist is None:
         return outcome
     decision = outcome.decision
-    record = CheckInRecord(
-        id=scan.record_id or new_id("checkin", now_ms),
+    scanned = Record(
         device_id=scan.device_id,
-        environment=environment,
-        event_id=checklist.event_id,
+        record_id=scan.record_id or new_id("checkin", now_ms),
         list_id=checklist.id,
         ticket_id=outcome.token_ticket_id,
         token_generation=outcome.token_generation,
-        direction=scan.direction.value,
-        decision=decision.verdict.value,
-        reason=decision.reason.value,
-        gate=scan.gate,
-        scanner_did=scan.scanner_did,
-        app_id=caller.app_id if caller.device_id is None else None,
+        direction=scan.direction,
+        decision=decision.verdict,
+        reason=decision.reason,
         device_ms=scan.device_ms if scan.device_ms is not None else now_ms,
         clock_offset_ms=scan.clock_offset_ms,
+        gate=scan.gate,
+        scanner_did=scan.scanner_did,
+    )
+    record = row_of(
+        scanned,
+        environment=environment,
+        event_id=checklist.event_id,
         server_ms=now_ms,
-        metadata_=scan.metadata,
         kept=True,  # an online scan is the first record under its key
+        app_id=caller.app_id if caller.device_id is None else None,
+        metadata=scan.metadata,
     )
     driver = await driver_of(session)
     await RECORD.insert(driver, record)

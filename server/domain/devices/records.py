@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
 from server.db.rows import Shape
-from server.domain.checkin.door import record_of
+from server.domain.checkin.door import record_of, row_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import enqueue_to, event_uri, webhook_url
+from server.domain.outbox.service import event_uri, outbox_message, queue, webhook_url
 from server.errors import RecordDeviceMismatch
 from sync.merge import key_reuse
 from sync.protocol import accept
@@ -113,25 +113,11 @@ async def store_records(
         await RECORD.insert_many(
             await driver_of(session),
             (
-                CheckInRecord(
-                    id=r.record_id,
-                    device_id=r.device_id,
+                row_of(
+                    r,
                     environment=environment,
                     event_id=event_ids[r.list_id],
-                    list_id=r.list_id,
-                    ticket_id=r.ticket_id,
-                    token_generation=r.token_generation,
-                    direction=r.direction.value,
-                    decision=r.decision.value,
-                    reason=r.reason.value,
-                    gate=r.gate,
-                    scanner_did=r.scanner_did,
-                    manual_reason=r.manual_reason,
-                    app_id=None,
-                    device_ms=r.device_ms,
-                    clock_offset_ms=r.clock_offset_ms,
                     server_ms=now_ms,
-                    metadata_=None,
                     kept=r.with_ticket_ref() in kept,
                 )
                 for r in fresh
@@ -180,12 +166,14 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
             offline=True,
         )
         data = ticket_event_data(ticket, await event_uri(session, ticket.event_id), checkIn=entry)
-        enqueue_to(
+        queue(
             session,
-            ticket.app_id,
-            destinations[ticket.app_id],
-            environment,
-            "ticket.checked-in",
-            data,
-            now_ms,
+            outbox_message(
+                ticket.app_id,
+                destinations[ticket.app_id],
+                environment,
+                "ticket.checked-in",
+                data,
+                now_ms,
+            ),
         )

@@ -288,15 +288,13 @@ async def create_hold(
     attach(session, hold)
     if checked.offer is not None:
         offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
-    entry = ledger.entry(
-        environment=caller.environment,
-        event_id=event.id,
-        subject="hold",
-        subject_id=hold.id,
-        action="held",
-        actor=caller.app_did,
-        now_ms=now_ms,
-        data={
+    entry = ledger.about(
+        "hold",
+        hold,
+        "held",
+        caller.app_did,
+        now_ms,
+        {
             "items": request.items,
             "expiresMs": expires_ms,
             "amount": hold.amount,
@@ -404,7 +402,7 @@ async def end_hold(
     hold.updated_ms = now_ms
     await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
     await offers.give_back(session, hold.id)
-    ledger.note(session, "hold", hold, status, actor, now_ms, {"reason": reason} if reason else None)
+    session.add(ledger.about("hold", hold, status, actor, now_ms, {"reason": reason} if reason else None))
 
 
 async def release_hold(

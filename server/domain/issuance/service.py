@@ -40,7 +40,7 @@ from server.domain.mail import outbox as mail
 from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
-from server.domain.outbox.service import enqueue, enqueue_to, event_uri, webhook_url
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue, webhook_url
 from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound, TierNotFree
 from sync.records import ticket_ref
 
@@ -74,7 +74,7 @@ async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
     return [ITEM.load(row) for row in rows]
 
 
-def _history_rows(
+def _history(
     ticket: Ticket,
     action: str,
     actor: str | None,
@@ -96,19 +96,6 @@ def _history_rows(
         ),
         TicketChange(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms),
     )
-
-
-def _history(
-    session: AsyncSession,
-    ticket: Ticket,
-    action: str,
-    actor: str | None,
-    now_ms: int,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Append the change to the ticket's history and to its event's change feed (bundle deltas)."""
-    session.add_all(_history_rows(ticket, action, actor, now_ms, reason, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +171,7 @@ async def issue_hold(
             tickets.append(ticket)
     await TICKET.insert_many(driver, tickets)
     history = [
-        _history_rows(ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id})
+        _history(ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id})
         for ticket in tickets
     ]
     await TICKET_EVENT.insert_many(driver, (happened for happened, _ in history))
@@ -193,25 +180,25 @@ async def issue_hold(
     hold.payment_id = payment_id
     hold.claim_id = claim_id
     hold.updated_ms = now_ms
-    entry = ledger.entry(
-        environment=hold.environment,
-        event_id=hold.event_id,
-        subject="hold",
-        subject_id=hold.id,
-        action="completed",
-        actor=actor,
-        now_ms=now_ms,
-        data={"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
+    entry = ledger.about(
+        "hold",
+        hold,
+        "completed",
+        actor,
+        now_ms,
+        {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
     await LEDGER_ENTRY.insert(driver, entry)
-    enqueue_to(
+    queue(
         session,
-        hold.app_id,
-        seller_url,
-        hold.environment,
-        "tickets.issued",
-        issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id)),
-        now_ms,
+        outbox_message(
+            hold.app_id,
+            seller_url,
+            hold.environment,
+            "tickets.issued",
+            issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id)),
+            now_ms,
+        ),
     )
     metrics.TICKETS_ISSUED.inc(len(tickets))
     mail.enqueue(session, hold, "issued", hold.customer_email, tickets, now_ms)
@@ -277,8 +264,8 @@ async def end_ticket(
     groups[ticket.capacity_group_id].sold -= 1
     ticket.status = status
     ticket.updated_ms = now_ms
-    _history(session, ticket, status, actor, now_ms, reason)
-    ledger.note(session, "ticket", ticket, status, actor, now_ms, {"reason": reason} if reason else None)
+    session.add_all(_history(ticket, status, actor, now_ms, reason))
+    session.add(ledger.about("ticket", ticket, status, actor, now_ms, {"reason": reason} if reason else None))
     await enqueue(
         session,
         ticket.app_id,
@@ -319,8 +306,10 @@ async def transfer_ticket(
         holder.email,
     )
     ticket.updated_ms = now_ms
-    _history(session, ticket, "transferred", actor, now_ms, reason, data={"from": before})
-    ledger.note(session, "ticket", ticket, "transferred", actor, now_ms, {"generation": ticket.generation})
+    session.add_all(_history(ticket, "transferred", actor, now_ms, reason, data={"from": before}))
+    session.add(
+        ledger.about("ticket", ticket, "transferred", actor, now_ms, {"generation": ticket.generation})
+    )
     await enqueue(
         session,
         ticket.app_id,
@@ -348,7 +337,7 @@ async def resend_pass(
     message = await mail.tell_buyer(session, ticket, "resent", now_ms, holder_first=True)
     if message is None:
         raise CustomerEmailMissing("no e-mail address was given for this ticket")
-    ledger.note(session, "ticket", ticket, "resent", actor, now_ms)
+    session.add(ledger.about("ticket", ticket, "resent", actor, now_ms))
     return message
 
 

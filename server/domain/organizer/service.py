@@ -219,16 +219,17 @@ def _log(
     data: dict[str, Any] | None = None,
 ) -> None:
     """The ledger entry of a change the viewer made to one of the event's things."""
-    ledger.record(
-        session,
-        environment=event.environment,
-        event_id=event.id,
-        subject=subject,
-        subject_id=subject_id,
-        action=action,
-        actor=viewer.actor,
-        now_ms=now_ms,
-        data=data,
+    session.add(
+        ledger.entry(
+            environment=event.environment,
+            event_id=event.id,
+            subject=subject,
+            subject_id=subject_id,
+            action=action,
+            actor=viewer.actor,
+            now_ms=now_ms,
+            data=data,
+        )
     )
 
 

@@ -38,7 +38,7 @@ async def enqueue(
 ) -> OutboxMessage | None:
     """Queue ``event_type`` for the app; nothing when the app receives no lifecycle events."""
     url = await webhook_url(session, app_id)
-    return enqueue_to(session, app_id, url, environment, event_type, data, now_ms)
+    return queue(session, outbox_message(app_id, url, environment, event_type, data, now_ms))
 
 
 async def event_uri(session: AsyncSession, event_id: str) -> str:
@@ -62,18 +62,9 @@ async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
     return url
 
 
-def enqueue_to(
-    session: AsyncSession,
-    app_id: str,
-    webhook_url: str | None,
-    environment: str,
-    event_type: str,
-    data: dict[str, Any],
-    now_ms: int,
-) -> OutboxMessage | None:
-    """:func:`enqueue`, where the app's events go (:func:`webhook_url`) read already in this
-    transaction (with what the message reports)."""
-    message = outbox_message(app_id, webhook_url, environment, event_type, data, now_ms)
+def queue(session: AsyncSession, message: OutboxMessage | None) -> OutboxMessage | None:
+    """Add ``message`` (:func:`outbox_message`: None when the app receives no events) to the
+    caller's transaction."""
     if message is not None:
         session.add(message)
     return message
@@ -87,7 +78,9 @@ def outbox_message(
     data: dict[str, Any],
     now_ms: int,
 ) -> OutboxMessage | None:
-    """The message :func:`enqueue_to` adds, to add it otherwise (a :class:`server.db.rows.Shape`)."""
+    """A lifecycle event for the app, to where its events go (:func:`webhook_url`, read already in
+    the transaction of what the message reports); None when they go nowhere. Added by :func:`queue`,
+    or written by a :class:`server.db.rows.Shape`."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)

@@ -111,14 +111,15 @@ async def _flag(
     """Keep the money for the operator (``needs_refund`` or ``needs_review``) and tell the app."""
     _settle(session, report, payment, hold, status, reason, now_ms, completion=completion)
     if hold is not None:
-        ledger.note(
-            session,
-            "hold",
-            hold,
-            "payment-unfulfilled",
-            BROKER,
-            now_ms,
-            {"paymentId": report.payment_id, "status": status, "reason": reason},
+        session.add(
+            ledger.about(
+                "hold",
+                hold,
+                "payment-unfulfilled",
+                BROKER,
+                now_ms,
+                {"paymentId": report.payment_id, "status": status, "reason": reason},
+            )
         )
         await enqueue(
             session,
@@ -209,7 +210,9 @@ async def payment_completed(
                 f"paid after the hold ended and {gone}",
                 now_ms,
             )
-        ledger.note(session, "hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
+        session.add(
+            ledger.about("hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
+        )
         seller_url = await prepare_issue(session, keyring, hold, now_ms)
     await issue_hold(
         session,
