@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -148,7 +149,7 @@ async def driver_of(session: AsyncSession) -> Driver:
         await session.flush()
     transaction = session.get_transaction()
     known = session.info.get(_DRIVER)
-    if known is not None and transaction is not None and known[0] is transaction:
+    if known is not None and transaction is not None and known[0]() is transaction:
         driver: Driver = known[1]
         return driver
     connection = await session.connection()  # begins the session's transaction (SQLite: BEGIN here)
@@ -161,8 +162,10 @@ async def driver_of(session: AsyncSession) -> Driver:
         if adapted._transaction is None:
             await adapted._start_transaction()
     driver = Driver(fairy.driver_connection, sqlite=sqlite)
-    # The same transaction asks again at no cost (a new one of the session gets its own).
-    session.info[_DRIVER] = (session.get_transaction(), driver)
+    # The same transaction asks again at no cost (a new one of the session gets its own). Held by
+    # a weak reference: the transaction holds the session, and a cycle would keep every finished
+    # session alive until a full garbage collection (long pauses under load).
+    session.info[_DRIVER] = (weakref.ref(session.get_transaction()), driver)
     return driver
 
 

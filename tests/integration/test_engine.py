@@ -3,6 +3,8 @@ their pool."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,19 @@ async def test_a_session_asks_for_its_driver_again_in_each_transaction(db: Datab
         await session.rollback()
     async with db.read() as session:
         assert list(await session.scalars(select(JwtReplay.jti))) == ["kept"]
+
+
+async def test_a_finished_session_is_freed_without_the_garbage_collector(db: Database) -> None:
+    """Asking a session for its driver leaves no reference cycle behind: a session kept until a
+    full collection holds everything it loaded, and those collections stall the server under load
+    (a check-in's p99 went from 31 to 80 ms)."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with db.write() as session:
+            await driver_of(session)
+            freed = weakref.ref(session.sync_session)
+        del session
+        assert freed() is None
+    finally:
+        gc.enable()
