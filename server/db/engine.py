@@ -147,7 +147,7 @@ async def driver_of(session: AsyncSession) -> Driver:
     first, so the statements see them."""
     if session.new or session.dirty or session.deleted:
         await session.flush()
-    transaction = session.get_transaction()
+    transaction = session.sync_session.get_transaction()  # the transaction itself, not a new proxy
     known = session.info.get(_DRIVER)
     if known is not None and transaction is not None and known[0]() is transaction:
         driver: Driver = known[1]
@@ -165,7 +165,7 @@ async def driver_of(session: AsyncSession) -> Driver:
     # The same transaction asks again at no cost (a new one of the session gets its own). Held by
     # a weak reference: the transaction holds the session, and a cycle would keep every finished
     # session alive until a full garbage collection (long pauses under load).
-    session.info[_DRIVER] = (weakref.ref(session.get_transaction()), driver)
+    session.info[_DRIVER] = (weakref.ref(session.sync_session.get_transaction()), driver)
     return driver
 
 
