@@ -158,7 +158,7 @@ async def driver_of(session: AsyncSession) -> Driver:
     if not sqlite:
         adapted: Any = fairy.dbapi_connection
         # SQLAlchemy's asyncpg adapter opens its transaction with the first statement it sends
-        # itself; open it now so ours run inside it (tests/unit/test_driver_of.py holds it to this).
+        # itself; open it now so ours run inside it (tests/integration/test_engine.py holds it to this).
         if adapted._transaction is None:
             await adapted._start_transaction()
     driver = Driver(fairy.driver_connection, sqlite=sqlite)

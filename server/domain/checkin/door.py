@@ -9,8 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, true
 
 from server.db.models import CheckInList, CheckInRecord, Ticket
+from server.db.rows import Shape
 from sync.checkin import Direction, ListRules, Reason, Verdict
 from sync.records import Record
+
+# A logged scan, read and written through the driver (``check_in_records`` aliased ``r``).
+RECORD = Shape(CheckInRecord, "r")
 
 
 def row_of(

@@ -23,16 +23,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, driver_of
-from server.db.models import CheckInList, CheckInRecord, Event, OutboxMessage, Ticket, Tier
+from server.db.models import CheckInList, CheckInRecord, Event, Ticket, Tier
 from server.db.rows import Shape
 from server.domain import idempotency
 from server.domain.caller import Caller
-from server.domain.checkin.door import record_of, row_of, rules_of
+from server.domain.checkin.door import RECORD, record_of, row_of, rules_of
 from server.domain.checkin.lists import find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import destination_sql, outbox_message
+from server.domain.outbox.service import destination_sql, outbox_message, queue_on
 from server.errors import CheckInListNotFound, NotOwner, TicketNotFound
 from sync.checkin import (
     Decision,
@@ -99,12 +99,7 @@ def facts_of(ticket: Ticket) -> TicketFacts:
 
 
 # Written once: a scan only binds values to them, and sends them straight to the driver.
-TICKET, CHECKLIST, EVENT, RECORD = (
-    Shape(Ticket, "t"),
-    Shape(CheckInList, "l"),
-    Shape(Event, "e"),
-    Shape(CheckInRecord, "r"),
-)
+TICKET, CHECKLIST, EVENT = Shape(Ticket, "t"), Shape(CheckInList, "l"), Shape(Event, "e")
 _TICKET_FROM = (
     "FROM tickets t JOIN apps a ON a.id = t.app_id WHERE t.id = :ticket_id AND t.environment = :environment"
 )
@@ -124,8 +119,6 @@ _HISTORY = (
     f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
     "WHERE r.ticket_id = :ticket_id AND r.list_id = :list_id AND r.decision = 'admit' AND r.kept"
 )
-OUTBOX_MESSAGE = Shape(OutboxMessage, "o")
-_TICKET_END = TICKET.width + 1  # the ticket's columns and where its seller's events go
 
 
 def _list_and_event(row: tuple[Any, ...]) -> tuple[CheckInList | None, Event | None]:
@@ -296,22 +289,23 @@ async def check_in(
         and decision.admitted
         and scan.direction is Direction.ENTRY
     ):
-        message = outbox_message(
-            ticket.app_id,
-            outcome.facts.webhook_url,
-            environment,
-            "ticket.checked-in",
-            ticket_event_data(
-                ticket,
-                checklist_event.uri,
-                checkIn=check_in_entry(
-                    record.id, checklist.id, now_ms, scanner_did=scan.scanner_did, gate=scan.gate
+        await queue_on(
+            driver,
+            outbox_message(
+                ticket.app_id,
+                outcome.facts.webhook_url,
+                environment,
+                "ticket.checked-in",
+                ticket_event_data(
+                    ticket,
+                    checklist_event.uri,
+                    checkIn=check_in_entry(
+                        record.id, checklist.id, now_ms, scanner_did=scan.scanner_did, gate=scan.gate
+                    ),
                 ),
+                now_ms,
             ),
-            now_ms,
         )
-        if message is not None:
-            await OUTBOX_MESSAGE.insert(driver, message)
     return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)
 
 

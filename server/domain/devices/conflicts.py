@@ -13,16 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
 from server.db.engine import driver_of
-from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket
-from server.db.rows import Shape
-from server.domain.checkin.door import record_of, rules_of
+from server.db.models import CheckInConflict, CheckInList, Event, Ticket
+from server.domain.checkin.door import RECORD, record_of, rules_of
 from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
 from server.domain.outbox.service import enqueue
 from sync.merge import Conflict, StatusChange, TicketHistory, derive
 from sync.records import Record
 
-RECORD = Shape(CheckInRecord, "r")
 _TIERS_OF = "SELECT t.id, t.tier_id FROM tickets t WHERE t.id IN (:ticket_ids)"
 # Ordered per ticket as the merge rules read them (slices split by ticket, so each stays whole).
 _STATUS_CHANGES = (

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
 from server.db.rows import Shape
-from server.domain.checkin.door import record_of, row_of
+from server.domain.checkin.door import RECORD, record_of, row_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import event_uri, outbox_message, queue, webhook_url
@@ -25,7 +25,7 @@ from sync.merge import key_reuse
 from sync.protocol import accept
 from sync.records import Record, RecordKey, is_ticket_ref
 
-RECORD, TICKET = Shape(CheckInRecord, "r"), Shape(Ticket, "t")
+TICKET = Shape(Ticket, "t")
 _HELD = (
     f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
     "WHERE r.device_id = :device_id AND r.id IN (:record_ids)"

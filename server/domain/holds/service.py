@@ -20,9 +20,7 @@ from server.db.models import (
     Event,
     Hold,
     HoldItem,
-    LedgerEntry,
     Offer,
-    OutboxMessage,
     Tier,
 )
 from server.db.rows import Shape, attach
@@ -43,7 +41,7 @@ from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue_on, webhook_url
 from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -103,7 +101,6 @@ _TIERS = (
     "WHERE t.id IN (:tier_ids) AND e.environment = :environment"
 )
 HOLD, HOLD_ITEM = Shape(Hold, "h"), Shape(HoldItem, "i")
-LEDGER_ENTRY, OUTBOX_MESSAGE = Shape(LedgerEntry, "l"), Shape(OutboxMessage, "o")
 
 
 async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
@@ -275,16 +272,20 @@ async def create_hold(
     )
     driver = await driver_of(session)
     await HOLD.insert(driver, hold)
-    for line in lines:
-        item = HoldItem(
-            hold_id=hold.id,
-            tier_id=line.tier.id,
-            capacity_group_id=line.tier.capacity_group_id,
-            quantity=line.quantity,
-            unit_amount=line.tier.unit_amount,
-            active_until_ms=expires_ms,
-        )
-        await HOLD_ITEM.insert(driver, item)
+    await HOLD_ITEM.insert_many(
+        driver,
+        (
+            HoldItem(
+                hold_id=hold.id,
+                tier_id=line.tier.id,
+                capacity_group_id=line.tier.capacity_group_id,
+                quantity=line.quantity,
+                unit_amount=line.tier.unit_amount,
+                active_until_ms=expires_ms,
+            )
+            for line in lines
+        ),
+    )
     attach(session, hold)
     if checked.offer is not None:
         offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
@@ -303,14 +304,13 @@ async def create_hold(
             "offerId": hold.offer_id,
         },
     )
-    await LEDGER_ENTRY.insert(driver, entry)
+    await ledger.append(driver, entry)
     destination = await app_destination(session, caller)
     webhook = hold_webhook(hold, lines, event.uri)
-    message = outbox_message(
-        hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms
+    await queue_on(
+        driver,
+        outbox_message(hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms),
     )
-    if message is not None:
-        await OUTBOX_MESSAGE.insert(driver, message)
     return HoldResult(hold, lines, checked.offer)
 
 

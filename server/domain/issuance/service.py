@@ -20,7 +20,6 @@ from server.db.models import (
     CapacityGroup,
     Hold,
     HoldItem,
-    LedgerEntry,
     MailMessage,
     Ticket,
     TicketChange,
@@ -53,12 +52,11 @@ def ticket_number() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
-ITEM, TICKET, TICKET_EVENT, TICKET_CHANGE, LEDGER_ENTRY = (
+ITEM, TICKET, TICKET_EVENT, TICKET_CHANGE = (
     Shape(HoldItem, "i"),
     Shape(Ticket, "t"),
     Shape(TicketEvent, "e"),
     Shape(TicketChange, "c"),
-    Shape(LedgerEntry, "l"),
 )
 _HOLD_ITEMS = f"SELECT {ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
 _RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
@@ -188,7 +186,7 @@ async def issue_hold(
         now_ms,
         {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
-    await LEDGER_ENTRY.insert(driver, entry)
+    await ledger.append(driver, entry)
     queue(
         session,
         outbox_message(

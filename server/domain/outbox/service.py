@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ColumnElement
 
-from server.db.engine import driver_of
+from server.db.engine import Driver, driver_of
 from server.db.models import App, Event, OutboxMessage, WebhookAttempt
+from server.db.rows import Shape
 from server.domain.common import new_id
 from server.domain.webhook_format import BROKER_TYPE_BASE, envelope
 from server.observability import current_request_id
@@ -70,6 +71,16 @@ def queue(session: AsyncSession, message: OutboxMessage | None) -> OutboxMessage
     return message
 
 
+MESSAGE = Shape(OutboxMessage, "o")
+
+
+async def queue_on(driver: Driver, message: OutboxMessage | None) -> None:
+    """:func:`queue`, written through the driver in the transaction its statements are in
+    (:func:`server.db.engine.driver_of`)."""
+    if message is not None:
+        await MESSAGE.insert(driver, message)
+
+
 def outbox_message(
     app_id: str,
     webhook_url: str | None,
@@ -80,7 +91,7 @@ def outbox_message(
 ) -> OutboxMessage | None:
     """A lifecycle event for the app, to where its events go (:func:`webhook_url`, read already in
     the transaction of what the message reports); None when they go nowhere. Added by :func:`queue`,
-    or written by a :class:`server.db.rows.Shape`."""
+    or written by :func:`queue_on`."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
