@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -35,6 +38,9 @@ from server.db import sqlite_driver
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Values of one ``IN (…)`` list per statement (:meth:`Driver.fetch_in`).
 IN_SLICE = 500
+T = TypeVar("T")
+# What either driver raises for a statement that breaks a unique, foreign-key or check constraint.
+_BROKEN_CONSTRAINT = (IntegrityConstraintViolationError, sqlite3.IntegrityError)
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -87,17 +93,25 @@ class Driver:
             flat.update((f"{name}__{i}", value) for i, value in enumerate(params[name]))
         return _expanded(sql, lists), flat
 
-    async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        sql, params = self._spread(sql, params)
+    async def _sent(self, sql: str, statement: Awaitable[T]) -> T:
+        """``statement``'s answer; a failure marks the connection, and a broken constraint raises
+        SQLAlchemy's ``IntegrityError`` as the ORM would (without the parameters)."""
         try:
-            if self._sqlite:
-                rows = await self._connection.execute_fetchall(sql, params)
-            else:
-                numbered, names = _numbered(sql)
-                rows = await self._connection.fetch(numbered, *(params[n] for n in names))
+            return await statement
+        except _BROKEN_CONSTRAINT as exc:
+            self.failed = True
+            raise IntegrityError(sql, None, exc, hide_parameters=True) from exc
         except BaseException:
             self.failed = True
             raise
+
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        sql, params = self._spread(sql, params)
+        if self._sqlite:
+            rows = await self._sent(sql, self._connection.execute_fetchall(sql, params))
+        else:
+            numbered, names = _numbered(sql)
+            rows = await self._sent(sql, self._connection.fetch(numbered, *(params[n] for n in names)))
         return [tuple(row) for row in rows]
 
     async def fetch_in(
@@ -114,28 +128,21 @@ class Driver:
         """One statement (no list parameters) for each of ``rows``: PostgreSQL pipelines them."""
         if not rows:
             return
-        try:
-            if self._sqlite:
-                await self._connection.executemany(sql, rows)
-            else:
-                numbered, names = _numbered(sql)
-                await self._connection.executemany(numbered, [tuple(row[n] for n in names) for row in rows])
-        except BaseException:
-            self.failed = True
-            raise
+        if self._sqlite:
+            await self._sent(sql, self._connection.executemany(sql, rows))
+        else:
+            numbered, names = _numbered(sql)
+            values = [tuple(row[n] for n in names) for row in rows]
+            await self._sent(sql, self._connection.executemany(numbered, values))
 
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         """A statement that answers no rows (an INSERT, an UPDATE)."""
         sql, params = self._spread(sql, params)
-        try:
-            if self._sqlite:
-                await self._connection.execute(sql, params)
-            else:
-                numbered, names = _numbered(sql)
-                await self._connection.execute(numbered, *(params[n] for n in names))
-        except BaseException:
-            self.failed = True
-            raise
+        if self._sqlite:
+            await self._sent(sql, self._connection.execute(sql, params))
+        else:
+            numbered, names = _numbered(sql)
+            await self._sent(sql, self._connection.execute(numbered, *(params[n] for n in names)))
 
 
 _DRIVER = "tickets.driver"
@@ -167,9 +174,6 @@ async def driver_of(session: AsyncSession) -> Driver:
     # session alive until a full garbage collection (long pauses under load).
     session.info[_DRIVER] = (weakref.ref(session.sync_session.get_transaction()), driver)
     return driver
-
-
-T = TypeVar("T")
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:

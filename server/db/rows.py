@@ -5,9 +5,10 @@ loading the objects, flushing them); the driver alone spends under a tenth of th
 therefore write their statements once as SQL and use a :class:`Shape` to turn rows into the mapped
 classes the rest of the code knows, and objects back into parameters (ADR 0015).
 
-An object loaded by a shape is *not* in any session: it is what was read, nothing writes it back.
-An object a shape has inserted can be handed to the session (:func:`attach`), which then tracks it
-as if it had loaded it: later changes to it are written by the session's flush.
+An object loaded by a shape is *not* in any session: it is what was read, nothing writes it back
+but :meth:`Shape.update`. An object a shape has inserted or loaded can be handed to the session
+(:func:`attach`), which then tracks it as if it had loaded it: later changes to it are written by
+the session's flush, and :meth:`Shape.update` changes it as already written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import JSON, Boolean, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.db.engine import Driver
 
@@ -48,6 +50,9 @@ class Shape(Generic[M]):
         self.columns = ", ".join(f"{alias}.{name}" for _, name, _, _ in self._attrs)
         self._written = written
         self._json = {key for key, _, is_json, _ in self._attrs if is_json}
+        self._column = {key: name for key, name, _, _ in self._attrs}
+        self._key = [prop.key for prop in mapper.column_attrs if prop.columns[0].primary_key]
+        self._updates: dict[tuple[str, ...], str] = {}
         self.insert_sql = (
             f"INSERT INTO {self.table} ({', '.join(name for _, name, _ in written)}) "  # noqa: S608 (constant names)
             f"VALUES ({', '.join(':' + key for key, _, _ in written)})"
@@ -67,19 +72,36 @@ class Shape(Generic[M]):
         loaded: M = instance
         return loaded
 
+    def _encoded(self, key: str, value: Any) -> Any:
+        return json.dumps(value) if key in self._json and value is not None else value
+
     def params(self, instance: M) -> dict[str, Any]:
         fields = vars(instance)
-        params = {}
-        for key, _, default in self._written:
-            value = fields.get(key, default)
-            params[key] = json.dumps(value) if key in self._json and value is not None else value
-        return params
+        return {key: self._encoded(key, fields.get(key, default)) for key, _, default in self._written}
 
     async def insert(self, driver: Driver, instance: M) -> None:
         await driver.execute(self.insert_sql, self.params(instance))
 
     async def insert_many(self, driver: Driver, instances: Iterable[M]) -> None:
         await driver.execute_many(self.insert_sql, [self.params(instance) for instance in instances])
+
+    def _update_sql(self, keys: tuple[str, ...]) -> str:
+        sql = self._updates.get(keys)
+        if sql is None:
+            assigned = ", ".join(f"{self._column[key]} = :{key}" for key in keys)
+            found = " AND ".join(f"{self._column[key]} = :key__{key}" for key in self._key)
+            sql = self._updates[keys] = f"UPDATE {self.table} SET {assigned} WHERE {found}"  # noqa: S608 (constant names)
+        return sql
+
+    async def update(self, driver: Driver, instance: M, **changes: Any) -> None:
+        """Write ``changes`` to ``instance``'s row (found by its primary key) and to ``instance`` as
+        already written: a session tracking it has nothing more to flush for them."""
+        params = {key: self._encoded(key, value) for key, value in changes.items()}
+        fields = vars(instance)
+        params.update((f"key__{key}", fields[key]) for key in self._key)
+        await driver.execute(self._update_sql(tuple(changes)), params)
+        for key, value in changes.items():
+            set_committed_value(instance, key, value)
 
 
 def attach(session: AsyncSession, instance: object) -> None:

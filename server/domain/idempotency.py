@@ -18,21 +18,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Database
+from server.db.engine import Database, Driver, driver_of
 from server.db.models import IdempotencyKey
+from server.db.rows import Shape
 from server.domain.caller import Caller
 from server.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidRequest
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 
 Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
-_KEY = select(IdempotencyKey).where(
-    IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
-)
+KEY = Shape(IdempotencyKey, "k")
+_KEY = f"SELECT {KEY.columns} FROM idempotency_keys k WHERE k.scope = :scope AND k.key = :key"  # noqa: S608 (constant names)
+_GIVE_BACK = "DELETE FROM idempotency_keys WHERE scope = :scope AND key = :key AND state = 'in_flight'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,12 @@ def request_hash(method: str, payload: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def _key_row(driver: Driver, scope: str, key: str, *, lock: bool = False) -> IdempotencyKey | None:
+    """The key's row as it is (``lock``: locked until the transaction ends), if there is one."""
+    rows = await driver.fetch(_KEY + driver.for_update() if lock else _KEY, {"scope": scope, "key": key})
+    return KEY.load(rows[0]) if rows else None
+
+
 def _replay(row: IdempotencyKey | None, digest: str, now_ms: int) -> dict[str, Any] | None:
     """The stored response when the key is done; ``None`` when this call may run. Raises when the
     key belongs to another input or its first call still runs."""
@@ -83,34 +89,41 @@ def _replay(row: IdempotencyKey | None, digest: str, now_ms: int) -> dict[str, A
     return None  # the first call died and its lease lapsed: this one takes over
 
 
+def _row(
+    scope: str, key: str, digest: str, state: str, lease_until_ms: int, response: Any, now_ms: int
+) -> IdempotencyKey:
+    """A key's row, to insert."""
+    return IdempotencyKey(
+        scope=scope,
+        key=key,
+        request_hash=digest,
+        state=state,
+        lease_until_ms=lease_until_ms,
+        response=response,
+        created_ms=now_ms,
+    )
+
+
 async def _claim(
     db: Database, scope: str, key: str, digest: str, now_ms: int, lease_ms: int
 ) -> dict[str, Any] | None:
     """Claim the key; answers the stored response when the key is already done. The first look is a
     read, so a duplicate of a call still running is answered at once even where writers queue."""
-    where = {"scope": scope, "key": key}
     async with db.read() as session:
-        stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
+        stored = _replay(await _key_row(await driver_of(session), scope, key), digest, now_ms)
     if stored is not None:
         return stored
     async with db.write() as session:
-        row = await session.scalar(_KEY.with_for_update(), where)
+        driver = await driver_of(session)
+        row = await _key_row(driver, scope, key, lock=True)
         stored = _replay(row, digest, now_ms)
         if stored is not None:
             return stored
         if row is None:
-            session.add(
-                IdempotencyKey(
-                    scope=scope,
-                    key=key,
-                    request_hash=digest,
-                    state="in_flight",
-                    lease_until_ms=now_ms + lease_ms,
-                    created_ms=now_ms,
-                )
-            )
+            claimed = _row(scope, key, digest, "in_flight", now_ms + lease_ms, None, now_ms)
+            await KEY.insert(driver, claimed)
         else:
-            row.lease_until_ms = now_ms + lease_ms
+            await KEY.update(driver, row, lease_until_ms=now_ms + lease_ms)
         return None
 
 
@@ -134,19 +147,11 @@ async def run_once(
     try:
         async with db.write() as session:
             response = await work(session)
-            row = await session.get(IdempotencyKey, (scope, key))
-            assert row is not None
-            row.state = "done"
-            row.response = response
+            claimed = IdempotencyKey(scope=scope, key=key)  # the row _claim wrote, found by its key
+            await KEY.update(await driver_of(session), claimed, state="done", response=response)
     except Exception:
         async with db.write() as session:
-            await session.execute(
-                delete(IdempotencyKey).where(
-                    IdempotencyKey.scope == scope,
-                    IdempotencyKey.key == key,
-                    IdempotencyKey.state == "in_flight",
-                )
-            )
+            await (await driver_of(session)).execute(_GIVE_BACK, {"scope": scope, "key": key})
         raise
     return response, False
 
@@ -160,27 +165,17 @@ async def run_once_atomically(
     whole transaction rolls back and it answers the first's response. So ``work`` must take the row
     locks it depends on (two runs at once then decide one after the other) and must not mind being
     undone."""
-    where = {"scope": scope, "key": key}
     try:
         async with db.write() as session:
-            stored = _replay(await session.scalar(_KEY, where), digest, now_ms)
+            stored = _replay(await _key_row(await driver_of(session), scope, key), digest, now_ms)
             if stored is not None:
                 return stored, True
             response = await work(session)
-            session.add(
-                IdempotencyKey(
-                    scope=scope,
-                    key=key,
-                    request_hash=digest,
-                    state="done",
-                    lease_until_ms=now_ms,
-                    response=response,
-                    created_ms=now_ms,
-                )
-            )
+            done = _row(scope, key, digest, "done", now_ms, response, now_ms)
+            await KEY.insert(await driver_of(session), done)  # after what the work left to flush
     except IntegrityError:
         async with db.read() as session:
-            row = await session.scalar(_KEY, where)
+            row = await _key_row(await driver_of(session), scope, key)
         stored = _replay(row, digest, now_ms)
         if stored is None:
             raise  # not a concurrent run of the same key

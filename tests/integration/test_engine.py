@@ -203,3 +203,42 @@ async def test_a_finished_session_is_freed_without_the_garbage_collector(db: Dat
         assert freed() is None
     finally:
         gc.enable()
+
+
+async def test_a_broken_constraint_raises_what_the_orm_raises(db: Database) -> None:
+    """A duplicate key sent through the driver raises SQLAlchemy's IntegrityError, as the ORM's flush
+    does, so the callers that answer a lost race ("stored concurrently: retry", a delivery answered
+    as a duplicate) see it whichever route wrote."""
+    row = {"iss": "did:web:a", "jti": "one", "exp": 1}
+    insert_only = INSERT.replace(" RETURNING jti", "")
+    async with db.write() as session:
+        await (await driver_of(session)).execute(insert_only, row)
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            await (await driver_of(session)).execute_many(insert_only, [row])
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            await (await driver_of(session)).fetch(INSERT, row)
+    assert await replays(db) == 1
+
+
+async def test_a_shape_update_writes_the_row_and_leaves_nothing_to_flush(db: Database) -> None:
+    """``Shape.update`` writes the columns it is given (JSON encoded, other columns untouched) and
+    changes the object as already written: a session tracking it sends no second UPDATE, so a
+    concurrent change of another column is not overwritten with the object's stale value."""
+    shape = Shape(App, "a")
+    async with db.write() as session:
+        session.add(
+            App(id="app_1", did="did:web:a", environment="test", name="first", created_ms=1, updated_ms=1)
+        )
+    async with db.write() as session:
+        app = await session.get(App, "app_1")
+        assert app is not None
+        await session.execute(update(App).where(App.id == "app_1").values(name="renamed elsewhere"))
+        await shape.update(await driver_of(session), app, fee_to_buyer=True, updated_ms=5)
+        assert (app.fee_to_buyer, app.updated_ms) == (True, 5)
+        assert not session.dirty
+    async with db.read() as session:
+        stored = await session.get(App, "app_1")
+        assert stored is not None
+        assert (stored.name, stored.fee_to_buyer, stored.updated_ms) == ("renamed elsewhere", True, 5)

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from support.catalog import consenting
 from support.serve_process import ServeProcess, run_tickets, server_env
 
-from server.db.engine import Database
-from server.db.models import CheckInRecord
+from server.db.engine import Database, driver_of
+from server.db.models import CheckInList, CheckInRecord
 from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
 from server.domain.catalog.service import EventInput
+from server.domain.checkin.door import RECORD, row_of
 from server.domain.devices import service as devices
 from server.domain.issuance.list_keys import Keyring, ensure_default_list, load_server_key
+from server.errors import InvalidRequest
 from server.settings import Settings
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record
@@ -118,3 +120,40 @@ async def test_server_killed_mid_upload_loses_and_doubles_nothing(database_url: 
 async def stored_count(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(CheckInRecord)) or 0)
+
+
+async def test_an_upload_that_loses_a_race_for_its_records_is_told_to_retry(
+    db: Database, tmp_path: Path
+) -> None:
+    """Two uploads of the same records at once on PostgreSQL: the one whose inserts wait for the
+    other's and then collide answers "retry" (400), not a server error, and its retry answers
+    "duplicate". The other upload is held open here, so the collision is certain."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one write transaction at a time: two uploads cannot interleave")
+    settings = Settings(data_dir=tmp_path, database_url=db.url)
+    list_id, code = await desk_for_new_list(db, settings)
+    now = int(time.time() * 1000)
+    async with db.write() as session:
+        device_id = (await devices.redeem(session, code, "Desk", now)).device.id
+    desk = Caller("", "", "test", device_id=device_id, device_lists=(list_id,))
+    batch = [Record.from_wire(wire) for wire in records(device_id, list_id)[0][:3]]
+
+    async with db.write() as session:
+        (event_id,) = await session.scalars(select(CheckInList.event_id).where(CheckInList.id == list_id))
+        await RECORD.insert(
+            await driver_of(session),
+            row_of(batch[0], environment="test", event_id=event_id, server_ms=now, kept=True),
+        )  # held open: the upload's insert of this record waits for it
+        losing = asyncio.create_task(devices.upload_records(db, desk, batch, now))
+        for _ in range(3000):
+            async with db.read() as watcher:
+                waiting = await watcher.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                )
+            if waiting or losing.done():
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1 and not losing.done()
+    with pytest.raises(InvalidRequest, match="retry"):
+        await losing
+    assert await devices.upload_records(db, desk, batch, now) == ["duplicate", "stored", "stored"]

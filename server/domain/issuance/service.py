@@ -31,7 +31,15 @@ from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups, lock_groups_to_sell
 from server.domain.common import new_id
-from server.domain.holds.service import HoldRequest, HoldResult, create_hold, price_parts, take_order
+from server.domain.holds.service import (
+    HOLD,
+    HOLD_ITEM,
+    HoldRequest,
+    HoldResult,
+    create_hold,
+    price_parts,
+    take_order,
+)
 from server.domain.issuance.list_keys import Keyring, default_list_made
 from server.domain.issuance.queries import TicketInContext, in_context
 from server.domain.issuance.rules import Holder, attendee, transferred
@@ -39,7 +47,7 @@ from server.domain.mail import outbox as mail
 from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
-from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue, webhook_url
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue_on, webhook_url
 from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound, TierNotFree
 from sync.records import ticket_ref
 
@@ -52,13 +60,12 @@ def ticket_number() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
-ITEM, TICKET, TICKET_EVENT, TICKET_CHANGE = (
-    Shape(HoldItem, "i"),
+TICKET, TICKET_EVENT, TICKET_CHANGE = (
     Shape(Ticket, "t"),
     Shape(TicketEvent, "e"),
     Shape(TicketChange, "c"),
 )
-_HOLD_ITEMS = f"SELECT {ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
+_HOLD_ITEMS = f"SELECT {HOLD_ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
 _RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
 # Places sold: counted by the database (the groups are locked; a tier's own count cannot pass its
 # quantity, a constraint).
@@ -69,7 +76,7 @@ _SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id 
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
     """The hold's lines, as read (in no session: nothing here changes them)."""
     rows = await (await driver_of(session)).fetch(_HOLD_ITEMS, {"hold_id": hold_id})
-    return [ITEM.load(row) for row in rows]
+    return [HOLD_ITEM.load(row) for row in rows]
 
 
 def _history(
@@ -174,10 +181,9 @@ async def issue_hold(
     ]
     await TICKET_EVENT.insert_many(driver, (happened for happened, _ in history))
     await TICKET_CHANGE.insert_many(driver, (changed for _, changed in history))
-    hold.status = "completed"
-    hold.payment_id = payment_id
-    hold.claim_id = claim_id
-    hold.updated_ms = now_ms
+    await HOLD.update(
+        driver, hold, status="completed", payment_id=payment_id, claim_id=claim_id, updated_ms=now_ms
+    )
     entry = ledger.about(
         "hold",
         hold,
@@ -187,8 +193,8 @@ async def issue_hold(
         {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
     await ledger.append(driver, entry)
-    queue(
-        session,
+    await queue_on(
+        driver,
         outbox_message(
             hold.app_id,
             seller_url,
@@ -199,7 +205,7 @@ async def issue_hold(
         ),
     )
     metrics.TICKETS_ISSUED.inc(len(tickets))
-    mail.enqueue(session, hold, "issued", hold.customer_email, tickets, now_ms)
+    await mail.enqueue_on(driver, hold, "issued", hold.customer_email, tickets, now_ms)
     return Issued(hold, tickets)
 
 

@@ -10,9 +10,32 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Driver
 from server.db.models import Hold, MailMessage, Ticket
+from server.db.rows import Shape
 
 KINDS = ("issued", "voided", "refunded", "transferred", "resent")
+MESSAGE = Shape(MailMessage, "m")
+
+
+def _message(
+    hold: Hold, kind: str, recipient: str | None, tickets: Sequence[Ticket], now_ms: int
+) -> MailMessage | None:
+    """One message about ``tickets`` to ``recipient``; None without an address."""
+    if not recipient or not tickets:
+        return None
+    assert kind in KINDS
+    return MailMessage(
+        environment=hold.environment,
+        hold_id=hold.id,
+        kind=kind,
+        recipient=recipient,
+        ticket_ids=[t.id for t in tickets],
+        state="pending",
+        attempts=0,
+        next_attempt_ms=now_ms,
+        created_ms=now_ms,
+    )
 
 
 def enqueue(
@@ -24,22 +47,20 @@ def enqueue(
     now_ms: int,
 ) -> MailMessage | None:
     """Queue one message about ``tickets`` to ``recipient`` (nothing without an address)."""
-    if not recipient or not tickets:
-        return None
-    assert kind in KINDS
-    message = MailMessage(
-        environment=hold.environment,
-        hold_id=hold.id,
-        kind=kind,
-        recipient=recipient,
-        ticket_ids=[t.id for t in tickets],
-        state="pending",
-        attempts=0,
-        next_attempt_ms=now_ms,
-        created_ms=now_ms,
-    )
-    session.add(message)
+    message = _message(hold, kind, recipient, tickets, now_ms)
+    if message is not None:
+        session.add(message)
     return message
+
+
+async def enqueue_on(
+    driver: Driver, hold: Hold, kind: str, recipient: str | None, tickets: Sequence[Ticket], now_ms: int
+) -> None:
+    """:func:`enqueue`, written through the driver in the transaction its statements are in
+    (:func:`server.db.engine.driver_of`)."""
+    message = _message(hold, kind, recipient, tickets, now_ms)
+    if message is not None:
+        await MESSAGE.insert(driver, message)
 
 
 async def tell_buyer(

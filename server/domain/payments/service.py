@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import driver_of
 from server.db.models import Hold, Payment, Ticket, Tier
+from server.db.rows import Shape, attach
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups_to_sell, tier_states
 from server.domain.holds.rules import find_shortages, hold_status
-from server.domain.holds.service import end_hold
+from server.domain.holds.service import HOLD, end_hold
 from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
 from server.domain.offers import service as offers
@@ -32,41 +34,40 @@ from server.domain.payments.reports import PaymentReport
 
 BROKER = "payment-broker"
 
-_HOLD = select(Hold).where(Hold.environment == bindparam("environment"))
-_HOLD_BY_TOKEN = _HOLD.where(Hold.token == bindparam("match")).with_for_update()
-_HOLD_BY_ID = _HOLD.where(Hold.id == bindparam("match")).with_for_update()
-_PAYMENT_KEY = (
-    Payment.environment == bindparam("environment"),
-    Payment.payment_id == bindparam("payment_id"),
-)
-_PAYMENT = select(Payment).where(*_PAYMENT_KEY).with_for_update()
-_PAYMENT_HOLD = select(Payment.hold_id).where(*_PAYMENT_KEY)
+PAYMENT = Shape(Payment, "p")
+_HOLD = f"SELECT {HOLD.columns} FROM holds h WHERE h.environment = :environment"  # noqa: S608 (constant names)
+_HOLD_BY_TOKEN = _HOLD + " AND h.token = :match"
+_HOLD_BY_ID = _HOLD + " AND h.id = :match"
+_PAYMENT_KEY = " WHERE p.environment = :environment AND p.payment_id = :payment_id"
+_PAYMENT = f"SELECT {PAYMENT.columns} FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
+_PAYMENT_HOLD = "SELECT p.hold_id FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
 
 
 async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
     """The hold the payment names (by checkout token, else by id, else the one its row names), locked
-    first, then the payment's row, locked: every handler takes the two locks in this order."""
+    first, then the payment's row, locked: every handler takes the two locks in this order. The
+    session tracks the hold; the payment's row changes only by :func:`_settle`."""
+    driver = await driver_of(session)
     keys = {"environment": report.environment, "payment_id": report.payment_id}
     match: str | None = report.checkout_token
     query = _HOLD_BY_TOKEN
     if match is None:
-        query, match = _HOLD_BY_ID, report.hold_id or await session.scalar(_PAYMENT_HOLD, keys)
-    hold: Hold | None = (
-        await session.scalar(
-            query,
-            {"environment": report.environment, "match": match},
-            execution_options={"populate_existing": True},
-        )
-        if match
-        else None
-    )
-    payment: Payment | None = await session.scalar(
-        _PAYMENT, keys, execution_options={"populate_existing": True}
-    )
-    return hold, payment
+        query, match = _HOLD_BY_ID, report.hold_id
+        if match is None:
+            named = await driver.fetch(_PAYMENT_HOLD, keys)
+            match = named[0][0] if named else None
+    hold: Hold | None = None
+    if match:
+        where = {"environment": report.environment, "match": match}
+        rows = await driver.fetch(query + driver.for_update(), where)
+        if rows:
+            hold = HOLD.load(rows[0])
+            attach(session, hold)
+    rows = await driver.fetch(_PAYMENT + driver.for_update(), keys)
+    return hold, PAYMENT.load(rows[0]) if rows else None
 
 
-def _settle(
+async def _settle(
     session: AsyncSession,
     report: PaymentReport,
     payment: Payment | None,
@@ -76,25 +77,32 @@ def _settle(
     now_ms: int,
     *,
     completion: bool = False,
-) -> Payment:
+    refunded_amount: int | None = None,
+) -> None:
     """Move the payment's row to ``status`` (made at its first event). A completion sets the amount
     and currency paid; before it, the row carries the hold's (0 while no hold is known)."""
-    if payment is None:
-        payment = Payment(
-            environment=report.environment,
-            payment_id=report.payment_id,
-            amount=hold.amount if hold else 0,
-            currency=hold.currency if hold else report.currency or "",
-            refunded_amount=0,
-            created_ms=now_ms,
-        )
-        session.add(payment)
+    changes: dict[str, object] = {"status": status, "reason": reason, "updated_ms": now_ms}
     if completion and report.amount is not None and report.currency is not None:
-        payment.amount, payment.currency = report.amount, report.currency
-    if payment.hold_id is None and hold is not None:
-        payment.hold_id = hold.id
-    payment.status, payment.reason, payment.updated_ms = status, reason, now_ms
-    return payment
+        changes.update(amount=report.amount, currency=report.currency)
+    if hold is not None and (payment is None or payment.hold_id is None):
+        changes["hold_id"] = hold.id
+    if refunded_amount is not None:
+        changes["refunded_amount"] = refunded_amount
+    driver = await driver_of(session)
+    if payment is not None:
+        await PAYMENT.update(driver, payment, **changes)
+        return
+    first = Payment(
+        environment=report.environment,
+        payment_id=report.payment_id,
+        amount=hold.amount if hold else 0,
+        currency=hold.currency if hold else report.currency or "",
+        refunded_amount=0,
+        created_ms=now_ms,
+    )
+    for key, value in changes.items():
+        setattr(first, key, value)
+    await PAYMENT.insert(driver, first)
 
 
 async def _flag(
@@ -109,7 +117,7 @@ async def _flag(
     completion: bool = True,
 ) -> str:
     """Keep the money for the operator (``needs_refund`` or ``needs_review``) and tell the app."""
-    _settle(session, report, payment, hold, status, reason, now_ms, completion=completion)
+    await _settle(session, report, payment, hold, status, reason, now_ms, completion=completion)
     if hold is not None:
         session.add(
             ledger.about(
@@ -159,8 +167,18 @@ async def payment_completed(
         payment.status, payment.refunded_amount, paid
     ):
         # Refunded in full before this completion (or after it issued): nothing (more) is issued.
-        payment.refunded_amount = max(payment.refunded_amount, paid)
-        _settle(session, report, payment, hold, "refunded", payment.reason, now_ms, completion=True)
+        refunded = max(payment.refunded_amount, paid)
+        await _settle(
+            session,
+            report,
+            payment,
+            hold,
+            "refunded",
+            payment.reason,
+            now_ms,
+            completion=True,
+            refunded_amount=refunded,
+        )
         return "refunded"
     # The first completion of this payment: after nothing, a failure or a partial refund.
     if hold is None:
@@ -224,7 +242,7 @@ async def payment_completed(
         actor=BROKER,
         payment_id=report.payment_id,
     )
-    _settle(
+    await _settle(
         session,
         report,
         payment,
@@ -276,8 +294,9 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
         return await _flag(session, report, payment, hold, "needs_review", problem, now_ms, completion=False)
     tickets = await _tickets(session, report, None if plan.full else report.ticket_ids)
     reason = payment.reason if plan.keeps_reason and payment is not None else report.reason
-    payment = _settle(session, report, payment, hold, plan.status, reason, now_ms)
-    payment.refunded_amount = plan.refunded_amount
+    await _settle(
+        session, report, payment, hold, plan.status, reason, now_ms, refunded_amount=plan.refunded_amount
+    )
     for ticket in tickets:
         await end_ticket(
             session, ticket, "refunded", BROKER, report.reason or "refunded by the payment broker", now_ms
@@ -292,7 +311,7 @@ async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: i
     outcome = rules.failure_outcome(None if payment is None else payment.status)
     if outcome is not None:
         return outcome
-    _settle(session, report, None, hold, "failed", report.reason, now_ms)
+    await _settle(session, report, None, hold, "failed", report.reason, now_ms)
     if hold is None or hold.status != "held":
         return "ignored"
     await end_hold(session, hold, "failed", BROKER, now_ms, "payment failed")
