@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.db.urls import async_url
 
+# Database connections a process keeps open (PostgreSQL; SQLite's readers): TICKETS_DB_POOL_SIZE.
+POOL_SIZE = 20
+
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/atmosphere-tickets`` (or ``~/.local/share/atmosphere-tickets``)."""
@@ -61,7 +64,7 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = 8 * 1024
     jwt_max_lifetime_seconds: int = 300
     idempotency_lease_seconds: int = 30
-    db_pool_size: int = 10
+    db_pool_size: int = Field(default=POOL_SIZE, ge=1)  # kept open per process (server.db.engine)
 
     # Offer-code guessing: wrong codes allowed per window, per app and per buyer (429 beyond).
     offer_code_window_seconds: int = Field(default=600, ge=1)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from server.db import sqlite_driver
+from server.settings import POOL_SIZE
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Values of one ``IN (…)`` list per statement (:meth:`Driver.fetch_in`).
@@ -217,7 +218,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
 class Database:
     """The service's database: one place that knows the engine differences."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -229,8 +230,12 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
         else:
+            # A fixed set of connections, kept open: a request beyond it waits for one to come back
+            # rather than opening another (a new connection costs a server process on PostgreSQL and
+            # a TLS offer, several times a request's own work; overflow ones closed on return made
+            # every busy second open hundreds).
             self.write_engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+                url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, hide_parameters=True
             )
             self.read_engine = self.write_engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)

@@ -3,6 +3,7 @@ their pool."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from pathlib import Path
@@ -242,3 +243,25 @@ async def test_a_shape_update_writes_the_row_and_leaves_nothing_to_flush(db: Dat
         stored = await session.get(App, "app_1")
         assert stored is not None
         assert (stored.name, stored.fee_to_buyer, stored.updated_ms) == ("renamed elsewhere", True, 5)
+
+
+async def test_a_busy_pool_waits_for_its_connections_instead_of_opening_more(database_url: str) -> None:
+    """More transactions at once than the pool holds wait their turn on the same connections, which
+    stay open: none is opened beyond the pool and closed again (on PostgreSQL a new connection costs
+    a server process and a handshake, several times a request's own work)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL pool: SQLite's writers share one connection by design")
+    db = Database(database_url, pool_size=3)
+    try:
+
+        async def backend() -> int:
+            async with db.write() as session:
+                ((pid,),) = await (await driver_of(session)).fetch("SELECT pg_backend_pid()", {})
+                await asyncio.sleep(0.02)  # still busy when the others arrive
+                return int(pid)
+
+        first = set(await asyncio.gather(*(backend() for _ in range(12))))
+        again = set(await asyncio.gather(*(backend() for _ in range(12))))
+        assert len(first) == 3 and again == first
+    finally:
+        await db.dispose()
