@@ -28,8 +28,9 @@ def row_of(
     metadata: Any = None,
 ) -> CheckInRecord:
     """The row that logs ``record`` (the inverse of :func:`record_of`), received at ``server_ms``
-    from a desk or the server's own door (``app_id``: the app that scanned online)."""
-    return CheckInRecord(
+    from a desk or the server's own door (``app_id``: the app that scanned online), to be written
+    by :data:`RECORD`."""
+    return RECORD.new(
         id=record.record_id,
         device_id=record.device_id,
         environment=environment,

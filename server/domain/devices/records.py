@@ -19,7 +19,7 @@ from server.db.rows import Shape
 from server.domain.checkin.door import RECORD, record_of, row_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import event_uri, outbox_message, queue, webhook_url
+from server.domain.outbox.service import event_uri, outbox_message, queue_on, webhook_url
 from server.errors import RecordDeviceMismatch
 from sync.merge import key_reuse
 from sync.protocol import accept
@@ -97,8 +97,9 @@ async def store_records(
     batch = [record for record in records if record.list_id in event_ids]
     rows = await _held(session, (record.key for record in batch))
     as_desks = {record_of(row).with_ticket_ref(): row for row in rows}
-    plain = {record.with_ticket_ref(): record for record in batch}
-    accepted = accept(as_desks, [record.with_ticket_ref() for record in batch])
+    uploaded = [record.with_ticket_ref() for record in batch]  # as desks hold them
+    plain = dict(zip(uploaded, batch, strict=True))
+    accepted = accept(as_desks, uploaded)
     results = iter(accepted.results)
     statuses = [next(results).value if record.list_id in event_ids else "rejected" for record in records]
     if accepted.superseded:
@@ -107,20 +108,19 @@ async def store_records(
             .where(CheckInRecord.seq.in_([as_desks[record].seq for record in accepted.superseded]))
             .values(kept=False)
         )
-    fresh = [plain[record] for record in accepted.stored]
-    if fresh:
+    if accepted.stored:
         kept = set(accepted.kept)
         await RECORD.insert_many(
             await driver_of(session),
             (
                 row_of(
-                    r,
+                    plain[r],
                     environment=environment,
                     event_id=event_ids[r.list_id],
                     server_ms=now_ms,
-                    kept=r.with_ticket_ref() in kept,
+                    kept=r in kept,
                 )
-                for r in fresh
+                for r in accepted.stored
             ),
         )
 
@@ -153,6 +153,7 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
     destinations = {
         app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in tickets.values()}
     }
+    messages = []
     for record in records:
         ticket = tickets.get(record.ticket_id or "")
         if ticket is None:
@@ -166,14 +167,9 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
             offline=True,
         )
         data = ticket_event_data(ticket, await event_uri(session, ticket.event_id), checkIn=entry)
-        queue(
-            session,
+        messages.append(
             outbox_message(
-                ticket.app_id,
-                destinations[ticket.app_id],
-                environment,
-                "ticket.checked-in",
-                data,
-                now_ms,
-            ),
+                ticket.app_id, destinations[ticket.app_id], environment, "ticket.checked-in", data, now_ms
+            )
         )
+    await queue_on(driver, *messages)

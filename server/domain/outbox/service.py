@@ -74,11 +74,10 @@ def queue(session: AsyncSession, message: OutboxMessage | None) -> OutboxMessage
 MESSAGE = Shape(OutboxMessage, "o")
 
 
-async def queue_on(driver: Driver, message: OutboxMessage | None) -> None:
-    """:func:`queue`, written through the driver in the transaction its statements are in
-    (:func:`server.db.engine.driver_of`)."""
-    if message is not None:
-        await MESSAGE.insert(driver, message)
+async def queue_on(driver: Driver, *messages: OutboxMessage | None) -> None:
+    """:func:`queue` for each of ``messages``, written through the driver in the transaction its
+    statements are in (:func:`server.db.engine.driver_of`), several in one pipelined statement."""
+    await MESSAGE.insert_many(driver, [message for message in messages if message is not None])
 
 
 def outbox_message(
