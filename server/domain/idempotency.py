@@ -93,7 +93,7 @@ def _row(
     scope: str, key: str, digest: str, state: str, lease_until_ms: int, response: Any, now_ms: int
 ) -> IdempotencyKey:
     """A key's row, to insert."""
-    return IdempotencyKey(
+    return KEY.new(
         scope=scope,
         key=key,
         request_hash=digest,
@@ -147,7 +147,7 @@ async def run_once(
     try:
         async with db.write() as session:
             response = await work(session)
-            claimed = IdempotencyKey(scope=scope, key=key)  # the row _claim wrote, found by its key
+            claimed = KEY.new(scope=scope, key=key)  # the row _claim wrote, found by its key
             await KEY.update(await driver_of(session), claimed, state="done", response=response)
     except Exception:
         async with db.write() as session:

@@ -24,7 +24,7 @@ def entry(
 ) -> LedgerEntry:
     """One entry of the ledger, to append in the caller's transaction (``session.add``, or a
     :class:`server.db.rows.Shape`)."""
-    return LedgerEntry(
+    return ENTRY.new(
         at_ms=now_ms,
         environment=environment,
         event_id=event_id,

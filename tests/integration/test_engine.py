@@ -265,3 +265,27 @@ async def test_a_busy_pool_waits_for_its_connections_instead_of_opening_more(dat
         assert len(first) == 3 and again == first
     finally:
         await db.dispose()
+
+
+async def test_an_instance_a_shape_makes_is_written_alike_by_the_shape_and_the_session(db: Database) -> None:
+    """``Shape.new`` skips the ORM's attribute events: its instance is still written whole by the
+    shape and by a session's flush, reads a column left out as None, and refuses a name that is no
+    column."""
+    shape = Shape(LedgerEntry, "l")
+
+    def made(subject_id: str) -> LedgerEntry:
+        return shape.new(
+            at_ms=1, environment="test", subject="hold", subject_id=subject_id, action="held", data={"n": 1}
+        )
+
+    assert made("x").actor is None
+    with pytest.raises(AssertionError, match="not columns"):
+        shape.new(at_ms=1, subjectId="typo")
+    async with db.write() as session:
+        await shape.insert(await driver_of(session), made("by-shape"))
+        session.add(made("by-session"))
+    async with db.read() as session:
+        rows = (
+            await session.execute(select(LedgerEntry.subject_id, LedgerEntry.data, LedgerEntry.actor))
+        ).all()
+    assert sorted(map(tuple, rows)) == [("by-session", {"n": 1}, None), ("by-shape", {"n": 1}, None)]

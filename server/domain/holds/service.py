@@ -246,7 +246,7 @@ async def create_hold(
     event, tiers, quote = checked.event, checked.tiers, checked.quote
     lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
     expires_ms = now_ms + ttl_ms
-    hold = Hold(
+    hold = HOLD.new(
         id=new_id("hold", now_ms),
         app_id=caller.app_id,
         environment=caller.environment,
@@ -275,7 +275,7 @@ async def create_hold(
     await HOLD_ITEM.insert_many(
         driver,
         (
-            HoldItem(
+            HOLD_ITEM.new(
                 hold_id=hold.id,
                 tier_id=line.tier.id,
                 capacity_group_id=line.tier.capacity_group_id,

@@ -89,7 +89,7 @@ def _history(
 ) -> tuple[TicketEvent, TicketChange]:
     """The change in the ticket's history, and in its event's change feed (bundle deltas)."""
     return (
-        TicketEvent(
+        TICKET_EVENT.new(
             ticket_id=ticket.id,
             at_ms=now_ms,
             action=action,
@@ -99,7 +99,7 @@ def _history(
             reason=reason,
             data=data,
         ),
-        TicketChange(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms),
+        TICKET_CHANGE.new(event_id=ticket.event_id, ticket_id=ticket.id, at_ms=now_ms),
     )
 
 
@@ -151,7 +151,7 @@ async def issue_hold(
         for _ in range(item.quantity):
             holder = attendee(attendees, len(tickets), hold.customer_email)
             ticket_id = new_id("ticket", now_ms)
-            ticket = Ticket(
+            ticket = TICKET.new(
                 id=ticket_id,
                 ticket_ref=ticket_ref(ticket_id),
                 environment=hold.environment,

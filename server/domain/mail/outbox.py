@@ -25,7 +25,7 @@ def _message(
     if not recipient or not tickets:
         return None
     assert kind in KINDS
-    return MailMessage(
+    return MESSAGE.new(
         environment=hold.environment,
         hold_id=hold.id,
         kind=kind,

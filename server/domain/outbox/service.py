@@ -94,7 +94,7 @@ def outbox_message(
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
-    return OutboxMessage(
+    return MESSAGE.new(
         delivery_id=delivery_id,
         app_id=app_id,
         environment=environment,

@@ -92,17 +92,15 @@ async def _settle(
     if payment is not None:
         await PAYMENT.update(driver, payment, **changes)
         return
-    first = Payment(
-        environment=report.environment,
-        payment_id=report.payment_id,
-        amount=hold.amount if hold else 0,
-        currency=hold.currency if hold else report.currency or "",
-        refunded_amount=0,
-        created_ms=now_ms,
-    )
-    for key, value in changes.items():
-        setattr(first, key, value)
-    await PAYMENT.insert(driver, first)
+    made = {
+        "environment": report.environment,
+        "payment_id": report.payment_id,
+        "amount": hold.amount if hold else 0,
+        "currency": hold.currency if hold else report.currency or "",
+        "refunded_amount": 0,
+        "created_ms": now_ms,
+    }
+    await PAYMENT.insert(driver, PAYMENT.new(**(made | changes)))
 
 
 async def _flag(
