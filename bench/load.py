@@ -163,6 +163,10 @@ async def settle(max_wait_s: float, quiet_cores: float = 0.3) -> float:
 async def timed(server: Server, requests: int, drive: Drive) -> Phase:
     """Drive the phase's ``requests`` and measure it."""
     workers = server.serving_pids()
+    postgres = server.configuration.backend == "postgresql"
+    # A connection opened and closed within the phase is a PostgreSQL process gone by its end: its
+    # CPU is found in the server process that waited for it (the postmaster).
+    ended_before = procfs.ended_children_seconds(procfs.pids_named("postgres")) if postgres else {}
     cpu_before = procfs.cpu_seconds(procfs.all_pids())
     machine_before = procfs.machine_busy_seconds()
     window_started = time.perf_counter()
@@ -175,7 +179,12 @@ async def timed(server: Server, requests: int, drive: Drive) -> Phase:
         pid: seconds - cpu_before.get(pid, 0.0)
         for pid, seconds in procfs.cpu_seconds(procfs.all_pids()).items()
     }
-    database = set(procfs.pids_named("postgres")) if server.configuration.backend == "postgresql" else set()
+    database = set(procfs.pids_named("postgres")) if postgres else set()
+    ended = sum(
+        seconds - ended_before[pid]
+        for pid, seconds in procfs.ended_children_seconds(database).items()
+        if pid in ended_before
+    )
     server_used = [used.get(pid, 0.0) for pid in workers]
     server_total = sum(server_used)
     tree = {server.process.pid, *procfs.descendants(server.process.pid)}
@@ -192,7 +201,9 @@ async def timed(server: Server, requests: int, drive: Drive) -> Phase:
         p99_ms=driven.p99_ms,
         outcomes=driven.outcomes,
         server_cpu_ms=server_total * per_request,
-        database_cpu_ms=sum(used.get(pid, 0.0) for pid in database) * per_request if database else None,
+        database_cpu_ms=(sum(used.get(pid, 0.0) for pid in database) + ended) * per_request
+        if database
+        else None,
         client_cpu_ms=(used.get(os.getpid(), 0.0) + driven.cpu_s) * per_request,
         worker_cpu_share=[u / server_total for u in server_used] if server_total else [],
         machine_busy_cores=machine_busy / window,

@@ -80,6 +80,17 @@ def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     return times
 
 
+def ended_children_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User plus system CPU time of the children each process has waited for (``cutime`` and
+    ``cstime``): what PostgreSQL's connection processes spent once they have ended."""
+    times = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            times[pid] = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    return times
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores of the machine have spent busy (not idle, not waiting on I/O) since boot."""
     with (PROC / "stat").open() as stat:
