@@ -70,25 +70,26 @@ def memory_kb(pid: int, field: str = "VmHWM") -> int | None:
     return None
 
 
-def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
-    """User plus system CPU time of each process still alive."""
+def _seconds(pids: Iterable[int], user_field: int) -> dict[int, float]:
+    """The user time at ``user_field`` of ``/proc/<pid>/stat`` (counted from field 3) plus the
+    system time after it, of each process still alive."""
     times = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is not None:
-            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            times[pid] = (int(fields[user_field]) + int(fields[user_field + 1])) / CLOCK_TICKS
     return times
+
+
+def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User plus system CPU time of each process still alive."""
+    return _seconds(pids, 11)
 
 
 def ended_children_seconds(pids: Iterable[int]) -> dict[int, float]:
     """User plus system CPU time of the children each process has waited for (``cutime`` and
     ``cstime``): what PostgreSQL's connection processes spent once they have ended."""
-    times = {}
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            times[pid] = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
-    return times
+    return _seconds(pids, 13)
 
 
 def machine_busy_seconds() -> float:
