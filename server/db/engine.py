@@ -77,6 +77,10 @@ class Driver:
         self._sqlite = sqlite
         self.failed = False
 
+    @property
+    def sqlite(self) -> bool:
+        return self._sqlite
+
     def for_update(self, of: str | None = None) -> str:
         """What ends a SELECT that locks the rows it reads (of the table aliased ``of`` only): nothing
         on SQLite, whose write transactions hold the one write lock from their start."""

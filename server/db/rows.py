@@ -14,7 +14,7 @@ the session's flush, and :meth:`Shape.update` changes it as already written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, Boolean, inspect
@@ -101,6 +101,14 @@ class Shape(Generic[M]):
     async def insert_many(self, driver: Driver, instances: Iterable[M]) -> None:
         await driver.execute_many(self.insert_sql, [self.params(instance) for instance in instances])
 
+    def _values(self, at: int, rows: int) -> str:
+        """The INSERT of ``rows`` instances in one VALUES list, its parameters named ``w<at>_<row>_<key>``."""
+        names = ", ".join(name for _, name, _ in self._written)
+        values = ", ".join(
+            "(" + ", ".join(f":w{at}_{row}_{key}" for key, _, _ in self._written) + ")" for row in range(rows)
+        )
+        return f"INSERT INTO {self.table} ({names}) VALUES {values}"  # noqa: S608 (constant names)
+
     def _update_sql(self, keys: tuple[str, ...]) -> str:
         sql = self._updates.get(keys)
         if sql is None:
@@ -118,6 +126,37 @@ class Shape(Generic[M]):
         await driver.execute(self._update_sql(tuple(changes)), params)
         for key, value in changes.items():
             set_committed_value(instance, key, value)
+
+
+# The statements of insert_all, by their shapes and row counts; parameters one statement may take
+# (PostgreSQL's limit is 32,767; a larger insert goes a batch a statement).
+_TOGETHER: dict[tuple[tuple[int, int], ...], str] = {}
+_TOGETHER_PARAMETERS = 5_000
+
+
+async def insert_all(driver: Driver, *batches: tuple[Shape[Any], Sequence[Any]]) -> None:
+    """Insert every batch's instances (None: nothing to insert), each batch by its shape: on
+    PostgreSQL in one statement (one round trip: every INSERT but the last in a ``WITH``; foreign
+    keys between them are checked at the statement's end), on SQLite one statement a batch (no
+    round trip to save)."""
+    kept = ((shape, [row for row in rows if row is not None]) for shape, rows in batches)
+    batches = tuple((shape, rows) for shape, rows in kept if rows)
+    parameters = sum(len(shape._written) * len(rows) for shape, rows in batches)
+    if driver.sqlite or len(batches) < 2 or parameters > _TOGETHER_PARAMETERS:
+        for shape, rows in batches:
+            await shape.insert_many(driver, rows)
+        return
+    signature = tuple((id(shape), len(rows)) for shape, rows in batches)
+    sql = _TOGETHER.get(signature)
+    if sql is None:
+        parts = [shape._values(at, len(rows)) for at, (shape, rows) in enumerate(batches)]
+        heads = ", ".join(f"w{at} AS ({part})" for at, part in enumerate(parts[:-1]))
+        sql = _TOGETHER[signature] = f"WITH {heads} {parts[-1]}"
+    params: dict[str, Any] = {}
+    for at, (shape, rows) in enumerate(batches):
+        for row, instance in enumerate(rows):
+            params.update((f"w{at}_{row}_{key}", value) for key, value in shape.params(instance).items())
+    await driver.execute(sql, params)
 
 
 def attach(session: AsyncSession, instance: object) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from server.db.engine import Driver
 from server.db.models import LedgerEntry
 from server.db.rows import Shape
 
@@ -63,9 +62,3 @@ def about(
         now_ms=now_ms,
         data=data,
     )
-
-
-async def append(driver: Driver, entry: LedgerEntry) -> None:
-    """Append ``entry`` through the driver, in the transaction the driver's statements are in
-    (:func:`server.db.engine.driver_of`)."""
-    await ENTRY.insert(driver, entry)

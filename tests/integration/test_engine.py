@@ -7,6 +7,7 @@ import asyncio
 import gc
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -15,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 
 from server.db.engine import Database, Driver, driver_of
-from server.db.models import App, JwtReplay, LedgerEntry
-from server.db.rows import Shape, attach
+from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
+from server.db.rows import Shape, attach, insert_all
 
 INSERT = "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp AS BIGINT)) RETURNING jti"
 
@@ -289,3 +290,38 @@ async def test_an_instance_a_shape_makes_is_written_alike_by_the_shape_and_the_s
             await session.execute(select(LedgerEntry.subject_id, LedgerEntry.data, LedgerEntry.actor))
         ).all()
     assert sorted(map(tuple, rows)) == [("by-session", {"n": 1}, None), ("by-shape", {"n": 1}, None)]
+
+
+async def test_rows_of_several_shapes_go_in_one_statement_on_postgresql(db: Database) -> None:
+    """``insert_all`` writes rows of several tables in one round trip on PostgreSQL (a row may name
+    another inserted by the same statement: foreign keys are checked at its end), one statement a
+    table on SQLite; None stands for no row."""
+    apps_, messages = Shape(App, "a"), Shape(OutboxMessage, "o")
+    app = apps_.new(id="app_1", did="did:web:a", environment="test", created_ms=1, updated_ms=1)
+    message = messages.new(
+        delivery_id="whd_1",
+        app_id="app_1",
+        environment="test",
+        event_type="ticket.hold.created",
+        body="{}",
+        state="pending",
+        attempts=0,
+        next_attempt_ms=1,
+        created_ms=1,
+    )
+    sent: list[str] = []
+    async with db.write() as session:
+        driver = await driver_of(session)
+        execute, execute_many = driver.execute, driver.execute_many
+
+        async def counted(sql: str, params: Any) -> None:
+            sent.append(sql)
+            await (execute_many if isinstance(params, list) else execute)(sql, params)
+
+        driver.execute = driver.execute_many = counted  # type: ignore[method-assign,assignment]
+        await insert_all(
+            driver, (apps_, [app]), (messages, [message, None]), (Shape(LedgerEntry, "l"), [None])
+        )
+    assert len(sent) == (2 if db.is_sqlite else 1)
+    async with db.read() as session:
+        assert (await session.scalars(select(OutboxMessage.app_id))).all() == ["app_1"]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, driver_of
 from server.db.models import CheckInList, CheckInRecord, Event, Ticket, Tier
-from server.db.rows import Shape
+from server.db.rows import Shape, insert_all
 from server.domain import idempotency
 from server.domain.caller import Caller
 from server.domain.checkin.door import RECORD, record_of, row_of, rules_of
@@ -32,7 +32,8 @@ from server.domain.checkin.lists import find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import destination_sql, outbox_message, queue_on
+from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
+from server.domain.outbox.service import destination_sql, outbox_message
 from server.errors import CheckInListNotFound, NotOwner, TicketNotFound
 from sync.checkin import (
     Decision,
@@ -280,32 +281,29 @@ async def check_in(
         app_id=caller.app_id if caller.device_id is None else None,
         metadata=scan.metadata,
     )
-    driver = await driver_of(session)
-    await RECORD.insert(driver, record)
     checklist_event = outcome.facts.event
+    message = None
     if (
         ticket is not None
         and checklist_event is not None
         and decision.admitted
         and scan.direction is Direction.ENTRY
     ):
-        await queue_on(
-            driver,
-            outbox_message(
-                ticket.app_id,
-                outcome.facts.webhook_url,
-                environment,
-                "ticket.checked-in",
-                ticket_event_data(
-                    ticket,
-                    checklist_event.uri,
-                    checkIn=check_in_entry(
-                        record.id, checklist.id, now_ms, scanner_did=scan.scanner_did, gate=scan.gate
-                    ),
+        message = outbox_message(
+            ticket.app_id,
+            outcome.facts.webhook_url,
+            environment,
+            "ticket.checked-in",
+            ticket_event_data(
+                ticket,
+                checklist_event.uri,
+                checkIn=check_in_entry(
+                    record.id, checklist.id, now_ms, scanner_did=scan.scanner_did, gate=scan.gate
                 ),
-                now_ms,
             ),
+            now_ms,
         )
+    await insert_all(await driver_of(session), (RECORD, [record]), (OUTBOX_MESSAGE, [message]))
     return Outcome(decision, outcome.facts, record, outcome.token_generation, outcome.token_ticket_id)
 
 

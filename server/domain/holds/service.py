@@ -23,7 +23,7 @@ from server.db.models import (
     Offer,
     Tier,
 )
-from server.db.rows import Shape, attach
+from server.db.rows import Shape, attach, insert_all
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
@@ -41,7 +41,8 @@ from server.domain.offers import rules as offer_rules
 from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue_on, webhook_url
+from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
 from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -270,25 +271,17 @@ async def create_hold(
         created_ms=now_ms,
         updated_ms=now_ms,
     )
-    driver = await driver_of(session)
-    await HOLD.insert(driver, hold)
-    await HOLD_ITEM.insert_many(
-        driver,
-        (
-            HOLD_ITEM.new(
-                hold_id=hold.id,
-                tier_id=line.tier.id,
-                capacity_group_id=line.tier.capacity_group_id,
-                quantity=line.quantity,
-                unit_amount=line.tier.unit_amount,
-                active_until_ms=expires_ms,
-            )
-            for line in lines
-        ),
-    )
-    attach(session, hold)
-    if checked.offer is not None:
-        offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
+    items = [
+        HOLD_ITEM.new(
+            hold_id=hold.id,
+            tier_id=line.tier.id,
+            capacity_group_id=line.tier.capacity_group_id,
+            quantity=line.quantity,
+            unit_amount=line.tier.unit_amount,
+            active_until_ms=expires_ms,
+        )
+        for line in lines
+    ]
     entry = ledger.about(
         "hold",
         hold,
@@ -304,13 +297,21 @@ async def create_hold(
             "offerId": hold.offer_id,
         },
     )
-    await ledger.append(driver, entry)
     destination = await app_destination(session, caller)
     webhook = hold_webhook(hold, lines, event.uri)
-    await queue_on(
-        driver,
-        outbox_message(hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms),
+    message = outbox_message(
+        hold.app_id, destination, hold.environment, "ticket.hold.created", webhook, now_ms
     )
+    await insert_all(
+        await driver_of(session),
+        (HOLD, [hold]),
+        (HOLD_ITEM, items),
+        (ledger.ENTRY, [entry]),
+        (OUTBOX_MESSAGE, [message]),
+    )
+    attach(session, hold)
+    if checked.offer is not None:
+        offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
     return HoldResult(hold, lines, checked.offer)
 
 

@@ -26,7 +26,7 @@ from server.db.models import (
     TicketEvent,
     Tier,
 )
-from server.db.rows import Shape
+from server.db.rows import Shape, insert_all
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups, lock_groups_to_sell
@@ -47,7 +47,8 @@ from server.domain.mail import outbox as mail
 from server.domain.offers import limits
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data, ticket_entry, ticket_event_data
-from server.domain.outbox.service import enqueue, event_uri, outbox_message, queue_on, webhook_url
+from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
+from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
 from server.errors import CustomerEmailMissing, TicketNotActive, TicketNotFound, TierNotFree
 from sync.records import ticket_ref
 
@@ -174,13 +175,10 @@ async def issue_hold(
                 updated_ms=now_ms,
             )
             tickets.append(ticket)
-    await TICKET.insert_many(driver, tickets)
     history = [
         _history(ticket, "issued", actor, now_ms, data={"paymentId": payment_id, "claimId": claim_id})
         for ticket in tickets
     ]
-    await TICKET_EVENT.insert_many(driver, (happened for happened, _ in history))
-    await TICKET_CHANGE.insert_many(driver, (changed for _, changed in history))
     await HOLD.update(
         driver, hold, status="completed", payment_id=payment_id, claim_id=claim_id, updated_ms=now_ms
     )
@@ -192,20 +190,18 @@ async def issue_hold(
         now_ms,
         {"paymentId": payment_id, "claimId": claim_id, "tickets": len(tickets)},
     )
-    await ledger.append(driver, entry)
-    await queue_on(
+    webhook = issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id))
+    message = outbox_message(hold.app_id, seller_url, hold.environment, "tickets.issued", webhook, now_ms)
+    await insert_all(
         driver,
-        outbox_message(
-            hold.app_id,
-            seller_url,
-            hold.environment,
-            "tickets.issued",
-            issued_webhook(hold, items, tickets, await event_uri(session, hold.event_id)),
-            now_ms,
-        ),
+        (TICKET, tickets),
+        (TICKET_EVENT, [happened for happened, _ in history]),
+        (TICKET_CHANGE, [changed for _, changed in history]),
+        (ledger.ENTRY, [entry]),
+        (OUTBOX_MESSAGE, [message]),
+        (mail.MESSAGE, [mail.message(hold, "issued", hold.customer_email, tickets, now_ms)]),
     )
     metrics.TICKETS_ISSUED.inc(len(tickets))
-    await mail.enqueue_on(driver, hold, "issued", hold.customer_email, tickets, now_ms)
     return Issued(hold, tickets)
 
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Driver
 from server.db.models import Hold, MailMessage, Ticket
 from server.db.rows import Shape
 
@@ -18,10 +17,11 @@ KINDS = ("issued", "voided", "refunded", "transferred", "resent")
 MESSAGE = Shape(MailMessage, "m")
 
 
-def _message(
+def message(
     hold: Hold, kind: str, recipient: str | None, tickets: Sequence[Ticket], now_ms: int
 ) -> MailMessage | None:
-    """One message about ``tickets`` to ``recipient``; None without an address."""
+    """One message about ``tickets`` to ``recipient`` (None without an address), to be added by
+    :func:`enqueue` or written by its shape (:data:`MESSAGE`)."""
     if not recipient or not tickets:
         return None
     assert kind in KINDS
@@ -47,20 +47,10 @@ def enqueue(
     now_ms: int,
 ) -> MailMessage | None:
     """Queue one message about ``tickets`` to ``recipient`` (nothing without an address)."""
-    message = _message(hold, kind, recipient, tickets, now_ms)
-    if message is not None:
-        session.add(message)
-    return message
-
-
-async def enqueue_on(
-    driver: Driver, hold: Hold, kind: str, recipient: str | None, tickets: Sequence[Ticket], now_ms: int
-) -> None:
-    """:func:`enqueue`, written through the driver in the transaction its statements are in
-    (:func:`server.db.engine.driver_of`)."""
-    message = _message(hold, kind, recipient, tickets, now_ms)
-    if message is not None:
-        await MESSAGE.insert(driver, message)
+    made = message(hold, kind, recipient, tickets, now_ms)
+    if made is not None:
+        session.add(made)
+    return made
 
 
 async def tell_buyer(
