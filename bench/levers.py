@@ -9,12 +9,18 @@ whole-server phase on a shared 2-core machine cannot resolve.
   encodes a handler's answer with);
 * rate limits: a call counted for its client address and its caller in two committed statements
   (what ``dispatch`` does) or in one statement counting both scopes (``ratelimit.count`` of two
-  scopes), on SQLite and on PostgreSQL. Rows are per call; p50/p99 per operation.
+  scopes), on SQLite and on PostgreSQL;
+* rows of four tables in a write transaction (what a hold writes: four inserts), one statement a
+  table (before) or all in one statement (after, ``server.db.rows.insert_all``), on PostgreSQL
+  (SQLite sends one statement a table either way).
+
+Rows are per call; p50/p99 per operation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import logging.config
@@ -34,7 +40,9 @@ from bench import deploy, load
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server import log_redaction
 from server.db import migrate
-from server.db.engine import Database
+from server.db.engine import Database, driver_of
+from server.db.models import IdempotencyKey, JwtReplay, LedgerEntry
+from server.db.rows import Shape, insert_all
 from server.domain.ratelimit import count
 from server.domain.ratewindows import Scope, Window
 from server.observability import RequestContext, logging_config
@@ -44,7 +52,14 @@ IN_PROCESS = "in-process"
 LOG_BEFORE, LOG_AFTER = "access-log line, rule by rule", "access-log line, one scan"
 JSON_BEFORE, JSON_AFTER = "hold output, json.dumps", "hold output, msgspec"
 LIMIT_BEFORE, LIMIT_AFTER = "rate limits, 2 statements", "rate limits, 1 statement"
-PAIRS = ((LOG_BEFORE, LOG_AFTER), (JSON_BEFORE, JSON_AFTER), (LIMIT_BEFORE, LIMIT_AFTER))
+INSERTS_BEFORE, INSERTS_AFTER = "4 tables' rows, 4 statements", "4 tables' rows, 1 statement"
+PAIRS = (
+    (LOG_BEFORE, LOG_AFTER),
+    (JSON_BEFORE, JSON_AFTER),
+    (LIMIT_BEFORE, LIMIT_AFTER),
+    (INSERTS_BEFORE, INSERTS_AFTER),
+)
+ENTRY, REPLAY, KEY = Shape(LedgerEntry, "l"), Shape(JwtReplay, "j"), Shape(IdempotencyKey, "k")
 COUNT, QUICK_COUNT = 20_000, 4_000
 LIMIT_CALLS, QUICK_LIMIT_CALLS = 2_000, 400
 LIMIT = 10**9  # never reached: the counting is measured, not the refusal
@@ -186,6 +201,58 @@ async def rate_limit_rows(configuration: str, url: str, n: int) -> list[Row]:
         await db.dispose()
 
 
+async def insert_rows(configuration: str, url: str, n: int) -> list[Row]:
+    db = Database(url)
+    made = itertools.count()
+
+    def batches() -> list[tuple[Shape[Any], list[Any]]]:
+        k = next(made)
+        entry = {
+            "at_ms": k,
+            "environment": "test",
+            "subject": "hold",
+            "subject_id": f"hold_{k}",
+            "actor": None,
+        }
+        return [
+            (ENTRY, [ENTRY.new(**entry, action="held", data={"items": {"tier_1": 2}})]),
+            (REPLAY, [REPLAY.new(iss="did:web:bench.example", jti=f"jti_{k}", exp=k)]),
+            (
+                KEY,
+                [
+                    KEY.new(
+                        scope="bench",
+                        key=f"key_{k}",
+                        request_hash="0" * 64,
+                        state="done",
+                        lease_until_ms=k,
+                        response={"holdId": f"hold_{k}"},
+                        created_ms=k,
+                    )
+                ],
+            ),
+            (ENTRY, [ENTRY.new(**entry, action="noted", data=None)]),
+        ]
+
+    async def each() -> None:
+        async with db.write() as session:
+            driver = await driver_of(session)
+            for shape, rows in batches():
+                await shape.insert_many(driver, rows)
+
+    async def together() -> None:
+        async with db.write() as session:
+            await insert_all(await driver_of(session), *batches())
+
+    try:
+        return [
+            await _timed_async(configuration, INSERTS_BEFORE, each, n),
+            await _timed_async(configuration, INSERTS_AFTER, together, n),
+        ]
+    finally:
+        await db.dispose()
+
+
 async def run(options: Options) -> RunResult:
     out = RunResult()
     n = QUICK_COUNT if options.quick else COUNT
@@ -201,6 +268,7 @@ async def run(options: Options) -> RunResult:
         database = pg_url.rsplit("/", 1)[-1]
         await asyncio.to_thread(migrate.upgrade, pg_url)
         out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
+        out.rows += await insert_rows("PostgreSQL", pg_url, calls)
     finally:
         if database:
             await deploy.drop_database(database)
@@ -227,7 +295,8 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 
 WORKLOAD = Workload(
     name="levers",
-    summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits",
+    summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits, "
+    "inserts together",
     run=run,
     ratios=ratios,
 )
