@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from support.storefront import pass_links, served_at_its_own_url, storefront
 
 from server.cli.main import build_parser
 from server.db.models import LedgerEntry, MailMessage
+from server.domain.mail.worker import write_eml
 
 pytestmark = pytest.mark.usefixtures("database_url")
 
@@ -119,6 +121,25 @@ async def test_without_smtp_messages_are_kept_as_files(
         assert len(qr_tokens(message)) == 1 and links[0] in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         (path,) = folder.glob("*.eml")
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_an_eml_file_appears_only_whole(tmp_path: Path) -> None:
+    """Whatever picks up ``*.eml`` never finds a message half written: while the message is being
+    written there is no file under its name (a test once read one that was still empty)."""
+    folder, seen = tmp_path / "mail", list[list[str]]()
+
+    class Watched(EmailMessage):
+        def as_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+            seen.append(sorted(path.name for path in folder.glob("*.eml")))
+            return super().as_bytes(*args, **kwargs)
+
+    message = Watched()
+    message["Subject"] = "Your tickets"
+    message.set_content("Your pass is attached.")
+    path = write_eml(folder, 7, "issued", message)
+    assert seen == [[]]
+    assert list(folder.iterdir()) == [path] and path.read_bytes() == EmailMessage.as_bytes(message)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 async def test_no_address_no_message_and_resend_says_why(database_url: str, tmp_path: Path) -> None:

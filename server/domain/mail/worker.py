@@ -67,12 +67,16 @@ def send_smtp(settings: Settings, message: EmailMessage) -> None:
 
 
 def write_eml(folder: Path, message_id: int, kind: str, message: EmailMessage) -> Path:
-    """The message as a file only this user may read (it carries passes)."""
+    """The message as a file only this user may read (it carries passes). It appears whole: it is
+    written under a hidden name and then renamed, so whatever picks up ``*.eml`` never reads a
+    message half written."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{message_id:08d}-{kind}.eml"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = folder / f".{path.name}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(message.as_bytes())
+    os.replace(partial, path)
     return path
 
 
