@@ -74,17 +74,13 @@ class Driver:
 
     def __init__(self, connection: Any, *, sqlite: bool) -> None:
         self._connection = connection
-        self._sqlite = sqlite
+        self.sqlite = sqlite
         self.failed = False
-
-    @property
-    def sqlite(self) -> bool:
-        return self._sqlite
 
     def for_update(self, of: str | None = None) -> str:
         """What ends a SELECT that locks the rows it reads (of the table aliased ``of`` only): nothing
         on SQLite, whose write transactions hold the one write lock from their start."""
-        if self._sqlite:
+        if self.sqlite:
             return ""
         return " FOR UPDATE" if of is None else f" FOR UPDATE OF {of}"
 
@@ -112,7 +108,7 @@ class Driver:
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         sql, params = self._spread(sql, params)
-        if self._sqlite:
+        if self.sqlite:
             rows = await self._sent(sql, self._connection.execute_fetchall(sql, params))
         else:
             numbered, names = _numbered(sql)
@@ -133,7 +129,7 @@ class Driver:
         """One statement (no list parameters) for each of ``rows``: PostgreSQL pipelines them."""
         if not rows:
             return
-        if self._sqlite:
+        if self.sqlite:
             await self._sent(sql, self._connection.executemany(sql, rows))
         else:
             numbered, names = _numbered(sql)
@@ -143,7 +139,7 @@ class Driver:
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         """A statement that answers no rows (an INSERT, an UPDATE)."""
         sql, params = self._spread(sql, params)
-        if self._sqlite:
+        if self.sqlite:
             await self._sent(sql, self._connection.execute(sql, params))
         else:
             numbered, names = _numbered(sql)

@@ -83,17 +83,16 @@ class Shape(Generic[M]):
         made: M = instance
         return made
 
-    def _encoded(self, key: str, value: Any) -> Any:
-        return json.dumps(value) if key in self._json and value is not None else value
+    def _json_encoded(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the values of JSON columns as JSON text (None stays NULL)."""
+        for key in self._json.intersection(params):
+            if params[key] is not None:
+                params[key] = json.dumps(params[key])
+        return params
 
     def params(self, instance: M) -> dict[str, Any]:
         fields = vars(instance)
-        params = {key: fields.get(key, default) for key, _, default in self._written}
-        for key in self._json:
-            value = params.get(key)
-            if value is not None:
-                params[key] = json.dumps(value)
-        return params
+        return self._json_encoded({key: fields.get(key, default) for key, _, default in self._written})
 
     async def insert(self, driver: Driver, instance: M) -> None:
         await driver.execute(self.insert_sql, self.params(instance))
@@ -120,7 +119,7 @@ class Shape(Generic[M]):
     async def update(self, driver: Driver, instance: M, **changes: Any) -> None:
         """Write ``changes`` to ``instance``'s row (found by its primary key) and to ``instance`` as
         already written: a session tracking it has nothing more to flush for them."""
-        params = {key: self._encoded(key, value) for key, value in changes.items()}
+        params = self._json_encoded(dict(changes))
         fields = vars(instance)
         params.update((f"key__{key}", fields[key]) for key in self._key)
         await driver.execute(self._update_sql(tuple(changes)), params)

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
-from server.db.rows import Shape
+from server.db.rows import Shape, insert_all
 from server.domain.checkin.door import RECORD, record_of, row_of
 from server.domain.devices.conflicts import keep_conflict, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
-from server.domain.outbox.service import event_uri, outbox_message, queue_on, webhook_url
+from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
+from server.domain.outbox.service import event_uri, outbox_message, webhook_url
 from server.errors import RecordDeviceMismatch
 from sync.merge import key_reuse
 from sync.protocol import accept
@@ -172,4 +173,4 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
                 ticket.app_id, destinations[ticket.app_id], environment, "ticket.checked-in", data, now_ms
             )
         )
-    await queue_on(driver, *messages)
+    await insert_all(driver, (OUTBOX_MESSAGE, messages))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ColumnElement
 
-from server.db.engine import Driver, driver_of
+from server.db.engine import driver_of
 from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.db.rows import Shape
 from server.domain.common import new_id
@@ -74,12 +74,6 @@ def queue(session: AsyncSession, message: OutboxMessage | None) -> OutboxMessage
 MESSAGE = Shape(OutboxMessage, "o")
 
 
-async def queue_on(driver: Driver, *messages: OutboxMessage | None) -> None:
-    """:func:`queue` for each of ``messages``, written through the driver in the transaction its
-    statements are in (:func:`server.db.engine.driver_of`), several in one pipelined statement."""
-    await MESSAGE.insert_many(driver, [message for message in messages if message is not None])
-
-
 def outbox_message(
     app_id: str,
     webhook_url: str | None,
@@ -90,7 +84,7 @@ def outbox_message(
 ) -> OutboxMessage | None:
     """A lifecycle event for the app, to where its events go (:func:`webhook_url`, read already in
     the transaction of what the message reports); None when they go nowhere. Added by :func:`queue`,
-    or written by :func:`queue_on`."""
+    or written through the driver by its shape (:data:`MESSAGE`, ``server.db.rows.insert_all``)."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)
