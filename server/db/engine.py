@@ -79,10 +79,13 @@ class Driver:
 
     def for_update(self, of: str | None = None) -> str:
         """What ends a SELECT that locks the rows it reads (of the table aliased ``of`` only): nothing
-        on SQLite, whose write transactions hold the one write lock from their start."""
+        on SQLite, whose write transactions hold the one write lock from their start. On PostgreSQL
+        the lock an UPDATE of non-key columns takes (``FOR NO KEY UPDATE``): lockers of a row still
+        wait for each other, but a transaction that inserts a row naming the locked one (a foreign
+        key's share lock) does not wait for them, nor they for it."""
         if self.sqlite:
             return ""
-        return " FOR UPDATE" if of is None else f" FOR UPDATE OF {of}"
+        return " FOR NO KEY UPDATE" if of is None else f" FOR NO KEY UPDATE OF {of}"
 
     @staticmethod
     def _spread(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -136,11 +136,13 @@ class Held:
     per_group: dict[str, int]
 
 
-_HELD = (
-    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) FROM hold_items i "
-    "WHERE i.capacity_group_id IN (:group_ids) AND i.active_until_ms > :now_ms "
+# The places held per group and tier, in the groups ``{groups}`` names (a list, or a subquery).
+HELD_IN_GROUPS = (
+    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) AS places FROM hold_items i "
+    "WHERE i.capacity_group_id IN ({groups}) AND i.active_until_ms > :now_ms "
     "GROUP BY i.capacity_group_id, i.tier_id"
 )
+_HELD = HELD_IN_GROUPS.format(groups=":group_ids")
 
 
 async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> Held:
@@ -174,15 +176,18 @@ async def tier_states(
     tiers: Iterable[Tier],
     now_ms: int,
     groups: Mapping[str, CapacityGroup] | None = None,
+    held: Held | None = None,
 ) -> list[TierState]:
     """The tiers with their counters and their groups'. ``groups``: the tiers' groups when the
-    caller has them already (locked), else they are loaded."""
+    caller has them already (locked), else they are loaded; ``held``: the places held in those
+    groups when the caller read them already (with the tiers, after the locks), else they are."""
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
     if groups is None:
         found = await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))
         groups = {g.id: g for g in found}
-    held = await held_places(session, group_ids, now_ms)
+    if held is None:
+        held = await held_places(session, group_ids, now_ms)
     states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
         TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.per_tier.get(t.id, 0)))
@@ -202,7 +207,7 @@ _LOCK_GROUPS = (
     select(CapacityGroup)
     .where(CapacityGroup.id.in_(bindparam("group_ids", expanding=True)))
     .order_by(CapacityGroup.id)
-    .with_for_update()
+    .with_for_update(key_share=True)
     .execution_options(populate_existing=True)
 )
 
@@ -238,8 +243,8 @@ async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -
 
 
 async def lock_groups_to_sell(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    """The groups, locked in one statement, to sell their places by counting them in SQL
-    (``issuance.issue_hold``; see :func:`_locked`)."""
+    """The groups, locked in one statement, to check places again before selling them (a payment
+    of a hold that ended; see :func:`_locked`)."""
     return await _locked(session, _LOCK_TO_SELL, {"group_ids": sorted(set(group_ids))})
 
 
@@ -272,7 +277,7 @@ async def find_group(
         .execution_options(populate_existing=True)
     )
     if lock:
-        query = query.with_for_update(of=CapacityGroup)
+        query = query.with_for_update(of=CapacityGroup, key_share=True)
     group = await session.scalar(query)
     if group is None:
         raise CapacityGroupNotFound(f"capacity group {group_id} not found")

@@ -1,8 +1,8 @@
 """Turning a completed hold into tickets, and every later change of a ticket's status.
 
-Callers hold the lock of every capacity group involved (see :func:`lock_groups_of`) before they
-call anything here that moves ``sold``; all of it happens in the caller's transaction together with
-the history rows, the ledger entries and the outbox messages that report it."""
+Whatever here moves ``sold`` locks the capacity groups involved, in id order (ADR 0002); all of it
+happens in the caller's transaction together with the history rows, the ledger entries and the
+outbox messages that report it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.db.engine import Database, driver_of
+from server.db.engine import Database, Driver, driver_of
 from server.db.models import (
-    CapacityGroup,
     Hold,
     HoldItem,
     MailMessage,
@@ -29,7 +28,7 @@ from server.db.models import (
 from server.db.rows import Shape, insert_all
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups, lock_groups_to_sell
+from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
 from server.domain.common import new_id
 from server.domain.holds.service import (
     HOLD,
@@ -68,10 +67,24 @@ TICKET, TICKET_EVENT, TICKET_CHANGE = (
 )
 _HOLD_ITEMS = f"SELECT {HOLD_ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
 _RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
-# Places sold: counted by the database (the groups are locked; a tier's own count cannot pass its
-# quantity, a constraint).
+# Places sold: counted by the database (a tier's own count cannot pass its quantity, a constraint).
 _SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
 _SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
+
+
+async def _sell(driver: Driver, items: Sequence[HoldItem]) -> None:
+    """Count the places sold: each group's row locked by its own UPDATE, in the one lock order (a
+    caller that checked the places again holds these locks already), then the tiers'."""
+    per_group: dict[str, int] = {}
+    for item in items:
+        per_group[item.capacity_group_id] = per_group.get(item.capacity_group_id, 0) + item.quantity
+    await driver.execute_many(
+        _SELL_FROM_GROUP, [{"group_id": g, "quantity": q} for g, q in sorted(per_group.items())]
+    )
+    await driver.execute_many(
+        _SELL_FROM_TIER,
+        [{"tier_id": i.tier_id, "quantity": i.quantity} for i in sorted(items, key=lambda i: i.tier_id)],
+    )
 
 
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
@@ -126,7 +139,6 @@ async def issue_hold(
     session: AsyncSession,
     hold: Hold,
     items: Sequence[HoldItem],
-    groups: dict[str, CapacityGroup],
     now_ms: int,
     *,
     seller_url: str | None,
@@ -135,20 +147,14 @@ async def issue_hold(
     claim_id: str | None = None,
 ) -> Issued:
     """Sell the hold's places and issue one ticket per place, after :func:`prepare_issue` (which
-    answered ``seller_url``). The groups must be locked (:func:`lock_groups_to_sell`) and the places
-    known to fit (still held, or re-reserved); what the groups' locks guard is written in as few
-    round trips as it can, to hold them for less time. The offer's redemptions are spent after the
-    groups' locks, in the one lock order."""
-    if hold.offer_id is not None:  # only a hold with an offer has redemptions
-        await offers.consume(session, hold.id)
+    answered ``seller_url``). The places must be known to fit: the hold still live, or its places
+    re-reserved under its groups' locks. Everything else is written first and the places are sold
+    last (:func:`_sell`), so that a group's lock is held from its sale to the commit only; the
+    offer's redemptions are spent after the groups, in the one lock order."""
     driver = await driver_of(session)
-    sold = [{"tier_id": i.tier_id, "group_id": i.capacity_group_id, "quantity": i.quantity} for i in items]
-    await driver.execute_many(_SELL_FROM_TIER, sold)
-    await driver.execute_many(_SELL_FROM_GROUP, sold)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
     for item in items:
-        groups[item.capacity_group_id].sold += item.quantity  # the locked row, as it now is
         for _ in range(item.quantity):
             holder = attendee(attendees, len(tickets), hold.customer_email)
             ticket_id = new_id("ticket", now_ms)
@@ -201,6 +207,9 @@ async def issue_hold(
         (OUTBOX_MESSAGE, [message]),
         (mail.MESSAGE, [mail.message(hold, "issued", hold.customer_email, tickets, now_ms)]),
     )
+    await _sell(driver, items)
+    if hold.offer_id is not None:  # only a hold with an offer has redemptions
+        await offers.consume(session, hold.id)
     metrics.TICKETS_ISSUED.inc(len(tickets))
     return Issued(hold, tickets)
 
@@ -374,13 +383,11 @@ async def claim_free(
             raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
         items = await hold_items(session, held.hold.id)
         seller_url = await prepare_issue(session, keyring, held.hold, now_ms)
-        groups = await lock_groups_to_sell(session, (i.capacity_group_id for i in items))
         claim_id = new_id("claim", now_ms)
         issued = await issue_hold(
             session,
             held.hold,
             items,
-            groups,
             now_ms,
             seller_url=seller_url,
             actor=caller.app_did,

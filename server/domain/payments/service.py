@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import driver_of
-from server.db.models import Hold, Payment, Ticket, Tier
+from server.db.models import Hold, HoldItem, Payment, Ticket, Tier
 from server.db.rows import Shape, attach
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups_to_sell, tier_states
@@ -191,29 +191,9 @@ async def payment_completed(
             session, report, payment, hold, "needs_refund", "the hold was already paid", now_ms
         )
     items = await hold_items(session, hold.id)
-    live = hold_status(hold.status, hold.expires_ms, now_ms) == "held"
-    # A live hold's places are its own: what needs no lock is done before the capacity groups are
-    # locked, so that every other hold and payment of those groups waits for less.
-    seller_url = await prepare_issue(session, keyring, hold, now_ms) if live else None
-    groups = await lock_groups_to_sell(session, [i.capacity_group_id for i in items])
-    if not live:
+    if hold_status(hold.status, hold.expires_ms, now_ms) != "held":
         # The places were given back: take them again if nobody else has.
-        tiers = await session.scalars(
-            select(Tier)
-            .where(Tier.id.in_([i.tier_id for i in items]))
-            .execution_options(populate_existing=True)
-        )
-        states = await tier_states(session, tiers, now_ms, groups)
-        requested = {i.tier_id: i.quantity for i in items}
-        shortages = find_shortages(
-            requested,
-            {s.tier.id: s.pool for s in states},
-            {s.tier.id: s.tier.capacity_group_id for s in states},
-            {s.group.group.id: s.group.pool for s in states},
-        )
-        gone = "the places are gone" if shortages else None
-        if gone is None and not await offers.recheck(session, hold, now_ms):
-            gone = "its offer code has no redemptions left"
+        gone = await _places_gone(session, hold, items, now_ms)
         if gone is not None:
             if hold.status == "held":
                 await end_hold(session, hold, "expired", BROKER, now_ms, f"paid after expiry; {gone}")
@@ -229,17 +209,9 @@ async def payment_completed(
         session.add(
             ledger.about("hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
         )
-        seller_url = await prepare_issue(session, keyring, hold, now_ms)
-    await issue_hold(
-        session,
-        hold,
-        items,
-        groups,
-        now_ms,
-        seller_url=seller_url,
-        actor=BROKER,
-        payment_id=report.payment_id,
-    )
+    # A live hold's places are its own: its groups are locked only by the sale, the last thing
+    # written, so that every other hold and payment of those groups waits for less.
+    seller_url = await prepare_issue(session, keyring, hold, now_ms)
     await _settle(
         session,
         report,
@@ -250,7 +222,33 @@ async def payment_completed(
         now_ms,
         completion=True,
     )
+    await issue_hold(
+        session, hold, items, now_ms, seller_url=seller_url, actor=BROKER, payment_id=report.payment_id
+    )
     return "issued"
+
+
+async def _places_gone(
+    session: AsyncSession, hold: Hold, items: Sequence[HoldItem], now_ms: int
+) -> str | None:
+    """Why an ended hold's places cannot be taken again, checked with its groups (then its offer)
+    locked, which stay locked until its tickets are issued; None when they can."""
+    groups = await lock_groups_to_sell(session, [i.capacity_group_id for i in items])
+    tiers = await session.scalars(
+        select(Tier).where(Tier.id.in_([i.tier_id for i in items])).execution_options(populate_existing=True)
+    )
+    states = await tier_states(session, tiers, now_ms, groups)
+    shortages = find_shortages(
+        {i.tier_id: i.quantity for i in items},
+        {s.tier.id: s.pool for s in states},
+        {s.tier.id: s.tier.capacity_group_id for s in states},
+        {s.group.group.id: s.group.pool for s in states},
+    )
+    if shortages:
+        return "the places are gone"
+    if not await offers.recheck(session, hold, now_ms):
+        return "its offer code has no redemptions left"
+    return None
 
 
 async def _tickets(session: AsyncSession, report: PaymentReport, only: Sequence[str] | None) -> list[Ticket]:

@@ -1,0 +1,101 @@
+"""What a capacity group's lock guards on PostgreSQL, and for how long (ADR 0002): holds and payments
+of one group decide one after the other, but a payment takes the lock only to sell its places, and a
+transaction that merely names the group (a new ticket or hold line, whose foreign key takes a share
+lock of the group's row) does not hold up the group's holds. SQLite runs one write transaction at a
+time, so nothing here can interleave on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from conftest import Harness
+from sqlalchemy import text
+from support.broker import FakeBroker, new_payment_id
+from support.catalog import active_event, shared_group
+from support.webhooks import wait_until
+
+from server.db.engine import Database
+
+BROKER = FakeBroker()
+# Long enough for a loaded machine, short next to a lock that is never let go.
+ANSWER_S = 60.0
+
+
+@pytest.fixture
+def postgres_harness(harness: Harness) -> Harness:
+    if harness.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: nothing can wait for a row's lock")
+    return harness
+
+
+@asynccontextmanager
+async def group_row_locked(database_url: str, group_id: str, mode: str) -> AsyncIterator[None]:
+    """Another transaction holding the group's row in ``mode`` until the block ends."""
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text(f"SELECT id FROM capacity_groups WHERE id = :id FOR {mode}"),
+                {"id": group_id},
+            )
+            yield
+    finally:
+        await db.dispose()
+
+
+async def statements_waiting_for_a_lock(database_url: str) -> list[str]:
+    db = Database(database_url)
+    try:
+        async with db.read() as session:
+            found = await session.scalars(
+                text(
+                    "SELECT query FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            return list(found)
+    finally:
+        await db.dispose()
+
+
+async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harness: Harness) -> None:
+    """While a hold of the same group holds its lock, the broker's completion writes everything but
+    the sale and then waits at the sale; let go, it issues the tickets."""
+    h = postgres_harness
+    url = h.settings.database_url
+    event = await active_event(h.app)
+    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
+    hold = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
+    delivery = BROKER.paid(hold, payment_id=new_payment_id())
+    async with group_row_locked(url, group, "NO KEY UPDATE"):
+        paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
+        waiting: list[str] = []
+
+        async def blocked() -> bool:
+            waiting[:] = await statements_waiting_for_a_lock(url)
+            return bool(waiting) or paying.done()
+
+        await wait_until(blocked, ANSWER_S, "the payment to wait for the group's lock")
+        assert not paying.done()
+        (statement,) = waiting
+        assert statement.startswith("UPDATE capacity_groups SET sold"), statement
+    answer = await asyncio.wait_for(paying, ANSWER_S)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "issued"
+    availability = await h.app.ok("getTicketAvailability", {"eventId": event["id"]})
+    assert [t["availableQuantity"] for t in availability["tiers"]] == [8]
+
+
+async def test_a_row_naming_a_group_does_not_hold_up_its_holds(postgres_harness: Harness) -> None:
+    """A transaction that inserted a row naming the group holds a share lock of its row until it
+    ends (the foreign key's check); holds of the group go on meanwhile."""
+    h = postgres_harness
+    event = await active_event(h.app)
+    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
+    async with group_row_locked(h.settings.database_url, group, "KEY SHARE"):
+        hold = await asyncio.wait_for(
+            h.app.call("createTicketHold", {"items": [{"tierId": tier, "quantity": 1}]}), ANSWER_S
+        )
+        assert hold.status_code == 200, hold.text
