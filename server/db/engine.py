@@ -152,6 +152,16 @@ class Driver:
 _DRIVER = "tickets.driver"
 
 
+_AT_THE_END = "statements at the end"
+
+
+def at_the_end(session: AsyncSession, statements: Callable[[], Awaitable[None]]) -> None:
+    """Leave ``statements`` for the end of ``session``'s write transaction, after whatever its
+    block writes (:meth:`Database.write`): the statements that take its most wanted locks, which
+    are then held for the commit alone. Nothing the block reads may depend on them."""
+    session.info.setdefault(_AT_THE_END, []).append(statements)
+
+
 async def driver_of(session: AsyncSession) -> Driver:
     """The driver's connection of ``session``'s transaction, begun if it was not yet: statements sent
     on it commit or roll back with the session's. Objects the session holds unwritten are written
@@ -250,9 +260,12 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that commits when the block ends normally and rolls back otherwise."""
+        """A transaction that commits when the block ends normally and rolls back otherwise; the
+        statements left for its end (:func:`at_the_end`) run, in order, just before it commits."""
         async with self._write_sessions() as session, session.begin():
             yield session
+            for statements in session.info.pop(_AT_THE_END, ()):
+                await statements()
 
     async def autocommit(self, statements: Callable[[Driver], Awaitable[T]]) -> T:
         """Run ``statements`` on a write connection outside any transaction (see the module's
@@ -273,6 +286,7 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session, session.begin():
             yield session
+            assert _AT_THE_END not in session.info, "statements left for the end of a read transaction"
 
     def pool_use(self) -> tuple[int, int]:
         """Connections checked out of this process's pools, and connections they hold open."""

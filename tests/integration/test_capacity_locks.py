@@ -46,24 +46,28 @@ async def group_row_locked(database_url: str, group_id: str, mode: str) -> Async
         await db.dispose()
 
 
-async def statements_waiting_for_a_lock(database_url: str) -> list[str]:
+async def waiting_for_a_lock(database_url: str) -> list[tuple[str, list[str]]]:
+    """Each statement waiting for a lock, with the tables its transaction has written to so far."""
     db = Database(database_url)
     try:
         async with db.read() as session:
-            found = await session.scalars(
+            found = await session.execute(
                 text(
-                    "SELECT query FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    "SELECT a.query, array(SELECT c.relname FROM pg_locks l JOIN pg_class c "
+                    "ON c.oid = l.relation WHERE l.pid = a.pid AND l.mode = 'RowExclusiveLock' "
+                    "AND c.relkind = 'r' ORDER BY c.relname) FROM pg_stat_activity a "
+                    "WHERE a.wait_event_type = 'Lock' AND a.datname = current_database()"
                 )
             )
-            return list(found)
+            return [(query, list(tables)) for query, tables in found.tuples()]
     finally:
         await db.dispose()
 
 
 async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harness: Harness) -> None:
     """While a hold of the same group holds its lock, the broker's completion writes everything but
-    the sale and then waits at the sale; let go, it issues the tickets."""
+    the sale (its delivery's dedupe key too) and then waits at the sale; let go, it issues the
+    tickets."""
     h = postgres_harness
     url = h.settings.database_url
     event = await active_event(h.app)
@@ -72,16 +76,17 @@ async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harne
     delivery = BROKER.paid(hold, payment_id=new_payment_id())
     async with group_row_locked(url, group, "NO KEY UPDATE"):
         paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
-        waiting: list[str] = []
+        waiting: list[tuple[str, list[str]]] = []
 
         async def blocked() -> bool:
-            waiting[:] = await statements_waiting_for_a_lock(url)
+            waiting[:] = await waiting_for_a_lock(url)
             return bool(waiting) or paying.done()
 
         await wait_until(blocked, ANSWER_S, "the payment to wait for the group's lock")
         assert not paying.done()
-        (statement,) = waiting
+        ((statement, written),) = waiting
         assert statement.startswith("UPDATE capacity_groups SET sold"), statement
+        assert {"tickets", "holds", "payments", "idempotency_keys"} <= set(written), written
     answer = await asyncio.wait_for(paying, ANSWER_S)
     assert answer.status_code == 200 and answer.json()["outcome"] == "issued"
     availability = await h.app.ok("getTicketAvailability", {"eventId": event["id"]})

@@ -6,6 +6,7 @@ outbox messages that report it."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.db.engine import Database, Driver, driver_of
+from server.db.engine import Database, at_the_end, driver_of
 from server.db.models import (
     Hold,
     HoldItem,
@@ -72,9 +73,11 @@ _SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
 _SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
 
 
-async def _sell(driver: Driver, items: Sequence[HoldItem]) -> None:
-    """Count the places sold: each group's row locked by its own UPDATE, in the one lock order (a
-    caller that checked the places again holds these locks already), then the tiers'."""
+async def _sell(session: AsyncSession, hold: Hold, items: Sequence[HoldItem]) -> None:
+    """Count the hold's places sold: each group's row locked by its own UPDATE, in the one lock
+    order (a caller that checked the places again holds these locks already), then the tiers';
+    then the offer's redemptions spent, in the same order."""
+    driver = await driver_of(session)
     per_group: dict[str, int] = {}
     for item in items:
         per_group[item.capacity_group_id] = per_group.get(item.capacity_group_id, 0) + item.quantity
@@ -85,6 +88,8 @@ async def _sell(driver: Driver, items: Sequence[HoldItem]) -> None:
         _SELL_FROM_TIER,
         [{"tier_id": i.tier_id, "quantity": i.quantity} for i in sorted(items, key=lambda i: i.tier_id)],
     )
+    if hold.offer_id is not None:  # only a hold with an offer has redemptions
+        await offers.consume(session, hold.id)
 
 
 async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
@@ -148,9 +153,9 @@ async def issue_hold(
 ) -> Issued:
     """Sell the hold's places and issue one ticket per place, after :func:`prepare_issue` (which
     answered ``seller_url``). The places must be known to fit: the hold still live, or its places
-    re-reserved under its groups' locks. Everything else is written first and the places are sold
-    last (:func:`_sell`), so that a group's lock is held from its sale to the commit only; the
-    offer's redemptions are spent after the groups, in the one lock order."""
+    re-reserved under its groups' locks. Everything else is written now; the places are sold
+    (:func:`_sell`) at the end of the transaction, after whatever the caller writes next, so that
+    a group's lock is held from the sale to the commit only."""
     driver = await driver_of(session)
     attendees: list[dict[str, Any]] = list(hold.attendees or [])
     tickets: list[Ticket] = []
@@ -207,9 +212,7 @@ async def issue_hold(
         (OUTBOX_MESSAGE, [message]),
         (mail.MESSAGE, [mail.message(hold, "issued", hold.customer_email, tickets, now_ms)]),
     )
-    await _sell(driver, items)
-    if hold.offer_id is not None:  # only a hold with an offer has redemptions
-        await offers.consume(session, hold.id)
+    at_the_end(session, functools.partial(_sell, session, hold, items))
     metrics.TICKETS_ISSUED.inc(len(tickets))
     return Issued(hold, tickets)
 
