@@ -48,6 +48,8 @@ class Shape(Generic[M]):
                 written.append((prop.key, column.name, column.default.arg if scalar else None))
         self.width = len(self._attrs)
         self.columns = ", ".join(f"{alias}.{name}" for _, name, _, _ in self._attrs)
+        # The same, unqualified: what an UPDATE's RETURNING may name on SQLite too.
+        self.names = ", ".join(name for _, name, _, _ in self._attrs)
         self._written = written
         self._json = {key for key, _, is_json, _ in self._attrs if is_json}
         self._column = {key: name for key, name, _, _ in self._attrs}

@@ -66,8 +66,9 @@ TICKET, TICKET_EVENT, TICKET_CHANGE = (
     Shape(TicketEvent, "e"),
     Shape(TicketChange, "c"),
 )
-_HOLD_ITEMS = f"SELECT {HOLD_ITEM.columns} FROM hold_items i WHERE i.hold_id = :hold_id ORDER BY i.id"  # noqa: S608 (constant names)
-_RELEASE_ITEMS = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
+_RELEASE_ITEMS = (
+    f"UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id RETURNING {HOLD_ITEM.names}"  # noqa: S608 (constant names)
+)
 # Places sold: counted by the database (a tier's own count cannot pass its quantity, a constraint).
 _SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
 _SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
@@ -92,10 +93,12 @@ async def _sell(session: AsyncSession, hold: Hold, items: Sequence[HoldItem]) ->
         await offers.consume(session, hold.id)
 
 
-async def hold_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
-    """The hold's lines, as read (in no session: nothing here changes them)."""
-    rows = await (await driver_of(session)).fetch(_HOLD_ITEMS, {"hold_id": hold_id})
-    return [HOLD_ITEM.load(row) for row in rows]
+async def release_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
+    """The lines of a hold about to be issued (or found ended), in their order, no longer counted as
+    held (seen by others only when the transaction commits, together with the places sold), in one
+    statement. The lines are as read, in no session: nothing else changes them."""
+    rows = await (await driver_of(session)).fetch(_RELEASE_ITEMS, {"hold_id": hold_id})
+    return sorted((HOLD_ITEM.load(row) for row in rows), key=lambda item: item.id)
 
 
 def _history(
@@ -129,13 +132,10 @@ class Issued:
 
 
 async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
-    """The part of issuing ``hold`` that no capacity lock guards, so that a caller can do it before
-    taking the locks and hold them for less time: the event's default list made if it has none, the
-    hold's items no longer counted as held (seen by others only when the transaction commits,
-    together with the places sold), the event's URI read for the webhook (the session keeps it).
-    Answers the seller's webhook URL, for :func:`issue_hold`."""
+    """The part of issuing ``hold`` that no capacity lock guards, after :func:`release_items`: the
+    event's default list made if it has none, the event's URI read for the webhook (the session
+    keeps it). Answers the seller's webhook URL, for :func:`issue_hold`."""
     await default_list_made(session, keyring, hold.event_id, now_ms)
-    await (await driver_of(session)).execute(_RELEASE_ITEMS, {"hold_id": hold.id})
     await event_uri(session, hold.event_id)
     return await webhook_url(session, hold.app_id)
 
@@ -384,7 +384,7 @@ async def claim_free(
         if held.hold.amount != 0:
             priced = ", ".join(line.tier.id for line in held.lines if line.tier.unit_amount != 0)
             raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
-        items = await hold_items(session, held.hold.id)
+        items = await release_items(session, held.hold.id)
         seller_url = await prepare_issue(session, keyring, held.hold, now_ms)
         claim_id = new_id("claim", now_ms)
         issued = await issue_hold(

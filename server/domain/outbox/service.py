@@ -30,7 +30,7 @@ def destination_sql(apps: str) -> str:
 
 
 _EVENT_URI = "SELECT uri FROM events WHERE id = :event_id"
-_EVENT_URIS = "tickets.event_uris"
+_EVENT_URIS, _DESTINATIONS = "tickets.event_uris", "tickets.destinations"
 _WEBHOOK_URL = f"SELECT {destination_sql('a')} FROM apps a WHERE a.id = :app_id"  # noqa: S608 (constant names)
 
 
@@ -56,8 +56,20 @@ async def event_uri(session: AsyncSession, event_id: str) -> str:
     return known[event_id]
 
 
+def remember(session: AsyncSession, *, event_id: str, uri: str, app_id: str, destination: str | None) -> None:
+    """An event's URI and an app's destination, read along with a row that names them (a hold's),
+    kept for the rest of the session: :func:`event_uri` and :func:`webhook_url` then ask nothing
+    more of the database for them."""
+    session.info.setdefault(_EVENT_URIS, {})[event_id] = uri
+    session.info.setdefault(_DESTINATIONS, {})[app_id] = destination
+
+
 async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
-    """Where the app's lifecycle events go (:data:`DESTINATION`)."""
+    """Where the app's lifecycle events go (:data:`DESTINATION`); no statement when the session
+    has it already (:func:`remember`)."""
+    known: dict[str, str | None] = session.info.get(_DESTINATIONS, {})
+    if app_id in known:
+        return known[app_id]
     rows = await (await driver_of(session)).fetch(_WEBHOOK_URL, {"app_id": app_id})
     url: str | None = rows[0][0] if rows else None
     return url

@@ -25,17 +25,21 @@ from server.domain.catalog.service import lock_groups_to_sell, tier_states
 from server.domain.holds.rules import find_shortages, hold_status
 from server.domain.holds.service import HOLD, end_hold
 from server.domain.issuance.list_keys import Keyring
-from server.domain.issuance.service import end_ticket, hold_items, issue_hold, prepare_issue
+from server.domain.issuance.service import end_ticket, issue_hold, prepare_issue, release_items
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data
-from server.domain.outbox.service import enqueue, event_uri
+from server.domain.outbox.service import destination_sql, enqueue, event_uri, remember
 from server.domain.payments import rules
 from server.domain.payments.reports import PaymentReport
 
 BROKER = "payment-broker"
 
 PAYMENT = Shape(Payment, "p")
-_HOLD = f"SELECT {HOLD.columns} FROM holds h WHERE h.environment = :environment"  # noqa: S608 (constant names)
+# The hold with what its messages need: its event's URI, its app's destination.
+_HOLD = (
+    f"SELECT {HOLD.columns}, e.uri, {destination_sql('a')} FROM holds h "  # noqa: S608 (constant names)
+    "JOIN events e ON e.id = h.event_id JOIN apps a ON a.id = h.app_id WHERE h.environment = :environment"
+)
 _HOLD_BY_TOKEN = _HOLD + " AND h.token = :match"
 _HOLD_BY_ID = _HOLD + " AND h.id = :match"
 _PAYMENT_KEY = " WHERE p.environment = :environment AND p.payment_id = :payment_id"
@@ -46,7 +50,8 @@ _PAYMENT_HOLD = "SELECT p.hold_id FROM payments p" + _PAYMENT_KEY  # noqa: S608 
 async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
     """The hold the payment names (by checkout token, else by id, else the one its row names), locked
     first, then the payment's row, locked: every handler takes the two locks in this order. The
-    session tracks the hold; the payment's row changes only by :func:`_settle`."""
+    session tracks the hold, and keeps what its messages need, read with it; the payment's row
+    changes only by :func:`_settle`."""
     driver = await driver_of(session)
     keys = {"environment": report.environment, "payment_id": report.payment_id}
     match: str | None = report.checkout_token
@@ -59,9 +64,12 @@ async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | 
     hold: Hold | None = None
     if match:
         where = {"environment": report.environment, "match": match}
-        rows = await driver.fetch(query + driver.for_update(), where)
+        rows = await driver.fetch(query + driver.for_update("h"), where)
         if rows:
-            hold = HOLD.load(rows[0])
+            hold = HOLD.load(rows[0][: HOLD.width])
+            remember(
+                session, event_id=hold.event_id, uri=rows[0][-2], app_id=hold.app_id, destination=rows[0][-1]
+            )
             attach(session, hold)
     rows = await driver.fetch(_PAYMENT + driver.for_update(), keys)
     return hold, PAYMENT.load(rows[0]) if rows else None
@@ -190,7 +198,7 @@ async def payment_completed(
         return await _flag(
             session, report, payment, hold, "needs_refund", "the hold was already paid", now_ms
         )
-    items = await hold_items(session, hold.id)
+    items = await release_items(session, hold.id)
     if hold_status(hold.status, hold.expires_ms, now_ms) != "held":
         # The places were given back: take them again if nobody else has.
         gone = await _places_gone(session, hold, items, now_ms)
