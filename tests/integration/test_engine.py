@@ -4,6 +4,7 @@ their pool."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import weakref
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 
-from server.db.engine import Database, Driver, driver_of
+from server.db.engine import Database, Driver, at_the_end, driver_of
 from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
 from server.db.rows import Shape, attach, insert_all
 
@@ -325,3 +326,37 @@ async def test_rows_of_several_shapes_go_in_one_statement_on_postgresql(db: Data
     assert len(sent) == (2 if db.is_sqlite else 1)
     async with db.read() as session:
         assert (await session.scalars(select(OutboxMessage.app_id))).all() == ["app_1"]
+
+
+async def test_statements_left_for_the_end_run_last_in_the_transaction(db: Database) -> None:
+    """``at_the_end``: what a write block leaves for its end runs after everything the block wrote,
+    in the order left, before the commit and inside the transaction (a failure there undoes the
+    block's writes); a block that fails runs none of it."""
+    sent: list[str] = []
+
+    async def insert(session: AsyncSession, jti: str) -> None:
+        sent.append(jti)
+        await (await driver_of(session)).fetch(INSERT, {"iss": "did:web:a", "jti": jti, "exp": 1})
+
+    async with db.write() as session:
+        at_the_end(session, functools.partial(insert, session, "last"))
+        at_the_end(session, functools.partial(insert, session, "after last"))
+        await insert(session, "block")
+    assert sent == ["block", "last", "after last"] and await replays(db) == 3
+
+    async def refused_at_the_end() -> None:
+        async with db.write() as session:
+            at_the_end(session, functools.partial(insert, session, "block"))  # a replay: refused
+            await insert(session, "undone")
+
+    async def failed() -> None:
+        async with db.write() as session:
+            at_the_end(session, functools.partial(insert, session, "never"))
+            raise Abandoned
+
+    with pytest.raises(IntegrityError):
+        await refused_at_the_end()
+    assert await replays(db) == 3
+    with pytest.raises(Abandoned):
+        await failed()
+    assert "never" not in sent and await replays(db) == 3
