@@ -136,13 +136,11 @@ class Held:
     per_group: dict[str, int]
 
 
-# The places held per group and tier, in the groups ``{groups}`` names (a list, or a subquery).
-HELD_IN_GROUPS = (
-    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) AS places FROM hold_items i "
-    "WHERE i.capacity_group_id IN ({groups}) AND i.active_until_ms > :now_ms "
+_HELD = (
+    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) FROM hold_items i "
+    "WHERE i.capacity_group_id IN (:group_ids) AND i.active_until_ms > :now_ms "
     "GROUP BY i.capacity_group_id, i.tier_id"
 )
-_HELD = HELD_IN_GROUPS.format(groups=":group_ids")
 
 
 async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> Held:
@@ -176,18 +174,15 @@ async def tier_states(
     tiers: Iterable[Tier],
     now_ms: int,
     groups: Mapping[str, CapacityGroup] | None = None,
-    held: Held | None = None,
 ) -> list[TierState]:
     """The tiers with their counters and their groups'. ``groups``: the tiers' groups when the
-    caller has them already (locked), else they are loaded; ``held``: the places held in those
-    groups when the caller read them already (with the tiers, after the locks), else they are."""
+    caller has them already (locked), else they are loaded."""
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
     if groups is None:
         found = await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))
         groups = {g.id: g for g in found}
-    if held is None:
-        held = await held_places(session, group_ids, now_ms)
+    held = await held_places(session, group_ids, now_ms)
     states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
         TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.per_tier.get(t.id, 0)))

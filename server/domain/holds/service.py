@@ -26,15 +26,7 @@ from server.db.models import (
 from server.db.rows import Shape, attach, insert_all
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import (
-    HELD_IN_GROUPS,
-    Held,
-    Inventory,
-    TierState,
-    find_event,
-    lock_groups_of_tiers,
-    tier_states,
-)
+from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
 from server.domain.common import new_id
 from server.domain.holds.rules import (
     check_on_sale,
@@ -95,56 +87,40 @@ def effective_status(hold: Hold, now_ms: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    """The tiers asked for, their events, whether the caller holds each event's organizer's consent,
-    and the places held in the tiers' groups: one statement."""
+    """The tiers asked for, their events, and whether the caller holds each event's organizer's
+    consent: one statement."""
 
     tiers: dict[str, Tier]
     events: dict[str, Event]
     consented: dict[str, bool]
-    held: Held
 
 
 TIER, EVENT = Shape(Tier, "t"), Shape(Event, "e")
-# The places held are counted by exactly the rule of ``catalog.service.held_places`` over the groups
-# of the tiers asked for: read after the groups' locks, in the same round trip as the tiers' own.
-_GROUPS_ASKED = "SELECT g.capacity_group_id FROM tiers g WHERE g.id IN (:tier_ids)"
 _TIERS = (
-    f"WITH held AS ({HELD_IN_GROUPS.format(groups=_GROUPS_ASKED)}) "  # noqa: S608 (constant names)
-    f"SELECT {TIER.columns}, {EVENT.columns}, {consents.held_by_sql('app_id', 'e.organizer_did')}, "
-    "(SELECT SUM(h.places) FROM held h WHERE h.tier_id = t.id), "
-    "(SELECT SUM(h.places) FROM held h WHERE h.capacity_group_id = t.capacity_group_id) "
+    f"SELECT {TIER.columns}, {EVENT.columns}, {consents.held_by_sql('app_id', 'e.organizer_did')} "  # noqa: S608 (constant names)
     "FROM tiers t JOIN events e ON e.id = t.event_id "
     "WHERE t.id IN (:tier_ids) AND e.environment = :environment"
 )
 HOLD, HOLD_ITEM = Shape(Hold, "h"), Shape(HoldItem, "i")
 
 
-async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str], now_ms: int) -> _Loaded:
+async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
     driver = await driver_of(session)
     rows = await driver.fetch(
-        _TIERS,
-        {
-            "tier_ids": list(tier_ids),
-            "app_id": caller.app_id,
-            "environment": caller.environment,
-            "now_ms": now_ms,
-        },
+        _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
     )
     tiers: dict[str, Tier] = {}
     events: dict[str, Event] = {}
     consented: dict[str, bool] = {}
-    held = Held({}, {})
     for row in rows:
-        tier, event = TIER.load(row[: TIER.width]), EVENT.load(row[TIER.width : -3])
+        tier, event = TIER.load(row[: TIER.width]), EVENT.load(row[TIER.width : -1])
         tiers[tier.id] = tier
         event = events.setdefault(event.id, event)
-        consented[event.id] = bool(row[-3])
-        held.per_tier[tier.id] = int(row[-2] or 0)
-        held.per_group[tier.capacity_group_id] = int(row[-1] or 0)
+        consented[event.id] = bool(row[-1])
     missing = [t for t in tier_ids if t not in tiers]
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
-    return _Loaded(tiers, events, consented, held)
+    return _Loaded(tiers, events, consented)
 
 
 async def _hold_event(
@@ -204,7 +180,7 @@ async def price_order(
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
     ``groups``: the tiers' capacity groups, locked by the caller."""
-    loaded = await _load_tiers(session, caller, list(request.items), now_ms)
+    loaded = await _load_tiers(session, caller, list(request.items))
     tiers, event = loaded.tiers, await _hold_event(session, caller, request, loaded.events)
     if sale or request.offer_code is not None:
         consents.check(loaded.consented[event.id])
@@ -218,7 +194,7 @@ async def price_order(
         terms = offers.terms(offer)
         places = sum(q for t, q in request.items.items() if terms.covers(t))
         offer_rules.check_applies(places, offer.discount_amount, offer.currency, currency)
-    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups, loaded.held)
+    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     check_on_sale({s.tier.id: view.sale_state(s, now_ms) for s in states})
     check_order_limits(request.items, {t.id: t.max_per_order for t in tiers.values()})
