@@ -59,28 +59,36 @@ def ensure_own(uploader: str, records: Sequence[Record]) -> None:
         )
 
 
+# A record as desks hold it (its ticket named by reference), and as the server stores it (by id).
+Uploaded = tuple[Record, Record]
+
+
 async def resolve_tickets(
     session: AsyncSession, environment: str, records: Sequence[Record]
-) -> list[Record | None]:
-    """The records with their ticket named by id: a desk names it by reference
+) -> list[Uploaded | None]:
+    """Each record as desks hold it and with its ticket named by id: a desk names it by reference
     (:func:`sync.records.ticket_ref`), resolved here; None for a reference no ticket of the
     environment has."""
     refs = sorted({r.ticket_id for r in records if r.ticket_id is not None and is_ticket_ref(r.ticket_id)})
     driver = await driver_of(session)
     ids = dict(await driver.fetch_in(_TICKET_IDS, {"environment": environment}, "refs", refs))
-    return [
-        record
-        if record.ticket_id is None or not is_ticket_ref(record.ticket_id)
-        else (replace(record, ticket_id=ids[record.ticket_id]) if record.ticket_id in ids else None)
-        for record in records
-    ]
+
+    def both(record: Record) -> Uploaded | None:
+        if record.ticket_id is None:
+            return record, record
+        if not is_ticket_ref(record.ticket_id):
+            return record.with_ticket_ref(), record
+        found = ids.get(record.ticket_id)
+        return None if found is None else (record, replace(record, ticket_id=found))
+
+    return [both(record) for record in records]
 
 
 async def store_records(
     session: AsyncSession,
     environment: str,
     uploader: str,
-    records: Sequence[Record],
+    uploaded: Sequence[Uploaded],
     event_ids: Mapping[str, str],
     now_ms: int,
 ) -> list[str]:
@@ -93,16 +101,15 @@ async def store_records(
     the same transaction.
 
     The kernel compares records as desks hold them, their tickets named by reference
-    (:meth:`Record.with_ticket_ref`), so the server keeps the record every desk keeps."""
-    ensure_own(uploader, records)
-    batch = [record for record in records if record.list_id in event_ids]
-    rows = await _held(session, (record.key for record in batch))
+    (:func:`resolve_tickets`), so the server keeps the record every desk keeps."""
+    ensure_own(uploader, [record for _, record in uploaded])
+    batch = [pair for pair in uploaded if pair[1].list_id in event_ids]
+    rows = await _held(session, (record.key for _, record in batch))
     as_desks = {record_of(row).with_ticket_ref(): row for row in rows}
-    uploaded = [record.with_ticket_ref() for record in batch]  # as desks hold them
-    plain = dict(zip(uploaded, batch, strict=True))
-    accepted = accept(as_desks, uploaded)
+    plain = dict(batch)
+    accepted = accept(as_desks, [as_desk for as_desk, _ in batch])
     results = iter(accepted.results)
-    statuses = [next(results).value if record.list_id in event_ids else "rejected" for record in records]
+    statuses = [next(results).value if record.list_id in event_ids else "rejected" for _, record in uploaded]
     if accepted.superseded:
         await session.execute(
             update(CheckInRecord)

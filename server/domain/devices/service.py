@@ -197,7 +197,7 @@ async def upload_records(
                 select(CheckInList.id, CheckInList.event_id).where(CheckInList.id.in_(caller.device_lists))
             )
             resolved = await resolve_tickets(session, caller.environment, records)
-            known = [record for record in resolved if record is not None]
+            known = [pair for pair in resolved if pair is not None]
             statuses = iter(
                 await store_records(session, caller.environment, device_id, known, dict(lists.all()), now_ms)
             )
