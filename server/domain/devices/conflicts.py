@@ -5,7 +5,7 @@ match what every desk shows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
 from server.db.engine import driver_of
-from server.db.models import CheckInConflict, CheckInList, Event, Ticket
-from server.domain.checkin.door import RECORD, record_of, rules_of
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket
+from server.domain.checkin.door import RECORD, rules_of
 from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
 from server.domain.outbox.service import enqueue
@@ -43,28 +43,35 @@ async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> 
     return {t: TicketHistory(t, tiers[t], tuple(c)) for t, c in changes.items() if t in tiers}
 
 
-async def record_conflicts(
-    session: AsyncSession, environment: str, records: Sequence[Record], now_ms: int
-) -> None:
-    """Derive and store (once, by their stable id) the conflicts of the pairs ``records`` touched."""
-    pairs = sorted({(r.list_id, r.ticket_id) for r in records if r.ticket_id is not None})
+Pair = tuple[str, str]  # (list, ticket)
+
+
+async def kept_records(session: AsyncSession, pairs: Collection[Pair]) -> list[CheckInRecord]:
+    """The kept records of the ``pairs``, as read (in no session)."""
     if not pairs:
-        return
-    wanted = set(pairs)
-    driver = await driver_of(session)
-    touched = await driver.fetch_in(
+        return []
+    touched = await (await driver_of(session)).fetch_in(
         _KEPT_OF_TICKETS,
         {"list_ids": sorted({p[0] for p in pairs})},
         "ticket_ids",
         sorted({p[1] for p in pairs}),
     )
-    rows = [row for row in map(RECORD.load, touched) if (row.list_id, row.ticket_id) in wanted]
+    return [row for row in map(RECORD.load, touched) if (row.list_id, row.ticket_id) in pairs]
+
+
+async def record_conflicts(
+    session: AsyncSession, environment: str, pairs: Collection[Pair], kept: Iterable[Record], now_ms: int
+) -> None:
+    """Derive and store (once, by their stable id) the conflicts of the ``pairs``, from ``kept``:
+    every kept record of them."""
+    if not pairs:
+        return
     lists = {
         c.id: c
         for c in await session.scalars(select(CheckInList).where(CheckInList.id.in_({p[0] for p in pairs})))
     }
     derived = derive(
-        (record_of(row) for row in rows),
+        kept,
         {list_id: rules_of(checklist) for list_id, checklist in lists.items()},
         await ticket_histories(session, (p[1] for p in pairs)),
     )

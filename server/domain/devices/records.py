@@ -17,7 +17,7 @@ from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
 from server.db.rows import Shape, insert_all
 from server.domain.checkin.door import RECORD, record_of, row_of
-from server.domain.devices.conflicts import keep_conflict, record_conflicts
+from server.domain.devices.conflicts import keep_conflict, kept_records, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
 from server.domain.outbox.service import event_uri, outbox_message, webhook_url
@@ -110,6 +110,16 @@ async def store_records(
     accepted = accept(as_desks, [as_desk for as_desk, _ in batch])
     results = iter(accepted.results)
     statuses = [next(results).value if record.list_id in event_ids else "rejected" for _, record in uploaded]
+
+    def by_id(record: Record) -> Record:
+        """A record of the kernel's answer as the server holds it: its ticket named by id."""
+        return plain[record] if record in plain else record_of(as_desks[record])
+
+    changed = [by_id(record) for record in (*accepted.kept, *accepted.superseded)]
+    touched = {(r.list_id, r.ticket_id) for r in changed if r.ticket_id is not None}
+    # The touched pairs' kept records, read before this batch's own are written: what is kept
+    # after it is that, less the records it supersedes, plus those it keeps.
+    kept_before = await kept_records(session, touched)
     if accepted.superseded:
         await session.execute(
             update(CheckInRecord)
@@ -132,12 +142,11 @@ async def store_records(
             ),
         )
 
-    def by_id(record: Record) -> Record:
-        """A record of the kernel's answer as the server holds it: its ticket named by id."""
-        return plain[record] if record in plain else record_of(as_desks[record])
-
-    changed = [by_id(record) for record in (*accepted.kept, *accepted.superseded)]
-    await record_conflicts(session, environment, changed, now_ms)
+    superseded = {as_desks[record].seq for record in accepted.superseded}
+    kept_after = [record_of(row) for row in kept_before if row.seq not in superseded]
+    await record_conflicts(
+        session, environment, touched, kept_after + [plain[record] for record in accepted.kept], now_ms
+    )
     for variants in accepted.reused.values():
         kept_one = variants[0]
         event_id = event_ids[kept_one.list_id] if kept_one in plain else as_desks[kept_one].event_id
