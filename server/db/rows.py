@@ -55,10 +55,8 @@ class Shape(Generic[M]):
         self._column = {key: name for key, name, _, _ in self._attrs}
         self._key = [prop.key for prop in mapper.column_attrs if prop.columns[0].primary_key]
         self._updates: dict[tuple[str, ...], str] = {}
-        self.insert_sql = (
-            f"INSERT INTO {self.table} ({', '.join(name for _, name, _ in written)}) "  # noqa: S608 (constant names)
-            f"VALUES ({', '.join(':' + key for key, _, _ in written)})"
-        )
+        self._insert_into = f"INSERT INTO {self.table} ({', '.join(name for _, name, _ in written)})"
+        self.insert_sql = f"{self._insert_into} VALUES ({', '.join(':' + key for key, _, _ in written)})"
 
     def load(self, values: tuple[Any, ...] | list[Any]) -> M:
         """An instance holding ``values``, read in the order of :attr:`columns`."""
@@ -104,11 +102,10 @@ class Shape(Generic[M]):
 
     def _values(self, at: int, rows: int) -> str:
         """The INSERT of ``rows`` instances in one VALUES list, its parameters named ``w<at>_<row>_<key>``."""
-        names = ", ".join(name for _, name, _ in self._written)
         values = ", ".join(
             "(" + ", ".join(f":w{at}_{row}_{key}" for key, _, _ in self._written) + ")" for row in range(rows)
         )
-        return f"INSERT INTO {self.table} ({names}) VALUES {values}"  # noqa: S608 (constant names)
+        return f"{self._insert_into} VALUES {values}"
 
     def _update_sql(self, keys: tuple[str, ...]) -> str:
         sql = self._updates.get(keys)

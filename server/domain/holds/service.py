@@ -29,6 +29,7 @@ from server.domain.caller import Caller
 from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
 from server.domain.common import new_id
 from server.domain.holds.rules import (
+    Shortage,
     check_on_sale,
     check_order_limits,
     find_shortages,
@@ -205,6 +206,17 @@ async def price_order(
     return Priced(event, tiers, states, offer, quote)
 
 
+def shortages_in(requested: Mapping[str, int], states: Sequence[TierState]) -> list[Shortage]:
+    """Every tier and group of ``states`` (their counters as read) that cannot cover what is
+    ``requested`` of it (:func:`~server.domain.holds.rules.find_shortages`)."""
+    return find_shortages(
+        requested,
+        {s.tier.id: s.pool for s in states},
+        {s.tier.id: s.tier.capacity_group_id for s in states},
+        {s.group.group.id: s.group.pool for s in states},
+    )
+
+
 async def check_hold(
     session: AsyncSession,
     caller: Caller,
@@ -217,13 +229,7 @@ async def check_hold(
     naming every item it applies to. ``locked``: the capacity groups the caller locked; the
     offer's row is then locked too."""
     priced = await price_order(session, caller, request, now_ms, lock_offer=locked is not None, groups=locked)
-    states = priced.states
-    shortages = find_shortages(
-        request.items,
-        {s.tier.id: s.pool for s in states},
-        {s.tier.id: s.tier.capacity_group_id for s in states},
-        {s.group.group.id: s.group.pool for s in states},
-    )
+    shortages = shortages_in(request.items, priced.states)
     if shortages:
         raise shortage_error(shortages)
     return priced

@@ -22,8 +22,8 @@ from server.db.models import Hold, HoldItem, Payment, Ticket, Tier
 from server.db.rows import Shape, attach
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups_to_sell, tier_states
-from server.domain.holds.rules import find_shortages, hold_status
-from server.domain.holds.service import HOLD, end_hold
+from server.domain.holds.rules import hold_status
+from server.domain.holds.service import HOLD, end_hold, shortages_in
 from server.domain.issuance.list_keys import Keyring
 from server.domain.issuance.service import end_ticket, issue_hold, prepare_issue, release_items
 from server.domain.offers import service as offers
@@ -246,13 +246,7 @@ async def _places_gone(
         select(Tier).where(Tier.id.in_([i.tier_id for i in items])).execution_options(populate_existing=True)
     )
     states = await tier_states(session, tiers, now_ms, groups)
-    shortages = find_shortages(
-        {i.tier_id: i.quantity for i in items},
-        {s.tier.id: s.pool for s in states},
-        {s.tier.id: s.tier.capacity_group_id for s in states},
-        {s.group.group.id: s.group.pool for s in states},
-    )
-    if shortages:
+    if shortages_in({i.tier_id: i.quantity for i in items}, states):
         return "the places are gone"
     if not await offers.recheck(session, hold, now_ms):
         return "its offer code has no redemptions left"
