@@ -166,6 +166,14 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture
+def postgres_harness(harness: Harness) -> Harness:
+    """The harness, on PostgreSQL only: for what only concurrent write transactions can show."""
+    if harness.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: nothing can wait for a row's lock")
+    return harness
+
+
+@pytest.fixture
 async def pds(harness: Harness) -> AsyncIterator[LocalPds]:
     """The harness's PDS stand-in (:meth:`Harness.start_pds`)."""
     server = harness.start_pds()

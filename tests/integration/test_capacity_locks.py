@@ -10,25 +10,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 from conftest import Harness
 from sqlalchemy import text
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import active_event, shared_group
-from support.webhooks import wait_until
+from support.pglocks import ANSWER_S, waiting_or_done
 
 from server.db.engine import Database
 
 BROKER = FakeBroker()
-# Long enough for a loaded machine, short next to a lock that is never let go.
-ANSWER_S = 60.0
-
-
-@pytest.fixture
-def postgres_harness(harness: Harness) -> Harness:
-    if harness.settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one write transaction at a time: nothing can wait for a row's lock")
-    return harness
 
 
 @asynccontextmanager
@@ -46,24 +36,6 @@ async def group_row_locked(database_url: str, group_id: str, mode: str) -> Async
         await db.dispose()
 
 
-async def waiting_for_a_lock(database_url: str) -> list[tuple[str, list[str]]]:
-    """Each statement waiting for a lock, with the tables its transaction has written to so far."""
-    db = Database(database_url)
-    try:
-        async with db.read() as session:
-            found = await session.execute(
-                text(
-                    "SELECT a.query, array(SELECT c.relname FROM pg_locks l JOIN pg_class c "
-                    "ON c.oid = l.relation WHERE l.pid = a.pid AND l.mode = 'RowExclusiveLock' "
-                    "AND c.relkind = 'r' ORDER BY c.relname) FROM pg_stat_activity a "
-                    "WHERE a.wait_event_type = 'Lock' AND a.datname = current_database()"
-                )
-            )
-            return [(query, list(tables)) for query, tables in found.tuples()]
-    finally:
-        await db.dispose()
-
-
 async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harness: Harness) -> None:
     """While a hold of the same group holds its lock, the broker's completion writes everything but
     the sale (its delivery's dedupe key too) and then waits at the sale; let go, it issues the
@@ -76,13 +48,7 @@ async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harne
     delivery = BROKER.paid(hold, payment_id=new_payment_id())
     async with group_row_locked(url, group, "NO KEY UPDATE"):
         paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
-        waiting: list[tuple[str, list[str]]] = []
-
-        async def blocked() -> bool:
-            waiting[:] = await waiting_for_a_lock(url)
-            return bool(waiting) or paying.done()
-
-        await wait_until(blocked, ANSWER_S, "the payment to wait for the group's lock")
+        waiting = await waiting_or_done(url, paying, "the payment to wait for the group's lock")
         assert not paying.done()
         ((statement, written),) = waiting
         assert statement.startswith("UPDATE capacity_groups SET sold"), statement

@@ -1,7 +1,8 @@
 """The negative controls of the concurrency tests: the classic check-then-act race put back into the
 test servers started after the call. Holds check availability, and check-ins decide, in a separate
 unlocked read transaction before writing, instead of under the locks that make them decide one after
-the other. The concurrency tests prove they would catch a missing lock by catching this race."""
+the other; uploads judge their tickets' conflicts without locking the tickets. The concurrency
+tests prove they would catch a missing lock by catching this race."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import server.app
 from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.checkin import service as checkin
+from server.domain.devices import conflicts
 from server.domain.holds import service as holds
 from server.domain.issuance.list_keys import Keyring
 
@@ -54,3 +56,12 @@ def without_ticket_lock(monkeypatch: pytest.MonkeyPatch) -> None:
             return await checkin.evaluate(unlocked, keyring, caller, scan, now_ms, lock=False)
 
     monkeypatch.setattr(checkin, "decided_under_lock", decided_unlocked)
+
+
+def without_upload_ticket_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads judge their tickets' conflicts without locking the tickets."""
+
+    async def unlocked(_session: object, _ticket_ids: object) -> None:
+        return None
+
+    monkeypatch.setattr(conflicts, "lock_tickets", unlocked)
