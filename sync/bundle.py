@@ -19,6 +19,7 @@ can change an entry, drop a revocation unnoticed, or pass off an old bundle as n
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -56,8 +57,9 @@ class TicketEntry:
     generation: int
 
 
+@functools.lru_cache(maxsize=1024)
 def tier_ref(tier_id: str) -> bytes:
-    """How an entry names its tier."""
+    """How an entry names its tier (an event has a few tiers and a bundle names them 50,000 times)."""
     return hashlib.blake2b(tier_id.encode(), digest_size=TIER_REF_BYTES, person=b"att-tier").digest()
 
 
@@ -71,18 +73,22 @@ def tier_refs(tier_ids: Iterable[str]) -> dict[bytes, str]:
 
 
 def lookup_key(ticket_id: str) -> bytes:
+    return _lookup_of(ticket_id_to_bytes(ticket_id))
+
+
+# Of a ticket id's 16 raw bytes (:func:`sync.passes.ticket_id_to_bytes`), made once an entry.
+def _lookup_of(raw_id: bytes) -> bytes:
+    return hashlib.blake2b(raw_id, digest_size=LOOKUP_BYTES, person=b"att-lookup").digest()
+
+
+def _entry_key(raw_id: bytes) -> bytes:
+    return hashlib.blake2b(raw_id, digest_size=32, person=b"att-entry").digest()
+
+
+def _nonce(raw_id: bytes, version: int) -> bytes:
     return hashlib.blake2b(
-        ticket_id_to_bytes(ticket_id), digest_size=LOOKUP_BYTES, person=b"att-lookup"
+        raw_id + version.to_bytes(8, "big"), digest_size=NONCE_BYTES, person=b"att-nonce"
     ).digest()
-
-
-def _entry_key(ticket_id: str) -> bytes:
-    return hashlib.blake2b(ticket_id_to_bytes(ticket_id), digest_size=32, person=b"att-entry").digest()
-
-
-def _nonce(ticket_id: str, version: int) -> bytes:
-    material = ticket_id_to_bytes(ticket_id) + version.to_bytes(8, "big")
-    return hashlib.blake2b(material, digest_size=NONCE_BYTES, person=b"att-nonce").digest()
 
 
 def seal_entry(entry: TicketEntry, version: int) -> bytes:
@@ -92,19 +98,19 @@ def seal_entry(entry: TicketEntry, version: int) -> bytes:
         raise BundleError(f"no entry status {entry.status!r}")
     text = SEP.join((entry.ticket_number, entry.display_name, str(entry.generation)))
     plain = tier_ref(entry.tier_id) + bytes((STATUSES.index(entry.status),)) + text.encode()
-    sealed = nacl.bindings.crypto_secretbox(
-        plain, _nonce(entry.ticket_id, version), _entry_key(entry.ticket_id)
-    )
-    return lookup_key(entry.ticket_id) + version.to_bytes(8, "big") + sealed
+    raw_id = ticket_id_to_bytes(entry.ticket_id)
+    sealed = nacl.bindings.crypto_secretbox(plain, _nonce(raw_id, version), _entry_key(raw_id))
+    return _lookup_of(raw_id) + version.to_bytes(8, "big") + sealed
 
 
 def open_entry(ticket_id: str, blob: bytes, tiers: Mapping[bytes, str]) -> TicketEntry:
     """Open a sealed entry with the ticket id read from its pass; ``tiers`` resolves its tier
     reference (:func:`tier_refs` of the bundle's tier table)."""
     version = int.from_bytes(blob[LOOKUP_BYTES : LOOKUP_BYTES + 8], "big")
+    raw_id = ticket_id_to_bytes(ticket_id)
     try:
         plain = nacl.bindings.crypto_secretbox_open(
-            blob[LOOKUP_BYTES + 8 :], _nonce(ticket_id, version), _entry_key(ticket_id)
+            blob[LOOKUP_BYTES + 8 :], _nonce(raw_id, version), _entry_key(raw_id)
         )
     except nacl.exceptions.CryptoError as exc:
         raise BundleError("the entry does not open with this ticket id") from exc
