@@ -72,7 +72,7 @@ def header() -> str:
         f"Machine load (uptime): {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}. "
         "wrk sends each timed phase's requests, built before the phase (tokens signed, bodies encoded), "
         "16 or 8 in flight, on the same cores as the server and the database; paid issuance, whose "
-        "holds lead to webhook calls, is driven by an httpx client in this process."
+        "holds lead to webhook calls, by raw keep-alive connections from this process."
     )
 
 

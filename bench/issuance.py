@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections import Counter
@@ -25,9 +26,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from bench import floor, load, procfs
+from bench import floor, load, procfs, wrk
 from bench.deploy import CONFIGURATIONS, Configuration, Server, deployed
-from bench.paid import hold_body, new_payment_id, pay, server_environment
+from bench.paid import hold_body, new_payment_id, pay, payment_completed, server_environment
 from bench.results import Options, Row, RunResult, Workload, find, measured, ratio
 from bench.stage import Stage, each_configuration
 from bench.xrpc import BenchApp
@@ -55,23 +56,17 @@ TARGET_VERIFY_US, PRETIX_VERIFY_US, RAW_ED25519_US = 70.0, 115.0, 52.0
 IN_PROCESS = "in-process"
 
 
-class IssuingClient(httpx.AsyncClient):
-    """A client that, for every hold it is given to send, also pays it with the broker's webhook and
-    answers the webhook's response: the load generator then times hold → payment → tickets."""
+def paying(base_url: str, paid: list[dict[str, Any]]) -> load.Follow:
+    """For each hold answered, the broker's webhook that pays it, as bytes; the holds go in ``paid``."""
 
-    def __init__(self, base_url: str, concurrency: int) -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        super().__init__(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0))
-        self.paid: list[dict[str, Any]] = []
+    def follow(answer: bytes) -> bytes:
+        hold: dict[str, Any] = json.loads(answer)
+        hold["paymentId"] = new_payment_id()
+        body, headers = payment_completed(hold, hold["paymentId"])
+        paid.append(hold)
+        return wrk.raw(httpx.Request("POST", f"{base_url}/webhooks/atm", content=body, headers=headers))
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        response = await super().send(request, **kwargs)
-        if request.url.path.endswith("createTicketHold") and response.status_code == 200:
-            hold: dict[str, Any] = response.json()
-            hold["paymentId"] = new_payment_id()
-            response = await pay(self, hold, hold["paymentId"])
-            self.paid.append(hold)
-        return response
+    return follow
 
 
 async def _tickets_per_hold(server: Server, hold_ids: Sequence[str]) -> Counter[str]:
@@ -88,22 +83,21 @@ async def _tickets_per_hold(server: Server, hold_ids: Sequence[str]) -> Counter[
         await db.dispose()
 
 
-async def _issuance(stage: Stage, client: IssuingClient, tier: str, quick: bool) -> None:
+async def _issuance(stage: Stage, client: httpx.AsyncClient, tier: str, quick: bool) -> None:
     warm = [
         stage.app.procedure(client, "createTicketHold", hold_body(tier, QUANTITY))
         for _ in range(QUICK_WARM_UP if quick else WARM_UP)
     ]
-    await load.warm_up(client, warm, CONCURRENCY)
+    await load.by_connection(stage.server.url, warm, CONCURRENCY, paying(stage.server.url, []))()
     count = QUICK_ISSUANCES if quick else ISSUANCES
     requests = [
         stage.app.procedure(client, "createTicketHold", hold_body(tier, QUANTITY)) for _ in range(count)
     ]
-    client.paid.clear()
-    phase = await stage.measure("paid issuance", requests, chained=True)
+    holds: list[dict[str, Any]] = []
+    phase = await stage.measure("paid issuance", requests, follow=paying(stage.server.url, holds))
     stage.out.rows.append(Row.of(stage.name, "paid issuance", phase, phase.count("200")))
     if phase.count("200") != count:
         stage.out.failures.append(f"{stage.name} paid issuance: {dict(phase.outcomes)} for {count} issuances")
-    holds = list(client.paid)
     # Deliver a share of the payments again, under new delivery ids: no hold may gain tickets.
     replays: Counter[int] = Counter()
     for hold in holds[::REPLAY_SHARE]:
@@ -271,7 +265,7 @@ async def run(options: Options) -> RunResult:
         with server_environment(webhook_poll_interval_seconds="0.05", outbound_allow_private="true"):
             async with (
                 deployed(configuration, app.did, app.did_documents()) as server,
-                IssuingClient(server.url, CONCURRENCY) as client,
+                load.pool(server.url, CONCURRENCY) as client,
             ):
                 event = await app.event(client)
                 tier = await app.tier_in_own_group(client, event, CAPACITY)

@@ -34,14 +34,14 @@ class Stage:
         return self.server.configuration.name
 
     async def measure(
-        self, scenario: str, requests: list[httpx.Request], *, chained: bool = False
+        self, scenario: str, requests: list[httpx.Request], *, follow: load.Follow | None = None
     ) -> load.Phase:
-        """One timed phase; its notes go into the run's. wrk sends the requests, unless they are
-        ``chained`` (the stage's client makes further calls on their answers): then the client does."""
+        """One timed phase; its notes go into the run's. wrk sends the requests, unless their answers
+        lead to further calls (``follow``): then this process does (:func:`load.by_connection`)."""
         drive = (
-            load.by_client(self.client, requests, self.concurrency)
-            if chained
-            else load.by_wrk(self.server.url, requests, self.concurrency)
+            load.by_wrk(self.server.url, requests, self.concurrency)
+            if follow is None
+            else load.by_connection(self.server.url, requests, self.concurrency, follow)
         )
         label = f"{self.name} {scenario}"
         if (
