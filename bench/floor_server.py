@@ -1,7 +1,7 @@
 """The floor: the least a server of our stack can do for a hold on this machine.
 
 The same ASGI server and event loop as ``tickets serve`` (uvicorn with httptools and uvloop, one
-process per worker), Litestar and asyncpg, and nothing else: ``POST /hold`` does what a hold must do
+process per worker, each on a listening socket of its own: ``server.http_server.listen``), Litestar and asyncpg, and nothing else: ``POST /hold`` does what a hold must do
 at least in one database round trip, a call of the server-side function below (lock the capacity
 group's row, count the places its unexpired holds take, check, insert the hold), and ``GET /empty``
 answers ``{}`` without the database. ``python -m bench.floor_server --port P --workers N`` serves it
@@ -21,6 +21,8 @@ import asyncpg
 import uvicorn
 from litestar import Litestar, Response, get, post
 from litestar.datastructures import State
+
+from server.http_server import listen, run
 
 DATABASE_VARIABLE = "TICKETS_FLOOR_DATABASE"
 POOL_SIZE = 10
@@ -100,7 +102,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run(
+    # Listening as ``tickets serve`` does: with several processes, a socket each, so that the
+    # kernel spreads the connections between them.
+    sockets = listen("127.0.0.1", args.port, args.workers)
+    config = uvicorn.Config(
         "bench.floor_server:create_app",
         factory=True,
         host="127.0.0.1",
@@ -109,6 +114,7 @@ def main() -> None:
         access_log=False,
         log_level="warning",
     )
+    run(config, sockets)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from server import metrics
 from server.observability import logging_config
@@ -201,14 +201,39 @@ def start_metrics_server(settings: Settings) -> ThreadingHTTPServer:
     return server
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket of ``tickets serve``, bound before anything starts: a port out of range,
-    taken or not ours to take is an :class:`OperatorError`."""
+def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
+    """The listening sockets of ``tickets serve``, bound before anything starts: a port out of range,
+    taken or not ours to take is an :class:`OperatorError`.
+
+    One socket for one process. For several, one socket each, all on the port with
+    ``SO_REUSEPORT``: the kernel spreads new connections between them. Worker processes sharing one
+    socket did not share its connections: the first awake accepted every connection waiting, so a
+    burst of clients (16 keep-alive connections opened at once) all went to one process and the
+    others idled. The port is first bound without ``SO_REUSEPORT``, so that a port already taken
+    (by another server of ours too) is refused rather than shared."""
     if not 1 <= port <= 65535:
         raise OperatorError(f"--port {port} is not a port number: choose one from 1 to 65535")
+    first = _bound(host, port, reuse_port=False)
+    if workers == 1:
+        return [first]
+    first.close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sockets.append(_bound(host, port, reuse_port=True))
+    except OperatorError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.set_inheritable(True)  # the worker processes of --workers serve it
     try:
         sock.bind((host, port))
@@ -225,13 +250,32 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    settings: Settings, sock: socket.socket, *, host: str, port: int, workers: int, log_level: str
-) -> None:
-    """``tickets serve`` on the socket from :func:`listen`: ``workers`` processes (each building the
+class SpreadMultiprocess(Multiprocess):
+    """uvicorn's supervisor, starting each worker on a listening socket of its own
+    (:func:`listen`); a worker started again later serves all of them."""
+
+    def init_processes(self) -> None:
+        for sock in self.sockets:
+            process = Process(self.config, [sock])
+            process.start()
+            self.processes.append(process)
+
+
+def run(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    """Serve ``config`` on the sockets from :func:`listen`: in this process for one, else in a
+    worker process for each (:class:`SpreadMultiprocess`)."""
+    if len(sockets) > 1:
+        SpreadMultiprocess(config, sockets=sockets).run()
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
+
+
+def serve(settings: Settings, sockets: list[socket.socket], *, host: str, port: int, log_level: str) -> None:
+    """``tickets serve`` on the sockets from :func:`listen`: a process for each (each building the
     app from the environment). With more than one, their metrics go through files in a folder
     emptied at start (a private one, removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR``
     names one)."""
+    workers = len(sockets)
     private_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
     metrics_server = (
         start_metrics_server(settings) if settings.metrics != "off" and settings.metrics_port else None
@@ -247,10 +291,7 @@ def serve(
         log_config=logging_config(settings.log_format, log_level),
     )
     try:
-        if config.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[sock])
+        run(config, sockets)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

@@ -40,12 +40,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             f"--workers {args.workers} needs PostgreSQL: the embedded SQLite database takes one server "
             "process; set TICKETS_DATABASE_URL to a PostgreSQL database or use --workers 1"
         )
-    sock = http_server.listen(args.host, args.port)  # a bad or busy port is told before migrating
+    # A bad or busy port is told before migrating.
+    sockets = http_server.listen(args.host, args.port, args.workers)
     ensure_schema(settings)
     settings = default_public_url(args.host, args.port)
-    http_server.serve(
-        settings, sock, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
-    )
+    http_server.serve(settings, sockets, host=args.host, port=args.port, log_level=args.log_level)
 
 
 ALL_ADDRESSES = frozenset({"0.0.0.0", "::", ""})  # noqa: S104  (what is recognised, not bound)
@@ -177,7 +176,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     from server import http_server
     from server.demo import run_desk, seed_demo
 
-    http_server.listen("127.0.0.1", args.port).close()  # a bad or busy port is told before seeding
+    http_server.listen("127.0.0.1", args.port)[0].close()  # a bad or busy port is told before seeding
     os.environ.setdefault("TICKETS_DATA_DIR", str(settings.data_dir))
     settings, door = seed_demo(settings, port=args.port)
     get_settings.cache_clear()

@@ -178,11 +178,14 @@ def test_other_failures_are_not_taken_for_database_mistakes() -> None:
 
 def test_a_server_that_is_still_starting_holds_its_port() -> None:
     """The port is listened on as soon as it is bound: a second server started meanwhile is told
-    the port is taken instead of sharing it."""
-    port = closed_port()
-    first = http_server.listen("127.0.0.1", port)
-    try:
-        with pytest.raises(OperatorError, match=f"port {port} on 127.0.0.1 is already in use"):
-            http_server.listen("127.0.0.1", port).close()
-    finally:
-        first.close()
+    the port is taken instead of sharing it, whether either has several processes (whose sockets
+    share the port among themselves) or one."""
+    for workers, second_workers in ((1, 1), (2, 2), (1, 2), (2, 1)):
+        port = closed_port()
+        first = http_server.listen("127.0.0.1", port, workers)
+        try:
+            with pytest.raises(OperatorError, match=f"port {port} on 127.0.0.1 is already in use"):
+                http_server.listen("127.0.0.1", port, second_workers)
+        finally:
+            for sock in first:
+                sock.close()
