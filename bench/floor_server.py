@@ -1,11 +1,12 @@
 """The floor: the least a server of our stack can do for a hold on this machine.
 
 The same ASGI server and event loop as ``tickets serve`` (uvicorn with httptools and uvloop, one
-process per worker, each on a listening socket of its own: ``server.http_server.listen``), Litestar and asyncpg, and nothing else: ``POST /hold`` does what a hold must do
-at least in one database round trip, a call of the server-side function below (lock the capacity
-group's row, count the places its unexpired holds take, check, insert the hold), and ``GET /empty``
-answers ``{}`` without the database. ``python -m bench.floor_server --port P --workers N`` serves it
-on the PostgreSQL database named by ``TICKETS_FLOOR_DATABASE``; :mod:`bench.floor` measures it.
+process per worker, each on a listening socket of its own: ``server.http_server.listen``),
+Litestar and asyncpg, and nothing else: ``POST /hold`` does what a hold must do at least in one
+database round trip, a call of the server-side function below (lock the capacity group's row,
+count the places its unexpired holds take, check, insert the hold), and ``GET /empty`` answers
+``{}`` without the database. ``python -m bench.floor_server --port P --workers N`` serves it on the
+PostgreSQL database named by ``TICKETS_FLOOR_DATABASE``; :mod:`bench.floor` measures it.
 """
 
 from __future__ import annotations
