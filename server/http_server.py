@@ -23,6 +23,7 @@ import errno
 import json
 import shutil
 import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
@@ -209,12 +210,14 @@ def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
     ``SO_REUSEPORT``: the kernel spreads new connections between them. Worker processes sharing one
     socket did not share its connections: the first awake accepted every connection waiting, so a
     burst of clients (16 keep-alive connections opened at once) all went to one process and the
-    others idled. The port is first bound without ``SO_REUSEPORT``, so that a port already taken
+    others idled. Where the kernel does not spread connections so (outside Linux), the processes
+    share one socket as before. The port is first bound without ``SO_REUSEPORT``, so that a port
+    already taken
     (by another server of ours too) is refused rather than shared."""
     if not 1 <= port <= 65535:
         raise OperatorError(f"--port {port} is not a port number: choose one from 1 to 65535")
     first = _bound(host, port, reuse_port=False)
-    if workers == 1:
+    if workers == 1 or not SPREADS_CONNECTIONS:
         return [first]
     first.close()
     sockets: list[socket.socket] = []
@@ -250,32 +253,39 @@ def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
+# Linux spreads the connections of a port between its SO_REUSEPORT sockets; BSD and macOS do not.
+SPREADS_CONNECTIONS = sys.platform == "linux"
+
+
 class SpreadMultiprocess(Multiprocess):
-    """uvicorn's supervisor, starting each worker on a listening socket of its own
-    (:func:`listen`); a worker started again later serves all of them."""
+    """uvicorn's supervisor, starting each worker on a listening socket of its own when
+    :func:`listen` made one per worker (else every worker on the one socket, as uvicorn does); a
+    worker started again later serves all of them."""
 
     def init_processes(self) -> None:
-        for sock in self.sockets:
-            process = Process(self.config, [sock])
+        own = len(self.sockets) == self.processes_num
+        for n in range(self.processes_num):
+            process = Process(self.config, [self.sockets[n]] if own else self.sockets)
             process.start()
             self.processes.append(process)
 
 
 def run(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-    """Serve ``config`` on the sockets from :func:`listen`: in this process for one, else in a
-    worker process for each (:class:`SpreadMultiprocess`)."""
-    if len(sockets) > 1:
+    """Serve ``config`` on the sockets from :func:`listen`: in this process for one worker, else
+    in a process for each (:class:`SpreadMultiprocess`)."""
+    if config.workers > 1:
         SpreadMultiprocess(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)
 
 
-def serve(settings: Settings, sockets: list[socket.socket], *, host: str, port: int, log_level: str) -> None:
-    """``tickets serve`` on the sockets from :func:`listen`: a process for each (each building the
+def serve(
+    settings: Settings, sockets: list[socket.socket], *, host: str, port: int, workers: int, log_level: str
+) -> None:
+    """``tickets serve`` on the sockets from :func:`listen`: ``workers`` processes (each building the
     app from the environment). With more than one, their metrics go through files in a folder
     emptied at start (a private one, removed on the way out, unless ``PROMETHEUS_MULTIPROC_DIR``
     names one)."""
-    workers = len(sockets)
     private_dir = metrics.prepare_multiprocess_dir() if workers > 1 else None
     metrics_server = (
         start_metrics_server(settings) if settings.metrics != "off" and settings.metrics_port else None

@@ -44,7 +44,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     sockets = http_server.listen(args.host, args.port, args.workers)
     ensure_schema(settings)
     settings = default_public_url(args.host, args.port)
-    http_server.serve(settings, sockets, host=args.host, port=args.port, log_level=args.log_level)
+    http_server.serve(
+        settings, sockets, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+    )
 
 
 ALL_ADDRESSES = frozenset({"0.0.0.0", "::", ""})  # noqa: S104  (what is recognised, not bound)

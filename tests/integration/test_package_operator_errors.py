@@ -189,3 +189,21 @@ def test_a_server_that_is_still_starting_holds_its_port() -> None:
         finally:
             for sock in first:
                 sock.close()
+
+
+@pytest.mark.parametrize("spreads", [True, False], ids=["linux", "elsewhere"])
+def test_several_workers_listen_on_a_socket_each_where_the_kernel_spreads_connections(
+    monkeypatch: pytest.MonkeyPatch, spreads: bool
+) -> None:
+    """On Linux each worker gets a socket of its own on the port (``SO_REUSEPORT``), among which
+    the kernel spreads connections; elsewhere (BSD and macOS do not spread them) the workers share
+    one, as uvicorn's do."""
+    monkeypatch.setattr(http_server, "SPREADS_CONNECTIONS", spreads)
+    sockets = http_server.listen("127.0.0.1", closed_port(), 2)
+    try:
+        reuse = [sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in sockets]
+        assert reuse == ([1, 1] if spreads else [0])
+        assert len({sock.getsockname() for sock in sockets}) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
