@@ -129,18 +129,25 @@ async def _drive(
 Follow = Callable[[bytes], bytes | None]
 
 
+class AnswerNotFramed(Exception):
+    """An answer this client cannot find the end of (no ``Content-Length``)."""
+
+
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[int, bytes]:
-    """Send one request and read its answer (the server frames its answers by Content-Length)."""
+) -> tuple[int, bytes, bool]:
+    """Send one request and read its answer: status, body, and whether the server closes the
+    connection after it. The server frames its answers by ``Content-Length``."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
+    fields: dict[bytes, bytes] = {}
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return int(head[9:12]), await reader.readexactly(length)
+        fields[name.strip().lower()] = value.strip()
+    if b"content-length" not in fields:
+        raise AnswerNotFramed(head.split(b"\r\n")[0].decode(errors="replace"))
+    body = await reader.readexactly(int(fields[b"content-length"]))
+    return int(head[9:12]), body, fields.get(b"connection", b"").lower() == b"close"
 
 
 def by_connection(
@@ -153,25 +160,43 @@ def by_connection(
     the server was measured on; this costs a fraction of that (``client`` in the phase's notes)."""
     raw = [wrk.raw(r) for r in requests]
     address = httpx.URL(base_url)
+    assert address.port is not None, "a base URL with its port"
 
     async def drive() -> wrk.Driven:
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         queue: Iterator[bytes] = iter(raw)
 
+        async def chain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:
+            """One request and what follows it; answers whether the connection stays open."""
+            status, body, closing = await _exchange(reader, writer, request)
+            following = follow(body) if status == 200 else None
+            if following is not None:
+                if closing:
+                    outcomes["transport closed before the next call"] += 1
+                    return False
+                status, body, closing = await _exchange(reader, writer, following)
+            outcomes[outcome_of(status, body)] += 1
+            return not closing
+
         async def caller() -> None:
-            reader, writer = await asyncio.open_connection(address.host, address.port)
-            try:
-                for request in queue:
-                    began = time.perf_counter()
-                    status, body = await _exchange(reader, writer, request)
-                    following = follow(body) if status == 200 else None
-                    if following is not None:
-                        status, body = await _exchange(reader, writer, following)
-                    latencies.append((time.perf_counter() - began) * 1000)
-                    outcomes[outcome_of(status, body)] += 1
-            finally:
-                writer.close()
+            connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+            for request in queue:
+                began = time.perf_counter()
+                try:
+                    if connection is None:
+                        connection = await asyncio.open_connection(address.host, address.port)
+                    if not await chain(*connection, request):
+                        connection[1].close()
+                        connection = None
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    outcomes[f"transport {type(exc).__name__}"] += 1
+                    if connection is not None:
+                        connection[1].close()
+                    connection = None
+                latencies.append((time.perf_counter() - began) * 1000)
+            if connection is not None:
+                connection[1].close()
 
         started = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(min(concurrency, len(raw)))))

@@ -37,6 +37,7 @@ from server.domain.ratelimit import forget_old_windows
 from server.errors import ServiceError
 from server.outbound import OutboundPolicy, outbound_client
 from server.settings import Settings, get_settings
+from server.watchdog import LoopWatchdog
 from server.web.console.routes import CONSOLE
 from server.web.guard import hostile_request_guard
 from server.web.identity import ROUTES as identity_routes
@@ -204,7 +205,7 @@ async def warn_about_payments(db: Database, settings: Settings) -> None:
 
 def settle_startup_heap() -> None:
     """Collect once, then leave every object alive now (modules, lexicons, the app, its pools) out
-    of all later garbage collections (``gc.freeze``). A worker's startup heap is some 190,000
+    of all later garbage collections (``gc.freeze``). A worker's startup heap is some 173,000
     objects: each full collection walked them all, pausing every request in flight for about
     100 ms; now one walks only what was made since. For a process that serves one app until it
     exits: objects frozen are never collected, so a process that builds many apps must not."""
@@ -213,11 +214,12 @@ def settle_startup_heap() -> None:
 
 
 def create_app(
-    settings: Settings | None = None, clock: Clock | None = None, *, settle_heap: bool = False
+    settings: Settings | None = None, clock: Clock | None = None, *, served_worker: bool = False
 ) -> ASGIApp:
     """The server; ``clock`` is the time its services and workers read (the system's unless a test
-    moves it instead of waiting). ``settle_heap``: freeze the heap once started
-    (:func:`settle_startup_heap`), as a served worker does."""
+    moves it instead of waiting). ``served_worker``: as a served worker, which serves this app until
+    it exits, freeze the heap once started (:func:`settle_startup_heap`) and watch the event loop
+    (:class:`server.watchdog.LoopWatchdog`)."""
     settings = settings or get_settings()
     clock = clock or SystemClock()
     check_methods(settings, METHODS)
@@ -261,11 +263,17 @@ def create_app(
             ]
             if settings.metrics != "off":
                 workers.append(asyncio.create_task(run_sampler(services)))
-            if settle_heap:
+            watchdog = None
+            if served_worker:
                 settle_startup_heap()
+                if settings.worker_stall_seconds:
+                    watchdog = LoopWatchdog(settings.worker_stall_seconds)
+                    watchdog.start()
             try:
                 yield
             finally:
+                if watchdog is not None:
+                    await watchdog.stop()
                 # Requests in flight have finished (the server waits for them before the lifespan
                 # ends); the workers give their claims back as they stop.
                 for worker in workers:
@@ -309,4 +317,4 @@ def create_app(
 
 def create_app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory`` worker processes: one app each, until they exit."""
-    return create_app(get_settings(), settle_heap=True)
+    return create_app(get_settings(), served_worker=True)

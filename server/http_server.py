@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import shutil
 import socket
 import sys
@@ -39,6 +40,7 @@ from server.operator_errors import OperatorError
 from server.settings import Settings
 
 MAX_HEADER_BYTES = 64 * 1024
+log = logging.getLogger("tickets")
 
 
 def _json_error(status: int, reason: str, error: str, message: str) -> bytes:
@@ -224,7 +226,7 @@ def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
     try:
         for _ in range(workers):
             sockets.append(_bound(host, port, reuse_port=True))
-    except OperatorError:
+    except BaseException:
         for sock in sockets:
             sock.close()
         raise
@@ -234,11 +236,11 @@ def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
 def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.set_inheritable(True)  # the worker processes of --workers serve it
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.set_inheritable(True)  # the worker processes of --workers serve it
         sock.bind((host, port))
         sock.listen(2048)  # listening at once, so that a second server cannot bind the port meanwhile
     except OSError as exc:
@@ -259,15 +261,33 @@ SPREADS_CONNECTIONS = sys.platform == "linux"
 
 class SpreadMultiprocess(Multiprocess):
     """uvicorn's supervisor, starting each worker on a listening socket of its own when
-    :func:`listen` made one per worker (else every worker on the one socket, as uvicorn does); a
-    worker started again later serves all of them."""
+    :func:`listen` made one per worker (else every worker on the one socket, as uvicorn does). A
+    worker started again later (after a crash, or all of them on ``SIGHUP``) serves every socket,
+    so none is left without a process to accept its connections. With a socket per worker the
+    number of workers is fixed: ``SIGTTOU`` would leave the last worker's socket taking
+    connections that nobody accepts, and ``SIGTTIN`` a worker without one of its own."""
 
     def init_processes(self) -> None:
-        own = len(self.sockets) == self.processes_num
         for n in range(self.processes_num):
-            process = Process(self.config, [self.sockets[n]] if own else self.sockets)
+            process = Process(self.config, [self.sockets[n]] if self._own_sockets else self.sockets)
             process.start()
             self.processes.append(process)
+
+    @property
+    def _own_sockets(self) -> bool:
+        return len(self.sockets) > 1
+
+    def handle_ttin(self) -> None:
+        if self._own_sockets:
+            log.warning("SIGTTIN ignored: each worker has a socket of its own, their number is fixed")
+        else:
+            super().handle_ttin()
+
+    def handle_ttou(self) -> None:
+        if self._own_sockets:
+            log.warning("SIGTTOU ignored: each worker has a socket of its own, their number is fixed")
+        else:
+            super().handle_ttou()
 
 
 def run(config: uvicorn.Config, sockets: list[socket.socket]) -> None:

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     metrics_sample_seconds: float = Field(default=15.0, gt=0)
     # On SIGTERM, requests in flight get this long to finish before their connections are closed.
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
+    # A served worker whose event loop has not run for this long ends, and a new one is started
+    # (server.watchdog); 0 turns the watch off.
+    worker_stall_seconds: float = Field(default=60.0, ge=0)
 
     # E-mail to buyers (passes on issuance; voids, refunds and transfers). Unset ``smtp_host``: the
     # messages are written as .eml files to ``<data_dir>/mail`` (the server says so at startup).

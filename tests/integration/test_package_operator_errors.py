@@ -3,6 +3,7 @@ traceback; the URLs operators write (``postgresql://``, ``postgres://``, ``sqlit
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy.engine import make_url
+from uvicorn.supervisors.multiprocess import SIGNALS as SUPERVISOR_SIGNALS
 
 from server import http_server
 from server.cli.main import default_public_url
@@ -207,3 +210,22 @@ def test_several_workers_listen_on_a_socket_each_where_the_kernel_spreads_connec
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_with_a_socket_per_worker_their_number_is_fixed(caplog: pytest.LogCaptureFixture) -> None:
+    """``SIGTTOU`` would stop the last worker and leave its socket taking connections nobody
+    accepts, ``SIGTTIN`` start one without a socket of its own: both are ignored, with a warning."""
+    saved = {sig: signal.getsignal(sig) for sig in SUPERVISOR_SIGNALS}
+    sockets = http_server.listen("127.0.0.1", closed_port(), 2)
+    try:
+        config = uvicorn.Config("server.app:create_app_from_env", factory=True, workers=2)
+        supervisor = http_server.SpreadMultiprocess(config, sockets=sockets)
+        supervisor.handle_ttou()
+        supervisor.handle_ttin()
+        assert supervisor.processes_num == 2 and supervisor.processes == []
+        assert [r.message.split(":")[0] for r in caplog.records] == ["SIGTTOU ignored", "SIGTTIN ignored"]
+    finally:
+        for sock in sockets:
+            sock.close()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

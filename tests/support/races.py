@@ -14,7 +14,7 @@ import server.app
 from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.checkin import service as checkin
-from server.domain.devices import conflicts
+from server.domain.devices import records
 from server.domain.holds import service as holds
 from server.domain.issuance.list_keys import Keyring
 
@@ -64,4 +64,4 @@ def without_upload_ticket_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     async def unlocked(_session: object, _ticket_ids: object) -> None:
         return None
 
-    monkeypatch.setattr(conflicts, "lock_tickets", unlocked)
+    monkeypatch.setattr(records, "lock_tickets", unlocked)

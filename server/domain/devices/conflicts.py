@@ -5,7 +5,7 @@ match what every desk shows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -31,7 +31,8 @@ _KEPT_OF_TICKETS = (
     f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
     "WHERE r.list_id IN (:list_ids) AND r.ticket_id IN (:ticket_ids) AND r.kept"
 )
-_TICKETS_IN_ORDER = "SELECT t.id FROM tickets t WHERE t.id IN (:ticket_ids) ORDER BY t.id"
+# In the order Python sorts them (code points), whatever the database's collation.
+_TICKETS_IN_ORDER = 'SELECT t.id FROM tickets t WHERE t.id IN (:ticket_ids) ORDER BY t.id COLLATE "C"'
 
 
 async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> dict[str, TicketHistory]:
@@ -47,8 +48,8 @@ async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> 
 Pair = tuple[str, str]  # (list, ticket)
 
 
-async def lock_tickets(session: AsyncSession, ticket_ids: Sequence[str]) -> None:
-    """Lock the rows of ``ticket_ids`` (sorted) as an online check-in locks its ticket's
+async def lock_tickets(session: AsyncSession, ticket_ids: Iterable[str]) -> None:
+    """Lock the rows of ``ticket_ids`` as an online check-in locks its ticket's
     (:func:`server.domain.checkin.service.evaluate`), in id order, so that two uploads never wait
     for each other in a cycle. An upload then waits for every other transaction judging or
     admitting one of its tickets (another desk's upload, a scan at the door, a void) and reads what
@@ -57,16 +58,17 @@ async def lock_tickets(session: AsyncSession, ticket_ids: Sequence[str]) -> None
     admission. SQLite runs one write transaction at a time and needs no lock."""
     driver = await driver_of(session)
     if not driver.sqlite:
-        await driver.fetch_in(_TICKETS_IN_ORDER + driver.for_update(), {}, "ticket_ids", ticket_ids)
+        await driver.fetch_in(
+            _TICKETS_IN_ORDER + driver.for_update(), {}, "ticket_ids", sorted(set(ticket_ids))
+        )
 
 
 async def kept_records(session: AsyncSession, pairs: Collection[Pair]) -> list[CheckInRecord]:
-    """The kept records of the ``pairs``, as read (in no session), their tickets locked first
-    (:func:`lock_tickets`)."""
+    """The kept records of the ``pairs``, as read (in no session); read after their tickets are
+    locked (:func:`lock_tickets`), they include every other transaction's that judged them."""
     if not pairs:
         return []
     ticket_ids = sorted({p[1] for p in pairs})
-    await lock_tickets(session, ticket_ids)
     list_ids = sorted({p[0] for p in pairs})
     touched = await (await driver_of(session)).fetch_in(
         _KEPT_OF_TICKETS, {"list_ids": list_ids}, "ticket_ids", ticket_ids

@@ -17,7 +17,7 @@ from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
 from server.db.rows import Shape, insert_all
 from server.domain.checkin.door import RECORD, record_of, row_of
-from server.domain.devices.conflicts import keep_conflict, kept_records, record_conflicts
+from server.domain.devices.conflicts import keep_conflict, kept_records, lock_tickets, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
 from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
 from server.domain.outbox.service import event_uri, outbox_message, webhook_url
@@ -117,8 +117,11 @@ async def store_records(
 
     changed = [by_id(record) for record in (*accepted.kept, *accepted.superseded)]
     touched = {(r.list_id, r.ticket_id) for r in changed if r.ticket_id is not None}
-    # The touched pairs' kept records, read before this batch's own are written: what is kept
-    # after it is that, less the records it supersedes, plus those it keeps.
+    # The touched pairs' kept records, read once their tickets are locked and before this batch's
+    # own are written: what is kept after it is that, less the records it supersedes, plus those it
+    # keeps.
+    if touched:
+        await lock_tickets(session, (ticket_id for _, ticket_id in touched))
     kept_before = await kept_records(session, touched)
     if accepted.superseded:
         await session.execute(
