@@ -183,16 +183,15 @@ def by_connection(
             connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
             for request in queue:
                 began = time.perf_counter()
+                still_open = False
                 try:
                     if connection is None:
                         connection = await asyncio.open_connection(address.host, address.port)
-                    if not await chain(*connection, request):
-                        connection[1].close()
-                        connection = None
+                    still_open = await chain(*connection, request)
                 except (OSError, asyncio.IncompleteReadError) as exc:
                     outcomes[f"transport {type(exc).__name__}"] += 1
-                    if connection is not None:
-                        connection[1].close()
+                if not still_open and connection is not None:
+                    connection[1].close()
                     connection = None
                 latencies.append((time.perf_counter() - began) * 1000)
             if connection is not None:

@@ -214,8 +214,7 @@ def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
     burst of clients (16 keep-alive connections opened at once) all went to one process and the
     others idled. Where the kernel does not spread connections so (outside Linux), the processes
     share one socket as before. The port is first bound without ``SO_REUSEPORT``, so that a port
-    already taken
-    (by another server of ours too) is refused rather than shared."""
+    already taken (by another server of ours too) is refused rather than shared."""
     if not 1 <= port <= 65535:
         raise OperatorError(f"--port {port} is not a port number: choose one from 1 to 65535")
     first = _bound(host, port, reuse_port=False)

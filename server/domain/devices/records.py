@@ -120,8 +120,7 @@ async def store_records(
     # The touched pairs' kept records, read once their tickets are locked and before this batch's
     # own are written: what is kept after it is that, less the records it supersedes, plus those it
     # keeps.
-    if touched:
-        await lock_tickets(session, (ticket_id for _, ticket_id in touched))
+    await lock_tickets(session, (ticket_id for _, ticket_id in touched))
     kept_before = await kept_records(session, touched)
     if accepted.superseded:
         await session.execute(
