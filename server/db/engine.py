@@ -37,7 +37,7 @@ from server.db import sqlite_driver
 from server.settings import POOL_SIZE
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Values of one ``IN (…)`` list per statement (:meth:`Driver.fetch_in`).
+# Values of one ``IN (…)`` list per statement on SQLite (:meth:`Driver.fetch_in`).
 IN_SLICE = 500
 T = TypeVar("T")
 # What either driver raises for a statement that breaks a unique, foreign-key or check constraint.
@@ -60,17 +60,29 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=256)
 def _expanded(sql: str, lengths: tuple[tuple[str, int], ...]) -> str:
-    """``IN (:name)`` with a list of ``n`` values as ``IN (:name__0, …, :name__n-1)``."""
+    """``IN (:name)`` with a list of ``n`` values as ``IN (:name__0, …, :name__n-1)`` (SQLite)."""
     for name, length in lengths:
         sql = re.sub(rf":{name}\b", ", ".join(f":{name}__{i}" for i in range(length)), sql)
+    return sql
+
+
+@functools.lru_cache(maxsize=256)
+def _as_arrays(sql: str, names: tuple[str, ...]) -> str:
+    """``IN (:name)`` as ``= ANY(:name)``, the list sent as one array parameter (PostgreSQL): one
+    statement text whatever the list's length, so prepared once, and planned as one array."""
+    for name in names:
+        sql, found = re.subn(rf"\bIN \(:{name}\)", f"= ANY(:{name})", sql)
+        if not found:
+            raise ValueError(f"the list parameter {name} is not written as IN (:{name})")
     return sql
 
 
 class Driver:
     """The driver's own connection (asyncpg, or sqlite3 through aiosqlite): outside any transaction
     (each statement commits on its own, ``Database.autocommit``) or in a session's transaction
-    (:func:`driver_of`). SQL is written once, with ``:name`` parameters; a list or tuple value is
-    spread over ``IN (:name)``."""
+    (:func:`driver_of`). SQL is written once, with ``:name`` parameters; a list or tuple value
+    fills ``IN (:name)``: on PostgreSQL as one array (``= ANY``), on SQLite spread over as many
+    parameters."""
 
     def __init__(self, connection: Any, *, sqlite: bool) -> None:
         self._connection = connection
@@ -87,11 +99,13 @@ class Driver:
             return ""
         return " FOR NO KEY UPDATE" if of is None else f" FOR NO KEY UPDATE OF {of}"
 
-    @staticmethod
-    def _spread(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _spread(self, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         lists = tuple((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple))
         if not lists:
             return sql, params
+        if not self.sqlite:
+            arrays = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+            return _as_arrays(sql, tuple(name for name, _ in lists)), arrays
         flat = {k: v for k, v in params.items() if not isinstance(v, list | tuple)}
         for name, _ in lists:
             flat.update((f"{name}__{i}", value) for i, value in enumerate(params[name]))
@@ -121,8 +135,12 @@ class Driver:
     async def fetch_in(
         self, sql: str, params: dict[str, Any], name: str, values: Sequence[Any]
     ) -> list[tuple[Any, ...]]:
-        """``sql`` with ``IN (:name)`` over ``values``, sent in slices of :data:`IN_SLICE` (the
-        engines bound the parameters of one statement), the rows of every slice together."""
+        """``sql`` with ``IN (:name)`` over ``values``: on PostgreSQL one statement (one array), on
+        SQLite in slices of :data:`IN_SLICE` (it bounds the parameters of one statement), the rows
+        of every slice together."""
+        if not self.sqlite:
+            return await self.fetch(sql, {**params, name: list(values)}) if values else []
+        values = list(dict.fromkeys(values))  # a value in two slices would answer its rows twice
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(values), IN_SLICE):
             rows += await self.fetch(sql, {**params, name: list(values[start : start + IN_SLICE])})

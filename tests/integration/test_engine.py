@@ -130,6 +130,33 @@ async def test_a_list_parameter_spreads_over_in(db: Database) -> None:
         assert await driver.fetch(query, {"exps": (4,), "iss": "did:web:a"}) == [("j4",)]
 
 
+async def test_a_long_list_reads_every_row_it_names(db: Database) -> None:
+    """``fetch_in`` over more values than one SQLite statement takes answers every row they name,
+    once; on PostgreSQL a list is one array parameter, so even a list longer than a statement's
+    limit of 32,767 parameters is one statement."""
+    replays = [JwtReplay(iss="did:web:a", jti=f"j{n:05}", exp=n) for n in range(1_200)]
+    async with db.write() as session:
+        await insert_all(await driver_of(session), (Shape(JwtReplay, "j"), replays))
+    evens = [f"j{n:05}" for n in range(0, 1_200, 2)]
+    wanted = evens + evens + ["none"]
+    query = "SELECT jti FROM jwt_replays WHERE jti IN (:jtis) AND iss = :iss"
+    async with db.read() as session:
+        driver = await driver_of(session)
+        rows = await driver.fetch_in(query, {"iss": "did:web:a"}, "jtis", wanted[600:] + wanted[:600])
+        assert sorted(jti for (jti,) in rows) == evens
+        assert await driver.fetch_in(query, {"iss": "did:web:a"}, "jtis", []) == []
+        if not driver.sqlite:
+            many = [f"j{n:05}" for n in range(40_000)]
+            assert len(await driver.fetch(query, {"iss": "did:web:a", "jtis": many})) == 1_200
+
+
+async def test_a_list_parameter_must_fill_an_in() -> None:
+    """A list parameter anywhere but ``IN (:name)`` is a mistake in the statement, named as such."""
+    driver = Driver(None, sqlite=False)
+    with pytest.raises(ValueError, match="IN \\(:exps\\)"):
+        await driver.fetch("SELECT jti FROM jwt_replays WHERE exp = :exps", {"exps": [1, 2]})
+
+
 async def test_a_shape_writes_and_reads_what_the_orm_does(db: Database) -> None:
     """A row inserted by a Shape reads back through the ORM as it was written (JSON, booleans,
     defaults), the ORM's rows load through a Shape the same, and an attached object's later
