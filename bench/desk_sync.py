@@ -5,9 +5,13 @@ broker's webhook, which creates the list and its signing key; the rest inserted 
 change-feed rows), and a desk enrolled on the list (``create_enrollment`` + ``enrollDevice``).
 
 * **upload**: 10,000 offline check-in records (distinct tickets) in batches of 1,000
-  (``uploadCheckIns``), one after the other, timed end to end (encoding included). Every result must
-  be ``stored``. **re-upload**: the same batches again: every result ``duplicate``, and the
-  database must still hold exactly 10,000 records of the desk.
+  (``uploadCheckIns``), one after the other, timed end to end (encoding included). As a desk keeps
+  them, the records name their tickets by reference (``ticketRef``), which the server resolves; the
+  app receives lifecycle events (a webhook URL; delivery paused for the workload), so each admission
+  is told to it in the upload's transaction. Every result must be ``stored``, and the app's outbox
+  must hold exactly one ``ticket.checked-in`` per record. **re-upload**: the same batches again:
+  every result ``duplicate``, the database must still hold exactly 10,000 records of the desk, and
+  the app is told nothing more.
 * **bundle full**: ``getScannerBundle`` for the list (the request's latency: build, sign, send);
   its bytes on the wire; it must verify and count every ticket.
 * **bundle delta**: 100 tickets voided (``voidTicket``), then ``getScannerBundle`` since the full
@@ -38,7 +42,16 @@ from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import each_configuration
 from bench.xrpc import NS, BenchApp, XrpcError
 from server.db.engine import Database
-from server.db.models import CapacityGroup, CheckInConflict, CheckInRecord, Ticket, TicketChange, Tier
+from server.db.models import (
+    App,
+    CapacityGroup,
+    CheckInConflict,
+    CheckInRecord,
+    OutboxMessage,
+    Ticket,
+    TicketChange,
+    Tier,
+)
 from server.domain.common import new_id
 from server.domain.devices import service as devices
 from server.domain.issuance.service import ticket_number
@@ -46,7 +59,7 @@ from server.settings import Settings
 from sync.bundle import verify_bundle
 from sync.checkin import Direction, Reason, Verdict
 from sync.passes import ListVerifyKey
-from sync.records import Record
+from sync.records import Record, ticket_ref
 
 TICKETS, QUICK_TICKETS = 50_000, 10_000
 RECORDS, BATCH = 10_000, 1_000
@@ -155,8 +168,23 @@ async def _enroll(server: Server, client: httpx.AsyncClient, list_id: str) -> De
     return desk
 
 
-async def _records_of(server: Server, device_id: str) -> tuple[int, dict[str, int]]:
-    """The records the desk has on the server, and the conflicts recorded there, by kind."""
+async def _receive_events(server: Server, app: BenchApp) -> None:
+    """Give the app a webhook URL (never resolved: ``.invalid``), as apps that sell tickets have."""
+    db = Database(server.database_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(App)
+                .where(App.did == app.did)
+                .values(webhook_url="https://app.invalid/hooks", webhook_secret="whsec_bench_sync")
+            )
+    finally:
+        await db.dispose()
+
+
+async def _records_of(server: Server, device_id: str) -> tuple[int, dict[str, int], int]:
+    """The records the desk has on the server, the conflicts recorded there by kind, and the
+    ``ticket.checked-in`` messages for the app."""
     db = Database(server.database_url)
     try:
         async with db.read() as session:
@@ -166,7 +194,12 @@ async def _records_of(server: Server, device_id: str) -> tuple[int, dict[str, in
             kinds = await session.execute(
                 select(CheckInConflict.kind, func.count()).group_by(CheckInConflict.kind)
             )
-            return int(count or 0), dict(kinds.tuples().all())
+            told = await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.event_type == "ticket.checked-in")
+            )
+            return int(count or 0), dict(kinds.tuples().all()), int(told or 0)
     finally:
         await db.dispose()
 
@@ -201,7 +234,7 @@ async def _upload(
             device_id,
             f"rec_{n:05d}",
             list_id,
-            t,
+            ticket_ref(t),
             1,
             Direction.ENTRY,
             Verdict.ADMIT,
@@ -244,7 +277,8 @@ async def _measure(configuration: Configuration, options: Options, out: RunResul
     tickets = QUICK_TICKETS if options.quick else TICKETS
     runs = QUICK_BUNDLE_RUNS if options.quick else BUNDLE_RUNS
     app = BenchApp()
-    with server_environment():
+    # The app's lifecycle events are written, not sent: the delivery worker waits out the workload.
+    with server_environment(webhook_poll_interval_seconds="3600"):
         async with (
             deployed(configuration, app.did, app.did_documents()) as server,
             load.pool(server.url, 8) as client,
@@ -259,6 +293,7 @@ async def _measure(configuration: Configuration, options: Options, out: RunResul
             started = time.perf_counter()
             ticket_ids = await _fill(server, first["id"], tickets - 1)
             out.notes.append(f"{name}: {tickets:,} tickets in place in {time.perf_counter() - started:.1f} s")
+            await _receive_events(server, app)
             desk = await _enroll(server, client, list_id)
             device_id = desk.credential.split(".")[0]
 
@@ -267,12 +302,12 @@ async def _measure(configuration: Configuration, options: Options, out: RunResul
                 desk, device_id, list_id, ticket_ids[:RECORDS], "stored", scanned
             )
             out.rows.append(_row(name, UPLOAD, len(seconds), stored, RECORDS, seconds))
-            _, first_conflicts = await _records_of(server, device_id)
+            _, first_conflicts, first_told = await _records_of(server, device_id)
             again, duplicates, _ = await _upload(
                 desk, device_id, list_id, ticket_ids[:RECORDS], "duplicate", scanned
             )
             out.rows.append(_row(name, REUPLOAD, len(again), duplicates, RECORDS, again))
-            kept, conflicts = await _records_of(server, device_id)
+            kept, conflicts, told = await _records_of(server, device_id)
             out.notes.append(
                 f"{name} upload: batches of {BATCH:,} records are up to {largest / 1024:.0f} KiB "
                 f"(the server's default limit is {MAX_BODY_BYTES // 1024} KiB)"
@@ -280,12 +315,13 @@ async def _measure(configuration: Configuration, options: Options, out: RunResul
             out.notes.append(
                 f"{name} upload: {stored:,} stored in {sum(seconds):.2f} s over {len(seconds)} requests; "
                 f"again: {duplicates:,} duplicate in {sum(again):.2f} s; {kept:,} records of the desk kept, "
-                f"conflicts recorded after the upload {first_conflicts}, after the retry {conflicts}"
+                f"conflicts recorded after the upload {first_conflicts}, after the retry {conflicts}; "
+                f"ticket.checked-in messages for the app {first_told:,}, after the retry {told:,}"
             )
-            if stored != RECORDS or duplicates != RECORDS or kept != RECORDS:
+            if {stored, duplicates, kept, first_told, told} != {RECORDS}:
                 out.failures.append(
-                    f"{name} upload: {stored} stored, {duplicates} duplicate on retry, {kept} kept "
-                    f"(each must be {RECORDS})"
+                    f"{name} upload: {stored} stored, {duplicates} duplicate on retry, {kept} kept, "
+                    f"{first_told} then {told} ticket.checked-in messages (each must be {RECORDS})"
                 )
 
             timings, size = [], 0

@@ -134,9 +134,9 @@ async def test_a_long_list_reads_every_row_it_names(db: Database) -> None:
     """``fetch_in`` over more values than one SQLite statement takes answers every row they name,
     once; on PostgreSQL a list is one array parameter, so even a list longer than a statement's
     limit of 32,767 parameters is one statement."""
-    replays = [JwtReplay(iss="did:web:a", jti=f"j{n:05}", exp=n) for n in range(1_200)]
+    written = [JwtReplay(iss="did:web:a", jti=f"j{n:05}", exp=n) for n in range(1_200)]
     async with db.write() as session:
-        await insert_all(await driver_of(session), (Shape(JwtReplay, "j"), replays))
+        await insert_all(await driver_of(session), (Shape(JwtReplay, "j"), written))
     evens = [f"j{n:05}" for n in range(0, 1_200, 2)]
     wanted = evens + evens + ["none"]
     query = "SELECT jti FROM jwt_replays WHERE jti IN (:jtis) AND iss = :iss"
