@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sync.checkin import Direction, Reason, Verdict
@@ -76,7 +76,27 @@ class Record:
         """This record as a desk keeps it: its ticket named by reference."""
         if self.ticket_id is None or is_ticket_ref(self.ticket_id):
             return self
-        return replace(self, ticket_id=ticket_ref(self.ticket_id))
+        return self.naming(ticket_ref(self.ticket_id))
+
+    def naming(self, ticket_id: str) -> Record:
+        """This record with its ticket named ``ticket_id`` (by id or by reference): the fields in
+        order, which takes half the time of ``dataclasses.replace`` (a server resolves a batch of
+        uploaded references this way)."""
+        return Record(
+            self.device_id,
+            self.record_id,
+            self.list_id,
+            ticket_id,
+            self.token_generation,
+            self.direction,
+            self.decision,
+            self.reason,
+            self.device_ms,
+            self.clock_offset_ms,
+            self.gate,
+            self.scanner_did,
+            self.manual_reason,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON form used by the sync methods (camelCase, times in epoch milliseconds)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from server.atproto.datetimes import format_datetime
 from server.errors import WebhookSignatureInvalid
@@ -92,7 +93,7 @@ def envelope(
         "environment": environment,
         "data": {**data, "$type": f"{type_base}#{camel_type(event_type)}"},
     }
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return msgspec.json.encode(body)  # compact, UTF-8 as is
 
 
 def delivery_headers(delivery_id: str, event_type: str, environment: str) -> dict[str, str]:

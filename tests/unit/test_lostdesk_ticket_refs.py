@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sync.checkin import Direction, Reason, Verdict
 from sync.records import Record, RecordFormatError, is_ticket_ref, ticket_ref
@@ -40,3 +44,43 @@ def test_lostdesk_a_bad_reference_is_no_record(ticket: dict[str, object]) -> Non
     wire = scan(None).to_wire() | ticket
     with pytest.raises(RecordFormatError):
         Record.from_wire(wire)
+
+
+@given(
+    st.builds(
+        Record,
+        st.text(min_size=1),
+        st.text(min_size=1),
+        st.text(min_size=1),
+        st.none() | st.text(),
+        st.none() | st.integers(),
+        st.sampled_from(Direction),
+        st.sampled_from(Verdict),
+        st.sampled_from(Reason),
+        st.integers(),
+        st.integers(),
+        st.none() | st.text(),
+        st.none() | st.text(),
+        st.none() | st.text(),
+    ),
+    st.text(),
+)
+def test_lostdesk_naming_a_ticket_changes_that_field_only(record: Record, ticket_id: str) -> None:
+    """``naming`` copies every field, in the order it lists them: a field added to records, or
+    moved, without it fails here."""
+    assert [f.name for f in fields(Record)] == [
+        "device_id",
+        "record_id",
+        "list_id",
+        "ticket_id",
+        "token_generation",
+        "direction",
+        "decision",
+        "reason",
+        "device_ms",
+        "clock_offset_ms",
+        "gate",
+        "scanner_did",
+        "manual_reason",
+    ]
+    assert record.naming(ticket_id) == replace(record, ticket_id=ticket_id)

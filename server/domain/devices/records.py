@@ -7,7 +7,6 @@ another device will write under."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import update
@@ -79,7 +78,7 @@ async def resolve_tickets(
         if not is_ticket_ref(record.ticket_id):
             return record.with_ticket_ref(), record
         found = ids.get(record.ticket_id)
-        return None if found is None else (record, replace(record, ticket_id=found))
+        return None if found is None else (record, record.naming(found))
 
     return [both(record) for record in records]
 
@@ -168,10 +167,11 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
         return
     driver = await driver_of(session)
     rows = await driver.fetch_in(_TICKETS, {}, "ticket_ids", sorted({r.ticket_id or "" for r in records}))
-    tickets = {ticket.id: ticket for ticket in map(TICKET.load, rows)}
-    destinations = {
-        app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in tickets.values()}
-    }
+    loaded = list(map(TICKET.load, rows))
+    destinations = {app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in loaded}}
+    # Only the tickets of apps whose events go somewhere are told (the rest would make nothing).
+    tickets = {ticket.id: ticket for ticket in loaded if destinations[ticket.app_id]}
+    uris = {event: await event_uri(session, event) for event in {t.event_id for t in tickets.values()}}
     messages = []
     for record in records:
         ticket = tickets.get(record.ticket_id or "")
@@ -185,7 +185,7 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
             gate=record.gate,
             offline=True,
         )
-        data = ticket_event_data(ticket, await event_uri(session, ticket.event_id), checkIn=entry)
+        data = ticket_event_data(ticket, uris[ticket.event_id], checkIn=entry)
         messages.append(
             outbox_message(
                 ticket.app_id, destinations[ticket.app_id], environment, "ticket.checked-in", data, now_ms
