@@ -17,6 +17,7 @@ from server.db.engine import Database
 from server.db.models import CheckInConflict, CheckInRecord
 from server.domain.checkin.door import record_of
 from server.domain.devices import service as devices
+from server.domain.devices.records import resolve_tickets
 from sync.bundle import BundleError, TicketIndex, verify_bundle
 from sync.checkin import Reason, Verdict
 from sync.merge import Conflict, ConflictKind, sort_variants
@@ -206,3 +207,19 @@ async def test_a_reused_key_keeps_the_kernels_record_whatever_arrived_first(harn
                 assert await session.get(CheckInConflict, reuse.conflict_id) is not None, order
         finally:
             await db.dispose()
+
+
+async def test_a_reference_resolves_in_its_own_environment_only(harness: Harness) -> None:
+    """A record naming a ticket by reference is resolved to the ticket of the desk's environment:
+    the same reference uploaded to another environment names no ticket there."""
+    _, tickets, list_id = await sold(harness)
+    mine = record("dev_x", 1, list_id, tickets[0]).with_ticket_ref()
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.read() as session:
+            here = await resolve_tickets(session, "test", [mine])
+            elsewhere = await resolve_tickets(session, "live", [mine])
+    finally:
+        await db.dispose()
+    assert here == [(mine, mine.naming(tickets[0]["id"]))]
+    assert elsewhere == [None]
