@@ -157,6 +157,11 @@ class Driver:
             values = [tuple(row[n] for n in names) for row in rows]
             await self._sent(sql, self._connection.executemany(numbered, values))
 
+    async def copy(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """``rows`` (values in the order of ``columns``) into ``table`` by ``COPY`` (PostgreSQL)."""
+        copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
+        await self._sent(f"COPY {table}", copied)
+
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         """A statement that answers no rows (an INSERT, an UPDATE)."""
         sql, params = self._spread(sql, params)

@@ -18,7 +18,7 @@ from support.databases import sqlite_copy
 
 from server.db.engine import Database, Driver, at_the_end, driver_of
 from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
-from server.db.rows import Shape, attach, insert_all
+from server.db.rows import COPY_ROWS, Shape, attach, insert_all
 
 INSERT = "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp AS BIGINT)) RETURNING jti"
 
@@ -198,6 +198,35 @@ async def test_a_shape_writes_and_reads_what_the_orm_does(db: Database) -> None:
         await Shape(LedgerEntry, "l").insert(await driver_of(session), entry)
     async with db.read() as session:
         assert (await session.scalars(select(LedgerEntry.data))).one() == {"items": {"t": 2}, "none": None}
+
+
+async def test_many_rows_of_a_shape_read_back_as_written_and_keep_their_constraints(db: Database) -> None:
+    """From ``COPY_ROWS`` instances on, PostgreSQL takes them by COPY: JSON (with nulls inside),
+    absent values and defaults read back through the ORM as one statement each would have written
+    them, and a broken unique constraint is SQLAlchemy's ``IntegrityError`` all the same."""
+    entries = [
+        LedgerEntry(
+            at_ms=n,
+            environment="test",
+            subject="hold",
+            subject_id=f"h{n}",
+            action="held",
+            data={"n": n, "x": None},
+        )
+        for n in range(COPY_ROWS + 5)
+    ]
+    async with db.write() as session:
+        await Shape(LedgerEntry, "l").insert_many(await driver_of(session), entries)
+    async with db.read() as session:
+        read = (await session.scalars(select(LedgerEntry).order_by(LedgerEntry.at_ms))).all()
+    assert [(e.at_ms, e.subject_id, e.data, e.actor) for e in read] == [
+        (n, f"h{n}", {"n": n, "x": None}, None) for n in range(COPY_ROWS + 5)
+    ]
+    twice = [JwtReplay(iss="did:web:a", jti=f"j{n % COPY_ROWS}", exp=n) for n in range(COPY_ROWS + 1)]
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            await Shape(JwtReplay, "j").insert_many(await driver_of(session), twice)
+    assert await replays(db) == 0
 
 
 async def test_a_session_asks_for_its_driver_again_in_each_transaction(db: Database) -> None:
