@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
-import secrets
 import threading
 import time
 from typing import Any, Protocol
@@ -14,10 +14,27 @@ from server.errors import InvalidRequest
 
 ENVIRONMENTS = ("test", "live")
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# An id's 26 digits (130 bits, the top two zero) two at a time: every 10-bit value's two digits.
+_CROCKFORD_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
 
 
 _last_id = [0]
 _id_lock = threading.Lock()
+# Random bytes for ids, read from the system a page at a time (a read per id was most of an id's
+# cost), never shared across a fork: a child starts with none.
+_ID_RANDOM_BYTES = 10
+_random = bytearray()
+os.register_at_fork(after_in_child=_random.clear)
+
+
+def _random_bits() -> int:
+    """80 random bits from the system's generator; called under ``_id_lock``."""
+    if not _random:
+        _random.extend(os.urandom(_ID_RANDOM_BYTES * 400))
+    value = int.from_bytes(_random[-_ID_RANDOM_BYTES:])
+    del _random[-_ID_RANDOM_BYTES:]
+    return value
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:
@@ -25,16 +42,12 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
     Time-ordered, and strictly increasing within a process (ids made in the same millisecond
     count up from the previous one), so cursors and listings follow creation order."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
     with _id_lock:
+        value = (ms & ((1 << 48) - 1)) << 80 | _random_bits()
         if value >> 80 == _last_id[0] >> 80 and value <= _last_id[0]:
             value = _last_id[0] + 1
         _last_id[0] = value
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    return prefix + "_" + "".join([_CROCKFORD_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 class Clock(Protocol):

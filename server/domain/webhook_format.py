@@ -3,6 +3,7 @@ the ``atm-signature`` scheme. Pure: no I/O."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -75,6 +76,7 @@ def verify_signature(
         raise WebhookSignatureInvalid("atm-signature does not match")
 
 
+@functools.lru_cache(maxsize=64)
 def camel_type(event_type: str) -> str:
     """``tickets.issued`` → ``ticketsIssued``; ``ticket.checked-in`` → ``ticketCheckedIn``."""
     words = event_type.replace("-", ".").split(".")
