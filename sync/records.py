@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sync.checkin import Direction, Reason, Verdict
 
@@ -31,8 +31,10 @@ class RecordFormatError(ValueError):
     """A record on the wire that is not well formed."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RecordKey:
+class RecordKey(NamedTuple):
+    """What names a record everywhere (a tuple: made for every record a batch goes through, at a
+    third of a frozen dataclass's cost)."""
+
     device_id: str
     record_id: str
 
