@@ -24,12 +24,12 @@ from support.races import without_upload_ticket_lock
 from server.db.engine import Database
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord
 from server.domain.checkin.door import record_of, rules_of
-from server.domain.devices.conflicts import ticket_histories
+from server.domain.devices.conflicts import lock_tickets, ticket_histories
 from server.domain.devices.records import resolve_tickets, store_records
 from sync.merge import derive
 from sync.records import Record
 
-LOCKING = "SELECT t.id FROM tickets t"  # an upload's lock of its tickets
+LOCKING = "SELECT t.id, t.ticket_ref"  # an upload's lock of its tickets (a scan's read starts so too)
 LOCKED = pytest.mark.parametrize("locked", [True, False], ids=["locked", "negative-control"])
 
 
@@ -78,7 +78,8 @@ async def test_two_desks_uploading_one_ticket_at_once_record_its_double_admissio
         assert uploading.done() is not locked
         if locked:
             assert any(
-                statement.startswith(LOCKING) and "FOR NO KEY UPDATE" in statement for statement, _ in waiting
+                statement.startswith(LOCKING) and 'COLLATE "C" FOR NO KEY UPDATE' in statement
+                for statement, _ in waiting
             )
     answer = await asyncio.wait_for(uploading, ANSWER_S)
     assert answer.status_code == 200 and [r["status"] for r in answer.json()["results"]] == ["stored"]
@@ -139,7 +140,8 @@ async def test_desks_and_the_door_at_once_leave_the_conflicts_the_kernel_derives
             ]
             checklist = await session.get(CheckInList, list_id)
             assert checklist is not None
-            histories = await ticket_histories(session, [t["id"] for t in tickets])
+            read = await lock_tickets(session, [t["id"] for t in tickets], lock=False)
+            histories = await ticket_histories(session, read)
     finally:
         await db.dispose()
     derived = derive(kept, {list_id: rules_of(checklist)}, histories)

@@ -6,6 +6,7 @@ tests prove they would catch a missing lock by catching this race."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import server.app
 from server.db.engine import Database
 from server.domain.caller import Caller
 from server.domain.checkin import service as checkin
-from server.domain.devices import records
+from server.domain.devices import conflicts, records
 from server.domain.holds import service as holds
 from server.domain.issuance.list_keys import Keyring
 
@@ -61,7 +62,4 @@ def without_ticket_lock(monkeypatch: pytest.MonkeyPatch) -> None:
 def without_upload_ticket_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Uploads judge their tickets' conflicts without locking the tickets."""
 
-    async def unlocked(_session: object, _ticket_ids: object) -> None:
-        return None
-
-    monkeypatch.setattr(records, "lock_tickets", unlocked)
+    monkeypatch.setattr(records, "lock_tickets", functools.partial(conflicts.lock_tickets, lock=False))

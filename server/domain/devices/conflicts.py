@@ -5,7 +5,7 @@ match what every desk shows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.atproto.datetimes import format_datetime
 from server.db.engine import driver_of
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Event, Ticket
+from server.db.rows import Shape
 from server.domain.checkin.door import RECORD, rules_of
 from server.domain.common import compact
 from server.domain.outbox.lifecycle import event_data, ticket_entry
@@ -21,7 +22,7 @@ from server.domain.outbox.service import enqueue
 from sync.merge import Conflict, StatusChange, TicketHistory, derive
 from sync.records import Record
 
-_TIERS_OF = "SELECT t.id, t.tier_id FROM tickets t WHERE t.id IN (:ticket_ids)"
+TICKET = Shape(Ticket, "t")
 # Ordered per ticket as the merge rules read them (slices split by ticket, so each stays whole).
 _STATUS_CHANGES = (
     "SELECT e.ticket_id, e.at_ms, e.status, e.generation FROM ticket_events e "
@@ -31,36 +32,45 @@ _KEPT_OF_TICKETS = (
     f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
     "WHERE r.list_id IN (:list_ids) AND r.ticket_id IN (:ticket_ids) AND r.kept"
 )
-# In the order Python sorts them (code points), whatever the database's collation.
-_TICKETS_IN_ORDER = 'SELECT t.id FROM tickets t WHERE t.id IN (:ticket_ids) ORDER BY t.id COLLATE "C"'
+_TICKETS_OF = f"SELECT {TICKET.columns} FROM tickets t WHERE t.id IN (:ticket_ids)"  # noqa: S608 (constant names)
+# Locked in the order Python sorts their ids (code points), whatever the database's collation.
+_IN_LOCK_ORDER = ' ORDER BY t.id COLLATE "C"'
 
 
-async def ticket_histories(session: AsyncSession, ticket_ids: Iterable[str]) -> dict[str, TicketHistory]:
-    ids = sorted(set(ticket_ids))
-    driver = await driver_of(session)
-    tiers = dict(await driver.fetch_in(_TIERS_OF, {}, "ticket_ids", ids))
+async def ticket_histories(session: AsyncSession, tickets: Mapping[str, Ticket]) -> dict[str, TicketHistory]:
+    """The status changes of ``tickets`` (read with :func:`lock_tickets`), as the merge rules read them."""
     changes: dict[str, list[StatusChange]] = {}
-    for ticket_id, at_ms, status, generation in await driver.fetch_in(_STATUS_CHANGES, {}, "ticket_ids", ids):
+    driver = await driver_of(session)
+    for ticket_id, at_ms, status, generation in await driver.fetch_in(
+        _STATUS_CHANGES, {}, "ticket_ids", sorted(tickets)
+    ):
         changes.setdefault(ticket_id, []).append(StatusChange(at_ms, status, generation))
-    return {t: TicketHistory(t, tiers[t], tuple(c)) for t, c in changes.items() if t in tiers}
+    return {t: TicketHistory(t, tickets[t].tier_id, tuple(c)) for t, c in changes.items()}
 
 
 Pair = tuple[str, str]  # (list, ticket)
 
 
-async def lock_tickets(session: AsyncSession, ticket_ids: Iterable[str]) -> None:
-    """Lock the rows of ``ticket_ids`` as an online check-in locks its ticket's
-    (:func:`server.domain.checkin.service.evaluate`), in id order, so that two uploads never wait
-    for each other in a cycle. An upload then waits for every other transaction judging or
-    admitting one of its tickets (another desk's upload, a scan at the door, a void) and reads what
-    it committed. Without it, on PostgreSQL, two transactions each judged a ticket without the
-    other's records: an admission in each was a conflict neither recorded, or a second online
-    admission. SQLite runs one write transaction at a time and needs no lock."""
+async def lock_tickets(
+    session: AsyncSession, ticket_ids: Iterable[str], *, lock: bool = True
+) -> dict[str, Ticket]:
+    """The tickets of ``ticket_ids`` (as read: in no session), their rows locked as an online
+    check-in locks its ticket's (:func:`server.domain.checkin.service.evaluate`), in id order, so
+    that two uploads never wait for each other in a cycle. An upload then waits for every other
+    transaction judging or admitting one of its tickets (another desk's upload, a scan at the door,
+    a void) and reads what it committed. Without it, on PostgreSQL, two transactions each judged a
+    ticket without the other's records: an admission in each was a conflict neither recorded, or a
+    second online admission. SQLite runs one write transaction at a time and needs no lock.
+    ``lock=False`` reads them only (what the tests' negative controls do)."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return {}
     driver = await driver_of(session)
-    if not driver.sqlite:
-        await driver.fetch_in(
-            _TICKETS_IN_ORDER + driver.for_update(), {}, "ticket_ids", sorted(set(ticket_ids))
-        )
+    locked = lock and not driver.sqlite
+    rows = await driver.fetch_in(
+        _TICKETS_OF + (_IN_LOCK_ORDER + driver.for_update() if locked else ""), {}, "ticket_ids", ids
+    )
+    return {ticket.id: ticket for ticket in map(TICKET.load, rows)}
 
 
 async def kept_records(session: AsyncSession, pairs: Collection[Pair]) -> list[CheckInRecord]:
@@ -77,10 +87,15 @@ async def kept_records(session: AsyncSession, pairs: Collection[Pair]) -> list[C
 
 
 async def record_conflicts(
-    session: AsyncSession, environment: str, pairs: Collection[Pair], kept: Iterable[Record], now_ms: int
+    session: AsyncSession,
+    environment: str,
+    pairs: Collection[Pair],
+    kept: Iterable[Record],
+    tickets: Mapping[str, Ticket],
+    now_ms: int,
 ) -> None:
     """Derive and store (once, by their stable id) the conflicts of the ``pairs``, from ``kept``:
-    every kept record of them."""
+    every kept record of them; ``tickets``: theirs (:func:`lock_tickets`)."""
     if not pairs:
         return
     lists = {
@@ -90,7 +105,7 @@ async def record_conflicts(
     derived = derive(
         kept,
         {list_id: rules_of(checklist) for list_id, checklist in lists.items()},
-        await ticket_histories(session, (p[1] for p in pairs)),
+        await ticket_histories(session, tickets),
     )
     for conflict in derived.conflicts:
         await keep_conflict(session, environment, lists[conflict.list_id].event_id, conflict, now_ms)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import driver_of
 from server.db.models import CheckInRecord, Ticket
-from server.db.rows import Shape, insert_all
+from server.db.rows import insert_all
 from server.domain.checkin.door import RECORD, record_of, row_of
 from server.domain.devices.conflicts import keep_conflict, kept_records, lock_tickets, record_conflicts
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
@@ -25,7 +25,6 @@ from sync.merge import key_reuse
 from sync.protocol import accept
 from sync.records import Record, RecordKey, is_ticket_ref
 
-TICKET = Shape(Ticket, "t")
 _HELD = (
     f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
     "WHERE r.device_id = :device_id AND r.id IN (:record_ids)"
@@ -33,7 +32,6 @@ _HELD = (
 # By the unique reference alone, the environment compared here: with the environment in the
 # statement, a planner whose statistics trail a large sale scans the environment's every ticket.
 _TICKET_IDS = "SELECT t.ticket_ref, t.id, t.environment FROM tickets t WHERE t.ticket_ref IN (:refs)"
-_TICKETS = f"SELECT {TICKET.columns} FROM tickets t WHERE t.id IN (:ticket_ids)"  # noqa: S608 (constant names)
 
 
 async def _held(session: AsyncSession, keys: Iterable[RecordKey]) -> list[CheckInRecord]:
@@ -120,7 +118,7 @@ async def store_records(
     # The touched pairs' kept records, read once their tickets are locked and before this batch's
     # own are written: what is kept after it is that, less the records it supersedes, plus those it
     # keeps.
-    await lock_tickets(session, (ticket_id for _, ticket_id in touched))
+    tickets = await lock_tickets(session, (ticket_id for _, ticket_id in touched))
     kept_before = await kept_records(session, touched)
     if accepted.superseded:
         await session.execute(
@@ -147,18 +145,31 @@ async def store_records(
     superseded = {as_desks[record].seq for record in accepted.superseded}
     kept_after = [record_of(row) for row in kept_before if row.seq not in superseded]
     await record_conflicts(
-        session, environment, touched, kept_after + [plain[record] for record in accepted.kept], now_ms
+        session,
+        environment,
+        touched,
+        kept_after + [plain[record] for record in accepted.kept],
+        tickets,
+        now_ms,
     )
     for variants in accepted.reused.values():
         kept_one = variants[0]
         event_id = event_ids[kept_one.list_id] if kept_one in plain else as_desks[kept_one].event_id
         reuse = key_reuse(tuple(by_id(record) for record in variants))
         await keep_conflict(session, environment, event_id, reuse, now_ms)
-    await tell_apps(session, environment, [plain[record] for record in accepted.first_entries], now_ms)
+    await tell_apps(
+        session, environment, [plain[record] for record in accepted.first_entries], tickets, now_ms
+    )
     return statuses
 
 
-async def tell_apps(session: AsyncSession, environment: str, records: Sequence[Record], now_ms: int) -> None:
+async def tell_apps(
+    session: AsyncSession,
+    environment: str,
+    records: Sequence[Record],
+    tickets: Mapping[str, Ticket],
+    now_ms: int,
+) -> None:
     """``ticket.checked-in`` for each admitted entry a desk decided offline, to the app that sold
     the ticket, with the scan's time and ``offline: true``. Called for the kernel's first entries
     of a batch (:attr:`sync.protocol.Acceptance.first_entries`), so a key is told once, however
@@ -166,16 +177,14 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
     its upload is a duplicate."""
     if not records:
         return
-    driver = await driver_of(session)
-    rows = await driver.fetch_in(_TICKETS, {}, "ticket_ids", sorted({r.ticket_id or "" for r in records}))
-    loaded = list(map(TICKET.load, rows))
-    destinations = {app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in loaded}}
+    named = [tickets[r.ticket_id] for r in records if r.ticket_id is not None and r.ticket_id in tickets]
+    destinations = {app_id: await webhook_url(session, app_id) for app_id in {t.app_id for t in named}}
     # Only the tickets of apps whose events go somewhere are told (the rest would make nothing).
-    tickets = {ticket.id: ticket for ticket in loaded if destinations[ticket.app_id]}
-    uris = {event: await event_uri(session, event) for event in {t.event_id for t in tickets.values()}}
+    told = {ticket.id: ticket for ticket in named if destinations[ticket.app_id]}
+    uris = {event: await event_uri(session, event) for event in {t.event_id for t in told.values()}}
     messages = []
     for record in records:
-        ticket = tickets.get(record.ticket_id or "")
+        ticket = told.get(record.ticket_id or "")
         if ticket is None:
             continue
         entry = check_in_entry(
@@ -192,4 +201,4 @@ async def tell_apps(session: AsyncSession, environment: str, records: Sequence[R
                 ticket.app_id, destinations[ticket.app_id], environment, "ticket.checked-in", data, now_ms
             )
         )
-    await insert_all(driver, (OUTBOX_MESSAGE, messages))
+    await insert_all(await driver_of(session), (OUTBOX_MESSAGE, messages))
