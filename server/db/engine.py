@@ -58,10 +58,24 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED_PARAMETER.sub(number, sql), tuple(names)
 
 
+def _list_slot(name: str) -> re.Pattern[str]:
+    """Where a list parameter may stand: ``IN (:name)``, not after ``NOT`` (``= ANY`` has no such
+    negation on PostgreSQL; a statement wanting one says ``<> ALL`` itself)."""
+    return re.compile(rf"(?<!NOT )\bIN \(:{name}\)")
+
+
+def _checked(sql: str, name: str) -> None:
+    """Refuse, on either engine alike, a list parameter standing anywhere but ``IN (:name)``."""
+    slots = len(_list_slot(name).findall(sql))
+    if not slots or slots != len(re.findall(rf":{name}\b", sql)):
+        raise ValueError(f"the list parameter {name} is not written as IN (:{name})")
+
+
 @functools.lru_cache(maxsize=256)
 def _expanded(sql: str, lengths: tuple[tuple[str, int], ...]) -> str:
     """``IN (:name)`` with a list of ``n`` values as ``IN (:name__0, …, :name__n-1)`` (SQLite)."""
     for name, length in lengths:
+        _checked(sql, name)
         sql = re.sub(rf":{name}\b", ", ".join(f":{name}__{i}" for i in range(length)), sql)
     return sql
 
@@ -71,9 +85,8 @@ def _as_arrays(sql: str, names: tuple[str, ...]) -> str:
     """``IN (:name)`` as ``= ANY(:name)``, the list sent as one array parameter (PostgreSQL): one
     statement text whatever the list's length, so prepared once, and planned as one array."""
     for name in names:
-        sql, found = re.subn(rf"\bIN \(:{name}\)", f"= ANY(:{name})", sql)
-        if not found:
-            raise ValueError(f"the list parameter {name} is not written as IN (:{name})")
+        _checked(sql, name)
+        sql = _list_slot(name).sub(f"= ANY(:{name})", sql)
     return sql
 
 

@@ -223,3 +223,27 @@ async def test_a_reference_resolves_in_its_own_environment_only(harness: Harness
         await db.dispose()
     assert here == [(mine, mine.naming(tickets[0]["id"]))]
     assert elsewhere == [None]
+
+
+async def test_a_record_naming_a_ticket_by_id_names_one_of_the_desks_environment(harness: Harness) -> None:
+    """A record may name its ticket by id (an older desk's): only a ticket of the desk's own
+    environment is one; another environment's ticket, or an id no ticket has, is refused, and
+    nothing is stored or told."""
+    _, tickets, list_id = await sold(harness)
+    by_id = record("dev_x", 1, list_id, tickets[0])
+    unknown = replace(record("dev_x", 2, list_id, tickets[1]), ticket_id="ticket_unknown")
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.read() as session:
+            here = await resolve_tickets(session, "test", [by_id, unknown])
+            elsewhere = await resolve_tickets(session, "live", [by_id])
+    finally:
+        await db.dispose()
+    assert here == [(by_id.with_ticket_ref(), by_id), None]
+    assert elsewhere == [None]
+    desk = await enrolled_desk(harness, list_id)
+    wire = replace(unknown, device_id=desk.device_id).to_wire()
+    answer = await desk.ok("uploadCheckIns", {"records": [wire]})
+    assert [(r["status"], r.get("error")) for r in answer["results"]] == [
+        ("rejected", "the record names no ticket of this service")
+    ]

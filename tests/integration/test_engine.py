@@ -150,11 +150,18 @@ async def test_a_long_list_reads_every_row_it_names(db: Database) -> None:
             assert len(await driver.fetch(query, {"iss": "did:web:a", "jtis": many})) == 1_200
 
 
-async def test_a_list_parameter_must_fill_an_in() -> None:
-    """A list parameter anywhere but ``IN (:name)`` is a mistake in the statement, named as such."""
-    driver = Driver(None, sqlite=False)
+@pytest.mark.parametrize("sqlite", [True, False], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "where",
+    ["exp = :exps", "exp NOT IN (:exps)", "exp IN (:exps) OR iss = :exps", "exp in (:exps)"],
+    ids=["equals", "not-in", "also-elsewhere", "lowercase"],
+)
+async def test_a_list_parameter_must_fill_an_in(sqlite: bool, where: str) -> None:
+    """A list parameter anywhere but ``IN (:name)`` is a mistake in the statement, named as such
+    on either engine, before anything is sent."""
+    driver = Driver(None, sqlite=sqlite)
     with pytest.raises(ValueError, match="IN \\(:exps\\)"):
-        await driver.fetch("SELECT jti FROM jwt_replays WHERE exp = :exps", {"exps": [1, 2]})
+        await driver.fetch(f"SELECT jti FROM jwt_replays WHERE {where}", {"exps": [1, 2]})
 
 
 async def test_a_shape_writes_and_reads_what_the_orm_does(db: Database) -> None:

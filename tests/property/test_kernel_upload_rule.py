@@ -24,7 +24,7 @@ from server.db.models import App, CheckInConflict, CheckInList, CheckInRecord, O
 from server.domain.checkin.door import record_of, rules_of
 from server.domain.checkin.lists import counts
 from server.domain.checkin.service import history
-from server.domain.devices.conflicts import ticket_histories
+from server.domain.devices.conflicts import lock_tickets, ticket_histories
 from sync.checkin import Direction, Reason, Verdict
 from sync.merge import TicketHistory, derive, sort_variants
 from sync.protocol import (
@@ -84,7 +84,8 @@ async def server_state(database_url: str, list_id: str, tickets: list[str]) -> d
                     select(OutboxMessage.body).where(OutboxMessage.event_type == "ticket.checked-in")
                 )
             ]
-            facts = (rules_of(checklist), await ticket_histories(session, tickets))
+            read = await lock_tickets(session, tickets, lock=False)
+            facts = (rules_of(checklist), await ticket_histories(session, read))
         return {
             "stored": {record_of(row).with_ticket_ref() for row in rows},
             "kept": {record_of(row).with_ticket_ref() for row in rows if row.kept},

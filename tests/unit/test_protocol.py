@@ -330,3 +330,13 @@ def test_the_server_replica_queues_nothing() -> None:
 def test_a_config_needs_positive_sizes() -> None:
     with pytest.raises(ValueError, match="positive"):
         SyncConfig(upstream="server", batch_size=0)
+
+
+def test_variants_of_one_key_hash_apart() -> None:
+    """A batch may reuse one key a thousand times (a hostile or broken desk): the sets and dicts of
+    records acceptance goes through must not put all those variants in one bucket, where each
+    would be compared with every other (a second of the server's CPU for one request)."""
+    variants = [record(at=1000 + n) for n in range(1_000)]
+    assert len({hash(variant) for variant in variants}) > 990
+    accepted = accept([], variants)
+    assert len(accepted.stored) == 1_000 and len(accepted.reused[variants[0].key]) == 1_000

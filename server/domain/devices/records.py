@@ -32,6 +32,7 @@ _HELD = (
 # By the unique reference alone, the environment compared here: with the environment in the
 # statement, a planner whose statistics trail a large sale scans the environment's every ticket.
 _TICKET_IDS = "SELECT t.ticket_ref, t.id, t.environment FROM tickets t WHERE t.ticket_ref IN (:refs)"
+_ENVIRONMENTS = "SELECT t.id, t.environment FROM tickets t WHERE t.id IN (:ids)"
 
 
 async def _held(session: AsyncSession, keys: Iterable[RecordKey]) -> list[CheckInRecord]:
@@ -64,18 +65,25 @@ async def resolve_tickets(
     session: AsyncSession, environment: str, records: Sequence[Record]
 ) -> list[Uploaded | None]:
     """Each record as desks hold it and with its ticket named by id: a desk names it by reference
-    (:func:`sync.records.ticket_ref`), resolved here; None for a reference no ticket of the
-    environment has."""
-    refs = sorted({r.ticket_id for r in records if r.ticket_id is not None and is_ticket_ref(r.ticket_id)})
+    (:func:`sync.records.ticket_ref`), resolved here; None for a record naming, by reference or by
+    id, no ticket of the environment (another environment's tickets are no tickets of it)."""
+    named = {r.ticket_id for r in records if r.ticket_id is not None}
+    refs = sorted(ticket for ticket in named if is_ticket_ref(ticket))
     driver = await driver_of(session)
     rows = await driver.fetch_in(_TICKET_IDS, {}, "refs", refs)
     ids = {ref: ticket_id for ref, ticket_id, its_environment in rows if its_environment == environment}
+    by_id = sorted(named.difference(refs))
+    known = {
+        ticket_id
+        for ticket_id, its in await driver.fetch_in(_ENVIRONMENTS, {}, "ids", by_id)
+        if its == environment
+    }
 
     def both(record: Record) -> Uploaded | None:
         if record.ticket_id is None:
             return record, record
         if not is_ticket_ref(record.ticket_id):
-            return record.with_ticket_ref(), record
+            return (record.with_ticket_ref(), record) if record.ticket_id in known else None
         found = ids.get(record.ticket_id)
         return None if found is None else (record, record.naming(found))
 
