@@ -25,6 +25,7 @@ import logging
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
@@ -277,16 +278,17 @@ class SpreadMultiprocess(Multiprocess):
         return len(self.sockets) > 1
 
     def handle_ttin(self) -> None:
-        if self._own_sockets:
-            log.warning("SIGTTIN ignored: each worker has a socket of its own, their number is fixed")
-        else:
-            super().handle_ttin()
+        self._unless_fixed("SIGTTIN", super().handle_ttin)
 
     def handle_ttou(self) -> None:
+        self._unless_fixed("SIGTTOU", super().handle_ttou)
+
+    def _unless_fixed(self, signal_name: str, change: Callable[[], None]) -> None:
+        """Change the number of workers as uvicorn does, unless each has a socket of its own."""
         if self._own_sockets:
-            log.warning("SIGTTOU ignored: each worker has a socket of its own, their number is fixed")
+            log.warning("%s ignored: each worker has a socket of its own, their number is fixed", signal_name)
         else:
-            super().handle_ttou()
+            change()
 
 
 def run(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
