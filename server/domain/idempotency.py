@@ -15,13 +15,14 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Database, Driver, driver_of
+from server.db.engine import Database, Driver, Unit, driver_of
 from server.db.models import IdempotencyKey
 from server.db.rows import Shape
 from server.domain.caller import Caller
@@ -29,7 +30,12 @@ from server.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidR
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 
-Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+U = TypeVar("U", bound=Unit)
+Work = Callable[[U], Awaitable[dict[str, Any]]]
+"""A call's work, in the transaction its :data:`Begin` opens."""
+Begin = Callable[[], AbstractAsyncContextManager[U]]
+"""How a call's work is given its write transaction: ``Database.write`` (an ORM session) or
+``Database.transaction`` (the driver alone, for work that needs no ORM)."""
 KEY = Shape(IdempotencyKey, "k")
 _KEY = f"SELECT {KEY.columns} FROM idempotency_keys k WHERE k.scope = :scope AND k.key = :key"  # noqa: S608 (constant names)
 _GIVE_BACK = "DELETE FROM idempotency_keys WHERE scope = :scope AND key = :key AND state = 'in_flight'"
@@ -113,8 +119,8 @@ async def _claim(
         stored = _replay(await _key_row(await driver_of(session), scope, key), digest, now_ms)
     if stored is not None:
         return stored
-    async with db.write() as session:
-        driver = await driver_of(session)
+    async with db.transaction() as unit:
+        driver = await unit.driver()
         row = await _key_row(driver, scope, key, lock=True)
         stored = _replay(row, digest, now_ms)
         if stored is not None:
@@ -134,9 +140,11 @@ async def run_once(
     digest: str,
     now_ms: int,
     lease_ms: int,
-    work: Work,
+    work: Work[U],
+    begin: Begin[U],
 ) -> tuple[dict[str, Any], bool]:
-    """Run ``work`` once per ``(scope, key)``; answers ``(response, reused)``."""
+    """Run ``work`` once per ``(scope, key)``, in a transaction ``begin`` opens; answers
+    ``(response, reused)``."""
     try:
         stored = await _claim(db, scope, key, digest, now_ms, lease_ms)
     except IntegrityError:
@@ -145,19 +153,19 @@ async def run_once(
     if stored is not None:
         return stored, True
     try:
-        async with db.write() as session:
-            response = await work(session)
+        async with begin() as unit:
+            response = await work(unit)
             claimed = KEY.new(scope=scope, key=key)  # the row _claim wrote, found by its key
-            await KEY.update(await driver_of(session), claimed, state="done", response=response)
+            await KEY.update(await driver_of(unit), claimed, state="done", response=response)
     except Exception:
-        async with db.write() as session:
-            await (await driver_of(session)).execute(_GIVE_BACK, {"scope": scope, "key": key})
+        async with db.transaction() as given_back:
+            await (await given_back.driver()).execute(_GIVE_BACK, {"scope": scope, "key": key})
         raise
     return response, False
 
 
 async def run_once_atomically(
-    db: Database, scope: str, key: str, digest: str, now_ms: int, work: Work
+    db: Database, scope: str, key: str, digest: str, now_ms: int, work: Work[AsyncSession]
 ) -> tuple[dict[str, Any], bool]:
     """Run ``work`` once per ``(scope, key)`` in one transaction that also stores the key and the
     response; answers ``(response, reused)``. A duplicate arriving while the first still runs is not
@@ -183,11 +191,15 @@ async def run_once_atomically(
     return response, False
 
 
-async def write_once(db: Database, once: Once | None, now_ms: int, work: Work) -> dict[str, Any]:
-    """Run ``work`` in a write transaction, once per key when the call sends one (``once``): a
-    replay answers the first result with ``reused: true``."""
+async def write_once(
+    db: Database, once: Once | None, now_ms: int, work: Work[U], begin: Begin[U]
+) -> dict[str, Any]:
+    """Run ``work`` in a write transaction ``begin`` opens, once per key when the call sends one
+    (``once``): a replay answers the first result with ``reused: true``."""
     if once is None:
-        async with db.write() as session:
-            return await work(session)
-    response, reused = await run_once(db, once.scope, once.key, once.digest, now_ms, once.lease_ms, work)
+        async with begin() as unit:
+            return await work(unit)
+    response, reused = await run_once(
+        db, once.scope, once.key, once.digest, now_ms, once.lease_ms, work, begin
+    )
     return {**response, "reused": True} if reused else response

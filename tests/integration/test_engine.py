@@ -7,6 +7,8 @@ import asyncio
 import functools
 import gc
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 
-from server.db.engine import Database, Driver, at_the_end, driver_of
+from server.db.engine import Database, Driver, Unit, at_the_end, driver_of
 from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
 from server.db.rows import COPY_ROWS, Shape, attach, insert_all
 
@@ -391,29 +393,32 @@ async def test_rows_of_several_shapes_go_in_one_statement_on_postgresql(db: Data
         assert (await session.scalars(select(OutboxMessage.app_id))).all() == ["app_1"]
 
 
-async def test_statements_left_for_the_end_run_last_in_the_transaction(db: Database) -> None:
-    """``at_the_end``: what a write block leaves for its end runs after everything the block wrote,
-    in the order left, before the commit and inside the transaction (a failure there undoes the
-    block's writes); a block that fails runs none of it."""
+@pytest.mark.parametrize("kind", ["write", "transaction"])
+async def test_statements_left_for_the_end_run_last_in_the_transaction(db: Database, kind: str) -> None:
+    """``at_the_end``: what a write block (a session's or a driver's :class:`Transaction`) leaves
+    for its end runs after everything the block wrote, in the order left, before the commit and
+    inside the transaction (a failure there undoes the block's writes); a block that fails runs none
+    of it."""
     sent: list[str] = []
+    begin: Callable[[], AbstractAsyncContextManager[Unit]] = getattr(db, kind)
 
-    async def insert(session: AsyncSession, jti: str) -> None:
+    async def insert(session: Unit, jti: str) -> None:
         sent.append(jti)
         await (await driver_of(session)).fetch(INSERT, {"iss": "did:web:a", "jti": jti, "exp": 1})
 
-    async with db.write() as session:
+    async with begin() as session:
         at_the_end(session, functools.partial(insert, session, "last"))
         at_the_end(session, functools.partial(insert, session, "after last"))
         await insert(session, "block")
     assert sent == ["block", "last", "after last"] and await replays(db) == 3
 
     async def refused_at_the_end() -> None:
-        async with db.write() as session:
+        async with begin() as session:
             at_the_end(session, functools.partial(insert, session, "block"))  # a replay: refused
             await insert(session, "undone")
 
     async def failed() -> None:
-        async with db.write() as session:
+        async with begin() as session:
             at_the_end(session, functools.partial(insert, session, "never"))
             raise Abandoned
 
@@ -423,3 +428,60 @@ async def test_statements_left_for_the_end_run_last_in_the_transaction(db: Datab
     with pytest.raises(Abandoned):
         await failed()
     assert "never" not in sent and await replays(db) == 3
+
+
+async def test_a_transaction_commits_at_its_end_and_undoes_a_failed_block(db: Database) -> None:
+    """A :class:`Transaction`'s writes are seen by no one else before its block ends, are committed
+    when it ends normally, and are undone when it fails."""
+    async with db.transaction() as unit:
+        await (await unit.driver()).fetch(INSERT, {"iss": "did:web:a", "jti": "kept", "exp": 1})
+        assert await replays(db) == 0
+    assert await replays(db) == 1
+
+    async def failed() -> None:
+        async with db.transaction() as unit:
+            await (await unit.driver()).fetch(INSERT, {"iss": "did:web:a", "jti": "undone", "exp": 1})
+            raise Abandoned
+
+    with pytest.raises(Abandoned):
+        await failed()
+    assert await replays(db) == 1
+    assert db.pool_use()[0] == 0  # every connection given back
+
+
+async def test_a_transaction_takes_its_connection_at_its_first_statement(db: Database) -> None:
+    """Until it sends a statement, a :class:`Transaction` holds no connection and, on SQLite, not
+    the one write lock: another writer finishes meanwhile (it would wait for the block's end)."""
+    async with db.transaction() as unit:
+        assert db.pool_use()[0] == 0
+        async with asyncio.timeout(10):
+            async with db.write() as session:
+                session.add(JwtReplay(iss="did:web:a", jti="meanwhile", exp=1))
+        await (await unit.driver()).fetch(INSERT, {"iss": "did:web:a", "jti": "mine", "exp": 1})
+        assert db.pool_use()[0] == 1
+    assert await replays(db) == 2 and db.pool_use()[0] == 0
+
+
+async def test_a_transaction_interrupted_mid_statement_leaves_nothing_behind(db: Database) -> None:
+    """A statement cut off (a request cancelled, a deadline) leaves its transaction's connection in
+    an unknown state: it is closed, not given back, so nothing the block wrote commits later, and
+    the next transactions run at once. On SQLite the statement is stopped too: left to run on its
+    thread, it held the one write lock for half a minute here."""
+    slow = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+        "SELECT count(*) FROM n"
+    )
+
+    async def cut_off() -> None:
+        async with asyncio.timeout(0.3), db.transaction() as unit:
+            driver = await unit.driver()
+            await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "cut off", "exp": 1})
+            await driver.fetch(slow, {})
+
+    with pytest.raises(TimeoutError):
+        await cut_off()
+    async with asyncio.timeout(10):
+        async with db.transaction() as unit:
+            await (await unit.driver()).fetch(INSERT, {"iss": "did:web:a", "jti": "next", "exp": 1})
+        async with db.read() as session:
+            assert list(await session.scalars(select(JwtReplay.jti))) == ["next"]

@@ -45,24 +45,35 @@ async def test_a_duplicate_of_a_running_call_is_a_conflict(db: Database, caller:
         return {"value": 1}
 
     first = asyncio.create_task(
-        run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1000, LEASE_MS, slow)
+        run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1000, LEASE_MS, slow, db.write)
     )
     await started.wait()
     with pytest.raises(IdempotencyKeyInFlight):
         await asyncio.wait_for(
-            run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(2)),
+            run_once(
+                db,
+                app_scope(caller),
+                "key-1",
+                request_hash("m", {"a": 1}),
+                1001,
+                LEASE_MS,
+                answer(2),
+                db.write,
+            ),
             10,
         )
     release.set()
     assert await first == ({"value": 1}, False)
     assert await run_once(
-        db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1002, LEASE_MS, answer(3)
+        db, app_scope(caller), "key-1", request_hash("m", {"a": 1}), 1002, LEASE_MS, answer(3), db.write
     ) == (
         {"value": 1},
         True,
     )
     with pytest.raises(IdempotencyKeyReused):
-        await run_once(db, app_scope(caller), "key-1", request_hash("m", {"a": 2}), 1003, LEASE_MS, answer(4))
+        await run_once(
+            db, app_scope(caller), "key-1", request_hash("m", {"a": 2}), 1003, LEASE_MS, answer(4), db.write
+        )
 
 
 async def test_a_crashed_call_releases_its_key_when_the_lease_lapses(db: Database, caller: Caller) -> None:
@@ -78,9 +89,11 @@ async def test_a_crashed_call_releases_its_key_when_the_lease_lapses(db: Databas
             )
         )
     with pytest.raises(IdempotencyKeyInFlight):
-        await run_once(db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 4999, LEASE_MS, answer(1))
+        await run_once(
+            db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 4999, LEASE_MS, answer(1), db.write
+        )
     assert await run_once(
-        db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 5000, LEASE_MS, answer(7)
+        db, app_scope(caller), "key-2", request_hash("m", {"a": 1}), 5000, LEASE_MS, answer(7), db.write
     ) == (
         {"value": 7},
         False,
@@ -92,9 +105,11 @@ async def test_a_failed_call_gives_its_key_back(db: Database, caller: Caller) ->
         raise RuntimeError("refused")
 
     with pytest.raises(RuntimeError):
-        await run_once(db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1000, LEASE_MS, boom)
+        await run_once(
+            db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1000, LEASE_MS, boom, db.write
+        )
     assert await run_once(
-        db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(9)
+        db, app_scope(caller), "key-3", request_hash("m", {"a": 1}), 1001, LEASE_MS, answer(9), db.write
     ) == (
         {"value": 9},
         False,

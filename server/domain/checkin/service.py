@@ -20,15 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from server.db.engine import Database, driver_of
+from server.db.engine import Database, Driver, Transaction, Unit, driver_of
 from server.db.models import CheckInList, CheckInRecord, Event, Ticket, Tier
 from server.db.rows import Shape, insert_all
 from server.domain import idempotency
 from server.domain.caller import Caller
 from server.domain.checkin.door import RECORD, record_of, row_of, rules_of
-from server.domain.checkin.lists import find_list
 from server.domain.common import new_id
 from server.domain.issuance.list_keys import Keyring
 from server.domain.outbox.lifecycle import check_in_entry, ticket_event_data
@@ -130,8 +127,18 @@ def _list_and_event(row: tuple[Any, ...]) -> tuple[CheckInList | None, Event | N
     return CHECKLIST.load(tail[: CHECKLIST.width]), EVENT.load(tail[CHECKLIST.width :])
 
 
+async def _named_list(
+    driver: Driver, environment: str, list_id: str
+) -> tuple[CheckInList | None, Event | None]:
+    """The list a scan names, of the caller's environment, and its event."""
+    named = await driver.fetch(_NAMED_LIST, {"list_id": list_id, "environment": environment})
+    if not named:
+        raise CheckInListNotFound(f"check-in list {list_id} not found")
+    return _list_and_event(named[0])
+
+
 async def _facts(
-    session: AsyncSession, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
+    session: Unit, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
 ) -> Facts:
     """The facts of a scan; the ticket's row locked when ``lock``."""
     driver = await driver_of(session)
@@ -144,16 +151,13 @@ async def _facts(
         checklist, event = _list_and_event(rows[0])
         return Facts(TICKET.load(rows[0][: TICKET.width]), checklist, event, rows[0][TICKET.width])
     found = await driver.fetch(_TICKET + locking, params)
-    named = await driver.fetch(_NAMED_LIST, {"list_id": list_id, "environment": environment})
-    if not named:
-        raise CheckInListNotFound(f"check-in list {list_id} not found")
-    checklist, event = _list_and_event(named[0])
+    checklist, event = await _named_list(driver, environment, list_id)
     if not found:
         return Facts(None, checklist, event)
     return Facts(TICKET.load(found[0][: TICKET.width]), checklist, event, found[0][TICKET.width])
 
 
-async def _genuine(session: AsyncSession, keyring: Keyring, token: str) -> VerifiedPass | PassCheck:
+async def _genuine(session: Unit, keyring: Keyring, token: str) -> VerifiedPass | PassCheck:
     """The pass, verified by the keys of every list made here; or why it cannot be trusted."""
     try:
         decoded = decode_pass(token)
@@ -163,9 +167,7 @@ async def _genuine(session: AsyncSession, keyring: Keyring, token: str) -> Verif
         return pass_check(rejected.reason)
 
 
-async def _pass_check(
-    session: AsyncSession, keyring: Keyring, event_id: str, verified: VerifiedPass
-) -> PassCheck:
+async def _pass_check(session: Unit, keyring: Keyring, event_id: str, verified: VerifiedPass) -> PassCheck:
     """Valid if signed by any key of the event's lists. Online, the server knows which tiers each
     list admits, so a pass rendered before this list existed (or before it admitted the tier) is
     still judged by the list's current rules; offline scanners hold only their list's keys."""
@@ -189,7 +191,7 @@ def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
     return ticket.event_id == event.id and door_access(caller, event, None)
 
 
-async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[PriorScan]:
+async def history(session: Unit, ticket_id: str, list_id: str) -> list[PriorScan]:
     """The ticket's admitted scans on the list, from every device, in the merge rules' total order
     (sorted here, not in SQL, so that no database collation can change it)."""
     rows = await (await driver_of(session)).fetch(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
@@ -197,7 +199,7 @@ async def history(session: AsyncSession, ticket_id: str, list_id: str) -> list[P
 
 
 async def evaluate(
-    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int, *, lock: bool
+    session: Unit, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int, *, lock: bool
 ) -> Outcome:
     """Decide one scan without writing anything."""
     verified = await _genuine(session, keyring, scan.token)
@@ -224,14 +226,14 @@ async def evaluate(
 
 
 async def _on_pass_alone(
-    session: AsyncSession, environment: str, scan: Scan, check: PassCheck, now_ms: int
+    session: Unit, environment: str, scan: Scan, check: PassCheck, now_ms: int
 ) -> Outcome:
     """A pass that may not reach the ticket, refused on what it is, with no ticket facts: only the
     list the caller named (and its event), where the refusal is logged."""
     facts = Facts()
     if scan.list_id is not None:
-        named = await find_list(session, environment, scan.list_id)
-        facts = Facts(checklist=named, event=await session.get(Event, named.event_id))
+        checklist, event = await _named_list(await driver_of(session), environment, scan.list_id)
+        facts = Facts(checklist=checklist, event=event)
     return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)
 
 
@@ -240,16 +242,14 @@ def _closed() -> ListRules:
 
 
 async def decided_under_lock(
-    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int
+    session: Unit, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int
 ) -> Outcome:
     """The scan decided in the transaction that logs it, with the ticket's row locked: concurrent
     scans of one ticket decide one after the other."""
     return await evaluate(session, keyring, caller, scan, now_ms, lock=True)
 
 
-async def check_in(
-    session: AsyncSession, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int
-) -> Outcome:
+async def check_in(session: Unit, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int) -> Outcome:
     """Decide one scan and log it (admitted or refused). An admitted entry is reported to the app
     that sold the ticket (``ticket.checked-in``)."""
     outcome = await decided_under_lock(session, keyring, caller, scan, now_ms)
@@ -347,12 +347,12 @@ async def scan_once(
     ticket ticketed here is refused. ``encode`` turns the outcome into the answer, which a replay of
     the key answers again."""
 
-    async def scanned(session: AsyncSession) -> dict[str, Any]:
-        outcome = await check_in(session, keyring, caller, scan, now_ms)
+    async def scanned(unit: Transaction) -> dict[str, Any]:
+        outcome = await check_in(unit, keyring, caller, scan, now_ms)
         if outcome.checklist is not None:
             require_door_access(caller, outcome)
         elif outcome.token_ticket_id is not None:
             raise TicketNotFound("this pass names no ticket of an event ticketed here")
         return encode(outcome)
 
-    return await idempotency.write_once(db, once, now_ms, scanned)
+    return await idempotency.write_once(db, once, now_ms, scanned, db.transaction)

@@ -351,13 +351,13 @@ async def take_order(
     now_ms: int,
     codes: limits.CodeLimits,
     once: idempotency.Once | None,
-    work: idempotency.Work,
+    work: idempotency.Work[AsyncSession],
 ) -> dict[str, Any]:
     """How an app's order (a hold, a free claim) is taken: ``work`` in one write transaction, once
     per idempotency key, guarded against guessed offer codes (per app, and per buyer when named)."""
 
     async def once_per_key() -> dict[str, Any]:
-        return await idempotency.write_once(db, once, now_ms, work)
+        return await idempotency.write_once(db, once, now_ms, work, db.write)
 
     return await limits.guarding_codes(
         db, caller, request.offer_code, request.buyer, codes, now_ms, once_per_key

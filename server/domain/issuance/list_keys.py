@@ -17,6 +17,7 @@ import nacl.secret
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.engine import Unit, driver_of
 from server.db.models import CheckInList, ListKey, Ticket
 from server.domain.checkin.door import rules_of
 from server.domain.common import new_id
@@ -28,6 +29,11 @@ from sync.passes import MAX_SIGNATURES, ListSigningKey, ListVerifyKey, PassPaylo
 SERVER_KEY_FILE = "server-secret.key"
 MAX_EVENTS_REMEMBERED = 10_000
 MAX_KEYS_REMEMBERED = 100_000
+_EVENT_KEYS = (
+    "SELECT k.key_id, k.public_key FROM list_keys k JOIN check_in_lists l ON l.id = k.list_id "
+    "WHERE l.event_id = :event_id"
+)
+_KEYS = "SELECT k.key_id, k.public_key FROM list_keys k WHERE k.key_id IN (:key_ids)"
 
 
 def load_server_key(settings: Settings) -> bytes:
@@ -77,35 +83,29 @@ class Keyring:
         return cached
 
     async def event_keys(
-        self, session: AsyncSession, event_id: str, key_ids: Collection[str]
+        self, session: Unit, event_id: str, key_ids: Collection[str]
     ) -> dict[str, ListVerifyKey]:
         """The public keys of every list of the event, by key id: read again only when one of
         ``key_ids`` (those a pass names) is not among them, so the answer is what the database
         holds for each of ``key_ids``."""
         known = self._verify.get(event_id)
         if known is None or not known.keys() >= set(key_ids):
-            rows = await session.execute(
-                select(ListKey.key_id, ListKey.public_key)
-                .join(CheckInList, CheckInList.id == ListKey.list_id)
-                .where(CheckInList.event_id == event_id)
-            )
-            known = {key_id: ListVerifyKey(public_key) for key_id, public_key in rows.all()}
+            rows = await (await driver_of(session)).fetch(_EVENT_KEYS, {"event_id": event_id})
+            known = {key_id: ListVerifyKey(public_key) for key_id, public_key in rows}
             if len(self._verify) >= MAX_EVENTS_REMEMBERED:
                 self._verify.clear()
             self._verify[event_id] = known
         return known
 
-    async def known_keys(self, session: AsyncSession, key_ids: Collection[str]) -> dict[str, ListVerifyKey]:
+    async def known_keys(self, session: Unit, key_ids: Collection[str]) -> dict[str, ListVerifyKey]:
         """The public keys, among ``key_ids``, of any list this server made (key ids are unique
         across lists): a pass none of whose signatures is by one of them was not issued here."""
         missing = [key_id for key_id in key_ids if key_id not in self._known]
         if missing:
-            rows = await session.execute(
-                select(ListKey.key_id, ListKey.public_key).where(ListKey.key_id.in_(missing))
-            )
+            rows = await (await driver_of(session)).fetch_in(_KEYS, {}, "key_ids", missing)
             if len(self._known) >= MAX_KEYS_REMEMBERED:
                 self._known.clear()
-            self._known.update({key_id: ListVerifyKey(public_key) for key_id, public_key in rows.all()})
+            self._known.update({key_id: ListVerifyKey(public_key) for key_id, public_key in rows})
         return {key_id: self._known[key_id] for key_id in key_ids if key_id in self._known}
 
 
