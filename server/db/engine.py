@@ -216,7 +216,7 @@ class Transaction:
     reaches the database takes neither a connection nor SQLite's write lock. Without the session and
     its engine connection, a transaction costs a third of the client CPU (ADR 0020)."""
 
-    __slots__ = ("_driver", "_engine", "_raw", "_sqlite", "left_for_the_end")
+    __slots__ = ("_driver", "_engine", "_raw", "_sqlite", "info", "left_for_the_end")
 
     def __init__(self, engine: AsyncEngine, *, sqlite: bool) -> None:
         self._engine = engine
@@ -224,6 +224,7 @@ class Transaction:
         self._raw: PoolProxiedConnection | None = None
         self._driver: Driver | None = None
         self.left_for_the_end: list[Callable[[], Awaitable[None]]] = []
+        self.info: dict[str, Any] = {}  # what the transaction's statements learnt, as a session's info
 
     async def driver(self) -> Driver:
         """The transaction's connection, begun at the first call."""

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.eventgraph import CalendarEvent, EventGraph, Unresolved
-from server.db.engine import Database, driver_of
+from server.db.engine import Database, Unit, driver_of
 from server.db.models import CapacityGroup, Event, EventRecordPin, Tier
 from server.db.rows import Shape
 from server.domain import consents, ledger
@@ -143,7 +143,7 @@ _HELD = (
 )
 
 
-async def held_places(session: AsyncSession, group_ids: Iterable[str], now_ms: int) -> Held:
+async def held_places(session: Unit, group_ids: Iterable[str], now_ms: int) -> Held:
     """What unexpired holds reserve in the given groups, in one query (a hold line records the
     group its tier sells from)."""
     ids = sorted(set(group_ids))
@@ -170,7 +170,7 @@ async def group_states(
 
 
 async def tier_states(
-    session: AsyncSession,
+    session: Unit,
     tiers: Iterable[Tier],
     now_ms: int,
     groups: Mapping[str, CapacityGroup] | None = None,
@@ -180,8 +180,8 @@ async def tier_states(
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
     if groups is None:
-        found = await session.scalars(select(CapacityGroup).where(CapacityGroup.id.in_(group_ids)))
-        groups = {g.id: g for g in found}
+        found = await (await driver_of(session)).fetch(_GROUPS, {"group_ids": group_ids})
+        groups = {g.id: g for g in map(GROUP.load, found)}
     held = await held_places(session, group_ids, now_ms)
     states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
@@ -220,10 +220,10 @@ _LOCK_OF_TIERS = (
 )
 
 
-_LOCK_TO_SELL = f"SELECT {GROUP.columns} FROM capacity_groups g WHERE g.id IN (:group_ids) ORDER BY g.id"  # noqa: S608 (constant names)
+_GROUPS = f"SELECT {GROUP.columns} FROM capacity_groups g WHERE g.id IN (:group_ids) ORDER BY g.id"  # noqa: S608 (constant names)
 
 
-async def _locked(session: AsyncSession, sql: str, params: dict[str, Any]) -> dict[str, CapacityGroup]:
+async def _locked(session: Unit, sql: str, params: dict[str, Any]) -> dict[str, CapacityGroup]:
     """Capacity groups locked by ``sql`` (sent to the driver, in the one lock order), as read: not in
     the session, so what the ORM changes of a group locks it with :func:`lock_groups`."""
     driver = await driver_of(session)
@@ -232,15 +232,15 @@ async def _locked(session: AsyncSession, sql: str, params: dict[str, Any]) -> di
     }
 
 
-async def lock_groups_of_tiers(session: AsyncSession, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+async def lock_groups_of_tiers(session: Unit, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
     """The groups the given tiers sell from, locked in one statement (see :func:`_locked`)."""
     return await _locked(session, _LOCK_OF_TIERS, {"tier_ids": sorted(set(tier_ids))})
 
 
-async def lock_groups_to_sell(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
+async def lock_groups_to_sell(session: Unit, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
     """The groups, locked in one statement, to check places again before selling them (a payment
     of a hold that ended; see :func:`_locked`)."""
-    return await _locked(session, _LOCK_TO_SELL, {"group_ids": sorted(set(group_ids))})
+    return await _locked(session, _GROUPS, {"group_ids": sorted(set(group_ids))})
 
 
 # --- loading and permissions ---------------------------------------------------------------------

@@ -7,15 +7,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
-from server.db.engine import Database, driver_of
+from server.db.engine import Database, Transaction, Unit, driver_of
 from server.db.models import (
-    App,
     CapacityGroup,
     Event,
     Hold,
@@ -23,10 +22,10 @@ from server.db.models import (
     Offer,
     Tier,
 )
-from server.db.rows import Shape, attach, insert_all
+from server.db.rows import Shape, insert_all
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import Inventory, TierState, find_event, lock_groups_of_tiers, tier_states
+from server.domain.catalog.service import Inventory, TierState, lock_groups_of_tiers, tier_states
 from server.domain.common import new_id
 from server.domain.holds.rules import (
     Shortage,
@@ -44,7 +43,7 @@ from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
 from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
-from server.errors import InvalidRequest, TicketHoldNotFound, TierNotFound
+from server.errors import EventNotFound, InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
 
@@ -103,9 +102,15 @@ _TIERS = (
     "WHERE t.id IN (:tier_ids) AND e.environment = :environment"
 )
 HOLD, HOLD_ITEM = Shape(Hold, "h"), Shape(HoldItem, "i")
+U = TypeVar("U", bound=Unit)
+_NAMED_EVENT = (
+    "SELECT e.id FROM events e WHERE e.environment = :environment "
+    "AND e.id = COALESCE(:event_id, e.id) AND e.uri = COALESCE(:event_uri, e.uri)"
+)
+_FEES = "SELECT a.fee_bps, a.fee_flat, a.fee_to_buyer FROM apps a WHERE a.id = :app_id"
 
 
-async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
+async def _load_tiers(session: Unit, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
     driver = await driver_of(session)
     rows = await driver.fetch(
         _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
@@ -124,9 +129,7 @@ async def _load_tiers(session: AsyncSession, caller: Caller, tier_ids: Sequence[
     return _Loaded(tiers, events, consented)
 
 
-async def _hold_event(
-    session: AsyncSession, caller: Caller, request: HoldRequest, events: dict[str, Event]
-) -> Event:
+async def _hold_event(session: Unit, caller: Caller, request: HoldRequest, events: dict[str, Event]) -> Event:
     """The one event of the tiers asked for, which must be the event the request names, if any."""
     if len(events) != 1:
         raise InvalidRequest("all items of a hold must be tiers of one event")
@@ -134,7 +137,9 @@ async def _hold_event(
     if request.event_id in (None, event.id) and request.event_uri in (None, event.uri):
         return event
     # Another event is named: refused as not found when there is no such event here.
-    await find_event(session, caller.environment, event_id=request.event_id, event_uri=request.event_uri)
+    named = {"environment": caller.environment, "event_id": request.event_id, "event_uri": request.event_uri}
+    if not await (await driver_of(session)).fetch(_NAMED_EVENT, named):
+        raise EventNotFound("this event is not ticketed here")
     raise InvalidRequest("the tiers asked for do not belong to the event named")
 
 
@@ -149,16 +154,17 @@ class Priced:
     quote: Quote
 
 
-async def app_fees(session: AsyncSession, caller: Caller) -> Fees:
+async def app_fees(session: Unit, caller: Caller) -> Fees:
     if caller.settings is not None:
         return caller.settings.fees
-    app = await session.get(App, caller.app_id)
-    if app is None:
+    rows = await (await driver_of(session)).fetch(_FEES, {"app_id": caller.app_id})
+    if not rows:
         return NO_FEES
-    return Fees(bps=app.fee_bps, flat=app.fee_flat, to_buyer=app.fee_to_buyer)
+    bps, flat, to_buyer = rows[0]
+    return Fees(bps=bps, flat=flat, to_buyer=bool(to_buyer))
 
 
-async def app_destination(session: AsyncSession, caller: Caller) -> str | None:
+async def app_destination(session: Unit, caller: Caller) -> str | None:
     """Where the app's lifecycle events go (``outbox.service.webhook_url``)."""
     if caller.settings is not None:
         return caller.settings.destination
@@ -166,7 +172,7 @@ async def app_destination(session: AsyncSession, caller: Caller) -> str | None:
 
 
 async def price_order(
-    session: AsyncSession,
+    session: Unit,
     caller: Caller,
     request: HoldRequest,
     now_ms: int,
@@ -218,7 +224,7 @@ def shortages_in(requested: Mapping[str, int], states: Sequence[TierState]) -> l
 
 
 async def check_hold(
-    session: AsyncSession,
+    session: Unit,
     caller: Caller,
     request: HoldRequest,
     now_ms: int,
@@ -235,9 +241,7 @@ async def check_hold(
     return priced
 
 
-async def checked_under_locks(
-    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int
-) -> Priced:
+async def checked_under_locks(session: Unit, caller: Caller, request: HoldRequest, now_ms: int) -> Priced:
     """Every rule a hold must pass, checked in the hold's own transaction after locking its capacity
     groups (and, in the check, its offer): concurrent holds of the same places decide one after
     the other."""
@@ -246,9 +250,10 @@ async def checked_under_locks(
 
 
 async def create_hold(
-    session: AsyncSession, caller: Caller, request: HoldRequest, now_ms: int, ttl_ms: int
+    session: Unit, caller: Caller, request: HoldRequest, now_ms: int, ttl_ms: int
 ) -> HoldResult:
-    """Reserve every item, and the offer's redemptions, or nothing."""
+    """Reserve every item, and the offer's redemptions, or nothing. The hold is written by the
+    driver, not the session: a caller that changes it through the ORM attaches it first."""
     checked = await checked_under_locks(session, caller, request, now_ms)
     event, tiers, quote = checked.event, checked.tiers, checked.quote
     lines = [HeldLine(tiers[tier_id], quantity) for tier_id, quantity in request.items.items()]
@@ -315,9 +320,8 @@ async def create_hold(
         (ledger.ENTRY, [entry]),
         (OUTBOX_MESSAGE, [message]),
     )
-    attach(session, hold)
     if checked.offer is not None:
-        offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
+        await offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)
     return HoldResult(hold, lines, checked.offer)
 
 
@@ -336,12 +340,10 @@ async def place_hold(
     per idempotency key, in one write transaction. ``encode`` turns the hold into the answer, which
     a replay of the key answers again."""
 
-    async def hold(session: AsyncSession) -> dict[str, Any]:
-        result = await create_hold(session, caller, request, now_ms, ttl_ms)
-        await session.flush()
-        return encode(result)
+    async def hold(unit: Transaction) -> dict[str, Any]:
+        return encode(await create_hold(unit, caller, request, now_ms, ttl_ms))
 
-    return await take_order(db, caller, request, now_ms, codes, once, hold)
+    return await take_order(db, caller, request, now_ms, codes, once, hold, db.transaction)
 
 
 async def take_order(
@@ -351,13 +353,15 @@ async def take_order(
     now_ms: int,
     codes: limits.CodeLimits,
     once: idempotency.Once | None,
-    work: idempotency.Work[AsyncSession],
+    work: idempotency.Work[U],
+    begin: idempotency.Begin[U],
 ) -> dict[str, Any]:
-    """How an app's order (a hold, a free claim) is taken: ``work`` in one write transaction, once
-    per idempotency key, guarded against guessed offer codes (per app, and per buyer when named)."""
+    """How an app's order (a hold, a free claim) is taken: ``work`` in one write transaction
+    ``begin`` opens, once per idempotency key, guarded against guessed offer codes (per app, and per
+    buyer when named)."""
 
     async def once_per_key() -> dict[str, Any]:
-        return await idempotency.write_once(db, once, now_ms, work, db.write)
+        return await idempotency.write_once(db, once, now_ms, work, begin)
 
     return await limits.guarding_codes(
         db, caller, request.offer_code, request.buyer, codes, now_ms, once_per_key

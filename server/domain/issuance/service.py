@@ -26,7 +26,7 @@ from server.db.models import (
     TicketEvent,
     Tier,
 )
-from server.db.rows import Shape, insert_all
+from server.db.rows import Shape, attach, insert_all
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
@@ -381,6 +381,7 @@ async def claim_free(
 
     async def claim(session: AsyncSession) -> dict[str, Any]:
         held = await create_hold(session, caller, request, now_ms, ttl_ms)
+        attach(session, held.hold)
         if held.hold.amount != 0:
             priced = ", ".join(line.tier.id for line in held.lines if line.tier.unit_amount != 0)
             raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")
@@ -398,7 +399,7 @@ async def claim_free(
         )
         return encode(Claim(claim_id, held, await in_context(session, keyring, issued.tickets)))
 
-    return await take_order(db, caller, request, now_ms, codes, once, claim)
+    return await take_order(db, caller, request, now_ms, codes, once, claim, db.write)
 
 
 async def _managed_ticket(session: AsyncSession, caller: Caller, ticket_id: str) -> Ticket:

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Database
+from server.db.engine import Database, Unit, driver_of
 from server.db.models import Event, Hold, Offer, OfferRedemption, Tier
+from server.db.rows import Shape
 from server.domain.caller import Caller
 from server.domain.catalog.rules import check_status
 from server.domain.catalog.service import Inventory, ensure_can_manage, find_event, inventory, note_change
@@ -188,40 +189,53 @@ async def list_offers(
     return await usages(session, list(await session.scalars(query)), now_ms)
 
 
-async def usages(session: AsyncSession, offers: list[Offer], now_ms: int) -> list[OfferUsage]:
-    rows = await session.execute(
-        select(OfferRedemption.offer_id, func.sum(OfferRedemption.places))
-        .where(
-            OfferRedemption.offer_id.in_([o.id for o in offers]),
-            OfferRedemption.active_until_ms > now_ms,
-        )
-        .group_by(OfferRedemption.offer_id)
+OFFER = Shape(Offer, "o")
+_RESERVED = (
+    "SELECT r.offer_id, SUM(r.places) FROM offer_redemptions r "
+    "WHERE r.offer_id IN (:offer_ids) AND r.active_until_ms > :now_ms GROUP BY r.offer_id"
+)
+_FOR_CODE = (
+    f"SELECT {OFFER.columns} FROM offers o "  # noqa: S608 (constant names)
+    "WHERE o.event_id = :event_id AND o.code_key = :code_key AND o.status = 'active'"
+)
+_USED_BY_BUYER = (
+    "SELECT COALESCE(SUM(r.places), 0) FROM offer_redemptions r WHERE r.offer_id = :offer_id "
+    "AND r.buyer_key = :buyer_key AND (r.consumed OR r.active_until_ms > :now_ms)"
+)
+_RESERVE = (
+    "INSERT INTO offer_redemptions (offer_id, hold_id, buyer_key, places, active_until_ms, consumed) "
+    "VALUES (:offer_id, :hold_id, :buyer_key, :places, :active_until_ms, :consumed)"
+)
+
+
+async def usages(session: Unit, offers: list[Offer], now_ms: int) -> list[OfferUsage]:
+    rows = await (await driver_of(session)).fetch_in(
+        _RESERVED, {"now_ms": now_ms}, "offer_ids", [o.id for o in offers]
     )
-    reserved = {offer_id: int(total) for offer_id, total in rows.all()}
+    reserved = {offer_id: int(total) for offer_id, total in rows}
     return [OfferUsage(o, o.redeemed, reserved.get(o.id, 0)) for o in offers]
 
 
 # --- codes on orders -----------------------------------------------------------------------------
 
 
-async def offer_for_code(
-    session: AsyncSession, event: Event, code: str, now_ms: int, *, lock: bool = False
-) -> Offer:
+async def offer_for_code(session: Unit, event: Event, code: str, now_ms: int, *, lock: bool = False) -> Offer:
     """The active offer of ``event`` that ``code`` names, within its window; otherwise
-    :class:`InvalidOfferCode`, whatever the reason."""
-    query = select(Offer).where(
-        Offer.event_id == event.id, Offer.code_key == rules.code_key(code), Offer.status == "active"
+    :class:`InvalidOfferCode`, whatever the reason. Read as it is (``lock``: locked until the
+    transaction ends), not into the session: nothing changes it through the ORM."""
+    driver = await driver_of(session)
+    rows = await driver.fetch(
+        _FOR_CODE + driver.for_update() if lock else _FOR_CODE,
+        {"event_id": event.id, "code_key": rules.code_key(code)},
     )
-    offer = await session.scalar(
-        (query.with_for_update() if lock else query).execution_options(populate_existing=True)
-    )
+    offer = OFFER.load(rows[0]) if rows else None
     if offer is None or not rules.in_window(offer.starts_ms, offer.ends_ms, now_ms):
         raise InvalidOfferCode("this code cannot be used for this order")
     return offer
 
 
 async def check_room(
-    session: AsyncSession,
+    session: Unit,
     offer: Offer,
     places: int,
     buyer_key: str | None,
@@ -237,27 +251,24 @@ async def check_room(
     if offer.max_per_buyer is not None and for_buyer:
         if buyer_key is None:
             raise InvalidRequest("this code is limited per buyer: send buyerDid or customerEmail")
-        used = await session.scalar(
-            select(func.coalesce(func.sum(OfferRedemption.places), 0)).where(
-                OfferRedemption.offer_id == offer.id,
-                OfferRedemption.buyer_key == buyer_key,
-                or_(OfferRedemption.consumed.is_(True), OfferRedemption.active_until_ms > now_ms),
-            )
+        ((used,),) = await (await driver_of(session)).fetch(
+            _USED_BY_BUYER, {"offer_id": offer.id, "buyer_key": buyer_key, "now_ms": now_ms}
         )
         rules.check_buyer_room(places, int(used or 0), offer.max_per_buyer)
 
 
-def reserve(session: AsyncSession, offer: Offer, hold: Hold, places: int, buyer: str | None) -> None:
+async def reserve(session: Unit, offer: Offer, hold: Hold, places: int, buyer: str | None) -> None:
     """The hold's redemptions, reserved until it expires."""
-    session.add(
-        OfferRedemption(
-            offer_id=offer.id,
-            hold_id=hold.id,
-            buyer_key=buyer,
-            places=places,
-            active_until_ms=hold.expires_ms,
-            consumed=False,
-        )
+    await (await driver_of(session)).execute(
+        _RESERVE,
+        {
+            "offer_id": offer.id,
+            "hold_id": hold.id,
+            "buyer_key": buyer,
+            "places": places,
+            "active_until_ms": hold.expires_ms,
+            "consumed": False,
+        },
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ColumnElement
 
-from server.db.engine import driver_of
+from server.db.engine import Unit, driver_of
 from server.db.models import App, Event, OutboxMessage, WebhookAttempt
 from server.db.rows import Shape
 from server.domain.common import new_id
@@ -64,7 +64,7 @@ def remember(session: AsyncSession, *, event_id: str, uri: str, app_id: str, des
     session.info.setdefault(_DESTINATIONS, {})[app_id] = destination
 
 
-async def webhook_url(session: AsyncSession, app_id: str) -> str | None:
+async def webhook_url(session: Unit, app_id: str) -> str | None:
     """Where the app's lifecycle events go (:data:`DESTINATION`); no statement when the session
     has it already (:func:`remember`)."""
     known: dict[str, str | None] = session.info.get(_DESTINATIONS, {})

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.atproto.eventgraph import CALENDAR_EVENT
 from server.db.engine import Database
 from server.db.models import App, Event, Hold, Offer, Ticket
+from server.db.rows import attach
 from server.domain.caller import Caller
 from server.domain.catalog.rules import SaleState
 from server.domain.catalog.service import Inventory, TierState, inventory
@@ -157,5 +158,6 @@ async def buy(
     followed by the hold's token, paid or cancelled."""
     async with db.write() as session:
         result = await create_hold(session, caller, request, now_ms, ttl_ms)
+        attach(session, result.hold)
         result.hold.return_url = result.hold.cancel_url = back + result.hold.token
     return result.hold
