@@ -42,7 +42,7 @@ async def upload_held_open(
     db = Database(database_url)
     try:
         async with db.write() as session:
-            lists = dict((await session.execute(select(CheckInList.id, CheckInList.event_id))).tuples().all())
+            lists = dict((await session.execute(select(CheckInList.id, CheckInList.event_id))).all())
             resolved = await resolve_tickets(session, "test", batch)
             known = [pair for pair in resolved if pair is not None]
             yield await store_records(session, "test", desk.device_id, known, lists, int(time.time() * 1000))
