@@ -17,6 +17,7 @@ parameters (buyer emails, names, tokens) into its text, and so into a log line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import re
@@ -201,12 +202,18 @@ _AT_THE_END = "statements at the end"
 
 async def _given_back(raw: PoolProxiedConnection, driver: Driver | None) -> None:
     """``raw`` back to its pool. Statements were sent on it behind SQLAlchemy's back: a connection
-    the driver failed on (a statement interrupted, a lost server) is closed instead of reused."""
+    the driver failed on (a statement interrupted, a lost server) is closed instead of reused.
+
+    Then the caller yields once, so that whoever waited for a connection takes this one first: the
+    pool's queue wakes its first waiter, but does not keep the connection for it, and a caller
+    that asked again at once took it back, again and again (on SQLite's one writer, eight clients
+    saw a p99 of 4 s instead of 26 ms)."""
     if driver is not None and driver.failed:
         driver.interrupt()
         await greenlet_spawn(raw.invalidate)
     else:
         raw.close()
+    await asyncio.sleep(0)
 
 
 class Transaction:

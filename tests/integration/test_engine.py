@@ -23,6 +23,7 @@ from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
 from server.db.rows import COPY_ROWS, Shape, attach, insert_all
 
 INSERT = "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp AS BIGINT)) RETURNING jti"
+INSERT_ONLY = INSERT.removesuffix(" RETURNING jti")
 
 
 async def replays(db: Database) -> int:
@@ -118,7 +119,7 @@ async def test_statements_sent_in_a_session_commit_and_roll_back_with_it(db: Dat
         driver = await driver_of(session)
         rows = await driver.fetch("SELECT jti FROM jwt_replays WHERE iss = :iss", {"iss": "did:web:a"})
         assert rows == [("pending",)]
-        await driver.execute(INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "x", "exp": 2})
+        await driver.execute(INSERT_ONLY, {"iss": "did:web:a", "jti": "x", "exp": 2})
     assert await replays(db) == 2
 
 
@@ -244,14 +245,10 @@ async def test_a_session_asks_for_its_driver_again_in_each_transaction(db: Datab
     async with AsyncSession(db.write_engine) as session:
         first = await driver_of(session)
         assert await driver_of(session) is first
-        await first.execute(
-            INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "kept", "exp": 1}
-        )
+        await first.execute(INSERT_ONLY, {"iss": "did:web:a", "jti": "kept", "exp": 1})
         await session.commit()
         second = await driver_of(session)
-        await second.execute(
-            INSERT.replace(" RETURNING jti", ""), {"iss": "did:web:a", "jti": "undone", "exp": 1}
-        )
+        await second.execute(INSERT_ONLY, {"iss": "did:web:a", "jti": "undone", "exp": 1})
         await session.rollback()
     async with db.read() as session:
         assert list(await session.scalars(select(JwtReplay.jti))) == ["kept"]
@@ -278,7 +275,7 @@ async def test_a_broken_constraint_raises_what_the_orm_raises(db: Database) -> N
     does, so the callers that answer a lost race ("stored concurrently: retry", a delivery answered
     as a duplicate) see it whichever route wrote."""
     row = {"iss": "did:web:a", "jti": "one", "exp": 1}
-    insert_only = INSERT.replace(" RETURNING jti", "")
+    insert_only = INSERT_ONLY
     async with db.write() as session:
         await (await driver_of(session)).execute(insert_only, row)
     with pytest.raises(IntegrityError):
@@ -485,3 +482,32 @@ async def test_a_transaction_interrupted_mid_statement_leaves_nothing_behind(db:
             await (await unit.driver()).fetch(INSERT, {"iss": "did:web:a", "jti": "next", "exp": 1})
         async with db.read() as session:
             assert list(await session.scalars(select(JwtReplay.jti))) == ["next"]
+
+
+async def test_callers_waiting_for_a_connection_take_turns(database_url: str) -> None:
+    """A connection given back goes to whoever waited for it, not to the caller that gave it back
+    and asks again at once: with one connection and eight callers each writing in turn (a spend,
+    then a transaction, as a request does), no caller gets ahead of another by more than a few
+    of rounds. Without the turn, one caller ran hundreds of rounds while the others waited."""
+    db = Database(database_url, pool_size=1)
+    done = [0] * 8
+    spread = 0
+    try:
+
+        async def caller(index: int) -> None:
+            nonlocal spread
+            for round_ in range(40):
+                jti = f"{index}-{round_}"
+                spend = {"iss": "s", "jti": jti, "exp": 1}
+                await db.autocommit(functools.partial(Driver.execute, sql=INSERT_ONLY, params=spend))
+                async with db.transaction() as unit:
+                    await (await unit.driver()).execute(INSERT_ONLY, {"iss": "t", "jti": jti, "exp": 1})
+                done[index] += 1
+                spread = max(spread, max(done) - min(done))
+
+        async with asyncio.timeout(120):
+            await asyncio.gather(*(caller(i) for i in range(8)))
+        assert await replays(db) == 8 * 40 * 2
+        assert spread <= 5, f"a caller got {spread} rounds ahead of another"
+    finally:
+        await db.dispose()
