@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, Driver, Unit, driver_of
 from server.db.models import IdempotencyKey
@@ -165,7 +164,7 @@ async def run_once(
 
 
 async def run_once_atomically(
-    db: Database, scope: str, key: str, digest: str, now_ms: int, work: Work[AsyncSession]
+    db: Database, scope: str, key: str, digest: str, now_ms: int, work: Work[U], begin: Begin[U]
 ) -> tuple[dict[str, Any], bool]:
     """Run ``work`` once per ``(scope, key)`` in one transaction that also stores the key and the
     response; answers ``(response, reused)``. A duplicate arriving while the first still runs is not
@@ -174,13 +173,13 @@ async def run_once_atomically(
     locks it depends on (two runs at once then decide one after the other) and must not mind being
     undone."""
     try:
-        async with db.write() as session:
-            stored = _replay(await _key_row(await driver_of(session), scope, key), digest, now_ms)
+        async with begin() as unit:
+            stored = _replay(await _key_row(await driver_of(unit), scope, key), digest, now_ms)
             if stored is not None:
                 return stored, True
-            response = await work(session)
+            response = await work(unit)
             done = _row(scope, key, digest, "done", now_ms, response, now_ms)
-            await KEY.insert(await driver_of(session), done)  # after what the work left to flush
+            await KEY.insert(await driver_of(unit), done)  # after what the work left to flush
     except IntegrityError:
         async with db.read() as session:
             row = await _key_row(await driver_of(session), scope, key)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
@@ -107,6 +107,7 @@ _NAMED_EVENT = (
     "SELECT e.id FROM events e WHERE e.environment = :environment "
     "AND e.id = COALESCE(:event_id, e.id) AND e.uri = COALESCE(:event_uri, e.uri)"
 )
+_RELEASE = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
 _FEES = "SELECT a.fee_bps, a.fee_flat, a.fee_to_buyer FROM apps a WHERE a.id = :app_id"
 
 
@@ -407,13 +408,16 @@ def hold_webhook(hold: Hold, lines: Sequence[HeldLine], uri: str) -> dict[str, A
 
 
 async def end_hold(
-    session: AsyncSession, hold: Hold, status: str, actor: str | None, now_ms: int, reason: str | None
+    session: Unit, hold: Hold, status: str, actor: str | None, now_ms: int, reason: str | None
 ) -> None:
-    hold.status = status
-    hold.updated_ms = now_ms
-    await session.execute(update(HoldItem).where(HoldItem.hold_id == hold.id).values(active_until_ms=None))
+    """``hold`` ended (``status``): its places and redemptions are no longer held, and the ledger
+    says why. Written by the driver; a session that tracks the hold has nothing left to flush."""
+    driver = await driver_of(session)
+    await HOLD.update(driver, hold, status=status, updated_ms=now_ms)
+    await driver.execute(_RELEASE, {"hold_id": hold.id})
     await offers.give_back(session, hold.id)
-    session.add(ledger.about("hold", hold, status, actor, now_ms, {"reason": reason} if reason else None))
+    entry = ledger.about("hold", hold, status, actor, now_ms, {"reason": reason} if reason else None)
+    await ledger.ENTRY.insert(driver, entry)
 
 
 async def release_hold(

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nacl.secret
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Unit, driver_of
 from server.db.models import CheckInList, ListKey, Ticket
+from server.db.rows import Shape
 from server.domain.checkin.door import rules_of
 from server.domain.common import new_id
 from server.domain.publishing.marks import mark_changed
@@ -34,6 +35,16 @@ _EVENT_KEYS = (
     "WHERE l.event_id = :event_id"
 )
 _KEYS = "SELECT k.key_id, k.public_key FROM list_keys k WHERE k.key_id IN (:key_ids)"
+KEY, LIST = Shape(ListKey, "k"), Shape(CheckInList, "l")
+_RETIRE_KEYS = (
+    "UPDATE list_keys SET status = 'retired', retired_ms = :now_ms "
+    "WHERE list_id = :list_id AND status = 'active'"
+)
+_KEY_TAKEN = "SELECT k.key_id FROM list_keys k WHERE k.key_id = :key_id"
+_DEFAULT_LIST = (
+    f"SELECT {LIST.columns} FROM check_in_lists l "  # noqa: S608 (constant names)
+    "WHERE l.event_id = :event_id AND l.is_default"
+)
 
 
 def load_server_key(settings: Settings) -> bytes:
@@ -109,48 +120,38 @@ class Keyring:
         return {key_id: self._known[key_id] for key_id in key_ids if key_id in self._known}
 
 
-async def add_list_key(session: AsyncSession, keyring: Keyring, list_id: str, now_ms: int) -> ListKey:
+async def add_list_key(session: Unit, keyring: Keyring, list_id: str, now_ms: int) -> ListKey:
     """A new active key for the list; the previous active key (if any) retires but still verifies."""
-    for old in await session.scalars(
-        select(ListKey).where(ListKey.list_id == list_id, ListKey.status == "active")
-    ):
-        old.status = "retired"
-        old.retired_ms = now_ms
+    driver = await driver_of(session)
+    await driver.execute(_RETIRE_KEYS, {"list_id": list_id, "now_ms": now_ms})
     signing = ListSigningKey.generate()
-    while await session.scalar(select(ListKey.key_id).where(ListKey.key_id == signing.key_id)) is not None:
+    while await driver.fetch(_KEY_TAKEN, {"key_id": signing.key_id}):
         signing = ListSigningKey.generate()  # key ids are 4 bytes: unique across lists, never reused
-    row = ListKey(
+    row = KEY.new(
         list_id=list_id,
         key_id=signing.key_id,
         public_key=signing.public_key,
         sealed_seed=keyring.seal(signing.seed),
         status="active",
         created_ms=now_ms,
+        retired_ms=None,
     )
-    session.add(row)
-    await session.flush()
+    await KEY.insert(driver, row)
     return row
 
 
-_DEFAULT_LIST = select(CheckInList).where(
-    CheckInList.event_id == bindparam("event_id"), CheckInList.is_default.is_(True)
-)
-
-
-async def ensure_default_list(
-    session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int
-) -> CheckInList:
+async def ensure_default_list(session: Unit, keyring: Keyring, event_id: str, now_ms: int) -> CheckInList:
     """Every ticketed event has a default check-in list admitting all its tiers."""
-    found = await session.scalar(_DEFAULT_LIST, {"event_id": event_id})
-    if found is not None:
+    rows = await (await driver_of(session)).fetch(_DEFAULT_LIST, {"event_id": event_id})
+    if rows:
         keyring.note_default_list(event_id)
-        return found
+        return LIST.load(rows[0])
     return await add_list(
         session, keyring, event_id, now_ms, name="Main entrance", is_default=True, tier_ids=None
     )
 
 
-async def default_list_made(session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int) -> None:
+async def default_list_made(session: Unit, keyring: Keyring, event_id: str, now_ms: int) -> None:
     """:func:`ensure_default_list` for callers that need only that it exists: no statement for an
     event this process has seen with one (found, so not made by a transaction that may yet roll
     back)."""
@@ -158,12 +159,11 @@ async def default_list_made(session: AsyncSession, keyring: Keyring, event_id: s
         await ensure_default_list(session, keyring, event_id, now_ms)
 
 
-async def add_list(
-    session: AsyncSession, keyring: Keyring, event_id: str, now_ms: int, **fields: Any
-) -> CheckInList:
+async def add_list(session: Unit, keyring: Keyring, event_id: str, now_ms: int, **fields: Any) -> CheckInList:
     """A new active check-in list of the event with its first signing key; the event's public
-    records are marked changed. ``fields`` are the list's other column values."""
-    made = CheckInList(
+    records are marked changed. ``fields`` are the list's other column values. Written by the
+    driver: the list is as written, in no session."""
+    made = LIST.new(
         id=new_id("checklist", now_ms),
         event_id=event_id,
         status="active",
@@ -171,8 +171,7 @@ async def add_list(
         updated_ms=now_ms,
         **fields,
     )
-    session.add(made)
-    await session.flush()
+    await LIST.insert(await driver_of(session), made)
     await add_list_key(session, keyring, made.id, now_ms)
     await mark_changed(session, event_id)
     return made

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import metrics
-from server.db.engine import Database, at_the_end, driver_of
+from server.db.engine import Database, Unit, at_the_end, driver_of
 from server.db.models import (
     Hold,
     HoldItem,
@@ -26,7 +26,7 @@ from server.db.models import (
     TicketEvent,
     Tier,
 )
-from server.db.rows import Shape, attach, insert_all
+from server.db.rows import Shape, insert_all
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
 from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
@@ -74,7 +74,7 @@ _SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
 _SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
 
 
-async def _sell(session: AsyncSession, hold: Hold, items: Sequence[HoldItem]) -> None:
+async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
     """Count the hold's places sold: each group's row locked by its own UPDATE, in the one lock
     order (a caller that checked the places again holds these locks already), then the tiers';
     then the offer's redemptions spent, in the same order."""
@@ -93,7 +93,7 @@ async def _sell(session: AsyncSession, hold: Hold, items: Sequence[HoldItem]) ->
         await offers.consume(session, hold.id)
 
 
-async def release_items(session: AsyncSession, hold_id: str) -> list[HoldItem]:
+async def release_items(session: Unit, hold_id: str) -> list[HoldItem]:
     """The lines of a hold about to be issued (or found ended), in their order, no longer counted as
     held (seen by others only when the transaction commits, together with the places sold), in one
     statement. The lines are as read, in no session: nothing else changes them."""
@@ -131,7 +131,7 @@ class Issued:
     tickets: list[Ticket]
 
 
-async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
+async def prepare_issue(session: Unit, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
     """The part of issuing ``hold`` that no capacity lock guards, after :func:`release_items`: the
     event's default list made if it has none, the event's URI read for the webhook (the session
     keeps it). Answers the seller's webhook URL, for :func:`issue_hold`."""
@@ -141,7 +141,7 @@ async def prepare_issue(session: AsyncSession, keyring: Keyring, hold: Hold, now
 
 
 async def issue_hold(
-    session: AsyncSession,
+    session: Unit,
     hold: Hold,
     items: Sequence[HoldItem],
     now_ms: int,
@@ -381,7 +381,6 @@ async def claim_free(
 
     async def claim(session: AsyncSession) -> dict[str, Any]:
         held = await create_hold(session, caller, request, now_ms, ttl_ms)
-        attach(session, held.hold)
         if held.hold.amount != 0:
             priced = ", ".join(line.tier.id for line in held.lines if line.tier.unit_amount != 0)
             raise TierNotFree(f"only free tickets can be claimed (or made free by an offer code): {priced}")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import Database, Unit, driver_of
@@ -202,6 +202,15 @@ _USED_BY_BUYER = (
     "SELECT COALESCE(SUM(r.places), 0) FROM offer_redemptions r WHERE r.offer_id = :offer_id "
     "AND r.buyer_key = :buyer_key AND (r.consumed OR r.active_until_ms > :now_ms)"
 )
+REDEMPTION = Shape(OfferRedemption, "r")
+_REDEMPTION = f"SELECT {REDEMPTION.columns} FROM offer_redemptions r WHERE r.hold_id = :hold_id"  # noqa: S608 (constant names)
+_OFFER = f"SELECT {OFFER.columns} FROM offers o WHERE o.id = :offer_id"  # noqa: S608 (constant names)
+_GIVE_BACK = "UPDATE offer_redemptions SET active_until_ms = NULL WHERE hold_id = :hold_id AND NOT consumed"
+_CONSUME = (
+    "UPDATE offer_redemptions SET consumed = TRUE, active_until_ms = NULL "
+    "WHERE hold_id = :hold_id AND NOT consumed RETURNING offer_id, places"
+)
+_REDEEMED = "UPDATE offers SET redeemed = redeemed + :places WHERE id = :offer_id"
 _RESERVE = (
     "INSERT INTO offer_redemptions (offer_id, hold_id, buyer_key, places, active_until_ms, consumed) "
     "VALUES (:offer_id, :hold_id, :buyer_key, :places, :active_until_ms, :consumed)"
@@ -272,56 +281,32 @@ async def reserve(session: Unit, offer: Offer, hold: Hold, places: int, buyer: s
     )
 
 
-async def give_back(session: AsyncSession, hold_id: str) -> None:
+async def give_back(session: Unit, hold_id: str) -> None:
     """A hold that ended without completing returns its redemptions."""
-    await session.execute(
-        update(OfferRedemption)
-        .where(OfferRedemption.hold_id == hold_id, OfferRedemption.consumed.is_(False))
-        .values(active_until_ms=None)
-    )
+    await (await driver_of(session)).execute(_GIVE_BACK, {"hold_id": hold_id})
 
 
-async def recheck(session: AsyncSession, hold: Hold, now_ms: int) -> bool:
+async def recheck(session: Unit, hold: Hold, now_ms: int) -> bool:
     """Before a late payment re-reserves an ended hold: whether its redemptions are still there
     (the offer locked, like the groups). A hold without an offer always passes."""
-    redemption = await _redemption(session, hold.id)
-    if redemption is None:
+    driver = await driver_of(session)
+    rows = await driver.fetch(_REDEMPTION, {"hold_id": hold.id})
+    if not rows:
         return True
-    offer = await session.scalar(
-        select(Offer)
-        .where(Offer.id == redemption.offer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert offer is not None
+    redemption = REDEMPTION.load(rows[0])
+    (offer_row,) = await driver.fetch(_OFFER + driver.for_update(), {"offer_id": redemption.offer_id})
     try:
-        await check_room(session, offer, redemption.places, redemption.buyer_key, now_ms)
+        await check_room(session, OFFER.load(offer_row), redemption.places, redemption.buyer_key, now_ms)
     except (OfferCodeExhausted, InvalidRequest):
         return False
     return True
 
 
-async def consume(session: AsyncSession, hold_id: str) -> None:
+async def consume(session: Unit, hold_id: str) -> None:
     """A completed hold spends its redemptions for good."""
-    redemption = await _redemption(session, hold_id)
-    if redemption is None or redemption.consumed:
-        return
-    redemption.consumed = True
-    redemption.active_until_ms = None
-    await session.execute(
-        update(Offer)
-        .where(Offer.id == redemption.offer_id)
-        .values(redeemed=Offer.redeemed + redemption.places)
-    )
-
-
-async def _redemption(session: AsyncSession, hold_id: str) -> OfferRedemption | None:
-    redemption: OfferRedemption | None = await session.scalar(
-        select(OfferRedemption)
-        .where(OfferRedemption.hold_id == hold_id)
-        .execution_options(populate_existing=True)
-    )
-    return redemption
+    driver = await driver_of(session)
+    for offer_id, places in await driver.fetch(_CONSUME, {"hold_id": hold_id}):
+        await driver.execute(_REDEEMED, {"offer_id": offer_id, "places": places})
 
 
 async def available_tiers(

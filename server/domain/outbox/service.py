@@ -35,17 +35,24 @@ _WEBHOOK_URL = f"SELECT {destination_sql('a')} FROM apps a WHERE a.id = :app_id"
 
 
 async def enqueue(
-    session: AsyncSession, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
+    session: Unit, app_id: str, environment: str, event_type: str, data: dict[str, Any], now_ms: int
 ) -> OutboxMessage | None:
-    """Queue ``event_type`` for the app; nothing when the app receives no lifecycle events."""
-    url = await webhook_url(session, app_id)
-    return queue(session, outbox_message(app_id, url, environment, event_type, data, now_ms))
+    """Queue ``event_type`` for the app, in the caller's transaction; nothing when the app receives
+    no lifecycle events."""
+    message = outbox_message(
+        app_id, await webhook_url(session, app_id), environment, event_type, data, now_ms
+    )
+    if message is not None:
+        await MESSAGE.insert(await driver_of(session), message)
+    return message
 
 
-async def event_uri(session: AsyncSession, event_id: str) -> str:
+async def event_uri(session: Unit, event_id: str) -> str:
     """The calendar event URI every lifecycle event names (``data.eventUri``); no statement when
-    the session has the event loaded, or has read its URI, already."""
-    loaded = session.identity_map.get(identity_key(Event, event_id))
+    the session has the event loaded, or the transaction has read its URI, already."""
+    loaded = (
+        session.identity_map.get(identity_key(Event, event_id)) if isinstance(session, AsyncSession) else None
+    )
     if isinstance(loaded, Event):
         return loaded.uri
     known: dict[str, str] = session.info.setdefault(_EVENT_URIS, {})  # an event's URI never changes
@@ -56,7 +63,7 @@ async def event_uri(session: AsyncSession, event_id: str) -> str:
     return known[event_id]
 
 
-def remember(session: AsyncSession, *, event_id: str, uri: str, app_id: str, destination: str | None) -> None:
+def remember(session: Unit, *, event_id: str, uri: str, app_id: str, destination: str | None) -> None:
     """An event's URI and an app's destination, read along with a row that names them (a hold's),
     kept for the rest of the session: :func:`event_uri` and :func:`webhook_url` then ask nothing
     more of the database for them."""
@@ -75,14 +82,6 @@ async def webhook_url(session: Unit, app_id: str) -> str | None:
     return url
 
 
-def queue(session: AsyncSession, message: OutboxMessage | None) -> OutboxMessage | None:
-    """Add ``message`` (:func:`outbox_message`: None when the app receives no events) to the
-    caller's transaction."""
-    if message is not None:
-        session.add(message)
-    return message
-
-
 MESSAGE = Shape(OutboxMessage, "o")
 
 
@@ -95,8 +94,8 @@ def outbox_message(
     now_ms: int,
 ) -> OutboxMessage | None:
     """A lifecycle event for the app, to where its events go (:func:`webhook_url`, read already in
-    the transaction of what the message reports); None when they go nowhere. Added by :func:`queue`,
-    or written through the driver by its shape (:data:`MESSAGE`, ``server.db.rows.insert_all``)."""
+    the transaction of what the message reports); None when they go nowhere. Written through the
+    driver by its shape (:data:`MESSAGE`: :func:`enqueue`, ``server.db.rows.insert_all``)."""
     if not webhook_url:
         return None
     delivery_id = new_id("whd", now_ms)

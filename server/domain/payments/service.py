@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import driver_of
+from server.db.engine import Unit, driver_of
 from server.db.models import Hold, HoldItem, Payment, Ticket, Tier
-from server.db.rows import Shape, attach
+from server.db.rows import Shape
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups_to_sell, tier_states
 from server.domain.holds.rules import hold_status
@@ -45,13 +45,16 @@ _HOLD_BY_ID = _HOLD + " AND h.id = :match"
 _PAYMENT_KEY = " WHERE p.environment = :environment AND p.payment_id = :payment_id"
 _PAYMENT = f"SELECT {PAYMENT.columns} FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
 _PAYMENT_HOLD = "SELECT p.hold_id FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
+TIER = Shape(Tier, "t")
+_TIERS = f"SELECT {TIER.columns} FROM tiers t WHERE t.id IN (:tier_ids)"  # noqa: S608 (constant names)
 
 
-async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
+async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
     """The hold the payment names (by checkout token, else by id, else the one its row names), locked
     first, then the payment's row, locked: every handler takes the two locks in this order. The
-    session tracks the hold, and keeps what its messages need, read with it; the payment's row
-    changes only by :func:`_settle`."""
+    transaction keeps what the hold's messages need, read with it. Both rows are as read, in no
+    session: the hold changes only through the driver (``Shape.update``), the payment's row only by
+    :func:`_settle`."""
     driver = await driver_of(session)
     keys = {"environment": report.environment, "payment_id": report.payment_id}
     match: str | None = report.checkout_token
@@ -70,13 +73,12 @@ async def _locate(session: AsyncSession, report: PaymentReport) -> tuple[Hold | 
             remember(
                 session, event_id=hold.event_id, uri=rows[0][-2], app_id=hold.app_id, destination=rows[0][-1]
             )
-            attach(session, hold)
     rows = await driver.fetch(_PAYMENT + driver.for_update(), keys)
     return hold, PAYMENT.load(rows[0]) if rows else None
 
 
 async def _settle(
-    session: AsyncSession,
+    session: Unit,
     report: PaymentReport,
     payment: Payment | None,
     hold: Hold | None,
@@ -112,7 +114,7 @@ async def _settle(
 
 
 async def _flag(
-    session: AsyncSession,
+    session: Unit,
     report: PaymentReport,
     payment: Payment | None,
     hold: Hold | None,
@@ -125,16 +127,15 @@ async def _flag(
     """Keep the money for the operator (``needs_refund`` or ``needs_review``) and tell the app."""
     await _settle(session, report, payment, hold, status, reason, now_ms, completion=completion)
     if hold is not None:
-        session.add(
-            ledger.about(
-                "hold",
-                hold,
-                "payment-unfulfilled",
-                BROKER,
-                now_ms,
-                {"paymentId": report.payment_id, "status": status, "reason": reason},
-            )
+        entry = ledger.about(
+            "hold",
+            hold,
+            "payment-unfulfilled",
+            BROKER,
+            now_ms,
+            {"paymentId": report.payment_id, "status": status, "reason": reason},
         )
+        await ledger.ENTRY.insert(await driver_of(session), entry)
         await enqueue(
             session,
             hold.app_id,
@@ -160,9 +161,7 @@ def _completion_seen(payment: Payment | None, hold: Hold | None, report: Payment
     return rules.completion_seen(None if payment is None else payment.status, issued)
 
 
-async def payment_completed(
-    session: AsyncSession, keyring: Keyring, report: PaymentReport, now_ms: int
-) -> str:
+async def payment_completed(session: Unit, keyring: Keyring, report: PaymentReport, now_ms: int) -> str:
     """Issue the hold's tickets once; answers what happened (``issued``, ``needs_review``,
     ``needs_refund``, ``refunded``: refunded in full, nothing issued; ``duplicate``)."""
     hold, payment = await _locate(session, report)
@@ -214,9 +213,8 @@ async def payment_completed(
                 f"paid after the hold ended and {gone}",
                 now_ms,
             )
-        session.add(
-            ledger.about("hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
-        )
+        entry = ledger.about("hold", hold, "re-reserved", BROKER, now_ms, {"previousStatus": hold.status})
+        await ledger.ENTRY.insert(await driver_of(session), entry)
     # A live hold's places are its own: its groups are locked only by the sale, the last thing
     # written, so that every other hold and payment of those groups waits for less.
     seller_url = await prepare_issue(session, keyring, hold, now_ms)
@@ -236,16 +234,12 @@ async def payment_completed(
     return "issued"
 
 
-async def _places_gone(
-    session: AsyncSession, hold: Hold, items: Sequence[HoldItem], now_ms: int
-) -> str | None:
+async def _places_gone(session: Unit, hold: Hold, items: Sequence[HoldItem], now_ms: int) -> str | None:
     """Why an ended hold's places cannot be taken again, checked with its groups (then its offer)
     locked, which stay locked until its tickets are issued; None when they can."""
     groups = await lock_groups_to_sell(session, [i.capacity_group_id for i in items])
-    tiers = await session.scalars(
-        select(Tier).where(Tier.id.in_([i.tier_id for i in items])).execution_options(populate_existing=True)
-    )
-    states = await tier_states(session, tiers, now_ms, groups)
+    rows = await (await driver_of(session)).fetch(_TIERS, {"tier_ids": [i.tier_id for i in items]})
+    states = await tier_states(session, map(TIER.load, rows), now_ms, groups)
     if shortages_in({i.tier_id: i.quantity for i in items}, states):
         return "the places are gone"
     if not await offers.recheck(session, hold, now_ms):

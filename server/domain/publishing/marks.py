@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from server.db.engine import Unit, driver_of
 
-from server.db.models import EventPublication
+_MARK = "UPDATE event_publications SET version = version + 1 WHERE event_id = :event_id"
 
 
-async def mark_changed(session: AsyncSession, event_id: str) -> None:
+async def mark_changed(session: Unit, event_id: str) -> None:
     """Note that the public records of ``event_id`` may have to change. Nothing happens for an
     event whose records are not published; for one that is, the publisher picks the mark up."""
-    await session.execute(
-        update(EventPublication)
-        .where(EventPublication.event_id == event_id)
-        .values(version=EventPublication.version + 1)
-        .execution_options(synchronize_session=False)
-    )
+    await (await driver_of(session)).execute(_MARK, {"event_id": event_id})
