@@ -12,7 +12,10 @@ whole-server phase on a shared 2-core machine cannot resolve.
   scopes), on SQLite and on PostgreSQL;
 * rows of four tables in a write transaction (what a hold writes: four inserts), one statement a
   table (before) or all in one statement (after, ``server.db.rows.insert_all``), on PostgreSQL
-  (SQLite sends one statement a table either way).
+  (SQLite sends one statement a table either way);
+* a write transaction of one statement, sent to the driver in an ORM session's transaction
+  (before, ``Database.write`` and ``driver_of``) or in a transaction on the driver alone (after,
+  ``Database.transaction``), on SQLite and on PostgreSQL.
 
 Rows are per call; p50/p99 per operation.
 """
@@ -53,11 +56,13 @@ LOG_BEFORE, LOG_AFTER = "access-log line, rule by rule", "access-log line, one s
 JSON_BEFORE, JSON_AFTER = "hold output, json.dumps", "hold output, msgspec"
 LIMIT_BEFORE, LIMIT_AFTER = "rate limits, 2 statements", "rate limits, 1 statement"
 INSERTS_BEFORE, INSERTS_AFTER = "4 tables' rows, 4 statements", "4 tables' rows, 1 statement"
+WRITE_BEFORE, WRITE_AFTER = "a write, in a session", "a write, on the driver alone"
 PAIRS = (
     (LOG_BEFORE, LOG_AFTER),
     (JSON_BEFORE, JSON_AFTER),
     (LIMIT_BEFORE, LIMIT_AFTER),
     (INSERTS_BEFORE, INSERTS_AFTER),
+    (WRITE_BEFORE, WRITE_AFTER),
 )
 ENTRY, REPLAY, KEY = Shape(LedgerEntry, "l"), Shape(JwtReplay, "j"), Shape(IdempotencyKey, "k")
 COUNT, QUICK_COUNT = 20_000, 4_000
@@ -254,6 +259,27 @@ async def insert_rows(configuration: str, url: str, n: int) -> list[Row]:
     return await _before_and_after(db, configuration, (INSERTS_BEFORE, each), (INSERTS_AFTER, together), n)
 
 
+async def write_rows(configuration: str, url: str, n: int) -> list[Row]:
+    db = Database(url)
+    made = itertools.count()
+
+    def replay() -> JwtReplay:
+        k = next(made)
+        return REPLAY.new(iss="did:web:bench.example", jti=f"write_{k}", exp=k)
+
+    async def in_session() -> None:
+        async with db.write() as session:
+            await REPLAY.insert(await driver_of(session), replay())
+
+    async def on_the_driver() -> None:
+        async with db.transaction() as unit:
+            await REPLAY.insert(await unit.driver(), replay())
+
+    return await _before_and_after(
+        db, configuration, (WRITE_BEFORE, in_session), (WRITE_AFTER, on_the_driver), n
+    )
+
+
 async def run(options: Options) -> RunResult:
     out = RunResult()
     n = QUICK_COUNT if options.quick else COUNT
@@ -265,11 +291,13 @@ async def run(options: Options) -> RunResult:
         sqlite_url = f"sqlite+aiosqlite:///{folder / 'levers.sqlite3'}"
         await asyncio.to_thread(migrate.upgrade, sqlite_url)
         out.rows += await rate_limit_rows("SQLite", sqlite_url, calls)
+        out.rows += await write_rows("SQLite", sqlite_url, calls)
         pg_url = await deploy.create_database()
         database = pg_url.rsplit("/", 1)[-1]
         await asyncio.to_thread(migrate.upgrade, pg_url)
         out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
         out.rows += await insert_rows("PostgreSQL", pg_url, calls)
+        out.rows += await write_rows("PostgreSQL", pg_url, calls)
     finally:
         if database:
             await deploy.drop_database(database)
@@ -297,7 +325,7 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 WORKLOAD = Workload(
     name="levers",
     summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits, "
-    "inserts together",
+    "inserts together, a write without the session",
     run=run,
     ratios=ratios,
 )

@@ -9,7 +9,9 @@ front instead of failing on upgrade, and readers use plain ``BEGIN`` and never w
 transaction: each commits on its own, in one round trip (a call spends its token this way,
 ``server.domain.apps.spend_token``). ``driver_of(session)`` sends statements straight to the driver in
 a session's own transaction: the hot paths write their statements once as SQL and skip the ORM's
-work per statement (``server/db/rows.py``, ADR 0015).
+work per statement (``server/db/rows.py``, ADR 0015). ``Database.transaction()`` is a write
+transaction on the driver alone, without the session, for the paths that need no ORM at all
+(check-ins, holds, payment completions: ADR 0020).
 
 Every engine runs with ``hide_parameters=True``: a database error never carries the statement's
 parameters (buyer emails, names, tokens) into its text, and so into a log line.

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import Harness, lapsing_harness
+from sqlalchemy import delete, select
 from support.broker import BROKER_PREVIOUS_SECRET, FakeBroker, new_payment_id
 from support.catalog import ORGANIZER, active_event, shared_group, tier_id
 from support.payments import rows
@@ -17,7 +18,7 @@ from support.server import MovedClock
 from support.webhooks import wait_until
 
 from server.db.engine import Database
-from server.db.models import Hold, OutboxMessage, Payment, TicketEvent
+from server.db.models import CheckInList, Hold, ListKey, OutboxMessage, Payment, TicketEvent
 from sync.passes import decode_pass
 
 BROKER = FakeBroker()
@@ -378,3 +379,28 @@ async def test_lifecycle_webhooks_are_queued_with_the_change(harness: Harness) -
     await BROKER.send(harness.app.http, harness.server.url, BROKER.paid(hold))
     types = [m.event_type for m in await rows(harness.settings, OutboxMessage)]
     assert types[:2] == ["ticket.hold.created", "tickets.issued"]
+
+
+async def test_a_payment_for_an_event_without_a_default_list_makes_it(harness: Harness) -> None:
+    """An event made before default lists existed has none: its first payment makes the list and
+    the list's key in its own transaction, and the tickets it issues are signed for that list and
+    admitted by it."""
+    event, _, hold = await paid_hold(harness)
+    db = Database(harness.settings.resolved_database_url)
+    try:
+        async with db.write() as session:  # what an event made before default lists looks like
+            of_event = select(CheckInList.id).where(CheckInList.event_id == event["id"])
+            await session.execute(delete(ListKey).where(ListKey.list_id.in_(of_event)))
+            await session.execute(delete(CheckInList).where(CheckInList.event_id == event["id"]))
+    finally:
+        await db.dispose()
+    delivery = BROKER.paid(hold, payment_id=(pid := new_payment_id()))
+    assert (await BROKER.send(harness.app.http, harness.server.url, delivery)).json()["outcome"] == "issued"
+
+    (made,) = (await harness.app.ok("listCheckInLists", {"eventId": event["id"]}))["checkInLists"]
+    assert made["isDefault"] and made["status"] == "active" and len(made["keyIds"]) == 1
+    for ticket in await tickets_of_payment(harness, pid):
+        signed = {s.key_id for s in decode_pass(ticket["passToken"]).signatures}
+        assert signed == set(made["keyIds"])
+        scanned = await harness.app.ok("checkInTicket", {"ticketToken": ticket["passToken"]})
+        assert scanned["status"] == "checked_in" and scanned["checkInListId"] == made["id"]
