@@ -55,6 +55,7 @@ class Shape(Generic[M]):
         # The same, unqualified: what an UPDATE's RETURNING may name on SQLite too.
         self.names = ", ".join(name for _, name, _, _ in self._attrs)
         self._written = written
+        self._defaults = {key: default for key, _, default in written if default is not None}
         self._json = {key for key, _, is_json, _ in self._attrs if is_json}
         self._column = {key: name for key, name, _, _ in self._attrs}
         self._key = [prop.key for prop in mapper.column_attrs if prop.columns[0].primary_key]
@@ -84,13 +85,16 @@ class Shape(Generic[M]):
         return loaded
 
     def new(self, **values: Any) -> M:
-        """An instance of ``values`` (a column left out reads as None), made without the ORM's
-        attribute events, which cost about 15 times as much: for rows this shape writes."""
+        """An instance of ``values`` (a column left out reads as its scalar default, as the row is
+        written, else None), made without the ORM's attribute events, which cost about 15 times as
+        much: for rows this shape writes."""
         assert values.keys() <= self._column.keys(), (
             f"not columns of {self.table}: {values.keys() - self._column.keys()}"
         )
         instance: Any = self._manager.new_instance()
-        instance.__dict__.update(values)
+        fields = instance.__dict__
+        fields.update(self._defaults)
+        fields.update(values)
         made: M = instance
         return made
 

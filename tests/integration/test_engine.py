@@ -4,6 +4,7 @@ their pool."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import weakref
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 
@@ -42,7 +43,7 @@ async def test_autocommit_statements_commit_each_on_their_own(database_url: str)
         with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             await db.autocommit(statements)
         assert await replays(db) == 1  # the first was committed before the second failed
-        async with db.write() as session:  # and the connection the driver failed on is not reused
+        async with db.write() as session:  # and the connection the database refused a statement on works
             session.add(JwtReplay(iss="did:web:a", jti="two", exp=1))
         assert await replays(db) == 2
     finally:
@@ -333,8 +334,8 @@ async def test_a_busy_pool_waits_for_its_connections_instead_of_opening_more(dat
 
 async def test_an_instance_a_shape_makes_is_written_alike_by_the_shape_and_the_session(db: Database) -> None:
     """``Shape.new`` skips the ORM's attribute events: its instance is still written whole by the
-    shape and by a session's flush, reads a column left out as None, and refuses a name that is no
-    column."""
+    shape and by a session's flush, reads a column left out as its scalar default (as written) or
+    None, and refuses a name that is no column."""
     shape = Shape(LedgerEntry, "l")
 
     def made(subject_id: str) -> LedgerEntry:
@@ -343,6 +344,8 @@ async def test_an_instance_a_shape_makes_is_written_alike_by_the_shape_and_the_s
         )
 
     assert made("x").actor is None
+    app = Shape(App, "a").new(id="app_1", did="did:web:a.example", environment="test", created_ms=1)
+    assert (app.fee_bps, app.fee_to_buyer, app.delivery, app.webhook_url) == (0, False, "webhook", None)
     with pytest.raises(AssertionError, match="not columns"):
         shape.new(at_ms=1, subjectId="typo")
     async with db.write() as session:
@@ -509,5 +512,58 @@ async def test_callers_waiting_for_a_connection_take_turns(database_url: str) ->
             await asyncio.gather(*(caller(i) for i in range(8)))
         assert await replays(db) == 8 * 40 * 2
         assert spread <= 5, f"a caller got {spread} rounds ahead of another"
+    finally:
+        await db.dispose()
+
+
+async def test_a_transaction_whose_statement_failed_does_not_commit(db: Database) -> None:
+    """A block that catches a failed statement and carries on cannot commit what it wrote before
+    it: asking for the driver again, or ending the block, raises, and the transaction rolls back
+    (on PostgreSQL a COMMIT of a failed transaction would have rolled back without a word)."""
+
+    async def caught_and_carried_on() -> None:
+        async with db.transaction() as unit:
+            driver = await unit.driver()
+            await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "before", "exp": 1})
+            with contextlib.suppress(IntegrityError):
+                await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "before", "exp": 1})
+            with pytest.raises(PendingRollbackError):
+                await unit.driver()
+
+    with pytest.raises(PendingRollbackError):
+        await caught_and_carried_on()
+    assert await replays(db) == 0 and db.pool_use()[0] == 0
+
+
+async def test_a_refused_statement_keeps_its_connection(database_url: str) -> None:
+    """A statement the database refuses (a broken constraint) leaves the connection usable: its
+    transaction rolls back and the connection goes back to the pool, not closed and opened again
+    (on PostgreSQL a new connection is a new server process)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server process per connection")
+    db = Database(database_url, pool_size=1)
+    try:
+
+        async def backend() -> int:
+            async with db.transaction() as unit:
+                ((pid,),) = await (await unit.driver()).fetch("SELECT pg_backend_pid()", {})
+                return int(pid)
+
+        async def refused() -> None:
+            async with db.transaction() as unit:
+                driver = await unit.driver()
+                await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "twice", "exp": 1})
+                await driver.fetch(INSERT, {"iss": "did:web:a", "jti": "twice", "exp": 1})
+
+        first = await backend()
+        with pytest.raises(IntegrityError):
+            await refused()
+        once = functools.partial(
+            Driver.execute, sql=INSERT_ONLY, params={"iss": "a", "jti": "once", "exp": 1}
+        )
+        await db.autocommit(once)
+        with pytest.raises(IntegrityError):
+            await db.autocommit(once)
+        assert await backend() == first and await replays(db) == 1
     finally:
         await db.dispose()

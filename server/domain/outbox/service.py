@@ -65,15 +65,15 @@ async def event_uri(session: Unit, event_id: str) -> str:
 
 def remember(session: Unit, *, event_id: str, uri: str, app_id: str, destination: str | None) -> None:
     """An event's URI and an app's destination, read along with a row that names them (a hold's),
-    kept for the rest of the session: :func:`event_uri` and :func:`webhook_url` then ask nothing
-    more of the database for them."""
+    kept for the rest of the session or transaction (its ``info``): :func:`event_uri` and
+    :func:`webhook_url` then ask nothing more of the database for them."""
     session.info.setdefault(_EVENT_URIS, {})[event_id] = uri
     session.info.setdefault(_DESTINATIONS, {})[app_id] = destination
 
 
 async def webhook_url(session: Unit, app_id: str) -> str | None:
-    """Where the app's lifecycle events go (:data:`DESTINATION`); no statement when the session
-    has it already (:func:`remember`)."""
+    """Where the app's lifecycle events go (:data:`DESTINATION`); no statement when the session or
+    transaction has it already (:func:`remember`)."""
     known: dict[str, str | None] = session.info.get(_DESTINATIONS, {})
     if app_id in known:
         return known[app_id]
