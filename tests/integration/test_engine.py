@@ -27,6 +27,12 @@ INSERT = "INSERT INTO jwt_replays (iss, jti, exp) VALUES (:iss, :jti, CAST(:exp 
 INSERT_ONLY = INSERT.removesuffix(" RETURNING jti")
 
 
+async def backend_pid(unit: Unit) -> int:
+    """The PostgreSQL server process of ``unit``'s connection."""
+    ((pid,),) = await (await driver_of(unit)).fetch("SELECT pg_backend_pid()", {})
+    return int(pid)
+
+
 async def replays(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(JwtReplay)) or 0)
@@ -321,9 +327,9 @@ async def test_a_busy_pool_waits_for_its_connections_instead_of_opening_more(dat
 
         async def backend() -> int:
             async with db.write() as session:
-                ((pid,),) = await (await driver_of(session)).fetch("SELECT pg_backend_pid()", {})
+                pid = await backend_pid(session)
                 await asyncio.sleep(0.02)  # still busy when the others arrive
-                return int(pid)
+                return pid
 
         first = set(await asyncio.gather(*(backend() for _ in range(12))))
         again = set(await asyncio.gather(*(backend() for _ in range(12))))
@@ -546,8 +552,7 @@ async def test_a_refused_statement_keeps_its_connection(database_url: str) -> No
 
         async def backend() -> int:
             async with db.transaction() as unit:
-                ((pid,),) = await (await unit.driver()).fetch("SELECT pg_backend_pid()", {})
-                return int(pid)
+                return await backend_pid(unit)
 
         async def refused() -> None:
             async with db.transaction() as unit:

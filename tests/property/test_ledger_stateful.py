@@ -15,17 +15,15 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from support.catalog import consenting
+from support.catalog import app_with_active_event
 from support.databases import empty_pg, sqlite_copy
 
 from server.db.engine import Database
-from server.domain import apps
 from server.domain.caller import Caller
 from server.domain.catalog import service as catalog
-from server.domain.catalog.service import EventInput, TierInput
+from server.domain.catalog.service import TierInput
 from server.domain.holds import service as holds
 from server.domain.holds.service import HoldRequest
-from server.domain.issuance.list_keys import Keyring
 from server.errors import CapacityBelowCommitted, InsufficientAvailability
 
 TTL_MS = 1_000
@@ -94,19 +92,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
         async def setup() -> tuple[Caller, list[str], list[str]]:
             async with self.db.write() as session:
-                app = await apps.register_app(
-                    session, did="did:web:model.example", environment="test", now_ms=0
-                )
-                await session.flush()
-                caller = Caller(app.id, app.did, "test")
-                event = await catalog.ensure_event(
-                    session,
-                    consenting(caller, "did:plc:org"),
-                    "did:plc:org",
-                    EventInput(uri="at://did:plc:org/e/1", title="E"),
-                    self.now,
-                    keyring=Keyring(b"k" * 32),
-                    status="active",
+                caller, event = await app_with_active_event(
+                    session, "did:web:model.example", "at://did:plc:org/e/1", self.now
                 )
                 group_ids = [
                     (await catalog.create_group(session, caller, event, f"g{n}", c, self.now)).id

@@ -6,7 +6,14 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Event
+from server.domain import apps
 from server.domain.caller import Caller
+from server.domain.catalog import service as catalog
+from server.domain.catalog.service import EventInput
+from server.domain.issuance.list_keys import Keyring
 from support.server import AppClient
 
 ORGANIZER = "did:plc:organizer0000000000000000"
@@ -98,3 +105,23 @@ async def shared_group(
         )
         tier_ids.append(out["tier"]["id"])
     return group_id, tier_ids
+
+
+async def app_with_active_event(
+    session: AsyncSession, did: str, uri: str, now_ms: int
+) -> tuple[Caller, Event]:
+    """In process: a registered app (environment ``test``) and an active event of it, its organizer's
+    consent recorded."""
+    app = await apps.register_app(session, did=did, environment="test", now_ms=0)
+    await session.flush()
+    caller = Caller(app.id, app.did, "test")
+    event = await catalog.ensure_event(
+        session,
+        consenting(caller, "did:plc:org"),
+        "did:plc:org",
+        EventInput(uri=uri, title="E"),
+        now_ms,
+        keyring=Keyring(b"k" * 32),
+        status="active",
+    )
+    return caller, event

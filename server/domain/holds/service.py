@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.atproto.datetimes import format_datetime
 from server.db.engine import Database, Transaction, Unit, driver_of
@@ -42,7 +43,7 @@ from server.domain.offers import service as offers
 from server.domain.offers.pricing import NO_FEES, Fees, Line, Quote, price
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import MESSAGE as OUTBOX_MESSAGE
-from server.domain.outbox.service import enqueue, event_uri, outbox_message, webhook_url
+from server.domain.outbox.service import event_uri, outbox_message, webhook_url
 from server.errors import EventNotFound, InvalidRequest, TicketHoldNotFound, TierNotFound
 
 SWEEP_BATCH = 500
@@ -107,7 +108,8 @@ _NAMED_EVENT = (
     "SELECT e.id FROM events e WHERE e.environment = :environment "
     "AND e.id = COALESCE(:event_id, e.id) AND e.uri = COALESCE(:event_uri, e.uri)"
 )
-_RELEASE = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
+_END = "UPDATE holds SET status = :status, updated_ms = :now_ms WHERE id IN (:hold_ids)"
+_RELEASE = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id IN (:hold_ids)"
 _FEES = "SELECT a.fee_bps, a.fee_flat, a.fee_to_buyer FROM apps a WHERE a.id = :app_id"
 
 
@@ -410,14 +412,30 @@ def hold_webhook(hold: Hold, lines: Sequence[HeldLine], uri: str) -> dict[str, A
 async def end_hold(
     session: Unit, hold: Hold, status: str, actor: str | None, now_ms: int, reason: str | None
 ) -> None:
-    """``hold`` ended (``status``): its places and redemptions are no longer held, and the ledger
-    says why. Written by the driver; a session that tracks the hold has nothing left to flush."""
+    """``hold`` ended (:func:`end_holds`)."""
+    await end_holds(session, [hold], status, actor, now_ms, reason)
+
+
+async def end_holds(
+    session: Unit, holds: Sequence[Hold], status: str, actor: str | None, now_ms: int, reason: str | None
+) -> None:
+    """``holds`` ended (``status``): their places and redemptions are no longer held, and the ledger
+    says why; one statement a table for them all. Written by the driver, and set on the holds as
+    written: a session that tracks them has nothing left to flush."""
+    if not holds:
+        return
     driver = await driver_of(session)
-    await HOLD.update(driver, hold, status=status, updated_ms=now_ms)
-    await driver.execute(_RELEASE, {"hold_id": hold.id})
-    await offers.give_back(session, hold.id)
-    entry = ledger.about("hold", hold, status, actor, now_ms, {"reason": reason} if reason else None)
-    await ledger.ENTRY.insert(driver, entry)
+    hold_ids = [hold.id for hold in holds]
+    await driver.execute(_END, {"hold_ids": hold_ids, "status": status, "now_ms": now_ms})
+    await driver.execute(_RELEASE, {"hold_ids": hold_ids})
+    await offers.give_back(session, hold_ids)
+    data = {"reason": reason} if reason else None
+    for hold in holds:
+        set_committed_value(hold, "status", status)
+        set_committed_value(hold, "updated_ms", now_ms)
+    await ledger.ENTRY.insert_many(
+        driver, [ledger.about("hold", h, status, actor, now_ms, data) for h in holds]
+    )
 
 
 async def release_hold(
@@ -459,19 +477,22 @@ async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_B
             .execution_options(populate_existing=True)
         )
     ).all()
+    await end_holds(session, holds, "expired", None, now_ms, "checkout time ran out")
+    destinations: dict[str, str | None] = {}
+    messages = []
     for hold in holds:
-        await end_hold(session, hold, "expired", None, now_ms, "checkout time ran out")
-        await enqueue(
-            session,
-            hold.app_id,
-            hold.environment,
-            "ticket.hold.expired",
-            event_data(
-                event_id=hold.event_id,
-                event_uri=await event_uri(session, hold.event_id),
-                hold_id=hold.id,
-                hold={"id": hold.id, "eventId": hold.event_id, "status": "expired"},
-            ),
-            now_ms,
+        if hold.app_id not in destinations:
+            destinations[hold.app_id] = await webhook_url(session, hold.app_id)
+        data = event_data(
+            event_id=hold.event_id,
+            event_uri=await event_uri(session, hold.event_id),
+            hold_id=hold.id,
+            hold={"id": hold.id, "eventId": hold.event_id, "status": "expired"},
         )
+        messages.append(
+            outbox_message(
+                hold.app_id, destinations[hold.app_id], hold.environment, "ticket.hold.expired", data, now_ms
+            )
+        )
+    await insert_all(await driver_of(session), (OUTBOX_MESSAGE, messages))
     return list(holds)

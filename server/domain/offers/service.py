@@ -9,7 +9,7 @@ take the last redemption.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,7 +205,9 @@ _USED_BY_BUYER = (
 REDEMPTION = Shape(OfferRedemption, "r")
 _REDEMPTION = f"SELECT {REDEMPTION.columns} FROM offer_redemptions r WHERE r.hold_id = :hold_id"  # noqa: S608 (constant names)
 _OFFER = f"SELECT {OFFER.columns} FROM offers o WHERE o.id = :offer_id"  # noqa: S608 (constant names)
-_GIVE_BACK = "UPDATE offer_redemptions SET active_until_ms = NULL WHERE hold_id = :hold_id AND NOT consumed"
+_GIVE_BACK = (
+    "UPDATE offer_redemptions SET active_until_ms = NULL WHERE hold_id IN (:hold_ids) AND NOT consumed"
+)
 _CONSUME = (
     "UPDATE offer_redemptions SET consumed = TRUE, active_until_ms = NULL "
     "WHERE hold_id = :hold_id AND NOT consumed RETURNING offer_id, places"
@@ -281,9 +283,9 @@ async def reserve(session: Unit, offer: Offer, hold: Hold, places: int, buyer: s
     )
 
 
-async def give_back(session: Unit, hold_id: str) -> None:
-    """A hold that ended without completing returns its redemptions."""
-    await (await driver_of(session)).execute(_GIVE_BACK, {"hold_id": hold_id})
+async def give_back(session: Unit, hold_ids: Sequence[str]) -> None:
+    """Holds that ended without completing return their redemptions."""
+    await (await driver_of(session)).execute(_GIVE_BACK, {"hold_ids": list(hold_ids)})
 
 
 async def recheck(session: Unit, hold: Hold, now_ms: int) -> bool:
