@@ -70,3 +70,32 @@ async def test_a_row_naming_a_group_does_not_hold_up_its_holds(postgres_harness:
             h.app.call("createTicketHold", {"items": [{"tierId": tier, "quantity": 1}]}), ANSWER_S
         )
         assert hold.status_code == 200, hold.text
+
+
+async def test_a_hold_that_waited_for_the_lock_sees_what_its_holder_sold(postgres_harness: Harness) -> None:
+    """A hold reads its tiers' counters after it has the group's lock: a sale of the tier's last
+    places, committed by the transaction it waited for, refuses it. (Read before the lock, the
+    tier still had its places, and the hold took one more than the tier has.)"""
+    h = postgres_harness
+    url = h.settings.database_url
+    event = await active_event(h.app)
+    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1, quantity=2)
+    db = Database(url)
+    try:
+        async with db.write() as session:  # a sale of the tier's two places, as a payment makes it
+            await session.execute(
+                text("SELECT id FROM capacity_groups WHERE id = :id FOR NO KEY UPDATE"), {"id": group}
+            )
+            holding = asyncio.create_task(
+                h.app.call("createTicketHold", {"items": [{"tierId": tier, "quantity": 1}]})
+            )
+            waiting = await waiting_or_done(url, holding, "the hold to wait for the group's lock")
+            assert not holding.done() and waiting, waiting
+            await session.execute(
+                text("UPDATE capacity_groups SET sold = sold + 2 WHERE id = :id"), {"id": group}
+            )
+            await session.execute(text("UPDATE tiers SET sold = sold + 2 WHERE id = :id"), {"id": tier})
+    finally:
+        await db.dispose()
+    refused = await asyncio.wait_for(holding, ANSWER_S)
+    assert refused.status_code == 409 and refused.json()["error"] == "TierSoldOut", refused.text
