@@ -157,37 +157,6 @@ async def held_places(session: Unit, group_ids: Iterable[str], now_ms: int) -> H
     return held
 
 
-TIER = Shape(Tier, "t")
-# The tiers' rows, then the places held in their groups (three columns after as many NULLs), in one
-# statement: one round trip less under the groups' locks.
-_TIERS_AND_HELD = (
-    f"SELECT {TIER.columns}, NULL, NULL, NULL FROM tiers t WHERE t.id IN (:tier_ids) "  # noqa: S608 (constant names)
-    f"UNION ALL SELECT {', '.join(['NULL'] * TIER.width)}, i.capacity_group_id, i.tier_id, SUM(i.quantity) "
-    "FROM hold_items i WHERE i.capacity_group_id IN (:group_ids) AND i.active_until_ms > :now_ms "
-    "GROUP BY i.capacity_group_id, i.tier_id"
-)
-
-
-async def tiers_and_held(
-    session: Unit, tier_ids: Iterable[str], group_ids: Iterable[str], now_ms: int
-) -> tuple[dict[str, Tier], Held]:
-    """The tiers as they are, and what unexpired holds reserve in the groups (:func:`held_places`),
-    in one statement: what a hold reads once it has locked the groups, under which the tiers'
-    counters and settings change."""
-    params = {"tier_ids": sorted(set(tier_ids)), "group_ids": sorted(set(group_ids)), "now_ms": now_ms}
-    tiers: dict[str, Tier] = {}
-    held = Held({}, {})
-    for row in await (await driver_of(session)).fetch(_TIERS_AND_HELD, params):
-        group_id, tier_id, total = row[TIER.width :]
-        if group_id is None:
-            tier = TIER.load(row[: TIER.width])
-            tiers[tier.id] = tier
-        else:
-            held.per_tier[tier_id] = held.per_tier.get(tier_id, 0) + int(total)
-            held.per_group[group_id] = held.per_group.get(group_id, 0) + int(total)
-    return tiers, held
-
-
 def _group_state(group: CapacityGroup, held: Held) -> GroupState:
     return GroupState(group, Pool(group.total_capacity, group.sold, held.per_group.get(group.id, 0)))
 
@@ -205,18 +174,15 @@ async def tier_states(
     tiers: Iterable[Tier],
     now_ms: int,
     groups: Mapping[str, CapacityGroup] | None = None,
-    held: Held | None = None,
 ) -> list[TierState]:
     """The tiers with their counters and their groups'. ``groups``: the tiers' groups when the
-    caller has them already (locked), else they are loaded; ``held``: the places held in them, when
-    the caller has read them already (:func:`tiers_and_held`)."""
+    caller has them already (locked), else they are loaded."""
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
     if groups is None:
         found = await (await driver_of(session)).fetch(_GROUPS, {"group_ids": group_ids})
         groups = {g.id: g for g in map(GROUP.load, found)}
-    if held is None:
-        held = await held_places(session, group_ids, now_ms)
+    held = await held_places(session, group_ids, now_ms)
     states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
         TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.per_tier.get(t.id, 0)))

@@ -26,14 +26,7 @@ from server.db.models import (
 from server.db.rows import Shape, insert_all
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import (
-    Held,
-    Inventory,
-    TierState,
-    lock_groups_of_tiers,
-    tier_states,
-    tiers_and_held,
-)
+from server.domain.catalog.service import Inventory, TierState, lock_groups_of_tiers, tier_states
 from server.domain.common import new_id
 from server.domain.holds.rules import (
     Shortage,
@@ -190,18 +183,14 @@ async def price_order(
     lock_offer: bool = False,
     sale: bool = True,
     groups: Mapping[str, CapacityGroup] | None = None,
-    read: tuple[_Loaded, Held | None] | None = None,
 ) -> Priced:
     """Every rule an order must pass but the places left, and its quote. A code is checked before
     anything else about the tiers, so a code of another tier answers like an unknown one.
     ``sale``: an order placed (a hold or a claim), not a preview: the offer's per-buyer cap
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
-    ``groups``: the tiers' capacity groups, locked by the caller; ``read``: the order's tiers and
-    the places held, when the caller has read them (:func:`checked_under_locks`)."""
-    if read is None:
-        read = (await _load_tiers(session, caller, list(request.items)), None)
-    loaded, held = read
+    ``groups``: the tiers' capacity groups, locked by the caller."""
+    loaded = await _load_tiers(session, caller, list(request.items))
     tiers, event = loaded.tiers, await _hold_event(session, caller, request, loaded.events)
     if sale or request.offer_code is not None:
         consents.check(loaded.consented[event.id])
@@ -215,7 +204,7 @@ async def price_order(
         terms = offers.terms(offer)
         places = sum(q for t, q in request.items.items() if terms.covers(t))
         offer_rules.check_applies(places, offer.discount_amount, offer.currency, currency)
-    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups, held)
+    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     check_on_sale({s.tier.id: view.sale_state(s, now_ms) for s in states})
     check_order_limits(request.items, {t.id: t.max_per_order for t in tiers.values()})
@@ -244,14 +233,11 @@ async def check_hold(
     now_ms: int,
     *,
     locked: Mapping[str, CapacityGroup] | None = None,
-    read: tuple[_Loaded, Held] | None = None,
 ) -> Priced:
     """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
     naming every item it applies to. ``locked``: the capacity groups the caller locked; the
-    offer's row is then locked too. ``read``: as :func:`price_order` takes it."""
-    priced = await price_order(
-        session, caller, request, now_ms, lock_offer=locked is not None, groups=locked, read=read
-    )
+    offer's row is then locked too."""
+    priced = await price_order(session, caller, request, now_ms, lock_offer=locked is not None, groups=locked)
     shortages = shortages_in(request.items, priced.states)
     if shortages:
         raise shortage_error(shortages)
@@ -261,14 +247,9 @@ async def check_hold(
 async def checked_under_locks(session: Unit, caller: Caller, request: HoldRequest, now_ms: int) -> Priced:
     """Every rule a hold must pass, checked in the hold's own transaction after locking its capacity
     groups (and, in the check, its offer): concurrent holds of the same places decide one after
-    the other. The tiers are known to be the caller's, with their event and its consent, before
-    the lock; they are read again after it, with the places held, in one statement: their
-    counters and settings change under the same locks (a sale, an organizer's change)."""
-    known = await _load_tiers(session, caller, list(request.items))
+    the other."""
     locked = await lock_groups_of_tiers(session, list(request.items))
-    tiers, held = await tiers_and_held(session, list(known.tiers), list(locked), now_ms)
-    read = (_Loaded(tiers, known.events, known.consented), held)
-    return await check_hold(session, caller, request, now_ms, locked=locked, read=read)
+    return await check_hold(session, caller, request, now_ms, locked=locked)
 
 
 async def create_hold(
