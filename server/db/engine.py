@@ -239,15 +239,14 @@ class Transaction:
     reaches the database takes neither a connection nor SQLite's write lock. Without the session and
     its engine connection, a transaction costs less than half the client CPU (ADR 0020)."""
 
-    __slots__ = ("_driver", "_engine", "_raw", "_sqlite", "info", "left_for_the_end")
+    __slots__ = ("_driver", "_engine", "_raw", "_sqlite", "info")
 
     def __init__(self, engine: AsyncEngine, *, sqlite: bool) -> None:
         self._engine = engine
         self._sqlite = sqlite
         self._raw: PoolProxiedConnection | None = None
         self._driver: Driver | None = None
-        self.left_for_the_end: list[Callable[[], Awaitable[None]]] = []
-        self.info: dict[str, Any] = {}  # what the transaction's statements learnt, as a session's info
+        self.info: dict[str, Any] = {}  # as a session's: what its statements learnt, what is left for the end
 
     async def driver(self) -> Driver:
         """The transaction's connection, begun at the first call. After a statement failed, the
@@ -262,8 +261,7 @@ class Transaction:
 
     async def commit(self) -> None:
         """Run the statements left for the end (:func:`at_the_end`), then commit."""
-        for statements in self.left_for_the_end:
-            await statements()
+        await _run_the_end(self.info)
         if self._driver is not None:
             driver = await self.driver()  # refuses to commit after a failed statement
             await driver.execute("COMMIT", {})
@@ -294,10 +292,13 @@ def at_the_end(unit: Unit, statements: Callable[[], Awaitable[None]]) -> None:
     block writes (:meth:`Database.write`, :meth:`Database.transaction`): the statements that take
     its most wanted locks, which are then held for the commit alone. Nothing the block reads may
     depend on them."""
-    if isinstance(unit, Transaction):
-        unit.left_for_the_end.append(statements)
-    else:
-        unit.info.setdefault(_AT_THE_END, []).append(statements)
+    unit.info.setdefault(_AT_THE_END, []).append(statements)
+
+
+async def _run_the_end(info: dict[Any, Any]) -> None:
+    """The statements left for the end of a write transaction (:func:`at_the_end`), in order."""
+    for statements in info.pop(_AT_THE_END, ()):
+        await statements()
 
 
 async def driver_of(session: Unit) -> Driver:
@@ -404,8 +405,7 @@ class Database:
         statements left for its end (:func:`at_the_end`) run, in order, just before it commits."""
         async with self._write_sessions() as session, session.begin():
             yield session
-            for statements in session.info.pop(_AT_THE_END, ()):
-                await statements()
+            await _run_the_end(session.info)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -478,21 +478,17 @@ async def sweep_expired(session: AsyncSession, now_ms: int, limit: int = SWEEP_B
         )
     ).all()
     await end_holds(session, holds, "expired", None, now_ms, "checkout time ran out")
-    destinations: dict[str, str | None] = {}
     messages = []
     for hold in holds:
-        if hold.app_id not in destinations:
-            destinations[hold.app_id] = await webhook_url(session, hold.app_id)
         data = event_data(
             event_id=hold.event_id,
             event_uri=await event_uri(session, hold.event_id),
             hold_id=hold.id,
             hold={"id": hold.id, "eventId": hold.event_id, "status": "expired"},
         )
+        url = await webhook_url(session, hold.app_id)  # read once an app, for the transaction
         messages.append(
-            outbox_message(
-                hold.app_id, destinations[hold.app_id], hold.environment, "ticket.hold.expired", data, now_ms
-            )
+            outbox_message(hold.app_id, url, hold.environment, "ticket.hold.expired", data, now_ms)
         )
     await insert_all(await driver_of(session), (OUTBOX_MESSAGE, messages))
     return list(holds)

@@ -213,10 +213,6 @@ _CONSUME = (
     "WHERE hold_id = :hold_id AND NOT consumed RETURNING offer_id, places"
 )
 _REDEEMED = "UPDATE offers SET redeemed = redeemed + :places WHERE id = :offer_id"
-_RESERVE = (
-    "INSERT INTO offer_redemptions (offer_id, hold_id, buyer_key, places, active_until_ms, consumed) "
-    "VALUES (:offer_id, :hold_id, :buyer_key, :places, :active_until_ms, :consumed)"
-)
 
 
 async def usages(session: Unit, offers: list[Offer], now_ms: int) -> list[OfferUsage]:
@@ -270,17 +266,15 @@ async def check_room(
 
 async def reserve(session: Unit, offer: Offer, hold: Hold, places: int, buyer: str | None) -> None:
     """The hold's redemptions, reserved until it expires."""
-    await (await driver_of(session)).execute(
-        _RESERVE,
-        {
-            "offer_id": offer.id,
-            "hold_id": hold.id,
-            "buyer_key": buyer,
-            "places": places,
-            "active_until_ms": hold.expires_ms,
-            "consumed": False,
-        },
+    reserved = REDEMPTION.new(
+        offer_id=offer.id,
+        hold_id=hold.id,
+        buyer_key=buyer,
+        places=places,
+        active_until_ms=hold.expires_ms,
+        consumed=False,
     )
+    await REDEMPTION.insert(await driver_of(session), reserved)
 
 
 async def give_back(session: Unit, hold_ids: Sequence[str]) -> None:

@@ -73,13 +73,12 @@ def remember(session: Unit, *, event_id: str, uri: str, app_id: str, destination
 
 async def webhook_url(session: Unit, app_id: str) -> str | None:
     """Where the app's lifecycle events go (:data:`DESTINATION`); no statement when the session or
-    transaction has it already (:func:`remember`)."""
-    known: dict[str, str | None] = session.info.get(_DESTINATIONS, {})
-    if app_id in known:
-        return known[app_id]
-    rows = await (await driver_of(session)).fetch(_WEBHOOK_URL, {"app_id": app_id})
-    url: str | None = rows[0][0] if rows else None
-    return url
+    transaction has it already (:func:`remember`, or an earlier call)."""
+    known: dict[str, str | None] = session.info.setdefault(_DESTINATIONS, {})
+    if app_id not in known:
+        rows = await (await driver_of(session)).fetch(_WEBHOOK_URL, {"app_id": app_id})
+        known[app_id] = rows[0][0] if rows else None
+    return known[app_id]
 
 
 MESSAGE = Shape(OutboxMessage, "o")
