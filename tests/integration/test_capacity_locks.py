@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from conftest import Harness
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from support.broker import FakeBroker, new_payment_id
 from support.catalog import active_event, shared_group
 from support.pglocks import ANSWER_S, waiting_or_done
@@ -22,8 +23,9 @@ BROKER = FakeBroker()
 
 
 @asynccontextmanager
-async def group_row_locked(database_url: str, group_id: str, mode: str) -> AsyncIterator[None]:
-    """Another transaction holding the group's row in ``mode`` until the block ends."""
+async def group_row_locked(database_url: str, group_id: str, mode: str) -> AsyncIterator[AsyncSession]:
+    """Another transaction holding the group's row in ``mode`` until the block ends; the block may
+    write more in it."""
     db = Database(database_url)
     try:
         async with db.write() as session:
@@ -31,7 +33,7 @@ async def group_row_locked(database_url: str, group_id: str, mode: str) -> Async
                 text(f"SELECT id FROM capacity_groups WHERE id = :id FOR {mode}"),
                 {"id": group_id},
             )
-            yield
+            yield session
     finally:
         await db.dispose()
 
@@ -51,12 +53,34 @@ async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harne
         waiting = await waiting_or_done(url, paying, "the payment to wait for the group's lock")
         assert not paying.done()
         ((statement, written),) = waiting
-        assert statement.startswith("UPDATE capacity_groups SET sold"), statement
+        assert "UPDATE capacity_groups SET sold" in statement, statement
         assert {"tickets", "holds", "payments", "idempotency_keys"} <= set(written), written
     answer = await asyncio.wait_for(paying, ANSWER_S)
     assert answer.status_code == 200 and answer.json()["outcome"] == "issued"
     availability = await h.app.ok("getTicketAvailability", {"eventId": event["id"]})
     assert [t["availableQuantity"] for t in availability["tiers"]] == [8]
+
+
+async def test_a_sale_locks_its_tiers_only_after_their_group(postgres_harness: Harness) -> None:
+    """A sale waiting for its group's lock has not locked its tier yet: the lock's holder may
+    still change the tier, as an organizer's edit does under the group's lock. (A sale that locked
+    the tier first would deadlock with it, and one of the two would be refused.)"""
+    h = postgres_harness
+    url = h.settings.database_url
+    event = await active_event(h.app)
+    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
+    hold = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
+    delivery = BROKER.paid(hold, payment_id=new_payment_id())
+    async with group_row_locked(url, group, "NO KEY UPDATE") as session:
+        paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
+        await waiting_or_done(url, paying, "the payment to wait for the group's lock", "WITH locked")
+        assert not paying.done()
+        await session.execute(text("SET LOCAL lock_timeout = '5s'"))
+        await session.execute(text("UPDATE tiers SET title = 'Hall, renamed' WHERE id = :id"), {"id": tier})
+    answer = await asyncio.wait_for(paying, ANSWER_S)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "issued", answer.text
+    availability = await h.app.ok("getTicketAvailability", {"eventId": event["id"]})
+    assert [(t["title"], t["availableQuantity"]) for t in availability["tiers"]] == [("Hall, renamed", 8)]
 
 
 async def test_a_row_naming_a_group_does_not_hold_up_its_holds(postgres_harness: Harness) -> None:
