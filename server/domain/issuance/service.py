@@ -69,42 +69,26 @@ TICKET, TICKET_EVENT, TICKET_CHANGE = (
 _RELEASE_ITEMS = (
     f"UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id RETURNING {HOLD_ITEM.names}"  # noqa: S608 (constant names)
 )
-# Places sold, counted by the database from the hold's lines (a tier's own count cannot pass its
-# quantity, a constraint): its groups' rows first, then its tiers', each locked by its update.
-_SOLD = (
-    "SELECT i.{column} AS id, SUM(i.quantity) AS quantity FROM hold_items i "
-    "WHERE i.hold_id = :hold_id GROUP BY i.{column}"
-)
-_SELL_FROM_GROUPS = (
-    "UPDATE capacity_groups SET sold = capacity_groups.sold + s.quantity "  # noqa: S608 (constant names)
-    f"FROM ({_SOLD.format(column='capacity_group_id')}) s WHERE capacity_groups.id = s.id"
-)
-_SELL_FROM_TIERS = (
-    "UPDATE tiers SET sold = tiers.sold + s.quantity "  # noqa: S608 (constant names)
-    f"FROM ({_SOLD.format(column='tier_id')}) s WHERE tiers.id = s.id"
-)
-# PostgreSQL: the same in one statement, so a group's lock is held for one statement and the
-# commit. Its groups are locked first, in the one lock order (``locked``, read whole before any
-# group is updated), and its tiers only once they are (a one-time filter on ``groups``): a tier's
-# row is never locked before its group's, as every other writer of both does.
-_SELL = (
-    "WITH locked AS (SELECT g.id FROM capacity_groups g WHERE g.id IN "  # noqa: S608 (constant names)
-    "(SELECT i.capacity_group_id FROM hold_items i WHERE i.hold_id = :hold_id) "
-    "ORDER BY g.id FOR NO KEY UPDATE), "
-    f"groups AS ({_SELL_FROM_GROUPS} AND (SELECT count(*) FROM locked) > 0 RETURNING 1) "
-    f"{_SELL_FROM_TIERS} AND (SELECT count(*) FROM groups) > 0"
-)
+# Places sold: counted by the database (a tier's own count cannot pass its quantity, a constraint).
+_SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
+_SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
 
 
-async def _sell(session: Unit, hold: Hold) -> None:
-    """Count the hold's places sold (a caller that checked the places again holds its groups'
-    locks already), then the offer's redemptions spent."""
+async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
+    """Count the hold's places sold: each group's row locked by its own UPDATE, in the one lock
+    order (a caller that checked the places again holds these locks already), then the tiers';
+    then the offer's redemptions spent, in the same order."""
     driver = await driver_of(session)
-    if driver.sqlite:  # one writer at a time: no lock order to keep, and no statement with two updates
-        await driver.execute(_SELL_FROM_GROUPS, {"hold_id": hold.id})
-        await driver.execute(_SELL_FROM_TIERS, {"hold_id": hold.id})
-    else:
-        await driver.execute(_SELL, {"hold_id": hold.id})
+    per_group: dict[str, int] = {}
+    for item in items:
+        per_group[item.capacity_group_id] = per_group.get(item.capacity_group_id, 0) + item.quantity
+    await driver.execute_many(
+        _SELL_FROM_GROUP, [{"group_id": g, "quantity": q} for g, q in sorted(per_group.items())]
+    )
+    await driver.execute_many(
+        _SELL_FROM_TIER,
+        [{"tier_id": i.tier_id, "quantity": i.quantity} for i in sorted(items, key=lambda i: i.tier_id)],
+    )
     if hold.offer_id is not None:  # only a hold with an offer has redemptions
         await offers.consume(session, hold.id)
 
@@ -228,7 +212,7 @@ async def issue_hold(
         (OUTBOX_MESSAGE, [message]),
         (mail.MESSAGE, [mail.message(hold, "issued", hold.customer_email, tickets, now_ms)]),
     )
-    at_the_end(session, functools.partial(_sell, session, hold))
+    at_the_end(session, functools.partial(_sell, session, hold, items))
     metrics.TICKETS_ISSUED.inc(len(tickets))
     return Issued(hold, tickets)
 
