@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import re
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from asyncpg.exceptions import IntegrityConstraintViolationError, PostgresError
 from sqlalchemy import event
@@ -95,6 +96,55 @@ def _as_arrays(sql: str, names: tuple[str, ...]) -> str:
         _checked(sql, name)
         sql = _list_slot(name).sub(f"= ANY(:{name})", sql)
     return sql
+
+
+class Read(NamedTuple):
+    """One statement of :class:`Together`: its select list (JSON columns cast to text, as
+    ``Shape.portable_columns`` writes them), the rest of it, and whether it locks the rows it reads."""
+
+    select: str
+    rest: str
+    lock: bool = False
+
+
+# What every connection of a PostgreSQL engine is given when it is checked out (Together.create).
+_FUNCTIONS: dict[str, str] = {}
+_MADE = "tickets.functions"
+
+
+class Together:
+    """Read statements that run one after the other, each with a snapshot of its own, as if sent one
+    by one: under READ COMMITTED a statement sees what the transaction a lock before it waited for
+    committed. On PostgreSQL they are one round trip, a PL/pgSQL function made on each connection
+    (``pg_temp``, made at its checkout from the statements themselves, so there is no second copy of
+    them to keep); on SQLite, with no round trip to save, they are sent one by one. ``parameters``:
+    each one's name and PostgreSQL type, ``[]`` for a list (``IN (:name)``). Answers the rows of each
+    statement, as lists of values."""
+
+    def __init__(self, name: str, parameters: Sequence[tuple[str, str]], reads: Sequence[Read]) -> None:
+        self.function = f"pg_temp.{name}"
+        self.names = tuple(parameter for parameter, _ in parameters)
+        self.reads = tuple(reads)
+        lists = tuple(parameter for parameter, kind in parameters if kind.endswith("[]"))
+        position = {parameter: f"${at}" for at, parameter in enumerate(self.names, start=1)}
+        body = " ".join(
+            _NAMED_PARAMETER.sub(
+                lambda match: position[match[1]],
+                _as_arrays(
+                    f"RETURN QUERY SELECT {at}, json_build_array({read.select}) {read.rest}"
+                    f"{' FOR NO KEY UPDATE' if read.lock else ''};",
+                    tuple(name for name in lists if f":{name}" in read.rest),
+                ),
+            )
+            for at, read in enumerate(self.reads)
+        )
+        kinds = ", ".join(kind for _, kind in parameters)
+        # use_column: a column of the statements named like the function's own output is the column.
+        _FUNCTIONS[self.function] = (
+            f"CREATE OR REPLACE FUNCTION {self.function}({kinds}) RETURNS TABLE (part integer, found json) "
+            f"LANGUAGE plpgsql AS $body$ #variable_conflict use_column\nBEGIN {body} END $body$"
+        )
+        self.call = f"SELECT part, found FROM {self.function}({', '.join(position.values())})"  # noqa: S608 (constant names)
 
 
 class Driver:
@@ -198,6 +248,18 @@ class Driver:
         """``rows`` (values in the order of ``columns``) into ``table`` by ``COPY`` (PostgreSQL)."""
         copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
         await self._sent(f"COPY {table}", copied)
+
+    async def together(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of ``reads``' statements (:class:`Together`)."""
+        if self.sqlite:
+            return [await self.fetch(f"SELECT {read.select} {read.rest}", params) for read in reads.reads]
+        found: list[list[tuple[Any, ...]]] = [[] for _ in reads.reads]
+        rows = await self._sent(
+            reads.call, self._connection.fetch(reads.call, *(params[n] for n in reads.names))
+        )
+        for part, values in rows:  # the json as sent, unless the connection decodes it (SQLAlchemy's does)
+            found[part].append(tuple(json.loads(values) if isinstance(values, str) else values))
+        return found
 
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         """A statement that answers no rows (an INSERT, an UPDATE)."""
@@ -369,6 +431,28 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     return engine
 
 
+def _postgres_engine(url: str, *, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, hide_parameters=True
+    )
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # The functions of every Together made so far, on a connection that lacks them, made
+        # outside any transaction (a function made in one would go if it rolled back). The record's
+        # info lives as long as its connection.
+        made: set[str] = record.info.setdefault(_MADE, set())
+        for function in _FUNCTIONS.keys() - made:
+            dbapi_connection.run_async(functools.partial(_create, _FUNCTIONS[function]))
+            made.add(function)
+
+    return engine
+
+
+async def _create(sql: str, connection: Any) -> None:
+    await connection.execute(sql)
+
+
 class Database:
     """The service's database: one place that knows the engine differences."""
 
@@ -388,9 +472,7 @@ class Database:
             # rather than opening another (a new connection costs a server process on PostgreSQL and
             # a TLS offer, several times a request's own work; overflow ones closed on return made
             # every busy second open hundreds).
-            self.write_engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, hide_parameters=True
-            )
+            self.write_engine = _postgres_engine(url, pool_size=pool_size)
             self.read_engine = self.write_engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)

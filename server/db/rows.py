@@ -52,6 +52,12 @@ class Shape(Generic[M]):
                 written.append((prop.key, column.name, column.default.arg if scalar else None))
         self.width = len(self._attrs)
         self.columns = ", ".join(f"{alias}.{name}" for _, name, _, _ in self._attrs)
+        # The same with JSON columns cast to text, as either driver answers them: what a row carried
+        # in a JSON array (``engine.Together``) is loaded from.
+        self.portable_columns = ", ".join(
+            f"CAST({alias}.{name} AS text)" if is_json else f"{alias}.{name}"
+            for _, name, is_json, _ in self._attrs
+        )
         # The same, unqualified: what an UPDATE's RETURNING may name on SQLite too.
         self.names = ", ".join(name for _, name, _, _ in self._attrs)
         self._written = written

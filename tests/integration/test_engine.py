@@ -18,8 +18,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
+from support.webhooks import wait_until
 
-from server.db.engine import Database, Driver, Unit, at_the_end, driver_of
+from server.db.engine import Database, Driver, Read, Together, Unit, at_the_end, driver_of
 from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
 from server.db.rows import COPY_ROWS, Shape, attach, insert_all
 
@@ -572,3 +573,98 @@ async def test_a_refused_statement_keeps_its_connection(database_url: str) -> No
         assert await backend() == first and await replays(db) == 1
     finally:
         await db.dispose()
+
+
+# Made after the test's first connections exist: their next checkout gives them its function.
+LOCK_THEN_COUNT = Together(
+    "tickets_test_lock_then_count",
+    [("locked", "text"), ("iss", "text")],
+    [
+        # The lock, and the same count as the next statement's, read by the locking statement.
+        Read(
+            "r.jti, (SELECT COUNT(*) FROM jwt_replays c WHERE c.iss = :iss)",
+            "FROM jwt_replays r WHERE r.jti = :locked",
+            lock=True,
+        ),
+        Read("COUNT(*)", "FROM jwt_replays r WHERE r.iss = :iss"),
+    ],
+)
+LEDGER = Shape(LedgerEntry, "l")
+LEDGER_ROWS = Together(
+    "tickets_test_ledger_rows",
+    [("subjects", "text[]")],
+    [Read(LEDGER.portable_columns, "FROM ledger l WHERE l.subject_id IN (:subjects) ORDER BY l.subject_id")],
+)
+
+
+async def test_statements_together_see_what_the_lock_before_them_waited_for(db: Database) -> None:
+    """Statements sent together (one round trip on PostgreSQL) each take their own snapshot: the
+    statement after a lock sees what the transaction it waited for committed. The same count read
+    by the locking statement itself does not (SQLite runs one writer at a time)."""
+    async with db.transaction() as first:
+        await (await first.driver()).fetch(INSERT, {"iss": "did:web:lock", "jti": "row", "exp": 1})
+    async with db.transaction() as unit:  # a connection of the pool, made before and given back
+        found = await (await unit.driver()).together(LOCK_THEN_COUNT, {"locked": "row", "iss": "did:web:a"})
+        assert found == [[("row", 0)], [(0,)]]
+    if db.is_sqlite:
+        return
+    assert await _after_waiting(db, "did:web:a") == [[("row", 0)], [(1,)]]
+
+
+async def _after_waiting(db: Database, iss: str) -> list[list[tuple[Any, ...]]]:
+    """What LOCK_THEN_COUNT reads when it waited for the lock of a transaction that then inserted a
+    row of ``iss`` and committed."""
+    async with db.transaction() as holder:
+        holding = await holder.driver()
+        await holding.fetch("SELECT jti FROM jwt_replays WHERE jti = 'row' FOR UPDATE", {})
+
+        async def waiting() -> list[list[tuple[Any, ...]]]:
+            async with db.transaction() as unit:
+                return await (await unit.driver()).together(LOCK_THEN_COUNT, {"locked": "row", "iss": iss})
+
+        waiter = asyncio.create_task(waiting())
+        await wait_until(functools.partial(_waits_for_a_lock, db), 60, "the statements to wait for the lock")
+        await holding.fetch(INSERT, {"iss": iss, "jti": "committed while it waited", "exp": 1})
+    return await asyncio.wait_for(waiter, 60)
+
+
+async def _waits_for_a_lock(db: Database) -> bool:
+    async with db.read() as session:
+        rows = await (await driver_of(session)).fetch(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            {},
+        )
+    return bool(rows)
+
+
+async def test_rows_read_together_load_as_the_rows_read_alone(db: Database) -> None:
+    """A row carried back in a JSON array loads as the same row read by its own statement: JSON
+    columns, large integers and NULLs alike."""
+    entries = [
+        LEDGER.new(
+            at_ms=2**53 + n,
+            environment="test",
+            subject="hold",
+            subject_id=f"s{n}",
+            action="created",
+            actor=actor,
+            data=data,
+        )
+        for n, (actor, data) in enumerate(
+            [(None, {"n": [1, "two", None]}), ("someone", {"é": True}), (None, None)]
+        )
+    ]
+    async with db.transaction() as unit:
+        await LEDGER.insert_many(await unit.driver(), entries)
+    subjects = ["s0", "s1", "s2"]
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        (together,) = await driver.together(LEDGER_ROWS, {"subjects": subjects})
+        alone = await driver.fetch(
+            f"SELECT {LEDGER.columns} FROM ledger l WHERE l.subject_id IN (:subjects) ORDER BY l.subject_id",
+            {"subjects": subjects},
+        )
+    assert [LEDGER.params(LEDGER.load(row)) for row in together] == [
+        LEDGER.params(LEDGER.load(row)) for row in alone
+    ]
+    assert [LEDGER.load(row).data for row in together] == [{"n": [1, "two", None]}, {"é": True}, None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.eventgraph import CalendarEvent, EventGraph, Unresolved
-from server.db.engine import Database, Unit, driver_of
+from server.db.engine import Database, Read, Unit, driver_of
 from server.db.models import CapacityGroup, Event, EventRecordPin, Tier
 from server.db.rows import Shape
 from server.domain import consents, ledger
@@ -136,25 +136,31 @@ class Held:
     per_group: dict[str, int]
 
 
-_HELD = (
-    "SELECT i.capacity_group_id, i.tier_id, SUM(i.quantity) FROM hold_items i "
-    "WHERE i.capacity_group_id IN (:group_ids) AND i.active_until_ms > :now_ms "
+# The places held in some groups: what a hold line records is the group its tier sells from.
+_HELD_SELECT = "i.capacity_group_id, i.tier_id, SUM(i.quantity)"
+_HELD_REST = (
+    "FROM hold_items i WHERE i.capacity_group_id IN ({groups}) AND i.active_until_ms > :now_ms "
     "GROUP BY i.capacity_group_id, i.tier_id"
 )
+_HELD = f"SELECT {_HELD_SELECT} {_HELD_REST.format(groups=':group_ids')}"
 
 
-async def held_places(session: Unit, group_ids: Iterable[str], now_ms: int) -> Held:
-    """What unexpired holds reserve in the given groups, in one query (a hold line records the
-    group its tier sells from)."""
-    ids = sorted(set(group_ids))
+def held_from(rows: Iterable[Sequence[Any]]) -> Held:
+    """The places held, from rows of group, tier and places."""
     held = Held({}, {})
-    if not ids:
-        return held
-    driver = await driver_of(session)
-    for group_id, tier_id, total in await driver.fetch(_HELD, {"group_ids": ids, "now_ms": now_ms}):
+    for group_id, tier_id, total in rows:
         held.per_tier[tier_id] = held.per_tier.get(tier_id, 0) + int(total)
         held.per_group[group_id] = held.per_group.get(group_id, 0) + int(total)
     return held
+
+
+async def held_places(session: Unit, group_ids: Iterable[str], now_ms: int) -> Held:
+    """What unexpired holds reserve in the given groups, in one query."""
+    ids = sorted(set(group_ids))
+    if not ids:
+        return Held({}, {})
+    driver = await driver_of(session)
+    return held_from(await driver.fetch(_HELD, {"group_ids": ids, "now_ms": now_ms}))
 
 
 def _group_state(group: CapacityGroup, held: Held) -> GroupState:
@@ -174,15 +180,18 @@ async def tier_states(
     tiers: Iterable[Tier],
     now_ms: int,
     groups: Mapping[str, CapacityGroup] | None = None,
+    held: Held | None = None,
 ) -> list[TierState]:
-    """The tiers with their counters and their groups'. ``groups``: the tiers' groups when the
-    caller has them already (locked), else they are loaded."""
+    """The tiers with their counters and their groups'. ``groups`` and ``held``: the tiers' groups
+    and the places held in them, when the caller has them already (read under the groups' locks),
+    else they are read."""
     tiers = list(tiers)
     group_ids = sorted({t.capacity_group_id for t in tiers})
     if groups is None:
         found = await (await driver_of(session)).fetch(_GROUPS, {"group_ids": group_ids})
         groups = {g.id: g for g in map(GROUP.load, found)}
-    held = await held_places(session, group_ids, now_ms)
+    if held is None:
+        held = await held_places(session, group_ids, now_ms)
     states = {group_id: _group_state(groups[group_id], held) for group_id in group_ids}
     return [
         TierState(t, states[t.capacity_group_id], Pool(t.quantity_total, t.sold, held.per_tier.get(t.id, 0)))
@@ -214,10 +223,13 @@ async def lock_groups(session: AsyncSession, group_ids: Iterable[str]) -> dict[s
 
 
 GROUP = Shape(CapacityGroup, "g")
-_LOCK_OF_TIERS = (
-    f"SELECT {GROUP.columns} FROM capacity_groups g "  # noqa: S608 (constant names)
-    "WHERE g.id IN (SELECT t.capacity_group_id FROM tiers t WHERE t.id IN (:tier_ids)) ORDER BY g.id"
+_OF_TIERS = "SELECT t.capacity_group_id FROM tiers t WHERE t.id IN (:tier_ids)"
+# The groups the tiers sell from, locked in the one lock order, and the places held in them, read
+# after the lock (statements of a Together).
+GROUPS_OF_TIERS = Read(
+    GROUP.portable_columns, f"FROM capacity_groups g WHERE g.id IN ({_OF_TIERS}) ORDER BY g.id", lock=True
 )
+HELD_OF_TIERS = Read(_HELD_SELECT, _HELD_REST.format(groups=_OF_TIERS))
 
 
 _GROUPS = f"SELECT {GROUP.columns} FROM capacity_groups g WHERE g.id IN (:group_ids) ORDER BY g.id"  # noqa: S608 (constant names)
@@ -230,11 +242,6 @@ async def _locked(session: Unit, sql: str, params: dict[str, Any]) -> dict[str, 
     return {
         group.id: group for group in map(GROUP.load, await driver.fetch(sql + driver.for_update(), params))
     }
-
-
-async def lock_groups_of_tiers(session: Unit, tier_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    """The groups the given tiers sell from, locked in one statement (see :func:`_locked`)."""
-    return await _locked(session, _LOCK_OF_TIERS, {"tier_ids": sorted(set(tier_ids))})
 
 
 async def lock_groups_to_sell(session: Unit, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:

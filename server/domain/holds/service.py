@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from server.atproto.datetimes import format_datetime
-from server.db.engine import Database, Transaction, Unit, driver_of
+from server.db.engine import Database, Read, Together, Transaction, Unit, driver_of
 from server.db.models import (
     CapacityGroup,
     Event,
@@ -26,7 +26,16 @@ from server.db.models import (
 from server.db.rows import Shape, insert_all
 from server.domain import consents, idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import Inventory, TierState, lock_groups_of_tiers, tier_states
+from server.domain.catalog.service import (
+    GROUP,
+    GROUPS_OF_TIERS,
+    HELD_OF_TIERS,
+    Held,
+    Inventory,
+    TierState,
+    held_from,
+    tier_states,
+)
 from server.domain.common import new_id
 from server.domain.holds.rules import (
     Shortage,
@@ -97,10 +106,19 @@ class _Loaded:
 
 
 TIER, EVENT = Shape(Tier, "t"), Shape(Event, "e")
-_TIERS = (
-    f"SELECT {TIER.columns}, {EVENT.columns}, {consents.held_by_sql('app_id', 'e.organizer_did')} "  # noqa: S608 (constant names)
+# The tiers with their events and whether the calling app holds the organizer's consent.
+_TIERS_READ = Read(
+    f"{TIER.portable_columns}, {EVENT.portable_columns}, {consents.held_by_sql('app_id', 'e.organizer_did')}",
     "FROM tiers t JOIN events e ON e.id = t.event_id "
-    "WHERE t.id IN (:tier_ids) AND e.environment = :environment"
+    "WHERE t.id IN (:tier_ids) AND e.environment = :environment",
+)
+_TIERS = f"SELECT {_TIERS_READ.select} {_TIERS_READ.rest}"
+# What a hold reads under its groups' locks: the groups locked, then its tiers and the places held,
+# each read after the lock (a hold that waited for it sees what the lock's holder wrote).
+_UNDER_LOCKS = Together(
+    "tickets_hold_reads",
+    [("tier_ids", "text[]"), ("app_id", "text"), ("environment", "text"), ("now_ms", "bigint")],
+    [GROUPS_OF_TIERS, _TIERS_READ, HELD_OF_TIERS],
 )
 HOLD, HOLD_ITEM = Shape(Hold, "h"), Shape(HoldItem, "i")
 U = TypeVar("U", bound=Unit)
@@ -113,11 +131,7 @@ _RELEASE = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id IN (:hold
 _FEES = "SELECT a.fee_bps, a.fee_flat, a.fee_to_buyer FROM apps a WHERE a.id = :app_id"
 
 
-async def _load_tiers(session: Unit, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
-    driver = await driver_of(session)
-    rows = await driver.fetch(
-        _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
-    )
+def _loaded(rows: Sequence[tuple[Any, ...] | list[Any]], tier_ids: Sequence[str]) -> _Loaded:
     tiers: dict[str, Tier] = {}
     events: dict[str, Event] = {}
     consented: dict[str, bool] = {}
@@ -130,6 +144,36 @@ async def _load_tiers(session: Unit, caller: Caller, tier_ids: Sequence[str]) ->
     if missing:
         raise TierNotFound(f"tier not found: {', '.join(missing)}")
     return _Loaded(tiers, events, consented)
+
+
+async def _load_tiers(session: Unit, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
+    driver = await driver_of(session)
+    rows = await driver.fetch(
+        _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
+    )
+    return _loaded(rows, tier_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Locked:
+    """What a hold reads once its groups are locked: the groups, its tiers, the places held."""
+
+    groups: dict[str, CapacityGroup]
+    loaded: _Loaded
+    held: Held
+
+
+async def _read_under_locks(session: Unit, caller: Caller, tier_ids: Sequence[str], now_ms: int) -> _Locked:
+    """Lock the tiers' groups, in the one lock order, then read the tiers and the places held (on
+    PostgreSQL in one round trip: :class:`~server.db.engine.Together`)."""
+    params = {
+        "tier_ids": list(tier_ids),
+        "app_id": caller.app_id,
+        "environment": caller.environment,
+        "now_ms": now_ms,
+    }
+    groups, tiers, held = await (await driver_of(session)).together(_UNDER_LOCKS, params)
+    return _Locked({g.id: g for g in map(GROUP.load, groups)}, _loaded(tiers, tier_ids), held_from(held))
 
 
 async def _hold_event(session: Unit, caller: Caller, request: HoldRequest, events: dict[str, Event]) -> Event:
@@ -182,15 +226,15 @@ async def price_order(
     *,
     lock_offer: bool = False,
     sale: bool = True,
-    groups: Mapping[str, CapacityGroup] | None = None,
+    locked: _Locked | None = None,
 ) -> Priced:
     """Every rule an order must pass but the places left, and its quote. A code is checked before
     anything else about the tiers, so a code of another tier answers like an unknown one.
     ``sale``: an order placed (a hold or a claim), not a preview: the offer's per-buyer cap
     applies (a preview names no buyer). A sale, and whatever an offer code takes off, need the
     calling app to hold the consent of the event's organizer; a preview of public prices does not.
-    ``groups``: the tiers' capacity groups, locked by the caller."""
-    loaded = await _load_tiers(session, caller, list(request.items))
+    ``locked``: what the caller read under the tiers' groups' locks."""
+    loaded = locked.loaded if locked is not None else await _load_tiers(session, caller, list(request.items))
     tiers, event = loaded.tiers, await _hold_event(session, caller, request, loaded.events)
     if sale or request.offer_code is not None:
         consents.check(loaded.consented[event.id])
@@ -204,7 +248,13 @@ async def price_order(
         terms = offers.terms(offer)
         places = sum(q for t, q in request.items.items() if terms.covers(t))
         offer_rules.check_applies(places, offer.discount_amount, offer.currency, currency)
-    states = await tier_states(session, [tiers[t] for t in request.items], now_ms, groups)
+    states = await tier_states(
+        session,
+        [tiers[t] for t in request.items],
+        now_ms,
+        None if locked is None else locked.groups,
+        None if locked is None else locked.held,
+    )
     view = Inventory(event, states, offers.unlocked_tiers(offer, tiers))
     check_on_sale({s.tier.id: view.sale_state(s, now_ms) for s in states})
     check_order_limits(request.items, {t.id: t.max_per_order for t in tiers.values()})
@@ -232,12 +282,12 @@ async def check_hold(
     request: HoldRequest,
     now_ms: int,
     *,
-    locked: Mapping[str, CapacityGroup] | None = None,
+    locked: _Locked | None = None,
 ) -> Priced:
     """Every rule a hold must pass, on the current counters. Raises the first kind of refusal found,
-    naming every item it applies to. ``locked``: the capacity groups the caller locked; the
+    naming every item it applies to. ``locked``: what the caller read under its groups' locks; the
     offer's row is then locked too."""
-    priced = await price_order(session, caller, request, now_ms, lock_offer=locked is not None, groups=locked)
+    priced = await price_order(session, caller, request, now_ms, lock_offer=locked is not None, locked=locked)
     shortages = shortages_in(request.items, priced.states)
     if shortages:
         raise shortage_error(shortages)
@@ -248,7 +298,7 @@ async def checked_under_locks(session: Unit, caller: Caller, request: HoldReques
     """Every rule a hold must pass, checked in the hold's own transaction after locking its capacity
     groups (and, in the check, its offer): concurrent holds of the same places decide one after
     the other."""
-    locked = await lock_groups_of_tiers(session, list(request.items))
+    locked = await _read_under_locks(session, caller, list(request.items), now_ms)
     return await check_hold(session, caller, request, now_ms, locked=locked)
 
 
