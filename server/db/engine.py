@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import re
 import sqlite3
@@ -107,7 +108,8 @@ class Read(NamedTuple):
     lock: bool = False
 
 
-# What every connection of a PostgreSQL engine is given when it is checked out (Together.create).
+# The functions of every Together made so far, by name: each PostgreSQL connection makes sure of
+# them when it is first checked out (:func:`_postgres_engine`).
 _FUNCTIONS: dict[str, str] = {}
 _MADE = "tickets.functions"
 
@@ -115,14 +117,14 @@ _MADE = "tickets.functions"
 class Together:
     """Read statements that run one after the other, each with a snapshot of its own, as if sent one
     by one: under READ COMMITTED a statement sees what the transaction a lock before it waited for
-    committed. On PostgreSQL they are one round trip, a PL/pgSQL function made on each connection
-    (``pg_temp``, made at its checkout from the statements themselves, so there is no second copy of
-    them to keep); on SQLite, with no round trip to save, they are sent one by one. ``parameters``:
-    each one's name and PostgreSQL type, ``[]`` for a list (``IN (:name)``). Answers the rows of each
-    statement, as lists of values."""
+    committed. On PostgreSQL they are one round trip, a PL/pgSQL function made from the statements
+    themselves (so there is no second copy of them to keep), named by a digest of its text: a
+    server of another version makes and calls its own, and a pooler in transaction mode finds it
+    on every server connection. On SQLite, with no round trip to save, they are sent one by one.
+    ``parameters``: each one's name and PostgreSQL type, ``[]`` for a list (``IN (:name)``).
+    Answers the rows of each statement."""
 
     def __init__(self, name: str, parameters: Sequence[tuple[str, str]], reads: Sequence[Read]) -> None:
-        self.function = f"pg_temp.{name}"
         self.names = tuple(parameter for parameter, _ in parameters)
         self.reads = tuple(reads)
         lists = tuple(parameter for parameter, kind in parameters if kind.endswith("[]"))
@@ -140,9 +142,17 @@ class Together:
         )
         kinds = ", ".join(kind for _, kind in parameters)
         # use_column: a column of the statements named like the function's own output is the column.
+        text = (
+            f"({kinds}) RETURNS TABLE (part integer, found json) LANGUAGE plpgsql "
+            f"AS $body$ #variable_conflict use_column\nBEGIN {body} END $body$"
+        )
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.function = f"{name}_{digest[:16]}"
+        # Made once by whichever connection comes first, the others waiting for it (the lock).
         _FUNCTIONS[self.function] = (
-            f"CREATE OR REPLACE FUNCTION {self.function}({kinds}) RETURNS TABLE (part integer, found json) "
-            f"LANGUAGE plpgsql AS $body$ #variable_conflict use_column\nBEGIN {body} END $body$"
+            f"DO $made$ BEGIN IF to_regprocedure('{self.function}({kinds})') IS NULL THEN "
+            f"PERFORM pg_advisory_xact_lock({int(digest[:15], 16)}); "
+            f"CREATE OR REPLACE FUNCTION {self.function}{text}; END IF; END $made$"
         )
         self.call = f"SELECT part, found FROM {self.function}({', '.join(position.values())})"  # noqa: S608 (constant names)
 
@@ -438,9 +448,9 @@ def _postgres_engine(url: str, *, pool_size: int) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        # The functions of every Together made so far, on a connection that lacks them, made
-        # outside any transaction (a function made in one would go if it rolled back). The record's
-        # info lives as long as its connection.
+        # The functions of every Together made so far, made sure of outside any transaction (a
+        # function made in one would go if it rolled back); the record's info lives as long as its
+        # connection.
         made: set[str] = record.info.setdefault(_MADE, set())
         for function in _FUNCTIONS.keys() - made:
             dbapi_connection.run_async(functools.partial(_create, _FUNCTIONS[function]))
