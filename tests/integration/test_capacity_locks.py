@@ -53,7 +53,7 @@ async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harne
         waiting = await waiting_or_done(url, paying, "the payment to wait for the group's lock")
         assert not paying.done()
         ((statement, written),) = waiting
-        assert statement.startswith("UPDATE capacity_groups SET sold"), statement
+        assert statement.startswith("WITH groups AS (UPDATE capacity_groups SET sold"), statement
         assert {"tickets", "holds", "payments", "idempotency_keys"} <= set(written), written
     answer = await asyncio.wait_for(paying, ANSWER_S)
     assert answer.status_code == 200 and answer.json()["outcome"] == "issued"
@@ -73,9 +73,7 @@ async def test_a_sale_locks_its_tiers_only_after_their_group(postgres_harness: H
     delivery = BROKER.paid(hold, payment_id=new_payment_id())
     async with group_row_locked(url, group, "NO KEY UPDATE") as session:
         paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
-        await waiting_or_done(
-            url, paying, "the payment to wait for the group's lock", "UPDATE capacity_groups"
-        )
+        await waiting_or_done(url, paying, "the payment to wait for the group's lock", "WITH groups")
         assert not paying.done()
         await session.execute(text("SET LOCAL lock_timeout = '5s'"))
         await session.execute(text("UPDATE tiers SET title = 'Hall, renamed' WHERE id = :id"), {"id": tier})

@@ -18,7 +18,16 @@ from support.server import MovedClock
 from support.webhooks import wait_until
 
 from server.db.engine import Database
-from server.db.models import CheckInList, Hold, ListKey, OutboxMessage, Payment, TicketEvent
+from server.db.models import (
+    CapacityGroup,
+    CheckInList,
+    Hold,
+    ListKey,
+    OutboxMessage,
+    Payment,
+    TicketEvent,
+    Tier,
+)
 from sync.passes import decode_pass
 
 BROKER = FakeBroker()
@@ -81,6 +90,33 @@ async def test_a_signed_payment_issues_the_holds_tickets_once(harness: Harness) 
     assert await availability(harness, event["id"], tier) == 8
     released = await harness.app.ok("releaseTicketHold", {"holdId": hold["holdId"]})
     assert released["hold"]["status"] == "completed"
+
+
+async def test_a_hold_across_groups_sells_from_each_once(harness: Harness) -> None:
+    """A paid hold of tiers in two capacity groups counts its places sold in each group and each
+    tier, once, however often the payment is delivered."""
+    h = harness
+    event = await active_event(h.app)
+    first, (one, two) = await shared_group(h.app, event, capacity=10, tiers=2)
+    second, (three,) = await shared_group(h.app, event, capacity=10, tiers=1)
+    items = {one: 2, two: 1, three: 3}
+    hold = await h.app.ok(
+        "createTicketHold", {"items": [{"tierId": t, "quantity": q} for t, q in items.items()]}
+    )
+    delivery = BROKER.paid(hold, payment_id=new_payment_id())
+    for _ in range(2):
+        answer = await BROKER.send(h.app.http, h.server.url, delivery)
+        assert answer.status_code == 200 and answer.json()["outcome"] == "issued", answer.text
+    db = Database(h.settings.database_url)
+    try:
+        async with db.read() as session:
+            tiers = dict((await session.execute(select(Tier.id, Tier.sold))).all())
+            groups = dict((await session.execute(select(CapacityGroup.id, CapacityGroup.sold))).all())
+    finally:
+        await db.dispose()
+    assert tiers == items
+    assert (groups[first], groups[second]) == (3, 3)
+    assert [await availability(h, event["id"], t) for t in (one, two, three)] == [7, 7, 7]
 
 
 async def test_the_pass_page_shows_the_qr_only_to_its_link(harness: Harness) -> None:

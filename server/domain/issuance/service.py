@@ -29,7 +29,7 @@ from server.db.models import (
 from server.db.rows import Shape, insert_all
 from server.domain import idempotency, ledger
 from server.domain.caller import Caller
-from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups
+from server.domain.catalog.service import ensure_can_manage, find_event, lock_groups, lock_groups_to_sell
 from server.domain.common import new_id
 from server.domain.holds.service import (
     HOLD,
@@ -69,26 +69,41 @@ TICKET, TICKET_EVENT, TICKET_CHANGE = (
 _RELEASE_ITEMS = (
     f"UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id RETURNING {HOLD_ITEM.names}"  # noqa: S608 (constant names)
 )
-# Places sold: counted by the database (a tier's own count cannot pass its quantity, a constraint).
-_SELL_FROM_TIER = "UPDATE tiers SET sold = sold + :quantity WHERE id = :tier_id"
-_SELL_FROM_GROUP = "UPDATE capacity_groups SET sold = sold + :quantity WHERE id = :group_id"
+# Places sold, counted by the database from the hold's lines (a tier's own count cannot pass its
+# quantity, a constraint): its groups' rows first, then its tiers', each locked by its update.
+_SOLD = (
+    "SELECT i.{column} AS id, SUM(i.quantity) AS quantity FROM hold_items i "
+    "WHERE i.hold_id = :hold_id GROUP BY i.{column}"
+)
+_SELL_FROM_GROUPS = (
+    "UPDATE capacity_groups SET sold = capacity_groups.sold + s.quantity "  # noqa: S608 (constant names)
+    f"FROM ({_SOLD.format(column='capacity_group_id')}) s WHERE capacity_groups.id = s.id"
+)
+_SELL_FROM_TIERS = (
+    "UPDATE tiers SET sold = tiers.sold + s.quantity "  # noqa: S608 (constant names)
+    f"FROM ({_SOLD.format(column='tier_id')}) s WHERE tiers.id = s.id"
+)
+# PostgreSQL: the two in one statement, so that a group's lock is held for it and the commit
+# alone; the tiers are updated only once the groups are (a one-time filter on ``groups``), so a
+# tier's row is never locked before its group's, as every other writer of both does.
+_SELL = (
+    f"WITH groups AS ({_SELL_FROM_GROUPS} RETURNING 1) "  # noqa: S608 (constant names)
+    f"{_SELL_FROM_TIERS} AND (SELECT count(*) FROM groups) > 0"
+)
 
 
 async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
-    """Count the hold's places sold: each group's row locked by its own UPDATE, in the one lock
-    order (a caller that checked the places again holds these locks already), then the tiers';
-    then the offer's redemptions spent, in the same order."""
+    """Count the hold's places sold (a caller that checked the places again holds its groups'
+    locks already), then the offer's redemptions spent."""
     driver = await driver_of(session)
-    per_group: dict[str, int] = {}
-    for item in items:
-        per_group[item.capacity_group_id] = per_group.get(item.capacity_group_id, 0) + item.quantity
-    await driver.execute_many(
-        _SELL_FROM_GROUP, [{"group_id": g, "quantity": q} for g, q in sorted(per_group.items())]
-    )
-    await driver.execute_many(
-        _SELL_FROM_TIER,
-        [{"tier_id": i.tier_id, "quantity": i.quantity} for i in sorted(items, key=lambda i: i.tier_id)],
-    )
+    if driver.sqlite:  # one writer at a time, and no UPDATE in a WITH
+        await driver.execute(_SELL_FROM_GROUPS, {"hold_id": hold.id})
+        await driver.execute(_SELL_FROM_TIERS, {"hold_id": hold.id})
+    else:
+        groups = {item.capacity_group_id for item in items}
+        if len(groups) > 1:  # the one lock order first: the statement's own is its plan's
+            await lock_groups_to_sell(session, groups)
+        await driver.execute(_SELL, {"hold_id": hold.id})
     if hold.offer_id is not None:  # only a hold with an offer has redemptions
         await offers.consume(session, hold.id)
 
