@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from conftest import Harness
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from support.broker import FakeBroker, new_payment_id
+from support.broker import Delivery, FakeBroker, new_payment_id
 from support.catalog import active_event, shared_group
 from support.pglocks import ANSWER_S, waiting_or_done
 
@@ -38,16 +39,22 @@ async def group_row_locked(database_url: str, group_id: str, mode: str) -> Async
         await db.dispose()
 
 
+async def two_places_to_pay(h: Harness) -> tuple[dict[str, Any], str, str, Delivery]:
+    """An event with a tier in a group of ten, a hold of two of its places, and the broker's
+    completion of its payment: (event, group, tier, completion)."""
+    event = await active_event(h.app)
+    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
+    hold = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
+    return event, group, tier, BROKER.paid(hold, payment_id=new_payment_id())
+
+
 async def test_a_payment_locks_its_groups_only_to_sell_its_places(postgres_harness: Harness) -> None:
     """While a hold of the same group holds its lock, the broker's completion writes everything but
     the sale (its delivery's dedupe key too) and then waits at the sale; let go, it issues the
     tickets."""
     h = postgres_harness
     url = h.settings.database_url
-    event = await active_event(h.app)
-    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
-    hold = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
-    delivery = BROKER.paid(hold, payment_id=new_payment_id())
+    event, group, _, delivery = await two_places_to_pay(h)
     async with group_row_locked(url, group, "NO KEY UPDATE"):
         paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
         waiting = await waiting_or_done(url, paying, "the payment to wait for the group's lock")
@@ -67,10 +74,7 @@ async def test_a_sale_locks_its_tiers_only_after_their_group(postgres_harness: H
     the tier first would deadlock with it, and one of the two would be refused.)"""
     h = postgres_harness
     url = h.settings.database_url
-    event = await active_event(h.app)
-    group, (tier,) = await shared_group(h.app, event, capacity=10, tiers=1)
-    hold = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
-    delivery = BROKER.paid(hold, payment_id=new_payment_id())
+    event, group, tier, delivery = await two_places_to_pay(h)
     async with group_row_locked(url, group, "NO KEY UPDATE") as session:
         paying = asyncio.create_task(BROKER.send(h.app.http, h.server.url, delivery))
         await waiting_or_done(url, paying, "the payment to wait for the group's lock", "WITH groups")
