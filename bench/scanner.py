@@ -19,7 +19,11 @@ process's. Online decisions are the server's ``checkin`` workload.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
+import contextlib
+import multiprocessing
 import resource
 import secrets
 import shutil
@@ -68,6 +72,12 @@ TARGET_RSS_MB = 250.0
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory: Linux's ``VmHWM``, which a new program starts afresh
+    (``ru_maxrss`` kept the parent's high-water mark across the start of the desk's own process)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -149,6 +159,20 @@ def _row(
 
 
 async def run(options: Options) -> RunResult:
+    """The desk's scenarios, in a process of their own: the peak RSS reported is then the desk's,
+    not the high-water mark of the workloads the benchmark ran before it in its own process (an
+    export of 50,000 tickets left it at 327 MB, and the desk was read as 359 MB against 193 MB
+    alone)."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as alone:
+        return await asyncio.get_running_loop().run_in_executor(alone, _run_alone, options)
+
+
+def _run_alone(options: Options) -> RunResult:
+    return asyncio.run(_run(options))
+
+
+async def _run(options: Options) -> RunResult:
     out = RunResult()
     tickets = QUICK_TICKETS if options.quick else TICKETS
     hung = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
