@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+from server.db.engine import FUNCTIONS_SCHEMA
 from server.db.migrate import current_revision
 from server.operator_errors import OperatorError
 
@@ -64,7 +65,16 @@ def backup(url: str, out: Path) -> None:
             reader.backup(writer)
         return
     asyncio.run(current_revision(url))  # an unreachable server or missing database is told plainly
-    dump = [_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "--file", str(out)]
+    # The functions reads are sent through are left out: a server makes them again (engine.Together).
+    dump = [
+        _tool("pg_dump"),
+        "--format=custom",
+        "--no-owner",
+        "--no-privileges",
+        f"--exclude-schema={FUNCTIONS_SCHEMA}",
+        "--file",
+        str(out),
+    ]
     _run([*dump, _libpq_url(url)])
 
 

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 import weakref
@@ -32,7 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from asyncpg.exceptions import IntegrityConstraintViolationError, PostgresError
+from asyncpg.exceptions import IntegrityConstraintViolationError, PostgresError, UndefinedFunctionError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
@@ -107,11 +108,21 @@ class Read(NamedTuple):
     rest: str
     lock: bool = False
 
+    @property
+    def text(self) -> str:
+        """The statement on its own (without its lock's clause, which is the engine's)."""
+        return f"SELECT {self.select} {self.rest}"
 
-# The functions of every Together made so far, by name: each PostgreSQL connection makes sure of
-# them when it is first checked out (:func:`_postgres_engine`).
+
+# Where the functions of every Together live: a schema of their own, which backups leave out (a
+# server of the current version makes them again) and a database may grant apart.
+FUNCTIONS_SCHEMA = "tickets_functions"
+# The functions of every Together made so far, by name, each with the statement that makes it.
 _FUNCTIONS: dict[str, str] = {}
-_MADE = "tickets.functions"
+# What each PostgreSQL connection was given, by function: made, or not (the database refused).
+_MADE_ON: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
+_REFUSED_ONCE: set[str] = set()
+log = logging.getLogger(__name__)
 
 
 class Together:
@@ -120,14 +131,16 @@ class Together:
     committed. On PostgreSQL they are one round trip, a PL/pgSQL function made from the statements
     themselves (so there is no second copy of them to keep), named by a digest of its text: a
     server of another version makes and calls its own, and a pooler in transaction mode finds it
-    on every server connection. On SQLite, with no round trip to save, they are sent one by one.
+    on every server connection. On SQLite, with no round trip to save, they are sent one by one,
+    and so they are on a PostgreSQL connection that could not make the function.
     ``parameters``: each one's name and PostgreSQL type, ``[]`` for a list (``IN (:name)``).
     Answers the rows of each statement."""
 
     def __init__(self, name: str, parameters: Sequence[tuple[str, str]], reads: Sequence[Read]) -> None:
         self.names = tuple(parameter for parameter, _ in parameters)
         self.reads = tuple(reads)
-        lists = tuple(parameter for parameter, kind in parameters if kind.endswith("[]"))
+        self.used = tuple(frozenset(_NAMED_PARAMETER.findall(read.text)) for read in self.reads)
+        lists = {parameter for parameter, kind in parameters if kind.endswith("[]")}
         position = {parameter: f"${at}" for at, parameter in enumerate(self.names, start=1)}
         body = " ".join(
             _NAMED_PARAMETER.sub(
@@ -135,23 +148,27 @@ class Together:
                 _as_arrays(
                     f"RETURN QUERY SELECT {at}, json_build_array({read.select}) {read.rest}"
                     f"{' FOR NO KEY UPDATE' if read.lock else ''};",
-                    tuple(name for name in lists if f":{name}" in read.rest),
+                    tuple(sorted(lists & used)),
                 ),
             )
-            for at, read in enumerate(self.reads)
+            for at, (read, used) in enumerate(zip(self.reads, self.used, strict=True))
         )
         kinds = ", ".join(kind for _, kind in parameters)
+        # VOLATILE (the default, written out): each statement in it takes a snapshot of its own.
         # use_column: a column of the statements named like the function's own output is the column.
         text = (
-            f"({kinds}) RETURNS TABLE (part integer, found json) LANGUAGE plpgsql "
+            f"({kinds}) RETURNS TABLE (part integer, found json) LANGUAGE plpgsql VOLATILE "
             f"AS $body$ #variable_conflict use_column\nBEGIN {body} END $body$"
         )
         digest = hashlib.sha256(text.encode()).hexdigest()
-        self.function = f"{name}_{digest[:16]}"
+        named = f"{name}_{digest[:16]}"
+        assert len(named) <= 63, f"{name} is too long for a PostgreSQL name with its digest"
+        self.function = f"{FUNCTIONS_SCHEMA}.{named}"
         # Made once by whichever connection comes first, the others waiting for it (the lock).
         _FUNCTIONS[self.function] = (
             f"DO $made$ BEGIN IF to_regprocedure('{self.function}({kinds})') IS NULL THEN "
             f"PERFORM pg_advisory_xact_lock({int(digest[:15], 16)}); "
+            f"CREATE SCHEMA IF NOT EXISTS {FUNCTIONS_SCHEMA}; "
             f"CREATE OR REPLACE FUNCTION {self.function}{text}; END IF; END $made$"
         )
         self.call = f"SELECT part, found FROM {self.function}({', '.join(position.values())})"  # noqa: S608 (constant names)
@@ -261,12 +278,21 @@ class Driver:
 
     async def together(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
         """The rows of each of ``reads``' statements (:class:`Together`)."""
-        if self.sqlite:
-            return [await self.fetch(f"SELECT {read.select} {read.rest}", params) for read in reads.reads]
+        if self.sqlite or not _MADE_ON.get(self._connection, {}).get(reads.function):
+            return [
+                await self.fetch(
+                    read.text + (self.for_update() if read.lock else ""), {n: params[n] for n in used}
+                )
+                for read, used in zip(reads.reads, reads.used, strict=True)
+            ]
         found: list[list[tuple[Any, ...]]] = [[] for _ in reads.reads]
-        rows = await self._sent(
-            reads.call, self._connection.fetch(reads.call, *(params[n] for n in reads.names))
-        )
+        try:
+            rows = await self._sent(
+                reads.call, self._connection.fetch(reads.call, *(params[n] for n in reads.names))
+            )
+        except UndefinedFunctionError:  # dropped since: made again at the connection's next checkout
+            _MADE_ON[self._connection].pop(reads.function, None)
+            raise
         for part, values in rows:  # the json as sent, unless the connection decodes it (SQLAlchemy's does)
             found[part].append(tuple(json.loads(values) if isinstance(values, str) else values))
         return found
@@ -447,14 +473,26 @@ def _postgres_engine(url: str, *, pool_size: int) -> AsyncEngine:
     )
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         # The functions of every Together made so far, made sure of outside any transaction (a
-        # function made in one would go if it rolled back); the record's info lives as long as its
-        # connection.
-        made: set[str] = record.info.setdefault(_MADE, set())
-        for function in _FUNCTIONS.keys() - made:
-            dbapi_connection.run_async(functools.partial(_create, _FUNCTIONS[function]))
-            made.add(function)
+        # function made in one would go if it rolled back). One the database refuses (a role that
+        # may not create it, a server that is read-only) is not tried again on the connection:
+        # its statements go one by one there.
+        given = _MADE_ON.setdefault(dbapi_connection.driver_connection, {})
+        for function in _FUNCTIONS.keys() - given.keys():
+            try:
+                dbapi_connection.run_async(functools.partial(_create, _FUNCTIONS[function]))
+            except PostgresError as refused:
+                given[function] = False
+                if function not in _REFUSED_ONCE:
+                    _REFUSED_ONCE.add(function)
+                    log.warning(
+                        "the database refused to make %s (%s): its statements go one by one",
+                        function,
+                        type(refused).__name__,
+                    )
+            else:
+                given[function] = True
 
     return engine
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import os
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -15,11 +16,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession
 from support.databases import sqlite_copy
 from support.webhooks import wait_until
 
+from server.db import engine
 from server.db.engine import Database, Driver, Read, Together, Unit, at_the_end, driver_of
 from server.db.models import App, JwtReplay, LedgerEntry, OutboxMessage
 from server.db.rows import COPY_ROWS, Shape, attach, insert_all
@@ -575,7 +578,7 @@ async def test_a_refused_statement_keeps_its_connection(database_url: str) -> No
         await db.dispose()
 
 
-# Made after the test's first connections exist: their next checkout gives them its function.
+# Made when this module is imported: each connection makes sure of its function at its first checkout.
 LOCK_THEN_COUNT = Together(
     "tickets_test_lock_then_count",
     [("locked", "text"), ("iss", "text")],
@@ -668,3 +671,41 @@ async def test_rows_read_together_load_as_the_rows_read_alone(db: Database) -> N
         LEDGER.params(LEDGER.load(row)) for row in alone
     ]
     assert [LEDGER.load(row).data for row in together] == [{"n": [1, "two", None]}, {"é": True}, None]
+
+
+async def test_statements_together_go_one_by_one_where_the_function_cannot_be_made(
+    database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that may not make the function (or a read-only server) still gets its rows, the
+    statements sent one by one, and the operator one line saying so; nothing else fails."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite sends the statements one by one anyway")
+    role = f"tickets_limited_{os.getpid()}"
+    admin = Database(database_url)
+    try:
+        async with admin.transaction() as unit:
+            driver = await unit.driver()
+            await driver.execute(f"CREATE ROLE {role} LOGIN", {})
+            await driver.execute(f"GRANT USAGE ON SCHEMA public TO {role}", {})
+            await driver.execute(f"GRANT SELECT, INSERT, UPDATE ON jwt_replays TO {role}", {})
+            await driver.fetch(INSERT, {"iss": "did:web:lock", "jti": "row", "exp": 1})
+        monkeypatch.setattr(engine, "_REFUSED_ONCE", set())
+        limited = Database(make_url(database_url).set(username=role).render_as_string(hide_password=False))
+        try:
+            async with limited.transaction() as unit:
+                found = await (await unit.driver()).together(
+                    LOCK_THEN_COUNT, {"locked": "row", "iss": "did:web:a"}
+                )
+            async with limited.read() as session:  # and the connection serves everything else
+                assert await session.scalar(select(func.count()).select_from(JwtReplay)) == 1
+        finally:
+            await limited.dispose()
+        assert found == [[("row", 0)], [(0,)]]
+        refusals = [r.getMessage() for r in caplog.records if LOCK_THEN_COUNT.function in r.getMessage()]
+        assert len(refusals) == 1 and "refused to make" in refusals[0], refusals
+    finally:
+        async with admin.transaction() as unit:
+            driver = await unit.driver()
+            await driver.execute(f"DROP OWNED BY {role}", {})
+            await driver.execute(f"DROP ROLE {role}", {})
+        await admin.dispose()

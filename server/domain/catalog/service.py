@@ -245,8 +245,9 @@ async def _locked(session: Unit, sql: str, params: dict[str, Any]) -> dict[str, 
 
 
 async def lock_groups_to_sell(session: Unit, group_ids: Iterable[str]) -> dict[str, CapacityGroup]:
-    """The groups, locked in one statement, to check places again before selling them (a payment
-    of a hold that ended; see :func:`_locked`)."""
+    """The groups, locked in one statement, in the one lock order, before selling their places: to
+    check them again (a payment of a hold that ended), or before a sale that spans several groups
+    (see :func:`_locked`)."""
     return await _locked(session, _GROUPS, {"group_ids": sorted(set(group_ids))})
 
 

@@ -112,7 +112,7 @@ _TIERS_READ = Read(
     "FROM tiers t JOIN events e ON e.id = t.event_id "
     "WHERE t.id IN (:tier_ids) AND e.environment = :environment",
 )
-_TIERS = f"SELECT {_TIERS_READ.select} {_TIERS_READ.rest}"
+_TIERS = _TIERS_READ.text
 # What a hold reads under its groups' locks: the groups locked, then its tiers and the places held,
 # each read after the lock (a hold that waited for it sees what the lock's holder wrote).
 _UNDER_LOCKS = Together(

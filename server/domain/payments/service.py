@@ -21,7 +21,7 @@ from server.db.engine import Unit, driver_of
 from server.db.models import Hold, HoldItem, Payment, Ticket, Tier
 from server.db.rows import Shape
 from server.domain import ledger
-from server.domain.catalog.service import lock_groups_to_sell, tier_states
+from server.domain.catalog.service import lock_groups, lock_groups_to_sell, tier_states
 from server.domain.holds.rules import hold_status
 from server.domain.holds.service import HOLD, end_hold, shortages_in
 from server.domain.issuance.list_keys import Keyring
@@ -289,6 +289,9 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
     await _settle(
         session, report, payment, hold, plan.status, reason, now_ms, refunded_amount=plan.refunded_amount
     )
+    # Every group first, in the one lock order (each ticket's own lock then finds it held): a refund
+    # of tickets of two groups would otherwise take them in the tickets' order.
+    await lock_groups(session, (ticket.capacity_group_id for ticket in tickets))
     for ticket in tickets:
         await end_ticket(
             session, ticket, "refunded", BROKER, report.reason or "refunded by the payment broker", now_ms
