@@ -52,6 +52,8 @@ T = TypeVar("T")
 _BROKEN_CONSTRAINT = (IntegrityConstraintViolationError, sqlite3.IntegrityError)
 # What either driver raises when the database refused a statement, the connection still usable.
 _REFUSED = (PostgresError, sqlite3.Error)
+# What ends a statement that locks the rows it reads, on PostgreSQL (Driver.for_update).
+_LOCKING = " FOR NO KEY UPDATE"
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -147,7 +149,7 @@ class Together:
                 lambda match: position[match[1]],
                 _as_arrays(
                     f"RETURN QUERY SELECT {at}, json_build_array({read.select}) {read.rest}"
-                    f"{' FOR NO KEY UPDATE' if read.lock else ''};",
+                    f"{_LOCKING if read.lock else ''};",
                     tuple(sorted(lists & used)),
                 ),
             )
@@ -199,7 +201,7 @@ class Driver:
         key's share lock) does not wait for them, nor they for it."""
         if self.sqlite:
             return ""
-        return " FOR NO KEY UPDATE" if of is None else f" FOR NO KEY UPDATE OF {of}"
+        return _LOCKING if of is None else f"{_LOCKING} OF {of}"
 
     def _spread(self, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         lists = tuple((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple))

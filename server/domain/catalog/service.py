@@ -142,7 +142,7 @@ _HELD_REST = (
     "FROM hold_items i WHERE i.capacity_group_id IN ({groups}) AND i.active_until_ms > :now_ms "
     "GROUP BY i.capacity_group_id, i.tier_id"
 )
-_HELD = f"SELECT {_HELD_SELECT} {_HELD_REST.format(groups=':group_ids')}"
+_HELD = Read(_HELD_SELECT, _HELD_REST.format(groups=":group_ids")).text
 
 
 def held_from(rows: Iterable[Sequence[Any]]) -> Held:

@@ -146,11 +146,13 @@ def _loaded(rows: Sequence[tuple[Any, ...] | list[Any]], tier_ids: Sequence[str]
     return _Loaded(tiers, events, consented)
 
 
+def _of_tiers(caller: Caller, tier_ids: Sequence[str]) -> dict[str, Any]:
+    """The parameters of the tiers' read (:data:`_TIERS_READ`)."""
+    return {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
+
+
 async def _load_tiers(session: Unit, caller: Caller, tier_ids: Sequence[str]) -> _Loaded:
-    driver = await driver_of(session)
-    rows = await driver.fetch(
-        _TIERS, {"tier_ids": list(tier_ids), "app_id": caller.app_id, "environment": caller.environment}
-    )
+    rows = await (await driver_of(session)).fetch(_TIERS, _of_tiers(caller, tier_ids))
     return _loaded(rows, tier_ids)
 
 
@@ -166,12 +168,7 @@ class _Locked:
 async def _read_under_locks(session: Unit, caller: Caller, tier_ids: Sequence[str], now_ms: int) -> _Locked:
     """Lock the tiers' groups, in the one lock order, then read the tiers and the places held (on
     PostgreSQL in one round trip: :class:`~server.db.engine.Together`)."""
-    params = {
-        "tier_ids": list(tier_ids),
-        "app_id": caller.app_id,
-        "environment": caller.environment,
-        "now_ms": now_ms,
-    }
+    params = {**_of_tiers(caller, tier_ids), "now_ms": now_ms}
     groups, tiers, held = await (await driver_of(session)).together(_UNDER_LOCKS, params)
     return _Locked({g.id: g for g in map(GROUP.load, groups)}, _loaded(tiers, tier_ids), held_from(held))
 
