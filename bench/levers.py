@@ -15,7 +15,11 @@ whole-server phase on a shared 2-core machine cannot resolve.
   (SQLite sends one statement a table either way);
 * a write transaction of one statement, sent to the driver in an ORM session's transaction
   (before, ``Database.write`` and ``driver_of``) or in a transaction on the driver alone (after,
-  ``Database.transaction``), on SQLite and on PostgreSQL.
+  ``Database.transaction``), on SQLite and on PostgreSQL;
+* a check-in's reads, in a transaction on the driver: its ticket locked with its default list, its
+  event and the seller's address, then its admissions at the list, one statement after the other
+  (before, ``Driver.one_by_one``) or together in one round trip (after, ``Driver.together``), on
+  PostgreSQL, of a ticket admitted twice.
 
 Rows are per call; p50/p99 per operation.
 """
@@ -43,9 +47,10 @@ from bench import deploy, load
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server import log_redaction
 from server.db import migrate
-from server.db.engine import Database, driver_of
+from server.db.engine import Database, Driver, Together, driver_of
 from server.db.models import IdempotencyKey, JwtReplay, LedgerEntry
 from server.db.rows import Shape, insert_all
+from server.domain.checkin.service import AT_DEFAULT_LIST
 from server.domain.ratelimit import count
 from server.domain.ratewindows import Scope, Window
 from server.observability import RequestContext, logging_config
@@ -57,12 +62,14 @@ JSON_BEFORE, JSON_AFTER = "hold output, json.dumps", "hold output, msgspec"
 LIMIT_BEFORE, LIMIT_AFTER = "rate limits, 2 statements", "rate limits, 1 statement"
 INSERTS_BEFORE, INSERTS_AFTER = "4 tables' rows, 4 statements", "4 tables' rows, 1 statement"
 WRITE_BEFORE, WRITE_AFTER = "a write, in a session", "a write, on the driver alone"
+SCAN_BEFORE, SCAN_AFTER = "a scan's reads, one by one", "a scan's reads, together"
 PAIRS = (
     (LOG_BEFORE, LOG_AFTER),
     (JSON_BEFORE, JSON_AFTER),
     (LIMIT_BEFORE, LIMIT_AFTER),
     (INSERTS_BEFORE, INSERTS_AFTER),
     (WRITE_BEFORE, WRITE_AFTER),
+    (SCAN_BEFORE, SCAN_AFTER),
 )
 ENTRY, REPLAY, KEY = Shape(LedgerEntry, "l"), Shape(JwtReplay, "j"), Shape(IdempotencyKey, "k")
 COUNT, QUICK_COUNT = 20_000, 4_000
@@ -280,6 +287,69 @@ async def write_rows(configuration: str, url: str, n: int) -> list[Row]:
     )
 
 
+# One ticket of an app and an event, the event's default list, and two admissions of the ticket at
+# it; written with the foreign keys' checks off (its tier, group and hold are not needed here).
+_SCANNED = (
+    "SET session_replication_role = replica",
+    "INSERT INTO apps (id, did, environment, status, created_ms, updated_ms) "
+    "VALUES ('app_lever', :app_did, 'test', 'active', 1, 1)",
+    "INSERT INTO events (id, environment, organizer_did, owner_app_id, uri, title, status, created_ms, "
+    "updated_ms) VALUES ('event_lever', 'test', :organizer_did, 'app_lever', :event_uri, 'Lever', "
+    "'active', 1, 1)",
+    "INSERT INTO tickets (id, environment, app_id, event_id, tier_id, capacity_group_id, hold_id, "
+    "ticket_number, ticket_ref, generation, unit_amount, currency, status, created_ms, updated_ms) "
+    "VALUES ('ticket_lever', 'test', 'app_lever', 'event_lever', 'tier_lever', 'group_lever', "
+    "'hold_lever', 'T-1', 'ref_lever', 1, 2500, 'eur', 'active', 1, 1)",
+    "INSERT INTO check_in_lists (id, event_id, name, status, is_default, allow_multiple_entries, "
+    "allow_reentry, created_ms, updated_ms) "
+    "VALUES ('list_lever', 'event_lever', 'Main entrance', 'active', true, false, true, 1, 1)",
+    *(
+        "INSERT INTO check_in_records (id, device_id, environment, event_id, list_id, ticket_id, "
+        "direction, decision, reason, device_ms, clock_offset_ms, server_ms, kept) VALUES "
+        f"('checkin_lever_{n}', 'online', 'test', 'event_lever', 'list_lever', 'ticket_lever', "
+        f"'{direction}', 'admit', 'ok', {n}, 0, {n}, true)"
+        for n, direction in ((1, "entry"), (2, "exit"))
+    ),
+    "RESET session_replication_role",
+)
+
+
+async def scan_read_rows(configuration: str, url: str, n: int) -> list[Row]:
+    db = Database(url)
+    await db.autocommit(_scanned)
+    reads, params = AT_DEFAULT_LIST[True], {"ticket_id": "ticket_lever", "environment": "test"}
+    Send = Callable[[Driver, Together, dict[str, Any]], Awaitable[list[list[tuple[Any, ...]]]]]
+
+    def reading(send: Send) -> Operation:
+        async def operation() -> None:
+            async with db.transaction() as unit:
+                found = await send(await unit.driver(), reads, params)
+            if [len(rows) for rows in found] != [1, 2]:
+                raise AssertionError(f"the ticket and its two admissions, not {found}")
+
+        return operation
+
+    return await _before_and_after(
+        db,
+        configuration,
+        (SCAN_BEFORE, reading(Driver.one_by_one)),
+        (SCAN_AFTER, reading(Driver.together)),
+        n,
+    )
+
+
+_SCANNED_NAMES = {
+    "app_did": "did:web:lever.example",
+    "organizer_did": "did:plc:lever",
+    "event_uri": "at://did:plc:lever/community.lexicon.calendar.event/lever",
+}
+
+
+async def _scanned(driver: Driver) -> None:
+    for statement in _SCANNED:
+        await driver.execute(statement, {k: v for k, v in _SCANNED_NAMES.items() if f":{k}" in statement})
+
+
 async def run(options: Options) -> RunResult:
     out = RunResult()
     n = QUICK_COUNT if options.quick else COUNT
@@ -298,6 +368,7 @@ async def run(options: Options) -> RunResult:
         out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
         out.rows += await insert_rows("PostgreSQL", pg_url, calls)
         out.rows += await write_rows("PostgreSQL", pg_url, calls)
+        out.rows += await scan_read_rows("PostgreSQL", pg_url, calls)
     finally:
         if database:
             await deploy.drop_database(database)
@@ -325,7 +396,7 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 WORKLOAD = Workload(
     name="levers",
     summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits, "
-    "inserts together, a write without the session",
+    "inserts together, a write without the session, a scan's reads together",
     run=run,
     ratios=ratios,
 )

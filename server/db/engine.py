@@ -54,6 +54,13 @@ _BROKEN_CONSTRAINT = (IntegrityConstraintViolationError, sqlite3.IntegrityError)
 _REFUSED = (PostgresError, sqlite3.Error)
 # What ends a statement that locks the rows it reads, on PostgreSQL (Driver.for_update).
 _LOCKING = " FOR NO KEY UPDATE"
+
+
+def _locking(of: str | None) -> str:
+    """PostgreSQL's clause that locks the rows a SELECT reads, of the table aliased ``of`` only."""
+    return _LOCKING if of is None else f"{_LOCKING} OF {of}"
+
+
 _NAMED_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -104,11 +111,13 @@ def _as_arrays(sql: str, names: tuple[str, ...]) -> str:
 
 class Read(NamedTuple):
     """One statement of :class:`Together`: its select list (JSON columns cast to text, as
-    ``Shape.portable_columns`` writes them), the rest of it, and whether it locks the rows it reads."""
+    ``Shape.portable_columns`` writes them), the rest of it, and whether it locks the rows it reads
+    (of the table aliased ``of`` only, as :meth:`Driver.for_update`)."""
 
     select: str
     rest: str
     lock: bool = False
+    of: str | None = None
 
     @property
     def text(self) -> str:
@@ -149,7 +158,7 @@ class Together:
                 lambda match: position[match[1]],
                 _as_arrays(
                     f"RETURN QUERY SELECT {at}, json_build_array({read.select}) {read.rest}"
-                    f"{_LOCKING if read.lock else ''};",
+                    f"{_locking(read.of) if read.lock else ''};",
                     tuple(sorted(lists & used)),
                 ),
             )
@@ -201,7 +210,7 @@ class Driver:
         key's share lock) does not wait for them, nor they for it."""
         if self.sqlite:
             return ""
-        return _LOCKING if of is None else f"{_LOCKING} OF {of}"
+        return _locking(of)
 
     def _spread(self, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         lists = tuple((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple))
@@ -278,15 +287,19 @@ class Driver:
         copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
         await self._sent(f"COPY {table}", copied)
 
+    async def one_by_one(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of ``reads``' statements, each sent on its own (one round trip each)."""
+        return [
+            await self.fetch(
+                read.text + (self.for_update(read.of) if read.lock else ""), {n: params[n] for n in used}
+            )
+            for read, used in zip(reads.reads, reads.used, strict=True)
+        ]
+
     async def together(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
         """The rows of each of ``reads``' statements (:class:`Together`)."""
         if self.sqlite or not _MADE_ON.get(self._connection, {}).get(reads.function):
-            return [
-                await self.fetch(
-                    read.text + (self.for_update() if read.lock else ""), {n: params[n] for n in used}
-                )
-                for read, used in zip(reads.reads, reads.used, strict=True)
-            ]
+            return await self.one_by_one(reads, params)
         found: list[list[tuple[Any, ...]]] = [[] for _ in reads.reads]
         try:
             rows = await self._sent(
@@ -488,9 +501,15 @@ def _postgres_engine(url: str, *, pool_size: int) -> AsyncEngine:
                 given[function] = False
                 if function not in _REFUSED_ONCE:
                     _REFUSED_ONCE.add(function)
+                    # Named and versioned apart: the name with its digest reads as a secret to
+                    # the logs' redaction.
+                    name, version = function.removeprefix(f"{FUNCTIONS_SCHEMA}.").rsplit("_", 1)
                     log.warning(
-                        "the database refused to make %s (%s): its statements go one by one",
-                        function,
+                        "the database refused to make the function %s, version %s, in schema %s (%s): "
+                        "its statements go one by one",
+                        name,
+                        version,
+                        FUNCTIONS_SCHEMA,
                         type(refused).__name__,
                     )
             else:

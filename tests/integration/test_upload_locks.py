@@ -29,7 +29,8 @@ from server.domain.devices.records import resolve_tickets, store_records
 from sync.merge import derive
 from sync.records import Record
 
-LOCKING = "SELECT t.id, t.ticket_ref"  # an upload's lock of its tickets (a scan's read starts so too)
+LOCKING = "SELECT t.id, t.ticket_ref"  # an upload's lock of its tickets
+SCAN_READS = "SELECT part, found FROM tickets_functions.tickets_scan_reads_locked_"  # a scan's, together
 LOCKED = pytest.mark.parametrize("locked", [True, False], ids=["locked", "negative-control"])
 
 
@@ -102,7 +103,7 @@ async def test_a_scan_at_the_door_waits_for_an_upload_of_its_ticket(
     north = await enrolled_desk(h, list_id)
     async with upload_held_open(url, north, [record(north.device_id, 1, list_id, ticket)]):
         scanning = asyncio.create_task(h.app.call("checkInTicket", {"ticketToken": ticket["passToken"]}))
-        await waiting_or_done(url, scanning, "the scan to wait or end", "SELECT t.id, t.ticket_ref")
+        await waiting_or_done(url, scanning, "the scan to wait or end", SCAN_READS)
         assert scanning.done() is not locked
     answer = await asyncio.wait_for(scanning, ANSWER_S)
     assert answer.status_code == 200

@@ -9,10 +9,11 @@ with no ticket facts. Such a scan is logged only at a list the caller named, wit
 A check-in locks the ticket's row, so concurrent scans of one ticket are decided one after the
 other and exactly one entry is admitted.
 
-A scan of the event's default list reads the ticket, the list, its event and the seller's webhook
-URL in one statement (two when a list is named), its prior admissions in a second, and writes the
-log entry in a third (the ``ticket.checked-in`` message goes in when the transaction commits).
-The lists' public keys come from the process's :class:`~server.domain.issuance.list_keys.Keyring`."""
+A scan reads the ticket, the list (the event's default list, or the one named), its event, the
+seller's webhook URL and the ticket's prior admissions at the list in one round trip (statements
+sent together, each read after the ticket's lock), and writes the log entry and its
+``ticket.checked-in`` message in a second. The lists' public keys come from the process's
+:class:`~server.domain.issuance.list_keys.Keyring`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.db.engine import Database, Driver, Transaction, Unit, driver_of
+from server.db.engine import Database, Read, Together, Transaction, Unit, driver_of
 from server.db.models import CheckInList, CheckInRecord, Event, Ticket, Tier
 from server.db.rows import Shape, insert_all
 from server.domain import idempotency
@@ -37,7 +38,6 @@ from sync.checkin import (
     Direction,
     ListRules,
     PassCheck,
-    PriorScan,
     TicketFacts,
     decide,
     pass_check,
@@ -98,25 +98,56 @@ def facts_of(ticket: Ticket) -> TicketFacts:
 
 # Written once: a scan only binds values to them, and sends them straight to the driver.
 TICKET, CHECKLIST, EVENT = Shape(Ticket, "t"), Shape(CheckInList, "l"), Shape(Event, "e")
+_TICKET_SELECT = f"{TICKET.portable_columns}, {destination_sql('a')}"
 _TICKET_FROM = (
     "FROM tickets t JOIN apps a ON a.id = t.app_id WHERE t.id = :ticket_id AND t.environment = :environment"
 )
-_TICKET = f"SELECT {TICKET.columns}, {destination_sql('a')} {_TICKET_FROM}"
-_WITH_DEFAULT_LIST = (
-    f"SELECT {TICKET.columns}, {destination_sql('a')}, {CHECKLIST.columns}, {EVENT.columns} "  # noqa: S608 (constant names)
+_LIST_SELECT = f"{CHECKLIST.portable_columns}, {EVENT.portable_columns}"
+# The default list of the ticket's event: the first by id, should a race have made two (as the
+# facts' read picks it).
+_DEFAULT_LIST_ID = (
+    "(SELECT l.id FROM tickets t JOIN check_in_lists l ON l.event_id = t.event_id AND l.is_default "
+    "WHERE t.id = :ticket_id AND t.environment = :environment ORDER BY l.id LIMIT 1)"
+)
+_WITH_DEFAULT_LIST = Read(
+    f"{_TICKET_SELECT}, {_LIST_SELECT}",
     "FROM tickets t JOIN apps a ON a.id = t.app_id "
     "LEFT JOIN check_in_lists l ON l.event_id = t.event_id AND l.is_default "
     "LEFT JOIN events e ON e.id = l.event_id "
-    "WHERE t.id = :ticket_id AND t.environment = :environment LIMIT 1"
+    "WHERE t.id = :ticket_id AND t.environment = :environment ORDER BY l.id LIMIT 1",
+    of="t",
 )
-_NAMED_LIST = (
-    f"SELECT {CHECKLIST.columns}, {EVENT.columns} FROM check_in_lists l "  # noqa: S608 (constant names)
-    "JOIN events e ON e.id = l.event_id WHERE l.id = :list_id AND e.environment = :environment"
+_TICKET = Read(_TICKET_SELECT, _TICKET_FROM, of="t")
+_NAMED_LIST = Read(
+    _LIST_SELECT,
+    "FROM check_in_lists l JOIN events e ON e.id = l.event_id "
+    "WHERE l.id = :list_id AND e.environment = :environment",
 )
-_HISTORY = (
-    f"SELECT {RECORD.columns} FROM check_in_records r "  # noqa: S608 (constant names)
-    "WHERE r.ticket_id = :ticket_id AND r.list_id = :list_id AND r.decision = 'admit' AND r.kept"
+_ADMITTED = (
+    "FROM check_in_records r WHERE r.ticket_id = :ticket_id AND r.list_id = {list_id} "
+    "AND r.decision = 'admit' AND r.kept"
 )
+_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(list_id=":list_id"))
+_DEFAULT_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(list_id=_DEFAULT_LIST_ID))
+_SCANNED = [("ticket_id", "text"), ("environment", "text")]
+# What a scan reads, sent together, by whether it locks the ticket's row: its facts first, then the
+# rest, each read after the lock (a scan that waited for it sees what the lock's holder wrote).
+AT_DEFAULT_LIST = {
+    lock: Together(
+        "tickets_scan_reads" + ("_locked" if lock else ""),
+        _SCANNED,
+        [_WITH_DEFAULT_LIST._replace(lock=lock), _DEFAULT_HISTORY],
+    )
+    for lock in (False, True)
+}
+AT_NAMED_LIST = {
+    lock: Together(
+        "tickets_named_scan_reads" + ("_locked" if lock else ""),
+        [*_SCANNED, ("list_id", "text")],
+        [_TICKET._replace(lock=lock), _NAMED_LIST, _HISTORY],
+    )
+    for lock in (False, True)
+}
 
 
 def _list_and_event(row: tuple[Any, ...]) -> tuple[CheckInList | None, Event | None]:
@@ -127,34 +158,29 @@ def _list_and_event(row: tuple[Any, ...]) -> tuple[CheckInList | None, Event | N
     return CHECKLIST.load(tail[: CHECKLIST.width]), EVENT.load(tail[CHECKLIST.width :])
 
 
-async def _named_list(
-    driver: Driver, environment: str, list_id: str
-) -> tuple[CheckInList | None, Event | None]:
-    """The list a scan names, of the caller's environment, and its event."""
-    named = await driver.fetch(_NAMED_LIST, {"list_id": list_id, "environment": environment})
-    if not named:
+def _named(rows: list[tuple[Any, ...]], list_id: str) -> tuple[CheckInList | None, Event | None]:
+    """The list a scan names, of the caller's environment, and its event, as read."""
+    if not rows:
         raise CheckInListNotFound(f"check-in list {list_id} not found")
-    return _list_and_event(named[0])
+    return _list_and_event(rows[0])
 
 
 async def _facts(
     session: Unit, environment: str, list_id: str | None, ticket_id: str, *, lock: bool
-) -> Facts:
-    """The facts of a scan; the ticket's row locked when ``lock``."""
+) -> tuple[Facts, list[tuple[Any, ...]]]:
+    """The facts of a scan, and the ticket's admissions at the list (rows of :data:`RECORD`), in one
+    round trip (:class:`Together`); the ticket's row locked when ``lock``."""
     driver = await driver_of(session)
-    locking = driver.for_update("t") if lock else ""
     params = {"ticket_id": ticket_id, "environment": environment}
     if list_id is None:
-        rows = await driver.fetch(_WITH_DEFAULT_LIST + locking, params)
-        if not rows:
-            return Facts()
-        checklist, event = _list_and_event(rows[0])
-        return Facts(TICKET.load(rows[0][: TICKET.width]), checklist, event, rows[0][TICKET.width])
-    found = await driver.fetch(_TICKET + locking, params)
-    checklist, event = await _named_list(driver, environment, list_id)
+        found, admitted = await driver.together(AT_DEFAULT_LIST[lock], params)
+        checklist, event = _list_and_event(found[0]) if found else (None, None)
+    else:
+        found, named, admitted = await driver.together(AT_NAMED_LIST[lock], {**params, "list_id": list_id})
+        checklist, event = _named(named, list_id)
     if not found:
-        return Facts(None, checklist, event)
-    return Facts(TICKET.load(found[0][: TICKET.width]), checklist, event, found[0][TICKET.width])
+        return Facts(None, checklist, event), admitted
+    return Facts(TICKET.load(found[0][: TICKET.width]), checklist, event, found[0][TICKET.width]), admitted
 
 
 async def _genuine(session: Unit, keyring: Keyring, token: str) -> VerifiedPass | PassCheck:
@@ -191,13 +217,6 @@ def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
     return ticket.event_id == event.id and door_access(caller, event, None)
 
 
-async def history(session: Unit, ticket_id: str, list_id: str) -> list[PriorScan]:
-    """The ticket's admitted scans on the list, from every device, in the merge rules' total order
-    (sorted here, not in SQL, so that no database collation can change it)."""
-    rows = await (await driver_of(session)).fetch(_HISTORY, {"ticket_id": ticket_id, "list_id": list_id})
-    return prior_scans([record_of(RECORD.load(row)) for row in rows], list_id, ticket_id)
-
-
 async def evaluate(
     session: Unit, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int, *, lock: bool
 ) -> Outcome:
@@ -206,7 +225,7 @@ async def evaluate(
     if isinstance(verified, PassCheck):
         return await _on_pass_alone(session, caller.environment, scan, verified, now_ms)
     payload = verified.payload
-    facts = await _facts(session, caller.environment, scan.list_id, payload.ticket_id, lock=lock)
+    facts, admitted = await _facts(session, caller.environment, scan.list_id, payload.ticket_id, lock=lock)
     ticket, checklist, event = facts.ticket, facts.checklist, facts.event
     if ticket is None and checklist is None:  # a genuine pass, but of no ticket here
         decision = decide(
@@ -218,7 +237,9 @@ async def evaluate(
         # caller may not see.
         return await _on_pass_alone(session, caller.environment, scan, PassCheck.NOT_SIGNED_FOR_LIST, now_ms)
     check = await _pass_check(session, keyring, checklist.event_id, verified)
-    prior = await history(session, ticket.id, checklist.id)
+    # The ticket's admitted scans on the list, from every device, in the merge rules' total order
+    # (sorted here, not in SQL, so that no database collation can change it).
+    prior = prior_scans([record_of(RECORD.load(row)) for row in admitted], checklist.id, ticket.id)
     decision = decide(
         check, payload.generation, rules_of(checklist), facts_of(ticket), prior, scan.direction, now_ms
     )
@@ -232,7 +253,9 @@ async def _on_pass_alone(
     list the caller named (and its event), where the refusal is logged."""
     facts = Facts()
     if scan.list_id is not None:
-        checklist, event = await _named_list(await driver_of(session), environment, scan.list_id)
+        driver = await driver_of(session)
+        named = await driver.fetch(_NAMED_LIST.text, {"list_id": scan.list_id, "environment": environment})
+        checklist, event = _named(named, scan.list_id)
         facts = Facts(checklist=checklist, event=event)
     return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)
 
