@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 from support.doors import Desk, enrollment, sold
 
-from server.db.engine import Database
-from server.db.models import App, CheckInConflict, CheckInList, CheckInRecord, OutboxMessage
+from server.db.engine import Database, driver_of
+from server.db.models import App, CheckInConflict, CheckInList, CheckInRecord, Event, OutboxMessage
 from server.domain.checkin.door import record_of, rules_of
 from server.domain.checkin.lists import counts
-from server.domain.checkin.service import history
+from server.domain.checkin.service import AT_NAMED_LIST, admissions
 from server.domain.devices.conflicts import lock_tickets, ticket_histories
 from sync.checkin import Direction, Reason, Verdict
 from sync.merge import TicketHistory, derive, sort_variants
@@ -74,7 +74,14 @@ async def server_state(database_url: str, list_id: str, tickets: list[str]) -> d
             checklist = await session.get(CheckInList, list_id)
             assert checklist is not None
             counted = await counts(session, checklist)
-            doors = {t: await history(session, t, list_id) for t in tickets}
+            event = await session.get(Event, checklist.event_id)
+            assert event is not None
+            driver = await driver_of(session)
+            doors = {}
+            for t in tickets:  # what a scan at the list reads of the ticket's admissions
+                scanned = {"ticket_id": t, "environment": event.environment, "list_id": list_id}
+                *_, admitted = await driver.together(AT_NAMED_LIST[False], scanned)
+                doors[t] = admissions(admitted, list_id, t)
             conflicts = set(
                 await session.scalars(select(CheckInConflict.id).where(CheckInConflict.list_id == list_id))
             )

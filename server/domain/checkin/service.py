@@ -38,6 +38,7 @@ from sync.checkin import (
     Direction,
     ListRules,
     PassCheck,
+    PriorScan,
     TicketFacts,
     decide,
     pass_check,
@@ -217,6 +218,13 @@ def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
     return ticket.event_id == event.id and door_access(caller, event, None)
 
 
+def admissions(rows: list[tuple[Any, ...]], list_id: str, ticket_id: str) -> list[PriorScan]:
+    """The ticket's admitted scans on the list, from every device (rows of :data:`RECORD`, as read
+    with a scan's facts), in the merge rules' total order (sorted here, not in SQL, so that no
+    database collation can change it)."""
+    return prior_scans([record_of(RECORD.load(row)) for row in rows], list_id, ticket_id)
+
+
 async def evaluate(
     session: Unit, keyring: Keyring, caller: Caller, scan: Scan, now_ms: int, *, lock: bool
 ) -> Outcome:
@@ -237,9 +245,7 @@ async def evaluate(
         # caller may not see.
         return await _on_pass_alone(session, caller.environment, scan, PassCheck.NOT_SIGNED_FOR_LIST, now_ms)
     check = await _pass_check(session, keyring, checklist.event_id, verified)
-    # The ticket's admitted scans on the list, from every device, in the merge rules' total order
-    # (sorted here, not in SQL, so that no database collation can change it).
-    prior = prior_scans([record_of(RECORD.load(row)) for row in admitted], checklist.id, ticket.id)
+    prior = admissions(admitted, checklist.id, ticket.id)
     decision = decide(
         check, payload.generation, rules_of(checklist), facts_of(ticket), prior, scan.direction, now_ms
     )
