@@ -247,6 +247,50 @@ async def test_refund_and_failure_from_the_broker(harness: Harness) -> None:
     assert await availability(harness, event["id"], tier) == 10
 
 
+async def test_a_payment_names_its_hold_by_token_by_id_or_not_at_all(harness: Harness) -> None:
+    """The broker names the hold by its checkout token, else by the hold's id in the metadata; a
+    later event of the payment may name neither (its row names the hold). A token of no hold here is
+    kept for a refund, and issues nothing."""
+    h = harness
+    event, tier, by_token = await paid_hold(h, quantity=1)
+    by_id = await h.app.ok("createTicketHold", {"items": [{"tierId": tier, "quantity": 2}]})
+    paid = {"paymentType": "ticket", "currency": by_id["currency"]}
+    deliveries = {
+        "by token": BROKER.paid(by_token, payment_id=(token_pid := new_payment_id())),
+        "by id": BROKER.delivery(
+            "payment.completed",
+            {
+                **paid,
+                "paymentId": (id_pid := new_payment_id()),
+                "amount": by_id["amountCents"],
+                "metadata": {"holdId": by_id["holdId"]},
+            },
+        ),
+        "of no hold": BROKER.delivery(
+            "payment.completed",
+            {
+                **paid,
+                "paymentId": (stray_pid := new_payment_id()),
+                "checkoutToken": "chk_" + "x" * 32,
+                "amount": 100,
+            },
+        ),
+    }
+    outcomes = {
+        name: (await BROKER.send(h.app.http, h.server.url, delivery)).json()["outcome"]
+        for name, delivery in deliveries.items()
+    }
+    assert outcomes == {"by token": "issued", "by id": "issued", "of no hold": "needs_refund"}
+    assert [len(await tickets_of_payment(h, pid)) for pid in (token_pid, id_pid, stray_pid)] == [1, 2, 0]
+    assert await availability(h, event["id"], tier) == 7
+    refund = BROKER.delivery("payment.refunded", {"paymentId": id_pid})
+    assert (await BROKER.send(h.app.http, h.server.url, refund)).json()["outcome"] == "refunded 2"
+    assert {t["status"] for t in await tickets_of_payment(h, id_pid)} == {"refunded"}
+    (row,) = await rows(h.settings, Payment, Payment.payment_id == id_pid)
+    assert (row.status, row.hold_id) == ("refunded", by_id["holdId"])
+    assert await availability(h, event["id"], tier) == 9
+
+
 async def test_dev_checkout_pay_and_cancel(harness: Harness) -> None:
     event, tier, hold = await paid_hold(harness, quantity=1)
     url = hold["url"].replace("http://127.0.0.1:1", harness.server.url)

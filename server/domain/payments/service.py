@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import Unit, driver_of
+from server.db.engine import Read, Together, Unit, driver_of
 from server.db.models import Hold, HoldItem, Payment, Ticket, Tier
 from server.db.rows import Shape
 from server.domain import ledger
@@ -35,16 +35,29 @@ from server.domain.payments.reports import PaymentReport
 BROKER = "payment-broker"
 
 PAYMENT = Shape(Payment, "p")
-# The hold with what its messages need: its event's URI, its app's destination.
-_HOLD = (
-    f"SELECT {HOLD.columns}, e.uri, {destination_sql('a')} FROM holds h "  # noqa: S608 (constant names)
-    "JOIN events e ON e.id = h.event_id JOIN apps a ON a.id = h.app_id WHERE h.environment = :environment"
-)
-_HOLD_BY_TOKEN = _HOLD + " AND h.token = :match"
-_HOLD_BY_ID = _HOLD + " AND h.id = :match"
 _PAYMENT_KEY = " WHERE p.environment = :environment AND p.payment_id = :payment_id"
-_PAYMENT = f"SELECT {PAYMENT.columns} FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
+_PAYMENT = Read(PAYMENT.portable_columns, "FROM payments p" + _PAYMENT_KEY, lock=True)
 _PAYMENT_HOLD = "SELECT p.hold_id FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
+# The hold a payment names, by checkout token or by id, locked, with what its messages need (its
+# event's URI, its app's destination); then the payment's row, locked: the two locks in the one
+# order every handler takes them, in one round trip.
+_LOCATE = {
+    column: Together(
+        f"tickets_payment_hold_by_{column}",
+        [("environment", "text"), ("match", "text"), ("payment_id", "text")],
+        [
+            Read(
+                f"{HOLD.portable_columns}, e.uri, {destination_sql('a')}",
+                "FROM holds h JOIN events e ON e.id = h.event_id JOIN apps a ON a.id = h.app_id "
+                f"WHERE h.environment = :environment AND h.{column} = :match",
+                lock=True,
+                of="h",
+            ),
+            _PAYMENT,
+        ],
+    )
+    for column in ("token", "id")
+}
 TIER = Shape(Tier, "t")
 _TIERS = f"SELECT {TIER.columns} FROM tiers t WHERE t.id IN (:tier_ids)"  # noqa: S608 (constant names)
 
@@ -57,24 +70,23 @@ async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Pa
     :func:`_settle`."""
     driver = await driver_of(session)
     keys = {"environment": report.environment, "payment_id": report.payment_id}
-    match: str | None = report.checkout_token
-    query = _HOLD_BY_TOKEN
+    located, match = _LOCATE["token"], report.checkout_token
     if match is None:
-        query, match = _HOLD_BY_ID, report.hold_id
+        located, match = _LOCATE["id"], report.hold_id
         if match is None:
             named = await driver.fetch(_PAYMENT_HOLD, keys)
             match = named[0][0] if named else None
+    if not match:
+        rows = await driver.fetch(_PAYMENT.text + driver.for_update(), keys)
+        return None, PAYMENT.load(rows[0]) if rows else None
+    holds, payments = await driver.together(located, {**keys, "match": match})
     hold: Hold | None = None
-    if match:
-        where = {"environment": report.environment, "match": match}
-        rows = await driver.fetch(query + driver.for_update("h"), where)
-        if rows:
-            hold = HOLD.load(rows[0][: HOLD.width])
-            remember(
-                session, event_id=hold.event_id, uri=rows[0][-2], app_id=hold.app_id, destination=rows[0][-1]
-            )
-    rows = await driver.fetch(_PAYMENT + driver.for_update(), keys)
-    return hold, PAYMENT.load(rows[0]) if rows else None
+    if holds:
+        hold = HOLD.load(holds[0][: HOLD.width])
+        remember(
+            session, event_id=hold.event_id, uri=holds[0][-2], app_id=hold.app_id, destination=holds[0][-1]
+        )
+    return hold, PAYMENT.load(payments[0]) if payments else None
 
 
 async def _settle(
