@@ -4,7 +4,8 @@ PDF ≤ 10 s), on SQLite and PostgreSQL.
 The tickets, their orders and a door night of scans are inserted in bulk straight into a migrated
 database; then ``export_list`` (load the rows, write the file) is timed in this process for each
 format, three times, and the median kept. The row's ``ok`` column is the exported tickets, ``req/s``
-the tickets per second, ``p50 ms`` the median and ``p99 ms`` the slowest export.
+the tickets per second, ``p50 ms`` the median and ``p99 ms`` the slowest export, ``peak RSS`` the
+process's peak during that format's exports (started again after the seeding and each format).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import itertools
 import os
 import random
-import resource
 import shutil
 import statistics
 import tempfile
@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from bench import deploy, load
+from bench import deploy, load, procfs
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server.db import migrate
 from server.db.engine import Database
@@ -199,10 +199,6 @@ async def seed(db: Database, tickets: int) -> str:
     return checklist.id
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 async def _measure(db: Database, list_id: str, fmt: str, runs: int) -> tuple[list[float], int]:
     """Seconds of each export, and the size of the file."""
     seconds, size = [], 0
@@ -233,6 +229,7 @@ async def _on(backend: str, options: Options, out: RunResult) -> None:
             for fmt in FORMATS:
                 if options.settle_s and (busy := await load.settle(options.settle_s)) >= 0.25:
                     out.notes.append(f"{backend} {fmt}: the machine was still busy ({busy:.2f} cores)")
+                procfs.reset_own_peak()  # the peak of this format's exports, not of the seeding
                 cpu_before = time.process_time()
                 seconds, size = await _measure(db, list_id, fmt, runs)
                 cpu_ms = (time.process_time() - cpu_before) * 1000 / runs
@@ -246,7 +243,7 @@ async def _on(backend: str, options: Options, out: RunResult) -> None:
                         rate=tickets / median,
                         p50_ms=median * 1000,
                         p99_ms=max(seconds) * 1000,
-                        peak_rss_mb=_peak_rss_mb(),
+                        peak_rss_mb=procfs.own_peak_mb(),
                         server_cpu_ms=cpu_ms,
                         database_cpu_ms=None,
                         client_cpu_ms=0.0,
@@ -266,7 +263,9 @@ async def _on(backend: str, options: Options, out: RunResult) -> None:
 
 async def run(options: Options) -> RunResult:
     out = RunResult()
-    out.notes.append(f"one process (pid {os.getpid()}); peak RSS is this process's, cumulative")
+    out.notes.append(
+        f"one process (pid {os.getpid()}); peak RSS is this process's during each format's exports"
+    )
     for backend in ("SQLite", "PostgreSQL"):
         await _on(backend, options, out)
     return out

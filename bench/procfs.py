@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,6 +69,24 @@ def memory_kb(pid: int, field: str = "VmHWM") -> int | None:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return None
+
+
+def own_peak_mb() -> float:
+    """This process's peak resident memory: Linux's ``VmHWM``, which a new program starts afresh
+    (``ru_maxrss`` keeps the parent's high-water mark across the start of a spawned process) and
+    :func:`reset_own_peak` starts again."""
+    kb = memory_kb(os.getpid())
+    return (kb if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def reset_own_peak() -> None:
+    """Start this process's peak resident memory again from what it holds now (``5`` written to
+    ``/proc/self/clear_refs``), so that :func:`own_peak_mb` reads the peak of what comes next; where
+    it cannot be, the peak stays the process's."""
+    try:
+        (PROC / "self" / "clear_refs").write_text("5")
+    except OSError:
+        return
 
 
 def _seconds(pids: Iterable[int], user_field: int) -> dict[int, float]:

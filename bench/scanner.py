@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import contextlib
 import multiprocessing
-import resource
 import secrets
 import shutil
 import socket
@@ -39,7 +37,7 @@ import numpy as np
 import segno
 from cv2.typing import MatLike
 
-from bench import load
+from bench import load, procfs
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from scanner_app.core.config import ScannerSettings
 from scanner_app.core.desk import DeskCore
@@ -69,16 +67,6 @@ TARGET_VERIFY_US, PRETIX_VERIFY_US = 70.0, 115.0
 TARGET_WEDGE_P50_MS = 2.0
 TARGET_FRAME_P50_MS, TARGET_FRAME_P99_MS, TARGET_DECODE_RATE = 10.0, 25.0, 0.95
 TARGET_RSS_MB = 250.0
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory: Linux's ``VmHWM``, which a new program starts afresh
-    (``ru_maxrss`` kept the parent's high-water mark across the start of the desk's own process)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def enroll_offline(folder: Path, tickets: int, server_url: str = NOBODY) -> list[str]:
@@ -150,7 +138,7 @@ def _row(
         rate=len(ordered) / elapsed_s,
         p50_ms=statistics.median(ordered),
         p99_ms=ordered[max(0, int(len(ordered) * 0.99) - 1)],
-        peak_rss_mb=_peak_rss_mb(),
+        peak_rss_mb=procfs.own_peak_mb(),
         server_cpu_ms=cpu_s * 1000 / len(ordered),
         database_cpu_ms=None,
         client_cpu_ms=0.0,

@@ -19,3 +19,24 @@ def test_a_child_that_ended_is_counted_in_its_parent() -> None:
     subprocess.run([sys.executable, "-c", BURN], check=True)
     assert procfs.ended_children_seconds([me])[me] - ended_before >= 0.25
     assert procfs.cpu_seconds([me])[me] - own_before < 0.25  # the child's time is not its own
+
+
+PEAKS = """
+from bench import procfs
+big = bytearray(300 * 2**20)
+big[:: 4096] = b"x" * len(big[:: 4096])  # touched, so resident
+del big
+before = procfs.own_peak_mb()
+procfs.reset_own_peak()
+small = bytearray(20 * 2**20)
+small[:: 4096] = b"x" * len(small[:: 4096])
+print(before, procfs.own_peak_mb())
+"""
+
+
+def test_a_peak_started_again_reads_only_what_came_after() -> None:
+    """The exports' memory is read after their seeding: a reset peak forgets an earlier, larger one."""
+    out = subprocess.run([sys.executable, "-c", PEAKS], check=True, capture_output=True, text=True)
+    before, after = map(float, out.stdout.split())
+    assert before >= 300
+    assert after < 200
