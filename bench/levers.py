@@ -21,12 +21,14 @@ whole-server phase on a shared 2-core machine cannot resolve.
   (before, ``Driver.one_by_one``) or together in one round trip (after, ``Driver.together``), on
   PostgreSQL, of a ticket admitted twice.
 
-Rows are per call; p50/p99 per operation.
+Rows are per call; p50/p99 per operation; on PostgreSQL, the CPU of the database's connection processes
+per call too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -43,7 +45,7 @@ from typing import Any
 
 import msgspec
 
-from bench import deploy, load
+from bench import deploy, load, procfs
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from server import log_redaction
 from server.db import migrate
@@ -123,16 +125,29 @@ def _timed(configuration: str, scenario: str, operation: Callable[[], object], n
 
 
 async def _timed_async(
-    configuration: str, scenario: str, operation: Callable[[], Awaitable[None]], n: int
+    configuration: str, scenario: str, operation: Callable[[], Awaitable[None]], n: int, db: Database
 ) -> Row:
+    """``operation`` timed ``n`` times after one untimed call; on PostgreSQL, with the CPU of the
+    database's connection processes (those open after the first call) per call."""
     await operation()
+    backends = [] if db.is_sqlite else await db.autocommit(_backends)
+    database_s = sum(procfs.cpu_seconds(backends).values())
     times = []
     cpu, started = _cpu_s(), time.perf_counter()
     for _ in range(n):
         t = time.perf_counter()
         await operation()
         times.append(time.perf_counter() - t)
-    return _row(configuration, scenario, times, time.perf_counter() - started, _cpu_s() - cpu)
+    row = _row(configuration, scenario, times, time.perf_counter() - started, _cpu_s() - cpu)
+    if not backends:
+        return row
+    database_s = sum(procfs.cpu_seconds(backends).values()) - database_s
+    return dataclasses.replace(row, database_cpu_ms=database_s * 1000 / n)
+
+
+async def _backends(driver: Driver) -> list[int]:
+    rows = await driver.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()", {})
+    return [pid for (pid,) in rows]
 
 
 Operation = Callable[[], Awaitable[None]]
@@ -143,7 +158,9 @@ async def _before_and_after(
 ) -> list[Row]:
     """A database lever's two ways, timed one after the other on ``db`` (disposed of after)."""
     try:
-        return [await _timed_async(configuration, name, operation, n) for name, operation in (before, after)]
+        return [
+            await _timed_async(configuration, name, operation, n, db) for name, operation in (before, after)
+        ]
     finally:
         await db.dispose()
 
@@ -373,7 +390,10 @@ async def run(options: Options) -> RunResult:
         if database:
             await deploy.drop_database(database)
         shutil.rmtree(folder, ignore_errors=True)
-    out.notes.append("server CPU: this process's CPU per operation; p50/p99 per operation")
+    out.notes.append(
+        "server CPU: this process's CPU per operation; db: PostgreSQL's connection processes' per "
+        "operation; p50/p99 per operation"
+    )
     return out
 
 
@@ -384,11 +404,18 @@ def ratios(rows: Sequence[Row]) -> list[str]:
         for configuration in (IN_PROCESS, "SQLite", "PostgreSQL"):
             before, after = find(rows, configuration, before_name), find(rows, configuration, after_name)
             if before and after:
+                database = ""
+                if after.database_cpu_ms is not None and before.database_cpu_ms is not None:
+                    database = (
+                        f", the database's CPU {after.database_cpu_ms * 1000:.1f} / "
+                        f"{before.database_cpu_ms * 1000:.1f} µs = "
+                        f"{ratio(after.database_cpu_ms, before.database_cpu_ms)}"
+                    )
                 lines.append(
                     f"{configuration} {after_name} / {before_name}: CPU "
                     f"{after.server_cpu_ms * 1000:.1f} / {before.server_cpu_ms * 1000:.1f} µs = "
                     f"{ratio(after.server_cpu_ms, before.server_cpu_ms)}, p50 "
-                    f"{ratio(after.p50_ms, before.p50_ms)}"
+                    f"{ratio(after.p50_ms, before.p50_ms)}{database}"
                 )
     return lines
 
