@@ -79,14 +79,15 @@ def own_peak_mb() -> float:
     return (kb if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
-def reset_own_peak() -> None:
+def reset_own_peak() -> bool:
     """Start this process's peak resident memory again from what it holds now (``5`` written to
     ``/proc/self/clear_refs``), so that :func:`own_peak_mb` reads the peak of what comes next; where
-    it cannot be, the peak stays the process's."""
+    it cannot be (False), the peak stays the process's."""
     try:
         (PROC / "self" / "clear_refs").write_text("5")
     except OSError:
-        return
+        return False
+    return True
 
 
 def _seconds(pids: Iterable[int], user_field: int) -> dict[int, float]:

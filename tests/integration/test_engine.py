@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncpg.exceptions import LockNotAvailableError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
@@ -599,6 +600,53 @@ LEDGER_ROWS = Together(
     [("subjects", "text[]")],
     [Read(LEDGER.portable_columns, "FROM ledger l WHERE l.subject_id IN (:subjects) ORDER BY l.subject_id")],
 )
+
+
+# A lock of the rows of one table of a join (``Read.of``), and of every table's (the control).
+_REPLAY_AND_ENTRY = (
+    "r.jti, l.subject_id",
+    "FROM jwt_replays r JOIN ledger l ON l.subject_id = r.jti WHERE r.jti = :locked",
+)
+LOCK_OF_ONE = Together(
+    "tickets_test_lock_of_one", [("locked", "text")], [Read(*_REPLAY_AND_ENTRY, lock=True, of="r")]
+)
+LOCK_OF_ALL = Together(
+    "tickets_test_lock_of_all", [("locked", "text")], [Read(*_REPLAY_AND_ENTRY, lock=True)]
+)
+
+
+async def test_a_lock_of_one_table_leaves_the_rows_joined_to_it_free(db: Database) -> None:
+    """A statement sent together that locks the rows of one table of its join (a check-in's ticket,
+    joined to its app, its list and its event) leaves the other tables' rows free: another
+    transaction may lock them meanwhile. Locking every table's rows, the control, does not."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one write transaction at a time: nothing can wait for a row's lock")
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        await driver.fetch(INSERT, {"iss": "did:web:lock", "jti": "joined", "exp": 1})
+        entry = LEDGER.new(at_ms=1, environment="test", subject="hold", subject_id="joined", action="made")
+        await LEDGER.insert(driver, entry)
+    taken: dict[str, list[bool]] = {}
+    for name, reads in (("of one", LOCK_OF_ONE), ("of all", LOCK_OF_ALL)):
+        async with db.transaction() as holder:
+            assert await (await holder.driver()).together(reads, {"locked": "joined"}) == [
+                [("joined", "joined")]
+            ]
+            taken[name] = [
+                await _locked_elsewhere(db, "SELECT jti FROM jwt_replays WHERE jti = 'joined'"),
+                await _locked_elsewhere(db, "SELECT subject_id FROM ledger WHERE subject_id = 'joined'"),
+            ]
+    assert taken == {"of one": [True, False], "of all": [True, True]}
+
+
+async def _locked_elsewhere(db: Database, select: str) -> bool:
+    """Whether the rows ``select`` reads are locked by another transaction."""
+    try:
+        async with db.transaction() as unit:
+            await (await unit.driver()).fetch(select + " FOR UPDATE NOWAIT", {})
+    except LockNotAvailableError:
+        return True
+    return False
 
 
 async def test_statements_together_see_what_the_lock_before_them_waited_for(db: Database) -> None:

@@ -1,12 +1,14 @@
-"""The benchmark's reading of CPU time from ``/proc``: work done by processes that ended within a
-phase (PostgreSQL's connection processes, when connections are opened and closed) is found in
-their parent's account, so it is not lost to "other"."""
+"""The benchmark's readings from ``/proc``: work done by processes that ended within a phase
+(PostgreSQL's connection processes, when connections are opened and closed) is found in their
+parent's account, so it is not lost to "other"; a process's peak memory can be started again."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+
+import pytest
 
 from bench import procfs
 
@@ -23,20 +25,22 @@ def test_a_child_that_ended_is_counted_in_its_parent() -> None:
 
 PEAKS = """
 from bench import procfs
-big = bytearray(300 * 2**20)
+big = bytearray(160 * 2**20)
 big[:: 4096] = b"x" * len(big[:: 4096])  # touched, so resident
 del big
 before = procfs.own_peak_mb()
-procfs.reset_own_peak()
-small = bytearray(20 * 2**20)
+reset = procfs.reset_own_peak()
+small = bytearray(10 * 2**20)
 small[:: 4096] = b"x" * len(small[:: 4096])
-print(before, procfs.own_peak_mb())
+print(before, procfs.own_peak_mb(), reset)
 """
 
 
 def test_a_peak_started_again_reads_only_what_came_after() -> None:
     """The exports' memory is read after their seeding: a reset peak forgets an earlier, larger one."""
     out = subprocess.run([sys.executable, "-c", PEAKS], check=True, capture_output=True, text=True)
-    before, after = map(float, out.stdout.split())
-    assert before >= 300
-    assert after < 200
+    before, after, reset = out.stdout.split()
+    if reset != "True":
+        pytest.skip("this kernel does not let a process start its peak memory again")
+    assert float(before) >= 160
+    assert float(after) < 120

@@ -104,11 +104,13 @@ _TICKET_FROM = (
     "FROM tickets t JOIN apps a ON a.id = t.app_id WHERE t.id = :ticket_id AND t.environment = :environment"
 )
 _LIST_SELECT = f"{CHECKLIST.portable_columns}, {EVENT.portable_columns}"
-# The default list of the ticket's event: the first by id, should a race have made two (as the
-# facts' read picks it).
-_DEFAULT_LIST_ID = (
-    "(SELECT l.id FROM tickets t JOIN check_in_lists l ON l.event_id = t.event_id AND l.is_default "
-    "WHERE t.id = :ticket_id AND t.environment = :environment ORDER BY l.id LIMIT 1)"
+# The default lists of the ticket's event (one, unless a race made two): the facts' read takes the
+# first by id, so that every scan goes to the same one; the admissions are read at each, and kept
+# at the list the facts name (``admissions``), even if a list the facts' earlier snapshot missed
+# turned up before the admissions' read.
+_DEFAULT_LISTS = (
+    "SELECT l.id FROM tickets t JOIN check_in_lists l ON l.event_id = t.event_id AND l.is_default "
+    "WHERE t.id = :ticket_id AND t.environment = :environment"
 )
 _WITH_DEFAULT_LIST = Read(
     f"{_TICKET_SELECT}, {_LIST_SELECT}",
@@ -125,11 +127,11 @@ _NAMED_LIST = Read(
     "WHERE l.id = :list_id AND e.environment = :environment",
 )
 _ADMITTED = (
-    "FROM check_in_records r WHERE r.ticket_id = :ticket_id AND r.list_id = {list_id} "
+    "FROM check_in_records r WHERE r.ticket_id = :ticket_id AND r.list_id {lists} "
     "AND r.decision = 'admit' AND r.kept"
 )
-_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(list_id=":list_id"))
-_DEFAULT_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(list_id=_DEFAULT_LIST_ID))
+_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(lists="= :list_id"))
+_DEFAULT_HISTORY = Read(RECORD.portable_columns, _ADMITTED.format(lists=f"IN ({_DEFAULT_LISTS})"))
 _SCANNED = [("ticket_id", "text"), ("environment", "text")]
 # What a scan reads, sent together, by whether it locks the ticket's row: its facts first, then the
 # rest, each read after the lock (a scan that waited for it sees what the lock's holder wrote).
@@ -220,8 +222,8 @@ def may_see(caller: Caller, event: Event, ticket: Ticket) -> bool:
 
 def admissions(rows: list[tuple[Any, ...]], list_id: str, ticket_id: str) -> list[PriorScan]:
     """The ticket's admitted scans on the list, from every device (rows of :data:`RECORD`, as read
-    with a scan's facts), in the merge rules' total order (sorted here, not in SQL, so that no
-    database collation can change it)."""
+    with a scan's facts; those of another list are left out), in the merge rules' total order
+    (sorted here, not in SQL, so that no database collation can change it)."""
     return prior_scans([record_of(RECORD.load(row)) for row in rows], list_id, ticket_id)
 
 
