@@ -91,6 +91,22 @@ def cmd_db_restore(args: argparse.Namespace, settings: Settings) -> None:
     print(f"restored {args.file}; run `tickets db upgrade` if it comes from an older version")
 
 
+def cmd_db_prune_functions(_args: argparse.Namespace, settings: Settings) -> None:
+    if settings.resolved_database_url.startswith("sqlite"):
+        print("nothing to prune: SQLite sends its reads one by one, through no function")
+        return
+    import server.app  # noqa: F401 (the modules that send reads together: this version's functions)
+    from server.db.engine import driver_of, drop_stale_functions
+
+    async def work(session: AsyncSession) -> list[str]:
+        return await drop_stale_functions(await driver_of(session))
+
+    dropped = in_transaction(settings, work)
+    for function in dropped:
+        print(f"dropped {function}")
+    print(f"{len(dropped)} function(s) of earlier versions dropped")
+
+
 def cmd_app_add(args: argparse.Namespace, settings: Settings) -> None:
     from server.domain import apps
 
@@ -256,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     save = db.add_parser("backup", help="the whole database to one file, while the server runs")
     save.add_argument("--out", type=Path, required=True, help="the backup file to write (must not exist)")
     save.set_defaults(func=cmd_db_backup)
+    db.add_parser(
+        "prune-functions",
+        help="drop the functions earlier versions sent reads through (once none of them runs)",
+    ).set_defaults(func=cmd_db_prune_functions)
     load = db.add_parser("restore", help="fill a new, empty database from a backup")
     load.add_argument("file", type=Path, help="a file written by `tickets db backup`")
     load.set_defaults(func=cmd_db_restore)

@@ -522,6 +522,29 @@ async def _create(sql: str, connection: Any) -> None:
     await connection.execute(sql)
 
 
+_MADE = (
+    "SELECT CAST(p.oid AS regprocedure) AS signature, n.nspname || '.' || p.proname AS function "
+    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = :schema"
+)
+
+
+async def drop_stale_functions(driver: Driver) -> list[str]:
+    """Drop the functions in :data:`FUNCTIONS_SCHEMA` that this version does not send reads through
+    (an earlier version's, made for statements since changed); answers their names. Every module
+    that defines a :class:`Together` must have been imported. A server of an earlier version still
+    running would find its function gone: its call fails once, and its connection makes it again
+    at its next checkout."""
+    assert _FUNCTIONS, "no Together is registered: import the modules that define them first"
+    stale = [
+        (signature, function)
+        for signature, function in await driver.fetch(_MADE, {"schema": FUNCTIONS_SCHEMA})
+        if function not in _FUNCTIONS
+    ]
+    for signature, _ in stale:
+        await driver.execute(f"DROP FUNCTION IF EXISTS {signature}", {})
+    return sorted(function for _, function in stale)
+
+
 class Database:
     """The service's database: one place that knows the engine differences."""
 

@@ -1,5 +1,6 @@
 """``tickets db backup`` then ``tickets db restore`` into a fresh database: every table comes back
-with as many rows, on SQLite and on PostgreSQL."""
+with as many rows, on SQLite and on PostgreSQL; ``tickets db prune-functions`` drops what earlier
+versions made."""
 
 from __future__ import annotations
 
@@ -120,3 +121,54 @@ def test_a_file_that_is_no_backup_is_refused(database_url: str, tmp_path: Path) 
     done = tickets(database_url, tmp_path, "db", "restore", str(junk))
     assert done.returncode == 2
     assert done.stderr.strip().endswith("database by `tickets db backup`")
+
+
+async def functions_made(url: str) -> set[str]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            found = await session.execute(
+                text(
+                    "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = 'tickets_functions'"
+                )
+            )
+            return {name for (name,) in found}
+    finally:
+        await db.dispose()
+
+
+async def an_earlier_versions_function(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "CREATE FUNCTION tickets_functions.tickets_hold_reads_0123456789abcdef(text) "
+                    "RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+                )
+            )
+    finally:
+        await db.dispose()
+
+
+def test_functions_of_earlier_versions_are_pruned_and_this_ones_kept(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``tickets db prune-functions`` drops the functions an earlier version made, keeps the ones
+    this version sends reads through, and on SQLite says there are none."""
+    pruned = tickets(database_url, tmp_path, "db", "prune-functions")
+    assert pruned.returncode == 0, pruned.stderr
+    if database_url.startswith("sqlite"):
+        assert pruned.stdout.startswith("nothing to prune: SQLite")
+        return
+    asyncio.run(connected(database_url))  # this version's functions, made at the first checkout
+    ours = asyncio.run(functions_made(database_url))
+    assert {"tickets_hold_reads", "tickets_scan_reads_locked"} <= {name.rsplit("_", 1)[0] for name in ours}
+    asyncio.run(an_earlier_versions_function(database_url))
+    pruned = tickets(database_url, tmp_path, "db", "prune-functions")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "dropped tickets_functions.tickets_hold_reads_0123456789abcdef" in pruned.stdout
+    assert asyncio.run(functions_made(database_url)) == ours - {
+        name for name in ours if name.startswith("tickets_test_")
+    }
