@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import CursorResult
 from support.databases import create_pg_database, drop_pg_database
 
 from server.db.engine import Database
@@ -53,14 +54,22 @@ async def row_counts(url: str) -> dict[str, int]:
         await db.dispose()
 
 
-async def connected(url: str) -> None:
-    """A connection of this version to ``url``, which makes the functions it sends reads through."""
+async def on(url: str, sql: str) -> list[tuple[object, ...]]:
+    """``sql`` run on ``url`` by a connection of this version (which makes the functions it sends
+    reads through, at its first checkout), in a transaction of its own; its rows, if any."""
     db = Database(url)
     try:
-        async with db.read() as session:
-            await session.execute(text("SELECT 1"))
+        async with db.write() as session:
+            result = await session.execute(text(sql))
+            returns_rows = isinstance(result, CursorResult) and result.returns_rows
+            return [tuple(row) for row in result] if returns_rows else []
     finally:
         await db.dispose()
+
+
+async def connected(url: str) -> None:
+    """A connection of this version to ``url``, which makes the functions it sends reads through."""
+    await on(url, "SELECT 1")
 
 
 @pytest.fixture
@@ -123,33 +132,18 @@ def test_a_file_that_is_no_backup_is_refused(database_url: str, tmp_path: Path) 
     assert done.stderr.strip().endswith("database by `tickets db backup`")
 
 
-async def functions_made(url: str) -> set[str]:
-    db = Database(url)
-    try:
-        async with db.read() as session:
-            found = await session.execute(
-                text(
-                    "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                    "WHERE n.nspname = 'tickets_functions'"
-                )
-            )
-            return {name for (name,) in found}
-    finally:
-        await db.dispose()
+FUNCTIONS_MADE = (
+    "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+    "WHERE n.nspname = 'tickets_functions'"
+)
+AN_EARLIER_VERSIONS_FUNCTION = (
+    "CREATE FUNCTION tickets_functions.tickets_hold_reads_0123456789abcdef(text) "
+    "RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+)
 
 
-async def an_earlier_versions_function(url: str) -> None:
-    db = Database(url)
-    try:
-        async with db.write() as session:
-            await session.execute(
-                text(
-                    "CREATE FUNCTION tickets_functions.tickets_hold_reads_0123456789abcdef(text) "
-                    "RETURNS integer LANGUAGE sql AS 'SELECT 1'"
-                )
-            )
-    finally:
-        await db.dispose()
+def functions_made(url: str) -> set[str]:
+    return {str(name) for (name,) in asyncio.run(on(url, FUNCTIONS_MADE))}
 
 
 def test_functions_of_earlier_versions_are_pruned_and_this_ones_kept(
@@ -163,12 +157,10 @@ def test_functions_of_earlier_versions_are_pruned_and_this_ones_kept(
         assert pruned.stdout.startswith("nothing to prune: SQLite")
         return
     asyncio.run(connected(database_url))  # this version's functions, made at the first checkout
-    ours = asyncio.run(functions_made(database_url))
+    ours = functions_made(database_url)
     assert {"tickets_hold_reads", "tickets_scan_reads_locked"} <= {name.rsplit("_", 1)[0] for name in ours}
-    asyncio.run(an_earlier_versions_function(database_url))
+    asyncio.run(on(database_url, AN_EARLIER_VERSIONS_FUNCTION))
     pruned = tickets(database_url, tmp_path, "db", "prune-functions")
     assert pruned.returncode == 0, pruned.stderr
     assert "dropped tickets_functions.tickets_hold_reads_0123456789abcdef" in pruned.stdout
-    assert asyncio.run(functions_made(database_url)) == ours - {
-        name for name in ours if name.startswith("tickets_test_")
-    }
+    assert functions_made(database_url) == ours - {name for name in ours if name.startswith("tickets_test_")}
