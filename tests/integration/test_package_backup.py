@@ -143,7 +143,10 @@ AN_EARLIER_VERSIONS_FUNCTION = (
 
 
 def functions_made(url: str) -> set[str]:
-    return {str(name) for (name,) in asyncio.run(on(url, FUNCTIONS_MADE))}
+    """The functions in the schema, but this test process's own (``tickets_test_…``, of the engine's
+    tests): the connection that reads them makes them again if this process has them."""
+    made = {str(name) for (name,) in asyncio.run(on(url, FUNCTIONS_MADE))}
+    return {name for name in made if not name.startswith("tickets_test_")}
 
 
 def test_functions_of_earlier_versions_are_pruned_and_this_ones_kept(
@@ -162,5 +165,9 @@ def test_functions_of_earlier_versions_are_pruned_and_this_ones_kept(
     asyncio.run(on(database_url, AN_EARLIER_VERSIONS_FUNCTION))
     pruned = tickets(database_url, tmp_path, "db", "prune-functions")
     assert pruned.returncode == 0, pruned.stderr
-    assert "dropped tickets_functions.tickets_hold_reads_0123456789abcdef" in pruned.stdout
-    assert functions_made(database_url) == ours - {name for name in ours if name.startswith("tickets_test_")}
+    dropped = [line for line in pruned.stdout.splitlines() if line.startswith("dropped ")]
+    # The engine's tests' own functions, if this process made them, are not this version's either.
+    assert [line for line in dropped if "tickets_test_" not in line] == [
+        "dropped tickets_functions.tickets_hold_reads_0123456789abcdef"
+    ]
+    assert functions_made(database_url) == ours
