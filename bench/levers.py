@@ -369,7 +369,7 @@ _SCANNED_NAMES = {
 
 async def _scanned(driver: Driver) -> None:
     for statement in _SCANNED:
-        await driver.execute(statement, {k: v for k, v in _SCANNED_NAMES.items() if f":{k}" in statement})
+        await driver.execute(statement, _SCANNED_NAMES)  # each takes the names it has
 
 
 async def run(options: Options) -> RunResult:

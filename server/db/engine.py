@@ -287,12 +287,14 @@ class Driver:
         copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
         await self._sent(f"COPY {table}", copied)
 
+    async def read(self, read: Read, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one :class:`Read` sent on its own, its lock's clause included."""
+        return await self.fetch(read.text + (self.for_update(read.of) if read.lock else ""), params)
+
     async def one_by_one(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
         """The rows of each of ``reads``' statements, each sent on its own (one round trip each)."""
         return [
-            await self.fetch(
-                read.text + (self.for_update(read.of) if read.lock else ""), {n: params[n] for n in used}
-            )
+            await self.read(read, {n: params[n] for n in used})
             for read, used in zip(reads.reads, reads.used, strict=True)
         ]
 

@@ -262,7 +262,7 @@ async def _on_pass_alone(
     facts = Facts()
     if scan.list_id is not None:
         driver = await driver_of(session)
-        named = await driver.fetch(_NAMED_LIST.text, {"list_id": scan.list_id, "environment": environment})
+        named = await driver.read(_NAMED_LIST, {"list_id": scan.list_id, "environment": environment})
         checklist, event = _named(named, scan.list_id)
         facts = Facts(checklist=checklist, event=event)
     return Outcome(decide(check, None, _closed(), None, [], scan.direction, now_ms), facts, None)

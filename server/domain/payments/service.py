@@ -77,7 +77,7 @@ async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Pa
             named = await driver.fetch(_PAYMENT_HOLD, keys)
             match = named[0][0] if named else None
     if not match:
-        rows = await driver.fetch(_PAYMENT.text + driver.for_update(), keys)
+        rows = await driver.read(_PAYMENT, keys)
         return None, PAYMENT.load(rows[0]) if rows else None
     holds, payments = await driver.together(located, {**keys, "match": match})
     hold: Hold | None = None
