@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import APP_DID
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from support.server import make_settings
 from support.webhooks import (
     Receiver,
@@ -31,7 +31,14 @@ from server.cli.main import build_parser
 from server.db.engine import Database
 from server.db.models import OutboxMessage
 from server.domain.common import SystemClock
-from server.domain.outbox.delivery import RECEIVER_UNREACHABLE, claim_due, deliver, lease_ms, record
+from server.domain.outbox.delivery import (
+    RECEIVER_UNREACHABLE,
+    AttemptResult,
+    claim_due,
+    deliver,
+    lease_ms,
+    record,
+)
 from server.domain.outbox.service import enqueue, list_messages, redrive
 from server.settings import Settings
 
@@ -218,6 +225,52 @@ async def test_a_claim_lapses_after_its_lease(db: Database) -> None:
     assert await claim_due(db, now_ms + 4_999, 10, 5_000) == []
     assert await claim_due(db, now_ms + 5_000, 10, 5_000) == [claimed]
     assert claimed.delivery_id == delivery_id
+
+
+async def test_claims_take_the_oldest_due_first_with_where_each_goes(db: Database) -> None:
+    """A claim takes due messages by due time, then by age, never one not yet due, and answers
+    them in that order with their app's webhook address."""
+    app_id = await add_webhook_app(db, APP_DID, "http://127.0.0.1:9/hooks")
+    queued = await queue(db, app_id, 4)
+    now_ms = SystemClock().now_ms()
+    due = dict(zip(queued, (now_ms - 10, now_ms - 30, now_ms + 60_000, now_ms - 30), strict=True))
+    async with db.write() as session:
+        for delivery_id, due_ms in due.items():
+            change = update(OutboxMessage).where(OutboxMessage.delivery_id == delivery_id)
+            await session.execute(change.values(next_attempt_ms=due_ms))
+    first = await claim_due(db, now_ms, 2, 60_000)
+    assert [c.delivery_id for c in first] == [queued[1], queued[3]]
+    assert {(c.webhook_url, c.attempts, c.lease_until_ms) for c in first} == {
+        ("http://127.0.0.1:9/hooks", 0, now_ms + 60_000)
+    }
+    assert [c.delivery_id for c in await claim_due(db, now_ms, 10, 60_000)] == [queued[0]]
+    assert await claim_due(db, now_ms, 10, 60_000) == []
+
+
+async def test_a_late_success_still_delivers_and_keeps_the_first_delivery_time(
+    db: Database, tmp_path: Path, database_url: str
+) -> None:
+    """Two workers sent the same message (the first one's lease ran out): both attempts are
+    logged, and the message is delivered once, at the first success's time."""
+    [delivery_id] = await queue(db, await add_webhook_app(db, APP_DID, "http://127.0.0.1:9/unused"))
+    settings = make_settings(database_url, tmp_path)
+    now_ms = SystemClock().now_ms()
+    [slow] = await claim_due(db, now_ms, 10, 1_000)
+    [fast] = await claim_due(db, now_ms + 1_000, 10, 1_000)
+    rng = random.Random(0)
+    await record(db, fast, AttemptResult(True, now_ms + 1_000, 5, status_code=204, excerpt=""), settings, rng)
+    await record(db, slow, AttemptResult(True, now_ms, 3_000, status_code=200, excerpt="ok"), settings, rng)
+    failed = AttemptResult(False, now_ms + 4_000, 5, status_code=500, excerpt="", error="HTTP 500")
+    await record(db, fast, failed, settings, rng)
+    stored = await message(db, delivery_id)
+    assert (stored.state, stored.delivered_ms, stored.attempts) == ("delivered", now_ms + 1_005, 0)
+    assert (stored.last_status, stored.last_error) == (200, None)
+    log = await attempts(db, delivery_id)
+    assert [(a.status_code, a.latency_ms, a.error) for a in log] == [
+        (204, 5, None),
+        (200, 3_000, None),
+        (500, 5, "HTTP 500"),
+    ]
 
 
 async def test_no_webhook_url_queues_nothing(db: Database) -> None:

@@ -31,8 +31,7 @@ from sqlalchemy import select, update
 
 from server.auth.did import DidResolutionError
 from server.db.engine import Database
-from server.db.lease import lease_rows
-from server.db.models import App, OutboxMessage, WebhookAttempt
+from server.db.models import OutboxMessage, WebhookAttempt
 from server.domain import webhook_format
 from server.domain.common import Clock
 from server.domain.outbox.receivers import XrpcReceivers
@@ -86,48 +85,73 @@ def lease_ms(settings: Settings) -> int:
     return int(settings.webhook_timeout_seconds * 1000) + LEASE_MARGIN_MS
 
 
+# The due pending messages, oldest due first, with where their app takes them; locked on PostgreSQL
+# (a message another worker is claiming is skipped, not waited for). ``due`` orders the batch.
+_DUE = (
+    "SELECT m.id, m.next_attempt_ms AS due FROM webhook_outbox m "
+    "WHERE m.state = 'pending' AND m.next_attempt_ms <= :now ORDER BY m.next_attempt_ms, m.id LIMIT :limit"
+)
+_CLAIMED = (
+    "o.id, o.delivery_id, o.event_type, o.environment, o.body, o.attempts, a.webhook_url, "
+    "a.webhook_secret, a.did, a.delivery, o.request_id"
+)
+# PostgreSQL: chosen, leased and read in one statement, which commits on its own (one round trip).
+_CLAIM = (
+    f"WITH c AS ({_DUE} FOR UPDATE OF m SKIP LOCKED), "  # noqa: S608 (constant names)
+    "o AS (UPDATE webhook_outbox SET next_attempt_ms = :until FROM c WHERE webhook_outbox.id = c.id "
+    "RETURNING webhook_outbox.*, c.due) "
+    f"SELECT {_CLAIMED} FROM o JOIN apps a ON a.id = o.app_id ORDER BY o.due, o.id"
+)
+# SQLite (one writer at a time): chosen and read, then leased, in one write transaction.
+_CHOSEN = (
+    f"SELECT {_CLAIMED} FROM ({_DUE}) c JOIN webhook_outbox o ON o.id = c.id "  # noqa: S608 (constant names)
+    "JOIN apps a ON a.id = o.app_id ORDER BY c.due, c.id"
+)
+_LEASE = "UPDATE webhook_outbox SET next_attempt_ms = :until WHERE id IN (:ids)"
+
+
 async def claim_due(db: Database, now_ms: int, limit: int, lease_ms: int) -> list[ClaimedDelivery]:
-    """Take up to ``limit`` due pending messages, oldest due first, for ``lease_ms``."""
-    async with db.write() as session:
-        rows = (
-            await session.execute(
-                select(
-                    OutboxMessage.id,
-                    OutboxMessage.delivery_id,
-                    OutboxMessage.event_type,
-                    OutboxMessage.environment,
-                    OutboxMessage.body,
-                    OutboxMessage.attempts,
-                    App.webhook_url,
-                    App.webhook_secret,
-                    App.did,
-                    App.delivery,
-                    OutboxMessage.request_id,
-                )
-                .join(App, App.id == OutboxMessage.app_id)
-                .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_ms <= now_ms)
-                .order_by(OutboxMessage.next_attempt_ms, OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=OutboxMessage)
-            )
-        ).all()
-        await lease_rows(session, OutboxMessage.id, [row.id for row in rows], now_ms + lease_ms)
+    """Take up to ``limit`` due pending messages, oldest due first, for ``lease_ms``: on PostgreSQL
+    in one statement that commits on its own, on SQLite in one write transaction, on the driver
+    alone (a claim runs every poll, and once or more for every message sent)."""
+    until_ms = now_ms + lease_ms
+    keys = {"now": now_ms, "limit": limit, "until": until_ms}
+    if db.is_sqlite:
+        async with db.transaction() as unit:
+            driver = await unit.driver()
+            rows = await driver.fetch(_CHOSEN, {"now": now_ms, "limit": limit})
+            if rows:
+                await driver.execute(_LEASE, {"until": until_ms, "ids": [row[0] for row in rows]})
+    else:
+        rows = await db.autocommit(lambda driver: driver.fetch(_CLAIM, keys))
     return [
         ClaimedDelivery(
-            id=row.id,
-            delivery_id=row.delivery_id,
-            event_type=row.event_type,
-            environment=row.environment,
-            body=row.body.encode(),
-            attempts=row.attempts,
-            webhook_url=row.webhook_url,
-            webhook_secret=row.webhook_secret,
-            app_did=row.did,
-            delivery=row.delivery,
-            request_id=row.request_id,
-            lease_until_ms=now_ms + lease_ms,
+            id=id_,
+            delivery_id=delivery_id,
+            event_type=event_type,
+            environment=environment,
+            body=body.encode(),
+            attempts=attempts,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            app_did=did,
+            delivery=delivery,
+            request_id=request_id,
+            lease_until_ms=until_ms,
         )
-        for row in rows
+        for (
+            id_,
+            delivery_id,
+            event_type,
+            environment,
+            body,
+            attempts,
+            webhook_url,
+            webhook_secret,
+            did,
+            delivery,
+            request_id,
+        ) in rows
     ]
 
 
@@ -221,6 +245,38 @@ async def deliver(
     )
 
 
+_ATTEMPT = (
+    "INSERT INTO webhook_attempts (outbox_id, at_ms, status_code, latency_ms, response_excerpt, error) "
+    "VALUES (:id, :at, :status, :latency, :excerpt, NULL)"
+)
+_DELIVERED = (
+    "UPDATE webhook_outbox SET state = 'delivered', last_status = :status, last_error = NULL, "
+    "delivered_ms = COALESCE(delivered_ms, :finished) WHERE id = :id"
+)
+_ATTEMPT_DELIVERED = f"WITH attempt AS ({_ATTEMPT}) {_DELIVERED}"  # PostgreSQL: one statement
+
+
+async def _delivered(db: Database, claimed: ClaimedDelivery, result: AttemptResult, finished_ms: int) -> None:
+    """A delivery, the outcome of nearly every attempt, logged and recorded whatever the message's
+    state (a late success still counts, and its first delivery time is kept): on PostgreSQL in one
+    statement that commits on its own, on SQLite in one write transaction."""
+    params = {
+        "id": claimed.id,
+        "at": result.at_ms,
+        "status": result.status_code,
+        "latency": result.latency_ms,
+        "excerpt": result.excerpt,
+        "finished": finished_ms,
+    }
+    if db.is_sqlite:
+        async with db.transaction() as unit:
+            driver = await unit.driver()
+            await driver.execute(_ATTEMPT, params)
+            await driver.execute(_DELIVERED, params)
+    else:
+        await db.autocommit(lambda driver: driver.execute(_ATTEMPT_DELIVERED, params))
+
+
 async def record(
     db: Database, claimed: ClaimedDelivery, result: AttemptResult, settings: Settings, rng: random.Random
 ) -> None:
@@ -228,6 +284,9 @@ async def record(
     after ``webhook_max_attempts``. A failure reported for a message that is no longer pending
     (another worker delivered it after this claim's lease ran out) only goes to the log."""
     finished_ms = result.at_ms + result.latency_ms
+    if result.delivered:
+        await _delivered(db, claimed, result, finished_ms)
+        return
     async with db.write() as session:
         message = (
             await session.execute(
@@ -247,25 +306,21 @@ async def record(
                 error=result.error,
             )
         )
-        if not result.delivered and message.state != "pending":
+        if message.state != "pending":
             return
         message.last_status = result.status_code
         message.last_error = result.error
-        if result.delivered:
-            message.state = "delivered"
-            message.delivered_ms = message.delivered_ms or finished_ms
+        message.attempts += 1
+        if given_up(message.attempts, settings.webhook_max_attempts):
+            message.state = "dead"
         else:
-            message.attempts += 1
-            if given_up(message.attempts, settings.webhook_max_attempts):
-                message.state = "dead"
-            else:
-                delay_ms = retry_delay_ms(
-                    message.attempts - 1,
-                    settings.webhook_backoff_base_seconds,
-                    settings.webhook_backoff_cap_seconds,
-                    rng.random(),
-                )
-                message.next_attempt_ms = finished_ms + delay_ms
+            delay_ms = retry_delay_ms(
+                message.attempts - 1,
+                settings.webhook_backoff_base_seconds,
+                settings.webhook_backoff_cap_seconds,
+                rng.random(),
+            )
+            message.next_attempt_ms = finished_ms + delay_ms
 
 
 async def _send(
