@@ -722,6 +722,33 @@ async def test_rows_read_together_load_as_the_rows_read_alone(db: Database) -> N
     assert [LEDGER.load(row).data for row in together] == [{"n": [1, "two", None]}, {"é": True}, None]
 
 
+async def test_statements_together_take_one_trip_to_sqlites_thread(db: Database) -> None:
+    """On SQLite, whose statements run on the connection's own thread, the statements of a
+    :class:`Together` go there in one trip, and answer what they answer sent one by one."""
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL sends them as one function call (the tests above)")
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        for jti in ("row", "other"):
+            await driver.fetch(INSERT, {"iss": "did:web:a", "jti": jti, "exp": 1})
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        connection = driver._connection
+        trips: list[object] = []
+        execute = connection._execute  # aiosqlite's: one function run on the thread
+
+        async def counted(function: Any, *args: Any) -> Any:
+            trips.append(function)
+            return await execute(function, *args)
+
+        connection._execute = counted
+        params = {"locked": "row", "iss": "did:web:a"}
+        together = await driver.together(LOCK_THEN_COUNT, params)
+        assert len(trips) == 1
+        assert together == await driver.one_by_one(LOCK_THEN_COUNT, params) == [[("row", 2)], [(2,)]]
+        assert len(trips) == 3  # the control: one trip a statement
+
+
 async def test_statements_together_go_one_by_one_where_the_function_cannot_be_made(
     database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
