@@ -77,6 +77,12 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED_PARAMETER.sub(number, sql), tuple(names)
 
 
+@functools.lru_cache(maxsize=256)
+def _renamed(sql: str, prefix: str) -> str:
+    """``sql`` with each ``:name`` parameter as ``:<prefix>name``."""
+    return _NAMED_PARAMETER.sub(lambda match: f":{prefix}{match[1]}", sql)
+
+
 def _list_slot(name: str) -> re.Pattern[str]:
     """Where a list parameter may stand: ``IN (:name)``, not after ``NOT`` (``= ANY`` has no such
     negation on PostgreSQL; a statement wanting one says ``<> ALL`` itself)."""
@@ -197,11 +203,13 @@ class Driver:
     the failure was not the database refusing a statement (it was cut off, or the connection was
     lost), so the connection's state is unknown and it is not reused."""
 
-    def __init__(self, connection: Any, *, sqlite: bool) -> None:
+    def __init__(self, connection: Any, *, sqlite: bool, defers: bool = False) -> None:
         self._connection = connection
         self.sqlite = sqlite
+        self.defers = defers
         self.failed = False
         self.broken = False
+        self._later: list[tuple[str, dict[str, Any]]] = []
 
     def for_update(self, of: str | None = None) -> str:
         """What ends a SELECT that locks the rows it reads (of the table aliased ``of`` only): nothing
@@ -249,7 +257,40 @@ class Driver:
             self.failed = self.broken = True
             raise
 
+    async def later(self, sql: str, params: dict[str, Any]) -> None:
+        """A write (an INSERT, an UPDATE) that nothing the transaction does after it reads or writes
+        again: in a transaction that defers writes (``defers``, a :class:`Transaction` on
+        PostgreSQL), sent with the next statement that starts with ``WITH`` (which it joins), or on
+        its own together with the other writes left so, in one statement, before any other
+        statement; elsewhere sent now. The writes of one statement see one snapshot: two of them
+        never change the same row (a caller that would, sends the second with :meth:`execute`,
+        which sends the writes before it first)."""
+        if not self.defers:
+            await self.execute(sql, params)
+            return
+        self._later.append((sql, params))
+        if sql.startswith("WITH "):
+            await self._send_later()
+
+    async def _send_later(self) -> None:
+        """The writes left for later (:meth:`later`), in one statement: the last one's, the others
+        in its ``WITH``, each with its parameters renamed apart."""
+        if not self._later:
+            return
+        *heads, (sql, params) = self._later
+        self._later = []
+        if heads:
+            params = dict(params)
+            parts = []
+            for at, (head, head_params) in enumerate(heads):
+                parts.append(f"later_{at} AS ({_renamed(head, f'later_{at}_')})")
+                params.update((f"later_{at}_{name}", value) for name, value in head_params.items())
+            joined = ", ".join(parts)
+            sql = f"WITH {joined}, {sql[5:]}" if sql.startswith("WITH ") else f"WITH {joined} {sql}"
+        await self._execute(sql, params)
+
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        await self._send_later()
         sql, params = self._spread(sql, params)
         if self.sqlite:
             rows = await self._sent(sql, self._connection.execute_fetchall(sql, params))
@@ -276,6 +317,7 @@ class Driver:
         """One statement (no list parameters) for each of ``rows``: PostgreSQL pipelines them."""
         if not rows:
             return
+        await self._send_later()
         if self.sqlite:
             await self._sent(sql, self._connection.executemany(sql, rows))
         else:
@@ -285,6 +327,7 @@ class Driver:
 
     async def copy(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         """``rows`` (values in the order of ``columns``) into ``table`` by ``COPY`` (PostgreSQL)."""
+        await self._send_later()
         copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
         await self._sent(f"COPY {table}", copied)
 
@@ -301,6 +344,7 @@ class Driver:
 
     async def together(self, reads: Together, params: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
         """The rows of each of ``reads``' statements (:class:`Together`)."""
+        await self._send_later()
         if self.sqlite:
             statements = [
                 self._spread(read.text, {n: params[n] for n in used})
@@ -324,7 +368,15 @@ class Driver:
         return found
 
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
-        """A statement that answers no rows (an INSERT, an UPDATE)."""
+        """A statement that answers no rows (an INSERT, an UPDATE), after the writes left for later."""
+        await self._send_later()
+        await self._execute(sql, params)
+
+    def drop_later(self) -> None:
+        """Forget the writes left for later: the transaction rolls back."""
+        self._later = []
+
+    async def _execute(self, sql: str, params: dict[str, Any]) -> None:
         sql, params = self._spread(sql, params)
         if self.sqlite:
             await self._sent(sql, self._connection.execute(sql, params))
@@ -394,7 +446,7 @@ class Transaction:
             raise PendingRollbackError("a statement of this transaction failed: it can only roll back")
         if self._driver is None:
             self._raw = await self._engine.raw_connection()
-            self._driver = Driver(self._raw.driver_connection, sqlite=self._sqlite)
+            self._driver = Driver(self._raw.driver_connection, sqlite=self._sqlite, defers=not self._sqlite)
             await self._driver.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN", {})
         return self._driver
 
@@ -414,6 +466,7 @@ class Transaction:
         self._raw = self._driver = None
         try:
             if driver is not None and not driver.broken:
+                driver.drop_later()
                 try:
                     await driver.execute("ROLLBACK", {})
                 except Exception:

@@ -115,8 +115,9 @@ class Shape(Generic[M]):
         fields = vars(instance)
         return self._json_encoded({key: fields.get(key, default) for key, _, default in self._written})
 
-    async def insert(self, driver: Driver, instance: M) -> None:
-        await driver.execute(self.insert_sql, self.params(instance))
+    async def insert(self, driver: Driver, instance: M, *, later: bool = False) -> None:
+        """``instance`` as a new row; ``later``: with the writes left for later (:meth:`Driver.later`)."""
+        await (driver.later if later else driver.execute)(self.insert_sql, self.params(instance))
 
     async def insert_many(self, driver: Driver, instances: Iterable[M]) -> None:
         """Every instance, one statement each (PostgreSQL pipelines them), or on PostgreSQL from
@@ -143,13 +144,14 @@ class Shape(Generic[M]):
             sql = self._updates[keys] = f"UPDATE {self.table} SET {assigned} WHERE {found}"  # noqa: S608 (constant names)
         return sql
 
-    async def update(self, driver: Driver, instance: M, **changes: Any) -> None:
+    async def update(self, driver: Driver, instance: M, *, later: bool = False, **changes: Any) -> None:
         """Write ``changes`` to ``instance``'s row (found by its primary key) and to ``instance`` as
-        already written: a session tracking it has nothing more to flush for them."""
+        already written: a session tracking it has nothing more to flush for them. ``later``: with
+        the writes left for later (:meth:`Driver.later`)."""
         params = self._json_encoded(dict(changes))
         fields = vars(instance)
         params.update((f"key__{key}", fields[key]) for key in self._key)
-        await driver.execute(self._update_sql(tuple(changes)), params)
+        await (driver.later if later else driver.execute)(self._update_sql(tuple(changes)), params)
         for key, value in changes.items():
             set_committed_value(instance, key, value)
 
@@ -160,14 +162,19 @@ _TOGETHER: dict[tuple[tuple[int, int], ...], str] = {}
 _TOGETHER_PARAMETERS = 5_000
 
 
-async def insert_all(driver: Driver, *batches: tuple[Shape[Any], Sequence[Any]]) -> None:
+async def insert_all(driver: Driver, *batches: tuple[Shape[Any], Sequence[Any]], later: bool = False) -> None:
     """Insert every batch's instances (None: nothing to insert), each batch by its shape: on
     PostgreSQL in one statement (one round trip: every INSERT but the last in a ``WITH``; foreign
     keys between them are checked at the statement's end), on SQLite one statement a batch (no
-    round trip to save)."""
+    round trip to save). ``later``: each batch with the writes left for later
+    (:meth:`Driver.later`), where the driver defers them."""
     kept = ((shape, [row for row in rows if row is not None]) for shape, rows in batches)
     batches = tuple((shape, rows) for shape, rows in kept if rows)
     parameters = sum(len(shape._written) * len(rows) for shape, rows in batches)
+    if later and driver.defers and parameters <= _TOGETHER_PARAMETERS:
+        for shape, rows in batches:
+            await driver.later(shape._values(0, len(rows)), _values_params(0, shape, rows))
+        return
     if driver.sqlite or len(batches) < 2 or parameters > _TOGETHER_PARAMETERS:
         for shape, rows in batches:
             await shape.insert_many(driver, rows)
@@ -180,9 +187,17 @@ async def insert_all(driver: Driver, *batches: tuple[Shape[Any], Sequence[Any]])
         sql = _TOGETHER[signature] = f"WITH {heads} {parts[-1]}"
     params: dict[str, Any] = {}
     for at, (shape, rows) in enumerate(batches):
-        for row, instance in enumerate(rows):
-            params.update((f"w{at}_{row}_{key}", value) for key, value in shape.params(instance).items())
+        params.update(_values_params(at, shape, rows))
     await driver.execute(sql, params)
+
+
+def _values_params(at: int, shape: Shape[Any], rows: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of ``rows``' VALUES list (:meth:`Shape._values`)."""
+    return {
+        f"w{at}_{row}_{key}": value
+        for row, instance in enumerate(rows)
+        for key, value in shape.params(instance).items()
+    }
 
 
 def attach(session: AsyncSession, instance: object) -> None:

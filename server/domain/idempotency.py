@@ -155,7 +155,7 @@ async def run_once(
         async with begin() as unit:
             response = await work(unit)
             claimed = KEY.new(scope=scope, key=key)  # the row _claim wrote, found by its key
-            await KEY.update(await driver_of(unit), claimed, state="done", response=response)
+            await KEY.update(await driver_of(unit), claimed, later=True, state="done", response=response)
     except Exception:
         async with db.transaction() as given_back:
             await (await given_back.driver()).execute(_GIVE_BACK, {"scope": scope, "key": key})
@@ -179,7 +179,7 @@ async def run_once_atomically(
                 return stored, True
             response = await work(unit)
             done = _row(scope, key, digest, "done", now_ms, response, now_ms)
-            await KEY.insert(await driver_of(unit), done)  # after what the work left to flush
+            await KEY.insert(await driver_of(unit), done, later=True)  # after what the work left to flush
     except IntegrityError:
         async with db.read() as session:
             row = await _key_row(await driver_of(session), scope, key)

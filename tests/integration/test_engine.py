@@ -722,6 +722,80 @@ async def test_rows_read_together_load_as_the_rows_read_alone(db: Database) -> N
     assert [LEDGER.load(row).data for row in together] == [{"n": [1, "two", None]}, {"é": True}, None]
 
 
+def sent_by(driver: Driver) -> list[str]:
+    """The statements ``driver`` sends from now on, as sent (a spy on its one way out)."""
+    sent: list[str] = []
+    send = driver._sent
+
+    def counted(sql: str, statement: Any) -> Any:
+        sent.append(sql)
+        return send(sql, statement)
+
+    driver._sent = counted  # type: ignore[method-assign]
+    return sent
+
+
+def replay(jti: str) -> dict[str, Any]:
+    return {"iss": "did:web:later", "jti": jti, "exp": 1}
+
+
+async def replays_written(db: Database) -> list[str]:
+    async with db.read() as session:
+        found = await session.scalars(select(JwtReplay.jti).where(JwtReplay.iss == "did:web:later"))
+        return sorted(found)
+
+
+async def test_writes_left_for_later_go_together_before_the_next_statement(db: Database) -> None:
+    """In a transaction on the driver, the writes left for later go to PostgreSQL in one statement
+    (each with its parameters apart), before the next statement, which sees them; a write that
+    starts with ``WITH`` takes those before it in; the last go before the commit. SQLite, with no
+    round trip to save, sends each at once."""
+    two = (
+        "WITH more AS (SELECT :other AS jti UNION ALL SELECT :jti) "
+        "INSERT INTO jwt_replays (iss, jti, exp) SELECT :iss, jti, CAST(:exp AS BIGINT) FROM more"
+    )
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        sent = sent_by(driver)
+        await driver.later(INSERT_ONLY, replay("a"))
+        await driver.later(INSERT_ONLY, replay("b"))
+        assert len(sent) == (2 if db.is_sqlite else 0)
+        counted = await driver.fetch("SELECT COUNT(*) FROM jwt_replays WHERE iss = :iss", replay("-"))
+        assert counted == [(2,)]
+        assert len(sent) == (3 if db.is_sqlite else 2)
+        await driver.later(INSERT_ONLY, replay("c"))
+        await driver.later(two, {**replay("d"), "other": "e"})
+        assert len(sent) == (5 if db.is_sqlite else 3)
+        await driver.later(INSERT_ONLY, replay("f"))
+    assert len(sent) == (7 if db.is_sqlite else 5)  # the last write, then COMMIT
+    assert await replays_written(db) == ["a", "b", "c", "d", "e", "f"]
+
+
+async def left_for_later(db: Database, *jtis: str, then: Exception | None = None) -> list[str]:
+    """A transaction that leaves the replays ``jtis`` for later, then raises ``then``; answers what
+    its driver sent."""
+    sent: list[str] = []
+    async with db.transaction() as unit:
+        driver = await unit.driver()
+        sent = sent_by(driver)
+        for jti in jtis:
+            await driver.later(INSERT_ONLY, replay(jti))
+        if then is not None:
+            raise then
+    return sent
+
+
+async def test_writes_left_for_later_are_dropped_with_a_rollback_and_fail_at_the_commit(db: Database) -> None:
+    """A transaction that rolls back sends none of the writes it left for later; one of them that
+    the database refuses fails the commit, and none of the others is written."""
+    await left_for_later(db, "kept")
+    with pytest.raises(RuntimeError):
+        await left_for_later(db, "dropped", then=RuntimeError("the block fails"))
+    with pytest.raises(IntegrityError):
+        await left_for_later(db, "new", "kept")  # already written
+    assert await replays_written(db) == ["kept"]
+
+
 async def test_statements_together_take_one_trip_to_sqlites_thread(db: Database) -> None:
     """On SQLite, whose statements run on the connection's own thread, the statements of a
     :class:`Together` go there in one trip, and answer what they answer sent one by one."""

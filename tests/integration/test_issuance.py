@@ -17,7 +17,7 @@ from support.payments import rows
 from support.server import MovedClock
 from support.webhooks import wait_until
 
-from server.db.engine import Database
+from server.db.engine import Database, Driver
 from server.db.models import (
     CapacityGroup,
     CheckInList,
@@ -289,6 +289,38 @@ async def test_a_payment_names_its_hold_by_token_by_id_or_not_at_all(harness: Ha
     (row,) = await rows(h.settings, Payment, Payment.payment_id == id_pid)
     assert (row.status, row.hold_id) == ("refunded", by_id["holdId"])
     assert await availability(h, event["id"], tier) == 9
+
+
+async def test_a_payment_completion_writes_in_one_statement(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A completion's writes (its payment's row, its hold, its tickets with their history and
+    messages, the delivery's key, the places sold) go to PostgreSQL in one statement, before the
+    commit; the places are sold in it, and the tickets issued once."""
+    h = harness
+    if h.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite sends each write at once: there is no round trip to save")
+    event, tier, hold = await paid_hold(h, quantity=2)
+    sent: list[str] = []
+    send = Driver._sent
+
+    def recorded(driver: Driver, sql: str, statement: Any) -> Any:
+        sent.append(sql)
+        return send(driver, sql, statement)
+
+    monkeypatch.setattr(Driver, "_sent", recorded)
+    answer = await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=new_payment_id()))
+    assert answer.json()["outcome"] == "issued"
+    writes = [sql for sql in sent if "INSERT INTO payments" in sql]
+    assert len(writes) == 1
+    for part in (
+        "UPDATE holds",
+        "INSERT INTO tickets",
+        "INSERT INTO idempotency_keys",
+        "UPDATE capacity_groups",
+    ):
+        assert part in writes[0], part
+    assert await availability(h, event["id"], tier) == 8
 
 
 async def test_dev_checkout_pay_and_cancel(harness: Harness) -> None:

@@ -369,6 +369,7 @@ async def create_hold(
         (HOLD_ITEM, items),
         (ledger.ENTRY, [entry]),
         (OUTBOX_MESSAGE, [message]),
+        later=True,
     )
     if checked.offer is not None:
         await offers.reserve(session, checked.offer, hold, quote.offer_places, request.buyer)

@@ -103,7 +103,7 @@ async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
         groups = {item.capacity_group_id for item in items}
         if len(groups) > 1:  # the one lock order first: the statement's own is its plan's
             await lock_groups_to_sell(session, groups)
-        await driver.execute(_SELL, {"hold_id": hold.id})
+        await driver.later(_SELL, {"hold_id": hold.id})  # with the writes left for it
     if hold.offer_id is not None:  # only a hold with an offer has redemptions
         await offers.consume(session, hold.id)
 
@@ -206,7 +206,13 @@ async def issue_hold(
         for ticket in tickets
     ]
     await HOLD.update(
-        driver, hold, status="completed", payment_id=payment_id, claim_id=claim_id, updated_ms=now_ms
+        driver,
+        hold,
+        later=True,
+        status="completed",
+        payment_id=payment_id,
+        claim_id=claim_id,
+        updated_ms=now_ms,
     )
     entry = ledger.about(
         "hold",
@@ -226,6 +232,7 @@ async def issue_hold(
         (ledger.ENTRY, [entry]),
         (OUTBOX_MESSAGE, [message]),
         (mail.MESSAGE, [mail.message(hold, "issued", hold.customer_email, tickets, now_ms)]),
+        later=True,
     )
     at_the_end(session, functools.partial(_sell, session, hold, items))
     metrics.TICKETS_ISSUED.inc(len(tickets))

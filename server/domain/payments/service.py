@@ -112,7 +112,7 @@ async def _settle(
         changes["refunded_amount"] = refunded_amount
     driver = await driver_of(session)
     if payment is not None:
-        await PAYMENT.update(driver, payment, **changes)
+        await PAYMENT.update(driver, payment, later=True, **changes)
         return
     made = {
         "environment": report.environment,
@@ -122,7 +122,7 @@ async def _settle(
         "refunded_amount": 0,
         "created_ms": now_ms,
     }
-    await PAYMENT.insert(driver, PAYMENT.new(**(made | changes)))
+    await PAYMENT.insert(driver, PAYMENT.new(**(made | changes)), later=True)
 
 
 async def _flag(
