@@ -258,19 +258,16 @@ class Driver:
             raise
 
     async def later(self, sql: str, params: dict[str, Any]) -> None:
-        """A write (an INSERT, an UPDATE) that nothing the transaction does after it reads or writes
-        again: in a transaction that defers writes (``defers``, a :class:`Transaction` on
-        PostgreSQL), sent with the next statement that starts with ``WITH`` (which it joins), or on
-        its own together with the other writes left so, in one statement, before any other
-        statement; elsewhere sent now. The writes of one statement see one snapshot: two of them
-        never change the same row (a caller that would, sends the second with :meth:`execute`,
-        which sends the writes before it first)."""
-        if not self.defers:
+        """A write (a plain INSERT or UPDATE, no ``WITH``) that nothing the transaction does after it
+        reads or writes again: in a transaction that defers writes (``defers``, a
+        :class:`Transaction` on PostgreSQL), sent with the other writes left so, in one statement,
+        before the transaction's next statement of any other kind (a read, which then sees them, a
+        write sent at once, the commit); elsewhere sent now. The writes of one statement see one
+        snapshot, in an order of the database's choosing: two of them never change the same row."""
+        if self.defers:
+            self._later.append((sql, params))
+        else:
             await self.execute(sql, params)
-            return
-        self._later.append((sql, params))
-        if sql.startswith("WITH "):
-            await self._send_later()
 
     async def _send_later(self) -> None:
         """The writes left for later (:meth:`later`), in one statement: the last one's, the others
@@ -285,8 +282,7 @@ class Driver:
             for at, (head, head_params) in enumerate(heads):
                 parts.append(f"later_{at} AS ({_renamed(head, f'later_{at}_')})")
                 params.update((f"later_{at}_{name}", value) for name, value in head_params.items())
-            joined = ", ".join(parts)
-            sql = f"WITH {joined}, {sql[5:]}" if sql.startswith("WITH ") else f"WITH {joined} {sql}"
+            sql = f"WITH {', '.join(parts)} {sql}"
         await self._execute(sql, params)
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

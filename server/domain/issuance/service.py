@@ -103,7 +103,9 @@ async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
         groups = {item.capacity_group_id for item in items}
         if len(groups) > 1:  # the one lock order first: the statement's own is its plan's
             await lock_groups_to_sell(session, groups)
-        await driver.later(_SELL, {"hold_id": hold.id})  # with the writes left for it
+        # After the writes left for later (sent first, in a statement of their own): a group's lock is
+        # taken by the transaction's last statement before the commit, and held for it alone.
+        await driver.execute(_SELL, {"hold_id": hold.id})
     if hold.offer_id is not None:  # only a hold with an offer has redemptions
         await offers.consume(session, hold.id)
 
