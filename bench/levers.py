@@ -19,7 +19,10 @@ whole-server phase on a shared 2-core machine cannot resolve.
 * a check-in's reads, in a transaction on the driver: its ticket locked with its default list, its
   event and the seller's address, then its admissions at the list, one statement after the other
   (before, ``Driver.one_by_one``) or together in one round trip (after, ``Driver.together``; on
-  SQLite one trip to the connection's thread instead of one a statement), of a ticket admitted twice.
+  SQLite one trip to the connection's thread instead of one a statement), of a ticket admitted twice;
+* four single-row writes in a transaction on the driver (what a payment's completion writes before
+  its sale), each sent at once (before) or left for later, all four in one statement before the
+  commit (after, ``Driver.later``), on PostgreSQL.
 
 Rows are per call; p50/p99 per operation; on PostgreSQL, the CPU of the database's connection processes
 per call too.
@@ -65,6 +68,7 @@ LIMIT_BEFORE, LIMIT_AFTER = "rate limits, 2 statements", "rate limits, 1 stateme
 INSERTS_BEFORE, INSERTS_AFTER = "4 tables' rows, 4 statements", "4 tables' rows, 1 statement"
 WRITE_BEFORE, WRITE_AFTER = "a write, in a session", "a write, on the driver alone"
 SCAN_BEFORE, SCAN_AFTER = "a scan's reads, one by one", "a scan's reads, together"
+LATER_BEFORE, LATER_AFTER = "4 writes, each at once", "4 writes, left for later"
 PAIRS = (
     (LOG_BEFORE, LOG_AFTER),
     (JSON_BEFORE, JSON_AFTER),
@@ -72,6 +76,7 @@ PAIRS = (
     (INSERTS_BEFORE, INSERTS_AFTER),
     (WRITE_BEFORE, WRITE_AFTER),
     (SCAN_BEFORE, SCAN_AFTER),
+    (LATER_BEFORE, LATER_AFTER),
 )
 ENTRY, REPLAY, KEY = Shape(LedgerEntry, "l"), Shape(JwtReplay, "j"), Shape(IdempotencyKey, "k")
 COUNT, QUICK_COUNT = 20_000, 4_000
@@ -241,50 +246,70 @@ async def rate_limit_rows(configuration: str, url: str, n: int) -> list[Row]:
     return await _before_and_after(db, configuration, (LIMIT_BEFORE, two), (LIMIT_AFTER, one), n)
 
 
+def _four_rows(k: int) -> list[tuple[Shape[Any], list[Any]]]:
+    """A row of each of four tables (a ledger entry twice), as a hold's or a payment's writes."""
+    entry = {
+        "at_ms": k,
+        "environment": "test",
+        "subject": "hold",
+        "subject_id": f"hold_{k}",
+        "actor": None,
+    }
+    return [
+        (ENTRY, [ENTRY.new(**entry, action="held", data={"items": {"tier_1": 2}})]),
+        (REPLAY, [REPLAY.new(iss="did:web:bench.example", jti=f"jti_{k}", exp=k)]),
+        (
+            KEY,
+            [
+                KEY.new(
+                    scope="bench",
+                    key=f"key_{k}",
+                    request_hash="0" * 64,
+                    state="done",
+                    lease_until_ms=k,
+                    response={"holdId": f"hold_{k}"},
+                    created_ms=k,
+                )
+            ],
+        ),
+        (ENTRY, [ENTRY.new(**entry, action="noted", data=None)]),
+    ]
+
+
 async def insert_rows(configuration: str, url: str, n: int) -> list[Row]:
     db = Database(url)
     made = itertools.count()
 
-    def batches() -> list[tuple[Shape[Any], list[Any]]]:
-        k = next(made)
-        entry = {
-            "at_ms": k,
-            "environment": "test",
-            "subject": "hold",
-            "subject_id": f"hold_{k}",
-            "actor": None,
-        }
-        return [
-            (ENTRY, [ENTRY.new(**entry, action="held", data={"items": {"tier_1": 2}})]),
-            (REPLAY, [REPLAY.new(iss="did:web:bench.example", jti=f"jti_{k}", exp=k)]),
-            (
-                KEY,
-                [
-                    KEY.new(
-                        scope="bench",
-                        key=f"key_{k}",
-                        request_hash="0" * 64,
-                        state="done",
-                        lease_until_ms=k,
-                        response={"holdId": f"hold_{k}"},
-                        created_ms=k,
-                    )
-                ],
-            ),
-            (ENTRY, [ENTRY.new(**entry, action="noted", data=None)]),
-        ]
-
     async def each() -> None:
         async with db.write() as session:
             driver = await driver_of(session)
-            for shape, rows in batches():
+            for shape, rows in _four_rows(next(made)):
                 await shape.insert_many(driver, rows)
 
     async def together() -> None:
         async with db.write() as session:
-            await insert_all(await driver_of(session), *batches())
+            await insert_all(await driver_of(session), *_four_rows(next(made)))
 
     return await _before_and_after(db, configuration, (INSERTS_BEFORE, each), (INSERTS_AFTER, together), n)
+
+
+async def later_rows(configuration: str, url: str, n: int) -> list[Row]:
+    """Four writes of a transaction on the driver, each sent at once or left for later."""
+    db = Database(url)
+    made = itertools.count(10**9)  # apart from insert_rows' keys
+
+    def writing(later: bool) -> Operation:
+        async def operation() -> None:
+            async with db.transaction() as unit:
+                driver = await unit.driver()
+                for shape, (row,) in _four_rows(next(made)):
+                    await shape.insert(driver, row, later=later)
+
+        return operation
+
+    return await _before_and_after(
+        db, configuration, (LATER_BEFORE, writing(False)), (LATER_AFTER, writing(True)), n
+    )
 
 
 async def write_rows(configuration: str, url: str, n: int) -> list[Row]:
@@ -401,6 +426,7 @@ async def run(options: Options) -> RunResult:
         await asyncio.to_thread(migrate.upgrade, pg_url)
         out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
         out.rows += await insert_rows("PostgreSQL", pg_url, calls)
+        out.rows += await later_rows("PostgreSQL", pg_url, calls)
         out.rows += await write_rows("PostgreSQL", pg_url, calls)
         out.rows += await scan_read_rows("PostgreSQL", pg_url, calls)
     finally:
@@ -440,7 +466,7 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 WORKLOAD = Workload(
     name="levers",
     summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits, "
-    "inserts together, a write without the session, a scan's reads together",
+    "inserts together, a write without the session, a scan's reads together, writes left for later",
     run=run,
     ratios=ratios,
 )
