@@ -294,9 +294,9 @@ async def test_a_payment_names_its_hold_by_token_by_id_or_not_at_all(harness: Ha
 async def test_a_payment_completion_writes_in_one_statement(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A completion's writes (its payment's row, its hold, its tickets with their history and
-    messages, the delivery's key) go to PostgreSQL in one statement; then the places are sold, in a
-    statement of their own (a group's lock is held for it and the commit alone)."""
+    """A completion's writes (its payment's row, its hold and its lines, its tickets with their
+    history and messages, the delivery's key) go to PostgreSQL in one statement; then the places are
+    sold, in a statement of their own (a group's lock is held for it and the commit alone)."""
     h = harness
     if h.settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite sends each write at once: there is no round trip to save")
@@ -312,7 +312,7 @@ async def test_a_payment_completion_writes_in_one_statement(
     answer = await BROKER.send(h.app.http, h.server.url, BROKER.paid(hold, payment_id=new_payment_id()))
     assert answer.json()["outcome"] == "issued"
     ((paying, writes),) = [(driver, sql) for driver, sql in sent if "INSERT INTO payments" in sql]
-    for part in ("UPDATE holds", "INSERT INTO tickets", "INSERT INTO idempotency_keys"):
+    for part in ("UPDATE hold_items", "UPDATE holds", "INSERT INTO tickets", "INSERT INTO idempotency_keys"):
         assert part in writes, part
     own = [sql for driver, sql in sent if driver is paying]
     assert [sql.split(" SET ")[0] for sql in own[own.index(writes) + 1 :]] == [

@@ -66,9 +66,8 @@ TICKET, TICKET_EVENT, TICKET_CHANGE = (
     Shape(TicketEvent, "e"),
     Shape(TicketChange, "c"),
 )
-_RELEASE_ITEMS = (
-    f"UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id RETURNING {HOLD_ITEM.names}"  # noqa: S608 (constant names)
-)
+_RELEASE = "UPDATE hold_items SET active_until_ms = NULL WHERE hold_id = :hold_id"
+_RELEASE_ITEMS = f"{_RELEASE} RETURNING {HOLD_ITEM.names}"
 # Places sold, counted by the database from the hold's lines (a tier's own count cannot pass its
 # quantity, a constraint): its groups' rows first, then its tiers', each locked by its update.
 _SOLD = (
@@ -110,6 +109,13 @@ async def _sell(session: Unit, hold: Hold, items: Sequence[HoldItem]) -> None:
         await offers.consume(session, hold.id)
 
 
+async def release_later(session: Unit, hold_id: str) -> None:
+    """The lines of a hold about to be issued, read already with the hold, no longer counted as held
+    (seen by others only when the transaction commits, together with the places sold): with the
+    writes left for later (``Driver.later``)."""
+    await (await driver_of(session)).later(_RELEASE, {"hold_id": hold_id})
+
+
 async def release_items(session: Unit, hold_id: str) -> list[HoldItem]:
     """The lines of a hold about to be issued (or found ended), in their order, no longer counted as
     held (seen by others only when the transaction commits, together with the places sold), in one
@@ -149,8 +155,8 @@ class Issued:
 
 
 async def prepare_issue(session: Unit, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
-    """The part of issuing ``hold`` that no capacity lock guards, after :func:`release_items`: the
-    event's default list made if it has none, the event's URI read for the webhook (the session or
+    """The part of issuing ``hold`` that no capacity lock guards: the event's default list made if
+    it has none, the event's URI read for the webhook (the session or
     transaction keeps it). Answers the seller's webhook URL, for :func:`issue_hold`."""
     await default_list_made(session, keyring, hold.event_id, now_ms)
     await event_uri(session, hold.event_id)

@@ -23,9 +23,9 @@ from server.db.rows import Shape
 from server.domain import ledger
 from server.domain.catalog.service import lock_groups, lock_groups_to_sell, tier_states
 from server.domain.holds.rules import hold_status
-from server.domain.holds.service import HOLD, end_hold, shortages_in
+from server.domain.holds.service import HOLD, HOLD_ITEM, end_hold, shortages_in
 from server.domain.issuance.list_keys import Keyring
-from server.domain.issuance.service import end_ticket, issue_hold, prepare_issue, release_items
+from server.domain.issuance.service import end_ticket, issue_hold, prepare_issue, release_later
 from server.domain.offers import service as offers
 from server.domain.outbox.lifecycle import event_data
 from server.domain.outbox.service import destination_sql, enqueue, event_uri, remember
@@ -40,7 +40,7 @@ _PAYMENT = Read(PAYMENT.portable_columns, "FROM payments p" + _PAYMENT_KEY, lock
 _PAYMENT_HOLD = "SELECT p.hold_id FROM payments p" + _PAYMENT_KEY  # noqa: S608 (constant names)
 # The hold a payment names, by checkout token or by id, locked, with what its messages need (its
 # event's URI, its app's destination); then the payment's row, locked: the two locks in the one
-# order every handler takes them, in one round trip.
+# order every handler takes them; then the hold's lines, in their order: in one round trip.
 _LOCATE = {
     column: Together(
         f"tickets_payment_hold_by_{column}",
@@ -54,6 +54,11 @@ _LOCATE = {
                 of="h",
             ),
             _PAYMENT,
+            Read(
+                HOLD_ITEM.portable_columns,
+                "FROM hold_items i JOIN holds h ON h.id = i.hold_id "
+                f"WHERE h.environment = :environment AND h.{column} = :match ORDER BY i.id",
+            ),
         ],
     )
     for column in ("token", "id")
@@ -62,12 +67,12 @@ TIER = Shape(Tier, "t")
 _TIERS = f"SELECT {TIER.columns} FROM tiers t WHERE t.id IN (:tier_ids)"  # noqa: S608 (constant names)
 
 
-async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Payment | None]:
+async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Payment | None, list[HoldItem]]:
     """The hold the payment names (by checkout token, else by id, else the one its row names), locked
-    first, then the payment's row, locked: every handler takes the two locks in this order. The
-    transaction keeps what the hold's messages need, read with it. Both rows are as read, in no
-    session: the hold changes only through the driver (``Shape.update``), the payment's row only by
-    :func:`_settle`."""
+    first, then the payment's row, locked: every handler takes the two locks in this order; then the
+    hold's lines. The transaction keeps what the hold's messages need, read with it. The rows are as
+    read, in no session: the hold changes only through the driver (``Shape.update``), the payment's
+    row only by :func:`_settle`, and nothing changes the lines."""
     driver = await driver_of(session)
     keys = {"environment": report.environment, "payment_id": report.payment_id}
     located, match = _LOCATE["token"], report.checkout_token
@@ -78,15 +83,15 @@ async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Pa
             match = named[0][0] if named else None
     if not match:
         rows = await driver.read(_PAYMENT, keys)
-        return None, PAYMENT.load(rows[0]) if rows else None
-    holds, payments = await driver.together(located, {**keys, "match": match})
+        return None, PAYMENT.load(rows[0]) if rows else None, []
+    holds, payments, items = await driver.together(located, {**keys, "match": match})
     hold: Hold | None = None
     if holds:
         hold = HOLD.load(holds[0][: HOLD.width])
         remember(
             session, event_id=hold.event_id, uri=holds[0][-2], app_id=hold.app_id, destination=holds[0][-1]
         )
-    return hold, PAYMENT.load(payments[0]) if payments else None
+    return hold, PAYMENT.load(payments[0]) if payments else None, [HOLD_ITEM.load(row) for row in items]
 
 
 async def _settle(
@@ -176,7 +181,7 @@ def _completion_seen(payment: Payment | None, hold: Hold | None, report: Payment
 async def payment_completed(session: Unit, keyring: Keyring, report: PaymentReport, now_ms: int) -> str:
     """Issue the hold's tickets once; answers what happened (``issued``, ``needs_review``,
     ``needs_refund``, ``refunded``: refunded in full, nothing issued; ``duplicate``)."""
-    hold, payment = await _locate(session, report)
+    hold, payment, items = await _locate(session, report)
     if _completion_seen(payment, hold, report):
         return "duplicate"
     paid = report.amount or 0
@@ -209,7 +214,6 @@ async def payment_completed(session: Unit, keyring: Keyring, report: PaymentRepo
         return await _flag(
             session, report, payment, hold, "needs_refund", "the hold was already paid", now_ms
         )
-    items = await release_items(session, hold.id)
     if hold_status(hold.status, hold.expires_ms, now_ms) != "held":
         # The places were given back: take them again if nobody else has.
         gone = await _places_gone(session, hold, items, now_ms)
@@ -230,6 +234,7 @@ async def payment_completed(session: Unit, keyring: Keyring, report: PaymentRepo
     # A live hold's places are its own: its groups are locked only by the sale, the last thing
     # written, so that every other hold and payment of those groups waits for less.
     seller_url = await prepare_issue(session, keyring, hold, now_ms)
+    await release_later(session, hold.id)  # after prepare_issue's reads: with the writes below
     await _settle(
         session,
         report,
@@ -279,7 +284,7 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
     """A refund of the whole payment (no amount, or the amounts refunded reach what was paid)
     refunds every active ticket of it; a partial one only the tickets it names, and adds its amount.
     Before the completion it is kept: a full refund then stops the completion from issuing."""
-    hold, payment = await _locate(session, report)
+    hold, payment, _ = await _locate(session, report)
     # What was paid: known once the completion came; before it, the hold's total (if it is known).
     seen = _completion_seen(payment, hold, report)
     total, currency = (
@@ -314,7 +319,7 @@ async def payment_refunded(session: AsyncSession, report: PaymentReport, now_ms:
 async def payment_failed(session: AsyncSession, report: PaymentReport, now_ms: int) -> str:
     """A failure as the payment's first event is recorded and frees its hold (a completed hold is
     left alone); after any other event of the payment it changes nothing."""
-    hold, payment = await _locate(session, report)
+    hold, payment, _ = await _locate(session, report)
     outcome = rules.failure_outcome(None if payment is None else payment.status)
     if outcome is not None:
         return outcome
