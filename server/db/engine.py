@@ -264,6 +264,8 @@ class Driver:
         before the transaction's next statement of any other kind (a read, which then sees them, a
         write sent at once, the commit); elsewhere sent now. The writes of one statement see one
         snapshot, in an order of the database's choosing: two of them never change the same row."""
+        if sql.startswith("WITH ") or " RETURNING " in sql:
+            raise ValueError("only a plain INSERT or UPDATE is left for later")
         if self.defers:
             self._later.append((sql, params))
         else:
@@ -276,14 +278,18 @@ class Driver:
             return
         *heads, (sql, params) = self._later
         self._later = []
-        if heads:
-            params = dict(params)
-            parts = []
-            for at, (head, head_params) in enumerate(heads):
-                parts.append(f"later_{at} AS ({_renamed(head, f'later_{at}_')})")
-                params.update((f"later_{at}_{name}", value) for name, value in head_params.items())
-            sql = f"WITH {', '.join(parts)} {sql}"
-        await self._execute(sql, params)
+        try:
+            if heads:
+                params = dict(params)
+                parts = []
+                for at, (head, head_params) in enumerate(heads):
+                    parts.append(f"later_{at} AS ({_renamed(head, f'later_{at}_')})")
+                    params.update((f"later_{at}_{name}", value) for name, value in head_params.items())
+                sql = f"WITH {', '.join(parts)} {sql}"
+            await self._execute(sql, params)
+        except BaseException:
+            self.failed = True  # the writes are gone: the transaction can only roll back
+            raise
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         await self._send_later()

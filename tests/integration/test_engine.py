@@ -722,9 +722,10 @@ async def test_rows_read_together_load_as_the_rows_read_alone(db: Database) -> N
     assert [LEDGER.load(row).data for row in together] == [{"n": [1, "two", None]}, {"é": True}, None]
 
 
-def sent_by(driver: Driver) -> list[str]:
-    """The statements ``driver`` sends from now on, as sent (a spy on its one way out)."""
-    sent: list[str] = []
+def sent_by(driver: Driver, sent: list[str] | None = None) -> list[str]:
+    """The statements ``driver`` sends from now on, as sent (a spy on its one way out), into
+    ``sent`` if given."""
+    sent = [] if sent is None else sent
     send = driver._sent
 
     def counted(sql: str, statement: Any) -> Any:
@@ -766,28 +767,28 @@ async def test_writes_left_for_later_go_together_before_the_next_statement(db: D
     assert await replays_written(db) == ["a", "b", "c", "d", "e", "f"]
 
 
-async def left_for_later(db: Database, *jtis: str, then: Exception | None = None) -> list[str]:
-    """A transaction that leaves the replays ``jtis`` for later, then raises ``then``; answers what
-    its driver sent."""
-    sent: list[str] = []
+async def left_for_later(db: Database, sent: list[str], *jtis: str, then: Exception | None = None) -> None:
+    """A transaction that leaves the replays ``jtis`` for later, then raises ``then``; what its
+    driver sends after its ``BEGIN`` goes into ``sent``."""
     async with db.transaction() as unit:
         driver = await unit.driver()
-        sent = sent_by(driver)
+        sent_by(driver, sent)
         for jti in jtis:
             await driver.later(INSERT_ONLY, replay(jti))
         if then is not None:
             raise then
-    return sent
 
 
 async def test_writes_left_for_later_are_dropped_with_a_rollback_and_fail_at_the_commit(db: Database) -> None:
     """A transaction that rolls back sends none of the writes it left for later; one of them that
     the database refuses fails the commit, and none of the others is written."""
-    await left_for_later(db, "kept")
+    await left_for_later(db, [], "kept")
+    sent: list[str] = []
     with pytest.raises(RuntimeError):
-        await left_for_later(db, "dropped", then=RuntimeError("the block fails"))
+        await left_for_later(db, sent, "dropped", then=RuntimeError("the block fails"))
+    assert sent == ([INSERT_ONLY, "ROLLBACK"] if db.is_sqlite else ["ROLLBACK"])
     with pytest.raises(IntegrityError):
-        await left_for_later(db, "new", "kept")  # already written
+        await left_for_later(db, [], "new", "kept")  # already written
     assert await replays_written(db) == ["kept"]
 
 
@@ -816,6 +817,7 @@ async def test_statements_together_take_one_trip_to_sqlites_thread(db: Database)
         assert len(trips) == 1
         assert together == await driver.one_by_one(LOCK_THEN_COUNT, params) == [[("row", 2)], [(2,)]]
         assert len(trips) == 3  # the control: one trip a statement
+        del connection._execute  # the pooled connection's own again
 
 
 async def test_statements_together_go_one_by_one_where_the_function_cannot_be_made(

@@ -36,14 +36,14 @@ async def waiting_for_a_lock(database_url: str) -> list[tuple[str, list[str]]]:
 async def waiting_or_done(
     database_url: str, task: asyncio.Task[Any], what: str, statement: str = ""
 ) -> list[tuple[str, list[str]]]:
-    """The statements waiting for a lock once one containing ``statement`` waits, or those
+    """The statements waiting for a lock once one starting with ``statement`` waits, or those
     waiting when ``task`` ended first (the server's background jobs take no lock they wait for, but
     a test does not count on it)."""
     waiting: list[tuple[str, list[str]]] = []
 
     async def settled() -> bool:
         waiting[:] = await waiting_for_a_lock(database_url)
-        return any(statement in query for query, _ in waiting) or task.done()
+        return any(query.startswith(statement) for query, _ in waiting) or task.done()
 
     await wait_until(settled, ANSWER_S, what)
     return waiting

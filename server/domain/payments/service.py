@@ -57,7 +57,7 @@ _LOCATE = {
             Read(
                 HOLD_ITEM.portable_columns,
                 "FROM hold_items i JOIN holds h ON h.id = i.hold_id "
-                f"WHERE h.environment = :environment AND h.{column} = :match ORDER BY i.id",
+                f"WHERE h.environment = :environment AND h.{column} = :match",
             ),
         ],
     )
@@ -91,7 +91,8 @@ async def _locate(session: Unit, report: PaymentReport) -> tuple[Hold | None, Pa
         remember(
             session, event_id=hold.event_id, uri=holds[0][-2], app_id=hold.app_id, destination=holds[0][-1]
         )
-    return hold, PAYMENT.load(payments[0]) if payments else None, [HOLD_ITEM.load(row) for row in items]
+    lines = sorted((HOLD_ITEM.load(row) for row in items), key=lambda item: item.id)  # attendees' order
+    return hold, PAYMENT.load(payments[0]) if payments else None, lines
 
 
 async def _settle(
