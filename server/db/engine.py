@@ -260,10 +260,11 @@ class Driver:
     async def later(self, sql: str, params: dict[str, Any]) -> None:
         """A write (a plain INSERT or UPDATE, no ``WITH``) that nothing the transaction does after it
         reads or writes again: in a transaction that defers writes (``defers``, a
-        :class:`Transaction` on PostgreSQL), sent with the other writes left so, in one statement,
-        before the transaction's next statement of any other kind (a read, which then sees them, a
-        write sent at once, the commit); elsewhere sent now. The writes of one statement see one
-        snapshot, in an order of the database's choosing: two of them never change the same row."""
+        :class:`Transaction`), sent with the other writes left so before the transaction's next
+        statement of any other kind (a read, which then sees them, a write sent at once, the
+        commit); elsewhere sent now. On PostgreSQL they are one statement, whose writes see one
+        snapshot, in an order of the database's choosing: two of them never change the same row. On
+        SQLite they run one after the other, in one trip to the connection's thread."""
         if sql.startswith("WITH ") or " RETURNING " in sql:
             raise ValueError("only a plain INSERT or UPDATE is left for later")
         if self.defers:
@@ -272,13 +273,18 @@ class Driver:
             await self.execute(sql, params)
 
     async def _send_later(self) -> None:
-        """The writes left for later (:meth:`later`), in one statement: the last one's, the others
-        in its ``WITH``, each with its parameters renamed apart."""
+        """The writes left for later (:meth:`later`): on PostgreSQL in one statement, the last one's,
+        the others in its ``WITH``, each with its parameters renamed apart; on SQLite in one trip."""
         if not self._later:
             return
-        *heads, (sql, params) = self._later
-        self._later = []
+        writes, self._later = self._later, []
+        *heads, (sql, params) = writes
         try:
+            if self.sqlite:
+                statements = [self._spread(write, write_params) for write, write_params in writes]
+                sqlite = self._connection.sqlite
+                await self._sent(sql, self._connection.run(_rows_of_each, sqlite, statements))
+                return
             if heads:
                 params = dict(params)
                 parts = []
@@ -390,8 +396,8 @@ class Driver:
 def _rows_of_each(
     connection: sqlite3.Connection, statements: Sequence[tuple[str, dict[str, Any]]]
 ) -> list[list[tuple[Any, ...]]]:
-    """On SQLite's thread: the rows of each statement, all of them in one trip to the thread (a
-    trip costs more than SQLite's own work on a request's small reads)."""
+    """On SQLite's thread: the rows of each statement (none for a write), all of them in one trip
+    to the thread (a trip costs more than SQLite's own work on a request's small statements)."""
     found = []
     for sql, params in statements:
         cursor = connection.execute(sql, params)
@@ -448,7 +454,7 @@ class Transaction:
             raise PendingRollbackError("a statement of this transaction failed: it can only roll back")
         if self._driver is None:
             self._raw = await self._engine.raw_connection()
-            self._driver = Driver(self._raw.driver_connection, sqlite=self._sqlite, defers=not self._sqlite)
+            self._driver = Driver(self._raw.driver_connection, sqlite=self._sqlite, defers=True)
             await self._driver.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN", {})
         return self._driver
 

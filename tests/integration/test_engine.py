@@ -748,22 +748,22 @@ async def replays_written(db: Database) -> list[str]:
 
 async def test_writes_left_for_later_go_together_before_the_next_statement(db: Database) -> None:
     """In a transaction on the driver, the writes left for later go to PostgreSQL in one statement
-    (each with its parameters apart), before the next statement, which sees them; the last go
-    before the commit. SQLite, with no round trip to save, sends each at once."""
+    (each with its parameters apart; on SQLite, one after the other in one trip to its thread),
+    before the next statement, which sees them; the last go before the commit."""
     async with db.transaction() as unit:
         driver = await unit.driver()
         sent = sent_by(driver)
         for jti in "abc":
             await driver.later(INSERT_ONLY, replay(jti))
-        assert len(sent) == (3 if db.is_sqlite else 0)
+        assert len(sent) == 0
         counted = await driver.fetch("SELECT COUNT(*) FROM jwt_replays WHERE iss = :iss", replay("-"))
         assert counted == [(3,)]
-        assert len(sent) == (4 if db.is_sqlite else 2)
+        assert len(sent) == 2
         await driver.later(INSERT_ONLY, replay("d"))
         await driver.execute(INSERT_ONLY, replay("e"))
-        assert len(sent) == (6 if db.is_sqlite else 4)
+        assert len(sent) == 4
         await driver.later(INSERT_ONLY, replay("f"))
-    assert len(sent) == (8 if db.is_sqlite else 6)  # the last write, then COMMIT
+    assert len(sent) == 6  # the last write, then COMMIT
     assert await replays_written(db) == ["a", "b", "c", "d", "e", "f"]
 
 
@@ -786,7 +786,7 @@ async def test_writes_left_for_later_are_dropped_with_a_rollback_and_fail_at_the
     sent: list[str] = []
     with pytest.raises(RuntimeError):
         await left_for_later(db, sent, "dropped", then=RuntimeError("the block fails"))
-    assert sent == ([INSERT_ONLY, "ROLLBACK"] if db.is_sqlite else ["ROLLBACK"])
+    assert sent == ["ROLLBACK"]
     with pytest.raises(IntegrityError):
         await left_for_later(db, [], "new", "kept")  # already written
     assert await replays_written(db) == ["kept"]

@@ -299,7 +299,7 @@ async def test_a_payment_completion_writes_in_one_statement(
     sold, in a statement of their own (a group's lock is held for it and the commit alone)."""
     h = harness
     if h.settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite sends each write at once: there is no round trip to save")
+        pytest.skip("SQLite runs the writes one after the other (in one trip to its thread)")
     event, tier, hold = await paid_hold(h, quantity=2)
     sent: list[tuple[Driver, str]] = []  # by every driver of the server, its background jobs' too
     send = Driver._sent
