@@ -281,9 +281,7 @@ class Driver:
         *heads, (sql, params) = writes
         try:
             if self.sqlite:
-                statements = [self._spread(write, write_params) for write, write_params in writes]
-                sqlite = self._connection.sqlite
-                await self._sent(sql, self._connection.run(_rows_of_each, sqlite, statements))
+                await self._in_one_trip(sql, writes)
                 return
             if heads:
                 params = dict(params)
@@ -339,6 +337,14 @@ class Driver:
         copied = self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
         await self._sent(f"COPY {table}", copied)
 
+    async def _in_one_trip(
+        self, label: str, statements: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """SQLite: the rows of each statement, run one after the other in one trip to the
+        connection's thread (:func:`_rows_of_each`); ``label`` names them in an error."""
+        spread = [self._spread(sql, params) for sql, params in statements]
+        return await self._sent(label, self._connection.run(_rows_of_each, self._connection.sqlite, spread))
+
     async def read(self, read: Read, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one :class:`Read` sent on its own, its lock's clause included."""
         return await self.fetch(read.text + (self.for_update(read.of) if read.lock else ""), params)
@@ -355,12 +361,10 @@ class Driver:
         await self._send_later()
         if self.sqlite:
             statements = [
-                self._spread(read.text, {n: params[n] for n in used})
+                (read.text, {n: params[n] for n in used})
                 for read, used in zip(reads.reads, reads.used, strict=True)
             ]
-            return await self._sent(
-                reads.function, self._connection.run(_rows_of_each, self._connection.sqlite, statements)
-            )
+            return await self._in_one_trip(reads.function, statements)
         if not _MADE_ON.get(self._connection, {}).get(reads.function):
             return await self.one_by_one(reads, params)
         found: list[list[tuple[Any, ...]]] = [[] for _ in reads.reads]

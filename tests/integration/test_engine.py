@@ -387,16 +387,9 @@ async def test_rows_of_several_shapes_go_in_one_statement_on_postgresql(db: Data
         next_attempt_ms=1,
         created_ms=1,
     )
-    sent: list[str] = []
     async with db.write() as session:
         driver = await driver_of(session)
-        execute, execute_many = driver.execute, driver.execute_many
-
-        async def counted(sql: str, params: Any) -> None:
-            sent.append(sql)
-            await (execute_many if isinstance(params, list) else execute)(sql, params)
-
-        driver.execute = driver.execute_many = counted  # type: ignore[method-assign,assignment]
+        sent = sent_by(driver)
         await insert_all(
             driver, (apps_, [app]), (messages, [message, None]), (Shape(LedgerEntry, "l"), [None])
         )

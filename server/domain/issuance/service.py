@@ -156,8 +156,8 @@ class Issued:
 
 async def prepare_issue(session: Unit, keyring: Keyring, hold: Hold, now_ms: int) -> str | None:
     """The part of issuing ``hold`` that no capacity lock guards: the event's default list made if
-    it has none, the event's URI read for the webhook (the session or
-    transaction keeps it). Answers the seller's webhook URL, for :func:`issue_hold`."""
+    it has none, the event's URI read for the webhook (the session or transaction keeps it).
+    Answers the seller's webhook URL, for :func:`issue_hold`."""
     await default_list_made(session, keyring, hold.event_id, now_ms)
     await event_uri(session, hold.event_id)
     return await webhook_url(session, hold.app_id)
