@@ -127,6 +127,9 @@ def desk_settings(folder: Path, **overrides: Any) -> ScannerSettings:
         # A deadline only a hung server reaches: a loaded machine (a parallel run) answered a first
         # scan after more than 2 s and pushed it offline. Tests of the fallback set their own.
         "online_timeout_seconds": 10.0,
+        # Connecting gets as long: a loaded machine took more than the desk's 0.5 s to connect on
+        # loopback, and a failed connect opens the breaker (the next scans are decided offline).
+        "connect_timeout_seconds": 10.0,
         "sync_interval_seconds": 0.2,
         "bundle_refresh_seconds": 0.5,
         "hub_port": 0,
