@@ -5,6 +5,9 @@ With 1 and with 2 server processes (those the run's configurations use):
 
 * empty: ``GET /empty``, no database;
 * hold: one-place holds spread round-robin over 16 capacity groups of 1,000,000;
+* guarded hold: the same holds, each also checking its caller's signed token, spending the token
+  once and writing a history row (``POST /guarded-hold``), still in one round trip; a token sent
+  again afterwards must be refused, else the run fails;
 * hot row: one-place holds all on one group of 1,000,000 (every hold waits for the one row lock);
 * contended: 300 holds for a group of 100: exactly 100 granted, and the database then holds exactly
   100 places for that group (read after the phase), else the run fails.
@@ -28,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from bench import deploy, load
 from bench.deploy import CONFIGURATIONS, Configuration, Server
-from bench.floor_server import DATABASE_VARIABLE, SCHEMA
+from bench.floor_server import CALLER_APP, CALLER_KEY_VARIABLE, DATABASE_VARIABLE, GUARDED_METHOD, SCHEMA
 from bench.load import Phase
 from bench.results import Options, Row, RunResult, Workload, find, ratio
 from bench.stage import Stage
@@ -39,7 +42,7 @@ GROUPS = 16
 LARGE_CAPACITY = 1_000_000
 CONTENDED_CAPACITY = 100
 CONTENDED_REQUESTS = 300
-EMPTY, HOLD, HOT_ROW, CONTENDED = "empty", "hold", "hot row", "contended"
+EMPTY, HOLD, GUARDED, HOT_ROW, CONTENDED = "empty", "hold", "guarded hold", "hot row", "contended"
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,9 @@ def counterpart(row: Row, scenarios: Mapping[str, str]) -> tuple[str, str] | Non
 
 
 @asynccontextmanager
-async def floor_deployed(floor: Configuration) -> AsyncIterator[Server]:
-    """A fresh PostgreSQL database with the floor's schema, its groups, and the floor server on it."""
+async def floor_deployed(floor: Configuration, caller: BenchApp) -> AsyncIterator[Server]:
+    """A fresh PostgreSQL database with the floor's schema, its groups and ``caller`` registered as
+    its app, and the floor server on it."""
     folder = Path(tempfile.mkdtemp(prefix="tickets-bench-floor-"))
     url = await deploy.create_database()
     try:
@@ -82,9 +86,14 @@ async def floor_deployed(floor: Configuration) -> AsyncIterator[Server]:
                 [(f"g{n}", LARGE_CAPACITY) for n in range(GROUPS)]
                 + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY), ("small", CONTENDED_CAPACITY)],
             )
+            await conn.execute("INSERT INTO floor_apps VALUES ($1, $2, true)", CALLER_APP, caller.did)
         finally:
             await conn.close()
-        env = {**os.environ, DATABASE_VARIABLE: deploy.dsn(url)}
+        env = {
+            **os.environ,
+            DATABASE_VARIABLE: deploy.dsn(url),
+            CALLER_KEY_VARIABLE: caller.key.public_multikey,
+        }
         command = [sys.executable, "-m", "bench.floor_server"]
         async with deploy.running(floor, command, env, folder, url, "/empty") as server:
             yield server
@@ -105,6 +114,15 @@ def holds(base_url: str, groups: Sequence[str], count: int) -> list[httpx.Reques
     ]
 
 
+def guarded_holds(base_url: str, caller: BenchApp, groups: Sequence[str], count: int) -> list[httpx.Request]:
+    """Holds as :func:`holds`, each with a token of its own, signed by ``caller``."""
+    requests = holds(base_url, groups, count)
+    for request in requests:
+        request.url = request.url.copy_with(path="/guarded-hold")
+        request.headers["authorization"] = f"Bearer {caller.token(GUARDED_METHOD)}"
+    return requests
+
+
 async def held(server: Server, group: str) -> int:
     """The places the database holds for ``group``."""
     conn = await asyncpg.connect(deploy.dsn(server.database_url))
@@ -121,9 +139,12 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
     """The floor's phases on one running floor server."""
     url, name, out = stage.server.url, stage.name, stage.out
     empty = [httpx.Request("GET", f"{url}/empty") for _ in range(sizes.empty)]
+    spread = [f"g{n}" for n in range(GROUPS)]
+    guarded = guarded_holds(url, stage.app, spread, sizes.hold)
     for scenario, requests in (
         (EMPTY, empty),
-        (HOLD, holds(url, [f"g{n}" for n in range(GROUPS)], sizes.hold)),
+        (HOLD, holds(url, spread, sizes.hold)),
+        (GUARDED, guarded),
         (HOT_ROW, holds(url, ["hot"], sizes.hot_row)),
     ):
 
@@ -134,6 +155,7 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
         out.rows.append(Row.of(name, scenario, phase, phase.count("200")))
         if phase.count("200") != len(requests):
             out.failures.append(f"{name} {scenario}: {dict(phase.outcomes)}")
+    await check_replay_refused(stage, guarded[0])
     phase = await stage.measure(CONTENDED, holds(url, ["small"], CONTENDED_REQUESTS))
     out.rows.append(Row.of(name, CONTENDED, phase, phase.count("200")))
     granted, places = phase.count("200"), await held(stage.server, "small")
@@ -145,17 +167,26 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
         out.notes.append(f"{name} contended: {summary}")
 
 
+async def check_replay_refused(stage: Stage, sent: httpx.Request) -> None:
+    """A guarded hold's token, sent again, is refused: the floor spends tokens as the server does."""
+    again = await stage.client.post("/guarded-hold", content=sent.content, headers=dict(sent.headers))
+    if again.status_code != 401 or again.json().get("error") != "TokenReplayed":
+        stage.out.failures.append(
+            f"{stage.name} {GUARDED}: a token sent again got {again.status_code} {again.text}"
+        )
+
+
 async def run(options: Options) -> RunResult:
     out = RunResult()
     sizes = QUICK if options.quick else FULL
     chosen = [c for c in CONFIGURATIONS if not options.configurations or c.name in options.configurations]
     for workers in sorted({c.workers for c in chosen}):
+        caller = BenchApp()  # signs the guarded holds' tokens
         async with (
-            floor_deployed(configuration(workers)) as server,
+            floor_deployed(configuration(workers), caller) as server,
             load.pool(server.url, CONCURRENCY) as client,
         ):
-            # The stage's app signs nothing here: the floor takes no tokens.
-            stage = Stage(BenchApp(), server, client, options, out, CONCURRENCY)
+            stage = Stage(caller, server, client, options, out, CONCURRENCY)
             await load.warm_up(client, holds(server.url, ["warm"], sizes.warm_up), CONCURRENCY)
             await measure(stage, sizes)
     return out
@@ -163,22 +194,30 @@ async def run(options: Options) -> RunResult:
 
 def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Sequence[Row]) -> list[str]:
     """Each row of ``scenarios`` as a ratio to its floor row: the rate, p99 and the CPU of server
-    and database per request."""
+    and database per request; a row read against the floor's hold is read against its guarded
+    hold too (what the server's guarantees cost at least, without the 2x goal)."""
     lines = []
     for row in rows:
         pair = counterpart(row, scenarios)
         reference = find(floor_rows, *pair) if pair else None
-        if reference is None:
+        if pair is None or reference is None:
             continue
-        cpu = row.server_cpu_ms + (row.database_cpu_ms or 0.0)
-        floor_cpu = reference.server_cpu_ms + (reference.database_cpu_ms or 0.0)
-        lines.append(
-            f"{row.configuration} {row.scenario}: {row.rate:,.0f}/s = {ratio(row.rate, reference.rate)} "
-            f"the {reference.configuration} {reference.scenario} {reference.rate:,.0f}/s (goal >= 0.50x); "
-            f"p99 {ratio(row.p99_ms, reference.p99_ms)}; server + db CPU {cpu:.2f} ms = "
-            f"{ratio(cpu, floor_cpu)} its {floor_cpu:.2f} ms"
-        )
+        lines.append(_against(row, reference, " (goal >= 0.50x)"))
+        guarded = find(floor_rows, pair[0], GUARDED) if pair[1] == HOLD else None
+        if guarded is not None:
+            lines.append(_against(row, guarded, ""))
     return lines
+
+
+def _against(row: Row, reference: Row, goal: str) -> str:
+    cpu = row.server_cpu_ms + (row.database_cpu_ms or 0.0)
+    floor_cpu = reference.server_cpu_ms + (reference.database_cpu_ms or 0.0)
+    return (
+        f"{row.configuration} {row.scenario}: {row.rate:,.0f}/s = {ratio(row.rate, reference.rate)} "
+        f"the {reference.configuration} {reference.scenario} {reference.rate:,.0f}/s{goal}; "
+        f"p99 {ratio(row.p99_ms, reference.p99_ms)}; server + db CPU {cpu:.2f} ms = "
+        f"{ratio(cpu, floor_cpu)} its {floor_cpu:.2f} ms"
+    )
 
 
 def ratios(rows: Sequence[Row]) -> list[str]:
@@ -186,11 +225,18 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     lines = []
     for workers in (1, 2):
         name = configuration(workers).name
-        empty, hold, hot = (find(rows, name, s) for s in (EMPTY, HOLD, HOT_ROW))
+        empty, hold, guarded, hot = (find(rows, name, s) for s in (EMPTY, HOLD, GUARDED, HOT_ROW))
         if empty and hold and hot:
             lines.append(
                 f"{name}: hold / empty req/s {ratio(hold.rate, empty.rate)}, "
                 f"hot row / hold {ratio(hot.rate, hold.rate)}"
+            )
+        if hold and guarded:
+            cpu = hold.server_cpu_ms + (hold.database_cpu_ms or 0.0)
+            guarded_cpu = guarded.server_cpu_ms + (guarded.database_cpu_ms or 0.0)
+            lines.append(
+                f"{name}: guarded hold / hold req/s {ratio(guarded.rate, hold.rate)}, "
+                f"server + db CPU {ratio(guarded_cpu, cpu)}"
             )
     one, two = (find(rows, configuration(w).name, HOLD) for w in (1, 2))
     if one and two:

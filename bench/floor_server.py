@@ -5,13 +5,24 @@ process per worker, each on a listening socket of its own: ``server.http_server.
 Litestar and asyncpg, and nothing else: ``POST /hold`` does what a hold must do at least in one
 database round trip, a call of the server-side function below (lock the capacity group's row,
 count the places its unexpired holds take, check, insert the hold), and ``GET /empty`` answers
-``{}`` without the database. ``python -m bench.floor_server --port P --workers N`` serves it on the
-PostgreSQL database named by ``TICKETS_FLOOR_DATABASE``; :mod:`bench.floor` measures it.
+``{}`` without the database.
+
+``POST /guarded-hold`` adds the least of what every hold here must also guarantee: the caller's
+service-auth JWT checked (its expiry, method and ES256K signature, against a key known in advance:
+no DID document to resolve), its ``jti`` spent once for good (a replay is refused), the calling app
+still active, and the hold written to an append-only history; still in one round trip. It is
+what :mod:`bench.floor` calls the guarded hold.
+
+``python -m bench.floor_server --port P --workers N`` serves it on the PostgreSQL database named by
+``TICKETS_FLOOR_DATABASE``, trusting the caller's public key ``TICKETS_FLOOR_CALLER_KEY`` (a
+Multikey); :mod:`bench.floor` measures it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -20,12 +31,17 @@ from typing import Any
 
 import asyncpg
 import uvicorn
-from litestar import Litestar, Response, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 
+from server.auth.multikey import PublicKey, decode_multikey
 from server.http_server import listen, run
 
 DATABASE_VARIABLE = "TICKETS_FLOOR_DATABASE"
+CALLER_KEY_VARIABLE = "TICKETS_FLOOR_CALLER_KEY"
+# The method a guarded hold's token must name, and the app the floor's caller is registered as.
+GUARDED_METHOD = "floor.guardedHold"
+CALLER_APP = "floor-app"
 POOL_SIZE = 10
 HOLD_LIFETIME_MS = 15 * 60 * 1000
 
@@ -64,10 +80,43 @@ BEGIN
     RETURNING id INTO v_id;
     RETURN v_id;
 END $$;
+CREATE TABLE floor_apps (id text PRIMARY KEY, did text NOT NULL, active boolean NOT NULL);
+CREATE TABLE floor_replays (
+    iss text NOT NULL, jti text NOT NULL, exp bigint NOT NULL, PRIMARY KEY (iss, jti)
+);
+CREATE TABLE floor_ledger (
+    id bigserial PRIMARY KEY,
+    at_ms bigint NOT NULL,
+    subject_id bigint NOT NULL,
+    action text NOT NULL,
+    data jsonb NOT NULL
+);
+CREATE FUNCTION floor_guarded_hold(
+    p_app text, p_iss text, p_jti text, p_exp bigint, p_group text, p_quantity integer, p_now bigint
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO floor_replays (iss, jti, exp)
+    SELECT p_iss, p_jti, p_exp FROM floor_apps WHERE id = p_app AND did = p_iss AND active
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    v_id := floor_hold(p_group, p_quantity, p_now);
+    IF v_id IS NOT NULL THEN
+        INSERT INTO floor_ledger (at_ms, subject_id, action, data)
+        VALUES (p_now, v_id, 'hold.created', jsonb_build_object('group', p_group, 'quantity', p_quantity));
+    END IF;
+    RETURN v_id;
+END $$;
 """
 )
 
 HOLD = "SELECT floor_hold($1, $2, $3)"
+GUARDED_HOLD = "SELECT floor_guarded_hold($1, $2, $3, $4, $5, $6, $7)"
+REPLAYED = -1
 
 
 @get("/empty")
@@ -83,6 +132,41 @@ async def hold(data: dict[str, Any], state: State) -> Response[dict[str, Any]]:
     return Response({"holdId": hold_id}, status_code=200)
 
 
+def _segment(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _claims(authorization: str, key: PublicKey, now_s: int) -> dict[str, Any] | None:
+    """The bearer token's claims, when its signature is the caller's, it names this method and it
+    has not expired; else None."""
+    scheme, _, token = authorization.partition(" ")
+    head, _, rest = token.partition(".")
+    body, _, signature = rest.partition(".")
+    if scheme.lower() != "bearer" or not signature:
+        return None
+    if not key.verify(f"{head}.{body}".encode(), _segment(signature)):
+        return None
+    claims: dict[str, Any] = json.loads(_segment(body))
+    return claims if claims.get("lxm") == GUARDED_METHOD and claims.get("exp", 0) > now_s else None
+
+
+@post("/guarded-hold")
+async def guarded_hold(
+    data: dict[str, Any], request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, Any]]:
+    now_ms = int(time.time() * 1000)
+    claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
+    if claims is None:
+        return Response({"error": "AuthRequired", "message": "no valid token"}, status_code=401)
+    arguments = (claims["iss"], claims["jti"], claims["exp"], data["groupId"], data["quantity"], now_ms)
+    hold_id = await state.pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments)
+    if hold_id == REPLAYED:
+        return Response({"error": "TokenReplayed", "message": "this token was used before"}, status_code=401)
+    if hold_id is None:
+        return Response({"error": "SoldOut", "message": "not enough places left"}, status_code=409)
+    return Response({"holdId": hold_id}, status_code=200)
+
+
 @asynccontextmanager
 async def database(app: Litestar) -> AsyncIterator[None]:
     async with asyncpg.create_pool(os.environ[DATABASE_VARIABLE], min_size=1, max_size=POOL_SIZE) as pool:
@@ -92,8 +176,9 @@ async def database(app: Litestar) -> AsyncIterator[None]:
 
 def create_app() -> Litestar:
     return Litestar(
-        route_handlers=[empty, hold],
+        route_handlers=[empty, hold, guarded_hold],
         lifespan=[database],
+        state=State({"caller_key": decode_multikey(os.environ[CALLER_KEY_VARIABLE])}),
         debug=False,
     )
 
