@@ -22,7 +22,12 @@ whole-server phase on a shared 2-core machine cannot resolve.
   SQLite one trip to the connection's thread instead of one a statement), of a ticket admitted twice;
 * four single-row writes in a transaction on the driver (what a payment's completion writes before
   its sale), each sent at once (before) or left for later, all four in one statement before the
-  commit (after, ``Driver.later``), on PostgreSQL.
+  commit (after, ``Driver.later``), on PostgreSQL;
+* a hold's five statements as the server sends them (its token spent on its own, ``BEGIN``, its
+  group locked and its places counted, its rows in one statement, ``COMMIT``): on asyncpg, the
+  server's driver, one round trip each (before), or on psycopg in pipeline mode, the first three
+  in one round trip and the last two in another (after), on PostgreSQL: what a driver that
+  pipelines would save (ADR 0023). Both on a raw connection of their own, on tables of their own.
 
 Rows are per call; p50/p99 per operation; on PostgreSQL, the CPU of the database's connection processes
 per call too.
@@ -37,6 +42,7 @@ import json
 import logging
 import logging.config
 import os
+import re
 import resource
 import shutil
 import tempfile
@@ -46,7 +52,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
+import psycopg
 
 from bench import deploy, load, procfs
 from bench.results import Options, Row, RunResult, Workload, find, ratio
@@ -69,6 +77,7 @@ INSERTS_BEFORE, INSERTS_AFTER = "4 tables' rows, 4 statements", "4 tables' rows,
 WRITE_BEFORE, WRITE_AFTER = "a write, in a session", "a write, on the driver alone"
 SCAN_BEFORE, SCAN_AFTER = "a scan's reads, one by one", "a scan's reads, together"
 LATER_BEFORE, LATER_AFTER = "4 writes, each at once", "4 writes, left for later"
+PIPE_BEFORE, PIPE_AFTER = "a hold's 5 statements, one by one", "a hold's 5 statements, pipelined"
 PAIRS = (
     (LOG_BEFORE, LOG_AFTER),
     (JSON_BEFORE, JSON_AFTER),
@@ -77,6 +86,7 @@ PAIRS = (
     (WRITE_BEFORE, WRITE_AFTER),
     (SCAN_BEFORE, SCAN_AFTER),
     (LATER_BEFORE, LATER_AFTER),
+    (PIPE_BEFORE, PIPE_AFTER),
 )
 ENTRY, REPLAY, KEY = Shape(LedgerEntry, "l"), Shape(JwtReplay, "j"), Shape(IdempotencyKey, "k")
 COUNT, QUICK_COUNT = 20_000, 4_000
@@ -312,6 +322,84 @@ async def later_rows(configuration: str, url: str, n: int) -> list[Row]:
     )
 
 
+_HOLD_TABLES = """
+CREATE TABLE lever_groups (id text PRIMARY KEY, capacity integer NOT NULL);
+CREATE TABLE lever_holds (
+    id text PRIMARY KEY, group_id text NOT NULL REFERENCES lever_groups (id),
+    quantity integer NOT NULL, expires_ms bigint NOT NULL, data text NOT NULL
+);
+CREATE INDEX lever_holds_group ON lever_holds (group_id, expires_ms);
+CREATE TABLE lever_replays (iss text, jti text, exp bigint, PRIMARY KEY (iss, jti));
+CREATE TABLE lever_ledger (id bigserial PRIMARY KEY, at_ms bigint, subject_id text, data text);
+INSERT INTO lever_groups SELECT 'g' || n, 1000000000 FROM generate_series(0, 31) n;
+"""
+# Each with its parameters numbered in the order they appear (psycopg's ``%s`` are positional).
+_SPEND = "INSERT INTO lever_replays (iss, jti, exp) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING jti"
+_LOCKED = (
+    "SELECT g.capacity, (SELECT coalesce(sum(h.quantity), 0) FROM lever_holds h "
+    "WHERE h.group_id = g.id AND h.expires_ms > $1) FROM lever_groups g WHERE g.id = $2 FOR UPDATE"
+)
+_ROWS = (
+    "WITH hold AS (INSERT INTO lever_holds (id, group_id, quantity, expires_ms, data) "
+    "VALUES ($1, $2, $3, $4, $5)) INSERT INTO lever_ledger (at_ms, subject_id, data) VALUES ($6, $7, $8)"
+)
+
+
+def _positional(sql: str) -> str:
+    return re.sub(r"\$\d+", "%s", sql)
+
+
+def _hold_parameters(n: int, first_group: int) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """A hold's spend, locked read and rows: a fresh token, one of 16 groups from ``first_group`` (each
+    way its own, so that both count the places of as many holds)."""
+    now_ms, hold_id, group = int(time.time() * 1000), f"hold_{n}", f"g{first_group + n % 16}"
+    return (
+        ("did:web:lever.example", f"jti-{n}", now_ms // 1000 + 300),
+        (now_ms, group),
+        (hold_id, group, 1, now_ms + 900_000, '{"items": 1}', now_ms, hold_id, '{"held": 1}'),
+    )
+
+
+async def pipeline_rows(configuration: str, url: str, n: int) -> list[Row]:
+    """A hold's five statements, one round trip each on asyncpg, or pipelined in two on psycopg."""
+    made = itertools.count()
+    one = await asyncpg.connect(deploy.dsn(url))
+    piped = await psycopg.AsyncConnection.connect(deploy.dsn(url), autocommit=True, prepare_threshold=0)
+    await one.execute(_HOLD_TABLES)
+    spend, locked, rows = (_positional(sql) for sql in (_SPEND, _LOCKED, _ROWS))
+
+    async def one_by_one() -> None:
+        spent, read, written = _hold_parameters(next(made), 0)
+        await one.fetchrow(_SPEND, *spent)
+        await one.execute("BEGIN")
+        capacity, held = await one.fetchrow(_LOCKED, *read)
+        assert held < capacity
+        await one.execute(_ROWS, *written)
+        await one.execute("COMMIT")
+
+    async def pipelined() -> None:
+        spent, read, written = _hold_parameters(next(made), 16)
+        async with piped.pipeline() as pipeline:
+            token = await piped.execute(spend, spent)
+            await piped.execute("BEGIN")
+            counted = await piped.execute(locked, read)
+            await pipeline.sync()
+        assert await token.fetchone() is not None
+        capacity, held = await counted.fetchone() or (0, 0)
+        assert held < capacity
+        async with piped.pipeline():
+            await piped.execute(rows, written)
+            await piped.execute("COMMIT")
+
+    try:
+        return await _before_and_after(
+            Database(url), configuration, (PIPE_BEFORE, one_by_one), (PIPE_AFTER, pipelined), n
+        )
+    finally:
+        await one.close()
+        await piped.close()
+
+
 async def write_rows(configuration: str, url: str, n: int) -> list[Row]:
     db = Database(url)
     made = itertools.count()
@@ -427,6 +515,7 @@ async def run(options: Options) -> RunResult:
         out.rows += await rate_limit_rows("PostgreSQL", pg_url, calls)
         out.rows += await insert_rows("PostgreSQL", pg_url, calls)
         out.rows += await later_rows("PostgreSQL", pg_url, calls)
+        out.rows += await pipeline_rows("PostgreSQL", pg_url, calls)
         out.rows += await write_rows("PostgreSQL", pg_url, calls)
         out.rows += await scan_read_rows("PostgreSQL", pg_url, calls)
     finally:
@@ -466,7 +555,8 @@ def ratios(rows: Sequence[Row]) -> list[str]:
 WORKLOAD = Workload(
     name="levers",
     summary="isolated levers, before and after in one run: log redaction, JSON encoding, rate limits, "
-    "inserts together, a write without the session, a scan's reads together, writes left for later",
+    "inserts together, a write without the session, a scan's reads together, writes left for later, "
+    "a hold's statements pipelined",
     run=run,
     ratios=ratios,
 )
