@@ -5,9 +5,9 @@ With 1 and with 2 server processes (those the run's configurations use):
 
 * empty: ``GET /empty``, no database;
 * hold: one-place holds spread round-robin over 16 capacity groups of 1,000,000;
-* guarded hold: the same holds, each also checking its caller's signed token, spending the token
-  once and writing a history row (``POST /guarded-hold``), still in one round trip; a token sent
-  again afterwards must be refused, else the run fails;
+* guarded hold: as many holds, on 16 groups of their own, each also checking its caller's signed
+  token, spending the token once and writing a ledger row (``POST /guarded-hold``), still in one
+  round trip; a token sent again afterwards must be refused, else the run fails;
 * hot row: one-place holds all on one group of 1,000,000 (every hold waits for the one row lock);
 * contended: 300 holds for a group of 100: exactly 100 granted, and the database then holds exactly
   100 places for that group (read after the phase), else the run fails.
@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,9 @@ GROUPS = 16
 LARGE_CAPACITY = 1_000_000
 CONTENDED_CAPACITY = 100
 CONTENDED_REQUESTS = 300
+# The hold's groups, and the guarded hold's own: each counts the places of as many holds before it.
+SPREAD = tuple(f"g{n}" for n in range(GROUPS))
+GUARDED_SPREAD = tuple(f"s{n}" for n in range(GROUPS))
 EMPTY, HOLD, GUARDED, HOT_ROW, CONTENDED = "empty", "hold", "guarded hold", "hot row", "contended"
 
 
@@ -83,7 +86,7 @@ async def floor_deployed(floor: Configuration, caller: BenchApp) -> AsyncIterato
             await conn.execute(SCHEMA)
             await conn.executemany(
                 "INSERT INTO floor_groups (id, capacity) VALUES ($1, $2)",
-                [(f"g{n}", LARGE_CAPACITY) for n in range(GROUPS)]
+                [(group, LARGE_CAPACITY) for group in (*SPREAD, *GUARDED_SPREAD)]
                 + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY), ("small", CONTENDED_CAPACITY)],
             )
             await conn.execute("INSERT INTO floor_apps VALUES ($1, $2, true)", CALLER_APP, caller.did)
@@ -138,24 +141,26 @@ async def held(server: Server, group: str) -> int:
 async def measure(stage: Stage, sizes: Sizes) -> None:
     """The floor's phases on one running floor server."""
     url, name, out = stage.server.url, stage.name, stage.out
-    empty = [httpx.Request("GET", f"{url}/empty") for _ in range(sizes.empty)]
-    spread = [f"g{n}" for n in range(GROUPS)]
-    guarded = guarded_holds(url, stage.app, spread, sizes.hold)
-    for scenario, requests in (
-        (EMPTY, empty),
-        (HOLD, holds(url, spread, sizes.hold)),
-        (GUARDED, guarded),
-        (HOT_ROW, holds(url, ["hot"], sizes.hot_row)),
+    # Made for each attempt (a phase measured again sends fresh tokens): the last one sent, by scenario.
+    sent: dict[str, list[httpx.Request]] = {}
+    for scenario, make, count in (
+        (EMPTY, lambda n: [httpx.Request("GET", f"{url}/empty") for _ in range(n)], sizes.empty),
+        (HOLD, lambda n: holds(url, SPREAD, n), sizes.hold),
+        (GUARDED, lambda n: guarded_holds(url, stage.app, GUARDED_SPREAD, n), sizes.hold),
+        (HOT_ROW, lambda n: holds(url, ["hot"], n), sizes.hot_row),
     ):
 
-        def attempt(scenario: str = scenario, requests: list[httpx.Request] = requests) -> Awaitable[Phase]:
-            return stage.measure(scenario, requests)
+        def attempt(
+            scenario: str = scenario, make: Callable[[int], list[httpx.Request]] = make, count: int = count
+        ) -> Awaitable[Phase]:
+            sent[scenario] = make(count)
+            return stage.measure(scenario, sent[scenario])
 
         phase = await stage.steady(scenario, attempt)
         out.rows.append(Row.of(name, scenario, phase, phase.count("200")))
-        if phase.count("200") != len(requests):
+        if phase.count("200") != count:
             out.failures.append(f"{name} {scenario}: {dict(phase.outcomes)}")
-    await check_replay_refused(stage, guarded[0])
+    await check_replay_refused(stage, sent[GUARDED][0])
     phase = await stage.measure(CONTENDED, holds(url, ["small"], CONTENDED_REQUESTS))
     out.rows.append(Row.of(name, CONTENDED, phase, phase.count("200")))
     granted, places = phase.count("200"), await held(stage.server, "small")
@@ -209,9 +214,13 @@ def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Seque
     return lines
 
 
+def _cpu(row: Row) -> float:
+    """The server's and the database's CPU a request, in ms."""
+    return row.server_cpu_ms + (row.database_cpu_ms or 0.0)
+
+
 def _against(row: Row, reference: Row, goal: str) -> str:
-    cpu = row.server_cpu_ms + (row.database_cpu_ms or 0.0)
-    floor_cpu = reference.server_cpu_ms + (reference.database_cpu_ms or 0.0)
+    cpu, floor_cpu = _cpu(row), _cpu(reference)
     return (
         f"{row.configuration} {row.scenario}: {row.rate:,.0f}/s = {ratio(row.rate, reference.rate)} "
         f"the {reference.configuration} {reference.scenario} {reference.rate:,.0f}/s{goal}; "
@@ -232,11 +241,9 @@ def ratios(rows: Sequence[Row]) -> list[str]:
                 f"hot row / hold {ratio(hot.rate, hold.rate)}"
             )
         if hold and guarded:
-            cpu = hold.server_cpu_ms + (hold.database_cpu_ms or 0.0)
-            guarded_cpu = guarded.server_cpu_ms + (guarded.database_cpu_ms or 0.0)
             lines.append(
                 f"{name}: guarded hold / hold req/s {ratio(guarded.rate, hold.rate)}, "
-                f"server + db CPU {ratio(guarded_cpu, cpu)}"
+                f"server + db CPU {ratio(_cpu(guarded), _cpu(hold))}"
             )
     one, two = (find(rows, configuration(w).name, HOLD) for w in (1, 2))
     if one and two:

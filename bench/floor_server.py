@@ -8,10 +8,10 @@ count the places its unexpired holds take, check, insert the hold), and ``GET /e
 ``{}`` without the database.
 
 ``POST /guarded-hold`` adds the least of what every hold here must also guarantee: the caller's
-service-auth JWT checked (its expiry, method and ES256K signature, against a key known in advance:
-no DID document to resolve), its ``jti`` spent once for good (a replay is refused), the calling app
-still active, and the hold written to an append-only history; still in one round trip. It is
-what :mod:`bench.floor` calls the guarded hold.
+service-auth JWT checked (its alg, audience, method, expiry and ES256K signature, against a key
+known in advance: no DID document to resolve), its ``jti`` spent once for good (a replay is
+refused), the calling app still active, and the hold written to an append-only ledger; still in
+one round trip. It is what :mod:`bench.floor` calls the guarded hold.
 
 ``python -m bench.floor_server --port P --workers N`` serves it on the PostgreSQL database named by
 ``TICKETS_FLOOR_DATABASE``, trusting the caller's public key ``TICKETS_FLOOR_CALLER_KEY`` (a
@@ -34,6 +34,7 @@ import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 
+from bench.xrpc import AUDIENCE
 from server.auth.multikey import PublicKey, decode_multikey
 from server.http_server import listen, run
 
@@ -101,8 +102,11 @@ BEGIN
     INSERT INTO floor_replays (iss, jti, exp)
     SELECT p_iss, p_jti, p_exp FROM floor_apps WHERE id = p_app AND did = p_iss AND active
     ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN -1;
+    IF NOT FOUND THEN  -- as the server's spend: told apart only when refused
+        IF EXISTS (SELECT 1 FROM floor_apps WHERE id = p_app AND did = p_iss AND active) THEN
+            RETURN -1;
+        END IF;
+        RETURN -2;
     END IF;
     v_id := floor_hold(p_group, p_quantity, p_now);
     IF v_id IS NOT NULL THEN
@@ -116,7 +120,7 @@ END $$;
 
 HOLD = "SELECT floor_hold($1, $2, $3)"
 GUARDED_HOLD = "SELECT floor_guarded_hold($1, $2, $3, $4, $5, $6, $7)"
-REPLAYED = -1
+REPLAYED, NOT_ACTIVE = -1, -2
 
 
 @get("/empty")
@@ -137,17 +141,31 @@ def _segment(text: str) -> bytes:
 
 
 def _claims(authorization: str, key: PublicKey, now_s: int) -> dict[str, Any] | None:
-    """The bearer token's claims, when its signature is the caller's, it names this method and it
-    has not expired; else None."""
+    """The bearer token's claims, when it is an ES256K token signed by the caller, for this service
+    and this method, not expired, with an issuer and an id; else None (malformed ones too)."""
     scheme, _, token = authorization.partition(" ")
     head, _, rest = token.partition(".")
     body, _, signature = rest.partition(".")
     if scheme.lower() != "bearer" or not signature:
         return None
-    if not key.verify(f"{head}.{body}".encode(), _segment(signature)):
+    try:
+        if json.loads(_segment(head)).get("alg") != "ES256K":
+            return None
+        if not key.verify(f"{head}.{body}".encode(), _segment(signature)):
+            return None
+        claims = json.loads(_segment(body))
+    except ValueError:  # bad base64, JSON or UTF-8
         return None
-    claims: dict[str, Any] = json.loads(_segment(body))
-    return claims if claims.get("lxm") == GUARDED_METHOD and claims.get("exp", 0) > now_s else None
+    checked = (
+        isinstance(claims, dict)
+        and claims.get("aud") == AUDIENCE
+        and claims.get("lxm") == GUARDED_METHOD
+        and isinstance(claims.get("exp"), int)
+        and claims["exp"] > now_s
+        and isinstance(claims.get("iss"), str)
+        and isinstance(claims.get("jti"), str)
+    )
+    return claims if checked else None
 
 
 @post("/guarded-hold")
@@ -162,6 +180,8 @@ async def guarded_hold(
     hold_id = await state.pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments)
     if hold_id == REPLAYED:
         return Response({"error": "TokenReplayed", "message": "this token was used before"}, status_code=401)
+    if hold_id == NOT_ACTIVE:
+        return Response({"error": "AppNotActive", "message": "the caller may not call"}, status_code=403)
     if hold_id is None:
         return Response({"error": "SoldOut", "message": "not enough places left"}, status_code=409)
     return Response({"holdId": hold_id}, status_code=200)
