@@ -387,7 +387,9 @@ async def pipeline_rows(configuration: str, url: str, n: int) -> list[Row]:
             await piped.execute("BEGIN")
             counted = await piped.execute(locked, read)
         assert await token.fetchone() is not None
-        capacity, held = await counted.fetchone() or (0, 0)
+        found = await counted.fetchone()
+        assert found is not None
+        capacity, held = found
         assert held < capacity
         async with piped.pipeline():
             await piped.execute(rows, written)

@@ -65,11 +65,17 @@ def rules_of(checklist: CheckInList) -> ListRules:
     )
 
 
-def admitted_tickets(checklist: CheckInList) -> ColumnElement[bool]:
-    """:meth:`sync.checkin.ListRules.admits_tier` over ``tickets``: the tickets of the list's tiers,
-    or of every tier."""
+def admitted_tier_ids(checklist: CheckInList) -> list[str] | None:
+    """:meth:`sync.checkin.ListRules.admits_tier` as the tiers whose tickets the list admits, in
+    order; None: every tier."""
     tier_ids = rules_of(checklist).tier_ids
-    return true() if tier_ids is None else Ticket.tier_id.in_(sorted(tier_ids))
+    return None if tier_ids is None else sorted(tier_ids)
+
+
+def admitted_tickets(checklist: CheckInList) -> ColumnElement[bool]:
+    """:func:`admitted_tier_ids` over ``tickets``: the tickets of the list's tiers, or of every tier."""
+    tier_ids = admitted_tier_ids(checklist)
+    return true() if tier_ids is None else Ticket.tier_id.in_(tier_ids)
 
 
 def record_of(row: CheckInRecord) -> Record:

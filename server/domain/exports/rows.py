@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.atproto.datetimes import format_datetime
 from server.db.engine import driver_of
 from server.db.models import CheckInConflict, CheckInList, CheckInRecord, Ticket
-from server.domain.checkin.door import rules_of
+from server.domain.checkin.door import admitted_tier_ids
 from server.domain.checkin.undo import UNDO_COLUMNS, without_undone
 from server.domain.exports.rules import display_name, name_order, price
 
@@ -71,15 +71,13 @@ _DOOR_TICKETS = (
 
 
 async def _door_tickets(session: AsyncSession, checklist: CheckInList) -> list[tuple[Any, ...]]:
-    """The tickets of the list's event whose tier the list admits (:func:`admitted_tickets`)."""
+    """The tickets of the list's event whose tier the list admits (:func:`admitted_tier_ids`)."""
     driver = await driver_of(session)
     event = {"event_id": checklist.event_id}
-    tier_ids = rules_of(checklist).tier_ids
+    tier_ids = admitted_tier_ids(checklist)
     if tier_ids is None:
         return await driver.fetch(_DOOR_TICKETS, event)
-    return await driver.fetch_in(
-        f"{_DOOR_TICKETS} AND t.tier_id IN (:tiers)", event, "tiers", sorted(tier_ids)
-    )
+    return await driver.fetch_in(f"{_DOOR_TICKETS} AND t.tier_id IN (:tiers)", event, "tiers", tier_ids)
 
 
 async def list_rows(session: AsyncSession, checklist: CheckInList) -> list[DoorRow]:
