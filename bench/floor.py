@@ -8,6 +8,9 @@ With 1 and with 2 server processes (those the run's configurations use):
 * guarded hold: as many holds, on 16 groups of their own, each also checking its caller's signed
   token, spending the token once and writing a ledger row (``POST /guarded-hold``), still in one
   round trip; a token sent again afterwards must be refused, else the run fails;
+* stepped hold: the guarded hold in the five round trips of the server's own hold, the rules
+  decided in Python between them (``POST /stepped-hold``), on 16 groups of its own; its replayed
+  token must be refused too;
 * hot row: one-place holds all on one group of 1,000,000 (every hold waits for the one row lock);
 * contended: 300 holds for a group of 100: exactly 100 granted, and the database then holds exactly
   100 places for that group (read after the phase), else the run fails.
@@ -45,7 +48,11 @@ CONTENDED_REQUESTS = 300
 # The hold's groups, and the guarded hold's own: each counts the places of as many holds before it.
 SPREAD = tuple(f"g{n}" for n in range(GROUPS))
 GUARDED_SPREAD = tuple(f"s{n}" for n in range(GROUPS))
-EMPTY, HOLD, GUARDED, HOT_ROW, CONTENDED = "empty", "hold", "guarded hold", "hot row", "contended"
+STEPPED_SPREAD = tuple(f"t{n}" for n in range(GROUPS))
+EMPTY, HOLD, GUARDED, STEPPED = "empty", "hold", "guarded hold", "stepped hold"
+HOT_ROW, CONTENDED = "hot row", "contended"
+# The path of each scenario whose holds carry a token.
+TOKENED = {GUARDED: "/guarded-hold", STEPPED: "/stepped-hold"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ async def floor_deployed(floor: Configuration, caller: BenchApp) -> AsyncIterato
             await conn.execute(SCHEMA)
             await conn.executemany(
                 "INSERT INTO floor_groups (id, capacity) VALUES ($1, $2)",
-                [(group, LARGE_CAPACITY) for group in (*SPREAD, *GUARDED_SPREAD)]
+                [(group, LARGE_CAPACITY) for group in (*SPREAD, *GUARDED_SPREAD, *STEPPED_SPREAD)]
                 + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY), ("small", CONTENDED_CAPACITY)],
             )
             await conn.execute("INSERT INTO floor_apps VALUES ($1, $2, true)", CALLER_APP, caller.did)
@@ -117,11 +124,13 @@ def holds(base_url: str, groups: Sequence[str], count: int) -> list[httpx.Reques
     ]
 
 
-def guarded_holds(base_url: str, caller: BenchApp, groups: Sequence[str], count: int) -> list[httpx.Request]:
-    """Holds as :func:`holds`, each with a token of its own, signed by ``caller``."""
+def guarded_holds(
+    scenario: str, base_url: str, caller: BenchApp, groups: Sequence[str], count: int
+) -> list[httpx.Request]:
+    """Holds as :func:`holds`, to ``scenario``'s path, each with a token of its own, signed by ``caller``."""
     requests = holds(base_url, groups, count)
     for request in requests:
-        request.url = request.url.copy_with(path="/guarded-hold")
+        request.url = request.url.copy_with(path=TOKENED[scenario])
         request.headers["authorization"] = f"Bearer {caller.token(GUARDED_METHOD)}"
     return requests
 
@@ -146,7 +155,8 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
     for scenario, make, count in (
         (EMPTY, lambda n: [httpx.Request("GET", f"{url}/empty") for _ in range(n)], sizes.empty),
         (HOLD, lambda n: holds(url, SPREAD, n), sizes.hold),
-        (GUARDED, lambda n: guarded_holds(url, stage.app, GUARDED_SPREAD, n), sizes.hold),
+        (GUARDED, lambda n: guarded_holds(GUARDED, url, stage.app, GUARDED_SPREAD, n), sizes.hold),
+        (STEPPED, lambda n: guarded_holds(STEPPED, url, stage.app, STEPPED_SPREAD, n), sizes.hold),
         (HOT_ROW, lambda n: holds(url, ["hot"], n), sizes.hot_row),
     ):
 
@@ -160,7 +170,8 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
         out.rows.append(Row.of(name, scenario, phase, phase.count("200")))
         if phase.count("200") != count:
             out.failures.append(f"{name} {scenario}: {dict(phase.outcomes)}")
-    await check_replay_refused(stage, sent[GUARDED][0])
+    for scenario in TOKENED:
+        await check_replay_refused(stage, scenario, sent[scenario][0])
     phase = await stage.measure(CONTENDED, holds(url, ["small"], CONTENDED_REQUESTS))
     out.rows.append(Row.of(name, CONTENDED, phase, phase.count("200")))
     granted, places = phase.count("200"), await held(stage.server, "small")
@@ -172,12 +183,12 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
         out.notes.append(f"{name} contended: {summary}")
 
 
-async def check_replay_refused(stage: Stage, sent: httpx.Request) -> None:
-    """A guarded hold's token, sent again, is refused: the floor spends tokens as the server does."""
-    again = await stage.client.post("/guarded-hold", content=sent.content, headers=dict(sent.headers))
+async def check_replay_refused(stage: Stage, scenario: str, sent: httpx.Request) -> None:
+    """A ``scenario`` hold's token, sent again, is refused: the floor spends tokens as the server does."""
+    again = await stage.client.post(TOKENED[scenario], content=sent.content, headers=dict(sent.headers))
     if again.status_code != 401 or again.json().get("error") != "TokenReplayed":
         stage.out.failures.append(
-            f"{stage.name} {GUARDED}: a token sent again got {again.status_code} {again.text}"
+            f"{stage.name} {scenario}: a token sent again got {again.status_code} {again.text}"
         )
 
 
@@ -200,7 +211,8 @@ async def run(options: Options) -> RunResult:
 def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Sequence[Row]) -> list[str]:
     """Each row of ``scenarios`` as a ratio to its floor row: the rate, p99 and the CPU of server
     and database per request; a row read against the floor's hold is read against its guarded
-    hold too (what the server's guarantees cost at least, without the 2x goal)."""
+    hold and its stepped hold too (what the server's guarantees cost at least, and those with the
+    server's round trips), without the 2x goal."""
     lines = []
     for row in rows:
         pair = counterpart(row, scenarios)
@@ -208,9 +220,9 @@ def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Seque
         if pair is None or reference is None:
             continue
         lines.append(_against(row, reference, " (goal >= 0.50x)"))
-        guarded = find(floor_rows, pair[0], GUARDED) if pair[1] == HOLD else None
-        if guarded is not None:
-            lines.append(_against(row, guarded, ""))
+        for other in TOKENED if pair[1] == HOLD else ():
+            if (guarded := find(floor_rows, pair[0], other)) is not None:
+                lines.append(_against(row, guarded, ""))
     return lines
 
 
@@ -234,7 +246,9 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     lines = []
     for workers in (1, 2):
         name = configuration(workers).name
-        empty, hold, guarded, hot = (find(rows, name, s) for s in (EMPTY, HOLD, GUARDED, HOT_ROW))
+        empty, hold, guarded, stepped, hot = (
+            find(rows, name, s) for s in (EMPTY, HOLD, GUARDED, STEPPED, HOT_ROW)
+        )
         if empty and hold and hot:
             lines.append(
                 f"{name}: hold / empty req/s {ratio(hold.rate, empty.rate)}, "
@@ -244,6 +258,11 @@ def ratios(rows: Sequence[Row]) -> list[str]:
             lines.append(
                 f"{name}: guarded hold / hold req/s {ratio(guarded.rate, hold.rate)}, "
                 f"server + db CPU {ratio(_cpu(guarded), _cpu(hold))}"
+            )
+        if hold and stepped:
+            lines.append(
+                f"{name}: stepped hold / hold req/s {ratio(stepped.rate, hold.rate)}, "
+                f"server + db CPU {ratio(_cpu(stepped), _cpu(hold))}"
             )
     one, two = (find(rows, configuration(w).name, HOLD) for w in (1, 2))
     if one and two:

@@ -13,6 +13,12 @@ known in advance: no DID document to resolve), its ``jti`` spent once for good (
 refused), the calling app still active, and the hold written to an append-only ledger; still in
 one round trip. It is what :mod:`bench.floor` calls the guarded hold.
 
+``POST /stepped-hold`` is the guarded hold in the round trips the server's own hold makes, the
+rules decided in Python between them: the token spent by a statement of its own, committed at once;
+then ``BEGIN``; the group locked and its places counted, in one call (each statement with a snapshot
+of its own, as the server's reads sent together); the hold and its ledger row in one statement;
+``COMMIT``. What the server's hold costs beyond it is the server's own Python (ADR 0023).
+
 ``python -m bench.floor_server --port P --workers N`` serves it on the PostgreSQL database named by
 ``TICKETS_FLOOR_DATABASE``, trusting the caller's public key ``TICKETS_FLOOR_CALLER_KEY`` (a
 Multikey); :mod:`bench.floor` measures it.
@@ -115,12 +121,32 @@ BEGIN
     END IF;
     RETURN v_id;
 END $$;
+CREATE FUNCTION floor_locked_count(p_group text, p_now bigint, OUT capacity integer, OUT held bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT g.capacity INTO capacity FROM floor_groups g WHERE g.id = p_group FOR UPDATE;
+    SELECT coalesce(sum(h.quantity), 0) INTO held
+      FROM floor_holds h WHERE h.group_id = p_group AND h.expires_ms > p_now;
+END $$;
 """
 )
 
 HOLD = "SELECT floor_hold($1, $2, $3)"
 GUARDED_HOLD = "SELECT floor_guarded_hold($1, $2, $3, $4, $5, $6, $7)"
-REPLAYED, NOT_ACTIVE = -1, -2
+REPLAYED, NOT_ACTIVE, UNAUTHORIZED = -1, -2, -3
+# The stepped hold's statements, one round trip each.
+SPEND = (
+    "INSERT INTO floor_replays (iss, jti, exp) SELECT $2, $3, $4 FROM floor_apps "
+    "WHERE id = $1 AND did = $2 AND active ON CONFLICT DO NOTHING RETURNING jti"
+)
+ACTIVE = "SELECT EXISTS (SELECT 1 FROM floor_apps WHERE id = $1 AND did = $2 AND active)"
+LOCKED_COUNT = "SELECT capacity, held FROM floor_locked_count($1, $2)"
+HOLD_ROWS = (
+    "WITH hold AS (INSERT INTO floor_holds (group_id, quantity, expires_ms) VALUES ($1, $2, $3) "
+    "RETURNING id) INSERT INTO floor_ledger (at_ms, subject_id, action, data) "
+    "SELECT $4, id, 'hold.created', jsonb_build_object('group', $1::text, 'quantity', $2::integer) "
+    "FROM hold RETURNING subject_id"
+)
 
 
 @get("/empty")
@@ -175,9 +201,37 @@ async def guarded_hold(
     now_ms = int(time.time() * 1000)
     claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
     if claims is None:
-        return Response({"error": "AuthRequired", "message": "no valid token"}, status_code=401)
+        return _answer(UNAUTHORIZED)
     arguments = (claims["iss"], claims["jti"], claims["exp"], data["groupId"], data["quantity"], now_ms)
-    hold_id = await state.pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments)
+    return _answer(await state.pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments))
+
+
+@post("/stepped-hold")
+async def stepped_hold(
+    data: dict[str, Any], request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, Any]]:
+    now_ms = int(time.time() * 1000)
+    claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
+    if claims is None:
+        return _answer(UNAUTHORIZED)
+    group, quantity = data["groupId"], data["quantity"]
+    async with state.pool.acquire() as conn:
+        if await conn.fetchval(SPEND, CALLER_APP, claims["iss"], claims["jti"], claims["exp"]) is None:
+            active = await conn.fetchval(ACTIVE, CALLER_APP, claims["iss"])
+            return _answer(REPLAYED if active else NOT_ACTIVE)
+        async with conn.transaction():
+            capacity, held = await conn.fetchrow(LOCKED_COUNT, group, now_ms)
+            if capacity is None or held + quantity > capacity:
+                return _answer(None)
+            expires_ms = now_ms + HOLD_LIFETIME_MS
+            return _answer(await conn.fetchval(HOLD_ROWS, group, quantity, expires_ms, now_ms))
+
+
+def _answer(hold_id: int | None) -> Response[dict[str, Any]]:
+    """A guarded hold's answer: its id, or why it was refused (the codes of :data:`GUARDED_HOLD`, and
+    :data:`UNAUTHORIZED` for a token that does not check)."""
+    if hold_id == UNAUTHORIZED:
+        return Response({"error": "AuthRequired", "message": "no valid token"}, status_code=401)
     if hold_id == REPLAYED:
         return Response({"error": "TokenReplayed", "message": "this token was used before"}, status_code=401)
     if hold_id == NOT_ACTIVE:
@@ -196,7 +250,7 @@ async def database(app: Litestar) -> AsyncIterator[None]:
 
 def create_app() -> Litestar:
     return Litestar(
-        route_handlers=[empty, hold, guarded_hold],
+        route_handlers=[empty, hold, guarded_hold, stepped_hold],
         lifespan=[database],
         state=State({"caller_key": decode_multikey(os.environ[CALLER_KEY_VARIABLE])}),
         debug=False,
