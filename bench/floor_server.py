@@ -194,37 +194,38 @@ def _claims(authorization: str, key: PublicKey, now_s: int) -> dict[str, Any] | 
     return claims if checked else None
 
 
-@post("/guarded-hold")
+@post(["/guarded-hold", "/stepped-hold"])
 async def guarded_hold(
     data: dict[str, Any], request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, Any]]:
+    """The guarded hold in one round trip, or the stepped hold in the server's five."""
     now_ms = int(time.time() * 1000)
     claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
     if claims is None:
         return _answer(UNAUTHORIZED)
-    arguments = (claims["iss"], claims["jti"], claims["exp"], data["groupId"], data["quantity"], now_ms)
-    return _answer(await state.pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments))
+    holding = _in_one_call if request.url.path == "/guarded-hold" else _in_steps
+    return _answer(await holding(state.pool, claims, data["groupId"], data["quantity"], now_ms))
 
 
-@post("/stepped-hold")
-async def stepped_hold(
-    data: dict[str, Any], request: Request[Any, Any, Any], state: State
-) -> Response[dict[str, Any]]:
-    now_ms = int(time.time() * 1000)
-    claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
-    if claims is None:
-        return _answer(UNAUTHORIZED)
-    group, quantity = data["groupId"], data["quantity"]
-    async with state.pool.acquire() as conn:
+async def _in_one_call(
+    pool: Any, claims: dict[str, Any], group: str, quantity: int, now_ms: int
+) -> int | None:
+    arguments = (claims["iss"], claims["jti"], claims["exp"], group, quantity, now_ms)
+    hold_id: int | None = await pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments)
+    return hold_id
+
+
+async def _in_steps(pool: Any, claims: dict[str, Any], group: str, quantity: int, now_ms: int) -> int | None:
+    async with pool.acquire() as conn:
         if await conn.fetchval(SPEND, CALLER_APP, claims["iss"], claims["jti"], claims["exp"]) is None:
             active = await conn.fetchval(ACTIVE, CALLER_APP, claims["iss"])
-            return _answer(REPLAYED if active else NOT_ACTIVE)
+            return REPLAYED if active else NOT_ACTIVE
         async with conn.transaction():
             capacity, held = await conn.fetchrow(LOCKED_COUNT, group, now_ms)
             if capacity is None or held + quantity > capacity:
-                return _answer(None)
-            expires_ms = now_ms + HOLD_LIFETIME_MS
-            return _answer(await conn.fetchval(HOLD_ROWS, group, quantity, expires_ms, now_ms))
+                return None
+            hold_id: int = await conn.fetchval(HOLD_ROWS, group, quantity, now_ms + HOLD_LIFETIME_MS, now_ms)
+            return hold_id
 
 
 def _answer(hold_id: int | None) -> Response[dict[str, Any]]:
@@ -250,7 +251,7 @@ async def database(app: Litestar) -> AsyncIterator[None]:
 
 def create_app() -> Litestar:
     return Litestar(
-        route_handlers=[empty, hold, guarded_hold, stepped_hold],
+        route_handlers=[empty, hold, guarded_hold],
         lifespan=[database],
         state=State({"caller_key": decode_multikey(os.environ[CALLER_KEY_VARIABLE])}),
         debug=False,
