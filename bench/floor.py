@@ -13,7 +13,8 @@ With 1 and with 2 server processes (those the run's configurations use):
   token must be refused too;
 * hot row: one-place holds all on one group of 1,000,000 (every hold waits for the one row lock);
 * contended: 300 holds for a group of 100: exactly 100 granted, and the database then holds exactly
-  100 places for that group (read after the phase), else the run fails.
+  100 places for that group (read after the phase), else the run fails; stepped contended: the
+  same with stepped holds, on a group of their own.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ GROUPS = 16
 LARGE_CAPACITY = 1_000_000
 CONTENDED_CAPACITY = 100
 CONTENDED_REQUESTS = 300
-# The hold's groups, and the guarded hold's own: each counts the places of as many holds before it.
+# The hold's groups, the guarded hold's and the stepped hold's own: each counts the places of as
+# many holds before it.
 SPREAD = tuple(f"g{n}" for n in range(GROUPS))
 GUARDED_SPREAD = tuple(f"s{n}" for n in range(GROUPS))
 STEPPED_SPREAD = tuple(f"t{n}" for n in range(GROUPS))
 EMPTY, HOLD, GUARDED, STEPPED = "empty", "hold", "guarded hold", "stepped hold"
-HOT_ROW, CONTENDED = "hot row", "contended"
+HOT_ROW, CONTENDED, STEPPED_CONTENDED = "hot row", "contended", "stepped contended"
 # The path of each scenario whose holds carry a token.
 TOKENED = {GUARDED: "/guarded-hold", STEPPED: "/stepped-hold"}
 
@@ -94,7 +96,8 @@ async def floor_deployed(floor: Configuration, caller: BenchApp) -> AsyncIterato
             await conn.executemany(
                 "INSERT INTO floor_groups (id, capacity) VALUES ($1, $2)",
                 [(group, LARGE_CAPACITY) for group in (*SPREAD, *GUARDED_SPREAD, *STEPPED_SPREAD)]
-                + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY), ("small", CONTENDED_CAPACITY)],
+                + [("warm", LARGE_CAPACITY), ("hot", LARGE_CAPACITY)]
+                + [("small", CONTENDED_CAPACITY), ("small-stepped", CONTENDED_CAPACITY)],
             )
             await conn.execute("INSERT INTO floor_apps VALUES ($1, $2, true)", CALLER_APP, caller.did)
         finally:
@@ -124,10 +127,11 @@ def holds(base_url: str, groups: Sequence[str], count: int) -> list[httpx.Reques
     ]
 
 
-def guarded_holds(
+def tokened_holds(
     scenario: str, base_url: str, caller: BenchApp, groups: Sequence[str], count: int
 ) -> list[httpx.Request]:
-    """Holds as :func:`holds`, to ``scenario``'s path, each with a token of its own, signed by ``caller``."""
+    """Holds as :func:`holds`, to the path of ``scenario`` (one of :data:`TOKENED`), each with a token
+    of its own, signed by ``caller``."""
     requests = holds(base_url, groups, count)
     for request in requests:
         request.url = request.url.copy_with(path=TOKENED[scenario])
@@ -155,8 +159,8 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
     for scenario, make, count in (
         (EMPTY, lambda n: [httpx.Request("GET", f"{url}/empty") for _ in range(n)], sizes.empty),
         (HOLD, lambda n: holds(url, SPREAD, n), sizes.hold),
-        (GUARDED, lambda n: guarded_holds(GUARDED, url, stage.app, GUARDED_SPREAD, n), sizes.hold),
-        (STEPPED, lambda n: guarded_holds(STEPPED, url, stage.app, STEPPED_SPREAD, n), sizes.hold),
+        (GUARDED, lambda n: tokened_holds(GUARDED, url, stage.app, GUARDED_SPREAD, n), sizes.hold),
+        (STEPPED, lambda n: tokened_holds(STEPPED, url, stage.app, STEPPED_SPREAD, n), sizes.hold),
         (HOT_ROW, lambda n: holds(url, ["hot"], n), sizes.hot_row),
     ):
 
@@ -172,15 +176,30 @@ async def measure(stage: Stage, sizes: Sizes) -> None:
             out.failures.append(f"{name} {scenario}: {dict(phase.outcomes)}")
     for scenario in TOKENED:
         await check_replay_refused(stage, scenario, sent[scenario][0])
-    phase = await stage.measure(CONTENDED, holds(url, ["small"], CONTENDED_REQUESTS))
-    out.rows.append(Row.of(name, CONTENDED, phase, phase.count("200")))
-    granted, places = phase.count("200"), await held(stage.server, "small")
-    refused = phase.count("409 SoldOut")
-    summary = f"{granted} granted, {refused} refused, {places} places held in the database"
-    if (granted, places, granted + refused) != (CONTENDED_CAPACITY, CONTENDED_CAPACITY, CONTENDED_REQUESTS):
-        out.failures.append(f"{name} contended: {summary} for {CONTENDED_CAPACITY}: {dict(phase.outcomes)}")
-    else:
-        out.notes.append(f"{name} contended: {summary}")
+    contended = (
+        (CONTENDED, "small", holds(url, ["small"], CONTENDED_REQUESTS)),
+        (
+            STEPPED_CONTENDED,
+            "small-stepped",
+            tokened_holds(STEPPED, url, stage.app, ["small-stepped"], CONTENDED_REQUESTS),
+        ),
+    )
+    for scenario, group, requests in contended:
+        phase = await stage.measure(scenario, requests)
+        out.rows.append(Row.of(name, scenario, phase, phase.count("200")))
+        granted, places = phase.count("200"), await held(stage.server, group)
+        refused = phase.count("409 SoldOut")
+        summary = f"{granted} granted, {refused} refused, {places} places held in the database"
+        if (granted, places, granted + refused) != (
+            CONTENDED_CAPACITY,
+            CONTENDED_CAPACITY,
+            CONTENDED_REQUESTS,
+        ):
+            out.failures.append(
+                f"{name} {scenario}: {summary} for {CONTENDED_CAPACITY}: {dict(phase.outcomes)}"
+            )
+        else:
+            out.notes.append(f"{name} {scenario}: {summary}")
 
 
 async def check_replay_refused(stage: Stage, scenario: str, sent: httpx.Request) -> None:
@@ -221,8 +240,8 @@ def against(rows: Sequence[Row], scenarios: Mapping[str, str], floor_rows: Seque
             continue
         lines.append(_against(row, reference, " (goal >= 0.50x)"))
         for other in TOKENED if pair[1] == HOLD else ():
-            if (guarded := find(floor_rows, pair[0], other)) is not None:
-                lines.append(_against(row, guarded, ""))
+            if (tokened := find(floor_rows, pair[0], other)) is not None:
+                lines.append(_against(row, tokened, ""))
     return lines
 
 

@@ -31,7 +31,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -194,28 +194,43 @@ def _claims(authorization: str, key: PublicKey, now_s: int) -> dict[str, Any] | 
     return claims if checked else None
 
 
-@post(["/guarded-hold", "/stepped-hold"])
-async def guarded_hold(
-    data: dict[str, Any], request: Request[Any, Any, Any], state: State
+Holding = Callable[[asyncpg.Pool, dict[str, Any], str, int, int], Awaitable[int | None]]
+
+
+@post("/guarded-hold")
+async def guarded_hold(data: dict[str, Any], request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    return await _tokened(_in_one_call, data, request, state)
+
+
+@post("/stepped-hold")
+async def stepped_hold(data: dict[str, Any], request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    return await _tokened(_in_steps, data, request, state)
+
+
+async def _tokened(
+    holding: Holding, data: dict[str, Any], request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, Any]]:
-    """The guarded hold in one round trip, or the stepped hold in the server's five."""
+    """A hold whose caller's token must check, made by ``holding``."""
     now_ms = int(time.time() * 1000)
     claims = _claims(request.headers.get("authorization", ""), state.caller_key, now_ms // 1000)
     if claims is None:
         return _answer(UNAUTHORIZED)
-    holding = _in_one_call if request.url.path == "/guarded-hold" else _in_steps
     return _answer(await holding(state.pool, claims, data["groupId"], data["quantity"], now_ms))
 
 
 async def _in_one_call(
-    pool: Any, claims: dict[str, Any], group: str, quantity: int, now_ms: int
+    pool: asyncpg.Pool, claims: dict[str, Any], group: str, quantity: int, now_ms: int
 ) -> int | None:
+    """The guarded hold: one function call."""
     arguments = (claims["iss"], claims["jti"], claims["exp"], group, quantity, now_ms)
     hold_id: int | None = await pool.fetchval(GUARDED_HOLD, CALLER_APP, *arguments)
     return hold_id
 
 
-async def _in_steps(pool: Any, claims: dict[str, Any], group: str, quantity: int, now_ms: int) -> int | None:
+async def _in_steps(
+    pool: asyncpg.Pool, claims: dict[str, Any], group: str, quantity: int, now_ms: int
+) -> int | None:
+    """The stepped hold: the spend, ``BEGIN``, the locked count, the rows, ``COMMIT``."""
     async with pool.acquire() as conn:
         if await conn.fetchval(SPEND, CALLER_APP, claims["iss"], claims["jti"], claims["exp"]) is None:
             active = await conn.fetchval(ACTIVE, CALLER_APP, claims["iss"])
@@ -242,16 +257,24 @@ def _answer(hold_id: int | None) -> Response[dict[str, Any]]:
     return Response({"holdId": hold_id}, status_code=200)
 
 
+async def _as_it_is(_connection: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is. Every request here ends its transaction, takes
+    no advisory lock, listens to nothing and sets nothing, so asyncpg's reset of a released
+    connection (a round trip of its own, before the request can answer) would undo nothing; the
+    server's pool sends none either."""
+
+
 @asynccontextmanager
 async def database(app: Litestar) -> AsyncIterator[None]:
-    async with asyncpg.create_pool(os.environ[DATABASE_VARIABLE], min_size=1, max_size=POOL_SIZE) as pool:
+    dsn = os.environ[DATABASE_VARIABLE]
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, reset=_as_it_is) as pool:
         app.state.pool = pool
         yield
 
 
 def create_app() -> Litestar:
     return Litestar(
-        route_handlers=[empty, hold, guarded_hold],
+        route_handlers=[empty, hold, guarded_hold, stepped_hold],
         lifespan=[database],
         state=State({"caller_key": decode_multikey(os.environ[CALLER_KEY_VARIABLE])}),
         debug=False,
