@@ -45,6 +45,8 @@ from server.db import sqlite_driver
 from server.settings import POOL_SIZE
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A write transaction's start on SQLite, sent with its first statement (Driver.begin_with_next).
+_BEGIN_IMMEDIATE: tuple[str, dict[str, Any]] = ("BEGIN IMMEDIATE", {})
 # Values of one ``IN (…)`` list per statement on SQLite (:meth:`Driver.fetch_in`).
 IN_SLICE = 500
 T = TypeVar("T")
@@ -295,22 +297,33 @@ class Driver:
             self.failed = True  # the writes are gone: the transaction can only roll back
             raise
 
-    def begin_with_next(self, sql: str) -> None:
-        """SQLite: begin the transaction (``sql``) with the next statement sent, in its trip to the
+    def begin_with_next(self) -> None:
+        """SQLite: begin the transaction with the next statement sent, in its trip to the
         connection's thread: the write lock ``BEGIN IMMEDIATE`` takes is then held from the first
         statement's trip on, not from a trip of its own."""
-        self._later.append((sql, {}))
+        self._later.append(_BEGIN_IMMEDIATE)
 
-    async def _after_later(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """SQLite: ``sql``'s rows, in one trip to the connection's thread with the statements left
-        for later before it."""
+    def nothing_sent(self) -> bool:
+        """Whether the transaction has sent no statement and has none left for later but its
+        ``BEGIN IMMEDIATE`` (:meth:`begin_with_next`): it has nothing to commit or roll back."""
+        return self._later == [_BEGIN_IMMEDIATE]
+
+    async def _after_later(
+        self, label: str, statements: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """SQLite: the rows of each of ``statements``, in one trip to the connection's thread after
+        the statements left for later (``label`` names them in an error)."""
         unsent, self._later = self._later, []
-        found = await self._in_one_trip(sql, [*unsent, (sql, params)])
-        return found[-1]
+        try:
+            found = await self._in_one_trip(label, [*unsent, *statements])
+        except BaseException:
+            self.failed = True  # what was left for later is gone: the transaction can only roll back
+            raise
+        return found[len(unsent) :]
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if self.sqlite and self._later:
-            return await self._after_later(sql, params)
+            return (await self._after_later(sql, [(sql, params)]))[0]
         await self._send_later()
         sql, params = self._spread(sql, params)
         if self.sqlite:
@@ -375,12 +388,11 @@ class Driver:
         """The rows of each of ``reads``' statements (:class:`Together`); on SQLite in one trip to the
         connection's thread with the statements left for later."""
         if self.sqlite:
-            unsent, self._later = self._later, []
             statements = [
                 (read.text, {n: params[n] for n in used})
                 for read, used in zip(reads.reads, reads.used, strict=True)
             ]
-            return (await self._in_one_trip(reads.function, [*unsent, *statements]))[len(unsent) :]
+            return await self._after_later(reads.function, statements)
         await self._send_later()
         if not _MADE_ON.get(self._connection, {}).get(reads.function):
             return await self.one_by_one(reads, params)
@@ -400,7 +412,7 @@ class Driver:
         """A statement that answers no rows (an INSERT, an UPDATE), after the writes left for later
         (on SQLite, in the same trip to the connection's thread)."""
         if self.sqlite and self._later:
-            await self._after_later(sql, params)
+            await self._after_later(sql, [(sql, params)])
             return
         await self._send_later()
         await self._execute(sql, params)
@@ -491,7 +503,7 @@ class Transaction:
             self._raw = await self._engine.raw_connection()
             self._driver = Driver(self._raw.driver_connection, sqlite=self._sqlite, defers=True)
             if self._sqlite:
-                self._driver.begin_with_next("BEGIN IMMEDIATE")
+                self._driver.begin_with_next()
             else:
                 await self._driver.execute("BEGIN", {})
         return self._driver
@@ -501,7 +513,10 @@ class Transaction:
         await _run_the_end(self.info)
         if self._driver is not None:
             driver = await self.driver()  # refuses to commit after a failed statement
-            await driver.execute("COMMIT", {})
+            if driver.nothing_sent():  # never began: nothing to commit, no lock to take for it
+                driver.drop_later()
+            else:
+                await driver.execute("COMMIT", {})
             self._driver = None  # committed: nothing for close() to roll back
 
     async def close(self) -> None:

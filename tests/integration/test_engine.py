@@ -788,6 +788,51 @@ async def test_writes_left_for_later_are_dropped_with_a_rollback_and_fail_at_the
     assert await replays_written(db) == ["kept"]
 
 
+async def test_a_transaction_that_sends_nothing_commits_nothing(db: Database) -> None:
+    """A transaction asked for its driver that then sends no statement commits nothing: on SQLite,
+    where its BEGIN IMMEDIATE waits for a statement, it sends nothing at all and never takes the one
+    write lock."""
+    async with db.transaction() as unit:
+        sent = sent_by(await unit.driver())
+    assert sent == ([] if db.is_sqlite else ["COMMIT"])
+
+
+async def test_a_failed_first_statement_rolls_back_and_the_connection_serves_on(db: Database) -> None:
+    """A first statement the database refuses, sent with the transaction's begin and a write left
+    for later (on SQLite in one trip), rolls all of it back; the next transaction, on the same
+    connection on SQLite, commits."""
+
+    async def twice() -> None:
+        async with db.transaction() as unit:
+            driver = await unit.driver()
+            await driver.later(INSERT_ONLY, replay("twice"))
+            await driver.execute(INSERT_ONLY, replay("twice"))
+
+    with pytest.raises(IntegrityError):
+        await twice()
+    async with db.transaction() as unit:
+        await (await unit.driver()).execute(INSERT_ONLY, replay("next"))
+    assert await replays_written(db) == ["next"]
+
+
+async def test_writes_left_for_later_are_never_lost_silently(db: Database) -> None:
+    """A statement refused before it reaches the database (a list written where it may not stand),
+    after a write left for later: the transaction either still holds the write and commits it
+    (PostgreSQL sent it first, on its own) or can only roll back (SQLite would have sent it in the
+    refused statement's trip): never a commit without it."""
+    committed = True
+    try:
+        async with db.transaction() as unit:
+            driver = await unit.driver()
+            await driver.later(INSERT_ONLY, replay("held"))
+            with pytest.raises(ValueError, match="is not written as IN"):
+                await driver.fetch("SELECT 1 WHERE 1 NOT IN (:xs)", {"xs": [1]})
+    except PendingRollbackError:
+        committed = False
+    assert await replays_written(db) == (["held"] if committed else [])
+    assert committed is not db.is_sqlite
+
+
 async def test_statements_together_take_one_trip_to_sqlites_thread(db: Database) -> None:
     """On SQLite, whose statements run on the connection's own thread, the statements of a
     :class:`Together` go there in one trip, and answer what they answer sent one by one."""
