@@ -275,16 +275,17 @@ class Driver:
             await self.execute(sql, params)
 
     async def _send_later(self) -> None:
-        """The writes left for later (:meth:`later`): on PostgreSQL in one statement, the last one's,
-        the others in its ``WITH``, each with its parameters renamed apart; on SQLite in one trip."""
+        """The statements left for later, on their own: on SQLite in one trip (:meth:`_after_later`,
+        a ``BEGIN IMMEDIATE`` not sent yet included); on PostgreSQL the writes (:meth:`later`) in one
+        statement, the last one's, the others in its ``WITH``, each with its parameters renamed apart."""
         if not self._later:
+            return
+        if self.sqlite:
+            await self._after_later(self._later[-1][0], [])
             return
         writes, self._later = self._later, []
         *heads, (sql, params) = writes
         try:
-            if self.sqlite:
-                await self._in_one_trip(sql, writes)
-                return
             if heads:
                 params = dict(params)
                 parts = []
