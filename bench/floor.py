@@ -265,24 +265,18 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     lines = []
     for workers in (1, 2):
         name = configuration(workers).name
-        empty, hold, guarded, stepped, hot = (
-            find(rows, name, s) for s in (EMPTY, HOLD, GUARDED, STEPPED, HOT_ROW)
-        )
+        empty, hold, hot = (find(rows, name, s) for s in (EMPTY, HOLD, HOT_ROW))
         if empty and hold and hot:
             lines.append(
                 f"{name}: hold / empty req/s {ratio(hold.rate, empty.rate)}, "
                 f"hot row / hold {ratio(hot.rate, hold.rate)}"
             )
-        if hold and guarded:
-            lines.append(
-                f"{name}: guarded hold / hold req/s {ratio(guarded.rate, hold.rate)}, "
-                f"server + db CPU {ratio(_cpu(guarded), _cpu(hold))}"
-            )
-        if hold and stepped:
-            lines.append(
-                f"{name}: stepped hold / hold req/s {ratio(stepped.rate, hold.rate)}, "
-                f"server + db CPU {ratio(_cpu(stepped), _cpu(hold))}"
-            )
+        for scenario in TOKENED:
+            if hold and (tokened := find(rows, name, scenario)):
+                lines.append(
+                    f"{name}: {scenario} / hold req/s {ratio(tokened.rate, hold.rate)}, "
+                    f"server + db CPU {ratio(_cpu(tokened), _cpu(hold))}"
+                )
     one, two = (find(rows, configuration(w).name, HOLD) for w in (1, 2))
     if one and two:
         lines.append(f"hold: floor 2p / 1p req/s {ratio(two.rate, one.rate)}")
